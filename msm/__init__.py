@@ -1,0 +1,1 @@
+"""msm: the core of the workbench (mandate registry, target positions, snapshots, expansion)."""

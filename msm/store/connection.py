@@ -1,0 +1,153 @@
+"""The one module that owns DuckDB connections.
+
+Connection policy: the database file may be open at once in the app, a notebook and a script.
+DuckDB lets one process write a file, and a process that has it open read-write blocks every other
+process. So :class:`Store` never keeps a connection: each read or write opens the file, does its
+work and closes it. When another process holds the file, opening is retried with a short backoff
+for ``busy_timeout`` seconds, then :class:`~msm.errors.StoreBusyError` says who holds it.
+
+Every query goes through :meth:`Store.query` / :meth:`Store.execute` (or a connection from
+:meth:`Store.transaction`) with parameters; no user text is ever formatted into SQL.
+Identifiers (table and column names, which only ever come from code) go through :func:`quote_ident`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from msm.errors import StoreBusyError
+
+__all__ = ["DEFAULT_DB", "Store", "default_db_path", "quote_ident"]
+
+DEFAULT_DB = "data/msm.duckdb"
+_LOCK_MESSAGE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+
+def default_db_path() -> str:
+    """``$MSM_DB`` when set, else ``data/msm.duckdb``."""
+    return os.environ.get("MSM_DB") or DEFAULT_DB
+
+
+def quote_ident(name: str) -> str:
+    """Quote a SQL identifier (a table or column name that comes from code, never from a user)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Store:
+    """A DuckDB database file (or ``":memory:"``) and the policy for reaching it.
+
+    >>> store = Store(":memory:")
+    >>> store.query("SELECT 1 + ? AS answer", [41])
+    shape: (1, 1)
+    ┌────────┐
+    │ answer │
+    │ ---    │
+    │ i32    │
+    ╞════════╡
+    │ 42     │
+    └────────┘
+
+    ``":memory:"`` keeps one connection for the life of the object (there is no file to reopen).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 10.0) -> None:
+        self.path = str(path) if path is not None else default_db_path()
+        self.busy_timeout = busy_timeout
+        self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
+        if self._memory is not None:
+            _configure(self._memory)
+
+    def __repr__(self) -> str:
+        return f"Store({self.path!r})"
+
+    @property
+    def exists(self) -> bool:
+        return self._memory is not None or Path(self.path).exists()
+
+    # -- connections -------------------------------------------------------------------------
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; closed (and the file released) when the block ends."""
+        if self._memory is not None:
+            cursor = self._memory.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+            return
+        con = self._open_with_retry()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside ``BEGIN`` ... ``COMMIT``; any exception rolls everything back."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _open_with_retry(self) -> duckdb.DuckDBPyConnection:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(self.path)
+            except duckdb.IOException as exc:
+                if not _LOCK_MESSAGE.search(str(exc)):
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = _LOCK_HOLDER.search(str(exc))
+                    who = f"{holder['prog']} (PID {holder['pid']})" if holder else "another process"
+                    raise StoreBusyError(
+                        f"database file {self.path} is in use by {who}; waited {self.busy_timeout:g} s for it. "
+                        "Close the program that keeps it open (or let its write finish) and try again"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+                continue
+            _configure(con)
+            return con
+
+    # -- queries ----------------------------------------------------------------------------
+    def query(self, sql: str, params: Params = None) -> pl.DataFrame:
+        """Run one read query with parameters; the result as a polars frame (via Arrow)."""
+        with self.connect() as con:
+            return fetch(con, sql, params)
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        """Run one statement with parameters in its own transaction."""
+        with self.transaction() as con:
+            con.execute(sql, params)
+
+
+def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> pl.DataFrame:
+    """Run ``sql`` on ``con`` and return a polars frame (zero-copy from Arrow where possible)."""
+    relation = con.sql(sql, params=params)
+    if relation is None:
+        return pl.DataFrame()
+    return pl.from_arrow(relation.to_arrow_table())  # type: ignore[return-value]
+
+
+def _configure(con: duckdb.DuckDBPyConnection) -> None:
+    # TIMESTAMPTZ values come back in UTC whatever the machine's zone is.
+    con.execute("SET TimeZone = 'UTC'")

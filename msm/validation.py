@@ -1,0 +1,350 @@
+"""The one vectorized validation of target rows (ADR 0027), before the database is touched.
+
+The same rules are written once more, on purpose, as DuckDB constraints in
+``msm/store/sql/msm_0002_adr_0027_portfolio_aware_targets.sql`` so that no path can store a bad
+row. Here they run over a whole polars frame at once (any number of rows and snapshots) and
+report *every* bad row with its 1-based row number, field, value and rule.
+
+A target row names exactly one target: an asset (``asset_uid``, or the ``asset`` unique
+identifier in import files and the UI) or a portfolio (``portfolio_uid`` / ``portfolio``).
+``target_type`` and ``target_uid`` are derived; declared ones must match. Exactly one of the
+three exposures is given and it is finite; a portfolio row never uses ``single_asset_quantity``;
+``metadata_json`` is a JSON object or empty; a target appears once per snapshot.
+
+>>> import polars as pl
+>>> assets = pl.DataFrame({"uid": ["0b8e8a4c-6f43-4c43-9a52-3a3f8e1f0001"], "unique_identifier": ["BTC"]})
+>>> frame = target_rows_frame([{"asset": "BTC", "weight_notional_exposure": 0.6}])
+>>> validate_target_rows(frame, assets=assets, portfolios=empty_reference()).select("target_type", "target_uid", "weight_notional_exposure")
+shape: (1, 3)
+┌─────────────┬─────────────────────────────────┬──────────────────────────┐
+│ target_type ┆ target_uid                      ┆ weight_notional_exposure │
+│ ---         ┆ ---                             ┆ ---                      │
+│ str         ┆ str                             ┆ f64                      │
+╞═════════════╪═════════════════════════════════╪══════════════════════════╡
+│ asset       ┆ 0b8e8a4c-6f43-4c43-9a52-3a3f8e… ┆ 0.6                      │
+└─────────────┴─────────────────────────────────┴──────────────────────────┘
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from msm.errors import NO_VALUE, RowError, ValidationError
+from msm.models import EXPOSURE_COLUMNS, TargetPositionIn
+
+__all__ = [
+    "ROW",
+    "SET_KEY",
+    "STORAGE_COLUMNS",
+    "TARGET_INPUT_COLUMNS",
+    "check_columns",
+    "empty_reference",
+    "target_rows_frame",
+    "validate_target_rows",
+]
+
+#: Column holding each row's 1-based number as the user sees it (file row, list position).
+ROW = "__row"
+#: Column naming the snapshot a row belongs to (duplicates are looked for within it).
+SET_KEY = "__set"
+
+UUID_COLUMNS = ("asset_uid", "portfolio_uid", "target_uid")
+TARGET_INPUT_COLUMNS = (
+    "asset_uid",
+    "portfolio_uid",
+    "asset",
+    "portfolio",
+    "target_type",
+    "target_uid",
+    *EXPOSURE_COLUMNS,
+    "metadata_json",
+)
+STORAGE_COLUMNS = (
+    "time_index",
+    "position_set_uid",
+    "target_type",
+    "target_uid",
+    "asset_uid",
+    "portfolio_uid",
+    *EXPOSURE_COLUMNS,
+    "metadata_json",
+)
+_UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_UUID_HINT = "must be a UUID like 123e4567-e89b-42d3-a456-426614174000"
+_ASSET_IDENTIFIER = "target rows use `asset_uid` (or the `asset` column in an import file), not `asset_identifier`"
+
+
+def empty_reference() -> pl.DataFrame:
+    """An empty ``(uid, unique_identifier)`` reference frame."""
+    return pl.DataFrame(schema={"uid": pl.String, "unique_identifier": pl.String})
+
+
+def target_rows_frame(rows: pl.DataFrame | Iterable[Mapping[str, Any] | TargetPositionIn]) -> pl.DataFrame:
+    """Turn rows (a frame, dicts or :class:`TargetPositionIn`) into a frame of target input columns.
+
+    Values are kept as given (text stays text) so that :func:`validate_target_rows` can name a bad
+    value exactly; ``metadata_json`` dicts become JSON text. A ``asset_identifier`` key is refused.
+    """
+    if isinstance(rows, pl.DataFrame):
+        return rows
+    records: list[dict[str, Any]] = []
+    for i, row in enumerate(rows, start=1):
+        record = row.to_row() if isinstance(row, TargetPositionIn) else dict(row)
+        if "asset_identifier" in record:
+            raise ValidationError([RowError("target set", i, "asset_identifier", record["asset_identifier"], _ASSET_IDENTIFIER)])
+        meta = record.get("metadata_json")
+        if meta is not None and not isinstance(meta, str):
+            record["metadata_json"] = json.dumps(meta, default=str) if isinstance(meta, (dict, list)) else repr(meta)
+        for key in UUID_COLUMNS:
+            if record.get(key) is not None and not isinstance(record[key], str):
+                record[key] = str(record[key])
+        records.append(record)
+    if not records:
+        return pl.DataFrame()
+    columns = sorted({k for r in records for k in r}, key=lambda c: (c not in TARGET_INPUT_COLUMNS, c))
+    return pl.DataFrame([_column(c, [r.get(c) for r in records]) for c in columns])
+
+
+def _column(name: str, values: list[Any]) -> pl.Series:
+    """One column from Python values; mixed types are kept as text (never nulled or coerced)."""
+    try:
+        return pl.Series(name, values, strict=True)
+    except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+        return pl.Series(name, [None if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in values], dtype=pl.String)
+
+
+def check_columns(frame: pl.DataFrame, *, entity: str = "target set", extra: Sequence[str] = ()) -> None:
+    """Refuse unknown columns, ``asset_identifier``, and a frame with no target or exposure column."""
+    allowed = set(TARGET_INPUT_COLUMNS) | set(extra) | {ROW, SET_KEY}
+    errors: list[RowError] = []
+    for column in frame.columns:
+        if column == "asset_identifier":
+            errors.append(RowError(entity, None, column, NO_VALUE, _ASSET_IDENTIFIER))
+        elif column not in allowed:
+            errors.append(
+                RowError(entity, None, column, NO_VALUE, f"is not a known column; allowed: {', '.join(sorted(allowed - {ROW, SET_KEY}))}")
+            )
+    if not {"asset_uid", "portfolio_uid", "asset", "portfolio"} & set(frame.columns):
+        errors.append(RowError(entity, None, "asset_uid", NO_VALUE, "column is missing: give `asset_uid` or `portfolio_uid` (or `asset` / `portfolio` unique identifiers)"))
+    if not set(EXPOSURE_COLUMNS) & set(frame.columns):
+        errors.append(RowError(entity, None, "weight_notional_exposure", NO_VALUE, f"column is missing: give one of {', '.join(EXPOSURE_COLUMNS)}"))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _text(column: str) -> pl.Expr:
+    """A column as stripped text, empty text as null (CSV cells)."""
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.when(text.str.len_chars() > 0).then(text)
+
+
+def validate_target_rows(
+    frame: pl.DataFrame,
+    *,
+    assets: pl.DataFrame,
+    portfolios: pl.DataFrame,
+    entity: str = "target set",
+) -> pl.DataFrame:
+    """Validate target rows; return them in storage shape, or raise one :class:`ValidationError`.
+
+    ``frame`` holds target input columns, and optionally ``__row`` (1-based row numbers; default
+    1..n) and ``__set`` (the snapshot each row belongs to; default: one snapshot).
+    ``assets`` / ``portfolios`` are ``(uid, unique_identifier)`` frames of the existing entities
+    the rows may name (more is fine). The result has ``__row``, ``__set``, ``target_type``,
+    ``target_uid``, ``asset_uid``, ``portfolio_uid``, the three exposures (Float64) and
+    ``metadata_json`` (JSON text or null), plus any other columns of ``frame``.
+    """
+    check_columns(frame, entity=entity, extra=[c for c in frame.columns if c not in TARGET_INPUT_COLUMNS and c != "asset_identifier" and c.startswith("__")])
+    if frame.height == 0:
+        raise ValidationError([RowError(entity, None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
+    if ROW not in frame.columns:
+        frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    if SET_KEY not in frame.columns:
+        frame = frame.with_columns(pl.lit("").alias(SET_KEY))
+    missing = [c for c in TARGET_INPUT_COLUMNS if c not in frame.columns]
+    frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
+
+    checks: list[tuple[pl.Expr, str, pl.Expr, pl.Expr]] = []  # (is bad, field, shown value, rule)
+
+    def bad(mask: pl.Expr, field: str, rule: str | pl.Expr, value: pl.Expr | None = None) -> None:
+        shown = (value if value is not None else pl.col(field)).cast(pl.String)
+        checks.append((mask.fill_null(False), field, shown, rule if isinstance(rule, pl.Expr) else pl.lit(rule)))
+
+    # -- exposures: numbers, exactly one, finite -----------------------------------------------
+    exposure_errors: list[RowError] = []
+    for column in EXPOSURE_COLUMNS:
+        dtype = frame.schema[column]
+        if dtype == pl.String:
+            frame = frame.with_columns(_text(column).alias(column))
+            bad(pl.col(f"__raw_{column}").is_not_null() & pl.col(column).is_null(), column, "must be a number", value=pl.col(f"__raw_{column}"))
+            frame = frame.with_columns(pl.col(column).alias(f"__raw_{column}"), pl.col(column).cast(pl.Float64, strict=False))
+        elif dtype.is_numeric():
+            frame = frame.with_columns(pl.col(column).cast(pl.Float64).alias(f"__raw_{column}"), pl.col(column).cast(pl.Float64))
+        elif dtype == pl.Null:
+            frame = frame.with_columns(pl.col(column).cast(pl.Float64), pl.lit(None, pl.String).alias(f"__raw_{column}"))
+        else:
+            exposure_errors.append(RowError(entity, None, column, NO_VALUE, f"must hold numbers, got a {dtype} column"))
+            frame = frame.with_columns(pl.lit(None, pl.Float64).alias(column), pl.lit(None, pl.String).alias(f"__raw_{column}"))
+    if exposure_errors:
+        raise ValidationError(exposure_errors)
+    given = pl.sum_horizontal(pl.col(f"__raw_{c}").is_not_null().cast(pl.Int32) for c in EXPOSURE_COLUMNS)
+    listing = pl.concat_str(
+        [pl.when(pl.col(f"__raw_{c}").is_not_null()).then(pl.lit(f"{c}=") + pl.col(f"__raw_{c}").cast(pl.String)) for c in EXPOSURE_COLUMNS],
+        separator=", ",
+        ignore_nulls=True,
+    )
+    bad(
+        given != 1,
+        "exposure",
+        pl.when(given == 0)
+        .then(pl.lit(f"exactly one of {', '.join(EXPOSURE_COLUMNS)} must be set, none was"))
+        .otherwise(pl.lit(f"exactly one of {', '.join(EXPOSURE_COLUMNS)} must be set, got ") + given.cast(pl.String) + pl.lit(": ") + listing),
+        value=pl.lit(None, pl.String),
+    )
+    for column in EXPOSURE_COLUMNS:
+        value = pl.col(column)
+        bad(value.is_nan() | value.is_infinite(), column, "must be finite (NaN and infinity are refused)")
+
+    # -- UUIDs are well formed ------------------------------------------------------------------
+    for column in UUID_COLUMNS:
+        frame = frame.with_columns(_text(column).str.to_lowercase().alias(column))
+        bad(pl.col(column).is_not_null() & ~pl.col(column).str.contains(_UUID_RE), column, _UUID_HINT)
+    for column in ("asset", "portfolio"):
+        frame = frame.with_columns(_text(column).alias(column))
+
+    # -- resolve unique identifiers, check that named targets exist ----------------------------
+    for kind, ref in (("asset", assets), ("portfolio", portfolios)):
+        ref = ref.select(pl.col("uid").cast(pl.String).str.to_lowercase(), pl.col("unique_identifier").cast(pl.String))
+        frame = frame.join(
+            ref.rename({"uid": f"__{kind}_resolved", "unique_identifier": kind}), on=kind, how="left", nulls_equal=False
+        ).join(
+            ref.rename({"uid": f"{kind}_uid", "unique_identifier": f"__{kind}_identifier"}),
+            on=f"{kind}_uid",
+            how="left",
+        )
+        ident, uid, resolved = pl.col(kind), pl.col(f"{kind}_uid"), pl.col(f"__{kind}_resolved")
+        well_formed = uid.str.contains(_UUID_RE)
+        bad(ident.is_not_null() & resolved.is_null(), kind, f"no {kind} has this unique_identifier; add it first (msm {kind}s add ID)")
+        bad(well_formed & pl.col(f"__{kind}_identifier").is_null(), f"{kind}_uid", f"no {kind} has this uid")
+        bad(
+            ident.is_not_null() & resolved.is_not_null() & uid.is_not_null() & (uid != resolved),
+            f"{kind}_uid",
+            pl.lit(f"names a different {kind} than `{kind}` = '") + ident + pl.lit("' (") + resolved + pl.lit("); give one or make them agree"),
+        )
+        frame = frame.with_columns(
+            pl.coalesce(uid, resolved).alias(f"__{kind}_target"),
+            pl.coalesce(pl.col(f"__{kind}_identifier"), ident).alias(f"__{kind}_name"),
+        )
+
+    has_asset, has_portfolio = pl.col("__asset_target").is_not_null(), pl.col("__portfolio_target").is_not_null()
+    named_asset = pl.col("asset_uid").is_not_null() | pl.col("asset").is_not_null()
+    named_portfolio = pl.col("portfolio_uid").is_not_null() | pl.col("portfolio").is_not_null()
+    bad(
+        has_asset & has_portfolio,
+        "asset_uid",
+        pl.lit("exactly one of `asset_uid` / `portfolio_uid` must be set, got both (portfolio_uid=") + pl.col("__portfolio_target") + pl.lit(")"),
+        value=pl.col("__asset_target"),
+    )
+    bad(
+        ~named_asset & ~named_portfolio,
+        "asset_uid",
+        "exactly one of `asset_uid` / `portfolio_uid` must be set (or `asset` / `portfolio` in an import file), got neither",
+        value=pl.lit(None, pl.String),
+    )
+    derived_type = pl.when(has_asset & ~has_portfolio).then(pl.lit("asset")).when(has_portfolio & ~has_asset).then(pl.lit("portfolio"))
+    derived_uid = pl.when(derived_type == "asset").then(pl.col("__asset_target")).when(derived_type == "portfolio").then(pl.col("__portfolio_target"))
+    frame = frame.with_columns(_text("target_type").alias("target_type"), derived_type.alias("__type"), derived_uid.alias("__uid"))
+    declared = pl.col("target_type")
+    bad(declared.is_not_null() & ~declared.is_in(["asset", "portfolio"]), "target_type", "must be 'asset' or 'portfolio'")
+    bad(
+        declared.is_in(["asset", "portfolio"]) & pl.col("__type").is_not_null() & (declared != pl.col("__type")),
+        "target_type",
+        pl.lit("does not match the target given (") + pl.col("__type") + pl.lit(")"),
+    )
+    bad(
+        pl.col("target_uid").str.contains(_UUID_RE) & pl.col("__uid").is_not_null() & (pl.col("target_uid") != pl.col("__uid")),
+        "target_uid",
+        pl.lit("must equal ") + pl.col("__type") + pl.lit("_uid ") + pl.col("__uid"),
+    )
+    bad(
+        (pl.col("__type") == "portfolio") & pl.col("single_asset_quantity").is_not_null(),
+        "single_asset_quantity",
+        "a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure",
+    )
+
+    # -- metadata_json is a JSON object or empty ------------------------------------------------
+    frame = _normalize_metadata(frame, bad)
+
+    # -- a target appears once per snapshot ----------------------------------------------------
+    name = pl.coalesce(pl.when(pl.col("__type") == "asset").then(pl.col("__asset_name")).otherwise(pl.col("__portfolio_name")), pl.col("__uid"))
+    frame = frame.sort(ROW)
+    first = pl.col(ROW).min().over(SET_KEY, "__type", "__uid")
+    bad(
+        pl.col("__uid").is_not_null() & (pl.col(ROW) > first),
+        "target_uid",
+        pl.lit("duplicate target '") + name + pl.lit("' (") + pl.col("__type") + pl.lit(") in one snapshot; first given at row ") + first.cast(pl.String),
+        value=pl.col("__uid"),
+    )
+
+    _raise_collected(frame, checks, entity)
+    keep = [c for c in frame.columns if not c.startswith("__") and c not in TARGET_INPUT_COLUMNS]
+    return frame.select(
+        ROW,
+        SET_KEY,
+        *keep,
+        pl.col("__type").alias("target_type"),
+        pl.col("__uid").alias("target_uid"),
+        pl.when(pl.col("__type") == "asset").then(pl.col("__uid")).alias("asset_uid"),
+        pl.when(pl.col("__type") == "portfolio").then(pl.col("__uid")).alias("portfolio_uid"),
+        *[pl.col(c) for c in EXPOSURE_COLUMNS],
+        pl.col("metadata_json"),
+        pl.coalesce(pl.col("__asset_name"), pl.col("__portfolio_name")).alias("unique_identifier"),
+    )
+
+
+def _normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
+    dtype = frame.schema["metadata_json"]
+    if isinstance(dtype, pl.Struct):
+        frame = frame.with_columns(pl.col("metadata_json").struct.json_encode())
+    elif dtype == pl.Null:
+        return frame.with_columns(pl.col("metadata_json").cast(pl.String))
+    elif dtype != pl.String:
+        frame = frame.with_columns(pl.col("metadata_json").cast(pl.String, strict=False))
+    frame = frame.with_columns(_text("metadata_json").alias("metadata_json"))
+    # JSON parsing, vectorized, by DuckDB's JSON functions over the Arrow column (no file touched).
+    meta = frame.select("metadata_json")
+    kinds = duckdb.connect(":memory:").sql(
+        "SELECT CASE WHEN metadata_json IS NULL THEN NULL WHEN json_valid(metadata_json) THEN json_type(metadata_json) ELSE 'INVALID' END AS k FROM meta"
+    ).to_arrow_table()
+    frame = frame.with_columns(pl.Series("__meta_kind", pl.from_arrow(kinds).to_series(), dtype=pl.String))
+    kind = pl.col("__meta_kind")
+    bad(kind == "INVALID", "metadata_json", "is not valid JSON; give a JSON object such as {\"portfolio_role\": \"satellite_sleeve\"}")
+    bad(
+        kind.is_not_null() & (kind != "INVALID") & (kind != "OBJECT"),
+        "metadata_json",
+        pl.lit("must be a JSON object (or empty), got a JSON ") + kind.str.to_lowercase(),
+    )
+    return frame
+
+
+def _raise_collected(frame: pl.DataFrame, checks: list[tuple[pl.Expr, str, pl.Expr, pl.Expr]], entity: str) -> None:
+    # Masks, values and rules are evaluated on the whole frame before filtering, so window
+    # expressions (the first row of a duplicate) see every row.
+    found = pl.concat(
+        [
+            frame.lazy()
+            .select(pl.col(ROW).alias("row"), mask.alias("__bad"), pl.lit(field).alias("field"), value.alias("value"), rule.cast(pl.String).alias("rule"))
+            .filter("__bad")
+            .drop("__bad")
+            for mask, field, value, rule in checks
+        ]
+    ).collect()
+    if found.height:
+        raise ValidationError(
+            [RowError(entity, r["row"], r["field"], NO_VALUE if r["value"] is None else r["value"], r["rule"]) for r in found.iter_rows(named=True)]
+        )
