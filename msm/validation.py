@@ -27,7 +27,6 @@ shape: (1, 3)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ import duckdb
 import polars as pl
 
 from msm.errors import NO_VALUE, RowError, ValidationError
+from msm.io import frame_from_records
 from msm.models import EXPOSURE_COLUMNS, TargetPositionIn
 
 __all__ = [
@@ -97,25 +97,8 @@ def target_rows_frame(rows: pl.DataFrame | Iterable[Mapping[str, Any] | TargetPo
         record = row.to_row() if isinstance(row, TargetPositionIn) else dict(row)
         if "asset_identifier" in record:
             raise ValidationError([RowError("target set", i, "asset_identifier", record["asset_identifier"], _ASSET_IDENTIFIER)])
-        meta = record.get("metadata_json")
-        if meta is not None and not isinstance(meta, str):
-            record["metadata_json"] = json.dumps(meta, default=str) if isinstance(meta, (dict, list)) else repr(meta)
-        for key in UUID_COLUMNS:
-            if record.get(key) is not None and not isinstance(record[key], str):
-                record[key] = str(record[key])
-        records.append(record)
-    if not records:
-        return pl.DataFrame()
-    columns = sorted({k for r in records for k in r}, key=lambda c: (c not in TARGET_INPUT_COLUMNS, c))
-    return pl.DataFrame([_column(c, [r.get(c) for r in records]) for c in columns])
-
-
-def _column(name: str, values: list[Any]) -> pl.Series:
-    """One column from Python values; mixed types are kept as text (never nulled or coerced)."""
-    try:
-        return pl.Series(name, values, strict=True)
-    except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-        return pl.Series(name, [None if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in values], dtype=pl.String)
+        records.append({k: (str(v) if k in UUID_COLUMNS and v is not None else v) for k, v in record.items()})
+    return frame_from_records(records)
 
 
 def check_columns(frame: pl.DataFrame, *, entity: str = "target set", extra: Sequence[str] = ()) -> None:

@@ -1,0 +1,74 @@
+"""Reading import files: CSV, JSON (a list of objects) and Parquet, into polars frames.
+
+Nothing is coerced on the way in: CSV cells are read as text (the validation that follows names
+any cell that is not a number, a UUID or a time), JSON values keep their JSON types, nested
+objects (``metadata_json``) stay JSON text. A file with no rows is refused here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from msm.errors import NO_VALUE, RowError, ValidationError
+
+__all__ = ["FILE_FORMATS", "frame_from_records", "read_table_file"]
+
+FILE_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def read_table_file(path: str | Path, *, entity: str = "import file") -> pl.DataFrame:
+    """Read a CSV / JSON / Parquet file (chosen by its extension) into a frame."""
+    path = Path(path)
+    kind = FILE_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ValidationError.single(entity, "file", str(path), f"has an unknown extension; use one of {', '.join(sorted(FILE_FORMATS))}")
+    if not path.is_file():
+        raise ValidationError.single(entity, "file", str(path), "does not exist")
+    try:
+        if kind == "csv":
+            frame = pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=False)
+        elif kind == "parquet":
+            frame = pl.read_parquet(path)
+        else:
+            frame = _read_json(path, entity)
+    except ValidationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear message
+        raise ValidationError.single(entity, "file", str(path), f"could not be read as {kind.upper()}: {str(exc).splitlines()[0]}") from None
+    if frame.height == 0:
+        raise ValidationError([RowError(entity, None, "rows", NO_VALUE, f"{path.name} has no rows")])
+    return frame
+
+
+def _read_json(path: Path, entity: str) -> pl.DataFrame:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValidationError.single(entity, "file", str(path), f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ValidationError.single(entity, "file", str(path), "must hold a JSON list of objects, one per row")
+    return frame_from_records(data)
+
+
+def frame_from_records(records: list[dict[str, Any]]) -> pl.DataFrame:
+    """A frame from Python records, one column per key seen (missing keys are null).
+
+    Nested dicts and lists become JSON text. A column whose values do not share one type is kept
+    as text (``0.5`` and ``"abc"`` become ``"0.5"`` and ``"abc"``), so no value is nulled or coerced.
+    """
+    if not records:
+        return pl.DataFrame()
+    keys = list(dict.fromkeys(key for record in records for key in record))
+    series = []
+    for key in keys:
+        values = [record.get(key) for record in records]
+        values = [json.dumps(v, default=str) if isinstance(v, (dict, list)) else v for v in values]
+        try:
+            series.append(pl.Series(key, values, strict=True))
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            series.append(pl.Series(key, [None if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in values], dtype=pl.String))
+    return pl.DataFrame(series)

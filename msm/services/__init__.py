@@ -1,0 +1,1 @@
+"""Services: the one place surfaces call to read and write the store."""
