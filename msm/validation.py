@@ -103,15 +103,13 @@ def target_rows_frame(rows: pl.DataFrame | Iterable[Mapping[str, Any] | TargetPo
 
 def check_columns(frame: pl.DataFrame, *, entity: str = "target set", extra: Sequence[str] = ()) -> None:
     """Refuse unknown columns, ``asset_identifier``, and a frame with no target or exposure column."""
-    allowed = set(TARGET_INPUT_COLUMNS) | set(extra) | {ROW, SET_KEY}
+    allowed = set(TARGET_INPUT_COLUMNS) | set(extra)
     errors: list[RowError] = []
     for column in frame.columns:
         if column == "asset_identifier":
             errors.append(RowError(entity, None, column, NO_VALUE, _ASSET_IDENTIFIER))
-        elif column not in allowed:
-            errors.append(
-                RowError(entity, None, column, NO_VALUE, f"is not a known column; allowed: {', '.join(sorted(allowed - {ROW, SET_KEY}))}")
-            )
+        elif column not in allowed and not column.startswith("__"):  # __columns are the services' own
+            errors.append(RowError(entity, None, column, NO_VALUE, f"is not a known column; allowed: {', '.join(sorted(allowed))}"))
     if not {"asset_uid", "portfolio_uid", "asset", "portfolio"} & set(frame.columns):
         errors.append(RowError(entity, None, "asset_uid", NO_VALUE, "column is missing: give `asset_uid` or `portfolio_uid` (or `asset` / `portfolio` unique identifiers)"))
     if not set(EXPOSURE_COLUMNS) & set(frame.columns):
@@ -132,6 +130,7 @@ def validate_target_rows(
     assets: pl.DataFrame,
     portfolios: pl.DataFrame,
     entity: str = "target set",
+    passthrough: Sequence[str] = (),
 ) -> pl.DataFrame:
     """Validate target rows; return them in storage shape, or raise one :class:`ValidationError`.
 
@@ -139,10 +138,12 @@ def validate_target_rows(
     1..n) and ``__set`` (the snapshot each row belongs to; default: one snapshot).
     ``assets`` / ``portfolios`` are ``(uid, unique_identifier)`` frames of the existing entities
     the rows may name (more is fine). The result has ``__row``, ``__set``, ``target_type``,
-    ``target_uid``, ``asset_uid``, ``portfolio_uid``, the three exposures (Float64) and
-    ``metadata_json`` (JSON text or null), plus any other columns of ``frame``.
+    ``target_uid``, ``asset_uid``, ``portfolio_uid``, the three exposures (Float64),
+    ``metadata_json`` (JSON text or null) and ``unique_identifier``, plus the ``passthrough``
+    columns (which the caller has checked) and any ``__`` columns of ``frame``.
     """
-    check_columns(frame, entity=entity, extra=[c for c in frame.columns if c not in TARGET_INPUT_COLUMNS and c != "asset_identifier" and c.startswith("__")])
+    check_columns(frame, entity=entity, extra=passthrough)
+    carried = [c for c in frame.columns if (c.startswith("__") and c not in (ROW, SET_KEY)) or c in passthrough]
     if frame.height == 0:
         raise ValidationError([RowError(entity, None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
     if ROW not in frame.columns:
@@ -275,11 +276,10 @@ def validate_target_rows(
     )
 
     _raise_collected(frame, checks, entity)
-    keep = [c for c in frame.columns if not c.startswith("__") and c not in TARGET_INPUT_COLUMNS]
     return frame.select(
         ROW,
         SET_KEY,
-        *keep,
+        *carried,
         pl.col("__type").alias("target_type"),
         pl.col("__uid").alias("target_uid"),
         pl.when(pl.col("__type") == "asset").then(pl.col("__uid")).alias("asset_uid"),

@@ -216,7 +216,7 @@ def _references(con: duckdb.DuckDBPyConnection, table: str, uid: str) -> dict[st
     ).fetchall()
     counts = {}
     for child, column in fks:
-        (n,) = con.execute(f"SELECT count(*) FROM {quote_ident(child)} WHERE {quote_ident(column)} = ?", [uid]).fetchone()  # type: ignore[misc]
+        ((n,),) = con.execute(f"SELECT count(*) FROM {quote_ident(child)} WHERE {quote_ident(column)} = ?", [uid]).fetchall()
         if n:
             counts[f"{child}.{column}"] = int(n)
     return counts

@@ -94,10 +94,10 @@ def schema_versions(store: Store) -> dict[str, int]:
 
 
 def _versions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    exists = con.execute(
+    ((exists,),) = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' AND table_schema = 'main'"
-    ).fetchone()
-    if not exists or not exists[0]:
+    ).fetchall()
+    if not exists:
         return {}
     rows = con.execute("SELECT namespace, max(version) FROM schema_migrations GROUP BY namespace").fetchall()
     return {ns: int(v) for ns, v in rows}

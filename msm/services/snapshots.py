@@ -1,0 +1,530 @@
+"""Target snapshots: write (one or many at once), read (latest / exact / as-of), history, diff.
+
+One write path serves the app, the command line and notebooks: :func:`save_snapshots` takes any
+number of snapshots as one frame, validates the whole frame (:mod:`msm.validation`) before the
+database is touched, then writes every position set and all their rows in one transaction. A
+snapshot lands whole or not at all. :func:`save_snapshot` is the one-snapshot form of the same path.
+
+Rows name targets by UUID (``asset_uid`` / ``portfolio_uid``) or by unique identifier (``asset`` /
+``portfolio``). Weight sums are never forced to 1: reads report the sum and the residual.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from msm.errors import NO_VALUE, NotFoundError, RowError, SnapshotExistsError, ValidationError
+from msm.models import EXPOSURE_COLUMNS, TargetPositionIn, metadata_object
+from msm.services.registry import get_account, get_allocation, reference_frame
+from msm.store.connection import Store, fetch
+from msm.timeutil import ensure_utc_column, format_utc, parse_utc
+from msm.validation import ROW, SET_KEY, target_rows_frame, validate_target_rows
+
+__all__ = [
+    "SNAPSHOT_KEY_COLUMNS",
+    "Snapshot",
+    "SnapshotDiff",
+    "diff_snapshots",
+    "read_snapshot",
+    "read_target_rows",
+    "save_snapshot",
+    "save_snapshots",
+    "snapshot_history",
+]
+
+#: Columns of a bulk frame that say which snapshot a row belongs to.
+SNAPSHOT_KEY_COLUMNS = ("account", "allocation", "position_set_time")
+
+POSITION_COLUMNS = (
+    "target_type",
+    "target_uid",
+    "asset_uid",
+    "portfolio_uid",
+    "unique_identifier",
+    "display_label",
+    *EXPOSURE_COLUMNS,
+    "metadata_json",
+)
+
+
+# -- results -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Snapshot:
+    """One position set of an account with its target rows (``positions``), or an empty one."""
+
+    account: dict[str, Any]
+    position_set_uid: str | None
+    position_set_time: datetime | None
+    account_target_allocation_uid: str | None
+    positions: pl.DataFrame
+    allocation: str | None = None
+    source: str | None = None
+    metadata_json: dict[str, Any] | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.position_set_uid is None
+
+    @property
+    def weight_sum(self) -> float:
+        """Sum of ``weight_notional_exposure`` over the rows (0.0 for an empty snapshot)."""
+        return float(self.positions["weight_notional_exposure"].sum()) if self.positions.height else 0.0
+
+    @property
+    def residual(self) -> float:
+        """``1 - weight_sum``: the unallocated part of the mandate (never hidden, never renormalized)."""
+        return 1.0 - self.weight_sum
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``targets show --format json`` document (design section 5)."""
+        return {
+            "account": {"uid": self.account["uid"], "unique_identifier": self.account["unique_identifier"]},
+            "position_set_uid": self.position_set_uid,
+            "position_set_time": format_utc(self.position_set_time),
+            "account_target_allocation_uid": self.account_target_allocation_uid,
+            "positions": [
+                {**row, "metadata_json": json.loads(row["metadata_json"]) if row["metadata_json"] is not None else None}
+                for row in self.positions.select(POSITION_COLUMNS).iter_rows(named=True)
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class SnapshotDiff:
+    """Row-by-row differences between two snapshots of one account (keyed by target)."""
+
+    before: Snapshot
+    after: Snapshot
+    added: pl.DataFrame
+    removed: pl.DataFrame
+    changed: pl.DataFrame
+    unchanged: int = field(default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        def side(s: Snapshot) -> dict[str, Any]:
+            return {"position_set_uid": s.position_set_uid, "position_set_time": format_utc(s.position_set_time),
+                    "account_target_allocation_uid": s.account_target_allocation_uid}
+
+        def rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+            return [{k: (json.loads(v) if k.startswith("metadata_json") and v is not None else v) for k, v in r.items()} for r in frame.iter_rows(named=True)]
+
+        return {"account": {"uid": self.before.account["uid"], "unique_identifier": self.before.account["unique_identifier"]},
+                "from": side(self.before), "to": side(self.after),
+                "added": rows(self.added), "removed": rows(self.removed), "changed": rows(self.changed), "unchanged": self.unchanged}
+
+
+# -- write -------------------------------------------------------------------------------------------
+def save_snapshot(
+    store: Store,
+    account: str | uuid.UUID,
+    at: datetime | str,
+    rows: pl.DataFrame | Iterable[Mapping[str, Any] | TargetPositionIn],
+    *,
+    allocation: str | uuid.UUID | None = None,
+    overwrite: bool = False,
+    source: str | None = None,
+    metadata_json: dict[str, Any] | None = None,
+) -> Snapshot:
+    """Save one snapshot of ``account`` at the aware time ``at``; return it as read back.
+
+    ``allocation`` (unique identifier or uid) chooses the target allocation; without it the
+    account's single active allocation is used. An existing snapshot at that time is refused
+    (:class:`SnapshotExistsError`) unless ``overwrite``, which replaces the whole set.
+    """
+    when = parse_utc(at, field="position_set_time", entity="snapshot")
+    acct = get_account(store, account)
+    alloc = _choose_allocation(store, acct, allocation)
+    frame = target_rows_frame(rows)
+    if frame.height == 0:
+        raise ValidationError([RowError("target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
+    frame = frame.with_columns(pl.lit(alloc["uid"]).alias("__allocation_uid"), pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"))
+    _write(store, frame, overwrite=overwrite, source=source, metadata_json=metadata_object(metadata_json))
+    return read_snapshot(store, acct["uid"], at=when, allocation=alloc["uid"])
+
+
+def save_snapshots(
+    store: Store,
+    rows: pl.DataFrame,
+    *,
+    overwrite: bool = False,
+    source: str | None = None,
+) -> pl.DataFrame:
+    """Save many snapshots at once: one validation of the whole frame, one transaction.
+
+    ``rows`` has target columns plus ``account`` (unique identifier or uid), optionally
+    ``allocation`` (unique identifier or uid), and ``position_set_time`` (aware). Returns one
+    row per position set written: ``position_set_uid``, ``account_target_allocation_uid``,
+    ``position_set_time``, ``rows``, ``replaced``.
+    """
+    if rows.height == 0:
+        raise ValidationError([RowError("target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
+    missing = [c for c in ("account", "position_set_time") if c not in rows.columns]
+    if missing:
+        raise ValidationError([RowError("target set", None, c, NO_VALUE, "column is missing: bulk rows need `account` and `position_set_time`") for c in missing])
+    frame = rows.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    frame = ensure_utc_column(frame, "position_set_time", entity="target set", row_column=ROW)
+    frame = _resolve_allocations(store, frame)
+    return _write(store, frame.drop("account", "allocation", strict=False), overwrite=overwrite, source=source, metadata_json=None)
+
+
+def _choose_allocation(store: Store, account: dict[str, Any], allocation: str | uuid.UUID | None) -> dict[str, Any]:
+    if allocation is not None:
+        alloc = get_allocation(store, allocation)
+        if alloc["account_uid"] != account["uid"]:
+            raise ValidationError.single("snapshot", "allocation", str(allocation), f"belongs to another account, not {account['unique_identifier']!r}")
+        if not alloc["is_active"]:
+            raise ValidationError.single("snapshot", "allocation", str(allocation), "is inactive; reactivate it or choose an active one")
+        return alloc
+    active = store.query(
+        "SELECT uid::VARCHAR AS uid, unique_identifier FROM account_target_allocation WHERE account_uid = ? AND is_active ORDER BY unique_identifier",
+        [account["uid"]],
+    )
+    return get_allocation(store, _single_active(account["unique_identifier"], active["unique_identifier"].to_list(), row=None)[0])
+
+
+def _single_active(account: str, active: list[str], row: int | None) -> tuple[str, None] | tuple[None, RowError]:
+    if len(active) == 1:
+        return active[0], None
+    if not active:
+        rule = f"has no active target allocation; create one with `msm allocations add ID --account {account} --model MODEL`"
+    else:
+        rule = f"has {len(active)} active target allocations ({', '.join(active)}); choose one with `allocation` (--allocation)"
+    error = RowError("account", row, "account", account, rule)
+    if row is None:
+        raise ValidationError([error])
+    return None, error
+
+
+def _resolve_allocations(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
+    """Add ``__allocation_uid`` to every row from its ``account`` / ``allocation`` (vectorized)."""
+    if "allocation" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("allocation"))
+    keys = frame.group_by("account", "allocation").agg(pl.col(ROW).min().alias("first_row"))
+    with store.connect() as con:
+        con.register("__keys", keys.select(pl.col("account").cast(pl.String), pl.col("allocation").cast(pl.String)).to_arrow())
+        found = fetch(
+            con,
+            """
+            SELECT k.account, k.allocation, a.unique_identifier AS account_identifier, a.uid::VARCHAR AS account_uid,
+                   list(al.uid::VARCHAR ORDER BY al.unique_identifier) FILTER (WHERE al.is_active) AS active_uids,
+                   list(al.unique_identifier ORDER BY al.unique_identifier) FILTER (WHERE al.is_active) AS active_names,
+                   any_value(c.uid::VARCHAR) AS chosen_uid, any_value(c.is_active) AS chosen_active,
+                   any_value(c.account_uid::VARCHAR) AS chosen_account
+            FROM __keys AS k
+            LEFT JOIN account AS a ON a.unique_identifier = k.account OR a.uid = TRY_CAST(k.account AS UUID)
+            LEFT JOIN account_target_allocation AS al ON al.account_uid = a.uid
+            LEFT JOIN account_target_allocation AS c
+                   ON k.allocation IS NOT NULL AND (c.unique_identifier = k.allocation OR c.uid = TRY_CAST(k.allocation AS UUID))
+            GROUP BY ALL
+            """,
+        )
+    keys = keys.join(found, on=["account", "allocation"], how="left", nulls_equal=True)
+    errors: list[RowError] = []
+    resolved: dict[tuple[Any, Any], str] = {}
+    for key in keys.iter_rows(named=True):  # one iteration per distinct (account, allocation), not per row
+        row, account = key["first_row"], key["account"]
+        if key["account_uid"] is None:
+            errors.append(RowError("target set", row, "account", account, "no account has this unique_identifier or uid; create it with `msm accounts add ID --name N`"))
+        elif key["allocation"] is not None:
+            if key["chosen_uid"] is None:
+                errors.append(RowError("target set", row, "allocation", key["allocation"], "no target allocation has this unique_identifier or uid"))
+            elif key["chosen_account"] != key["account_uid"]:
+                errors.append(RowError("target set", row, "allocation", key["allocation"], f"belongs to another account, not {key['account_identifier']!r}"))
+            elif not key["chosen_active"]:
+                errors.append(RowError("target set", row, "allocation", key["allocation"], "is inactive; reactivate it or choose an active one"))
+            else:
+                resolved[(account, key["allocation"])] = key["chosen_uid"]
+        else:
+            names = key["active_names"] or []
+            _, error = _single_active(key["account_identifier"], names, row) if len(names) != 1 else (None, None)
+            if error:
+                errors.append(error)
+            else:
+                resolved[(account, None)] = key["active_uids"][0]
+    if errors:
+        raise ValidationError(errors)
+    mapping = pl.DataFrame(
+        {"account": [k[0] for k in resolved], "allocation": [k[1] for k in resolved], "__allocation_uid": list(resolved.values())},
+        schema={"account": frame.schema["account"], "allocation": pl.String, "__allocation_uid": pl.String},
+    )
+    return frame.with_columns(pl.col("allocation").cast(pl.String)).join(mapping, on=["account", "allocation"], how="left", nulls_equal=True)
+
+
+def _write(store: Store, frame: pl.DataFrame, *, overwrite: bool, source: str | None, metadata_json: dict[str, Any] | None) -> pl.DataFrame:
+    """Validate ``frame`` (target columns + ``__allocation_uid`` + ``position_set_time``) and write it."""
+    frame = frame.with_columns(
+        (pl.col("__allocation_uid") + pl.lit("|") + pl.col("position_set_time").dt.epoch("us").cast(pl.String)).alias(SET_KEY)
+    )
+    assets = reference_frame(store, "asset", uids=_col(frame, "asset_uid"), identifiers=_col(frame, "asset"))
+    portfolios = reference_frame(store, "portfolio", uids=_col(frame, "portfolio_uid"), identifiers=_col(frame, "portfolio"))
+    valid = validate_target_rows(frame, assets=assets, portfolios=portfolios, passthrough=("position_set_time",))
+    sets = valid.group_by("__allocation_uid", "position_set_time").agg(pl.len().alias("rows"), pl.col(ROW).min().alias("first_row"))
+    meta = json.dumps(metadata_json) if metadata_json is not None else None
+    with store.transaction() as con:
+        con.register("__sets", sets.to_arrow())
+        existing = fetch(
+            con,
+            """
+            SELECT s.__allocation_uid, s.position_set_time, p.uid::VARCHAR AS position_set_uid,
+                   al.unique_identifier AS allocation, a.unique_identifier AS account
+            FROM __sets AS s
+            JOIN position_set AS p ON p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time
+            JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
+            JOIN account AS a ON a.uid = al.account_uid
+            ORDER BY a.unique_identifier, s.position_set_time
+            """,
+        )
+        if existing.height and not overwrite:
+            listed = "; ".join(f"account {r['account']!r} (allocation {r['allocation']!r}) at {format_utc(r['position_set_time'])}" for r in existing.head(10).iter_rows(named=True))
+            more = f" and {existing.height - 10} more" if existing.height > 10 else ""
+            raise SnapshotExistsError(f"snapshot exists: {listed}{more}; pass overwrite (--overwrite) to replace the whole set")
+        if existing.height:
+            con.register("__existing", existing.select("position_set_uid").to_arrow())
+            con.execute("DELETE FROM target_positions WHERE position_set_uid IN (SELECT position_set_uid::UUID FROM __existing)")
+            con.execute(
+                "UPDATE position_set SET source = ?, metadata_json = ? WHERE uid IN (SELECT position_set_uid::UUID FROM __existing)",
+                [source, meta],
+            )
+        created = fetch(
+            con,
+            """
+            INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, source, metadata_json)
+            SELECT gen_random_uuid(), s.__allocation_uid::UUID, s.position_set_time, ?, ?::JSON
+            FROM __sets AS s
+            WHERE NOT EXISTS (SELECT 1 FROM position_set AS p
+                              WHERE p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time)
+            RETURNING uid::VARCHAR AS position_set_uid, account_target_allocation_uid::VARCHAR AS __allocation_uid, position_set_time
+            """,
+            [source, meta],
+        )
+        set_uids = pl.concat(
+            [created.with_columns(pl.lit(False).alias("replaced")),
+             existing.select("__allocation_uid", "position_set_time", "position_set_uid").with_columns(pl.lit(True).alias("replaced"))],
+            how="diagonal_relaxed",
+        ).with_columns(pl.col("position_set_time").dt.cast_time_unit("us").dt.convert_time_zone("UTC"))
+        target_rows = valid.join(set_uids, on=["__allocation_uid", "position_set_time"], how="left").select(
+            pl.col("position_set_time").alias("time_index"),
+            "position_set_uid",
+            "target_type",
+            "target_uid",
+            "asset_uid",
+            "portfolio_uid",
+            *EXPOSURE_COLUMNS,
+            "metadata_json",
+        )
+        con.register("__rows", target_rows.to_arrow())
+        con.execute(
+            """
+            INSERT INTO target_positions
+            SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, asset_uid::UUID, portfolio_uid::UUID,
+                   weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json::JSON
+            FROM __rows
+            """
+        )
+    return set_uids.join(sets, on=["__allocation_uid", "position_set_time"]).select(
+        "position_set_uid", pl.col("__allocation_uid").alias("account_target_allocation_uid"), "position_set_time", "rows", "replaced"
+    ).sort("position_set_time", "account_target_allocation_uid")
+
+
+def _col(frame: pl.DataFrame, name: str) -> pl.Series | None:
+    return frame[name] if name in frame.columns else None
+
+
+# -- read ------------------------------------------------------------------------------------------
+_POSITIONS_SQL = """
+SELECT t.target_type,
+       t.target_uid::VARCHAR    AS target_uid,
+       t.asset_uid::VARCHAR     AS asset_uid,
+       t.portfolio_uid::VARCHAR AS portfolio_uid,
+       coalesce(a.unique_identifier, p.unique_identifier) AS unique_identifier,
+       CASE WHEN t.target_type = 'asset'
+            THEN coalesce(a.name || ' (' || a.ticker || ')', a.name, a.ticker, a.unique_identifier)
+            ELSE coalesce(p.portfolio_name, p.unique_identifier) END AS display_label,
+       t.weight_notional_exposure,
+       t.constant_notional_exposure,
+       t.single_asset_quantity,
+       t.metadata_json::VARCHAR AS metadata_json
+FROM target_positions AS t
+LEFT JOIN asset AS a ON a.uid = t.asset_uid
+LEFT JOIN portfolio AS p ON p.uid = t.portfolio_uid
+WHERE t.position_set_uid = ?::UUID AND t.time_index = ?
+ORDER BY t.target_type, unique_identifier
+"""
+
+_EMPTY_POSITIONS = pl.DataFrame(
+    schema={**{c: pl.String for c in POSITION_COLUMNS}, **{c: pl.Float64 for c in EXPOSURE_COLUMNS}}
+).select(POSITION_COLUMNS)
+
+
+def read_snapshot(
+    store: Store,
+    account: str | uuid.UUID,
+    *,
+    at: datetime | str | None = None,
+    as_of: datetime | str | None = None,
+    allocation: str | uuid.UUID | None = None,
+) -> Snapshot:
+    """The account's snapshot: latest (default), exactly ``at``, or latest at or before ``as_of``.
+
+    Looks across the account's active target allocations (or only ``allocation``). When two
+    allocations have a set at the same time, the one with the larger position-set uid wins, so the
+    choice is deterministic. No snapshot -> an empty :class:`Snapshot` (``position_set_uid`` None).
+    """
+    if at is not None and as_of is not None:
+        raise ValidationError.single("snapshot", "at", str(at), "give `at` (exact time) or `as_of` (latest at or before), not both")
+    acct = get_account(store, account)
+    exact = parse_utc(at, field="at", entity="snapshot") if at is not None else None
+    bound = parse_utc(as_of, field="as_of", entity="snapshot") if as_of is not None else None
+    alloc_uid = get_allocation(store, allocation)["uid"] if allocation is not None else None
+    with store.connect() as con:
+        chosen = fetch(
+            con,
+            """
+            SELECT p.uid::VARCHAR AS uid, p.position_set_time, p.account_target_allocation_uid::VARCHAR AS allocation_uid,
+                   al.unique_identifier AS allocation, p.source, p.metadata_json::VARCHAR AS metadata_json
+            FROM position_set AS p
+            JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
+            WHERE al.account_uid = $account AND al.is_active
+              AND ($alloc IS NULL OR al.uid = $alloc::UUID)
+              AND ($exact IS NULL OR p.position_set_time = $exact)
+              AND ($bound IS NULL OR p.position_set_time <= $bound)
+            ORDER BY p.position_set_time DESC, p.uid DESC
+            LIMIT 1
+            """,
+            {"account": acct["uid"], "alloc": alloc_uid, "exact": exact, "bound": bound},
+        )
+        if chosen.height == 0:
+            return Snapshot(account=acct, position_set_uid=None, position_set_time=None, account_target_allocation_uid=None, positions=_EMPTY_POSITIONS)
+        set_uid, set_time, alloc_uid, alloc_name, source, meta = chosen.row(0)
+        positions = fetch(con, _POSITIONS_SQL, [set_uid, set_time])
+    return Snapshot(
+        account=acct,
+        position_set_uid=set_uid,
+        position_set_time=set_time,
+        account_target_allocation_uid=alloc_uid,
+        positions=positions.select(POSITION_COLUMNS) if positions.height else _EMPTY_POSITIONS,
+        allocation=alloc_name,
+        source=source,
+        metadata_json=json.loads(meta) if meta else None,
+    )
+
+
+def read_target_rows(store: Store, position_set_uids: Iterable[str] | None = None, *, account: str | uuid.UUID | None = None) -> pl.DataFrame:
+    """Storage-shaped target rows of many position sets at once (for expansion and export).
+
+    ``position_set_uids`` chooses the sets; ``account`` limits them to one account's active
+    allocations; with neither, every stored row. Adds ``unique_identifier``, ``display_label``,
+    ``account`` and ``position_set_time`` columns.
+    """
+    clauses, params = [], []
+    if position_set_uids is not None:
+        uids = pl.DataFrame({"uid": [str(u) for u in position_set_uids]}, schema={"uid": pl.String})
+    else:
+        uids = None
+    if account is not None:
+        clauses.append("al.account_uid = ? AND al.is_active")
+        params.append(get_account(store, account)["uid"])
+    with store.connect() as con:
+        if uids is not None:
+            con.register("__uids", uids.to_arrow())
+            clauses.append("t.position_set_uid IN (SELECT uid::UUID FROM __uids)")
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return fetch(
+            con,
+            f"""
+            SELECT t.time_index, t.position_set_uid::VARCHAR AS position_set_uid, t.target_type, t.target_uid::VARCHAR AS target_uid,
+                   t.asset_uid::VARCHAR AS asset_uid, t.portfolio_uid::VARCHAR AS portfolio_uid,
+                   t.weight_notional_exposure, t.constant_notional_exposure, t.single_asset_quantity,
+                   t.metadata_json::VARCHAR AS metadata_json,
+                   coalesce(a.unique_identifier, p.unique_identifier) AS unique_identifier,
+                   CASE WHEN t.target_type = 'asset'
+                        THEN coalesce(a.name || ' (' || a.ticker || ')', a.name, a.ticker, a.unique_identifier)
+                        ELSE coalesce(p.portfolio_name, p.unique_identifier) END AS display_label,
+                   acc.unique_identifier AS account, al.unique_identifier AS allocation
+            FROM target_positions AS t
+            JOIN position_set AS ps ON ps.uid = t.position_set_uid
+            JOIN account_target_allocation AS al ON al.uid = ps.account_target_allocation_uid
+            JOIN account AS acc ON acc.uid = al.account_uid
+            LEFT JOIN asset AS a ON a.uid = t.asset_uid
+            LEFT JOIN portfolio AS p ON p.uid = t.portfolio_uid
+            {where}
+            ORDER BY t.time_index, t.position_set_uid, t.target_type, unique_identifier
+            """,
+            params,
+        )
+
+
+def snapshot_history(store: Store, account: str | uuid.UUID) -> pl.DataFrame:
+    """Every snapshot of the account (all its allocations), newest first, with row count and weight sum."""
+    acct = get_account(store, account)
+    return store.query(
+        """
+        SELECT p.uid::VARCHAR AS position_set_uid, p.position_set_time,
+               p.account_target_allocation_uid::VARCHAR AS account_target_allocation_uid,
+               al.unique_identifier AS allocation, al.is_active AS allocation_is_active,
+               count(t.position_set_uid) AS rows,
+               coalesce(sum(t.weight_notional_exposure), 0.0) AS weight_sum,
+               count(t.weight_notional_exposure) AS weight_rows,
+               p.source
+        FROM position_set AS p
+        JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
+        LEFT JOIN target_positions AS t ON t.position_set_uid = p.uid AND t.time_index = p.position_set_time
+        WHERE al.account_uid = ?
+        GROUP BY ALL
+        ORDER BY position_set_time DESC, position_set_uid DESC
+        """,
+        [acct["uid"]],
+    )
+
+
+def diff_snapshots(
+    store: Store,
+    account: str | uuid.UUID,
+    *,
+    before: datetime | str,
+    after: datetime | str,
+    allocation: str | uuid.UUID | None = None,
+) -> SnapshotDiff:
+    """Compare the account's snapshots in force at ``before`` and at ``after`` (each: latest at or before).
+
+    Rows are matched by target (type and uid): ``added`` are only in the later set, ``removed``
+    only in the earlier one, ``changed`` in both with a different exposure or metadata.
+    """
+    old = read_snapshot(store, account, as_of=before, allocation=allocation)
+    new = read_snapshot(store, account, as_of=after, allocation=allocation)
+    for name, snap, when in (("from", old, before), ("to", new, after)):
+        if snap.is_empty:
+            raise NotFoundError("snapshot", f"account {snap.account['unique_identifier']!r} at or before", str(when),
+                                f"see `msm targets history {snap.account['unique_identifier']}` for the stored times ({name} side)")
+    keys = ["target_type", "target_uid"]
+    values = [*EXPOSURE_COLUMNS, "metadata_json"]
+    joined = old.positions.join(new.positions, on=keys, how="full", suffix="_after", coalesce=True)
+    joined = joined.with_columns(
+        pl.coalesce("unique_identifier", "unique_identifier_after").alias("unique_identifier"),
+        pl.coalesce("display_label", "display_label_after").alias("display_label"),
+    )
+    in_old = pl.col("asset_uid").is_not_null() | pl.col("portfolio_uid").is_not_null()
+    in_new = pl.col("asset_uid_after").is_not_null() | pl.col("portfolio_uid_after").is_not_null()
+    differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_after")) for c in values)
+    shape = [
+        "target_type", "target_uid", "unique_identifier", "display_label",
+        *[pl.col(c).alias(f"{c}_before") for c in values],
+        *[pl.col(f"{c}_after") for c in values],
+    ]
+    ordered = joined.sort("target_type", "unique_identifier")
+    return SnapshotDiff(
+        before=old,
+        after=new,
+        added=ordered.filter(~in_old & in_new).select(shape),
+        removed=ordered.filter(in_old & ~in_new).select(shape),
+        changed=ordered.filter(in_old & in_new & differs).select(shape),
+        unchanged=ordered.filter(in_old & in_new & ~differs).height,
+    )
+
