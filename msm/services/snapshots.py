@@ -139,14 +139,15 @@ def save_snapshot(
     (:class:`SnapshotExistsError`) unless ``overwrite``, which replaces the whole set.
     """
     when = parse_utc(at, field="position_set_time", entity="snapshot")
-    acct = get_account(store, account)
-    alloc = _choose_allocation(store, acct, allocation)
     frame = target_rows_frame(rows)
-    if frame.height == 0:
-        raise ValidationError([RowError("target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
-    frame = frame.with_columns(pl.lit(alloc["uid"]).alias("__allocation_uid"), pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"))
-    _write(store, frame, overwrite=overwrite, source=source, metadata_json=metadata_object(metadata_json))
-    return read_snapshot(store, acct["uid"], at=when, allocation=alloc["uid"])
+    with store.connect():  # one open of the file for the whole call
+        acct = get_account(store, account)
+        alloc = _choose_allocation(store, acct, allocation)
+        if frame.height == 0:
+            raise ValidationError([RowError("target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
+        frame = frame.with_columns(pl.lit(alloc["uid"]).alias("__allocation_uid"), pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"))
+        _write(store, frame, overwrite=overwrite, source=source, metadata_json=metadata_object(metadata_json))
+        return read_snapshot(store, acct["uid"], at=when, allocation=alloc["uid"])
 
 
 def save_snapshots(
@@ -170,8 +171,9 @@ def save_snapshots(
         raise ValidationError([RowError("target set", None, c, NO_VALUE, "column is missing: bulk rows need `account` and `position_set_time`") for c in missing])
     frame = rows.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     frame = ensure_utc_column(frame, "position_set_time", entity="target set", row_column=ROW)
-    frame = _resolve_allocations(store, frame)
-    return _write(store, frame.drop("account", "allocation", strict=False), overwrite=overwrite, source=source, metadata_json=None)
+    with store.connect():
+        frame = _resolve_allocations(store, frame)
+        return _write(store, frame.drop("account", "allocation", strict=False), overwrite=overwrite, source=source, metadata_json=None)
 
 
 def _choose_allocation(store: Store, account: dict[str, Any], allocation: str | uuid.UUID | None) -> dict[str, Any]:
@@ -379,11 +381,11 @@ def read_snapshot(
     """
     if at is not None and as_of is not None:
         raise ValidationError.single("snapshot", "at", str(at), "give `at` (exact time) or `as_of` (latest at or before), not both")
-    acct = get_account(store, account)
     exact = parse_utc(at, field="at", entity="snapshot") if at is not None else None
     bound = parse_utc(as_of, field="as_of", entity="snapshot") if as_of is not None else None
-    alloc_uid = get_allocation(store, allocation)["uid"] if allocation is not None else None
     with store.connect() as con:
+        acct = get_account(store, account)
+        alloc_uid = get_allocation(store, allocation)["uid"] if allocation is not None else None
         chosen = fetch(
             con,
             """

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -65,6 +66,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 10.0) -> None:
         self.path = str(path) if path is not None else default_db_path()
         self.busy_timeout = busy_timeout
+        self._local = threading.local()
         self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
         if self._memory is not None:
             _configure(self._memory)
@@ -79,30 +81,49 @@ class Store:
     # -- connections -------------------------------------------------------------------------
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection; closed (and the file released) when the block ends."""
-        if self._memory is not None:
-            cursor = self._memory.cursor()
+        """A short-lived connection; closed (and the file released) when the outermost block ends.
+
+        Nested ``connect()`` / ``transaction()`` blocks in the same thread reuse the open
+        connection, so one service call opens the file once however many helpers it calls.
+        """
+        local = self._local
+        if getattr(local, "con", None) is not None:
+            local.depth += 1
             try:
-                yield cursor
+                yield local.con
             finally:
-                cursor.close()
+                local.depth -= 1
             return
-        con = self._open_with_retry()
+        if self._memory is not None:
+            con = self._memory.cursor()
+        else:
+            con = self._open_with_retry()
+        local.con, local.depth, local.in_transaction = con, 1, False
         try:
             yield con
         finally:
+            local.con = None
             con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection inside ``BEGIN`` ... ``COMMIT``; any exception rolls everything back."""
+        """A connection inside ``BEGIN`` ... ``COMMIT``; any exception rolls everything back.
+
+        Inside an open transaction of the same thread, it joins that transaction.
+        """
         with self.connect() as con:
+            if self._local.in_transaction:
+                yield con
+                return
             con.execute("BEGIN TRANSACTION")
+            self._local.in_transaction = True
             try:
                 yield con
             except BaseException:
+                self._local.in_transaction = False
                 con.execute("ROLLBACK")
                 raise
+            self._local.in_transaction = False
             con.execute("COMMIT")
 
     def _open_with_retry(self) -> duckdb.DuckDBPyConnection:
