@@ -30,7 +30,7 @@ def read_table_file(path: str | Path, *, entity: str = "import file") -> pl.Data
         raise ValidationError.single(entity, "file", str(path), "does not exist")
     try:
         if kind == "csv":
-            frame = pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=False)
+            frame = pl.read_csv(path, infer_schema=False)  # empty cells are null (the default in polars 1 and 2)
         elif kind == "parquet":
             frame = pl.read_parquet(path)
         else:
