@@ -1,0 +1,290 @@
+"""Migrations: fresh apply, no-op re-run, newer databases refused, and the ADR 0027 upgrade of real legacy rows."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import msm
+from msm.errors import MigrationError, SchemaError
+from msm.store import MSM_MIGRATIONS, Store, check_schema, migrate, schema_versions
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T1 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+
+NEW_COLUMNS = [
+    "time_index", "position_set_uid", "target_type", "target_uid", "asset_uid", "portfolio_uid",
+    "weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity", "metadata_json",
+]
+LEGACY_COLUMNS = [
+    "time_index", "position_set_uid", "asset_identifier",
+    "weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity", "metadata_json",
+]
+
+
+def _recorded(store: Store) -> list[tuple[str, int, str]]:
+    return store.query("SELECT namespace, version, name FROM schema_migrations ORDER BY namespace, version").rows()
+
+
+# -- fresh, re-run, newer ----------------------------------------------------------------------------
+def test_migration_files_are_numbered_from_one() -> None:
+    assert [(m.namespace, m.version, m.name) for m in MSM_MIGRATIONS.migrations] == [
+        ("msm", 1, "registry_and_asset_targets"),
+        ("msm", 2, "adr_0027_portfolio_aware_targets"),
+    ]
+    assert MSM_MIGRATIONS.latest == 2
+
+
+def test_fresh_migrate_applies_and_records_every_migration(tmp_path: Path, table_columns) -> None:
+    store = Store(tmp_path / "sub" / "fresh.duckdb")
+    applied = migrate(store)
+    assert [str(m) for m in applied] == ["msm 0001 registry_and_asset_targets", "msm 0002 adr_0027_portfolio_aware_targets"]
+    assert _recorded(store) == [("msm", 1, "registry_and_asset_targets"), ("msm", 2, "adr_0027_portfolio_aware_targets")]
+    assert schema_versions(store) == {"msm": 2}
+    assert table_columns(store, "target_positions") == NEW_COLUMNS
+    applied_at = store.query("SELECT applied_at FROM schema_migrations")["applied_at"]
+    assert applied_at.null_count() == 0
+    check_schema(store)  # no error
+
+
+def test_rerun_is_a_no_op(store: Store, db_contents) -> None:
+    before = db_contents(store)
+    assert migrate(store) == []
+    assert migrate(store) == []
+    assert db_contents(store) == before
+
+
+def test_rerun_keeps_data(seeded, db_contents) -> None:
+    msm.save_snapshot(seeded.store, "alpha", T0, [{"asset": "BTC", "weight_notional_exposure": 0.5}])
+    before = db_contents(seeded.store)
+    assert migrate(seeded.store) == []
+    assert db_contents(seeded.store) == before
+
+
+def test_database_newer_than_the_code_is_refused(store: Store, db_contents) -> None:
+    store.execute("INSERT INTO schema_migrations (namespace, version, name) VALUES ('msm', 3, 'from_the_future')")
+    before = db_contents(store)
+    with pytest.raises(SchemaError, match=r"is at msm migration 3, newer than this code knows \(latest 2\)"):
+        migrate(store)
+    with pytest.raises(SchemaError, match="newer"):
+        check_schema(store)
+    assert db_contents(store) == before
+
+
+def test_check_schema_on_a_missing_file_does_not_create_it(tmp_path: Path) -> None:
+    path = tmp_path / "missing.duckdb"
+    with pytest.raises(SchemaError, match=r"no database at .*missing\.duckdb; create it with `msm init`"):
+        check_schema(Store(path))
+    assert not path.exists()
+    assert schema_versions(Store(path)) == {}
+    assert not path.exists()
+
+
+def test_check_schema_on_a_database_behind(store_at) -> None:
+    old = store_at({"msm": 1})
+    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 2\); run `msm init`"):
+        check_schema(old)
+
+
+def test_check_schema_on_an_empty_database(tmp_path: Path) -> None:
+    path = tmp_path / "empty.duckdb"
+    duckdb.connect(str(path)).close()
+    with pytest.raises(SchemaError, match=r"needs migrations \(msm 0 < 2\)"):
+        check_schema(Store(path))
+
+
+def test_migrate_from_version_one_applies_only_the_rest(store_at) -> None:
+    old = store_at({"msm": 1})
+    assert schema_versions(old) == {"msm": 1}
+    assert [str(m) for m in migrate(old)] == ["msm 0002 adr_0027_portfolio_aware_targets"]
+    assert schema_versions(old) == {"msm": 2}
+
+
+# -- the ADR 0027 migration on legacy data -------------------------------------------------------------
+def _uid() -> str:
+    return str(uuid.uuid4())
+
+
+def _legacy_database(store_at, identifiers: dict[str, str | None] | None = None):
+    """A version-1 database with legacy rows: assets, account, allocation, two position sets, target rows.
+
+    Returns (store, facts) where facts holds the uids and the legacy rows as inserted.
+    """
+    store = store_at({"msm": 1})
+    assets = {"BTC": _uid(), "ETH": _uid(), "SOL": _uid()}
+    account, model, allocation, set0, set1 = _uid(), _uid(), _uid(), _uid(), _uid()
+    with store.transaction() as con:
+        for ident, uid in assets.items():
+            con.execute("INSERT INTO asset (uid, unique_identifier, name) VALUES (?::UUID, ?, ?)", [uid, ident, ident.lower()])
+        con.execute("INSERT INTO portfolio (uid, unique_identifier) VALUES (?::UUID, 'CRYPTO-EW')", [_uid()])
+        con.execute("INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) VALUES (?::UUID, 'alpha', 'Alpha', true, true)", [account])
+        con.execute("INSERT INTO account_allocation_model (uid, allocation_model_name) VALUES (?::UUID, 'balanced')", [model])
+        con.execute(
+            "INSERT INTO account_target_allocation (uid, unique_identifier, account_uid, account_allocation_model_uid, is_active) "
+            "VALUES (?::UUID, 'alpha-main', ?::UUID, ?::UUID, true)",
+            [allocation, account, model],
+        )
+        for set_uid, when in ((set0, T0), (set1, T1)):
+            con.execute(
+                "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, source) VALUES (?::UUID, ?::UUID, ?, 'legacy')",
+                [set_uid, allocation, when],
+            )
+    legacy = [
+        # (time, set, identifier, weight, constant, quantity, metadata)
+        (T0, set0, "BTC", 0.6, None, None, '{"role": "core", "nested": {"a": [1, 2]}}'),
+        (T0, set0, "ETH", None, 250000.0, None, None),
+        (T0, set0, "SOL", None, None, 12.5, '{"note": "units"}'),
+        (T1, set1, "BTC", 0.55, None, None, None),
+        (T1, set1, "ETH", 0.3, None, None, "{}"),
+    ]
+    for extra in (identifiers or {}).items():
+        legacy.append((T1, set1, extra[0], 0.01, None, None, extra[1]))
+    with store.transaction() as con:
+        for row in legacy:
+            con.execute(
+                "INSERT INTO target_positions (time_index, position_set_uid, asset_identifier, weight_notional_exposure, "
+                "constant_notional_exposure, single_asset_quantity, metadata_json) VALUES (?, ?::UUID, ?, ?, ?, ?, ?::JSON)",
+                list(row),
+            )
+    return store, {"assets": assets, "sets": (set0, set1), "legacy": legacy}
+
+
+def test_legacy_database_has_the_pre_adr_shape(store_at, table_columns) -> None:
+    store, _ = _legacy_database(store_at)
+    assert table_columns(store, "target_positions") == LEGACY_COLUMNS
+    assert schema_versions(store) == {"msm": 1}
+
+
+def test_adr_0027_migration_converts_every_legacy_row(store_at, table_columns) -> None:
+    store, facts = _legacy_database(store_at)
+    applied = migrate(store)
+    assert [str(m) for m in applied] == ["msm 0002 adr_0027_portfolio_aware_targets"]
+    assert table_columns(store, "target_positions") == NEW_COLUMNS
+    assert "asset_identifier" not in table_columns(store, "target_positions")
+
+    got = store.query(
+        """
+        SELECT time_index, position_set_uid::VARCHAR AS set_uid, target_type, target_uid::VARCHAR AS target_uid,
+               asset_uid::VARCHAR AS asset_uid, portfolio_uid::VARCHAR AS portfolio_uid,
+               weight_notional_exposure AS w, constant_notional_exposure AS c, single_asset_quantity AS q,
+               metadata_json::VARCHAR AS meta
+        FROM target_positions ORDER BY time_index, target_uid
+        """
+    )
+    assert got.height == len(facts["legacy"])
+    assets = facts["assets"]
+    expected = sorted(
+        (
+            (when, set_uid, "asset", assets[ident], assets[ident], None, w, c, q, json.loads(meta) if meta else None)
+            for when, set_uid, ident, w, c, q, meta in facts["legacy"]
+        ),
+        key=lambda r: (r[0], r[3]),
+    )
+    converted = [(*row[:9], json.loads(row[9]) if row[9] else None) for row in got.rows()]
+    assert converted == expected
+
+
+def test_adr_0027_migration_keeps_position_sets_and_registry(store_at, db_contents) -> None:
+    store, _ = _legacy_database(store_at)
+    before = db_contents(store)
+    migrate(store)
+    after = db_contents(store)
+    for table in ("asset", "portfolio", "account", "account_allocation_model", "account_target_allocation", "position_set"):
+        assert after[table] == before[table], table
+
+
+def test_adr_0027_migration_creates_the_indexes_and_keys(store_at) -> None:
+    store, _ = _legacy_database(store_at)
+    migrate(store)
+    indexes = store.query("SELECT index_name, expressions FROM duckdb_indexes() WHERE table_name = 'target_positions'")
+    assert {e.strip("[]").replace(" ", "") for e in indexes["expressions"]} >= {
+        "asset_uid", "portfolio_uid", "position_set_uid,target_type,target_uid"
+    }
+    pk = store.query(
+        "SELECT constraint_column_names AS cols FROM duckdb_constraints() WHERE table_name = 'target_positions' AND constraint_type = 'PRIMARY KEY'"
+    )
+    assert pk["cols"].to_list() == [["time_index", "position_set_uid", "target_type", "target_uid"]]
+    assert store.query("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name LIKE '%adr0027%'")["n"][0] == 0
+
+
+def test_adr_0027_checks_are_active_after_the_upgrade(store_at) -> None:
+    store, facts = _legacy_database(store_at)
+    migrate(store)
+    set0 = facts["sets"][0]
+    portfolio = store.query("SELECT uid::VARCHAR AS uid FROM portfolio")["uid"][0]
+    insert = (
+        "INSERT INTO target_positions (time_index, position_set_uid, target_type, target_uid, asset_uid, portfolio_uid, "
+        "weight_notional_exposure, single_asset_quantity, metadata_json) VALUES (?, ?::UUID, ?, ?::UUID, ?::UUID, ?::UUID, ?, ?, ?::JSON)"
+    )
+    bad = [
+        ([T0, set0, "portfolio", portfolio, None, portfolio, None, 1.0, None], "single_asset_quantity IS NULL"),
+        ([T0, set0, "fund", portfolio, None, portfolio, 0.1, None, None], "target_type IN"),
+        ([T0, set0, "portfolio", portfolio, facts["assets"]["SOL"], portfolio, 0.1, None, None], "asset_uid IS NOT NULL"),
+        ([T0, set0, "portfolio", portfolio, None, portfolio, float("nan"), None, None], "isfinite"),
+        ([T0, set0, "portfolio", portfolio, None, portfolio, 0.1, None, "[1]"], "json_type"),
+        ([T1, set0, "portfolio", portfolio, None, portfolio, 0.1, None, None], "foreign key"),
+    ]
+    for params, message in bad:
+        with pytest.raises(duckdb.ConstraintException, match=message):
+            store.execute(insert, params)
+    store.execute(insert, [T0, set0, "portfolio", portfolio, None, portfolio, 0.4, None, '{"portfolio_role": "satellite_sleeve"}'])
+    # the upgraded database works with the services
+    snap = msm.read_snapshot(store, "alpha", at=T0)
+    assert sorted(snap.positions["unique_identifier"]) == ["BTC", "CRYPTO-EW", "ETH", "SOL"]
+
+
+def test_adr_0027_migration_refuses_unknown_identifiers_and_changes_nothing(store_at, db_contents, table_columns) -> None:
+    store, facts = _legacy_database(store_at, identifiers={"DOGE": None, "XRP": '{"x": 1}'})
+    before = db_contents(store)
+    with pytest.raises(MigrationError, match=r"msm 0002 adr_0027_portfolio_aware_targets failed and changed nothing") as info:
+        migrate(store)
+    message = str(info.value)
+    assert "asset_identifier values with no asset" in message
+    assert "'DOGE', 'XRP'" in message
+    assert "'BTC'" not in message and "'ETH'" not in message
+    assert schema_versions(store) == {"msm": 1}
+    assert table_columns(store, "target_positions") == LEGACY_COLUMNS
+    assert db_contents(store) == before
+    assert len(before["target_positions"]) == len(facts["legacy"])
+    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 2\)"):
+        check_schema(store)
+
+
+def test_refused_migration_succeeds_once_the_assets_exist(store_at) -> None:
+    store, facts = _legacy_database(store_at, identifiers={"DOGE": None})
+    with pytest.raises(MigrationError, match="'DOGE'"):
+        migrate(store)
+    store.execute("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), 'DOGE')")
+    assert [m.version for m in migrate(store)] == [2]
+    n = store.query("SELECT count(*) AS n FROM target_positions")["n"][0]
+    assert n == len(facts["legacy"])
+
+
+def test_adr_0027_migration_refuses_rows_off_their_sets_time(store_at, db_contents) -> None:
+    store, facts = _legacy_database(store_at)
+    store.execute(
+        "INSERT INTO target_positions (time_index, position_set_uid, asset_identifier, weight_notional_exposure) VALUES (?, ?::UUID, 'SOL', 0.1)",
+        [T0 + timedelta(minutes=5), facts["sets"][0]],
+    )
+    before = db_contents(store)
+    with pytest.raises(MigrationError, match=r"1 target_positions rows have a time_index that is not their position set's position_set_time"):
+        migrate(store)
+    assert db_contents(store) == before
+    assert schema_versions(store) == {"msm": 1}
+
+
+def test_adr_0027_migration_refuses_legacy_metadata_that_is_not_an_object(store_at, db_contents, table_columns) -> None:
+    # 0001 did not check metadata; 0002 does. The row is neither dropped nor rewritten: the upgrade stops.
+    store, _ = _legacy_database(store_at, identifiers={"SOL": None})  # one more SOL row, in the T1 set
+    store.execute("UPDATE target_positions SET metadata_json = '[1, 2]'::JSON WHERE asset_identifier = 'SOL' AND time_index = ?", [T1])
+    before = db_contents(store)
+    with pytest.raises(MigrationError, match=r"changed nothing: .*json_type\(metadata_json\) = 'OBJECT'"):
+        migrate(store)
+    assert db_contents(store) == before
+    assert table_columns(store, "target_positions") == LEGACY_COLUMNS
+    assert schema_versions(store) == {"msm": 1}
