@@ -85,20 +85,35 @@ def ensure_utc_column(frame: pl.DataFrame, column: str, *, entity: str, row_colu
     )
     has_offset = text.str.contains(_HAS_OFFSET.pattern)
     checked = frame.with_columns(parsed.alias("__parsed"), has_offset.alias("__has_offset"))
-    bad = checked.filter(pl.col(column).is_null() | pl.col("__parsed").is_null() | ~pl.col("__has_offset"))
-    if bad.height:
-        rows = bad[row_column] if row_column else None
+    failed = pl.col("__parsed").is_null() | ~pl.col("__has_offset").fill_null(False)
+    if checked.select(failed.any()).item():
+        # The vectorized parse covers the usual shapes. Whatever it missed goes through parse_utc,
+        # the reference rule, one value at a time: a bulk column accepts and refuses exactly the
+        # texts a single time does, with the same messages.
         from msm.errors import RowError
 
-        errors = []
-        for i, (raw, has) in enumerate(zip(bad[column].to_list(), bad["__has_offset"].to_list())):
-            row = rows[i] if rows is not None else None
+        checked = checked.with_row_index("__i")
+        bad = checked.filter(failed)
+        rows = bad[row_column].to_list() if row_column else [None] * bad.height
+        errors: list[RowError] = []
+        recovered: dict[int, datetime] = {}
+        for i, raw, row in zip(bad["__i"].to_list(), bad[column].to_list(), rows):
             if raw is None:
-                rule = f"is required; give {_ALLOWED}"
-            elif has is False:
-                rule = f"has no UTC offset (naive times are refused); give {_ALLOWED}"
-            else:
-                rule = f"is not a time; give {_ALLOWED}"
-            errors.append(RowError(entity, row, column, raw, rule))
-        raise ValidationError(errors)
+                errors.append(RowError(entity, row, column, raw, f"is required; give {_ALLOWED}"))
+                continue
+            try:
+                recovered[i] = parse_utc(raw, field=column, entity=entity, row=row)
+            except ValidationError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise ValidationError(errors)
+        fixes = pl.DataFrame(
+            {"__i": list(recovered), "__fixed": list(recovered.values())},
+            schema={"__i": pl.UInt32, "__fixed": pl.Datetime("us", "UTC")},
+        )
+        checked = (
+            checked.join(fixes, on="__i", how="left", maintain_order="left")
+            .with_columns(pl.coalesce("__fixed", "__parsed").alias("__parsed"))
+            .drop("__i", "__fixed")
+        )
     return checked.with_columns(pl.col("__parsed").alias(column)).drop("__parsed", "__has_offset")

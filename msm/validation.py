@@ -196,8 +196,9 @@ def validate_target_rows(
 
     # -- UUIDs are well formed ------------------------------------------------------------------
     for column in UUID_COLUMNS:
-        frame = frame.with_columns(_text(column).str.to_lowercase().alias(column))
-        bad(pl.col(column).is_not_null() & ~pl.col(column).str.contains(_UUID_RE), column, _UUID_HINT)
+        # keep the text as given for the message; compare in lower case
+        frame = frame.with_columns(_text(column).alias(f"__given_{column}"), _text(column).str.to_lowercase().alias(column))
+        bad(pl.col(column).is_not_null() & ~pl.col(column).str.contains(_UUID_RE), column, _UUID_HINT, value=pl.col(f"__given_{column}"))
     for column in ("asset", "portfolio"):
         frame = frame.with_columns(_text(column).alias(column))
 
