@@ -80,6 +80,7 @@ BAD_SETS = [
     ("asset uid given as portfolio uid", [w(portfolio_uid=BTC)], [(1, "portfolio_uid")], r"no portfolio has this uid"),
     ("malformed asset uid", [w(asset_uid="not-a-uuid")], [(1, "asset_uid")],
      r"`asset_uid` = 'not-a-uuid': must be a UUID like 123e4567-e89b-42d3-a456-426614174000"),
+    ("malformed uid is shown as given", [w(asset_uid="Not-A-UUID")], [(1, "asset_uid")], r"`asset_uid` = 'Not-A-UUID': must be a UUID"),
     ("malformed portfolio uid", [w(portfolio_uid="1234")], [(1, "portfolio_uid")], r"`portfolio_uid` = '1234': must be a UUID"),
     ("uid and identifier disagree", [w(asset="BTC", asset_uid=ETH)], [(1, "asset_uid")],
      r"`asset_uid` = '" + ETH + r"': names a different asset than `asset` = 'BTC' \(" + BTC + r"\); give one or make them agree"),
@@ -375,3 +376,49 @@ def test_quantity_on_a_portfolio_names_only_that_row() -> None:
     with pytest.raises(ValidationError) as info:
         validate(rows)
     assert [(e.row, e.field) for e in info.value.errors] == [(2, "single_asset_quantity")]
+
+
+# -- times: a bulk column and a single value follow the same rule -------------------------------------------
+TIME_TEXTS = [
+    "2026-01-01T00:00:00Z", "2026-01-01T00:00:00z", "2026-01-01 00:00:00Z", "2026-01-01T00:00Z", "2026-01-01T09:00:00+09:00",
+    "2026-01-01T00:00:00+0530", "2026-01-01T00:00:00+05", "2026-01-01T00:00:00.123456Z", " 2026-01-01T00:00:00-00:00 ",
+    "2026-01-01T00:00:00", "2026-01-01 00:00", "2026-01-01", "yesterday", "2026-02-30T00:00:00Z", "12:00Z",
+]
+
+
+@pytest.mark.parametrize("text", TIME_TEXTS)
+def test_time_column_and_single_time_agree(text: str) -> None:
+    from msm.timeutil import ensure_utc_column, parse_utc
+
+    try:
+        single: Any = parse_utc(text, field="t", entity="x", row=3)
+    except ValidationError as exc:
+        single = [e.as_dict() for e in exc.errors]
+    frame = pl.DataFrame({"t": ["2026-06-01T00:00:00Z", text], "r": [2, 3]})
+    try:
+        column: Any = ensure_utc_column(frame, "t", entity="x", row_column="r")["t"].to_list()[1]
+    except ValidationError as exc:
+        column = [e.as_dict() for e in exc.errors]
+    assert column == single
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [("2026-01-01T00:00:00", "has no UTC offset (naive times are refused)"), ("soon", "is not a time"), (None, "is required")],
+)
+def test_time_column_errors_name_row_and_rule(text: str | None, rule: str) -> None:
+    from msm.timeutil import ensure_utc_column
+
+    frame = pl.DataFrame({"t": ["2026-06-01T00:00:00Z", text], "r": [7, 8]}, schema={"t": pl.String, "r": pl.Int64})
+    with pytest.raises(ValidationError, match=re.escape(f"x row 8: `t` = {text!r}: {rule}")):
+        ensure_utc_column(frame, "t", entity="x", row_column="r")
+
+
+def test_naive_datetime_columns_are_refused() -> None:
+    from datetime import datetime
+
+    from msm.timeutil import ensure_utc_column
+
+    frame = pl.DataFrame({"t": [datetime(2026, 1, 1)]})
+    with pytest.raises(ValidationError, match=r"x: `t` = 'Datetime\(time_unit='us', time_zone=None\)': is a naive datetime column"):
+        ensure_utc_column(frame, "t", entity="x")
