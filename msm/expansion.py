@@ -1,0 +1,582 @@
+"""Look-through: portfolio target rows expanded to asset-level exposure, on explicit request only.
+
+A target row naming an asset passes through. A target row naming a portfolio becomes one row per
+constituent of that portfolio's composition at the *weights time*; its weight and constant
+notional exposures are multiplied by the constituent's weight. Nothing here is ever written back
+to ``target_positions``: the stored rows keep the mandate as it was given.
+
+The weights come in as an argument (core ``msm`` knows nothing of where compositions are kept):
+either a frame of composition history, or a :data:`WeightsSource` callable such as
+``msm_portfolios.duckdb_weights_source(store)``, called once per expansion.
+
+The pipeline is vectorized over any number of position sets: the composition each portfolio row
+uses is found with one as-of join, and the constituents are laid out with one ``explode`` over
+integer row ranges, so the work is proportional to the output and no Python loop touches a row.
+
+>>> from datetime import datetime, timezone
+>>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+>>> targets = pl.DataFrame({
+...     "position_set_uid": ["5e7c0000-0000-4000-8000-000000000001"],
+...     "time_index": [t0],
+...     "target_type": ["portfolio"],
+...     "target_uid": ["9f1d0000-0000-4000-8000-000000000001"],
+...     "asset_uid": [None],
+...     "portfolio_uid": ["9f1d0000-0000-4000-8000-000000000001"],
+...     "weight_notional_exposure": [0.5],
+...     "constant_notional_exposure": [None],
+...     "single_asset_quantity": [None],
+... })
+>>> weights = pl.DataFrame({
+...     "time_index": [t0, t0],
+...     "portfolio_uid": ["9f1d0000-0000-4000-8000-000000000001"] * 2,
+...     "asset_uid": ["a5e70000-0000-4000-8000-000000000001", "a5e70000-0000-4000-8000-000000000002"],
+...     "asset": ["BTC", "ETH"],
+...     "weight": [0.25, 0.75],
+... })
+>>> result = expand_targets(targets, weights, weights_as_of="position-set")
+>>> result.rows.select("asset", "portfolio_weight", "weight_notional_exposure")
+shape: (2, 3)
+┌───────┬──────────────────┬──────────────────────────┐
+│ asset ┆ portfolio_weight ┆ weight_notional_exposure │
+│ ---   ┆ ---              ┆ ---                      │
+│ str   ┆ f64              ┆ f64                      │
+╞═══════╪══════════════════╪══════════════════════════╡
+│ BTC   ┆ 0.25             ┆ 0.125                    │
+│ ETH   ┆ 0.75             ┆ 0.375                    │
+└───────┴──────────────────┴──────────────────────────┘
+>>> result.diagnostics.height  # the composition sums to 1: nothing to report
+0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Union
+
+import polars as pl
+
+from msm.errors import NO_VALUE, MsmError, NotFoundError, RowError, ValidationError
+from msm.timeutil import ensure_utc_column, format_utc, parse_utc, utc_now
+
+__all__ = [
+    "DIAGNOSTIC_COLUMNS",
+    "EXPANSION_COLUMNS",
+    "NET_COLUMNS",
+    "WEIGHT_SUM_TOLERANCE",
+    "WEIGHTS_COLUMNS",
+    "Expansion",
+    "MissingCompositionError",
+    "WeightsAsOf",
+    "WeightsSource",
+    "expand_targets",
+]
+
+EXPOSURES = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
+#: Scaled by the constituent weight; ``single_asset_quantity`` never is (it only exists on asset rows).
+SCALED = ("weight_notional_exposure", "constant_notional_exposure")
+
+EXPANSION_COLUMNS = (
+    "position_set_uid",
+    "time_index",
+    "source_target_type",
+    "source_target_uid",
+    "portfolio_uid",
+    "asset_uid",
+    "asset",
+    "portfolio_weight",
+    "weights_time",
+    *EXPOSURES,
+)
+NET_COLUMNS = ("position_set_uid", "time_index", "asset_uid", "asset", *EXPOSURES, "n_sources")
+#: A composition-history frame: one row per (time_index, portfolio_uid, asset_uid). ``asset`` (the
+#: asset's unique identifier) and ``portfolio`` (the portfolio's) are optional.
+WEIGHTS_COLUMNS = ("time_index", "portfolio_uid", "asset_uid", "asset", "weight")
+DIAGNOSTIC_COLUMNS = ("portfolio_uid", "portfolio", "weights_time", "weight_sum")
+#: A composition whose weights sum to 1 within this tolerance is not reported.
+WEIGHT_SUM_TOLERANCE = 1e-9
+
+#: ``(portfolio uids, latest weights time needed) -> composition-history frame``. It may return more
+#: history (or more portfolios) than asked; rows after the bound are ignored.
+WeightsSource = Callable[[list[str], Union[datetime, None]], pl.DataFrame]
+WeightsAsOf = Union[Literal["now", "position-set"], datetime, str]
+
+_UTC = pl.Datetime("us", "UTC")
+_ROWS_SCHEMA = {
+    "position_set_uid": pl.String,
+    "time_index": _UTC,
+    "source_target_type": pl.String,
+    "source_target_uid": pl.String,
+    "portfolio_uid": pl.String,
+    "asset_uid": pl.String,
+    "asset": pl.String,
+    "portfolio_weight": pl.Float64,
+    "weights_time": _UTC,
+    **{c: pl.Float64 for c in EXPOSURES},
+}
+_NET_SCHEMA = {
+    "position_set_uid": pl.String,
+    "time_index": _UTC,
+    "asset_uid": pl.String,
+    "asset": pl.String,
+    **{c: pl.Float64 for c in EXPOSURES},
+    "n_sources": pl.UInt32,
+}
+_DIAGNOSTICS_SCHEMA = {"portfolio_uid": pl.String, "portfolio": pl.String, "weights_time": _UTC, "weight_sum": pl.Float64}
+_TARGETS = "targets"
+_WEIGHTS = "portfolio weights"
+_STORE_HINT = "store one with `msm portfolios weights ID --at TS --file F` (msm_portfolios.save_composition)"
+
+
+@dataclass(frozen=True, eq=False)
+class Expansion:
+    """The result of :func:`expand_targets`.
+
+    ``rows``: the expanded (or, with ``net``, netted) rows. ``diagnostics``: one row per composition
+    used whose weights do not sum to 1 (``portfolio_uid``, ``portfolio``, ``weights_time``,
+    ``weight_sum``), empty when all do. ``weights_as_of``: what was asked (``"now"``,
+    ``"position-set"`` or a UTC time); ``weights_time_bound``: the instant "now" or the explicit time
+    resolved to (``None`` for ``"position-set"``).
+    """
+
+    rows: pl.DataFrame
+    diagnostics: pl.DataFrame
+    weights_as_of: str | datetime
+    weights_time_bound: datetime | None = None
+    net: bool = False
+
+
+class MissingCompositionError(NotFoundError):
+    """Portfolio targets whose portfolio has no composition at or before their weights time.
+
+    ``missing`` lists every ``(portfolio, weights time)`` pair (the portfolio's unique identifier,
+    or its uid when that is unknown), so one error names them all.
+    """
+
+    def __init__(self, missing: Sequence[tuple[str, datetime]]) -> None:
+        self.missing = list(missing)
+        self.entity, self.key, self.value, self.hint = "composition", "portfolio and weights time", self.missing, _STORE_HINT
+        shown = [f"'{name}' at {format_utc(at)}" for name, at in self.missing[:50]]
+        if len(self.missing) > 50:
+            shown.append(f"... and {len(self.missing) - 50} more")
+        if len(self.missing) == 1:
+            name, at = self.missing[0]
+            message = f"portfolio '{name}' has no composition at or before {format_utc(at)}"
+            hint = _STORE_HINT.replace(" ID ", f" {name} ")
+        else:
+            message = f"{len(self.missing)} portfolios have no composition at or before their weights time: " + ", ".join(shown)
+            hint = _STORE_HINT
+        MsmError.__init__(self, f"{message}; {hint}, or choose a later weights time")
+
+
+def expand_targets(
+    targets: pl.DataFrame,
+    weights: pl.DataFrame | WeightsSource,
+    *,
+    weights_as_of: WeightsAsOf = "now",
+    net: bool = False,
+    now: datetime | None = None,
+) -> Expansion:
+    """Expand portfolio target rows of any number of position sets into asset-level exposure.
+
+    ``targets``: storage-shaped target rows (``position_set_uid``, ``time_index``, ``target_type``,
+    ``target_uid``, ``asset_uid``, ``portfolio_uid``, the three exposures; optionally
+    ``unique_identifier``, the asset's or portfolio's, which fills ``asset`` on asset rows and names
+    portfolios in messages). Other columns are ignored.
+
+    ``weights``: a composition-history frame (:data:`WEIGHTS_COLUMNS`) or a :data:`WeightsSource`,
+    called once with the distinct portfolio uids and the latest weights time needed.
+
+    ``weights_as_of``: ``"now"`` (``now``, default the current UTC time), an aware time (a
+    ``datetime`` or an ISO-8601 string with an offset), or ``"position-set"`` (each set's own
+    ``time_index``). A portfolio row uses its portfolio's latest composition at or before that time,
+    whose time is the output's ``weights_time``. When a portfolio has none,
+    :class:`MissingCompositionError` names every such portfolio and time.
+
+    ``net``: one row per (``position_set_uid``, ``asset_uid``) with summed exposures (a sum of
+    nothing but nulls stays null) and ``n_sources``, the number of expanded rows summed.
+    """
+    bound, asked = _weights_time(weights_as_of, now)
+    frame = _normalize_targets(targets)
+    if frame.height == 0:
+        return Expansion(_empty(net), _empty_diagnostics(), asked, bound, net)
+
+    # Sort once; every later step keeps this order, so the output needs no sort of its own.
+    frame = frame.sort("position_set_uid", "target_type", "target_uid").with_row_index("__t")
+    is_portfolio = pl.col("target_type") == "portfolio"
+    frame = frame.with_columns(
+        pl.when(is_portfolio).then(pl.lit(bound, _UTC) if bound is not None else pl.col("time_index")).alias("__wtime")
+    )
+    wanted = frame.filter(is_portfolio).select("portfolio_uid", "__wtime", "unique_identifier")
+
+    if wanted.height:
+        uids = sorted(wanted["portfolio_uid"].unique().to_list())
+        until = bound if bound is not None else wanted["__wtime"].max()
+        history = weights(uids, until) if callable(weights) else weights
+        if not isinstance(history, pl.DataFrame):
+            raise TypeError(f"the weights source must return a polars DataFrame, got {type(history).__name__}")
+        history = _normalize_weights(history, uids, until)  # type: ignore[arg-type]
+    else:
+        history = _empty_weights()
+
+    # Which composition each (portfolio, weights time) uses: one as-of join over distinct pairs.
+    pairs = wanted.group_by("portfolio_uid", "__wtime").agg(pl.col("unique_identifier").drop_nulls().first().alias("__pname"))
+    stored = history.select("portfolio_uid", "time_index").unique()
+    pairs = pairs.sort("__wtime").join_asof(
+        stored.sort("time_index").with_columns(pl.col("time_index").alias("weights_time")),
+        left_on="__wtime",
+        right_on="time_index",
+        by="portfolio_uid",
+        check_sortedness=False,  # both sides are sorted on the time key; `by` groups inherit that
+    ).drop("time_index")
+    _raise_missing(pairs, history)
+
+    # Keep only the compositions used; check their rows; lay them out in output order.
+    used = pairs.select("portfolio_uid", pl.col("weights_time").alias("time_index")).unique()
+    history = history.join(used, on=["portfolio_uid", "time_index"], how="semi")
+    _check_weights(history)
+    assets = _asset_dictionary(frame, history)
+    history = (
+        history.join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left")
+        .sort("portfolio_uid", "time_index", "__akey")
+        .with_row_index("__w")
+    )
+    compositions = history.group_by("portfolio_uid", "time_index").agg(
+        pl.col("__w").first().alias("__start"),
+        pl.len().alias("__n"),
+        pl.col("weight").sum().alias("weight_sum"),
+        pl.col("portfolio").drop_nulls().first().alias("__wname"),
+    )
+    pairs = pairs.join(
+        compositions.rename({"time_index": "weights_time"}), on=["portfolio_uid", "weights_time"], how="left"
+    )
+    diagnostics = _diagnostics(pairs)
+
+    frame = frame.join(
+        pairs.select("portfolio_uid", "__wtime", "weights_time", "__start", "__n"),
+        on=["portfolio_uid", "__wtime"],
+        how="left",
+        validate="m:1",
+        maintain_order="left",  # row i keeps __t == i: the gathers below index this frame by it
+    ).join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left", validate="m:1", maintain_order="left")
+
+    # One output row per (target row, constituent): a range of weight rows per portfolio row, a
+    # single null for an asset row (explode keeps it as one row).
+    exploded = frame.select(
+        "__t",
+        pl.int_ranges("__start", pl.col("__start") + pl.col("__n"), dtype=pl.UInt32).alias("__w"),
+    ).explode("__w")
+    t_idx, w_idx = exploded["__t"], exploded["__w"]
+    rows = _net(frame, history, assets, t_idx, w_idx) if net else _plain(frame, history, assets, t_idx, w_idx)
+    return Expansion(rows, diagnostics, asked, bound, net)
+
+
+# -- steps ---------------------------------------------------------------------------------------
+def _scaled(frame: pl.DataFrame, weight: pl.Series, t_idx: pl.Series) -> dict[str, pl.Series]:
+    """The three exposures of each output row: the source row's, times the constituent weight if scaled."""
+    scale = weight.fill_null(1.0)  # asset rows: x * 1.0 == x exactly
+    return {c: frame[c].gather(t_idx) * scale if c in SCALED else frame[c].gather(t_idx) for c in EXPOSURES}
+
+
+def _plain(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx: pl.Series, w_idx: pl.Series) -> pl.DataFrame:
+    """Every output column is one gather from the (small) target, weight or asset frame."""
+    weight = history["weight"].gather(w_idx)
+    akey = history["__akey"].gather(w_idx).fill_null(frame["__akey"].gather(t_idx))
+    return pl.DataFrame(
+        {
+            "position_set_uid": frame["position_set_uid"].gather(t_idx),
+            "time_index": frame["time_index"].gather(t_idx),
+            "source_target_type": frame["target_type"].gather(t_idx),
+            "source_target_uid": frame["target_uid"].gather(t_idx),
+            "portfolio_uid": frame["portfolio_uid"].gather(t_idx),
+            "asset_uid": assets["asset_uid"].gather(akey),
+            "asset": assets["asset"].gather(akey),
+            "portfolio_weight": weight,
+            "weights_time": frame["weights_time"].gather(t_idx),
+            **_scaled(frame, weight, t_idx),
+        }
+    )
+
+
+def _net(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx: pl.Series, w_idx: pl.Series) -> pl.DataFrame:
+    """Sum the expanded exposures per (set, asset), on integer keys only.
+
+    Every target row sets exactly one exposure (its *kind*), so an expanded row is one value and
+    one key, ``(set number, asset number, kind)`` packed into an integer whose order is the output
+    order. Rows are sorted on it. Most keys occur once and are already their own sum; only the
+    repeated ones are aggregated. The (at most three) kinds of one (set, asset) are then adjacent
+    and become the three exposure columns; a kind that never occurs stays null, not 0.
+    """
+    n_assets, n_kinds = max(assets.height, 1), len(EXPOSURES)
+    set_id = frame["position_set_uid"].rle_id()  # the frame is sorted by set
+    n_keys = (int(set_id.max() or 0) + 1) * n_assets * n_kinds  # type: ignore[operator]
+    dtype = pl.UInt32 if n_keys < 2**32 else pl.UInt64
+    kind = pl.coalesce(*[pl.when(pl.col(c).is_not_null()).then(pl.lit(i, dtype)) for i, c in enumerate(EXPOSURES)])
+    per_target = frame.select(
+        ((set_id.cast(dtype) * n_assets + pl.col("__akey").fill_null(0).cast(dtype)) * n_kinds + kind).alias("key"),
+        pl.coalesce(*EXPOSURES).alias("value"),
+    )
+    key = per_target["key"].gather(t_idx) + (history["__akey"].cast(dtype) * n_kinds).gather(w_idx).fill_null(0)
+    order = key.arg_sort()
+    t_idx, w_idx = t_idx.gather(order), w_idx.gather(order)
+    value = per_target["value"].gather(t_idx) * history["weight"].gather(w_idx).fill_null(1.0)
+    work = pl.DataFrame({"__key": key.gather(order), "__value": value}).with_columns(pl.col("__key").set_sorted())
+    previous, following = pl.col("__key").shift(1), pl.col("__key").shift(-1)
+    work = work.with_columns(
+        (pl.col("__key") != previous).fill_null(True).alias("__first"),
+        ((pl.col("__key") == previous) | (pl.col("__key") == following)).fill_null(False).alias("__repeated"),
+    )
+    summed = (
+        work.filter("__repeated")
+        .group_by("__key", maintain_order=True)  # sorted input: groups come out in key order
+        .agg(pl.col("__value").sum(), pl.len().cast(pl.UInt32).alias("__n"))
+    )
+    heads = work.filter("__first")
+    at = heads["__repeated"].arg_true()  # the first rows of the repeated keys, in key order
+    cells = pl.DataFrame(
+        {
+            "__cell": heads["__key"] // n_kinds,
+            "__kind": heads["__key"] % n_kinds,
+            "__value": heads["__value"].scatter(at, summed["__value"]),
+            "__n": pl.Series([1], dtype=pl.UInt32).new_from_index(0, heads.height).scatter(at, summed["__n"]),
+        }
+    )
+    # The kinds of one (set, asset) are adjacent (at most n_kinds rows with the same cell): spread
+    # each row's value into its kind's column, then fold the following rows of a cell into its first.
+    cell = pl.col("__cell")
+    cells = cells.with_columns(
+        (cell != cell.shift(1)).fill_null(True).alias("__head"),
+        *[(cell.shift(-j) == cell).fill_null(False).alias(f"__same{j}") for j in range(1, n_kinds)],
+        *[pl.when(pl.col("__kind") == i).then(pl.col("__value")).alias(c) for i, c in enumerate(EXPOSURES)],
+    )
+    netted = cells.select(
+        cell,
+        "__head",
+        *[_fold(pl.col(c), lambda e, j: e.fill_null(pl.when(f"__same{j}").then(pl.col(c).shift(-j))), n_kinds).alias(c) for c in EXPOSURES],
+        _fold(pl.col("__n"), lambda e, j: e + pl.when(f"__same{j}").then(pl.col("__n").shift(-j)).otherwise(0), n_kinds).alias("n_sources"),
+    ).filter("__head")
+    set_rows = frame["position_set_uid"].is_first_distinct().arg_true()  # each set's first target row
+    set_of, asset_of = (netted["__cell"] // n_assets).cast(pl.UInt32), (netted["__cell"] % n_assets).cast(pl.UInt32)
+    return pl.DataFrame(
+        {
+            "position_set_uid": frame["position_set_uid"].gather(set_rows).gather(set_of),
+            "time_index": frame["time_index"].gather(set_rows).gather(set_of),
+            "asset_uid": assets["asset_uid"].gather(asset_of),
+            "asset": assets["asset"].gather(asset_of),
+            **{c: netted[c] for c in EXPOSURES},
+            "n_sources": netted["n_sources"],
+        }
+    )
+
+
+def _fold(expr: pl.Expr, step: Callable[[pl.Expr, int], pl.Expr], n: int) -> pl.Expr:
+    for j in range(1, n):
+        expr = step(expr, j)
+    return expr
+
+
+def _asset_dictionary(frame: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """Every asset the output can name, numbered in output order (by identifier, then uid)."""
+    direct = frame.filter(pl.col("target_type") == "asset").select("asset_uid", pl.col("unique_identifier").alias("asset"))
+    via = history.select("asset_uid", "asset")
+    return (
+        pl.concat([direct, via])
+        .group_by("asset_uid")
+        .agg(pl.col("asset").drop_nulls().first())
+        .sort("asset", "asset_uid", nulls_last=True)
+        .with_row_index("__akey")
+    )
+
+
+def _diagnostics(pairs: pl.DataFrame) -> pl.DataFrame:
+    off = pairs.filter((pl.col("weight_sum") - 1.0).abs() > WEIGHT_SUM_TOLERANCE)
+    if off.height == 0:
+        return _empty_diagnostics()
+    return (
+        off.group_by("portfolio_uid", "weights_time")
+        .agg(pl.coalesce("__pname", "__wname").drop_nulls().first().alias("portfolio"), pl.col("weight_sum").first())
+        .select(DIAGNOSTIC_COLUMNS)
+        .sort("portfolio", "portfolio_uid", "weights_time", nulls_last=True)
+        .cast(_DIAGNOSTICS_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+def _raise_missing(pairs: pl.DataFrame, history: pl.DataFrame) -> None:
+    missing = pairs.filter(pl.col("weights_time").is_null())
+    if missing.height == 0:
+        return
+    names = history.group_by("portfolio_uid").agg(pl.col("portfolio").drop_nulls().first().alias("__wname"))
+    missing = (
+        missing.join(names, on="portfolio_uid", how="left")
+        .with_columns(pl.coalesce("__pname", "__wname", "portfolio_uid").alias("__name"))
+        .sort("__name", "__wtime")
+    )
+    raise MissingCompositionError(list(zip(missing["__name"].to_list(), missing["__wtime"].to_list())))
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+def _weights_time(weights_as_of: Any, now: datetime | None) -> tuple[datetime | None, str | datetime]:
+    """``(bound, asked)``: the one weights time for every row (``None`` = each set's own), and what was asked."""
+    if isinstance(weights_as_of, str) and weights_as_of.strip().lower() == "position-set":
+        return None, "position-set"
+    if isinstance(weights_as_of, str) and weights_as_of.strip().lower() == "now":
+        at = parse_utc(now, field="now", entity="expansion") if now is not None else utc_now()
+        return at, "now"
+    if not isinstance(weights_as_of, (str, datetime)):
+        raise ValidationError.single(
+            "expansion", "weights_as_of", weights_as_of, "must be 'now', 'position-set' or a time with a UTC offset"
+        )
+    at = parse_utc(weights_as_of, field="weights_as_of", entity="expansion")
+    return at, at
+
+
+def _uid_text(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.String).str.strip_chars().str.to_lowercase()
+
+
+def _normalize_targets(targets: pl.DataFrame) -> pl.DataFrame:
+    if not isinstance(targets, pl.DataFrame):
+        raise TypeError(f"targets must be a polars DataFrame, got {type(targets).__name__}")
+    required = ("position_set_uid", "time_index", "target_type", "asset_uid", "portfolio_uid")
+    errors = [
+        RowError(_TARGETS, None, c, NO_VALUE, "column is missing; expansion takes storage-shaped target rows")
+        for c in required
+        if c not in targets.columns
+    ]
+    if not set(EXPOSURES) & set(targets.columns):
+        errors.append(RowError(_TARGETS, None, "weight_notional_exposure", NO_VALUE, f"column is missing: give one of {', '.join(EXPOSURES)}"))
+    for c in EXPOSURES:
+        if c in targets.columns and not (targets.schema[c].is_numeric() or targets.schema[c] == pl.Null):
+            errors.append(RowError(_TARGETS, None, c, NO_VALUE, f"must hold numbers, got a {targets.schema[c]} column"))
+    if errors:
+        raise ValidationError(errors)
+
+    optional = {c: pl.lit(None, pl.String) for c in ("target_uid", "unique_identifier") if c not in targets.columns}
+    optional |= {c: pl.lit(None, pl.Float64) for c in EXPOSURES if c not in targets.columns}
+    frame = targets.with_columns(**optional).select(
+        _uid_text("position_set_uid").alias("position_set_uid"),
+        "time_index",
+        pl.col("target_type").cast(pl.String).str.strip_chars().alias("target_type"),
+        _uid_text("target_uid").alias("target_uid"),
+        _uid_text("asset_uid").alias("asset_uid"),
+        _uid_text("portfolio_uid").alias("portfolio_uid"),
+        pl.col("unique_identifier").cast(pl.String),
+        *[pl.col(c).cast(pl.Float64) for c in EXPOSURES],
+    )
+    if frame.height == 0:
+        return frame.with_columns(pl.col("time_index").cast(_UTC, strict=False))
+    frame = ensure_utc_column(frame, "time_index", entity=_TARGETS)
+
+    is_asset, is_portfolio = pl.col("target_type") == "asset", pl.col("target_type") == "portfolio"
+    derived = pl.when(is_asset).then(pl.col("asset_uid")).when(is_portfolio).then(pl.col("portfolio_uid"))
+    checks = [
+        (pl.col("position_set_uid").is_null(), "position_set_uid", "is required"),
+        (~pl.col("target_type").is_in(["asset", "portfolio"]).fill_null(False), "target_type", "must be 'asset' or 'portfolio'"),
+        (is_asset & pl.col("asset_uid").is_null(), "asset_uid", "an asset row needs asset_uid"),
+        (is_asset & pl.col("portfolio_uid").is_not_null(), "portfolio_uid", "an asset row has no portfolio_uid"),
+        (is_portfolio & pl.col("portfolio_uid").is_null(), "portfolio_uid", "a portfolio row needs portfolio_uid"),
+        (is_portfolio & pl.col("asset_uid").is_not_null(), "asset_uid", "a portfolio row has no asset_uid"),
+        (
+            is_portfolio & pl.col("single_asset_quantity").is_not_null(),
+            "single_asset_quantity",
+            "a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure",
+        ),
+        (pl.col("target_uid").is_not_null() & derived.is_not_null() & (pl.col("target_uid") != derived), "target_uid", "must equal the row's asset_uid or portfolio_uid"),
+        (
+            pl.sum_horizontal(*[pl.col(c).is_not_null() for c in EXPOSURES]) != 1,
+            "exposure",
+            f"exactly one of {', '.join(EXPOSURES)} must be set",
+        ),
+        *[(pl.col(c).is_nan() | pl.col(c).is_infinite(), c, "must be finite (NaN and infinity are refused)") for c in EXPOSURES],
+    ]
+    _raise_checks(frame, checks, _TARGETS)
+    return frame.with_columns(pl.coalesce("target_uid", derived).alias("target_uid"))
+
+
+def _normalize_weights(history: pl.DataFrame, uids: list[str], until: datetime) -> pl.DataFrame:
+    missing = [c for c in ("time_index", "portfolio_uid", "asset_uid", "weight") if c not in history.columns]
+    if missing:
+        raise ValidationError(
+            [RowError(_WEIGHTS, None, c, NO_VALUE, f"column is missing; a composition history has {', '.join(WEIGHTS_COLUMNS)}") for c in missing]
+        )
+    if not (history.schema["weight"].is_numeric() or history.schema["weight"] == pl.Null):
+        raise ValidationError.single(_WEIGHTS, "weight", str(history.schema["weight"]), "must hold numbers")
+    optional = {c: pl.lit(None, pl.String) for c in ("asset", "portfolio") if c not in history.columns}
+    history = history.with_columns(**optional).select(
+        "time_index",
+        _uid_text("portfolio_uid").alias("portfolio_uid"),
+        _uid_text("asset_uid").alias("asset_uid"),
+        pl.col("asset").cast(pl.String),
+        pl.col("portfolio").cast(pl.String),
+        pl.col("weight").cast(pl.Float64),
+    )
+    if history.height == 0:
+        return _empty_weights()
+    history = ensure_utc_column(history, "time_index", entity=_WEIGHTS)
+    return history.filter(pl.col("portfolio_uid").is_in(uids) & (pl.col("time_index") <= pl.lit(until, _UTC)))
+
+
+def _check_weights(history: pl.DataFrame) -> None:
+    """The rows of the compositions actually used: a weight each, finite, one row per asset."""
+    name = pl.coalesce("portfolio", "portfolio_uid")
+    at = pl.col("time_index").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
+    where = pl.lit(" in portfolio '") + name + pl.lit("' at ") + at
+    checks = [
+        (pl.col("asset_uid").is_null(), "asset_uid", pl.lit("is required") + where),
+        (pl.col("weight").is_null(), "weight", pl.lit("is required") + where),
+        (pl.col("weight").is_nan() | pl.col("weight").is_infinite(), "weight", pl.lit("must be finite") + where),
+        (
+            pl.col("asset_uid").is_not_null() & (pl.len().over("portfolio_uid", "time_index", "asset_uid") > 1),
+            "asset_uid",
+            pl.lit("is listed more than once") + where,
+        ),
+    ]
+    # Row numbers of a weights source mean nothing to the user: the rule says where instead.
+    _raise_checks(history, checks, _WEIGHTS, value_of={"asset_uid": pl.coalesce("asset", "asset_uid")}, numbered=False)
+
+
+def _raise_checks(
+    frame: pl.DataFrame,
+    checks: list[tuple[pl.Expr, str, str | pl.Expr]],
+    entity: str,
+    *,
+    value_of: dict[str, pl.Expr] | None = None,
+    numbered: bool = True,
+) -> None:
+    """Raise one :class:`ValidationError` listing every row any ``(mask, field, rule)`` flags."""
+    masks = [mask.fill_null(False) for mask, _, _ in checks]
+    if not frame.select(pl.any_horizontal(masks).any()).item():
+        return  # the usual case: no message is built
+    value_of = value_of or {}
+    found = pl.concat(
+        [
+            frame.lazy()
+            .with_row_index("__row", offset=1)
+            .filter(mask)
+            .select(
+                "__row",
+                value_of.get(field, pl.col(field) if field in frame.columns else pl.lit(None)).cast(pl.String).alias("__value"),
+                (rule if isinstance(rule, pl.Expr) else pl.lit(rule)).cast(pl.String).alias("__rule"),
+                pl.lit(field).alias("__field"),
+            )
+            for mask, (_, field, rule) in zip(masks, checks)
+        ]
+    ).collect()
+    raise ValidationError(
+        [RowError(entity, r["__row"] if numbered else None, r["__field"], r["__value"], r["__rule"]) for r in found.iter_rows(named=True)]
+    )
+
+
+def _empty(net: bool) -> pl.DataFrame:
+    return pl.DataFrame(schema=_NET_SCHEMA if net else _ROWS_SCHEMA)
+
+
+def _empty_diagnostics() -> pl.DataFrame:
+    return pl.DataFrame(schema=_DIAGNOSTICS_SCHEMA)
+
+
+def _empty_weights() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"time_index": _UTC, "portfolio_uid": pl.String, "asset_uid": pl.String, "asset": pl.String, "portfolio": pl.String, "weight": pl.Float64}
+    )
