@@ -1,0 +1,51 @@
+"""msm_portfolios: portfolio compositions (weights history), builders, and the weights source for expansion.
+
+Portfolio identity (the ``portfolio`` table) is core ``msm``; this package owns what a portfolio
+holds over time (``portfolio_weights``) and hands it to core expansion as a
+:data:`msm.expansion.WeightsSource`. It imports ``msm``; ``msm`` never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from msm.store import MSM_MIGRATIONS, MigrationSet, Store, migrate
+
+__all__ = ["MIGRATIONS", "PORTFOLIO_MIGRATIONS", "init_store"]
+
+#: This package's migration series (files ``msm_portfolios/sql/msm_portfolios_NNNN_*.sql``).
+PORTFOLIO_MIGRATIONS = MigrationSet("msm_portfolios", "msm_portfolios.sql")
+#: Every series a workbench database needs, in the order they apply (core first).
+MIGRATIONS = (MSM_MIGRATIONS, PORTFOLIO_MIGRATIONS)
+
+
+def init_store(path: str | os.PathLike[str] | None = None) -> Store:
+    """Open (creating if needed) the database at ``path`` and apply every pending migration."""
+    store = Store(path)
+    migrate(store, MIGRATIONS)
+    return store
+
+
+from msm_portfolios.compositions import (  # noqa: E402 - after MIGRATIONS, which they do not need
+    COMPOSITION_COLUMNS,
+    composition_history,
+    duckdb_weights_source,
+    equal_weights,
+    fixed_weights,
+    read_composition,
+    save_composition,
+    save_composition_file,
+    validate_composition,
+)
+
+__all__ += [
+    "COMPOSITION_COLUMNS",
+    "composition_history",
+    "duckdb_weights_source",
+    "equal_weights",
+    "fixed_weights",
+    "read_composition",
+    "save_composition",
+    "save_composition_file",
+    "validate_composition",
+]
