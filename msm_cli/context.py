@@ -1,0 +1,40 @@
+"""What every command needs: the database (checked, never created by accident) and shared flags."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import msm
+from msm.store import MigrationSet
+
+__all__ = ["add_format", "migration_sets", "open_store"]
+
+
+def migration_sets() -> tuple[MigrationSet, ...]:
+    """Every migration namespace the workbench uses, in order (``msm``, then ``msm_portfolios``)."""
+    import msm_portfolios
+
+    # TODO(issue 2): drop this fallback once msm_portfolios.MIGRATIONS has landed.
+    return tuple(getattr(msm_portfolios, "MIGRATIONS", (msm.MSM_MIGRATIONS,)))
+
+
+def open_store(args: argparse.Namespace) -> msm.Store:
+    """The ``--db`` store, after checking that it exists and has every migration.
+
+    Raises :class:`msm.SchemaError` (exit 1) when the file does not exist or needs ``msm init``;
+    checking first also means a command never creates an empty database file as a side effect.
+    """
+    store = msm.Store(args.db)
+    msm.check_schema(store, migration_sets())
+    return store
+
+
+def add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = ("table", "json")) -> None:
+    """``--format`` with ``choices`` (the first is the default)."""
+    parser.add_argument(
+        "--format",
+        choices=tuple(choices),
+        default=choices[0],
+        help=f"output format (default: {choices[0]})",
+    )

@@ -1,0 +1,63 @@
+"""``msm``: the workbench command line (design section 5).
+
+``msm [--db PATH] COMMAND ...``. Exit codes: 0 success; 1 a domain or validation error (one
+``error: ...`` message on stderr, no traceback); 2 a usage error (argparse). Any other exception
+is a bug and is left to raise.
+
+The parser is built from per-area modules, each with a ``register(tree)`` function (see
+:mod:`msm_cli.commands`); adding an area means adding its module to :data:`MODULES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from msm.errors import MsmError
+from msm.store import default_db_path
+from msm_cli import candidates, database, registry, targets
+from msm_cli.commands import CommandTree
+
+__all__ = ["MODULES", "build_parser", "main"]
+
+#: Area modules, in the order their commands appear in ``msm --help``.
+MODULES = (database, registry, targets, candidates)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="msm",
+        description="msm workbench: account target positions over an embedded DuckDB database.",
+        epilog="Exit codes: 0 success, 1 domain or validation error (message on stderr), 2 usage error.",
+    )
+    parser.add_argument("--db", metavar="PATH", default=None, help="database file (default: $MSM_DB or data/msm.duckdb)")
+    tree = CommandTree(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    for module in MODULES:
+        module.register(tree)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``msm`` command; return its exit code (the console script passes it to ``sys.exit``)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2): argparse has printed the message
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if args.db is None:
+        args.db = default_db_path()
+    try:
+        return args.handler(args) or 0
+    except MsmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `msm ... | head`: the reader left; not an error worth a traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

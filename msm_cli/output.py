@@ -1,0 +1,149 @@
+"""Rendering for the command line: JSON documents, aligned text tables, CSV.
+
+Commands build plain Python values (dicts, lists, numbers, strings, ``datetime``) and hand them to
+one of the writers here, so every command formats the same way:
+
+- :func:`write_json` prints ONE JSON document; numbers stay JSON numbers, times become ISO-8601
+  UTC with a ``Z`` (:func:`msm.timeutil.format_utc`), NaN/infinity are refused (never printed).
+- :func:`write_table` prints a simple aligned text table for humans (numbers right-aligned).
+- :func:`write_csv` prints CSV with a header row (empty cell = null, objects as JSON text).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+import polars as pl
+
+from msm.timeutil import format_utc
+
+__all__ = [
+    "FORMATS",
+    "cell",
+    "frame_records",
+    "number",
+    "write_csv",
+    "write_json",
+    "write_lines",
+    "write_table",
+]
+
+#: The formats a command may offer; each command lists the ones it supports.
+FORMATS = ("table", "json", "csv")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_utc(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def write_json(document: Any, out: TextIO | None = None) -> None:
+    """Print ``document`` as one JSON document (indented, times as UTC ``...Z``)."""
+    out = out or sys.stdout
+    out.write(json.dumps(document, default=_default, allow_nan=False, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_lines(*lines: str, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    for line in lines:
+        out.write(line + "\n")
+
+
+def number(value: float | int | None, *, decimals: int | None = None) -> str:
+    """A number for people: up to 15 significant digits (float noise like ``0.30000000000000004``
+    reads ``0.3``); ``decimals`` first rounds to that many decimal places (for sums and residuals).
+
+    >>> number(0.6), number(0.1 + 0.2), number(1.0 - (0.6 + 0.3 + 0.1), decimals=12), number(2500000.0), number(3)
+    ('0.6', '0.3', '0', '2500000', '3')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    value = float(value)
+    if decimals is not None:
+        value = round(value, decimals)
+    text = format(value, ".15g")
+    return "0" if text == "-0" else text
+
+
+def cell(value: Any) -> str:
+    """One table or CSV cell: empty for null, numbers via :func:`number`, times as UTC, objects as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return number(value)
+    if isinstance(value, datetime):
+        return format_utc(value) or ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def write_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    *,
+    out: TextIO | None = None,
+    empty: str = "(no rows)",
+) -> None:
+    """Print ``rows`` as an aligned text table; ``columns`` are ``(key, header)`` pairs.
+
+    Numeric columns (every non-null value a number) are right-aligned, others left-aligned.
+    """
+    out = out or sys.stdout
+    if not rows:
+        out.write(empty + "\n")
+        return
+    headers = [header for _, header in columns]
+    cells = [[cell(row.get(key)) for key, _ in columns] for row in rows]
+    numeric = [
+        all(isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool) for row in rows if row.get(key) is not None)
+        and any(row.get(key) is not None for row in rows)
+        for key, _ in columns
+    ]
+    widths = [max(len(headers[i]), *(len(line[i]) for line in cells)) for i in range(len(columns))]
+
+    def render(values: Sequence[str], align_numbers: bool) -> str:
+        parts = [v.rjust(w) if (align_numbers and numeric[i]) else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))]
+        return "  ".join(parts).rstrip()
+
+    out.write(render(headers, True) + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for line in cells:
+        out.write(render(line, True) + "\n")
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *, out: TextIO | None = None) -> None:
+    """Print ``rows`` as CSV with a header (floats keep full precision, nulls are empty cells)."""
+    out = out or sys.stdout
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+
+
+def _csv_cell(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)  # exact, unlike the rounded human form
+    return cell(value)
+
+
+def frame_records(frame: pl.DataFrame, *, json_columns: Sequence[str] = ("metadata_json",)) -> list[dict[str, Any]]:
+    """A frame as a list of dicts, JSON-text columns (``metadata_json``) parsed back to objects."""
+    records = frame.to_dicts()
+    for record in records:
+        for key in json_columns:
+            if isinstance(record.get(key), str):
+                record[key] = json.loads(record[key])
+    return records

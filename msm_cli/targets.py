@@ -1,0 +1,201 @@
+"""Target snapshots: ``msm targets save|show|history|diff``.
+
+Every command goes through the snapshot services (:mod:`msm.services.snapshots`), the same path
+as the app and notebooks. Weight sums are reported with their residual (``1 - weight sum``),
+never renormalized.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import msm
+from msm.io import read_table_file
+from msm.timeutil import format_utc
+from msm_cli.commands import CommandTree
+from msm_cli.context import add_format, open_store
+from msm_cli.output import cell, number, write_csv, write_json, write_lines, write_table
+
+__all__ = ["register"]
+
+POSITION_COLUMNS = (
+    "target_type",
+    "target_uid",
+    "asset_uid",
+    "portfolio_uid",
+    "unique_identifier",
+    "display_label",
+    "weight_notional_exposure",
+    "constant_notional_exposure",
+    "single_asset_quantity",
+    "metadata_json",
+)
+_EXPOSURES = (("weight_notional_exposure", "weight"), ("constant_notional_exposure", "notional"), ("single_asset_quantity", "quantity"))
+_GROUP_HELP = "targets: account target snapshots (save from a file, show, history, diff)"
+
+
+def register(tree: CommandTree) -> None:
+    p = tree.subcommand(
+        "targets", "save", save, group_help=_GROUP_HELP, help="save a snapshot from a CSV/JSON/Parquet file",
+        description="Validate every row of FILE, then write the snapshot (position set and all its rows) in one "
+        "transaction. Rows name targets by asset_uid/portfolio_uid or by unique identifier (asset/portfolio columns), "
+        "with exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity, and an "
+        "optional metadata_json object. Nothing is stored when any row is bad.",
+    )
+    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    p.add_argument("--at", required=True, metavar="TS", help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)")
+    p.add_argument("--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects) or .parquet file")
+    p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's single active one)")
+    p.add_argument("--overwrite", action="store_true", help="replace the whole snapshot when one exists at that time")
+    p.add_argument("--source", default="cli", help="provenance recorded on the position set (default: cli)")
+    add_format(p)
+
+    p = tree.subcommand(
+        "targets", "show", show, help="show one snapshot",
+        description="Show the account's latest snapshot, the one exactly at --at, or the latest at or before --as-of "
+        "(across its active target allocations).",
+    )
+    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--at", metavar="TS", help="the snapshot exactly at this time")
+    when.add_argument("--as-of", metavar="TS", help="the latest snapshot at or before this time")
+    p.add_argument("--allocation", metavar="ID", help="only this target allocation")
+    add_format(p, ("table", "json", "csv"))
+
+    p = tree.subcommand("targets", "history", history, help="list every snapshot of an account, newest first")
+    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_format(p)
+
+    p = tree.subcommand(
+        "targets", "diff", diff, help="differences between two snapshots",
+        description="Compare the snapshots in force at --from and at --to (each: the latest at or before that time), "
+        "row by row: added, removed and changed targets.",
+    )
+    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    p.add_argument("--from", dest="before", required=True, metavar="TS", help="the earlier time")
+    p.add_argument("--to", dest="after", required=True, metavar="TS", help="the later time")
+    p.add_argument("--allocation", metavar="ID", help="only this target allocation")
+    add_format(p)
+
+
+# -- save ----------------------------------------------------------------------------------------
+def save(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    rows = read_table_file(args.file, entity="import file")
+    before = set(msm.snapshot_history(store, args.account)["position_set_uid"].to_list()) if args.overwrite else set()
+    snap = msm.save_snapshot(store, args.account, args.at, rows, allocation=args.allocation, overwrite=args.overwrite, source=args.source)
+    if args.format == "json":
+        write_json(snap.to_dict())
+        return
+    kinds = snap.positions["target_type"].value_counts(sort=True).rows() if snap.positions.height else []
+    counted = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in kinds)
+    replaced = " (replaced the whole previous set)" if snap.position_set_uid in before else ""
+    write_lines(
+        f"saved snapshot of account {snap.account['unique_identifier']!r} at {format_utc(snap.position_set_time)}{replaced}",
+        f"  allocation    {snap.allocation} (uid {snap.account_target_allocation_uid})",
+        f"  position set  {snap.position_set_uid}",
+        f"  rows          {snap.positions.height} ({counted})",
+        *_sums(snap),
+    )
+
+
+def _sums(snap: msm.Snapshot) -> list[str]:
+    return [
+        f"  weight sum    {number(snap.weight_sum, decimals=12)}",
+        f"  residual      {number(snap.residual, decimals=12)}  (1 - weight sum; unallocated, never renormalized)",
+    ]
+
+
+# -- show ----------------------------------------------------------------------------------------
+def show(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    snap = msm.read_snapshot(store, args.account, at=args.at, as_of=args.as_of, allocation=args.allocation)
+    document = snap.to_dict()
+    if args.format == "json":
+        write_json(document)
+    elif args.format == "csv":
+        write_csv(document["positions"], POSITION_COLUMNS)
+    elif snap.is_empty:
+        when = f" at {args.at}" if args.at else f" at or before {args.as_of}" if args.as_of else ""
+        write_lines(f"account {snap.account['unique_identifier']!r} has no snapshot{when}")
+    else:
+        write_lines(
+            f"account {snap.account['unique_identifier']!r}: snapshot at {format_utc(snap.position_set_time)}",
+            f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), position set {snap.position_set_uid}",
+            "",
+        )
+        write_table(
+            document["positions"],
+            [("display_label", "label"), ("target_type", "type"), ("unique_identifier", "identifier"),
+             *_EXPOSURES, ("metadata_json", "metadata")],
+        )
+        write_lines("", f"  rows          {snap.positions.height}", *_sums(snap))
+
+
+# -- history -------------------------------------------------------------------------------------
+def history(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    account = msm.get_account(store, args.account)
+    frame = msm.snapshot_history(store, account["uid"])
+    snapshots = [
+        {
+            "position_set_uid": r["position_set_uid"],
+            "position_set_time": r["position_set_time"],
+            "account_target_allocation_uid": r["account_target_allocation_uid"],
+            "allocation": r["allocation"],
+            "rows": int(r["rows"]),
+            "weight_sum": float(r["weight_sum"]),
+            "source": r["source"],
+        }
+        for r in frame.iter_rows(named=True)
+    ]
+    if args.format == "json":
+        write_json({"account": {"uid": account["uid"], "unique_identifier": account["unique_identifier"]}, "snapshots": snapshots})
+        return
+    active = dict(zip(frame["position_set_uid"].to_list(), frame["allocation_is_active"].to_list()))
+    table = [
+        {**s, "allocation": s["allocation"] + ("" if active[s["position_set_uid"]] else " (inactive)"),
+         "weight_sum": round(s["weight_sum"], 12), "residual": round(1.0 - s["weight_sum"], 12)}
+        for s in snapshots
+    ]
+    write_lines(f"account {account['unique_identifier']!r}: {len(snapshots)} snapshot{'s' if len(snapshots) != 1 else ''}, newest first")
+    write_table(
+        table,
+        [("position_set_time", "time"), ("allocation", "allocation"), ("rows", "rows"), ("weight_sum", "weight sum"),
+         ("residual", "residual"), ("source", "source"), ("position_set_uid", "position set")],
+        empty="(no snapshots)",
+    )
+
+
+# -- diff ----------------------------------------------------------------------------------------
+def diff(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    result = msm.diff_snapshots(store, args.account, before=args.before, after=args.after, allocation=args.allocation)
+    document = result.to_dict()
+    if args.format == "json":
+        write_json(document)
+        return
+    rows = [
+        {"change": change, "target_type": r["target_type"], "unique_identifier": r["unique_identifier"],
+         "before": _exposure_text(r, "_before", change), "after": _exposure_text(r, "_after", change)}
+        for change in ("added", "removed", "changed")
+        for r in document[change]
+    ]
+    write_lines(
+        f"account {document['account']['unique_identifier']!r}: "
+        f"{document['from']['position_set_time']} -> {document['to']['position_set_time']}",
+    )
+    write_table(rows, [("change", "change"), ("target_type", "type"), ("unique_identifier", "identifier"),
+                       ("before", "before"), ("after", "after")], empty="(no differences)")
+    write_lines(f"{len(document['added'])} added, {len(document['removed'])} removed, "
+                f"{len(document['changed'])} changed, {document['unchanged']} unchanged")
+
+
+def _exposure_text(row: dict[str, Any], side: str, change: str) -> str:
+    if (change == "added" and side == "_before") or (change == "removed" and side == "_after"):
+        return ""
+    parts = [f"{label}={number(row[column + side])}" for column, label in _EXPOSURES if row[column + side] is not None]
+    if change == "changed" and row["metadata_json_before"] != row["metadata_json_after"]:
+        parts.append(f"metadata={cell(row['metadata_json' + side]) or 'null'}")
+    return " ".join(parts)
