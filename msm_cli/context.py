@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 import msm
+import msm_portfolios
 from msm.store import MigrationSet
 
 __all__ = ["add_format", "migration_sets", "open_store"]
@@ -13,10 +14,7 @@ __all__ = ["add_format", "migration_sets", "open_store"]
 
 def migration_sets() -> tuple[MigrationSet, ...]:
     """Every migration namespace the workbench uses, in order (``msm``, then ``msm_portfolios``)."""
-    import msm_portfolios
-
-    # TODO(issue 2): drop this fallback once msm_portfolios.MIGRATIONS has landed.
-    return tuple(getattr(msm_portfolios, "MIGRATIONS", (msm.MSM_MIGRATIONS,)))
+    return tuple(msm_portfolios.MIGRATIONS)
 
 
 def open_store(args: argparse.Namespace) -> msm.Store:

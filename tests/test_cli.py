@@ -190,7 +190,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
 def test_init_creates_then_reports_up_to_date(cli: Cli) -> None:
     first = cli.ok("init", "--format", "json").json()
     assert first["database"] == str(cli.db) and first["created"] is True
-    assert [(m["namespace"], m["version"]) for m in first["applied"]][:2] == [("msm", 1), ("msm", 2)]
+    assert [(m["namespace"], m["version"]) for m in first["applied"]] == [("msm", 1), ("msm", 2), ("msm_portfolios", 1)]
     assert all(set(m) == {"namespace", "version", "name"} for m in first["applied"])
     assert cli.ok("init", "--format", "json").json() == {"database": str(cli.db), "created": False, "applied": []}
     assert "is up to date" in cli.ok("init").out
@@ -201,6 +201,7 @@ def test_init_text_lists_applied_migrations(cli: Cli) -> None:
     assert f"created database {cli.db}" in out
     assert "applied migration msm 0001 registry_and_asset_targets" in out
     assert "applied migration msm 0002 adr_0027_portfolio_aware_targets" in out
+    assert "applied migration msm_portfolios 0001 portfolio_weights" in out
 
 
 COMMANDS_NEEDING_A_DATABASE = [
