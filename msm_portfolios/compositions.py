@@ -105,7 +105,11 @@ def _input_frame(weights: WeightsInput) -> pl.DataFrame:
         return _frame_from_mapping(weights)
     if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
         raise ValidationError.single(_ENTITY, "weights", type(weights).__name__, "must be a polars DataFrame, a list of records or a {asset: weight} dict")
-    bad = [RowError(_ENTITY, i, "row", repr(r)[:80], "must be a mapping such as {\"asset\": \"BTC\", \"weight\": 0.5}") for i, r in enumerate(weights, start=1) if not isinstance(r, Mapping)]
+    bad = [
+        RowError(_ENTITY, i, "row", NO_VALUE, f"must be a mapping such as {{\"asset\": \"BTC\", \"weight\": 0.5}}, got a {type(r).__name__}")
+        for i, r in enumerate(weights, start=1)
+        if not isinstance(r, Mapping)
+    ]
     if bad:
         raise ValidationError(bad)
     return frame_from_records([dict(r) for r in weights]) if weights else pl.DataFrame()
@@ -191,14 +195,16 @@ def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: 
     bad(uid.is_not_null() & ~uid.str.contains(_UUID_RE), "asset_uid", _UUID_HINT)
     bad(uid.str.contains(_UUID_RE) & pl.col("__uid_name").is_null(), "asset_uid", "no asset has this uid")
     bad(name.is_not_null() & by_name.is_null(), "asset", "no asset has this unique_identifier; add it first (msm assets add ID)")
+    conflict = uid.is_not_null() & by_name.is_not_null() & (uid != by_name)
     bad(
-        uid.is_not_null() & by_name.is_not_null() & (uid != by_name),
+        conflict,
         "asset_uid",
         pl.lit("names a different asset than `asset` = '") + name + pl.lit("' (") + by_name + pl.lit("); give one or make them agree"),
     )
     bad(uid.is_null() & name.is_null(), "asset", "is required: give `asset` (unique identifier) or `asset_uid`", value=pl.lit(None, pl.String))
-    resolved = pl.coalesce(pl.when(pl.col("__uid_name").is_not_null()).then(uid), by_name)
-    label = pl.coalesce("__uid_name", "__by_name", "__asset_as_uid_name")
+    # A row whose two names disagree resolves to nothing (so it is not also reported as a duplicate).
+    resolved = pl.when(~conflict.fill_null(False)).then(pl.coalesce(pl.when(pl.col("__uid_name").is_not_null()).then(uid), by_name))
+    label = pl.coalesce("__uid_name", pl.when(pl.col("__by_name").is_not_null()).then(name), "__asset_as_uid_name")
     frame = frame.with_columns(resolved.alias("__uid"), label.alias("__label"))
     first = pl.col("__row").min().over("__uid")
     duplicate = pl.lit("duplicate asset '") + pl.col("__label") + pl.lit("' in one composition; first given at row ") + first.cast(pl.String)
