@@ -20,7 +20,7 @@ __all__ = ["register"]
 
 def register(tree: CommandTree) -> None:
     # -- assets ----------------------------------------------------------------------------------
-    help_ = "assets: single instruments a target can name"
+    help_ = "single instruments a target can name"
     p = tree.subcommand("assets", "add", add_asset, help="add an asset", group_help=help_)
     p.add_argument("id", metavar="ID", help="unique identifier, e.g. BTC")
     p.add_argument("--name", help="display name, e.g. Bitcoin")
@@ -30,7 +30,7 @@ def register(tree: CommandTree) -> None:
     add_format(tree.subcommand("assets", "list", list_assets, help="list assets"))
 
     # -- portfolios ------------------------------------------------------------------------------
-    help_ = "portfolios: constructed portfolios a target can name"
+    help_ = "constructed portfolios a target can name"
     p = tree.subcommand("portfolios", "add", add_portfolio, help="add a portfolio", group_help=help_)
     p.add_argument("id", metavar="ID", help="unique identifier, e.g. CRYPTO-MAJORS-EW")
     p.add_argument("--name", help="portfolio name, e.g. 'Crypto Majors EW'")
@@ -38,7 +38,7 @@ def register(tree: CommandTree) -> None:
     add_format(tree.subcommand("portfolios", "list", list_portfolios, help="list portfolios"))
 
     # -- accounts --------------------------------------------------------------------------------
-    help_ = "accounts: the holders of target allocations"
+    help_ = "the holders of target allocations"
     p = tree.subcommand(
         "accounts", "add", add_account, group_help=help_, help="add an account (active)",
         description="Add an active account. --group names an account group; it is created when it does not exist yet "
@@ -54,7 +54,7 @@ def register(tree: CommandTree) -> None:
     add_format(tree.subcommand("accounts", "list", list_accounts, help="list accounts"))
 
     # -- allocation models -----------------------------------------------------------------------
-    help_ = "models: allocation models (strategies) a target allocation follows"
+    help_ = "allocation models (strategies) a target allocation follows"
     p = tree.subcommand("models", "add", add_model, help="add an allocation model", group_help=help_)
     p.add_argument("name", metavar="NAME", help="allocation model name (unique)")
     p.add_argument("--description", metavar="D", help="description")
@@ -62,7 +62,7 @@ def register(tree: CommandTree) -> None:
     add_format(tree.subcommand("models", "list", list_models, help="list allocation models"))
 
     # -- target allocations ----------------------------------------------------------------------
-    help_ = "allocations: account target allocations (account -> allocation model)"
+    help_ = "account target allocations (account -> allocation model)"
     p = tree.subcommand("allocations", "add", add_allocation, help="add an active target allocation", group_help=help_)
     p.add_argument("id", metavar="ID", help="unique identifier, e.g. ACC-001-CORE")
     p.add_argument("--account", required=True, metavar="A", help="account unique identifier or uid")

@@ -32,13 +32,13 @@ POSITION_COLUMNS = (
     "metadata_json",
 )
 _EXPOSURES = (("weight_notional_exposure", "weight"), ("constant_notional_exposure", "notional"), ("single_asset_quantity", "quantity"))
-_GROUP_HELP = "targets: account target snapshots (save from a file, show, history, diff)"
+_GROUP_HELP = "account target snapshots (save from a file, show, history, diff)"
 
 
 def register(tree: CommandTree) -> None:
     p = tree.subcommand(
         "targets", "save", save, group_help=_GROUP_HELP, help="save a snapshot from a CSV/JSON/Parquet file",
-        description="Validate every row of FILE, then write the snapshot (position set and all its rows) in one "
+        description="Validate every row of the --file, then write the snapshot (position set and all its rows) in one "
         "transaction. Rows name targets by asset_uid/portfolio_uid or by unique identifier (asset/portfolio columns), "
         "with exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity, and an "
         "optional metadata_json object. Nothing is stored when any row is bad.",
@@ -48,7 +48,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects) or .parquet file")
     p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's single active one)")
     p.add_argument("--overwrite", action="store_true", help="replace the whole snapshot when one exists at that time")
-    p.add_argument("--source", default="cli", help="provenance recorded on the position set (default: cli)")
+    p.add_argument("--source", default="cli", metavar="S", help="provenance recorded on the position set (default: cli)")
     add_format(p)
 
     p = tree.subcommand(

@@ -748,3 +748,19 @@ def test_helpers_format_numbers_for_people() -> None:
     assert number(-0.0) == "0" and number(2_500_000.0) == "2500000" and number(1e-20) == "1e-20"
     assert cell(None) == "" and cell(True) == "true" and cell({"a": 1}) == '{"a":1}'
 
+
+
+def test_database_held_by_another_process_is_exit_1(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Store retries while another process holds the file, then StoreBusyError -> one message, exit 1."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(world.cli.db)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        real_store = msm.Store
+        monkeypatch.setattr(msm, "Store", lambda path: real_store(path, busy_timeout=0.3))  # not 10 s in a test
+        world.cli.fails("assets", "list", match=r"database file .*msm\.duckdb is in use by .*\(PID \d+\); waited 0\.3 s")
+    finally:
+        holder.kill()
+        holder.wait()
