@@ -235,6 +235,8 @@ def expand_targets(
     # Keep only the compositions used; check their rows; lay them out in output order.
     used = pairs.select("portfolio_uid", pl.col("weights_time").alias("time_index")).unique()
     history = history.join(used, on=["portfolio_uid", "time_index"], how="semi")
+    named = pairs.group_by("portfolio_uid").agg(pl.col("__pname").drop_nulls().first())
+    history = history.join(named, on="portfolio_uid", how="left").with_columns(pl.coalesce("portfolio", "__pname").alias("portfolio")).drop("__pname")
     _check_weights(history)
     assets = _asset_dictionary(frame, history)
     history = (
@@ -564,7 +566,10 @@ def _raise_checks(
         ]
     ).collect()
     raise ValidationError(
-        [RowError(entity, r["__row"] if numbered else None, r["__field"], r["__value"], r["__rule"]) for r in found.iter_rows(named=True)]
+        [
+            RowError(entity, r["__row"] if numbered else None, r["__field"], NO_VALUE if r["__value"] is None else r["__value"], r["__rule"])
+            for r in found.iter_rows(named=True)
+        ]
     )
 
 
