@@ -11,7 +11,8 @@ notebook all show the same precise text::
     ├── ValidationError          one or more bad values, each a :class:`RowError`
     ├── SchemaError              the database is missing migrations, or is newer than this code
     │   └── MigrationError       a migration refused to run (nothing was changed)
-    └── StoreBusyError           another process holds the database file for longer than we wait
+    ├── StoreBusyError           another process holds the database file for longer than we wait
+    └── StoreOpenError           the file is not a DuckDB database (or cannot be opened at all)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "SchemaError",
     "SnapshotExistsError",
     "StoreBusyError",
+    "StoreOpenError",
     "ValidationError",
 ]
 
@@ -66,6 +68,10 @@ class MigrationError(SchemaError):
 
 class StoreBusyError(MsmError):
     """Another process kept the database file locked for longer than the retry budget."""
+
+
+class StoreOpenError(MsmError):
+    """The database file cannot be opened (not a DuckDB file, a folder, no permission...)."""
 
 
 @dataclass(frozen=True)

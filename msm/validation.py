@@ -192,7 +192,7 @@ def validate_target_rows(
     )
     for column in EXPOSURE_COLUMNS:
         value = pl.col(column)
-        bad(value.is_nan() | value.is_infinite(), column, "must be finite (NaN and infinity are refused)")
+        bad(value.is_nan() | value.is_infinite(), column, "must be finite (NaN and infinity are refused)", value=pl.col(f"__raw_{column}"))
 
     # -- UUIDs are well formed ------------------------------------------------------------------
     for column in UUID_COLUMNS:
@@ -260,6 +260,7 @@ def validate_target_rows(
         (pl.col("__type") == "portfolio") & pl.col("single_asset_quantity").is_not_null(),
         "single_asset_quantity",
         "a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure",
+        value=pl.col("__raw_single_asset_quantity"),
     )
 
     # -- metadata_json is a JSON object or empty ------------------------------------------------
@@ -291,6 +292,11 @@ def validate_target_rows(
     )
 
 
+#: DuckDB's json_type() names, in JSON's own words.
+_JSON_KINDS = {"ARRAY": "array", "VARCHAR": "string", "BIGINT": "number", "UBIGINT": "number", "DOUBLE": "number",
+               "BOOLEAN": "boolean", "NULL": "null"}
+
+
 def _normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
     dtype = frame.schema["metadata_json"]
     if isinstance(dtype, pl.Struct):
@@ -311,7 +317,7 @@ def _normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
     bad(
         kind.is_not_null() & (kind != "INVALID") & (kind != "OBJECT"),
         "metadata_json",
-        pl.lit("must be a JSON object (or empty), got a JSON ") + kind.str.to_lowercase(),
+        pl.lit("must be a JSON object (or empty), got a JSON ") + kind.replace_strict(_JSON_KINDS, default="value"),
     )
     return frame
 

@@ -198,7 +198,8 @@ def _update(store: Store, entity: _Entity, ref: str | uuid.UUID, changes: dict[s
         if "still referenced" in str(exc):
             raise ConflictError(
                 f"{entity.label} {current[entity.key]!r}: {', '.join(changes)} cannot be changed while other rows reference it "
-                "(DuckDB re-inserts a row whose indexed column changes); remove the referencing rows first"
+                f"(DuckDB rewrites a row whose indexed column changes, and refuses while it is referenced); "
+                "this is a known DuckDB foreign-key limitation, see docs/architecture.md"
             ) from None
         raise ConflictError(f"{entity.label} {current[entity.key]!r}: update refused: {_first_line(exc)}") from None
     return _get(store, entity, current["uid"])
@@ -325,7 +326,11 @@ def update_account_group(store: Store, ref: str | uuid.UUID, **changes: Any) -> 
 
 def delete_account_group(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
     """Delete a group with no member accounts; otherwise say how many accounts are members."""
-    return _delete_restricted(store, GROUP, ref, "move those accounts to another group (or none) first")
+    return _delete_restricted(
+        store, GROUP, ref,
+        "move those accounts to another group (or none) first; an account that has target allocations cannot be moved "
+        "(a DuckDB foreign-key limitation), so such a group stays until its accounts are deleted",
+    )
 
 
 # -- accounts ------------------------------------------------------------------------------------

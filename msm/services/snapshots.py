@@ -375,7 +375,8 @@ def read_snapshot(
 ) -> Snapshot:
     """The account's snapshot: latest (default), exactly ``at``, or latest at or before ``as_of``.
 
-    Looks across the account's active target allocations (or only ``allocation``). When two
+    Looks across the account's active target allocations (or only ``allocation``, active or
+    not, which reads the history of a retired mandate). When two
     allocations have a set at the same time, the one with the larger position-set uid wins, so the
     choice is deterministic. No snapshot -> an empty :class:`Snapshot` (``position_set_uid`` None).
     """
@@ -393,8 +394,8 @@ def read_snapshot(
                    al.unique_identifier AS allocation, p.source, p.metadata_json::VARCHAR AS metadata_json
             FROM position_set AS p
             JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
-            WHERE al.account_uid = $account AND al.is_active
-              AND ($alloc IS NULL OR al.uid = $alloc::UUID)
+            WHERE al.account_uid = $account
+              AND (CASE WHEN $alloc IS NULL THEN al.is_active ELSE al.uid = $alloc::UUID END)
               AND ($exact IS NULL OR p.position_set_time = $exact)
               AND ($bound IS NULL OR p.position_set_time <= $bound)
             ORDER BY p.position_set_time DESC, p.uid DESC

@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from msm.errors import StoreBusyError
+from msm.errors import StoreBusyError, StoreOpenError
 
 __all__ = ["DEFAULT_DB", "Store", "default_db_path", "quote_ident"]
 
@@ -133,9 +133,10 @@ class Store:
         while True:
             try:
                 con = duckdb.connect(self.path)
-            except duckdb.IOException as exc:
+            except duckdb.Error as exc:
                 if not _LOCK_MESSAGE.search(str(exc)):
-                    raise
+                    detail = str(exc).split("\n")[0]
+                    raise StoreOpenError(f"cannot open database file {self.path}: {detail}") from None
                 if time.monotonic() >= deadline:
                     holder = _LOCK_HOLDER.search(str(exc))
                     who = f"{holder['prog']} (PID {holder['pid']})" if holder else "another process"

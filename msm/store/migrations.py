@@ -148,13 +148,14 @@ def check_schema(store: Store, sets: tuple[MigrationSet, ...] | list[MigrationSe
     """Raise :class:`SchemaError` unless the database has exactly the migrations of ``sets``."""
     sets = tuple(sets)
     if not store.exists:
-        raise SchemaError(f"no database at {store.path}; create it with `msm init` (or msm.migrate(store))")
+        raise SchemaError(f"no database at {store.path}; create it with `msm init` (in Python: msm.migrate(store, msm_portfolios.MIGRATIONS))")
     current = schema_versions(store)
     _refuse_newer(current, sets, store.path)
     behind = [f"{s.namespace} {current.get(s.namespace, 0)} < {s.latest}" for s in sets if current.get(s.namespace, 0) < s.latest]
     if behind:
         raise SchemaError(
-            f"database {store.path} needs migrations ({', '.join(behind)}); run `msm init` (or msm.migrate(store)) to apply them"
+            f"database {store.path} needs migrations ({', '.join(behind)}); run `msm init` to apply them "
+            "(in Python: msm.migrate(store, msm_portfolios.MIGRATIONS))"
         )
 
 
