@@ -4,6 +4,8 @@
 - ``seeded``: ``store`` plus reference data: assets BTC/ETH/SOL, portfolio CRYPTO-EW, account group
   ``core``, account ``alpha`` (in ``core``) with one active target allocation ``alpha-main`` on the
   allocation model ``balanced``. No snapshot is stored.
+- ``seeded_with``: ``seeded`` plus content a test module adds once per session (e.g. snapshots),
+  copied fresh for each test.
 - ``store_at``: a factory for a database file migrated only up to given versions (for upgrade tests).
 - ``db_contents``: a function returning every table's rows, to assert that a refused write changed
   nothing (``assert db_contents(store) == before``).
@@ -98,9 +100,43 @@ def seeded(db_path: Path, _seeded_template: tuple[Path, Seeded]) -> Seeded:
     A copy of a database seeded once per session: the uids are the same in every test.
     """
     template, data = _seeded_template
-    _copy_database(template, db_path)
+    return _clone(template, data, db_path)
+
+
+def _clone(template: Path, data: Seeded, target: Path) -> Seeded:
+    _copy_database(template, target)
     fields = {f.name: copy.deepcopy(getattr(data, f.name)) for f in dataclasses.fields(data) if f.name != "store"}
-    return Seeded(store=Store(db_path), **fields)
+    return Seeded(store=Store(target), **fields)
+
+
+@pytest.fixture(scope="session")
+def _seeded_variants(tmp_path_factory: pytest.TempPathFactory, _seeded_template: tuple[Path, Seeded]) -> Callable[..., Any]:
+    cache: dict[str, tuple[Path, Seeded, Any]] = {}
+
+    def build(name: str, setup: Callable[[Seeded], Any]) -> tuple[Path, Seeded, Any]:
+        if name not in cache:
+            path = tmp_path_factory.mktemp("variant") / f"{name}.duckdb"
+            data = _clone(*_seeded_template, path)
+            cache[name] = (path, data, setup(data))
+        return cache[name]
+
+    return build
+
+
+@pytest.fixture
+def seeded_with(tmp_path: Path, _seeded_variants: Callable[..., Any]) -> Callable[[str, Callable[[Seeded], Any]], tuple[Seeded, Any]]:
+    """``seeded_with(name, setup)`` -> ``(seeded, setup's result)`` on a fresh copy of a cached database.
+
+    ``setup(seeded)`` adds content to a copy of the ``seeded`` database; it runs once per session
+    per ``name`` (so a name must always mean the same setup), and every test gets its own copy.
+    """
+    counter = iter(range(1_000_000))
+
+    def make(name: str, setup: Callable[[Seeded], Any]) -> tuple[Seeded, Any]:
+        path, data, result = _seeded_variants(name, setup)
+        return _clone(path, data, tmp_path / f"{name}-{next(counter)}.duckdb"), copy.deepcopy(result)
+
+    return make
 
 
 def _apply_upto(store: Store, upto: Mapping[str, int], sets: tuple[MigrationSet, ...]) -> None:

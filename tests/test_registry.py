@@ -182,9 +182,7 @@ def test_reference_frame_finds_by_uid_or_identifier(seeded) -> None:
 
 
 # -- deletes that cascade -----------------------------------------------------------------------------------
-@pytest.fixture
-def two_accounts(seeded):
-    """alpha (two allocations, three snapshots) and beta (one allocation, one snapshot)."""
+def _two_accounts(seeded) -> None:
     store = seeded.store
     msm.add_allocation(store, "alpha-alt", account="alpha", model="balanced")
     msm.save_snapshot(store, "alpha", T0, [{"asset": "BTC", W: 0.6}, {"portfolio": "CRYPTO-EW", W: 0.4}], allocation="alpha-main")
@@ -193,6 +191,12 @@ def two_accounts(seeded):
     msm.add_account(store, "beta", account_name="Beta")
     msm.add_allocation(store, "beta-main", account="beta", model="balanced")
     msm.save_snapshot(store, "beta", T0, [{"asset": "BTC", W: 0.5}, {"asset": "ETH", W: 0.5}])
+
+
+@pytest.fixture
+def two_accounts(seeded_with):
+    """alpha (two allocations, three snapshots) and beta (one allocation, one snapshot)."""
+    seeded, _ = seeded_with("test_registry.two_accounts", _two_accounts)
     return seeded
 
 

@@ -83,10 +83,14 @@ BAD_ROWS = [
 ]
 
 
+def _good_at_t0(seeded) -> None:
+    msm.save_snapshot(seeded.store, "alpha", T0, GOOD)
+
+
 @pytest.mark.parametrize(("build", "message"), [pytest.param(b, m, id=i) for i, b, m in BAD_ROWS])
-def test_bad_rows_are_refused_and_nothing_changes(seeded, db_contents, build, message: str) -> None:
+def test_bad_rows_are_refused_and_nothing_changes(seeded_with, db_contents, build, message: str) -> None:
+    seeded, _ = seeded_with("test_snapshots.good_at_t0", _good_at_t0)
     store = seeded.store
-    msm.save_snapshot(store, "alpha", T0, GOOD)
     before = db_contents(store)
     with pytest.raises(ValidationError, match=message):
         msm.save_snapshot(store, "alpha", T1, build(seeded))
@@ -407,11 +411,13 @@ def test_a_5000_row_set_reads_back_whole(seeded) -> None:
 
 
 # -- reads -----------------------------------------------------------------------------------------------
+def _three_sets(seeded) -> dict[datetime, Any]:
+    return {when: msm.save_snapshot(seeded.store, "alpha", when, [{"asset": "BTC", W: w}]) for when, w in ((T0, 0.1), (T1, 0.2), (T2, 0.3))}
+
+
 @pytest.fixture
-def three_sets(seeded):
-    store = seeded.store
-    sets = {when: msm.save_snapshot(store, "alpha", when, [{"asset": "BTC", W: w}]) for when, w in ((T0, 0.1), (T1, 0.2), (T2, 0.3))}
-    return seeded, sets
+def three_sets(seeded_with):
+    return seeded_with("test_snapshots.three_sets", _three_sets)
 
 
 def test_read_latest_exact_and_as_of(three_sets) -> None:
@@ -644,7 +650,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 targets = st.lists(st.sampled_from(["BTC", "ETH", "SOL", "CRYPTO-EW"]), min_size=1, max_size=4, unique=True)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(names=targets, data=st.data())
 def test_saved_rows_read_back_exactly(seeded, names: list[str], data: st.DataObject) -> None:
     rows = []
