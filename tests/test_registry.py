@@ -114,6 +114,14 @@ def test_bad_registry_input_is_refused_and_nothing_changes(seeded, db_contents, 
     assert db_contents(seeded.store) == before
 
 
+def test_a_business_key_that_looks_like_a_uuid_is_still_found(seeded) -> None:
+    key = str(uuid.uuid4())
+    row = msm.add_portfolio(seeded.store, key, portfolio_name="named by a uuid")
+    assert row["uid"] != key
+    assert msm.get_portfolio(seeded.store, key) == row
+    assert msm.get_portfolio(seeded.store, row["uid"]) == row
+
+
 def test_seeded_rows_are_linked(seeded) -> None:
     assert seeded.account["account_group_uid"] == seeded.group["uid"]
     assert seeded.account["is_paper"] is True and seeded.account["account_is_active"] is True

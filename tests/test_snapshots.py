@@ -215,6 +215,21 @@ def test_overwrite_replaces_the_whole_set_and_keeps_the_uid(seeded) -> None:
     assert rows == [(seeded.uid("SOL"), 3.0)]
 
 
+def test_overwrite_with_the_same_targets_replaces_their_values(seeded) -> None:
+    store = seeded.store
+    first = msm.save_snapshot(store, "alpha", T0, GOOD)
+    again = msm.save_snapshot(
+        store, "alpha", T0,
+        [{"asset": "BTC", W: 0.7}, {"asset": "ETH", "constant_notional_exposure": 5.0}, {"portfolio": "CRYPTO-EW", W: 0.3}],
+        overwrite=True,
+    )
+    assert again.position_set_uid == first.position_set_uid
+    assert again.positions.select("unique_identifier", W, "constant_notional_exposure", "metadata_json").rows() == [
+        ("BTC", 0.7, None, None), ("ETH", None, 5.0, None), ("CRYPTO-EW", 0.3, None, None),
+    ]
+    assert _counts(store) == {"position_set": 1, "target_positions": 3}
+
+
 def test_overwrite_on_a_new_time_just_creates(seeded) -> None:
     snap = msm.save_snapshot(seeded.store, "alpha", T0, GOOD, overwrite=True)
     assert snap.positions.height == 3
