@@ -1,0 +1,561 @@
+"""Benchmark of look-through expansion (msm.expansion.expand_targets). Not a test: it asserts no timing.
+
+    python bench/bench_expansion.py            # full book: 10,000 sets x 20 targets, ~6M output rows
+    python bench/bench_expansion.py --small    # a quick run (500 sets)
+    python bench/bench_expansion.py --db PATH  # build (or reuse, with --reuse) the book in PATH
+
+A generator writes a synthetic book into a DuckDB file with Arrow inserts: position sets of 20
+targets (30% portfolio targets) over portfolios of 100 constituents with 12 monthly compositions.
+Then each measured stage runs in its own subprocess, so its peak memory (``ru_maxrss``) is its own:
+
+- ``polars_db``       read the targets from DuckDB into polars, then ``expand_targets`` with the DuckDB
+                      weights source (everything a caller waits for);
+- ``polars_pipeline`` ``expand_targets`` on frames already in memory (plain and ``net=True``,
+                      alternated, best of ``--repeat``);
+- ``sql``             the same expansion as one DuckDB query (ASOF JOIN), materialized to Arrow, and its
+                      netted variant;
+- ``reference``       the row-by-row approach expansion replaces: per portfolio target row, a resolver
+                      queries that portfolio's weights and a Python loop emits the constituents; run on
+                      a sample of sets and scaled to the whole book.
+
+Weights time is ``position-set`` (each set's own time: the as-of case) unless ``--weights-as-of now``.
+``checks`` in the result confirm the approaches agree: the polars rows are identical to the SQL
+query's (same rows, same order, by a row-hash digest), netted totals match, and the reference
+sample's totals equal polars' on the same sets. Timings are the best of ``--repeat`` runs; the
+machine's load average is recorded, since other work on it shows in every number.
+Prints one JSON document and writes it to ``bench/results/expansion.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+HERE = Path(__file__).resolve().parent
+# Import the working tree's packages even where an older editable install knows msm_portfolios
+# only as a namespace directory.
+sys.path.insert(0, str(HERE.parent))
+RESULT = HERE / "results" / "expansion.json"
+
+FULL = dict(sets=10_000, targets_per_set=20, portfolio_share=0.3, portfolios=200, constituents=100, dates=12, assets=2_000, accounts=100)
+SMALL = dict(sets=500, targets_per_set=20, portfolio_share=0.3, portfolios=40, constituents=100, dates=12, assets=500, accounts=10)
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+FIRST_COMPOSITION = datetime(2025, 12, 1, tzinfo=timezone.utc)
+
+
+# -- the synthetic book ----------------------------------------------------------------------------
+def _uuids(rng: random.Random, n: int) -> list[str]:
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
+
+
+def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
+    """Write the book into a fresh database at ``db``; return what was generated."""
+    from msm_portfolios import init_store
+
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    store = init_store(db)
+    n_sets, per_set = size["sets"], size["targets_per_set"]
+    n_port_targets = round(per_set * size["portfolio_share"])
+    n_asset_targets = per_set - n_port_targets
+    n_assets, n_portfolios, n_const, n_dates = size["assets"], size["portfolios"], size["constituents"], size["dates"]
+
+    assets = pl.DataFrame({"uid": _uuids(rng, n_assets), "unique_identifier": [f"ASSET-{i:05d}" for i in range(n_assets)]})
+    portfolios = pl.DataFrame({"uid": _uuids(rng, n_portfolios), "unique_identifier": [f"PORT-{i:04d}" for i in range(n_portfolios)]})
+    accounts = pl.DataFrame({"uid": _uuids(rng, size["accounts"]), "unique_identifier": [f"ACC-{i:04d}" for i in range(size["accounts"])]})
+    allocations = pl.DataFrame({"uid": _uuids(rng, size["accounts"]), "account_uid": accounts["uid"], "unique_identifier": [f"ALLOC-{i:04d}" for i in range(size["accounts"])]})
+    model_uid = _uuids(rng, 1)[0]
+    # Set i belongs to allocation i % accounts; times spread over 2026 so the as-of case picks every month.
+    step = timedelta(days=360) / n_sets
+    sets = pl.DataFrame(
+        {
+            "uid": _uuids(rng, n_sets),
+            "account_target_allocation_uid": [allocations["uid"][i % size["accounts"]] for i in range(n_sets)],
+            "position_set_time": [T0 + step * i for i in range(n_sets)],
+        }
+    ).with_columns(pl.col("position_set_time").cast(pl.Datetime("us", "UTC")))
+
+    # Targets: per set, n_asset_targets distinct assets and n_port_targets distinct portfolios, picked by
+    # a hashed start and a stride coprime to the universe size (so no duplicate within a set).
+    k = pl.int_range(per_set, dtype=pl.Int64)
+    grid = sets.select(pl.col("uid").alias("position_set_uid"), pl.col("position_set_time").alias("time_index"), pl.int_range(n_sets).alias("s"))
+    grid = grid.join(pl.DataFrame({"k": pl.select(k).to_series()}), how="cross").with_columns(
+        (pl.col("s") * 1_000 + pl.col("k")).hash(seed).alias("h"), pl.col("s").hash(seed + 1).alias("hs")
+    )
+    is_port = pl.col("k") >= n_asset_targets
+    asset_idx = ((pl.col("hs") % n_assets) + pl.col("k") * 7) % n_assets
+    port_idx = ((pl.col("hs") % n_portfolios) + (pl.col("k") - n_asset_targets) * 13) % n_portfolios
+    kind = pl.col("h") % 100
+    targets = grid.with_columns(
+        pl.when(is_port).then(pl.lit("portfolio")).otherwise(pl.lit("asset")).alias("target_type"),
+        pl.when(~is_port).then(asset_idx).alias("ai"),
+        pl.when(is_port).then(port_idx).alias("pi"),
+        ((pl.col("h") // 1_048_576) % 10_000 / 100_000.0 + 0.001).alias("x"),
+    )
+    targets = targets.join(assets.with_row_index("ai").with_columns(pl.col("ai").cast(pl.Int64)).select("ai", pl.col("uid").alias("asset_uid")), on="ai", how="left")
+    targets = targets.join(portfolios.with_row_index("pi").with_columns(pl.col("pi").cast(pl.Int64)).select("pi", pl.col("uid").alias("portfolio_uid")), on="pi", how="left")
+    targets = targets.select(
+        "time_index",
+        "position_set_uid",
+        "target_type",
+        pl.coalesce("asset_uid", "portfolio_uid").alias("target_uid"),
+        "asset_uid",
+        "portfolio_uid",
+        pl.when(kind < 80).then(pl.col("x")).alias("weight_notional_exposure"),
+        pl.when((kind >= 80) & ((kind < 95) | is_port)).then(pl.col("x") * 1_000_000).alias("constant_notional_exposure"),
+        pl.when((kind >= 95) & ~is_port).then(pl.col("x") * 100).alias("single_asset_quantity"),
+    )
+
+    # Compositions: n_const distinct assets per (portfolio, month); weights sum to 1 except ~5%.
+    comp = pl.DataFrame({"p": range(n_portfolios)}).join(pl.DataFrame({"d": range(n_dates)}), how="cross").join(
+        pl.DataFrame({"c": range(n_const)}), how="cross"
+    )
+    comp = comp.with_columns(
+        (((pl.col("p") * 31 + pl.col("d") * 17).hash(seed) % n_assets + pl.col("c") * 11) % n_assets).alias("ai"),
+        ((pl.col("p") * 100_000 + pl.col("d") * 1_000 + pl.col("c")).hash(seed + 2) % 1_000 + 1).cast(pl.Float64).alias("raw"),
+        ((pl.col("p") * 100 + pl.col("d")).hash(seed + 3) % 20 == 0).alias("off"),
+    ).with_columns(
+        (pl.col("raw") / pl.col("raw").sum().over("p", "d") * pl.when(pl.col("off")).then(0.98).otherwise(1.0)).alias("weight")
+    )
+    months = [FIRST_COMPOSITION.replace(month=12) if m == 0 else datetime(2026, m, 1, tzinfo=timezone.utc) for m in range(n_dates)]
+    weights = comp.join(pl.DataFrame({"d": range(n_dates), "time_index": months}).with_columns(pl.col("time_index").cast(pl.Datetime("us", "UTC"))), on="d").join(
+        assets.with_row_index("ai").with_columns(pl.col("ai").cast(pl.Int64)).select("ai", pl.col("uid").alias("asset_uid")), on="ai"
+    ).join(portfolios.with_row_index("p").with_columns(pl.col("p").cast(pl.Int64)).select("p", pl.col("uid").alias("portfolio_uid")), on="p")
+    weights = weights.select("time_index", "portfolio_uid", "asset_uid", "weight")
+
+    with store.transaction() as con:
+        def insert(table: str, frame: pl.DataFrame, select: str) -> None:
+            con.register("__gen", frame.to_arrow())
+            con.execute(f"INSERT INTO {table} {select}")
+            con.unregister("__gen")
+
+        insert("asset", assets, "SELECT uid::UUID, unique_identifier, NULL, NULL, 'synthetic', NULL FROM __gen")
+        insert("portfolio", portfolios, "SELECT uid::UUID, unique_identifier, unique_identifier, NULL FROM __gen")
+        con.execute("INSERT INTO account_allocation_model VALUES (?, 'bench model', NULL, NULL)", [model_uid])
+        insert("account", accounts, "SELECT uid::UUID, unique_identifier, unique_identifier, true, true, NULL, NULL FROM __gen")
+        insert(
+            "account_target_allocation",
+            allocations.with_columns(pl.lit(model_uid).alias("model")),
+            "SELECT uid::UUID, unique_identifier, account_uid::UUID, model::UUID, NULL, true, 'bench', NULL FROM __gen",
+        )
+    with store.transaction() as con:  # DuckDB checks foreign keys against committed rows
+        con.register("__gen", sets.to_arrow())
+        con.execute("INSERT INTO position_set SELECT uid::UUID, account_target_allocation_uid::UUID, position_set_time, 'bench', NULL FROM __gen")
+    with store.transaction() as con:
+        con.register("__gen", targets.to_arrow())
+        con.execute(
+            "INSERT INTO target_positions BY NAME SELECT time_index, position_set_uid::UUID AS position_set_uid, target_type, "
+            "target_uid::UUID AS target_uid, asset_uid::UUID AS asset_uid, portfolio_uid::UUID AS portfolio_uid, "
+            "weight_notional_exposure, constant_notional_exposure, single_asset_quantity FROM __gen"
+        )
+        con.register("__gen_w", weights.to_arrow())
+        con.execute("INSERT INTO portfolio_weights SELECT time_index, portfolio_uid::UUID, asset_uid::UUID, weight FROM __gen_w")
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "position_sets": n_sets,
+        "target_rows": targets.height,
+        "portfolio_target_rows": int((targets["target_type"] == "portfolio").sum()),
+        "portfolios": n_portfolios,
+        "constituents_per_composition": n_const,
+        "compositions_per_portfolio": n_dates,
+        "weight_rows": weights.height,
+        "assets": n_assets,
+        "db_bytes": os.path.getsize(db),
+    }
+
+
+# -- shared reads ------------------------------------------------------------------------------------
+TARGETS_SQL = """
+SELECT t.position_set_uid::VARCHAR AS position_set_uid, t.time_index, t.target_type, t.target_uid::VARCHAR AS target_uid,
+       t.asset_uid::VARCHAR AS asset_uid, t.portfolio_uid::VARCHAR AS portfolio_uid,
+       t.weight_notional_exposure, t.constant_notional_exposure, t.single_asset_quantity,
+       coalesce(a.unique_identifier, p.unique_identifier) AS unique_identifier
+FROM target_positions AS t
+LEFT JOIN asset AS a ON a.uid = t.asset_uid
+LEFT JOIN portfolio AS p ON p.uid = t.portfolio_uid
+"""
+
+
+def read_targets(store: Any) -> pl.DataFrame:
+    return store.query(TARGETS_SQL)
+
+
+# The same expansion as one DuckDB query: ASOF JOIN for the composition, equi-join for constituents.
+def sql_expansion(net: bool, weights_as_of: str) -> str:
+    when = "t.time_index" if weights_as_of == "position-set" else "$now"
+    expanded = f"""
+    WITH t AS ({TARGETS_SQL}),
+    compositions AS (SELECT DISTINCT portfolio_uid, time_index FROM portfolio_weights),
+    picked AS (
+        SELECT t.*, c.time_index AS weights_time
+        FROM (SELECT *, {when} AS wtime FROM t WHERE target_type = 'portfolio') AS t
+        ASOF LEFT JOIN compositions AS c ON c.portfolio_uid = t.portfolio_uid::UUID AND c.time_index <= t.wtime
+    ),
+    expanded AS (
+        SELECT position_set_uid, time_index, 'asset' AS source_target_type, target_uid AS source_target_uid,
+               NULL::VARCHAR AS portfolio_uid, asset_uid, unique_identifier AS asset, NULL::DOUBLE AS portfolio_weight,
+               NULL::TIMESTAMPTZ AS weights_time, weight_notional_exposure, constant_notional_exposure, single_asset_quantity
+        FROM t WHERE target_type = 'asset'
+        UNION ALL
+        SELECT p.position_set_uid, p.time_index, 'portfolio', p.target_uid, p.portfolio_uid, w.asset_uid::VARCHAR,
+               a.unique_identifier, w.weight, p.weights_time, p.weight_notional_exposure * w.weight,
+               p.constant_notional_exposure * w.weight, NULL::DOUBLE
+        FROM picked AS p
+        JOIN portfolio_weights AS w ON w.portfolio_uid = p.portfolio_uid::UUID AND w.time_index = p.weights_time
+        JOIN asset AS a ON a.uid = w.asset_uid
+    )
+    """
+    if not net:
+        return expanded + "SELECT * FROM expanded ORDER BY position_set_uid, source_target_type, source_target_uid, asset"
+    return expanded + """
+    SELECT position_set_uid, min(time_index) AS time_index, asset_uid, min(asset) AS asset,
+           sum(weight_notional_exposure) AS weight_notional_exposure, sum(constant_notional_exposure) AS constant_notional_exposure,
+           sum(single_asset_quantity) AS single_asset_quantity, count(*) AS n_sources
+    FROM expanded GROUP BY position_set_uid, asset_uid ORDER BY position_set_uid, asset, asset_uid
+    """
+
+
+# -- stages (each in its own process) --------------------------------------------------------------------
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _best(fn: Any, repeat: int) -> tuple[float, list[float], Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        result = None
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return min(times), [round(t, 3) for t in times], result
+
+
+def stage_polars_db(args: argparse.Namespace) -> dict[str, Any]:
+    from msm.expansion import expand_targets
+    from msm.store import Store
+    from msm_portfolios import duckdb_weights_source
+
+    store = Store(args.db)
+    before = _maxrss_mb()
+    runs = []
+    result = None
+    for _ in range(args.repeat):
+        result = None
+        started = time.perf_counter()
+        targets = read_targets(store)
+        read_s = time.perf_counter() - started
+        result = expand_targets(targets, duckdb_weights_source(store), weights_as_of=args.weights_as_of)
+        runs.append((time.perf_counter() - started, read_s))
+        if len(runs) == 1:
+            peak_first = _maxrss_mb()
+    assert result is not None
+    wall, read_s = min(runs)
+    return {
+        "wall_s": round(wall, 3),
+        "first_run_s": round(runs[0][0], 3),
+        "runs_s": [round(r[0], 3) for r in runs],
+        "read_targets_s": round(read_s, 3),
+        "expand_with_duckdb_source_s": round(wall - read_s, 3),
+        "output_rows": result.rows.height,
+        "rows_per_s": round(result.rows.height / wall),
+        "diagnostics_rows": result.diagnostics.height,
+        "rss_before_mb": round(before, 1),
+        "peak_rss_first_run_mb": round(peak_first, 1),
+        "peak_rss_mb": round(_maxrss_mb(), 1),
+        "totals": _totals(result.rows),
+        "fingerprint": _fingerprint(result.rows),
+    }
+
+
+def stage_polars_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from msm.expansion import expand_targets
+    from msm.store import Store
+    from msm_portfolios import duckdb_weights_source
+
+    store = Store(args.db)
+    targets = read_targets(store)
+    weights = duckdb_weights_source(store)(sorted(targets["portfolio_uid"].drop_nulls().unique().to_list()), None)
+    before = _maxrss_mb()
+    plain_times, net_times = [], []
+    plain = net = None
+    for _ in range(args.repeat):  # alternate, so both see the same machine state
+        plain = None
+        started = time.perf_counter()
+        plain = expand_targets(targets, weights, weights_as_of=args.weights_as_of)
+        plain_times.append(time.perf_counter() - started)
+        peak_plain = _maxrss_mb()
+        net = None
+        started = time.perf_counter()
+        net = expand_targets(targets, weights, weights_as_of=args.weights_as_of, net=True)
+        net_times.append(time.perf_counter() - started)
+    assert plain is not None and net is not None
+    best_plain, best_net = min(plain_times), min(net_times)
+    return {
+        "input_target_rows": targets.height,
+        "input_weight_rows": weights.height,
+        "plain": {
+            "best_s": round(best_plain, 3),
+            "runs_s": [round(t, 3) for t in plain_times],
+            "output_rows": plain.rows.height,
+            "rows_per_s": round(plain.rows.height / best_plain),
+        },
+        "net": {
+            "best_s": round(best_net, 3),
+            "runs_s": [round(t, 3) for t in net_times],
+            "output_rows": net.rows.height,
+            "input_rows_per_s": round(plain.rows.height / best_net),
+        },
+        "net_over_plain": round(best_net / best_plain, 3),
+        "rss_inputs_loaded_mb": round(before, 1),
+        "peak_rss_after_first_plain_mb": round(peak_plain, 1),
+        "peak_rss_mb": round(_maxrss_mb(), 1),
+        "totals": _totals(plain.rows),
+        "net_totals": _totals(net.rows),
+        "fingerprint": _fingerprint(plain.rows),
+    }
+
+
+def stage_sql(args: argparse.Namespace) -> dict[str, Any]:
+    import duckdb
+
+    params = {"now": datetime.now(timezone.utc)} if args.weights_as_of == "now" else None
+
+    def run(net: bool) -> pa.Table:
+        con = duckdb.connect(args.db, read_only=True)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            return con.sql(sql_expansion(net, args.weights_as_of), params=params).to_arrow_table()
+        finally:
+            con.close()
+
+    before = _maxrss_mb()
+    best_plain, plain_runs, table = _best(lambda: run(False), args.repeat)
+    peak_plain = _maxrss_mb()
+    best_net, net_runs, net_table = _best(lambda: run(True), args.repeat)
+    plain = pl.from_arrow(table)
+    return {
+        "plain": {"best_s": round(best_plain, 3), "runs_s": plain_runs, "output_rows": table.num_rows, "rows_per_s": round(table.num_rows / best_plain)},
+        "net": {"best_s": round(best_net, 3), "runs_s": net_runs, "output_rows": net_table.num_rows},
+        "net_over_plain": round(best_net / best_plain, 3),
+        "rss_before_mb": round(before, 1),
+        "peak_rss_after_plain_mb": round(peak_plain, 1),
+        "peak_rss_mb": round(_maxrss_mb(), 1),
+        "totals": _totals(plain),  # type: ignore[arg-type]
+        "fingerprint": _fingerprint(plain),  # type: ignore[arg-type]
+        "net_totals": _totals(pl.from_arrow(net_table)),  # type: ignore[arg-type]
+    }
+
+
+def stage_reference(args: argparse.Namespace) -> dict[str, Any]:
+    """Row by row, as the reference did: one resolver query per portfolio target row, a Python loop per constituent.
+
+    The resolver is given the set's time (the reference passed none); that only makes its answer
+    comparable with ours, it costs the same query.
+    """
+    import duckdb
+
+    from msm.store import Store
+
+    store = Store(args.db)
+    targets = read_targets(store)
+    sample_sets = targets["position_set_uid"].unique().sort().head(args.sample_sets)
+    sample = targets.filter(pl.col("position_set_uid").is_in(sample_sets.implode())).sort("position_set_uid", "target_type", "target_uid")
+    records = sample.to_dicts()
+    now = datetime.now(timezone.utc)
+    con = duckdb.connect(args.db, read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+
+    def resolver(portfolio_uid: str, at: datetime) -> list[tuple[Any, ...]]:
+        # Times travel as epoch microseconds: fetchall() of a TIMESTAMPTZ needs pytz, which we do not ship.
+        found = con.execute(
+            """
+            SELECT w.asset_uid::VARCHAR, a.unique_identifier, w.weight, epoch_us(w.time_index)
+            FROM portfolio_weights AS w JOIN asset AS a ON a.uid = w.asset_uid
+            WHERE w.portfolio_uid = ?
+              AND w.time_index = (SELECT max(time_index) FROM portfolio_weights WHERE portfolio_uid = ? AND time_index <= ?)
+            """,
+            [portfolio_uid, portfolio_uid, at],
+        ).fetchall()
+        return [(a, n, w, EPOCH + timedelta(microseconds=us)) for a, n, w, us in found]
+
+    before = _maxrss_mb()
+    started = time.perf_counter()
+    out: list[dict[str, Any]] = []
+    for row in records:
+        base = {"position_set_uid": row["position_set_uid"], "time_index": row["time_index"], "source_target_type": row["target_type"], "source_target_uid": row["target_uid"]}
+        if row["target_type"] == "asset":
+            out.append({**base, "portfolio_uid": None, "asset_uid": row["asset_uid"], "asset": row["unique_identifier"], "portfolio_weight": None,
+                        "weights_time": None, "weight_notional_exposure": row["weight_notional_exposure"],
+                        "constant_notional_exposure": row["constant_notional_exposure"], "single_asset_quantity": row["single_asset_quantity"]})
+            continue
+        at = row["time_index"] if args.weights_as_of == "position-set" else now
+        for asset_uid, asset, weight, weights_time in sorted(resolver(row["portfolio_uid"], at), key=lambda r: (r[1], r[0])):
+            wne, cne = row["weight_notional_exposure"], row["constant_notional_exposure"]
+            out.append({**base, "portfolio_uid": row["portfolio_uid"], "asset_uid": asset_uid, "asset": asset, "portfolio_weight": weight,
+                        "weights_time": weights_time, "weight_notional_exposure": None if wne is None else wne * weight,
+                        "constant_notional_exposure": None if cne is None else cne * weight, "single_asset_quantity": None})
+    rows = pl.DataFrame(out, infer_schema_length=None)
+    elapsed = time.perf_counter() - started
+    con.close()
+    scale = targets.height / sample.height
+    return {
+        "sample_sets": sample_sets.len(),
+        "sample_target_rows": sample.height,
+        "sample_resolver_calls": int((sample["target_type"] == "portfolio").sum()),
+        "sample_output_rows": rows.height,
+        "sample_s": round(elapsed, 3),
+        "rows_per_s": round(rows.height / elapsed),
+        "scaled_full_s": round(elapsed * scale, 1),
+        "scale_factor": round(scale, 2),
+        "rss_before_mb": round(before, 1),
+        "peak_rss_mb": round(_maxrss_mb(), 1),
+        "sample_totals": _totals(rows),
+        "sample_sets_list": sample_sets.to_list(),
+    }
+
+
+def stage_check_sample(args: argparse.Namespace) -> dict[str, Any]:
+    """The polars expansion of the reference sample equals the reference's, row for row."""
+    from msm.expansion import expand_targets
+    from msm.store import Store
+    from msm_portfolios import duckdb_weights_source
+
+    store = Store(args.db)
+    targets = read_targets(store)
+    sample_sets = targets["position_set_uid"].unique().sort().head(args.sample_sets)
+    sample = targets.filter(pl.col("position_set_uid").is_in(sample_sets.implode()))
+    ours = expand_targets(sample, duckdb_weights_source(store), weights_as_of=args.weights_as_of).rows
+    return {"sample_output_rows": ours.height, "sample_totals": _totals(ours)}
+
+
+def _fingerprint(rows: pl.DataFrame) -> str:
+    """An order-sensitive digest of a plain expansion (same rows, same order, same values)."""
+    position = pl.int_range(1, rows.height + 1, eager=True, dtype=pl.UInt64)
+    return str((rows.hash_rows(seed=0) * position).sum())  # wraps around on overflow: still a digest
+
+
+def _totals(rows: pl.DataFrame) -> dict[str, float]:
+    return {c: float(rows[c].sum()) for c in ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")} | {"rows": rows.height}
+
+
+STAGES = {
+    "polars_db": stage_polars_db,
+    "polars_pipeline": stage_polars_pipeline,
+    "sql": stage_sql,
+    "reference": stage_reference,
+    "check_sample": stage_check_sample,
+}
+
+
+def run_stage(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--stage", name, "--db", args.db, "--repeat", str(args.repeat),
+               "--sample-sets", str(args.sample_sets), "--weights-as-of", args.weights_as_of]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"stage {name} failed:\n{done.stderr}")
+    result = json.loads(done.stdout)
+    result["process_s"] = round(time.perf_counter() - started, 2)
+    print(f"  {name}: done in {result['process_s']} s", file=sys.stderr)
+    return result
+
+
+def _close(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a["rows"] == b["rows"] and all(abs(a[k] - b[k]) <= 1e-6 * max(1.0, abs(a[k]), abs(b[k])) for k in a if k != "rows")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true", help="a quick run on a small book")
+    parser.add_argument("--db", help="database file for the book (default: a temporary directory)")
+    parser.add_argument("--reuse", action="store_true", help="reuse the book already in --db instead of regenerating it")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per timed step; the best is reported")
+    parser.add_argument("--sample-sets", type=int, default=50, help="position sets the row-by-row reference runs on")
+    parser.add_argument("--weights-as-of", default="position-set", choices=["position-set", "now"])
+    parser.add_argument("--out", default=str(RESULT), help="where to write the JSON result")
+    parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.stage:
+        print(json.dumps(STAGES[args.stage](args)))
+        return 0
+
+    size = SMALL if args.small else FULL
+    load_before = list(os.getloadavg())  # other work on the machine shows in every timing
+    with tempfile.TemporaryDirectory(prefix="msm-bench-") as tmp:
+        if not args.db:
+            args.db = str(Path(tmp) / "book.duckdb")
+        if args.reuse and Path(args.db).exists():
+            book: dict[str, Any] = {"reused": args.db}
+        else:
+            for suffix in ("", ".wal"):
+                Path(args.db + suffix).unlink(missing_ok=True)
+            print(f"generating the book in {args.db} ...", file=sys.stderr)
+            book = generate(args.db, size)
+        stages = {name: run_stage(name, args) for name in ("polars_db", "polars_pipeline", "sql", "reference", "check_sample")}
+
+    pipe, sql, ref, db = stages["polars_pipeline"], stages["sql"], stages["reference"], stages["polars_db"]
+    full_rows = pipe["plain"]["output_rows"]
+    result = {
+        "benchmark": "msm.expansion.expand_targets",
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "size": "small" if args.small else "full",
+        "weights_as_of": args.weights_as_of,
+        "machine": {"python": platform.python_version(), "polars": pl.__version__, "duckdb": __import__("duckdb").__version__,
+                    "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
+        "book": book,
+        "stages": stages,
+        "summary": {
+            "output_rows": full_rows,
+            "polars_with_duckdb_read_s": db["wall_s"],
+            "polars_pipeline_s": pipe["plain"]["best_s"],
+            "polars_pipeline_rows_per_s": pipe["plain"]["rows_per_s"],
+            "polars_net_s": pipe["net"]["best_s"],
+            "sql_s": sql["plain"]["best_s"],
+            "sql_rows_per_s": sql["plain"]["rows_per_s"],
+            "sql_net_s": sql["net"]["best_s"],
+            "reference_scaled_s": ref["scaled_full_s"],
+            "reference_rows_per_s": ref["rows_per_s"],
+            "ratio_polars_pipeline_over_sql": round(pipe["plain"]["best_s"] / sql["plain"]["best_s"], 3),
+            "ratio_polars_with_read_over_sql": round(db["wall_s"] / sql["plain"]["best_s"], 3),
+            "ratio_polars_net_over_sql_net": round(pipe["net"]["best_s"] / sql["net"]["best_s"], 3),
+            "speedup_polars_pipeline_over_reference": round(ref["scaled_full_s"] / pipe["plain"]["best_s"], 1),
+            "speedup_polars_with_read_over_reference": round(ref["scaled_full_s"] / db["wall_s"], 1),
+            "ratio_net_over_plain": pipe["net_over_plain"],
+            "peak_rss_mb": {"polars_db": db["peak_rss_mb"], "polars_pipeline": pipe["peak_rss_mb"], "sql": sql["peak_rss_mb"], "reference_sample": ref["peak_rss_mb"]},
+        },
+        "checks": {
+            "polars_equals_sql_totals": _close(pipe["totals"], sql["totals"]),
+            "polars_net_equals_sql_net_totals": _close(pipe["net_totals"], sql["net_totals"]),
+            "polars_db_equals_pipeline_totals": _close(db["totals"], pipe["totals"]),
+            "polars_rows_identical_to_sql_rows": pipe["fingerprint"] == sql["fingerprint"] == db["fingerprint"],
+            "reference_sample_equals_polars": _close(ref["sample_totals"], stages["check_sample"]["sample_totals"]),
+        },
+    }
+    stages["reference"].pop("sample_sets_list", None)
+    text = json.dumps(result, indent=2, default=str)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
