@@ -344,20 +344,30 @@ def _net(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx
             "__n": pl.Series([1], dtype=pl.UInt32).new_from_index(0, heads.height).scatter(at, summed["__n"]),
         }
     )
-    # The kinds of one (set, asset) are adjacent (at most n_kinds rows with the same cell): spread
-    # each row's value into its kind's column, then fold the following rows of a cell into its first.
+    # The kinds of one (set, asset) are adjacent rows with the same cell (at most n_kinds of them):
+    # each row's value goes to its kind's column, and the few cells with several kinds have their
+    # following rows folded into their first.
     cell = pl.col("__cell")
     cells = cells.with_columns(
         (cell != cell.shift(1)).fill_null(True).alias("__head"),
-        *[(cell.shift(-j) == cell).fill_null(False).alias(f"__same{j}") for j in range(1, n_kinds)],
+        (cell == cell.shift(-1)).fill_null(False).alias("__more"),
         *[pl.when(pl.col("__kind") == i).then(pl.col("__value")).alias(c) for i, c in enumerate(EXPOSURES)],
     )
-    netted = cells.select(
-        cell,
-        "__head",
-        *[_fold(pl.col(c), lambda e, j: e.fill_null(pl.when(f"__same{j}").then(pl.col(c).shift(-j))), n_kinds).alias(c) for c in EXPOSURES],
-        _fold(pl.col("__n"), lambda e, j: e + pl.when(f"__same{j}").then(pl.col("__n").shift(-j)).otherwise(0), n_kinds).alias("n_sources"),
-    ).filter("__head")
+    netted = cells.filter("__head").select("__cell", "__more", *EXPOSURES, pl.col("__n").alias("n_sources"))
+    starts = cells.select((pl.col("__head") & pl.col("__more")).arg_true())[:, 0]  # where a multi-kind cell begins
+    if starts.len():
+        folded = cells.select(pl.col("__cell", "__n", *EXPOSURES).gather(starts))
+        for j in range(1, n_kinds):
+            following = cells.select(pl.col("__cell", "__n", *EXPOSURES).gather((starts + j).clip(upper_bound=cells.height - 1)))
+            same = (following["__cell"] == folded["__cell"]) & (starts + j < cells.height)
+            folded = folded.with_columns(
+                *[pl.col(c).fill_null(pl.when(same).then(following[c])) for c in EXPOSURES],
+                (pl.col("__n") + pl.when(same).then(following["__n"]).otherwise(0)).cast(pl.UInt32),
+            )
+        at = netted["__more"].arg_true()  # the same cells, as positions in `netted` (same order)
+        netted = netted.with_columns(
+            *[netted[c].scatter(at, folded[c]) for c in EXPOSURES], netted["n_sources"].scatter(at, folded["__n"])
+        )
     set_rows = frame["position_set_uid"].is_first_distinct().arg_true()  # each set's first target row
     set_of, asset_of = (netted["__cell"] // n_assets).cast(pl.UInt32), (netted["__cell"] % n_assets).cast(pl.UInt32)
     return pl.DataFrame(
@@ -370,12 +380,6 @@ def _net(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx
             "n_sources": netted["n_sources"],
         }
     )
-
-
-def _fold(expr: pl.Expr, step: Callable[[pl.Expr, int], pl.Expr], n: int) -> pl.Expr:
-    for j in range(1, n):
-        expr = step(expr, j)
-    return expr
 
 
 def _asset_dictionary(frame: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:

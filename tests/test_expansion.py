@@ -303,6 +303,26 @@ def test_netting_sums_an_asset_held_directly_and_through_two_portfolios() -> Non
     assert result.rows.schema["n_sources"] == pl.UInt32
 
 
+@pytest.mark.parametrize("asset", ["AAA", "ZZZ"])  # first and last (set, asset) of the output
+def test_netting_keeps_the_three_exposures_of_one_asset_apart(asset: str) -> None:
+    rows = targets(
+        target("s", T1, asset=asset, qty=7.0),
+        target("s", T1, asset="MID", wne=0.1),
+        target("s", T1, portfolio="P", wne=0.4),
+        target("s", T1, portfolio="Q", cne=1_000.0),
+        target("s", T1, portfolio="R", cne=500.0),
+    )
+    weights = history(
+        composition("P", T0, {asset: 0.5, "MID": 0.5}), composition("Q", T0, {asset: 0.1, "MID": 0.9}), composition("R", T0, {asset: 1.0})
+    )
+    netted = expand_targets(rows, weights, weights_as_of="position-set", net=True).rows
+    by_asset = {r["asset"]: r for r in netted.iter_rows(named=True)}
+    assert (by_asset[asset]["weight_notional_exposure"], by_asset[asset]["constant_notional_exposure"]) == (pytest.approx(0.2), pytest.approx(600.0))
+    assert (by_asset[asset]["single_asset_quantity"], by_asset[asset]["n_sources"]) == (7.0, 4)
+    assert (by_asset["MID"]["weight_notional_exposure"], by_asset["MID"]["constant_notional_exposure"]) == (pytest.approx(0.3), pytest.approx(900.0))
+    assert (by_asset["MID"]["single_asset_quantity"], by_asset["MID"]["n_sources"]) == (None, 3)
+
+
 def test_many_sets_at_once_match_a_row_by_row_oracle() -> None:
     rng = random.Random(7)
     assets = [f"A{i:02d}" for i in range(30)]
