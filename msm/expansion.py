@@ -319,11 +319,20 @@ def _net(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx
         ((set_id.cast(dtype) * n_assets + pl.col("__akey").fill_null(0).cast(dtype)) * n_kinds + kind).alias("key"),
         pl.coalesce(*EXPOSURES).alias("value"),
     )
-    key = per_target["key"].gather(t_idx) + (history["__akey"].cast(dtype) * n_kinds).gather(w_idx).fill_null(0)
-    order = key.arg_sort()
-    t_idx, w_idx = t_idx.gather(order), w_idx.gather(order)
-    value = per_target["value"].gather(t_idx) * history["weight"].gather(w_idx).fill_null(1.0)
-    work = pl.DataFrame({"__key": key.gather(order), "__value": value}).with_columns(pl.col("__key").set_sorted())
+    # Asset rows have no weight row: they point at an extra one, of key part 0 and weight 1.
+    per_weight = pl.concat(
+        [
+            history.select((pl.col("__akey").cast(dtype) * n_kinds).alias("key"), pl.col("weight")),
+            pl.DataFrame({"key": [0], "weight": [1.0]}, schema={"key": dtype, "weight": pl.Float64}),
+        ]
+    )
+    w_idx = w_idx.fill_null(history.height)
+    work = pl.DataFrame(
+        {
+            "__key": per_target["key"].gather(t_idx) + per_weight["key"].gather(w_idx),
+            "__value": per_target["value"].gather(t_idx) * per_weight["weight"].gather(w_idx),
+        }
+    ).sort("__key")
     previous, following = pl.col("__key").shift(1), pl.col("__key").shift(-1)
     work = work.with_columns(
         (pl.col("__key") != previous).fill_null(True).alias("__first"),
