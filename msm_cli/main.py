@@ -17,13 +17,13 @@ from collections.abc import Sequence
 
 from msm.errors import MsmError
 from msm.store import default_db_path
-from msm_cli import candidates, database, registry, targets
+from msm_cli import candidates, database, demo, lookthrough, portfolios, registry, targets
 from msm_cli.commands import CommandTree
 
 __all__ = ["MODULES", "build_parser", "main"]
 
 #: Area modules, in the order their commands appear in ``msm --help``.
-MODULES = (database, registry, targets, candidates)
+MODULES = (database, demo, registry, portfolios, targets, candidates, lookthrough)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,82 @@
+"""``msm demo``: load the chained example into the database (creating and migrating it first).
+
+The data are the runnable examples (packaged as ``msm_examples``): the portfolio example (assets
+BTC/ETH/SOL, the portfolio CRYPTO-MAJORS-EW and three compositions), then the account example
+(two accounts whose snapshots target BTC directly and the portfolio as a sleeve). Loading is
+idempotent: a second run leaves the same rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import msm
+import msm_portfolios
+from msm.timeutil import format_utc
+from msm_cli.commands import CommandTree
+from msm_cli.context import add_format, migration_sets
+from msm_cli.output import write_json, write_lines
+from msm_examples import account_portfolio_workflow as account_example
+from msm_examples import portfolio_equal_weight as portfolio_example
+
+__all__ = ["register"]
+
+
+def register(tree: CommandTree) -> None:
+    p = tree.command(
+        "demo", demo,
+        help="load the example portfolio and accounts (creates the database when missing; idempotent)",
+        description="Create or migrate the database (like `msm init`), then load the chained example: assets BTC, ETH "
+        "and SOL, the portfolio CRYPTO-MAJORS-EW with three compositions, and two accounts whose snapshots hold BTC "
+        "directly and the portfolio as a sleeve. Running it again changes nothing.",
+    )
+    add_format(p)
+
+
+def demo(args: argparse.Namespace) -> None:
+    store = msm.Store(args.db)
+    existed = store.exists
+    applied = msm.migrate(store, migration_sets())
+    account_example.run(store)
+    portfolio = msm.get_portfolio(store, portfolio_example.PORTFOLIO)
+    compositions = msm_portfolios.composition_history(store, portfolio["uid"])["weights_time"].sort().to_list()
+    accounts = []
+    for ident, _ in account_example.ACCOUNTS:
+        account = msm.get_account(store, ident)
+        times = msm.snapshot_history(store, account["uid"])["position_set_time"].sort().to_list()
+        accounts.append({"uid": account["uid"], "unique_identifier": ident, "account_name": account["account_name"], "snapshots": times})
+    assets = [ident for ident, _, _ in portfolio_example.ASSETS]
+    db = "" if str(args.db) == msm.default_db_path() else f" --db {args.db}"
+    first = accounts[0]["unique_identifier"]
+    hints = [f"msm{db} targets show {first}", f"msm{db} targets expand {first} --net"]
+
+    if args.format == "json":
+        document: dict[str, Any] = {
+            "database": store.path,
+            "created": not existed,
+            "applied": [{"namespace": m.namespace, "version": m.version, "name": m.name} for m in applied],
+            "assets": assets,
+            "portfolio": {"uid": portfolio["uid"], "unique_identifier": portfolio["unique_identifier"], "compositions": compositions},
+            "accounts": accounts,
+            "next": hints,
+        }
+        write_json(document)
+        return
+    if not existed:
+        write_lines(f"created database {store.path}")
+    write_lines(*(f"applied migration {m}" for m in applied))
+    write_lines(
+        f"demo data loaded in {store.path} (running `msm demo` again changes nothing)",
+        f"  assets      {', '.join(assets)}",
+        f"  portfolio   {portfolio['unique_identifier']} ({portfolio['portfolio_name']}): compositions from "
+        + ", ".join(format_utc(t) or "" for t in compositions),
+        *(
+            f"  account     {a['unique_identifier']} ({a['account_name']}): snapshot{'s' if len(a['snapshots']) != 1 else ''} at "
+            + ", ".join(format_utc(t) or "" for t in a["snapshots"])
+            for a in accounts
+        ),
+        "",
+        "try:",
+        *(f"  {hint}" for hint in hints),
+    )

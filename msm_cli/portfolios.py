@@ -1,0 +1,143 @@
+"""Portfolio compositions: ``msm portfolios weights|composition|history``.
+
+A composition is every ``(asset, weight)`` row of one portfolio at one UTC time
+(:mod:`msm_portfolios.compositions`); it is in force until the portfolio's next one. Weights are
+stored exactly as given: a composition that does not sum to 1 is stored, shown with its sum and
+flagged, never renormalized (expansion reports it again when it uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import polars as pl
+
+import msm
+import msm_portfolios
+from msm.expansion import WEIGHT_SUM_TOLERANCE
+from msm.timeutil import format_utc
+from msm_cli.commands import CommandTree
+from msm_cli.context import add_format, open_store
+from msm_cli.output import number, write_csv, write_json, write_lines, write_table
+
+__all__ = ["COMPOSITION_ROW_COLUMNS", "composition_document", "register"]
+
+#: Columns of each row of a composition document (``--format json`` / ``csv``).
+COMPOSITION_ROW_COLUMNS = ("portfolio_uid", "portfolio", "weights_time", "asset_uid", "asset", "weight")
+
+
+def register(tree: CommandTree) -> None:
+    p = tree.subcommand(
+        "portfolios", "weights", weights,
+        help="store a composition (asset weights from a time on) from a CSV/JSON/Parquet file",
+        description="Validate every row of the --file (columns: `asset` (unique identifier) or `asset_uid`, and "
+        "`weight`), then store the composition of portfolio ID taking effect at --at, in one transaction. Weights are "
+        "stored as given: they need not sum to 1 (the output says when they do not) and are never renormalized. "
+        "Nothing is stored when any row is bad.",
+    )
+    p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+    p.add_argument("--at", required=True, metavar="TS", help="time the composition takes effect, ISO-8601 with a UTC offset")
+    p.add_argument("--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects) or .parquet file")
+    p.add_argument("--overwrite", action="store_true", help="replace the whole composition when one exists at that time")
+    add_format(p)
+
+    p = tree.subcommand(
+        "portfolios", "composition", composition, help="show the composition in force at a time",
+        description="The portfolio's composition in force at --as-of (its latest at or before that time; default now), "
+        "with its weight sum.",
+    )
+    p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+    p.add_argument("--as-of", metavar="TS", help="the time (default: now)")
+    add_format(p, ("table", "json", "csv"))
+
+    p = tree.subcommand("portfolios", "history", history, help="list every composition of a portfolio, newest first")
+    p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+    add_format(p)
+
+
+def sums_to_one(weight_sum: float) -> bool:
+    return abs(weight_sum - 1.0) <= WEIGHT_SUM_TOLERANCE
+
+
+def composition_document(frame: pl.DataFrame) -> dict[str, Any]:
+    """``{"portfolio": {uid, unique_identifier}, "weights_time", "n_assets", "weight_sum", "sums_to_one", "rows"}``."""
+    first = frame.row(0, named=True)
+    weight_sum = float(frame["weight"].sum())
+    return {
+        "portfolio": {"uid": first["portfolio_uid"], "unique_identifier": first["portfolio"]},
+        "weights_time": first["weights_time"],
+        "n_assets": frame.height,
+        "weight_sum": weight_sum,
+        "sums_to_one": sums_to_one(weight_sum),
+        "rows": frame.select(COMPOSITION_ROW_COLUMNS).to_dicts(),
+    }
+
+
+def _print_composition(document: dict[str, Any], *heading: str) -> None:
+    write_lines(*heading, "")
+    write_table(document["rows"], [("asset", "asset"), ("weight", "weight"), ("asset_uid", "asset uid")])
+    weight_sum = document["weight_sum"]
+    note = "" if document["sums_to_one"] else "  (does not sum to 1: stored as given, never renormalized)"
+    write_lines("", f"  assets        {document['n_assets']}", f"  weight sum    {number(weight_sum, decimals=12)}{note}")
+
+
+# -- weights -------------------------------------------------------------------------------------
+def weights(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    before: set[Any] = set()
+    if args.overwrite:  # to say whether a composition was replaced
+        before = set(msm_portfolios.composition_history(store, args.portfolio)["weights_time"].to_list())
+    frame = msm_portfolios.save_composition_file(store, args.portfolio, args.at, args.file, overwrite=args.overwrite)
+    document = composition_document(frame)
+    replaced = document["weights_time"] in before
+    if args.format == "json":
+        write_json({**document, "replaced": replaced})
+        return
+    where = f"portfolio {document['portfolio']['unique_identifier']!r} at {format_utc(document['weights_time'])}"
+    _print_composition(
+        document,
+        f"stored composition of {where}{' (replaced the whole previous composition)' if replaced else ''}",
+        f"  portfolio uid {document['portfolio']['uid']}; in force from {format_utc(document['weights_time'])} until the next composition",
+    )
+
+
+# -- composition ---------------------------------------------------------------------------------
+def composition(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    frame = msm_portfolios.read_composition(store, args.portfolio, as_of=args.as_of)
+    document = composition_document(frame)
+    if args.format == "json":
+        write_json(document)
+    elif args.format == "csv":
+        write_csv(document["rows"], COMPOSITION_ROW_COLUMNS)
+    else:
+        when = f"at {args.as_of}" if args.as_of else "now"
+        _print_composition(
+            document,
+            f"portfolio {document['portfolio']['unique_identifier']!r}: composition in force {when}, "
+            f"stored at {format_utc(document['weights_time'])}",
+        )
+
+
+# -- history -------------------------------------------------------------------------------------
+def history(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    portfolio = msm.get_portfolio(store, args.portfolio)
+    frame = msm_portfolios.composition_history(store, portfolio["uid"])
+    compositions = [
+        {"weights_time": r["weights_time"], "n_assets": int(r["n_assets"]), "weight_sum": float(r["weight_sum"]),
+         "sums_to_one": sums_to_one(float(r["weight_sum"]))}
+        for r in frame.iter_rows(named=True)
+    ]
+    if args.format == "json":
+        write_json({"portfolio": {"uid": portfolio["uid"], "unique_identifier": portfolio["unique_identifier"]}, "compositions": compositions})
+        return
+    n = len(compositions)
+    write_lines(f"portfolio {portfolio['unique_identifier']!r}: {n} composition{'s' if n != 1 else ''}, newest first")
+    write_table(
+        [{**c, "weight_sum": round(c["weight_sum"], 12), "note": "" if c["sums_to_one"] else "does not sum to 1 (as stored)"}
+         for c in compositions],
+        [("weights_time", "weights time"), ("n_assets", "assets"), ("weight_sum", "weight sum"), ("note", "note")],
+        empty="(no compositions; store one with `msm portfolios weights ID --at TS --file F`)",
+    )
