@@ -42,6 +42,7 @@ __all__ = [
     "SET_KEY",
     "STORAGE_COLUMNS",
     "TARGET_INPUT_COLUMNS",
+    "RowChecks",
     "check_columns",
     "empty_reference",
     "target_rows_frame",
@@ -153,11 +154,8 @@ def validate_target_rows(
     missing = [c for c in TARGET_INPUT_COLUMNS if c not in frame.columns]
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
 
-    checks: list[tuple[pl.Expr, str, pl.Expr, pl.Expr]] = []  # (is bad, field, shown value, rule)
-
-    def bad(mask: pl.Expr, field: str, rule: str | pl.Expr, value: pl.Expr | None = None) -> None:
-        shown = (value if value is not None else pl.col(field)).cast(pl.String)
-        checks.append((mask.fill_null(False), field, shown, rule if isinstance(rule, pl.Expr) else pl.lit(rule)))
+    checks = RowChecks(entity)
+    bad = checks.bad
 
     # -- exposures: numbers, exactly one, finite -----------------------------------------------
     exposure_errors: list[RowError] = []
@@ -277,7 +275,7 @@ def validate_target_rows(
         value=pl.col("__uid"),
     )
 
-    _raise_collected(frame, checks, entity)
+    checks.raise_found(frame)
     return frame.select(
         ROW,
         SET_KEY,
@@ -307,8 +305,9 @@ def _normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
         frame = frame.with_columns(pl.col("metadata_json").cast(pl.String, strict=False))
     frame = frame.with_columns(_text("metadata_json").alias("metadata_json"))
     # JSON parsing, vectorized, by DuckDB's JSON functions over the Arrow column (no file touched).
-    meta = frame.select("metadata_json")
-    kinds = duckdb.connect(":memory:").sql(
+    scratch = duckdb.connect(":memory:")
+    scratch.register("meta", frame.select("metadata_json").to_arrow())
+    kinds = scratch.sql(
         "SELECT CASE WHEN metadata_json IS NULL THEN NULL WHEN json_valid(metadata_json) THEN json_type(metadata_json) ELSE 'INVALID' END AS k FROM meta"
     ).to_arrow_table()
     frame = frame.with_columns(pl.Series("__meta_kind", pl.from_arrow(kinds).to_series(), dtype=pl.String))
@@ -322,19 +321,36 @@ def _normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
     return frame
 
 
-def _raise_collected(frame: pl.DataFrame, checks: list[tuple[pl.Expr, str, pl.Expr, pl.Expr]], entity: str) -> None:
-    # Masks, values and rules are evaluated on the whole frame before filtering, so window
-    # expressions (the first row of a duplicate) see every row.
-    found = pl.concat(
-        [
-            frame.lazy()
-            .select(pl.col(ROW).alias("row"), mask.alias("__bad"), pl.lit(field).alias("field"), value.alias("value"), rule.cast(pl.String).alias("rule"))
-            .filter("__bad")
-            .drop("__bad")
-            for mask, field, value, rule in checks
-        ]
-    ).collect()
-    if found.height:
-        raise ValidationError(
-            [RowError(entity, r["row"], r["field"], NO_VALUE if r["value"] is None else r["value"], r["rule"]) for r in found.iter_rows(named=True)]
-        )
+class RowChecks:
+    """Vectorized row rules, collected and raised as one :class:`ValidationError`.
+
+    ``bad(mask, field, rule, value=None)`` declares a rule: rows where ``mask`` is true are bad in
+    ``field``; ``value`` (default: the field's column) is what the message shows; ``rule`` is text or
+    a per-row expression. ``raise_found(frame)`` evaluates every rule over the whole frame at once
+    and raises with each bad row's number (from the ``row`` column), or returns when all pass.
+    """
+
+    def __init__(self, entity: str, *, row: str = ROW) -> None:
+        self.entity, self.row = entity, row
+        self._checks: list[tuple[pl.Expr, str, pl.Expr, pl.Expr]] = []
+
+    def bad(self, mask: pl.Expr, field: str, rule: str | pl.Expr, value: pl.Expr | None = None) -> None:
+        shown = (value if value is not None else pl.col(field)).cast(pl.String)
+        self._checks.append((mask.fill_null(False), field, shown, rule if isinstance(rule, pl.Expr) else pl.lit(rule)))
+
+    def raise_found(self, frame: pl.DataFrame, *, summary: str | None = None) -> None:
+        # Masks, values and rules are evaluated on the whole frame before filtering, so window
+        # expressions (the first row of a duplicate) see every row.
+        found = pl.concat(
+            [
+                frame.lazy()
+                .select(pl.col(self.row).alias("row"), mask.alias("__bad"), pl.lit(field).alias("field"), value.alias("value"), rule.cast(pl.String).alias("rule"))
+                .filter("__bad")
+                .drop("__bad")
+                for mask, field, value, rule in self._checks
+            ]
+        ).collect()
+        if found.height:
+            errors = [RowError(self.entity, r["row"], r["field"], NO_VALUE if r["value"] is None else r["value"], r["rule"]) for r in found.iter_rows(named=True)]
+            n = len(errors)
+            raise ValidationError(errors, summary=f"{summary}: {n} problem{'s' if n != 1 else ''} found; nothing was stored" if summary else None)

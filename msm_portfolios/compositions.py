@@ -31,6 +31,7 @@ import pyarrow as pa
 from msm.errors import NO_VALUE, ConflictError, RowError, ValidationError
 from msm.expansion import MissingCompositionError, WeightsSource
 from msm.io import frame_from_records, read_table_file
+from msm.validation import RowChecks
 from msm.services.registry import get_portfolio, reference_frame
 from msm.store import Store, fetch
 from msm.timeutil import format_utc, parse_utc, utc_now
@@ -159,11 +160,8 @@ def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: 
         _text("asset_uid").str.to_lowercase().alias("asset_uid"),
         pl.col("weight").alias("__raw_weight"),
     )
-    checks: list[tuple[pl.Expr, str, pl.Expr, pl.Expr]] = []
-
-    def bad(mask: pl.Expr, field: str, rule: str | pl.Expr, value: pl.Expr | None = None) -> None:
-        shown = (value if value is not None else pl.col(field)).cast(pl.String)
-        checks.append((mask.fill_null(False), field, shown, rule if isinstance(rule, pl.Expr) else pl.lit(rule)))
+    checks = RowChecks(_ENTITY)
+    bad = checks.bad
 
     # Weights: text (CSV cells) is parsed here, so a bad cell is named rather than nulled.
     raw = pl.col("__raw_weight")
@@ -212,20 +210,7 @@ def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: 
     bad(repeated & name.is_not_null(), "asset", duplicate)
     bad(repeated & name.is_null(), "asset_uid", duplicate)
 
-    found = pl.concat(
-        [
-            frame.lazy()
-            .select(pl.col("__row").alias("row"), mask.alias("__bad"), pl.lit(field).alias("field"), value.alias("value"), rule.cast(pl.String).alias("rule"))
-            .filter("__bad")
-            .drop("__bad")
-            for mask, field, value, rule in checks
-        ]
-    ).collect()
-    if found.height:
-        raise ValidationError(
-            [RowError(_ENTITY, r["row"], r["field"], NO_VALUE if r["value"] is None else r["value"], r["rule"]) for r in found.iter_rows(named=True)],
-            summary=f"{context}: {found.height} problem{'s' if found.height != 1 else ''} found; nothing was stored" if context else None,
-        )
+    checks.raise_found(frame, summary=context)
     return frame.select("__row", pl.col("__uid").alias("asset_uid"), pl.col("__label").alias("asset"), "weight")
 
 
