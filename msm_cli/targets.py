@@ -12,6 +12,7 @@ from typing import Any
 
 import msm
 from msm.io import read_table_file
+from msm.services.snapshots import POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, open_store
@@ -19,20 +20,8 @@ from msm_cli.output import cell, number, write_csv, write_json, write_lines, wri
 
 __all__ = ["register"]
 
-POSITION_COLUMNS = (
-    "target_type",
-    "target_uid",
-    "asset_uid",
-    "portfolio_uid",
-    "unique_identifier",
-    "display_label",
-    "weight_notional_exposure",
-    "constant_notional_exposure",
-    "single_asset_quantity",
-    "metadata_json",
-)
 _EXPOSURES = (("weight_notional_exposure", "weight"), ("constant_notional_exposure", "notional"), ("single_asset_quantity", "quantity"))
-_GROUP_HELP = "account target snapshots (save from a file, show, history, diff)"
+_GROUP_HELP = "account target snapshots (save from a file, show, history, diff, expand)"
 
 
 def register(tree: CommandTree) -> None:

@@ -251,7 +251,7 @@ def save_composition(
             if existing and not overwrite:
                 raise ConflictError(
                     f"{where} already exists ({existing} asset{'s' if existing != 1 else ''}); "
-                    "pass overwrite=True to replace it whole, or choose another time"
+                    "pass overwrite=True (--overwrite) to replace it whole, or choose another time"
                 )
             if existing:
                 con.execute("DELETE FROM portfolio_weights WHERE portfolio_uid = ? AND time_index = ?", [target["uid"], at])

@@ -8,7 +8,10 @@ same way. UUIDs are text, times are ``timestamp[us, UTC]``, exposures ``double``
 pyarrow and DuckDB read the datasets back with the same schema.
 
 The export is written to a temporary folder beside ``OUT`` and moved into place at the end, so a
-failed export leaves nothing half-written. An existing dataset is not replaced unless asked.
+failed export leaves nothing half-written. An existing export is not replaced unless asked; when it
+is, the whole export is replaced (a look-through dataset from an earlier ``expanded`` export is
+removed rather than left beside snapshots it no longer matches). With no snapshots, each dataset
+holds one empty file that still carries the columns.
 """
 
 from __future__ import annotations
@@ -92,9 +95,12 @@ def export_snapshots(
     try:
         for name, frame in datasets.items():
             _write_dataset(frame, staging / name)
-        for name in datasets:
-            if (out / name).exists():
+        # An overwrite replaces the whole export: a dataset not written this time (the look-through
+        # of an earlier --expanded export) would no longer match, so it goes too.
+        for name in EXPORT_DATASETS:
+            if (out / name).exists() and (name in datasets or overwrite):
                 shutil.rmtree(out / name)
+        for name in datasets:
             (staging / name).rename(out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -108,7 +114,8 @@ def export_snapshots(
 
 def _write_dataset(frame: pl.DataFrame, path: Path) -> None:
     path.mkdir(parents=True)
-    if frame.height == 0:
+    if frame.height == 0:  # one empty file, so readers still see the columns and their types
+        frame.write_parquet(path / "part-0.parquet")
         return
     dated = frame.with_columns(pl.col("time_index").dt.convert_time_zone("UTC").dt.date().cast(pl.String).alias(PARTITION))
     ds.write_dataset(
