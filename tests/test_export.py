@@ -45,7 +45,7 @@ def test_round_trip_through_polars_pyarrow_and_duckdb(demo: msm.Store, tmp_path:
         assert data[0].equals(data[1]) and data[0].equals(data[2])
         assert sorted({str(d) for d in frames[0]["snapshot_date"]}) == ["2026-05-25", "2026-06-01"]
     positions = _read_three_ways(tmp_path / "out" / "target_positions")[0]
-    assert positions.filter(pl.col("target_type") == "portfolio")["metadata_json"].to_list()[0] == '{"portfolio_role":"satellite_sleeve"}'
+    assert positions.filter(pl.col("target_type") == "portfolio")["metadata_json"].to_list()[0] == '{"portfolio_role": "satellite_sleeve"}'  # as stored
     assert {p.name for p in (tmp_path / "out" / "target_positions").iterdir()} == {"snapshot_date=2026-05-25", "snapshot_date=2026-06-01"}
 
 
