@@ -132,11 +132,13 @@ def validate_target_rows(
     portfolios: pl.DataFrame,
     entity: str = "target set",
     passthrough: Sequence[str] = (),
+    snapshot_key: Sequence[str] = (SET_KEY,),
 ) -> pl.DataFrame:
     """Validate target rows; return them in storage shape, or raise one :class:`ValidationError`.
 
     ``frame`` holds target input columns, and optionally ``__row`` (1-based row numbers; default
-    1..n) and ``__set`` (the snapshot each row belongs to; default: one snapshot).
+    1..n) and ``__set`` (the snapshot each row belongs to; default: one snapshot). A caller whose
+    rows already carry the snapshot's key columns names them in ``snapshot_key`` instead.
     ``assets`` / ``portfolios`` are ``(uid, unique_identifier)`` frames of the existing entities
     the rows may name (more is fine). The result has ``__row``, ``__set``, ``target_type``,
     ``target_uid``, ``asset_uid``, ``portfolio_uid``, the three exposures (Float64),
@@ -149,7 +151,8 @@ def validate_target_rows(
         raise ValidationError([RowError(entity, None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
     if ROW not in frame.columns:
         frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    if SET_KEY not in frame.columns:
+    snapshot_key = list(snapshot_key)
+    if snapshot_key == [SET_KEY] and SET_KEY not in frame.columns:
         frame = frame.with_columns(pl.lit("").alias(SET_KEY))
     missing = [c for c in TARGET_INPUT_COLUMNS if c not in frame.columns]
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
@@ -195,23 +198,30 @@ def validate_target_rows(
     # -- UUIDs are well formed ------------------------------------------------------------------
     for column in UUID_COLUMNS:
         # keep the text as given for the message; compare in lower case
-        frame = frame.with_columns(_text(column).alias(f"__given_{column}"), _text(column).str.to_lowercase().alias(column))
-        bad(pl.col(column).is_not_null() & ~pl.col(column).str.contains(_UUID_RE), column, _UUID_HINT, value=pl.col(f"__given_{column}"))
+        given = pl.col(column).cast(pl.String)
+        if frame.select((given.str.contains(_UUID_RE) | given.is_null()).all()).item():
+            # already canonical (the common case for machine-made frames): no text clean-up needed
+            frame = frame.with_columns(given.alias(f"__given_{column}"), given.alias(column), given.is_not_null().alias(f"__wellformed_{column}"))
+        else:
+            lowered = _text(column).str.to_lowercase()
+            frame = frame.with_columns(_text(column).alias(f"__given_{column}"), lowered.alias(column), lowered.str.contains(_UUID_RE).alias(f"__wellformed_{column}"))
+        bad(pl.col(column).is_not_null() & ~pl.col(f"__wellformed_{column}"), column, _UUID_HINT, value=pl.col(f"__given_{column}"))
     for column in ("asset", "portfolio"):
         frame = frame.with_columns(_text(column).alias(column))
 
     # -- resolve unique identifiers, check that named targets exist ----------------------------
     for kind, ref in (("asset", assets), ("portfolio", portfolios)):
         ref = ref.select(pl.col("uid").cast(pl.String).str.to_lowercase(), pl.col("unique_identifier").cast(pl.String))
-        frame = frame.join(
-            ref.rename({"uid": f"__{kind}_resolved", "unique_identifier": kind}), on=kind, how="left", nulls_equal=False
-        ).join(
-            ref.rename({"uid": f"{kind}_uid", "unique_identifier": f"__{kind}_identifier"}),
-            on=f"{kind}_uid",
-            how="left",
-        )
+        # Left joins that keep the frame's order; a column that is entirely empty needs no join.
+        for key, names in ((kind, {"uid": f"__{kind}_resolved", "unique_identifier": kind}),
+                           (f"{kind}_uid", {"uid": f"{kind}_uid", "unique_identifier": f"__{kind}_identifier"})):
+            added = next(n for n in names.values() if n != key)
+            if frame[key].null_count() == frame.height:
+                frame = frame.with_columns(pl.lit(None, pl.String).alias(added))
+            else:
+                frame = frame.join(ref.rename(names), on=key, how="left", maintain_order="left")
         ident, uid, resolved = pl.col(kind), pl.col(f"{kind}_uid"), pl.col(f"__{kind}_resolved")
-        well_formed = uid.str.contains(_UUID_RE)
+        well_formed = pl.col(f"__wellformed_{kind}_uid")
         bad(ident.is_not_null() & resolved.is_null(), kind, f"no {kind} has this unique_identifier; add it first (msm {kind}s add ID)")
         bad(well_formed & pl.col(f"__{kind}_identifier").is_null(), f"{kind}_uid", f"no {kind} has this uid")
         bad(
@@ -250,7 +260,7 @@ def validate_target_rows(
         pl.lit("does not match the target given (") + pl.col("__type") + pl.lit(")"),
     )
     bad(
-        pl.col("target_uid").str.contains(_UUID_RE) & pl.col("__uid").is_not_null() & (pl.col("target_uid") != pl.col("__uid")),
+        pl.col("__wellformed_target_uid") & pl.col("__uid").is_not_null() & (pl.col("target_uid") != pl.col("__uid")),
         "target_uid",
         pl.lit("must equal ") + pl.col("__type") + pl.lit("_uid ") + pl.col("__uid"),
     )
@@ -266,8 +276,7 @@ def validate_target_rows(
 
     # -- a target appears once per snapshot ----------------------------------------------------
     name = pl.coalesce(pl.when(pl.col("__type") == "asset").then(pl.col("__asset_name")).otherwise(pl.col("__portfolio_name")), pl.col("__uid"))
-    frame = frame.sort(ROW)
-    first = pl.col(ROW).min().over(SET_KEY, "__type", "__uid")
+    first = pl.col(ROW).min().over(*snapshot_key, "__type", "__uid")
     bad(
         pl.col("__uid").is_not_null() & (pl.col(ROW) > first),
         "target_uid",
@@ -278,7 +287,7 @@ def validate_target_rows(
     checks.raise_found(frame)
     return frame.select(
         ROW,
-        SET_KEY,
+        *[c for c in [SET_KEY] if c in frame.columns],
         *carried,
         pl.col("__type").alias("target_type"),
         pl.col("__uid").alias("target_uid"),
@@ -339,6 +348,12 @@ class RowChecks:
         self._checks.append((mask.fill_null(False), field, shown, rule if isinstance(rule, pl.Expr) else pl.lit(rule)))
 
     def raise_found(self, frame: pl.DataFrame, *, summary: str | None = None) -> None:
+        # Cheap pass first: only the masks. Messages are built only when something is wrong.
+        if not self._checks:
+            return
+        any_bad = frame.select(pl.any_horizontal(*(mask.any() for mask, *_ in self._checks))).item()
+        if not any_bad:
+            return
         # Masks, values and rules are evaluated on the whole frame before filtering, so window
         # expressions (the first row of a duplicate) see every row.
         found = pl.concat(

@@ -285,22 +285,22 @@ def delete_portfolio(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
 def reference_frame(store: Store, table: str, *, uids: pl.Series | None = None, identifiers: pl.Series | None = None) -> pl.DataFrame:
     """``(uid, unique_identifier)`` of the assets or portfolios matching any of ``uids`` / ``identifiers``."""
     entity = {"asset": ASSET, "portfolio": PORTFOLIO}[table]
-    refs = pl.DataFrame(
-        {
-            "uid": (uids if uids is not None else pl.Series([], dtype=pl.String)).cast(pl.String).str.strip_chars().str.to_lowercase().unique(),
-        }
-    )
-    names = pl.DataFrame({"name": (identifiers if identifiers is not None else pl.Series([], dtype=pl.String)).cast(pl.String).str.strip_chars().unique()})
+
+    def distinct(values: pl.Series | None, *, lower: bool) -> pl.DataFrame:
+        text = (values if values is not None else pl.Series([], dtype=pl.String)).drop_nulls().unique().cast(pl.String).str.strip_chars()
+        return pl.DataFrame({"v": (text.str.to_lowercase() if lower else text).unique()})
+
     with store.connect() as con:
-        con.register("__refs", refs.to_arrow())
-        con.register("__names", names.to_arrow())
+        con.register("__refs", distinct(uids, lower=True).to_arrow())
+        con.register("__names", distinct(identifiers, lower=False).to_arrow())
+        table = quote_ident(entity.table)
+        # Two equality semi-joins (an OR of two IN lists would not use the hash join).
         return fetch(
             con,
             f"""
-            SELECT t.uid::VARCHAR AS uid, t.unique_identifier
-            FROM {quote_ident(entity.table)} AS t
-            WHERE t.uid IN (SELECT TRY_CAST(uid AS UUID) FROM __refs)
-               OR t.unique_identifier IN (SELECT name FROM __names)
+            SELECT t.uid::VARCHAR AS uid, t.unique_identifier FROM {table} AS t SEMI JOIN __refs AS r ON t.uid = TRY_CAST(r.v AS UUID)
+            UNION
+            SELECT t.uid::VARCHAR AS uid, t.unique_identifier FROM {table} AS t SEMI JOIN __names AS n ON t.unique_identifier = n.v
             """,
         )
 

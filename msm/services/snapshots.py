@@ -25,7 +25,7 @@ from msm.models import EXPOSURE_COLUMNS, TargetPositionIn, metadata_object
 from msm.services.registry import get_account, get_allocation, reference_frame
 from msm.store.connection import Store, fetch
 from msm.timeutil import ensure_utc_column, format_utc, parse_utc
-from msm.validation import ROW, SET_KEY, target_rows_frame, validate_target_rows
+from msm.validation import ROW, target_rows_frame, validate_target_rows
 
 __all__ = [
     "SNAPSHOT_KEY_COLUMNS",
@@ -214,16 +214,24 @@ def _resolve_allocations(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
         found = fetch(
             con,
             """
-            SELECT k.account, k.allocation, a.unique_identifier AS account_identifier, a.uid::VARCHAR AS account_uid,
+            WITH named AS (  -- equality joins only (an OR in a join condition is a nested loop)
+                SELECT k.account, k.allocation,
+                       coalesce(a1.uid, a2.uid) AS account_uid, coalesce(a1.unique_identifier, a2.unique_identifier) AS account_identifier,
+                       coalesce(c1.uid, c2.uid) AS chosen_uid
+                FROM __keys AS k
+                LEFT JOIN account AS a1 ON a1.unique_identifier = k.account
+                LEFT JOIN account AS a2 ON a2.uid = TRY_CAST(k.account AS UUID)
+                LEFT JOIN account_target_allocation AS c1 ON c1.unique_identifier = k.allocation
+                LEFT JOIN account_target_allocation AS c2 ON c2.uid = TRY_CAST(k.allocation AS UUID)
+            )
+            SELECT n.account, n.allocation, n.account_identifier, n.account_uid::VARCHAR AS account_uid,
                    list(al.uid::VARCHAR ORDER BY al.unique_identifier) FILTER (WHERE al.is_active) AS active_uids,
                    list(al.unique_identifier ORDER BY al.unique_identifier) FILTER (WHERE al.is_active) AS active_names,
                    any_value(c.uid::VARCHAR) AS chosen_uid, any_value(c.is_active) AS chosen_active,
                    any_value(c.account_uid::VARCHAR) AS chosen_account
-            FROM __keys AS k
-            LEFT JOIN account AS a ON a.unique_identifier = k.account OR a.uid = TRY_CAST(k.account AS UUID)
-            LEFT JOIN account_target_allocation AS al ON al.account_uid = a.uid
-            LEFT JOIN account_target_allocation AS c
-                   ON k.allocation IS NOT NULL AND (c.unique_identifier = k.allocation OR c.uid = TRY_CAST(k.allocation AS UUID))
+            FROM named AS n
+            LEFT JOIN account_target_allocation AS al ON al.account_uid = n.account_uid
+            LEFT JOIN account_target_allocation AS c ON c.uid = n.chosen_uid
             GROUP BY ALL
             """,
         )
@@ -261,12 +269,10 @@ def _resolve_allocations(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
 
 def _write(store: Store, frame: pl.DataFrame, *, overwrite: bool, source: str | None, metadata_json: dict[str, Any] | None) -> pl.DataFrame:
     """Validate ``frame`` (target columns + ``__allocation_uid`` + ``position_set_time``) and write it."""
-    frame = frame.with_columns(
-        (pl.col("__allocation_uid") + pl.lit("|") + pl.col("position_set_time").dt.epoch("us").cast(pl.String)).alias(SET_KEY)
-    )
     assets = reference_frame(store, "asset", uids=_col(frame, "asset_uid"), identifiers=_col(frame, "asset"))
     portfolios = reference_frame(store, "portfolio", uids=_col(frame, "portfolio_uid"), identifiers=_col(frame, "portfolio"))
-    valid = validate_target_rows(frame, assets=assets, portfolios=portfolios, passthrough=("position_set_time",))
+    valid = validate_target_rows(frame, assets=assets, portfolios=portfolios, passthrough=("position_set_time",),
+                                 snapshot_key=("__allocation_uid", "position_set_time"))
     sets = valid.group_by("__allocation_uid", "position_set_time").agg(pl.len().alias("rows"), pl.col(ROW).min().alias("first_row"))
     meta = json.dumps(metadata_json) if metadata_json is not None else None
     with store.transaction() as con:
@@ -311,23 +317,19 @@ def _write(store: Store, frame: pl.DataFrame, *, overwrite: bool, source: str | 
              existing.select("__allocation_uid", "position_set_time", "position_set_uid").with_columns(pl.lit(True).alias("replaced"))],
             how="diagonal_relaxed",
         ).with_columns(pl.col("position_set_time").dt.cast_time_unit("us").dt.convert_time_zone("UTC"))
-        target_rows = valid.join(set_uids, on=["__allocation_uid", "position_set_time"], how="left").select(
-            pl.col("position_set_time").alias("time_index"),
-            "position_set_uid",
-            "target_type",
-            "target_uid",
-            "asset_uid",
-            "portfolio_uid",
-            *EXPOSURE_COLUMNS,
-            "metadata_json",
-        )
-        con.register("__rows", target_rows.to_arrow())
+        # Rows find their position set in DuckDB (a hash join over the sets just written), in
+        # the frame's order, so the insert sees rows grouped by set as the caller gave them.
+        con.register("__rows", valid.select(
+            "__allocation_uid", "position_set_time", "target_type", "target_uid", "asset_uid", "portfolio_uid", *EXPOSURE_COLUMNS, "metadata_json",
+        ).to_arrow())
         con.execute(
             """
             INSERT INTO target_positions
-            SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, asset_uid::UUID, portfolio_uid::UUID,
-                   weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json::JSON
-            FROM __rows
+            SELECT r.position_set_time, p.uid, r.target_type, r.target_uid::UUID, r.asset_uid::UUID, r.portfolio_uid::UUID,
+                   r.weight_notional_exposure, r.constant_notional_exposure, r.single_asset_quantity, r.metadata_json::JSON
+            FROM __rows AS r
+            JOIN position_set AS p
+              ON p.account_target_allocation_uid = r.__allocation_uid::UUID AND p.position_set_time = r.position_set_time
             """
         )
     return set_uids.join(sets, on=["__allocation_uid", "position_set_time"]).select(
