@@ -8,7 +8,6 @@ it held before.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -28,7 +27,6 @@ import pytest
 
 import msm
 from msm.store import MSM_MIGRATIONS
-from msm_cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 MSM_SCRIPT = Path(sys.executable).parent / "msm"
@@ -38,48 +36,7 @@ W = "weight_notional_exposure"
 
 
 # -- harness -------------------------------------------------------------------------------------
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        assert self.code == 0, self.err
-        return json.loads(self.out)
-
-
-@dataclass
-class Cli:
-    """Runs ``main([--db, db, *argv])`` in-process, capturing stdout and stderr."""
-
-    db: Path
-
-    def __call__(self, *argv: str, db: bool = True) -> Result:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([*(["--db", str(self.db)] if db else []), *argv])
-        return Result(code, out.getvalue(), err.getvalue())
-
-    def ok(self, *argv: str) -> Result:
-        result = self(*argv)
-        assert result.code == 0, result.err
-        assert result.err == ""
-        return result
-
-    def fails(self, *argv: str, match: str) -> Result:
-        """Exit 1, one ``error: `` message on stderr matching ``match``, nothing on stdout, no traceback."""
-        result = self(*argv)
-        assert result.code == 1, (result.out, result.err)
-        assert result.err.startswith("error: "), result.err
-        assert "Traceback" not in result.err
-        assert result.out == ""
-        assert re.search(match, result.err), f"{match!r} not in {result.err!r}"
-        return result
-
-    @property
-    def store(self) -> msm.Store:
-        return msm.Store(self.db)
+from cli_harness import Cli  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

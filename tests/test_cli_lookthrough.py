@@ -9,7 +9,6 @@ read back the way their users read them: ``json.loads``, polars, pyarrow dataset
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -26,7 +25,6 @@ import pytest
 
 import msm
 from msm.expansion import EXPANSION_COLUMNS, NET_COLUMNS
-from msm_cli.main import main
 from msm_examples import account_portfolio_workflow as account_example
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -41,53 +39,7 @@ COMPOSITION_ROW_KEYS = ["portfolio_uid", "portfolio", "weights_time", "asset_uid
 
 
 # -- harness -------------------------------------------------------------------------------------
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        assert self.code == 0, self.err
-        return json.loads(self.out)
-
-
-@dataclass
-class Cli:
-    """Runs ``main([--db, db, *argv])`` in-process, capturing stdout and stderr."""
-
-    db: Path
-
-    def __call__(self, *argv: str) -> Result:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(["--db", str(self.db), *argv])
-        return Result(code, out.getvalue(), err.getvalue())
-
-    def ok(self, *argv: str, warnings: bool = False) -> Result:
-        result = self(*argv)
-        assert result.code == 0, result.err
-        if not warnings:
-            assert result.err == ""
-        return result
-
-    def fails(self, *argv: str, match: str, code: int = 1) -> Result:
-        """Exit 1: exactly one ``error: `` line first on stderr, matching ``match``; nothing on stdout; no traceback."""
-        result = self(*argv)
-        assert result.code == code, (result.out, result.err)
-        assert result.out == ""
-        assert "Traceback" not in result.err
-        if code == 1:
-            assert result.err.startswith("error: "), result.err
-            assert len(re.findall(r"^error: ", result.err, re.MULTILINE)) == 1, result.err
-        else:
-            assert "usage: msm" in result.err
-        assert re.search(match, result.err), f"{match!r} not in {result.err!r}"
-        return result
-
-    @property
-    def store(self) -> msm.Store:
-        return msm.Store(self.db)
+from cli_harness import Cli  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
