@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 import msm
 from msm_cli.main import main
@@ -63,3 +66,26 @@ class Cli:
     @property
     def store(self) -> msm.Store:
         return msm.Store(self.db)
+
+
+def contents(store: msm.Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's rows (all columns as text, sorted): equal before and after a refused command."""
+    with store.connect():  # one open of the file for every query
+        tables = store.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name")["table_name"]
+        return {t: store.query(f'SELECT COLUMNS(*)::VARCHAR FROM "{t}" ORDER BY ALL').rows() for t in tables}
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write ``rows`` as CSV (empty cell for None), JSON (a list of objects) or Parquet, by extension."""
+    if path.suffix == ".csv":
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow(["" if row.get(c) is None else (json.dumps(row[c]) if isinstance(row[c], (dict, list)) else row[c]) for c in columns])
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(rows))
+    else:
+        pl.DataFrame(rows).write_parquet(path)
+    return path

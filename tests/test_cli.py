@@ -36,7 +36,7 @@ W = "weight_notional_exposure"
 
 
 # -- harness -------------------------------------------------------------------------------------
-from cli_harness import Cli  # noqa: E402
+from cli_harness import Cli, contents, write_rows  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -118,29 +118,6 @@ def two_snapshots(cli: Cli, _templates: tuple[Path, Path, dict[str, str]]) -> Wo
     """``world`` plus two snapshots of ACC-1 (see :func:`_add_two_snapshots`)."""
     _copy(_templates[1], cli.db)
     return World(cli, dict(_templates[2]))
-
-
-def contents(store: msm.Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows (all columns as text, sorted): equal before and after a refused command."""
-    with store.connect():  # one open of the file for every query
-        tables = store.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name")["table_name"]
-        return {t: store.query(f'SELECT COLUMNS(*)::VARCHAR FROM "{t}" ORDER BY ALL').rows() for t in tables}
-
-
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write ``rows`` as CSV (empty cell for None), JSON (a list of objects) or Parquet, by extension."""
-    if path.suffix == ".csv":
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow(["" if row.get(c) is None else (json.dumps(row[c]) if isinstance(row[c], (dict, list)) else row[c]) for c in columns])
-    elif path.suffix == ".json":
-        path.write_text(json.dumps(rows))
-    else:
-        pl.DataFrame(rows).write_parquet(path)
-    return path
 
 
 # -- init and the database checks ------------------------------------------------------------------

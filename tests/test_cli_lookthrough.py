@@ -9,7 +9,6 @@ read back the way their users read them: ``json.loads``, polars, pyarrow dataset
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -23,7 +22,6 @@ import polars as pl
 import pyarrow.dataset as ds
 import pytest
 
-import msm
 from msm.expansion import EXPANSION_COLUMNS, NET_COLUMNS
 from msm_examples import account_portfolio_workflow as account_example
 
@@ -39,35 +37,12 @@ COMPOSITION_ROW_KEYS = ["portfolio_uid", "portfolio", "weights_time", "asset_uid
 
 
 # -- harness -------------------------------------------------------------------------------------
-from cli_harness import Cli  # noqa: E402
+from cli_harness import Cli, contents, write_rows  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _no_env_db(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MSM_DB", raising=False)
-
-
-def contents(store: msm.Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows (all columns as text, sorted)."""
-    with store.connect():
-        tables = store.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name")["table_name"]
-        return {t: store.query(f'SELECT COLUMNS(*)::VARCHAR FROM "{t}" ORDER BY ALL').rows() for t in tables}
-
-
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """``rows`` as CSV (empty cell for None), JSON (a list of objects) or Parquet, by extension."""
-    if path.suffix == ".csv":
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
-    elif path.suffix == ".json":
-        path.write_text(json.dumps(rows))
-    else:
-        pl.DataFrame(rows).write_parquet(path)
-    return path
 
 
 def _copy(source: Path, target: Path) -> None:
