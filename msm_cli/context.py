@@ -36,3 +36,12 @@ def add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = ("table
         default=choices[0],
         help=f"output format (default: {choices[0]})",
     )
+
+
+def add_snapshot_choice(parser: argparse.ArgumentParser) -> None:
+    """``ACCOUNT [--at TS | --as-of TS] [--allocation ID]``: which snapshot a command works on."""
+    parser.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--at", metavar="TS", help="the snapshot exactly at this time")
+    when.add_argument("--as-of", metavar="TS", help="the latest snapshot at or before this time")
+    parser.add_argument("--allocation", metavar="ID", help="only this target allocation")

@@ -25,7 +25,7 @@ from msm.expansion import Expansion, expand_targets
 from msm.services.export import export_snapshots
 from msm.timeutil import format_utc, parse_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
+from msm_cli.context import add_format, add_snapshot_choice, open_store
 from msm_cli.output import number, write_csv, write_json, write_lines, write_table
 
 __all__ = ["register"]
@@ -45,11 +45,7 @@ def register(tree: CommandTree) -> None:
         "portfolio's composition at the weights time, its weight and notional exposures multiplied by the "
         "constituent weight. --net sums the rows per asset. Nothing is stored.",
     )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
-    when = p.add_mutually_exclusive_group()
-    when.add_argument("--at", metavar="TS", help="the snapshot exactly at this time")
-    when.add_argument("--as-of", metavar="TS", help="the latest snapshot at or before this time")
-    p.add_argument("--allocation", metavar="ID", help="only this target allocation")
+    add_snapshot_choice(p)
     p.add_argument("--weights-as-of", default="now", metavar="now|position-set|TS", help=_WEIGHTS_HELP)
     p.add_argument("--net", action="store_true", help="one row per asset with summed exposures and n_sources")
     add_format(p, ("table", "json", "csv", "parquet"))

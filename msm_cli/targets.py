@@ -15,7 +15,7 @@ from msm.io import read_table_file
 from msm.services.snapshots import POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
+from msm_cli.context import add_format, add_snapshot_choice, open_store
 from msm_cli.output import cell, number, write_csv, write_json, write_lines, write_table
 
 __all__ = ["register"]
@@ -45,11 +45,7 @@ def register(tree: CommandTree) -> None:
         description="Show the account's latest snapshot, the one exactly at --at, or the latest at or before --as-of "
         "(across its active target allocations).",
     )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
-    when = p.add_mutually_exclusive_group()
-    when.add_argument("--at", metavar="TS", help="the snapshot exactly at this time")
-    when.add_argument("--as-of", metavar="TS", help="the latest snapshot at or before this time")
-    p.add_argument("--allocation", metavar="ID", help="only this target allocation")
+    add_snapshot_choice(p)
     add_format(p, ("table", "json", "csv"))
 
     p = tree.subcommand("targets", "history", history, help="list every snapshot of an account, newest first")
