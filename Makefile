@@ -4,8 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DB     ?= $(or $(MSM_DB),data/msm.duckdb)
+PORT   ?= 8501
+# Test workers (pytest-xdist); each test module runs on one worker so its app server/Spark session is shared.
+WORKERS ?= auto
 
-.PHONY: run test venv demo bench clean
+.PHONY: run test venv demo bench fuzz system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +20,22 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 venv: $(STAMP)
 
-## make run: create the database with the demo data when missing, then show what is in it.
+## system-deps: Debian's chromium (browser tests drive it with Playwright) and a Java 17 runtime
+## (Spark), installed with apt when missing. Playwright's own browser download is not used.
+system-deps:
+	@bash scripts/system-deps.sh
+
+## make run: create the database with the demo data when missing, then serve the workbench.
 run: $(STAMP)
 	@if [ ! -f "$(DB)" ]; then \
-	  $(BIN)/msm --db "$(DB)" init && $(BIN)/msm --db "$(DB)" demo; \
+	  $(BIN)/msm --db "$(DB)" demo; \
 	fi
-	@$(BIN)/msm --db "$(DB)" targets show example-account-alpha
-	@echo "Database: $(DB)   (try: $(BIN)/msm --db $(DB) --help)"
+	MSM_DB="$(DB)" $(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true \
+	  --browser.gatherUsageStats false
 
 ## make test: install everything the tests need and run every test.
-test: $(STAMP)
-	$(BIN)/python -m pytest
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_snapshots.py

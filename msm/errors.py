@@ -18,6 +18,7 @@ notebook all show the same precise text::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 __all__ = [
@@ -90,7 +91,7 @@ class RowError:
         return f"{where}: `{self.field}`{shown}: {self.rule}"
 
     def as_dict(self) -> dict[str, Any]:
-        value = None if self.value is _NO_VALUE else self.value
+        value = None if self.value is _NO_VALUE else str(self.value) if isinstance(self.value, PurePath) else self.value
         return {"entity": self.entity, "row": self.row, "field": self.field, "value": value, "rule": self.rule}
 
 
@@ -127,5 +128,8 @@ def _show(value: Any) -> str:
     if value is _NO_VALUE:
         return ""
     if isinstance(value, str):
-        return f"'{value}'" if len(value) <= 80 else f"'{value[:77]}...' ({len(value)} characters)"
+        # A long value keeps its start and its end (a file path keeps its name and extension).
+        return f"'{value}'" if len(value) <= 80 else f"'{value[:50]}...{value[-27:]}' ({len(value)} characters)"
+    if isinstance(value, PurePath):  # a file path is shown whole: it is the user's own, and its end matters
+        return f"'{value}'"
     return repr(value)

@@ -25,9 +25,9 @@ def read_table_file(path: str | Path, *, entity: str = "import file") -> pl.Data
     path = Path(path)
     kind = FILE_FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise ValidationError.single(entity, "file", str(path), f"has an unknown extension; use one of {', '.join(sorted(FILE_FORMATS))}")
+        raise ValidationError.single(entity, "file", path, f"has an unknown extension; use one of {', '.join(sorted(FILE_FORMATS))}")
     if not path.is_file():
-        raise ValidationError.single(entity, "file", str(path), "does not exist")
+        raise ValidationError.single(entity, "file", path, "does not exist")
     try:
         if kind == "csv":
             frame = pl.read_csv(path, infer_schema=False)  # empty cells are null (the default in polars 1 and 2)
@@ -38,7 +38,7 @@ def read_table_file(path: str | Path, *, entity: str = "import file") -> pl.Data
     except ValidationError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear message
-        raise ValidationError.single(entity, "file", str(path), f"could not be read as {kind.upper()}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError.single(entity, "file", path, f"could not be read as {kind.upper()}: {str(exc).splitlines()[0]}") from None
     if frame.height == 0:
         raise ValidationError([RowError(entity, None, "rows", NO_VALUE, f"{path.name} has no rows")])
     return frame
@@ -48,9 +48,9 @@ def _read_json(path: Path, entity: str) -> pl.DataFrame:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValidationError.single(entity, "file", str(path), f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise ValidationError.single(entity, "file", path, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise ValidationError.single(entity, "file", str(path), "must hold a JSON list of objects, one per row")
+        raise ValidationError.single(entity, "file", path, "must hold a JSON list of objects, one per row")
     return frame_from_records(data)
 
 

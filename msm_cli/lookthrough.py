@@ -203,7 +203,7 @@ def export(args: argparse.Namespace) -> int | None:
             store,
             args.out,
             expanded=args.expanded,
-            weights=msm_portfolios.duckdb_weights_source(store) if args.expanded else None,
+            weights=msm_portfolios.duckdb_weights_source(store),
             weights_as_of=asked,
             overwrite=args.overwrite,
         )

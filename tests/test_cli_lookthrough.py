@@ -434,7 +434,9 @@ def _read_three_ways(path: Path) -> list[pl.DataFrame]:
 def test_export_round_trip(world: World) -> None:
     out = world.folder / "export"
     doc = world.cli.ok("export", "--out", str(out), "--format", "json").json()
-    assert doc == {"out": str(out), "snapshots": 2, "datasets": {"target_positions": {"path": str(out / "target_positions"), "rows": 5}}}
+    assert doc["out"] == str(out) and doc["snapshots"] == 2
+    assert list(doc["datasets"]) == ["target_positions", "portfolio_weights", "assets"]
+    assert doc["datasets"]["target_positions"] == {"path": str(out / "target_positions"), "rows": 5}
     assert sorted(p.name for p in (out / "target_positions").iterdir()) == ["snapshot_date=2026-02-01", "snapshot_date=2026-04-01"]
     frames = _read_three_ways(out / "target_positions")
     for frame in frames:
@@ -455,6 +457,22 @@ def test_export_round_trip(world: World) -> None:
     text = world.cli.ok("export", "--out", str(world.folder / "again")).out.splitlines()
     assert text[0] == f"exported 2 snapshots to {world.folder / 'again'} (hive-partitioned by snapshot_date)"
     assert text[3].split() == ["target_positions", "5", str(world.folder / "again" / "target_positions")]
+
+
+def test_export_holds_compositions_and_assets(world: World) -> None:
+    """An export folder holds everything a look-through needs (design section 8)."""
+    out = world.folder / "export"
+    doc = world.cli.ok("export", "--out", str(out), "--format", "json").json()
+    weights = pl.read_parquet(out / "portfolio_weights")
+    assert weights.columns == ["time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight"]
+    assert weights.schema["time_index"] == pl.Datetime("us", "UTC") and weights.schema["weight"] == pl.Float64
+    stored = world.cli.store.query("SELECT count(*) AS n FROM portfolio_weights")["n"][0]
+    assert weights.height == stored == doc["datasets"]["portfolio_weights"]["rows"]
+    assert set(weights["portfolio"]) == {"P"}
+    assets = pl.read_parquet(out / "assets")
+    assert assets.columns == ["uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json"]
+    assert assets.height == world.cli.store.query("SELECT count(*) AS n FROM asset")["n"][0] == doc["datasets"]["assets"]["rows"]
+    assert set(weights["asset_uid"]) <= set(assets["uid"])
 
 
 def test_export_expanded_matches_targets_expand(world: World) -> None:
@@ -485,8 +503,8 @@ def test_export_refusals(world: World) -> None:
     out = world.folder / "export"
     cli.ok("export", "--out", str(out))
     written = {p: p.read_bytes() for p in out.rglob("*.parquet")}
-    cli.fails("export", "--out", str(out), match=r"target_positions already exists; choose another --out or pass --overwrite")
-    cli.fails("export", "--out", str(out), "--expanded", match=r"target_positions already exists")
+    cli.fails("export", "--out", str(out), match=r"already holds an export \(target_positions, portfolio_weights, assets\); choose another --out or pass --overwrite")
+    cli.fails("export", "--out", str(out), "--expanded", match=r"already holds an export \(target_positions, portfolio_weights, assets\)")
     assert {p: p.read_bytes() for p in out.rglob("*.parquet")} == written and not (out / "target_exposure").exists()
     cli.fails("export", "--out", str(world.folder / "x"), "--expanded", "--weights-as-of", "2026-02-15T00:00:00", match="has no UTC offset")
     cli.fails("export", "--out", str(world.folder / "x"), "--expanded", "--weights-as-of", "2025-12-31T00:00:00Z",

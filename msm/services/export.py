@@ -4,8 +4,12 @@
 row per row of ``target_positions``, with its account, allocation and target labels), partitioned
 by the UTC date of its snapshot. With ``expanded``, ``OUT/target_exposure/...`` holds the
 look-through rows of the same snapshots (:func:`msm.expansion.expand_targets`), partitioned the
-same way. UUIDs are text, times are ``timestamp[us, UTC]``, exposures ``double``; polars,
-pyarrow and DuckDB read the datasets back with the same schema.
+same way. Beside them, so that an export folder holds everything a look-through needs (design
+section 8, e.g. ``python -m msm_spark expand``), ``OUT/assets/`` holds the asset registry and, when
+a ``weights`` source is given, ``OUT/portfolio_weights/`` holds every stored composition row with
+its portfolio's and asset's unique identifiers (both unpartitioned). UUIDs are text, times are
+``timestamp[us, UTC]``, exposures and weights ``double``; polars, pyarrow and DuckDB read the
+datasets back with the same schema.
 
 The export is written to a temporary folder beside ``OUT`` and moved into place at the end, so a
 failed export leaves nothing half-written. An existing export is not replaced unless asked; when it
@@ -32,10 +36,15 @@ from msm.expansion import WeightsSource, expand_targets
 from msm.services.snapshots import read_target_rows
 from msm.store.connection import Store
 
-__all__ = ["EXPORT_DATASETS", "ExportResult", "export_snapshots"]
+__all__ = ["ASSET_EXPORT_COLUMNS", "EXPORT_DATASETS", "WEIGHTS_EXPORT_COLUMNS", "ExportResult", "export_snapshots"]
 
-EXPORT_DATASETS = ("target_positions", "target_exposure")
+EXPORT_DATASETS = ("target_positions", "target_exposure", "portfolio_weights", "assets")
+#: Columns of ``portfolio_weights/`` (every composition row) and ``assets/`` (the asset registry).
+WEIGHTS_EXPORT_COLUMNS = ("time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight")
+ASSET_EXPORT_COLUMNS = ("uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json")
 PARTITION = "snapshot_date"
+#: Which datasets are hive-partitioned by snapshot date (the others are one file each).
+PARTITION_BY = {"target_positions": PARTITION, "target_exposure": PARTITION}
 
 _TARGET_COLUMNS = (
     "position_set_uid", "time_index", "account", "allocation", "target_type", "target_uid", "asset_uid", "portfolio_uid",
@@ -70,16 +79,19 @@ def export_snapshots(
 ) -> ExportResult:
     """Write every stored snapshot as hive-partitioned Parquet under ``out``.
 
-    ``expanded`` also writes the look-through dataset, for which ``weights`` (a composition frame
-    or a weights source, e.g. ``msm_portfolios.duckdb_weights_source(store)``) is required.
+    ``weights`` (a composition frame or a weights source, e.g.
+    ``msm_portfolios.duckdb_weights_source(store)``) adds the ``portfolio_weights`` dataset; it is
+    required with ``expanded``, which also writes the look-through dataset.
     """
     out = Path(out)
     if expanded and weights is None:
         raise ValueError("expanded export needs `weights` (e.g. msm_portfolios.duckdb_weights_source(store))")
-    names = EXPORT_DATASETS if expanded else EXPORT_DATASETS[:1]
+    names = [n for n in EXPORT_DATASETS if n != "target_exposure" or expanded]
+    if weights is None:
+        names.remove("portfolio_weights")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
-        raise ConflictError(f"{', '.join(str(out / n) for n in taken)} already exists; choose another --out or pass --overwrite to replace it")
+        raise ConflictError(f"{out} already holds an export ({', '.join(taken)}); choose another --out or pass --overwrite to replace it")
 
     rows = read_target_rows(store)
     datasets: dict[str, pl.DataFrame] = {"target_positions": rows.select(_TARGET_COLUMNS)}
@@ -89,6 +101,12 @@ def export_snapshots(
         labels = rows.select("position_set_uid", "account", "allocation").unique()
         datasets["target_exposure"] = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
         diagnostics = result.diagnostics
+    if weights is not None:
+        datasets["portfolio_weights"] = _all_compositions(store, weights)
+    datasets["assets"] = store.query(
+        "SELECT uid::VARCHAR AS uid, unique_identifier, name, ticker, asset_type, metadata_json::VARCHAR AS metadata_json "
+        "FROM asset ORDER BY unique_identifier"
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".msm-export-", dir=out))
@@ -112,9 +130,25 @@ def export_snapshots(
     )
 
 
+def _all_compositions(store: Store, weights: pl.DataFrame | WeightsSource) -> pl.DataFrame:
+    """Every composition row of every portfolio, as :data:`WEIGHTS_EXPORT_COLUMNS`."""
+    if callable(weights):
+        uids = store.query("SELECT uid::VARCHAR AS uid FROM portfolio ORDER BY uid")["uid"].to_list()
+        history = weights(uids, None) if uids else pl.DataFrame()
+    else:
+        history = weights
+    schema = {"time_index": pl.Datetime("us", "UTC"), "portfolio_uid": pl.String, "portfolio": pl.String,
+              "asset_uid": pl.String, "asset": pl.String, "weight": pl.Float64}
+    if history.height == 0:
+        return pl.DataFrame(schema=schema)
+    if "portfolio" not in history.columns:
+        history = history.with_columns(pl.lit(None, pl.String).alias("portfolio"))
+    return history.select(pl.col(c).cast(t) for c, t in schema.items()).sort("portfolio", "time_index", "asset")
+
+
 def _write_dataset(frame: pl.DataFrame, path: Path) -> None:
     path.mkdir(parents=True)
-    if frame.height == 0:  # one empty file, so readers still see the columns and their types
+    if frame.height == 0 or PARTITION_BY.get(path.name) is None:  # one empty file, so readers still see the columns and their types
         frame.write_parquet(path / "part-0.parquet")
         return
     dated = frame.with_columns(pl.col("time_index").dt.convert_time_zone("UTC").dt.date().cast(pl.String).alias(PARTITION))
