@@ -66,6 +66,8 @@ from msm.services.snapshots import (
     save_snapshots,
     snapshot_history,
 )
+from msm.services.overview import latest_snapshots, table_counts
+from msm.services.targetsets import TargetSetCheck, accounts_following_model, check_target_set, save_target_set_to_accounts
 from msm.store import MSM_MIGRATIONS, MigrationSet, Store, check_schema, default_db_path, migrate
 
 __version__ = "0.1.0"

@@ -29,6 +29,7 @@ def init_store(path: str | os.PathLike[str] | None = None) -> Store:
 from msm_portfolios.compositions import (  # noqa: E402 - after MIGRATIONS, which they do not need
     COMPOSITION_COLUMNS,
     composition_history,
+    composition_rows,
     duckdb_weights_source,
     equal_weights,
     fixed_weights,
@@ -38,9 +39,16 @@ from msm_portfolios.compositions import (  # noqa: E402 - after MIGRATIONS, whic
     validate_composition,
 )
 
+from msm_portfolios.lookthrough import DRAFT_SET, LookThrough, look_through, look_through_snapshot  # noqa: E402
+
 __all__ += [
+    "DRAFT_SET",
+    "LookThrough",
+    "look_through",
+    "look_through_snapshot",
     "COMPOSITION_COLUMNS",
     "composition_history",
+    "composition_rows",
     "duckdb_weights_source",
     "equal_weights",
     "fixed_weights",

@@ -352,3 +352,10 @@ def duckdb_weights_source(store: Store) -> WeightsSource:
                 con.unregister("__wanted_portfolios")
 
     return source
+
+
+
+def composition_rows(store: Store, portfolio: str) -> pl.DataFrame:
+    """Every stored composition row of ``portfolio`` (the columns of :func:`read_composition`), oldest first."""
+    target = get_portfolio(store, portfolio)
+    return store.query(_SELECT + "WHERE w.portfolio_uid = ? ORDER BY w.time_index, a.unique_identifier", [target["uid"]])

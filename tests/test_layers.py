@@ -9,6 +9,7 @@ imports ``msm_cli`` or streamlit. Every module of a package is parsed with ``ast
 from __future__ import annotations
 
 import ast
+import re
 import importlib.util
 import json
 import subprocess
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+
 FORBIDDEN = {
-    "msm": ("msm_portfolios", "msm_cli", "streamlit"),
-    "msm_portfolios": ("msm_cli", "streamlit"),
+    "msm": ("msm_portfolios", "msm_cli", "msm_app", "streamlit"),
+    "msm_portfolios": ("msm_cli", "msm_app", "streamlit"),
 }
 
 
@@ -167,3 +170,22 @@ def test_importing_every_module_of_a_package_loads_no_upper_layer(package: str) 
     proc = subprocess.run([sys.executable, "-c", _RUNTIME, package, *FORBIDDEN[package]], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
+
+
+# -- the app's pages call services; they never hold SQL ---------------------------------------------------------
+_SQL = re.compile(r"\b(SELECT\s+.+\s+FROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE|DROP\s+TABLE)\b", re.IGNORECASE)
+_APP_FILES = sorted([ROOT / "app.py", *(ROOT / "app_pages").glob("*.py"), *(ROOT / "msm_app").glob("*.py")])
+
+
+@pytest.mark.parametrize("path", _APP_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_app_holds_no_sql_and_no_connection(path: Path) -> None:
+    source = path.read_text(encoding="utf-8")
+    assert not _SQL.search(source), f"{path.name} contains SQL: pages call msm / msm_portfolios services"
+    names = imported_names(source, path.stem)
+    assert not {n for n in names if _is_under(n, ("duckdb", "msm.store.connection"))}, f"{path.name} reaches the database directly"
+    assert ".query(" not in source and ".execute(" not in source and ".connect(" not in source and ".transaction(" not in source
+
+
+def test_the_app_imports_only_the_layers_below_it() -> None:
+    imported = set().union(*(imported_names(p.read_text(encoding="utf-8"), p.stem) for p in _APP_FILES))
+    assert not {n for n in imported if _is_under(n, ("msm_cli",))}

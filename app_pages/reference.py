@@ -1,0 +1,236 @@
+"""Reference data: browse, search, add, edit, delete and bulk-import the registry; portfolio compositions."""
+
+import tempfile
+from datetime import datetime, time, timezone
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+import msm
+import msm_portfolios
+from msm.io import read_table_file
+from msm_app import ui
+from msm_app.entities import ENTITIES, Entity, Field, form_values
+
+st.title("Reference data")
+st.caption("Assets, portfolios, accounts and their mandates. Everything a target set points at is defined here.")
+
+
+def _choices(store: msm.Store, kind: str) -> list[str]:
+    if kind == "group":
+        return msm.list_account_groups(store)["group_name"].sort().to_list()
+    if kind == "account":
+        return ui.accounts(ui.db_path())["unique_identifier"].to_list()
+    return msm.list_allocation_models(store)["allocation_model_name"].sort().to_list()
+
+
+def _input(store: msm.Store, field: Field, key: str, current: object = None, *, disabled: bool = False) -> object:
+    label = field.label + (" *" if field.required else "")
+    if field.kind == "bool":
+        return st.checkbox(label, value=bool(current) if current is not None else True, key=key, help=field.help, disabled=disabled)
+    if field.kind in ("group", "account", "model"):
+        options = ["—"] + _choices(store, field.kind)
+        index = options.index(current) if current in options else 0
+        chosen = st.selectbox(label, options, index=index, key=key, help=field.help, disabled=disabled)
+        return None if chosen == "—" else chosen
+    value = "" if current is None else str(current)
+    if field.kind == "json":
+        return st.text_area(label, value=value, key=key, help=field.help, height=68, disabled=disabled)
+    return st.text_input(label, value=value, key=key, help=field.help, disabled=disabled)
+
+
+def _browse(store: msm.Store, entity: Entity) -> pl.DataFrame:
+    frame = entity.list(store)
+    text = st.text_input(f"Search {entity.title.lower()}", key=f"ref_search_{entity.import_name}",
+                         help="Case-insensitive text anywhere in the row; % and _ are plain characters.")
+    shown = frame.select([c for c in entity.columns if c in frame.columns])
+    if text.strip():
+        needle = text.strip().lower()
+        shown = shown.filter(pl.any_horizontal(pl.col(pl.String).str.to_lowercase().str.contains(needle, literal=True).fill_null(False)))
+    st.dataframe(shown, hide_index=True, key=f"ref_table_{entity.import_name}",
+                 column_config={c: st.column_config.TextColumn(c.replace("_", " ").capitalize()) for c in shown.columns if shown.schema[c] == pl.String})
+    st.caption(f"{shown.height:,} of {frame.height:,} {entity.title.lower()}")
+    return frame
+
+
+def _add(store: msm.Store, entity: Entity) -> None:
+    with st.form(f"ref_add_{entity.import_name}", clear_on_submit=False):
+        st.markdown(f"**Add {entity.noun}**")
+        values = {f.name: _input(store, f, f"ref_add_{entity.import_name}_{f.name}") for f in entity.fields}
+        if st.form_submit_button(f"Add {entity.noun}", type="primary"):
+            try:
+                key, kwargs = form_values(entity, values)
+                added = entity.add(store, key, **kwargs)
+            except msm.MsmError as exc:
+                ui.show_error(exc)
+                return
+            ui.after_write()
+            st.success(f"Added {entity.noun} {ui.escape_md(added.get(entity.key))}.")
+
+
+def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
+    if frame.height == 0:
+        return
+    keys = frame[entity.key].sort().to_list()
+    chosen = st.selectbox(f"Edit or delete {entity.noun}", keys, key=f"ref_pick_{entity.import_name}", help="Type to search.")
+    record = frame.filter(pl.col(entity.key) == chosen).row(0, named=True)
+    current = dict(record)
+    if entity.import_name == "accounts":
+        groups = msm.list_account_groups(store)
+        names = dict(zip(groups["uid"].to_list(), groups["group_name"].to_list()))
+        current["group"] = names.get(record.get("account_group_uid"))
+    with st.form(f"ref_edit_{entity.import_name}"):
+        values = {}
+        for f in entity.fields:
+            value = current.get(f.name)
+            values[f.name] = _input(store, f, f"ref_edit_{entity.import_name}_{f.name}_{chosen}", value, disabled=not f.editable)
+        if st.form_submit_button("Save changes"):
+            try:
+                _, kwargs = form_values(entity, values)
+                changes = {f.name: kwargs[f.name] for f in entity.fields[1:] if f.editable}
+                entity.update(store, record["uid"], **changes)
+            except msm.MsmError as exc:
+                ui.show_error(exc)
+                return
+            ui.after_write()
+            st.success(f"Saved {entity.noun} {ui.escape_md(chosen)}.")
+    with st.container(border=True):
+        st.markdown(f"**Delete {entity.noun} {ui.escape_md(chosen)}**")
+        if entity.delete_warning:
+            st.caption(entity.delete_warning)
+        sure = st.checkbox("I want to delete it", key=f"ref_del_sure_{entity.import_name}", help="A safety catch; deleting cannot be undone.")
+        if st.button("Delete", key=f"ref_del_{entity.import_name}", disabled=not sure,
+                     help="Refused, with counts, while other rows still reference it."):
+            try:
+                entity.delete(store, record["uid"])
+            except msm.MsmError as exc:
+                ui.show_error(exc)
+                return
+            ui.after_write()
+            st.success(f"Deleted {entity.noun} {ui.escape_md(chosen)}.")
+            st.rerun()
+
+
+def _bulk(store: msm.Store, entity: Entity) -> None:
+    upload = st.file_uploader(f"Import {entity.title.lower()} from a file", type=ui.UPLOAD_TYPES, key=f"ref_upload_{entity.import_name}",
+                              help="CSV, JSON (a list of objects), Parquet or Excel whose columns are the table's own column names; "
+                                   "references by unique identifier (group, account, model).")
+    if upload is None:
+        return
+    if upload.size > ui.MAX_UPLOAD_BYTES:
+        st.error(f"{ui.escape_md(upload.name)} is {upload.size:,} bytes; the limit is {ui.MAX_UPLOAD_BYTES:,}. Nothing was read.")
+        return
+    upsert = st.checkbox("Update rows that already exist (upsert)", key=f"ref_upsert_{entity.import_name}",
+                         help="Without it, a row whose identifier exists is refused.")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(upload.name).name
+        path.write_bytes(upload.getvalue())
+        frame = read_table_file(path, entity=f"{entity.noun} file")
+    try:
+        plan = msm.import_reference(store, entity.import_name, frame, upsert=upsert, dry_run=True)
+    except msm.MsmError as exc:
+        ui.show_error(exc)
+        st.caption("Nothing was written. Fix the file and upload it again.")
+        return
+    cols = st.columns(3)
+    cols[0].metric("To add", f"{plan.added:,}")
+    cols[1].metric("To update", f"{plan.updated:,}")
+    cols[2].metric("Unchanged", f"{plan.unchanged:,}")
+    st.dataframe(plan.rows, hide_index=True, key=f"ref_plan_{entity.import_name}")
+    if st.button(f"Import {plan.added + plan.updated:,} rows", type="primary", key=f"ref_import_{entity.import_name}",
+                 disabled=plan.added + plan.updated == 0, help="One transaction: every row is written, or none."):
+        try:
+            done = msm.import_reference(store, entity.import_name, frame, upsert=upsert)
+        except msm.MsmError as exc:
+            ui.show_error(exc)
+            return
+        ui.after_write()
+        st.success(f"Imported: {done.added:,} added, {done.updated:,} updated, {done.unchanged:,} unchanged.")
+
+
+def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
+    st.subheader("Portfolio compositions")
+    if portfolios.height == 0:
+        st.caption("Add a portfolio first.")
+        return
+    portfolio = st.selectbox("Portfolio", portfolios["unique_identifier"].sort().to_list(), key="ref_comp_portfolio",
+                             help="Whose composition history to show or extend.")
+    history = msm_portfolios.composition_history(store, portfolio)
+    left, right = st.columns([4, 6], gap="medium")
+    with left:
+        if history.height == 0:
+            st.info(f"{ui.escape_md(portfolio)} has no composition yet: its targets cannot be looked through until one is stored.")
+        else:
+            st.dataframe(history.select("weights_time", "n_assets", "weight_sum"), hide_index=True, key="ref_comp_history",
+                         column_config={"weights_time": st.column_config.DatetimeColumn("From (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
+                                        "n_assets": "Assets", "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent")})
+    with right:
+        if history.height:
+            weights = msm_portfolios.composition_rows(store, portfolio)
+            chart = (
+                alt.Chart(weights.to_pandas()).mark_line(point=True, interpolate="step-after")
+                .encode(x=alt.X("weights_time:T", title="Composition time (UTC)"),
+                        y=alt.Y("weight:Q", title="Weight", axis=alt.Axis(format="%")),
+                        color=alt.Color("asset:N", title="Asset"),
+                        tooltip=[alt.Tooltip("asset:N"), alt.Tooltip("weights_time:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("weight:Q", format=".2%")])
+                .properties(height=240)
+            )
+            st.altair_chart(chart, width="stretch", key="ref_comp_chart")
+
+    with st.expander("Store a new composition"):
+        cols = st.columns(2)
+        day = cols[0].date_input("Takes effect on (UTC)", key="ref_comp_date", help="From this UTC time on, expansion uses this composition.")
+        clock = cols[1].time_input("at (UTC)", value=time(0, 0), key="ref_comp_time", step=60)
+        at = datetime.combine(day, clock, tzinfo=timezone.utc)
+        assets = msm.list_assets(store)["unique_identifier"].sort().to_list()
+        start = pl.DataFrame({"asset": [None], "weight": [None]}, schema={"asset": pl.String, "weight": pl.Float64})
+        edited = st.data_editor(
+            start.to_pandas(), num_rows="dynamic", hide_index=True, key="ref_comp_grid",
+            column_config={"asset": st.column_config.SelectboxColumn("Asset", options=assets, required=True, help="A constituent asset"),
+                           "weight": st.column_config.NumberColumn("Weight", format="percent", help="Share of the portfolio (25% = 0.25)")},
+        )
+        grid = pl.from_pandas(edited).filter(pl.col("asset").is_not_null() | pl.col("weight").is_not_null())
+        total = float(grid["weight"].sum() or 0.0) if grid.height else 0.0
+        st.metric("Weight sum", ui.pct(total, 4), help="Stored as entered: a sum other than 100% is kept and reported, never renormalized.")
+        upload = st.file_uploader("…or from a file", type=ui.UPLOAD_TYPES, key="ref_comp_upload",
+                                  help="Columns `asset` (or `asset_uid`) and `weight`.")
+        overwrite = st.checkbox("Replace a composition stored at this exact time", key="ref_comp_overwrite")
+        if st.button("Store composition", type="primary", key="ref_comp_save", help="All rows are checked first; then stored in one transaction."):
+            try:
+                if upload is not None:
+                    if upload.size > ui.MAX_UPLOAD_BYTES:
+                        raise msm.ValidationError.single("composition file", "file", upload.name, f"is larger than {ui.MAX_UPLOAD_BYTES:,} bytes")
+                    with tempfile.TemporaryDirectory() as folder:
+                        path = Path(folder) / Path(upload.name).name
+                        path.write_bytes(upload.getvalue())
+                        rows = read_table_file(path, entity="composition file")
+                else:
+                    rows = grid
+                stored = msm_portfolios.save_composition(store, portfolio, at, rows, overwrite=overwrite)
+            except msm.MsmError as exc:
+                ui.show_error(exc)
+                return
+            ui.after_write()
+            st.success(f"Stored the composition of {ui.escape_md(portfolio)} from {ui.when(at)} ({stored.height} assets).")
+
+
+def render() -> None:
+    store = ui.store()
+    tabs = st.tabs([e.title for e in ENTITIES])
+    for tab, entity in zip(tabs, ENTITIES):
+        with tab:
+            frame = _browse(store, entity)
+            add_col, edit_col = st.columns(2, gap="medium")
+            with add_col:
+                _add(store, entity)
+            with edit_col:
+                _edit(store, entity, frame)
+            with st.expander(f"Bulk import {entity.title.lower()}"):
+                _bulk(store, entity)
+            if entity.import_name == "portfolios":
+                _compositions(store, frame)
+
+
+ui.guard(render)

@@ -1,0 +1,163 @@
+"""Helpers every page uses: the store handle, cached reads, formatting, safe text, error display.
+
+Rules the pages rely on:
+- :func:`store` is a :class:`msm.Store` from ``st.cache_resource``: a path and a policy, never an
+  open connection, so the file is free between reruns for the CLI and notebooks.
+- Cached reads (``st.cache_data``) are keyed by the database path and cleared by
+  :func:`after_write`, which every page calls after it writes. They also expire after
+  :data:`CACHE_SECONDS` so that a write by the CLI or a notebook shows up without a restart.
+- User text (names, identifiers, notes, error messages that quote them) is shown through
+  :func:`escape_md` or as data in a table, never as Markdown or HTML.
+- :func:`guard` runs a page body: a busy file shows a message and a retry button; a domain error
+  shows its message; anything else shows a short message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+import msm
+import msm_portfolios
+from msm.errors import MsmError, StoreBusyError, ValidationError
+
+CACHE_SECONDS = 30
+#: Largest file the app reads from an upload (bytes); larger ones are refused before parsing.
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+UPLOAD_TYPES = ["csv", "json", "parquet", "xlsx"]
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&$:])")
+
+
+# -- the database ------------------------------------------------------------------------------------
+def db_path() -> str:
+    """The database the app opens: ``$MSM_DB`` or ``data/msm.duckdb``."""
+    return msm.default_db_path()
+
+
+@st.cache_resource(show_spinner=False)
+def _store_for(path: str) -> msm.Store:
+    store = msm.Store(path, busy_timeout=3.0)
+    msm.migrate(store, msm_portfolios.MIGRATIONS)  # creates the file when missing; a no-op when current
+    return store
+
+
+def store() -> msm.Store:
+    """The workbench's :class:`msm.Store` (created and migrated on first use)."""
+    return _store_for(db_path())
+
+
+def after_write() -> None:
+    """Forget every cached read (call after any write)."""
+    st.cache_data.clear()
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def target_options(path: str) -> pl.DataFrame:
+    """Every asset and portfolio as a grid option: ``label``, ``kind``, ``unique_identifier``, ``name``."""
+    page = msm.search_candidates(_store_for(path), "", limit=msm.services.candidates.MAX_LIMIT)
+    frame = page.results
+    if page.count > frame.height:  # more than one page: read them all (reference data is small next to targets)
+        frames = [frame]
+        for offset in range(frame.height, page.count, msm.services.candidates.MAX_LIMIT):
+            frames.append(msm.search_candidates(_store_for(path), "", limit=msm.services.candidates.MAX_LIMIT, offset=offset).results)
+        frame = pl.concat(frames)
+    return frame.select(
+        label=option_label(pl.col("unique_identifier"), pl.col("display_label"), pl.col("target_type")),
+        kind=pl.col("target_type"),
+        unique_identifier=pl.col("unique_identifier"),
+        name=pl.col("display_label"),
+    )
+
+
+def option_label(identifier: pl.Expr, name: pl.Expr, kind: pl.Expr) -> pl.Expr:
+    """``BTC — Bitcoin (BTC) · asset``: the identifier first (unique per kind), then the name, then the kind."""
+    named = pl.when(name.is_not_null() & (name != identifier)).then(pl.lit(" — ") + name).otherwise(pl.lit(""))
+    return identifier + named + pl.lit(" · ") + kind
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def accounts(path: str) -> pl.DataFrame:
+    """Every account: ``unique_identifier``, ``account_name``, ``account_is_active``, ``uid``."""
+    return msm.list_accounts(_store_for(path)).select("unique_identifier", "account_name", "account_is_active", "uid").sort("unique_identifier")
+
+
+# -- formatting ----------------------------------------------------------------------------------------
+def pct(value: float | None, decimals: int = 2) -> str:
+    """A weight as a percentage: ``0.6`` -> ``60.00%``."""
+    return "—" if value is None else f"{value * 100:,.{decimals}f}%"
+
+
+def amount(value: float | None, decimals: int = 2) -> str:
+    """A notional or quantity with thousands separators: ``1000000`` -> ``1,000,000.00``."""
+    return "—" if value is None else f"{value:,.{decimals}f}"
+
+
+def when(value: datetime | None) -> str:
+    """A UTC time as analysts read it: ``2026-05-25 00:00 UTC`` (seconds shown when not zero)."""
+    if value is None:
+        return "—"
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC" if value.second or value.microsecond else "%Y-%m-%d %H:%M UTC")
+
+
+def escape_md(text: Any) -> str:
+    """Text safe to put in Markdown: every character Markdown or HTML would act on is escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
+
+
+WEIGHT_COLUMN = st.column_config.NumberColumn("Weight", format="percent", help="weight_notional_exposure: a share of the mandate (60% = 0.6)")
+NOTIONAL_COLUMN = st.column_config.NumberColumn("Notional", format="localized", help="constant_notional_exposure: an amount in the account's currency")
+QUANTITY_COLUMN = st.column_config.NumberColumn("Quantity", format="localized", help="single_asset_quantity: units of one asset (asset rows only)")
+EXPOSURE_CONFIG = {
+    "weight_notional_exposure": WEIGHT_COLUMN,
+    "constant_notional_exposure": NOTIONAL_COLUMN,
+    "single_asset_quantity": QUANTITY_COLUMN,
+}
+
+
+# -- errors ----------------------------------------------------------------------------------------------
+def show_error(exc: BaseException, *, where: Any = st) -> None:
+    """One error as a message (its lines as a list), user text escaped."""
+    if isinstance(exc, ValidationError):
+        head, _, _ = str(exc).partition(":\n")
+        lines = [str(e) for e in exc.errors[: msm.errors.MAX_LISTED_ERRORS]]
+        more = len(exc.errors) - len(lines)
+        body = escape_md(head) + "".join(f"\n- {escape_md(line)}" for line in lines)
+        if more > 0:
+            body += f"\n- … and {more} more"
+        where.error(body)
+    elif isinstance(exc, MsmError):
+        where.error(escape_md(str(exc)))
+    else:
+        where.error(f"Something went wrong ({escape_md(type(exc).__name__)}: {escape_md(exc)}). Nothing was written by this step; "
+                    "try again, and if it persists run the same action with the `msm` command line to see details.")
+
+
+def guard(render: Callable[[], None]) -> None:
+    """Run a page body with the app's error policy (no traceback is ever shown)."""
+    try:
+        render()
+    except StoreBusyError as exc:
+        st.warning("The database file is busy: another program is writing to it.  \n" + escape_md(str(exc)))
+        st.button("Retry", key="busy_retry", help="Try again now; the write that holds the file is usually over in a moment.")
+    except MsmError as exc:
+        show_error(exc)
+    except Exception as exc:  # noqa: BLE001 - the app never shows a traceback
+        show_error(exc)
+
+
+def sidebar() -> None:
+    """The database in use and a refresh button, on every page."""
+    with st.sidebar:
+        st.caption("Database")
+        st.text(os.path.abspath(db_path()))
+        if st.button("Refresh data", help="Read the database again (shows changes made by the command line or a notebook)."):
+            after_write()
+            st.rerun()
