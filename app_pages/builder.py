@@ -19,6 +19,8 @@ st.caption("Build an account's target set from direct assets and portfolios, che
            "look-through exposure, and save it as a UTC-stamped snapshot.")
 
 SS = st.session_state
+#: Grid column widths in pixels (fixed, so the layout is the same at every window size).
+TARGET_WIDTH, EXPOSURE_WIDTH = 240, 100
 SS.setdefault("builder_version", 0)
 SS.setdefault("builder_base", grids.empty_grid(2))
 
@@ -89,7 +91,7 @@ def render() -> None:
 
     # -- where the rows come from ----------------------------------------------------------------------
     history = msm.snapshot_history(store, account)
-    with st.expander("Start from…", expanded=history.height > 0 and SS.builder_version == 0):
+    with st.expander("Start from a snapshot or a file", expanded=False):
         start = st.columns([2, 3, 2])
         choices = ["Empty set"] + (["Latest snapshot", "An earlier snapshot"] if history.height else [])
         source = start[0].radio("Start from", choices, key="builder_start", help="Which rows to load into the grid.")
@@ -112,20 +114,20 @@ def render() -> None:
             _import(upload, options)
 
     # -- the grid and its checks ---------------------------------------------------------------------
-    left, right = st.columns([7, 5], gap="medium")
+    left, right = st.columns([3, 2], gap="medium")
     with left:
         st.subheader("Targets")
         edited = st.data_editor(
             SS.builder_base.to_pandas(),
             key=f"builder_grid_{SS.builder_version}",
             num_rows="dynamic",
-            hide_index=True,
+            hide_index=True, placeholder="—",
             width="stretch",
             column_config={
                 "target": st.column_config.SelectboxColumn(
-                    "Target", options=options["label"].to_list(), required=True, width="large",
+                    "Target", options=options["label"].to_list(), required=True, width=TARGET_WIDTH,
                     help="An asset (held directly) or a portfolio (held as a sleeve, expanded only on request). Type to search."),
-                **ui.EXPOSURE_CONFIG,
+                **{c: {**config, "width": EXPOSURE_WIDTH} for c, config in ui.EXPOSURE_CONFIG.items()},
                 "notes": st.column_config.TextColumn("Notes", help='Stored in metadata_json as {"notes": …}; a JSON object is stored as given.'),
             },
         )
@@ -184,8 +186,8 @@ def _show_checks(grid: pl.DataFrame, check: msm.TargetSetCheck) -> None:
     })
     bad = status.filter(pl.col("check") != "ok")
     if bad.height:
-        st.error(f"{bad.height} row{'s' if bad.height != 1 else ''} break a rule; nothing can be saved until they are fixed.")
-        st.dataframe(bad, hide_index=True, key="builder_problems",
+        st.error(f"{bad.height} row{'s break' if bad.height != 1 else ' breaks'} a rule; nothing can be saved until {'they are' if bad.height != 1 else 'it is'} fixed.")
+        st.dataframe(bad, hide_index=True, placeholder="—", key="builder_problems",
                      column_config={"row": st.column_config.NumberColumn("Row", help="Row number in the grid, from the top"),
                                     "target": "Target", "check": st.column_config.TextColumn("Problem", width="large")})
 
@@ -208,7 +210,7 @@ def _preview(store: msm.Store, check: msm.TargetSetCheck, at: datetime) -> None:
     charts.exposure_chart(result.by_source, key="builder_chart")
     st.dataframe(
         result.net.select("asset", *msm.models.EXPOSURE_COLUMNS, "n_sources"),
-        hide_index=True, key="builder_preview_table",
+        hide_index=True, placeholder="—", key="builder_preview_table",
         column_config={"asset": "Asset", **ui.EXPOSURE_CONFIG,
                        "n_sources": st.column_config.NumberColumn("Sources", help="Target rows that contribute to this asset")},
     )

@@ -66,7 +66,7 @@ def render() -> None:
     last = SS.get("export_last")
     if last:
         st.success(f"Exported {last['snapshots']:,} snapshots to {ui.escape_md(last['out'])}.")
-        st.dataframe([{"dataset": name, "rows": rows} for name, rows in last["datasets"].items()], hide_index=True, key="export_datasets",
+        st.dataframe([{"dataset": name, "rows": rows} for name, rows in last["datasets"].items()], hide_index=True, placeholder="—", key="export_datasets",
                      column_config={"dataset": "Dataset", "rows": st.column_config.NumberColumn("Rows", format="localized")})
         out = Path(last["out"])
         if out.is_dir():

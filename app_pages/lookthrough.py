@@ -71,7 +71,7 @@ def render() -> None:
         net = result.net.join(result.by_source.select("asset_uid", "direct", "via_portfolio"), on="asset_uid", how="left")
         st.dataframe(
             net.select("asset", "direct", "via_portfolio", *msm.models.EXPOSURE_COLUMNS, "n_sources"),
-            hide_index=True, key="lookthrough_net",
+            hide_index=True, placeholder="—", key="lookthrough_net",
             column_config={
                 "asset": "Asset",
                 "direct": st.column_config.NumberColumn("Direct", format="percent", help="Weight held directly"),
@@ -89,7 +89,7 @@ def render() -> None:
     lineage = result.rows.join(labels, on="source_target_uid", how="left", maintain_order="left")
     st.dataframe(
         lineage.select("source_target_type", "source", "asset", "portfolio_weight", "weights_time", *msm.models.EXPOSURE_COLUMNS),
-        hide_index=True, key="lookthrough_rows",
+        hide_index=True, placeholder="—", key="lookthrough_rows",
         column_config={
             "source_target_type": "Source kind", "source": "Source target", "asset": "Asset",
             "portfolio_weight": st.column_config.NumberColumn("Constituent weight", format="percent", help="The asset's weight in the portfolio's composition"),

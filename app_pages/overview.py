@@ -38,7 +38,7 @@ def render() -> None:
     else:
         st.dataframe(
             latest.select("account", "account_name", "position_set_time", "rows", "weight_sum", "residual", "source"),
-            hide_index=True,
+            hide_index=True, placeholder="—",
             column_config={
                 "account": st.column_config.TextColumn("Account", help="The account's unique identifier"),
                 "account_name": st.column_config.TextColumn("Name"),
@@ -50,7 +50,7 @@ def render() -> None:
             },
         )
     with st.expander("Rows per table"):
-        st.dataframe(counts, hide_index=True, column_config={"table": "Table", "rows": st.column_config.NumberColumn("Rows", format="localized")})
+        st.dataframe(counts, hide_index=True, placeholder="—", column_config={"table": "Table", "rows": st.column_config.NumberColumn("Rows", format="localized")})
     st.page_link("app_pages/builder.py", label="Build a target set", icon=":material/edit_note:")
 
 

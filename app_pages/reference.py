@@ -49,7 +49,7 @@ def _browse(store: msm.Store, entity: Entity) -> pl.DataFrame:
     if text.strip():
         needle = text.strip().lower()
         shown = shown.filter(pl.any_horizontal(pl.col(pl.String).str.to_lowercase().str.contains(needle, literal=True).fill_null(False)))
-    st.dataframe(shown, hide_index=True, key=f"ref_table_{entity.import_name}",
+    st.dataframe(shown, hide_index=True, placeholder="—", key=f"ref_table_{entity.import_name}",
                  column_config={c: st.column_config.TextColumn(c.replace("_", " ").capitalize()) for c in shown.columns if shown.schema[c] == pl.String})
     st.caption(f"{shown.height:,} of {frame.height:,} {entity.title.lower()}")
     return frame
@@ -138,7 +138,7 @@ def _bulk(store: msm.Store, entity: Entity) -> None:
     cols[0].metric("To add", f"{plan.added:,}")
     cols[1].metric("To update", f"{plan.updated:,}")
     cols[2].metric("Unchanged", f"{plan.unchanged:,}")
-    st.dataframe(plan.rows, hide_index=True, key=f"ref_plan_{entity.import_name}")
+    st.dataframe(plan.rows, hide_index=True, placeholder="—", key=f"ref_plan_{entity.import_name}")
     if st.button(f"Import {plan.added + plan.updated:,} rows", type="primary", key=f"ref_import_{entity.import_name}",
                  disabled=plan.added + plan.updated == 0, help="One transaction: every row is written, or none."):
         try:
@@ -163,7 +163,7 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
         if history.height == 0:
             st.info(f"{ui.escape_md(portfolio)} has no composition yet: its targets cannot be looked through until one is stored.")
         else:
-            st.dataframe(history.select("weights_time", "n_assets", "weight_sum"), hide_index=True, key="ref_comp_history",
+            st.dataframe(history.select("weights_time", "n_assets", "weight_sum"), hide_index=True, placeholder="—", key="ref_comp_history",
                          column_config={"weights_time": st.column_config.DatetimeColumn("From (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
                                         "n_assets": "Assets", "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent")})
     with right:
@@ -187,7 +187,7 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
         assets = msm.list_assets(store)["unique_identifier"].sort().to_list()
         start = pl.DataFrame({"asset": [None], "weight": [None]}, schema={"asset": pl.String, "weight": pl.Float64})
         edited = st.data_editor(
-            start.to_pandas(), num_rows="dynamic", hide_index=True, key="ref_comp_grid",
+            start.to_pandas(), num_rows="dynamic", hide_index=True, placeholder="—", key="ref_comp_grid",
             column_config={"asset": st.column_config.SelectboxColumn("Asset", options=assets, required=True, help="A constituent asset"),
                            "weight": st.column_config.NumberColumn("Weight", format="percent", help="Share of the portfolio (25% = 0.25)")},
         )

@@ -37,7 +37,7 @@ def render() -> None:
     with tab_history:
         st.dataframe(
             history.select("position_set_time", "allocation", "rows", "weight_sum", "source"),
-            hide_index=True, key="snapshots_history",
+            hide_index=True, placeholder="—", key="snapshots_history",
             column_config={
                 "position_set_time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
                 "allocation": st.column_config.TextColumn("Target allocation"),
@@ -58,7 +58,7 @@ def render() -> None:
         cols[2].metric("Residual", ui.pct(snap.residual), help="1 − weight sum: unallocated, never renormalized")
         st.dataframe(
             snap.positions.select("target_type", "unique_identifier", "display_label", *msm.models.EXPOSURE_COLUMNS, "metadata_json"),
-            hide_index=True, key="snapshots_positions",
+            hide_index=True, placeholder="—", key="snapshots_positions",
             column_config={"target_type": "Kind", "unique_identifier": "Target", "display_label": "Name", **ui.EXPOSURE_CONFIG,
                            "metadata_json": st.column_config.TextColumn("Metadata (JSON)")},
         )
@@ -96,7 +96,7 @@ def render() -> None:
         colors = {"added": "#e6f4ea", "removed": "#fce8e6", "changed": "#fef7e0"}
         styled = shown.to_pandas().style.apply(lambda row: [f"background-color: {colors[row['change']]}"] * len(row), axis=1)
         st.dataframe(
-            styled, hide_index=True, key="snapshots_diff",
+            styled, hide_index=True, placeholder="—", key="snapshots_diff",
             column_config={
                 "change": "Change", "target_type": "Kind", "unique_identifier": "Target",
                 "weight_notional_exposure_before": st.column_config.NumberColumn("Weight before", format="percent"),

@@ -18,7 +18,7 @@ def exposure_chart(by_source: pl.DataFrame, *, key: str) -> None:
         pl.col("source").replace({"via_portfolio": "via portfolio"}))
     chart = (
         alt.Chart(long.to_pandas())
-        .mark_bar()
+        .mark_bar(size=18)
         .encode(
             x=alt.X("sum(weight):Q", title="Weight", axis=alt.Axis(format="%")),
             y=alt.Y("asset:N", title=None, sort=alt.EncodingSortField(field="total", op="max", order="descending")),
@@ -26,6 +26,6 @@ def exposure_chart(by_source: pl.DataFrame, *, key: str) -> None:
             tooltip=[alt.Tooltip("asset:N", title="Asset"), alt.Tooltip("source:N", title="Held"),
                      alt.Tooltip("weight:Q", title="Weight", format=".2%")],
         )
-        .properties(height=min(40 + 28 * by_source.height, 420))
+        .properties(height=min(max(140, 60 + 30 * by_source.height), 480))
     )
     st.altair_chart(chart, width="stretch", key=key)

@@ -112,7 +112,7 @@ def escape_md(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
 
 
-WEIGHT_COLUMN = st.column_config.NumberColumn("Weight", format="percent", help="weight_notional_exposure: a share of the mandate (60% = 0.6)")
+WEIGHT_COLUMN = st.column_config.NumberColumn("Weight", format="percent", help="weight_notional_exposure, a share of the mandate: type 0.6 for 60%")
 NOTIONAL_COLUMN = st.column_config.NumberColumn("Notional", format="localized", help="constant_notional_exposure: an amount in the account's currency")
 QUANTITY_COLUMN = st.column_config.NumberColumn("Quantity", format="localized", help="single_asset_quantity: units of one asset (asset rows only)")
 EXPOSURE_CONFIG = {

@@ -1,0 +1,237 @@
+"""The workbench in a real browser: `streamlit run app.py` on a free local port, headless Chromium.
+
+One app server and one browser for the module (against a temporary copy of the demo database).
+Playwright drives Debian's chromium (/usr/bin/chromium, installed by `make test`); Playwright's own
+browser download is not used. This covers what AppTest cannot: typing into the grid's cells and
+picking a target from the grid's searchable dropdown, the overwrite dialog as rendered, and every
+page as a user sees it (no exception, no error box). A screenshot of each page is saved to
+``$MSM_SCREENSHOTS`` (``make screenshots`` sets it to docs/img; by default a temporary folder).
+
+The builder steps here are the browser tutorial's steps (docs/tutorial/).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import msm
+import msm_portfolios
+from app_harness import ROOT, build_demo
+
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by `make test`")  # a dev extra
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1280, "height": 800}
+PORTFOLIO = "CRYPTO-MAJORS-EW"
+BETA = "example-account-beta"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    folder = tmp_path_factory.mktemp("browser")
+    db = build_demo(folder / "msm.duckdb")
+    port = _free_port()
+    env = {**os.environ, "MSM_DB": str(db), "MSM_EXPORT_ROOT": str(folder / "exports")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"streamlit did not start: {proc.stdout.read() if proc.stdout else ''}")
+        time.sleep(0.3)
+    try:
+        yield {"url": url, "db": db}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/system-deps.sh)")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):  # noqa: ANN001, ANN201
+    context = browser.new_context(viewport=VIEWPORT)
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    yield tab
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("MSM_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _open(page, server: dict, path: str, title: str) -> None:  # noqa: ANN001
+    page.goto(f"{server['url']}/{path}")
+    page.wait_for_selector(f"h1:has-text('{title}')")
+    _settle(page)
+
+
+def _settle(page) -> None:  # noqa: ANN001
+    """Wait until Streamlit has finished the rerun (its status widget is gone) and the page is still."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+    page.wait_for_timeout(400)
+
+
+def _assert_no_error(page) -> None:  # noqa: ANN001
+    page.screenshot(path=str(Path(os.environ.get("MSM_SCREENSHOTS") or "/tmp") / "last-checked.png"))
+    assert page.locator("[data-testid='stException']").count() == 0, page.locator("[data-testid='stException']").all_inner_texts()
+    errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+    assert errors == [], errors
+    assert "Traceback" not in page.content()
+
+
+def _metric(page, name: str) -> str:  # noqa: ANN001
+    metric = page.locator("[data-testid='stMetric']").filter(has=page.locator("[data-testid='stMetricLabel']", has_text=name)).first
+    return metric.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def _cells(page, nth: int = 0) -> list[str]:  # noqa: ANN001
+    """The cell texts of the nth table (its accessible grid, which mirrors the canvas)."""
+    table = page.locator("[data-testid='stDataFrame']").nth(nth)
+    return [t.strip() for t in table.locator("[role='gridcell']").all_inner_texts()]
+
+
+def _type_cell(page, x: float, y: float, text: str) -> None:  # noqa: ANN001
+    """Type into the grid cell at (x, y): select it, open its editor, type, commit."""
+    page.mouse.click(x, y)
+    page.wait_for_timeout(200)
+    page.keyboard.press("Enter")  # open the cell's editor
+    page.wait_for_timeout(400)
+    page.keyboard.type(text)
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")  # a dropdown picks the first match; a number is committed
+    _settle(page)
+
+
+@pytest.mark.parametrize(
+    "path, title, shot",
+    [("", "Overview", "overview"), ("builder", "Target set builder", None), ("snapshots", "Snapshots", "snapshots"),
+     ("lookthrough", "Look-through", None), ("reference", "Reference data", "reference"), ("export", "Export", "export")],
+)
+def test_every_page_opens_without_an_error(page, server: dict, shots: Path, path: str, title: str, shot: str | None) -> None:  # noqa: ANN001
+    _open(page, server, path, title)
+    _assert_no_error(page)
+    if shot:
+        page.screenshot(path=str(shots / f"{shot}.png"))
+
+
+def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) -> None:  # noqa: ANN001
+    store = msm.Store(server["db"])
+    _open(page, server, "builder", "Target set builder")
+    grid = page.locator("[data-testid='stDataFrame']").first
+    grid.scroll_into_view_if_needed()
+    box = grid.locator("[data-testid='data-grid-canvas']").bounding_box()
+    # fixed column widths (app_pages/builder.py): row marker 32 px, target 240 px, then 100 px per exposure
+    row_y = [box["y"] + 35 * (r + 1) + 17 for r in range(2)]
+    target_x, weight_x = box["x"] + 32 + 120, box["x"] + 32 + 240 + 50
+    _type_cell(page, target_x, row_y[0], "BTC")  # the dropdown is searchable: the first match is picked
+    _type_cell(page, weight_x, row_y[0], "0.6")  # shown as 60.00%
+    _type_cell(page, target_x, row_y[1], "Crypto Majors")  # searched by the portfolio's name
+    _type_cell(page, weight_x, row_y[1], "0.4")
+    # each edit reruns the page; wait for the last one to be rendered
+    page.wait_for_selector("[data-testid='stMetric']:has-text('Weight sum'):has-text('100.00%')")
+    page.wait_for_selector("[data-testid='stDataFrame'] [role='gridcell']:text-is('ETH')", state="attached")
+    _settle(page)
+    _assert_no_error(page)
+    assert _metric(page, "Weight sum") == "100.00%"
+    assert _metric(page, "Residual") == "0.00%"
+    # the live look-through preview (second table on the page): BTC direct 0.6 + its share of the 0.4 sleeve
+    preview = _cells(page, 1)
+    assert "BTC" in preview and "ETH" in preview
+    page.screenshot(path=str(shots / "builder.png"), full_page=False)
+
+    page.get_by_role("button", name="Save snapshot").click()
+    _settle(page)
+    success = page.locator("[data-testid='stAlertContentSuccess']").inner_text()
+    assert re.search(r"Saved the snapshot of example-account-alpha at .* UTC \(2 rows\)", success), success
+    latest = msm.read_snapshot(store, "example-account-alpha")
+    assert latest.source == "workbench" and latest.weight_sum == pytest.approx(1.0)
+
+    # saving again at the same time asks first; the stored snapshot is replaced only on "Replace it"
+    page.get_by_role("button", name="Save snapshot").click()
+    dialog = page.locator("[role='dialog']")
+    dialog.wait_for()
+    assert "Replace the existing snapshot?" in dialog.inner_text()
+    page.screenshot(path=str(shots / "builder-overwrite.png"))
+    dialog.get_by_role("button", name="Replace it").click()
+    page.wait_for_selector("[data-testid='stAlertContentSuccess']:has-text('Replaced the snapshot')")
+    _settle(page)
+    assert msm.snapshot_history(store, "example-account-alpha").height == 3
+
+    # the look-through of the demo snapshot of beta: BTC 0.6 direct plus BTC's share of the 0.4 portfolio
+    _open(page, server, "lookthrough", "Look-through")
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.keyboard.type(BETA)
+    page.keyboard.press("Enter")
+    _settle(page)
+    _assert_no_error(page)
+    share = dict(zip(*msm_portfolios.read_composition(store, PORTFOLIO).select("asset", "weight").to_dict(as_series=False).values()))
+    cells = _cells(page, 0)
+    btc = cells.index("BTC")
+    direct, via, weight = (float(v) for v in cells[btc + 1: btc + 4])
+    assert direct == pytest.approx(0.6) and via == pytest.approx(0.4 * share["BTC"]) and weight == pytest.approx(0.6 + 0.4 * share["BTC"])
+    page.screenshot(path=str(shots / "lookthrough.png"))
+
+
+def test_html_in_a_name_is_shown_as_text(page, server: dict) -> None:  # noqa: ANN001
+    store = msm.Store(server["db"])
+    hostile = "<img src=x onerror=\"window.__pwned=1\"> [link](javascript:window.__pwned=2)"
+    msm.add_account(store, "hostile-1", account_name=hostile)
+    _open(page, server, "builder", "Target set builder")
+    # the account was added behind the app's back (as the CLI would): the sidebar's refresh reads it
+    page.locator("[data-testid='stExpandSidebarButton'], [data-testid='stSidebarCollapsedControl'] button").first.click()
+    page.get_by_role("button", name="Refresh data").click()
+    _settle(page)
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.keyboard.type("hostile-1")
+    page.keyboard.press("Enter")
+    _settle(page)
+    _assert_no_error(page)
+    assert page.evaluate("() => window.__pwned === undefined")
+    assert page.locator("img[src='x']").count() == 0 and page.locator("a[href^='javascript']").count() == 0
+    assert "hostile-1 — &lt;img src=x onerror=" in page.content()  # the name is on the page, as escaped text
