@@ -73,7 +73,7 @@ def render() -> None:
     account = top[0].selectbox("Account", list(names), key="builder_account",
                                format_func=lambda a: f"{a} — {names[a]}" if names[a] and names[a] != a else a,
                                help="Type to search by identifier or name.")
-    allocations = msm.list_allocations(store, account=account, active_only=True)
+    allocations = ui.allocations(path, account)
     if allocations.height == 0:
         top[1].selectbox("Target allocation", [], key="builder_allocation", help="The account's mandate the snapshot belongs to.")
         st.warning(f"Account {ui.escape_md(account)} has no active target allocation (mandate). Create one under **Reference data → "
@@ -90,7 +90,7 @@ def render() -> None:
     st.caption(f"Snapshot time: **{ui.when(at)}** ({at.isoformat()})")
 
     # -- where the rows come from ----------------------------------------------------------------------
-    history = msm.snapshot_history(store, account)
+    history = ui.history(path, account)
     with st.expander("Start from a snapshot or a file", expanded=False):
         start = st.columns([2, 3, 2])
         choices = ["Empty set"] + (["Latest snapshot", "An earlier snapshot"] if history.height else [])
@@ -237,10 +237,10 @@ def _import(upload, options: pl.DataFrame) -> None:  # noqa: ANN001 - Streamlit'
 def _apply_to_many(store: msm.Store, rows: pl.DataFrame, check: msm.TargetSetCheck, at: datetime) -> None:
     with st.expander("Save the same set to several accounts"):
         st.caption("Saves these rows at the same time to every chosen account, in one transaction: all accounts or none.")
-        models = msm.list_allocation_models(store)["allocation_model_name"].to_list()
+        models = ui.model_names(ui.db_path())
         model = st.selectbox("Accounts following the allocation model", ["(choose accounts by hand)", *models], key="builder_many_model",
                              help="Pre-selects every account whose active allocation follows this model.")
-        default = msm.accounts_following_model(store, model)["account"].to_list() if model in models else []
+        default = ui.accounts_of_model(ui.db_path(), model) if model in models else []
         everyone = ui.accounts(ui.db_path())["unique_identifier"].to_list()
         chosen = st.multiselect("Accounts", everyone, default=default, key=f"builder_many_accounts_{model}",
                                 help="Each needs exactly one active target allocation.")

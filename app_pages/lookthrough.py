@@ -32,7 +32,7 @@ def render() -> None:
                                index=idents.index(request["account"]) if request.get("account") in idents else 0,
                                format_func=lambda a: f"{a} — {names[a]}" if names[a] and names[a] != a else a,
                                help="Type to search by identifier or name.")
-    history = msm.snapshot_history(store, account)
+    history = ui.history(ui.db_path(), account)
     if history.height == 0:
         st.info(f"Account {ui.escape_md(account)} has no snapshot to look through.")
         return

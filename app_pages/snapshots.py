@@ -27,7 +27,7 @@ def render() -> None:
     account = st.selectbox("Account", idents, key="snapshots_pick", on_change=lambda: SS.update(snapshots_touched=True),
                            format_func=lambda a: f"{a} — {names[a]}" if names[a] and names[a] != a else a,
                            help="Type to search by identifier or name.")
-    history = msm.snapshot_history(store, account)
+    history = ui.history(ui.db_path(), account)
     if history.height == 0:
         st.info(f"Account {ui.escape_md(account)} has no snapshot yet. Build one in the **Target set builder**.")
         st.page_link("app_pages/builder.py", label="Target set builder", icon=":material/edit_note:")

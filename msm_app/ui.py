@@ -83,6 +83,28 @@ def option_label(identifier: pl.Expr, name: pl.Expr, kind: pl.Expr) -> pl.Expr:
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def allocations(path: str, account: str) -> pl.DataFrame:
+    """The account's active target allocations."""
+    return msm.list_allocations(_store_for(path), account=account, active_only=True)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def history(path: str, account: str) -> pl.DataFrame:
+    """The account's snapshots, newest first (:func:`msm.snapshot_history`)."""
+    return msm.snapshot_history(_store_for(path), account)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def model_names(path: str) -> list[str]:
+    return msm.list_allocation_models(_store_for(path))["allocation_model_name"].sort().to_list()
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def accounts_of_model(path: str, model: str) -> list[str]:
+    return msm.accounts_following_model(_store_for(path), model)["account"].to_list()
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def accounts(path: str) -> pl.DataFrame:
     """Every account: ``unique_identifier``, ``account_name``, ``account_is_active``, ``uid``."""
     return msm.list_accounts(_store_for(path)).select("unique_identifier", "account_name", "account_is_active", "uid").sort("unique_identifier")
@@ -141,9 +163,15 @@ def show_error(exc: BaseException, *, where: Any = st) -> None:
 
 
 def guard(render: Callable[[], None]) -> None:
-    """Run a page body with the app's error policy (no traceback is ever shown)."""
+    """Run a page body with the app's error policy (no traceback is ever shown).
+
+    The body runs inside one :meth:`msm.Store.connect` block: every service call of this rerun
+    reuses one open of the file (opening it costs tens of milliseconds), and the file is released
+    when the rerun ends, so the command line and notebooks can use it between reruns.
+    """
     try:
-        render()
+        with store().connect():
+            render()
     except StoreBusyError as exc:
         st.warning("The database file is busy: another program is writing to it.  \n" + escape_md(str(exc)))
         st.button("Retry", key="busy_retry", help="Try again now; the write that holds the file is usually over in a moment.")

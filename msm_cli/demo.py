@@ -19,6 +19,7 @@ from msm_cli.context import add_format, migration_sets
 from msm_cli.output import write_json, write_lines
 from msm_examples import account_portfolio_workflow as account_example
 from msm_examples import portfolio_equal_weight as portfolio_example
+from msm_examples import sample_book
 
 __all__ = ["register"]
 
@@ -31,14 +32,24 @@ def register(tree: CommandTree) -> None:
         "and SOL, the portfolio CRYPTO-MAJORS-EW with three compositions, and two accounts whose snapshots hold BTC "
         "directly and the portfolio as a sleeve. Running it again changes nothing.",
     )
+    p.add_argument("--accounts", type=_count, default=0, metavar="N",
+                   help="also load a larger sample book with N synthetic accounts (600 assets, 5 portfolios, one 20-row "
+                        "snapshot per account), to try the workbench at realistic size; idempotent")
     add_format(p)
 
 
-def demo(args: argparse.Namespace) -> None:
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"takes a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def demo(args: argparse.Namespace) -> int | None:
     store = msm.Store(args.db)
     existed = store.exists
     applied = msm.migrate(store, migration_sets())
     account_example.run(store)
+    sample = sample_book.build_sample_book(store, accounts=args.accounts) if args.accounts else None
     portfolio = msm.get_portfolio(store, portfolio_example.PORTFOLIO)
     compositions = msm_portfolios.composition_history(store, portfolio["uid"])["weights_time"].sort().to_list()
     accounts = []
@@ -61,8 +72,10 @@ def demo(args: argparse.Namespace) -> None:
             "accounts": accounts,
             "next": hints,
         }
+        if sample:
+            document["sample_book"] = sample
         write_json(document)
-        return
+        return None
     if not existed:
         write_lines(f"created database {store.path}")
     write_lines(*(f"applied migration {m}" for m in applied))
@@ -76,7 +89,10 @@ def demo(args: argparse.Namespace) -> None:
             + ", ".join(format_utc(t) or "" for t in a["snapshots"])
             for a in accounts
         ),
+        *([f"  sample book {sample['accounts']} accounts sample-0001..., {sample['assets']} assets, {sample['portfolios']} portfolios "
+           f"({sample['added_accounts']} accounts added now)"] if sample else []),
         "",
         "try:",
         *(f"  {hint}" for hint in hints),
     )
+    return None

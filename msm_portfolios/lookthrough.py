@@ -16,7 +16,7 @@ from datetime import datetime
 
 import polars as pl
 
-from msm.expansion import MissingCompositionError, WeightsAsOf, expand_targets
+from msm.expansion import MissingCompositionError, WeightsAsOf, WeightsSource, expand_targets
 from msm.services.snapshots import Snapshot, read_target_rows
 from msm.store import Store
 from msm.timeutil import parse_utc, utc_now
@@ -73,7 +73,7 @@ def look_through(
         when = parse_utc(at, field="at", entity="target set") if at is not None else utc_now()
         frame = frame.with_columns(pl.lit(when).cast(_UTC).alias("time_index"))
     now = now or utc_now()
-    source = duckdb_weights_source(store)
+    source = _once(duckdb_weights_source(store))  # the plain and the net expansion read the compositions once
     missing: list[tuple[str, datetime]] = []
     try:
         plain = expand_targets(frame, source, weights_as_of=weights_as_of, now=now)
@@ -104,6 +104,19 @@ def look_through_snapshot(store: Store, snapshot: Snapshot, *, weights_as_of: We
     else:
         targets = read_target_rows(store, [snapshot.position_set_uid])  # type: ignore[list-item]
     return look_through(store, targets, weights_as_of=weights_as_of, now=now)
+
+
+def _once(source: WeightsSource) -> WeightsSource:
+    """``source``, reading each (portfolios, bound) question from the database only once."""
+    answers: dict[tuple[tuple[str, ...], datetime | None], pl.DataFrame] = {}
+
+    def cached(portfolio_uids: list[str], until: datetime | None) -> pl.DataFrame:
+        key = (tuple(portfolio_uids), until)
+        if key not in answers:
+            answers[key] = source(portfolio_uids, until)
+        return answers[key]
+
+    return cached
 
 
 def _by_source(rows: pl.DataFrame) -> pl.DataFrame:

@@ -542,6 +542,24 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
     assert contents(cli.store) == loaded
 
 
+def test_sample_book_is_deterministic_idempotent_and_saved_in_bulk(tmp_path: Path) -> None:
+    import msm
+    import msm_portfolios
+    from msm_examples import sample_book
+
+    store = msm_portfolios.init_store(tmp_path / "book.duckdb")
+    first = sample_book.build_sample_book(store, accounts=4, assets=30, rows_per_set=6)
+    assert first == {"accounts": 4, "added_accounts": 4, "assets": 30, "portfolios": 5}
+    before = contents(store)
+    assert sample_book.build_sample_book(store, accounts=4, assets=30, rows_per_set=6)["added_accounts"] == 0
+    assert contents(store) == before
+    snap = msm.read_snapshot(store, "sample-0003")
+    assert snap.positions.height == 6 and snap.weight_sum == pytest.approx(1.0)
+    assert set(snap.positions["target_type"]) == {"asset", "portfolio"}
+    cli = Cli(tmp_path / "book.duckdb")
+    cli.fails("demo", "--accounts", "-1", match="--accounts: takes a whole number >= 0", code=2)
+
+
 def test_demo_on_an_initialised_database_and_via_the_example(tmp_path: Path) -> None:
     cli = Cli(tmp_path / "msm.duckdb")
     cli.ok("init")
