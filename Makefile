@@ -8,7 +8,7 @@ PORT   ?= 8501
 # Test workers (pytest-xdist); each test module runs on one worker so its app server/Spark session is shared.
 WORKERS ?= auto
 
-.PHONY: run test venv demo bench fuzz system-deps clean
+.PHONY: run test venv demo bench fuzz screenshots system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test: $(STAMP) system-deps
 bench: $(STAMP)
 	$(BIN)/python bench/bench_snapshots.py
 	$(BIN)/python bench/bench_expansion.py
+	$(BIN)/python bench/bench_app.py
+
+## screenshots: renew docs/img/*.png from the browser test (the README and docs/app.md show them).
+screenshots: $(STAMP) system-deps
+	MSM_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/test_browser.py -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
@@ -118,11 +119,15 @@ def _settle(page) -> None:  # noqa: ANN001
 
 
 def _assert_no_error(page) -> None:  # noqa: ANN001
-    page.screenshot(path=str(Path(os.environ.get("MSM_SCREENSHOTS") or "/tmp") / "last-checked.png"))
-    assert page.locator("[data-testid='stException']").count() == 0, page.locator("[data-testid='stException']").all_inner_texts()
-    errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
-    assert errors == [], errors
-    assert "Traceback" not in page.content()
+    """No exception box, no error message, no traceback (on failure the page is saved as failure.png in the temp folder)."""
+    try:
+        assert page.locator("[data-testid='stException']").count() == 0, page.locator("[data-testid='stException']").all_inner_texts()
+        errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+        assert errors == [], errors
+        assert "Traceback" not in page.content()
+    except AssertionError:
+        page.screenshot(path=str(Path(tempfile.gettempdir()) / "failure.png"), full_page=True)
+        raise
 
 
 def _metric(page, name: str) -> str:  # noqa: ANN001
