@@ -315,3 +315,22 @@ def test_export_of_chosen_accounts_and_dates(demo: Path, monkeypatch: pytest.Mon
     assert_clean(at)
     rows = pl.read_parquet(root / "snapshots" / "target_positions", hive_partitioning=True)
     assert set(rows["account"]) == {ALPHA} and rows["time_index"].min() == datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+def test_builder_imports_the_grid_from_a_file_and_refuses_a_bad_one(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _builder(monkeypatch, demo)
+    good = f'asset,portfolio,weight_notional_exposure,metadata_json\nBTC,,0.5,\n,{PORTFOLIO},0.5,"{{""notes"": ""sleeve""}}"\n'
+    at.file_uploader(key="builder_upload_0").upload("targets.csv", good.encode(), "text/csv").run()
+    assert_clean(at)
+    grid = at.data_editor[0].value
+    assert len(grid) == 2 and grid["notes"].fillna("").tolist() == ["", "sleeve"]
+    assert {m.label: m.value for m in at.metric}["Weight sum"] == "100.00%"
+    # a file naming an unknown asset is refused whole, with the row; the grid keeps its rows
+    version = at.session_state["builder_version"]
+    bad = "asset,weight_notional_exposure\nNOPE,0.5\nBTC,x\n"
+    at.file_uploader(key=f"builder_upload_{version}").upload("bad.csv", bad.encode(), "text/csv").run()
+    refused = " ".join(messages(at, "error"))
+    assert "row 1" in refused and "NOPE" in refused and "row 2" in refused and "must be a number" in refused
+    assert at.session_state["builder_version"] == version and len(at.data_editor[0].value) == 2
+    # the grid exports as the CSV `msm targets save --file` reads
+    assert "Export grid as CSV" in [b.label for b in at.download_button]
