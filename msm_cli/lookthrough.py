@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from datetime import date
 from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -64,8 +65,21 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--expanded", action="store_true", help="also write the look-through dataset target_exposure")
     p.add_argument("--weights-as-of", default=None, metavar="now|position-set|TS", help=f"with --expanded: {_WEIGHTS_HELP}")
     p.add_argument("--overwrite", action="store_true", help="replace datasets that already exist under --out")
+    p.add_argument("--account", action="append", default=None, metavar="ID",
+                   help="export only this account's snapshots (unique identifier or uid; repeat for several)")
+    p.add_argument("--from", dest="date_from", type=_date, default=None, metavar="YYYY-MM-DD",
+                   help="only snapshots on or after this UTC date")
+    p.add_argument("--to", dest="date_to", type=_date, default=None, metavar="YYYY-MM-DD",
+                   help="only snapshots on or before this UTC date")
     add_format(p)
     p.set_defaults(usage_error=_usage_error(p))
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def _usage_error(parser: argparse.ArgumentParser) -> Callable[[str], int]:
@@ -206,6 +220,9 @@ def export(args: argparse.Namespace) -> int | None:
             weights=msm_portfolios.duckdb_weights_source(store),
             weights_as_of=asked,
             overwrite=args.overwrite,
+            accounts=args.account,
+            date_from=args.date_from,
+            date_to=args.date_to,
         )
     except OSError as exc:  # --out is a file, not writable, ...: nothing was exported
         raise msm.MsmError(f"cannot export to {args.out}: {exc.strerror or exc}") from None

@@ -114,7 +114,9 @@ def _open(page, server: dict, path: str, title: str) -> None:  # noqa: ANN001
 def _settle(page) -> None:  # noqa: ANN001
     """Wait until Streamlit has finished the rerun (its status widget is gone) and the page is still."""
     page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')",
+        timeout=30_000)
     page.wait_for_timeout(400)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -73,3 +74,58 @@ def test_expanded_export_needs_weights(demo: msm.Store, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="expanded export needs `weights`"):
         export_snapshots(demo, tmp_path / "out", expanded=True)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "name, rule",
+    [
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("/etc", "is an absolute path"),
+        ("~/x", "is an absolute path"),
+        (".", "is the export root itself"),
+        ("a/..", "is the export root itself"),
+        ("..", "leads outside the export root"),
+        ("../sibling", "leads outside the export root"),
+        ("a/../../x", "leads outside the export root"),
+        ("link-out/x", "leads outside the export root"),
+        ("link-out", "leads outside the export root"),
+    ],
+)
+def test_export_folder_must_stay_inside_the_root(tmp_path: Path, name: str, rule: str) -> None:
+    from msm.services.export import resolve_export_dir
+
+    root = tmp_path / "exports"
+    root.mkdir()
+    (tmp_path / "outside").mkdir()
+    (root / "link-out").symlink_to(tmp_path / "outside", target_is_directory=True)
+    with pytest.raises(msm.ValidationError, match=f"`folder` = .*: {rule}"):
+        resolve_export_dir(root, name)
+
+
+def test_export_folder_inside_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from msm.services.export import default_export_root, resolve_export_dir
+
+    root = tmp_path / "exports"
+    (root / "inside").mkdir(parents=True)
+    (root / "link-in").symlink_to(root / "inside", target_is_directory=True)
+    assert resolve_export_dir(root, "daily/2026-07") == (root / "daily" / "2026-07").resolve()
+    assert resolve_export_dir(root, "link-in/x") == (root / "inside" / "x").resolve()  # a link that stays inside is fine
+    monkeypatch.delenv("MSM_EXPORT_ROOT", raising=False)
+    assert default_export_root() == Path("data/exports")
+    monkeypatch.setenv("MSM_EXPORT_ROOT", str(root))
+    assert default_export_root() == root
+
+
+def test_export_of_chosen_accounts_and_dates(demo: msm.Store, tmp_path: Path) -> None:
+    result = export_snapshots(demo, tmp_path / "out", accounts=["example-account-alpha"], date_from=date(2026, 5, 26))
+    rows = pl.read_parquet(tmp_path / "out" / "target_positions", hive_partitioning=True)
+    assert result.snapshots == 1 and set(rows["account"]) == {"example-account-alpha"} and rows.height == 2
+    assert rows["time_index"].dt.date().unique().to_list() == [date(2026, 6, 1)]
+    beta = msm.get_account(demo, "example-account-beta")["uid"]
+    result = export_snapshots(demo, tmp_path / "beta", accounts=[beta], date_to=date(2026, 5, 25), expanded=True,
+                              weights=msm_portfolios.duckdb_weights_source(demo))
+    assert result.snapshots == 1 and result.datasets["target_exposure"] > 0
+    with pytest.raises(msm.NotFoundError, match="account with unique_identifier or uid 'nope, also-no' does not exist"):
+        export_snapshots(demo, tmp_path / "x", accounts=["nope", "also-no"])
+    assert not (tmp_path / "x").exists()

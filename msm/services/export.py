@@ -20,10 +20,12 @@ holds one empty file that still carries the columns.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,25 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from msm.errors import ConflictError
+from msm.errors import ConflictError, NotFoundError, RowError, ValidationError
 from msm.expansion import WeightsSource, expand_targets
+from msm.services.registry import get_account
 from msm.services.snapshots import read_target_rows
 from msm.store.connection import Store
 
-__all__ = ["ASSET_EXPORT_COLUMNS", "EXPORT_DATASETS", "WEIGHTS_EXPORT_COLUMNS", "ExportResult", "export_snapshots"]
+__all__ = [
+    "ASSET_EXPORT_COLUMNS",
+    "DEFAULT_EXPORT_ROOT",
+    "EXPORT_DATASETS",
+    "WEIGHTS_EXPORT_COLUMNS",
+    "ExportResult",
+    "default_export_root",
+    "export_snapshots",
+    "resolve_export_dir",
+]
+
+#: Where the app writes exports unless ``$MSM_EXPORT_ROOT`` says otherwise.
+DEFAULT_EXPORT_ROOT = "data/exports"
 
 EXPORT_DATASETS = ("target_positions", "target_exposure", "portfolio_weights", "assets")
 #: Columns of ``portfolio_weights/`` (every composition row) and ``assets/`` (the asset registry).
@@ -76,12 +91,19 @@ def export_snapshots(
     weights: pl.DataFrame | WeightsSource | None = None,
     weights_as_of: str | datetime = "now",
     overwrite: bool = False,
+    accounts: Sequence[str] | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
 ) -> ExportResult:
     """Write every stored snapshot as hive-partitioned Parquet under ``out``.
 
     ``weights`` (a composition frame or a weights source, e.g.
     ``msm_portfolios.duckdb_weights_source(store)``) adds the ``portfolio_weights`` dataset; it is
     required with ``expanded``, which also writes the look-through dataset.
+
+    ``accounts`` (unique identifiers or uids; an unknown one is refused), ``date_from`` and
+    ``date_to`` (UTC snapshot dates, inclusive) choose which snapshots go into ``target_positions``
+    and ``target_exposure``; ``portfolio_weights`` and ``assets`` are always whole.
     """
     out = Path(out)
     if expanded and weights is None:
@@ -93,7 +115,7 @@ def export_snapshots(
     if taken and not overwrite:
         raise ConflictError(f"{out} already holds an export ({', '.join(taken)}); choose another --out or pass --overwrite to replace it")
 
-    rows = read_target_rows(store)
+    rows = _chosen(store, read_target_rows(store), accounts, date_from, date_to)
     datasets: dict[str, pl.DataFrame] = {"target_positions": rows.select(_TARGET_COLUMNS)}
     diagnostics = None
     if expanded:
@@ -128,6 +150,63 @@ def export_snapshots(
         snapshots=rows["position_set_uid"].n_unique(),
         diagnostics=diagnostics,
     )
+
+
+def default_export_root() -> Path:
+    """The export root: ``$MSM_EXPORT_ROOT``, else ``data/exports``."""
+    return Path(os.environ.get("MSM_EXPORT_ROOT") or DEFAULT_EXPORT_ROOT)
+
+
+def resolve_export_dir(root: str | Path, name: str) -> Path:
+    """The folder ``name`` inside the export ``root``, refusing any way out of the root.
+
+    Refused (a :class:`ValidationError` on the field ``folder``): an empty name, an absolute path,
+    the root itself, and any path that leads outside the root, with ``..`` or through a symbolic
+    link at any level (the path is resolved before it is checked).
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> resolve_export_dir(root, "daily/2026") == (root / "daily" / "2026").resolve()
+    True
+    >>> resolve_export_dir(root, "../elsewhere")
+    Traceback (most recent call last):
+    ...
+    msm.errors.ValidationError: 1 problem found; nothing was stored:
+      export: `folder` = '../elsewhere': leads outside the export root; give a folder inside it
+    """
+    text = (name or "").strip()
+    if not text:
+        raise ValidationError([RowError("export", None, "folder", name, "is empty; give a folder name inside the export root")])
+    if Path(text).is_absolute() or text.startswith("~"):
+        raise ValidationError([RowError("export", None, "folder", name, "is an absolute path; give a folder inside the export root")])
+    base = Path(root).resolve()
+    target = (base / text).resolve()
+    if target == base:
+        raise ValidationError([RowError("export", None, "folder", name, "is the export root itself; give a folder inside it")])
+    if base not in target.parents:
+        raise ValidationError([RowError("export", None, "folder", name, "leads outside the export root; give a folder inside it")])
+    return target
+
+
+def _chosen(store: Store, rows: pl.DataFrame, accounts: Sequence[str] | None, date_from: date | None, date_to: date | None) -> pl.DataFrame:
+    """The rows of the chosen accounts and snapshot dates."""
+    if accounts is not None:
+        unknown, names = [], []
+        for account in accounts:
+            try:
+                names.append(get_account(store, account)["unique_identifier"])
+            except NotFoundError:
+                unknown.append(str(account))
+        if unknown:
+            raise NotFoundError("account", "unique_identifier or uid", ", ".join(unknown), "see `msm accounts list`")
+        rows = rows.filter(pl.col("account").is_in(names))
+    if date_from is not None or date_to is not None:
+        day = pl.col("time_index").dt.convert_time_zone("UTC").dt.date()
+        if date_from is not None:
+            rows = rows.filter(day >= date_from)
+        if date_to is not None:
+            rows = rows.filter(day <= date_to)
+    return rows
 
 
 def _all_compositions(store: Store, weights: pl.DataFrame | WeightsSource) -> pl.DataFrame:
