@@ -1,6 +1,6 @@
-"""Reading import files: CSV, JSON (a list of objects) and Parquet, into polars frames.
+"""Reading import files: CSV, JSON (a list of objects), Parquet and Excel (.xlsx), into polars frames.
 
-Nothing is coerced on the way in: CSV cells are read as text (the validation that follows names
+Nothing is coerced on the way in: CSV and Excel cells are read as text (the validation that follows names
 any cell that is not a number, a UUID or a time), JSON values keep their JSON types, nested
 objects (``metadata_json``) stay JSON text. A file with no rows is refused here.
 """
@@ -17,11 +17,15 @@ from msm.errors import NO_VALUE, RowError, ValidationError
 
 __all__ = ["FILE_FORMATS", "frame_from_records", "read_table_file"]
 
-FILE_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+FILE_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel"}
 
 
-def read_table_file(path: str | Path, *, entity: str = "import file") -> pl.DataFrame:
-    """Read a CSV / JSON / Parquet file (chosen by its extension) into a frame."""
+def read_table_file(path: str | Path, *, entity: str = "import file", sheet: str | None = None) -> pl.DataFrame:
+    """Read a CSV / JSON / Parquet / Excel (.xlsx) file (chosen by its extension) into a frame.
+
+    CSV and Excel cells are read as text, so validation sees (and names) each value as the user
+    wrote it. Excel: the first sheet, or ``sheet``; blank rows are skipped.
+    """
     path = Path(path)
     kind = FILE_FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -33,6 +37,8 @@ def read_table_file(path: str | Path, *, entity: str = "import file") -> pl.Data
             frame = pl.read_csv(path, infer_schema=False)  # empty cells are null (the default in polars 1 and 2)
         elif kind == "parquet":
             frame = pl.read_parquet(path)
+        elif kind == "excel":
+            frame = _read_excel(path, sheet)
         else:
             frame = _read_json(path, entity)
     except ValidationError:
@@ -41,6 +47,12 @@ def read_table_file(path: str | Path, *, entity: str = "import file") -> pl.Data
         raise ValidationError.single(entity, "file", path, f"could not be read as {kind.upper()}: {str(exc).splitlines()[0]}") from None
     if frame.height == 0:
         raise ValidationError([RowError(entity, None, "rows", NO_VALUE, f"{path.name} has no rows")])
+    return frame
+
+
+def _read_excel(path: Path, sheet: str | None) -> pl.DataFrame:
+    frame = pl.read_excel(path, sheet_name=sheet, engine="calamine", infer_schema_length=0, raise_if_empty=False)
+    assert isinstance(frame, pl.DataFrame)
     return frame
 
 

@@ -512,7 +512,7 @@ BAD_INPUT = [
     Bad("no active allocation", "t.csv", [{"asset": "BTC", W: 0.5}], r"`account` = 'ACC-0': has no active target allocation; create one with `msm allocations add ID --account ACC-0", account="ACC-0"),
     Bad("several active allocations", "t.csv", [{"asset": "BTC", W: 0.5}], r"`account` = 'ACC-2': has 2 active target allocations \(ACC-2-A, ACC-2-B\); choose one with `allocation` \(--allocation\)", account="ACC-2"),
     Bad("existing snapshot", "t.csv", [{"asset": "SOL", W: 1.0}], r"snapshot exists: account 'ACC-1' \(allocation 'ACC-1-CORE'\) at 2026-05-25T00:00:00Z", args=("--at", T1)),
-    Bad("unknown file extension", "t.xlsx", "", r"`file` = '.*t\.xlsx': has an unknown extension; use one of \.csv, \.json, \.parquet"),
+    Bad("unknown file extension", "t.xls", "", r"`file` = '.*t\.xls': has an unknown extension; use one of \.csv, \.json, \.parquet, \.pq, \.xlsx"),
     Bad("missing file", "absent.csv", None, r"`file` = '.*absent\.csv': does not exist"),
     Bad("malformed json file", "t.json", '[{"asset": "BTC",', r"is not valid JSON"),
     Bad("json not a list", "t.json", '{"asset": "BTC", "weight_notional_exposure": 0.5}', r"must hold a JSON list of objects, one per row"),

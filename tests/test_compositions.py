@@ -253,6 +253,24 @@ def test_save_from_csv_json_and_parquet(book: Book, tmp_path: Path) -> None:
     assert stored["weight"].to_list() == pytest.approx([1 / 3] * 3)
 
 
+def test_save_from_excel_first_sheet_or_named_sheet(book: Book, tmp_path: Path) -> None:
+    import xlsxwriter
+
+    path = tmp_path / "w.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        first, second = workbook.add_worksheet("Index"), workbook.add_worksheet("Other")
+        for sheet, rows in ((first, [("asset", "weight"), ("BTC", 0.25), ("ETH", 0.75)]), (second, [("asset", "weight"), ("SOL", "x")])):
+            for r, row in enumerate(rows):
+                sheet.write_row(r, 0, row)
+    assert weights_of(save_composition_file(book.store, "CRYPTO-EW", T1, path)) == {"BTC": 0.25, "ETH": 0.75}
+    from msm.io import read_table_file
+
+    other = read_table_file(path, sheet="Other")
+    assert other.rows() == [("SOL", "x")]  # cells kept as text: validation names 'x'
+    with pytest.raises(ValidationError, match="could not be read as EXCEL: .*Nope"):
+        read_table_file(path, sheet="Nope")
+
+
 def test_csv_cells_that_are_not_numbers_are_named_and_nothing_is_stored(
     book: Book, tmp_path: Path, db_contents: Callable[[Store], Any]
 ) -> None:
