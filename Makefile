@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_expansion.py
 	$(BIN)/python bench/bench_app.py
 	$(BIN)/python bench/bench_bulk.py
+	$(BIN)/python bench/bench_cli.py
 
 ## screenshots: renew docs/img/*.png from the browser test (the README and docs/app.md show them).
 screenshots: $(STAMP) system-deps

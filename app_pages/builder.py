@@ -209,7 +209,7 @@ def _preview(store: msm.Store, check: msm.TargetSetCheck, at: datetime) -> None:
                    f"{ui.pct(row['weight_sum'], 4)}, not 100%; it is expanded as stored.")
     charts.exposure_chart(result.by_source, key="builder_chart")
     st.dataframe(
-        result.net.select("asset", *msm.models.EXPOSURE_COLUMNS, "n_sources"),
+        result.net.select("asset", *msm.EXPOSURE_COLUMNS, "n_sources"),
         hide_index=True, placeholder="—", key="builder_preview_table",
         column_config={"asset": "Asset", **ui.EXPOSURE_CONFIG,
                        "n_sources": st.column_config.NumberColumn("Sources", help="Target rows that contribute to this asset")},

@@ -70,7 +70,7 @@ def render() -> None:
         st.subheader("Net exposure per asset")
         net = result.net.join(result.by_source.select("asset_uid", "direct", "via_portfolio"), on="asset_uid", how="left")
         st.dataframe(
-            net.select("asset", "direct", "via_portfolio", *msm.models.EXPOSURE_COLUMNS, "n_sources"),
+            net.select("asset", "direct", "via_portfolio", *msm.EXPOSURE_COLUMNS, "n_sources"),
             hide_index=True, placeholder="—", key="lookthrough_net",
             column_config={
                 "asset": "Asset",
@@ -88,7 +88,7 @@ def render() -> None:
     labels = snap.positions.select(pl.col("target_uid").alias("source_target_uid"), pl.col("unique_identifier").alias("source"))
     lineage = result.rows.join(labels, on="source_target_uid", how="left", maintain_order="left")
     st.dataframe(
-        lineage.select("source_target_type", "source", "asset", "portfolio_weight", "weights_time", *msm.models.EXPOSURE_COLUMNS),
+        lineage.select("source_target_type", "source", "asset", "portfolio_weight", "weights_time", *msm.EXPOSURE_COLUMNS),
         hide_index=True, placeholder="—", key="lookthrough_rows",
         column_config={
             "source_target_type": "Source kind", "source": "Source target", "asset": "Asset",

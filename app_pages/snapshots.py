@@ -57,7 +57,7 @@ def render() -> None:
         cols[1].metric("Weight sum", ui.pct(snap.weight_sum))
         cols[2].metric("Residual", ui.pct(snap.residual), help="1 − weight sum: unallocated, never renormalized")
         st.dataframe(
-            snap.positions.select("target_type", "unique_identifier", "display_label", *msm.models.EXPOSURE_COLUMNS, "metadata_json"),
+            snap.positions.select("target_type", "unique_identifier", "display_label", *msm.EXPOSURE_COLUMNS, "metadata_json"),
             hide_index=True, placeholder="—", key="snapshots_positions",
             column_config={"target_type": "Kind", "unique_identifier": "Target", "display_label": "Name", **ui.EXPOSURE_CONFIG,
                            "metadata_json": st.column_config.TextColumn("Metadata (JSON)")},

@@ -69,6 +69,7 @@ def render() -> str:
         "",
         *_app_section(),
         *_bulk_section(),
+        *_cli_section(),
     ]
     return "\n".join(lines)
 
@@ -123,6 +124,32 @@ def _bulk_section() -> list[str]:
         f"| {m:,} target allocations (account and model resolved by key) | | {acc['allocations_seconds']:.2f} s | |",
         f"| one `msm.add_asset` call per row, {one['sample_rows']} rows timed, scaled to {n:,} | | {one['scaled_seconds_for_assets']:,.0f} s "
         f"(**{b['speedup_over_one_row']:,.0f}x** slower) | {one['peak_rss_mb']:,.0f} MB |",
+        "",
+    ]
+
+
+def _cli_section() -> list[str]:
+    """CLI start-up (bench/bench_cli.py), when its results are there."""
+    if not (RESULTS / "cli.json").exists():
+        return []
+    c = _load("cli.json")
+    s, r = c["seconds"], c["ratio_to_floor"]
+    rows = [("`msm --help`", "msm_help", ""), ("`msm targets show ACCOUNT --format json`", "targets_show", f"<= {c['goal']['targets_show_over_floor']}x"),
+            ("`msm assets list --format json`", "assets_list", "")]
+    return [
+        "## CLI start-up (`bench/bench_cli.py`)",
+        "",
+        f"Whole processes on the demo database, {c['repeats']} runs each, interleaved; machine load {c['machine']['load_avg_1m']:.1f} at the end.",
+        f"The floor is `python -c \"import duckdb, polars\"`: min {s['import_floor']['min'] * 1000:.0f} ms, median {s['import_floor']['median'] * 1000:.0f} ms.",
+        "",
+        "| command | goal (vs floor) | min | median | vs floor (min; median) |",
+        "|---|---|---|---|---|",
+        *[f"| {label} | {goal} | {s[key]['min'] * 1000:.0f} ms | {s[key]['median'] * 1000:.0f} ms | **{r[key]['min']:.2f}x**; {r[key]['median']:.2f}x |"
+          for label, key, goal in rows],
+        "",
+        "`msm` imports each service on first use (the packages resolve names lazily), reads through the Arrow C",
+        "stream interface (no pyarrow), and imports pydantic, pyarrow.dataset and the examples only in the commands",
+        "that need them; `tests/test_layers.py` checks that a read command loads none of them.",
         "",
     ]
 

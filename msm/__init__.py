@@ -11,6 +11,12 @@ look-through expansion, over an embedded DuckDB store. Core ``msm`` never import
 ['msm 0001 registry_and_asset_targets', 'msm 0002 adr_0027_portfolio_aware_targets']
 """
 
+# Only the errors and the store are imported eagerly; every service is imported on first use
+# (PEP 562), so a command that reads one snapshot does not pay for pydantic, pyarrow or the
+# expansion. ``from msm import add_asset`` and ``msm.add_asset`` work as usual.
+from importlib import import_module as _import_module
+from typing import Any as _Any
+
 from msm.errors import (
     ConflictError,
     MigrationError,
@@ -22,55 +28,84 @@ from msm.errors import (
     StoreBusyError,
     ValidationError,
 )
-from msm.services.candidates import CandidatePage, search_candidates
-from msm.services.registry import (
-    add_account,
-    add_account_group,
-    add_allocation,
-    add_allocation_model,
-    add_asset,
-    add_portfolio,
-    delete_account,
-    delete_account_group,
-    delete_allocation,
-    delete_allocation_model,
-    delete_asset,
-    delete_portfolio,
-    delete_position_set,
-    get_account,
-    get_account_group,
-    get_allocation,
-    get_allocation_model,
-    get_asset,
-    get_portfolio,
-    list_account_groups,
-    list_accounts,
-    list_allocation_models,
-    list_allocations,
-    list_assets,
-    list_portfolios,
-    update_account,
-    update_account_group,
-    update_allocation,
-    update_allocation_model,
-    update_asset,
-    update_portfolio,
+from msm.store import (
+    MSM_MIGRATIONS,
+    MigrationSet,
+    Store,
+    check_schema,
+    default_db_path,
+    migrate,
 )
-from msm.services.snapshots import (
-    Snapshot,
-    SnapshotDiff,
-    diff_snapshots,
-    read_snapshot,
-    read_target_rows,
-    save_snapshot,
-    save_snapshots,
-    snapshot_history,
-)
-from msm.services.bulk import BULK_ENTITIES, ImportResult, import_reference
-from msm.services.overview import latest_snapshots, table_counts
-from msm.services.targetsets import TargetSetCheck, accounts_following_model, check_target_set, save_target_set_to_accounts
-from msm.store import MSM_MIGRATIONS, MigrationSet, Store, check_schema, default_db_path, migrate
 
 __version__ = "0.1.0"
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+#: Public name -> the module that defines it (imported when the name is first used).
+_LAZY = {
+    "EXPOSURE_COLUMNS": "msm.contract",
+    "TARGET_TYPES": "msm.contract",
+    "BULK_ENTITIES": "msm.services.bulk",
+    "ImportResult": "msm.services.bulk",
+    "import_reference": "msm.services.bulk",
+    "CandidatePage": "msm.services.candidates",
+    "search_candidates": "msm.services.candidates",
+    "latest_snapshots": "msm.services.overview",
+    "table_counts": "msm.services.overview",
+    "add_account": "msm.services.registry",
+    "add_account_group": "msm.services.registry",
+    "add_allocation": "msm.services.registry",
+    "add_allocation_model": "msm.services.registry",
+    "add_asset": "msm.services.registry",
+    "add_portfolio": "msm.services.registry",
+    "delete_account": "msm.services.registry",
+    "delete_account_group": "msm.services.registry",
+    "delete_allocation": "msm.services.registry",
+    "delete_allocation_model": "msm.services.registry",
+    "delete_asset": "msm.services.registry",
+    "delete_portfolio": "msm.services.registry",
+    "delete_position_set": "msm.services.registry",
+    "get_account": "msm.services.registry",
+    "get_account_group": "msm.services.registry",
+    "get_allocation": "msm.services.registry",
+    "get_allocation_model": "msm.services.registry",
+    "get_asset": "msm.services.registry",
+    "get_portfolio": "msm.services.registry",
+    "list_account_groups": "msm.services.registry",
+    "list_accounts": "msm.services.registry",
+    "list_allocation_models": "msm.services.registry",
+    "list_allocations": "msm.services.registry",
+    "list_assets": "msm.services.registry",
+    "list_portfolios": "msm.services.registry",
+    "update_account": "msm.services.registry",
+    "update_account_group": "msm.services.registry",
+    "update_allocation": "msm.services.registry",
+    "update_allocation_model": "msm.services.registry",
+    "update_asset": "msm.services.registry",
+    "update_portfolio": "msm.services.registry",
+    "Snapshot": "msm.services.snapshots",
+    "SnapshotDiff": "msm.services.snapshots",
+    "diff_snapshots": "msm.services.snapshots",
+    "read_snapshot": "msm.services.snapshots",
+    "read_target_rows": "msm.services.snapshots",
+    "save_snapshot": "msm.services.snapshots",
+    "save_snapshots": "msm.services.snapshots",
+    "snapshot_history": "msm.services.snapshots",
+    "TargetSetCheck": "msm.services.targetsets",
+    "accounts_following_model": "msm.services.targetsets",
+    "check_target_set": "msm.services.targetsets",
+    "save_target_set_to_accounts": "msm.services.targetsets",
+}
+
+__all__ = sorted([*(name for name in dir() if not name.startswith("_")), *_LAZY])
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'msm' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

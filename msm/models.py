@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from msm.contract import EXPOSURE_COLUMNS, TARGET_TYPES, metadata_object
 from msm.timeutil import parse_utc
 
 __all__ = [
@@ -28,8 +29,6 @@ __all__ = [
     "TargetPositionIn",
 ]
 
-TARGET_TYPES = ("asset", "portfolio")
-EXPOSURE_COLUMNS = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
 
 Identifier = Field(min_length=1, max_length=255, pattern=r"\S")
 
@@ -41,20 +40,6 @@ class _Record(BaseModel):
     @classmethod
     def _metadata_is_object(cls, value: Any) -> Any:
         return metadata_object(value)
-
-
-def metadata_object(value: Any) -> dict[str, Any] | None:
-    """``None``, a dict, or JSON text of an object -> a dict (or ``None``); anything else is refused."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"metadata_json is not valid JSON ({exc.msg} at character {exc.pos})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"metadata_json must be a JSON object (or empty), got a {type(value).__name__}")
-    return value
 
 
 class AssetIn(_Record):

@@ -28,14 +28,17 @@ shape: (1, 3)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
 
 from msm.errors import NO_VALUE, RowError, ValidationError
 from msm.io import frame_from_records
-from msm.models import EXPOSURE_COLUMNS, TargetPositionIn
+from msm.contract import EXPOSURE_COLUMNS
+
+if TYPE_CHECKING:  # pydantic is imported only by the code that builds records
+    from msm.models import TargetPositionIn
 
 __all__ = [
     "ROW",
@@ -96,7 +99,7 @@ def target_rows_frame(rows: pl.DataFrame | Iterable[Mapping[str, Any] | TargetPo
         return rows
     records: list[dict[str, Any]] = []
     for i, row in enumerate(rows, start=1):
-        record = row.to_row() if isinstance(row, TargetPositionIn) else dict(row)
+        record = dict(row) if isinstance(row, Mapping) else row.to_row()  # a TargetPositionIn
         if "asset_identifier" in record:
             raise ValidationError([RowError("target set", i, "asset_identifier", record["asset_identifier"], _ASSET_IDENTIFIER)])
         records.append({k: (str(v) if k in UUID_COLUMNS and v is not None else v) for k, v in record.items()})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from msm.models import EXPOSURE_COLUMNS
+from msm.contract import EXPOSURE_COLUMNS
 
 __all__ = ["GRID_COLUMNS", "ROW_COLUMNS", "empty_grid", "grid_from_rows", "rows_from_grid"]
 

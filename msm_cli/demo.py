@@ -17,9 +17,6 @@ from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, migration_sets
 from msm_cli.output import write_json, write_lines
-from msm_examples import account_portfolio_workflow as account_example
-from msm_examples import portfolio_equal_weight as portfolio_example
-from msm_examples import sample_book
 
 __all__ = ["register"]
 
@@ -45,6 +42,10 @@ def _count(text: str) -> int:
 
 
 def demo(args: argparse.Namespace) -> int | None:
+    from msm_examples import account_portfolio_workflow as account_example  # the examples load what they need
+    from msm_examples import portfolio_equal_weight as portfolio_example
+    from msm_examples import sample_book
+
     store = msm.Store(args.db)
     existed = store.exists
     applied = msm.migrate(store, migration_sets())

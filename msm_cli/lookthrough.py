@@ -23,7 +23,6 @@ import polars as pl
 import msm
 import msm_portfolios
 from msm.expansion import Expansion, expand_targets
-from msm.services.export import export_snapshots
 from msm.timeutil import format_utc, parse_utc
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, add_snapshot_choice, open_store
@@ -213,6 +212,8 @@ def export(args: argparse.Namespace) -> int | None:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise msm.MsmError(f"cannot export to {args.out}: it is a file, not a folder; --out names the folder the datasets go into")
     try:
+        from msm.services.export import export_snapshots  # pyarrow.dataset: only an export pays for it
+
         result = export_snapshots(
             store,
             args.out,

@@ -26,34 +26,27 @@ def init_store(path: str | os.PathLike[str] | None = None) -> Store:
     return store
 
 
-from msm_portfolios.compositions import (  # noqa: E402 - after MIGRATIONS, which they do not need
-    COMPOSITION_COLUMNS,
-    composition_history,
-    composition_rows,
-    duckdb_weights_source,
-    equal_weights,
-    fixed_weights,
-    read_composition,
-    save_composition,
-    save_composition_file,
-    validate_composition,
-)
+# Compositions and the look-through are imported on first use (PEP 562): a command that only
+# needs MIGRATIONS does not pay for them.
+_LAZY = {
+    **dict.fromkeys(("COMPOSITION_COLUMNS", "composition_history", "composition_rows", "duckdb_weights_source", "equal_weights",
+                     "fixed_weights", "read_composition", "save_composition", "save_composition_file", "validate_composition"),
+                    "msm_portfolios.compositions"),
+    **dict.fromkeys(("DRAFT_SET", "LookThrough", "look_through", "look_through_snapshot"), "msm_portfolios.lookthrough"),
+}
+__all__ += sorted(_LAZY)
 
-from msm_portfolios.lookthrough import DRAFT_SET, LookThrough, look_through, look_through_snapshot  # noqa: E402
 
-__all__ += [
-    "DRAFT_SET",
-    "LookThrough",
-    "look_through",
-    "look_through_snapshot",
-    "COMPOSITION_COLUMNS",
-    "composition_history",
-    "composition_rows",
-    "duckdb_weights_source",
-    "equal_weights",
-    "fixed_weights",
-    "read_composition",
-    "save_composition",
-    "save_composition_file",
-    "validate_composition",
-]
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'msm_portfolios' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -165,9 +165,12 @@ def test_imported_rows_read_back_or_refused_cleanly(store: msm.Store, rows: list
         assert msm.list_assets(store).equals(before)
         return
     stored = {r["unique_identifier"]: r for r in msm.list_assets(store).iter_rows(named=True)}
+
+    def stripped(text: str | None) -> str | None:  # the service's own definition of surrounding whitespace
+        return None if text is None else (pl.Series([text]).str.strip_chars().item() or None)
+
     for row in rows:
-        key = row["unique_identifier"].strip()
-        name = (row["name"] or "").strip() or None
+        key, name = stripped(row["unique_identifier"]), stripped(row["name"])
         if name is not None:
             assert stored[key]["name"] == name
     assert result.added + result.updated + result.unchanged == len(rows)

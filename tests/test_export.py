@@ -129,3 +129,17 @@ def test_export_of_chosen_accounts_and_dates(demo: msm.Store, tmp_path: Path) ->
     with pytest.raises(msm.NotFoundError, match="account with unique_identifier or uid 'nope, also-no' does not exist"):
         export_snapshots(demo, tmp_path / "x", accounts=["nope", "also-no"])
     assert not (tmp_path / "x").exists()
+
+
+def test_chunked_export_equals_one_chunk(demo: msm.Store, tmp_path: Path) -> None:
+    """Chunks (one date, at most N sets) change the files, never the rows: each date's sets split over parts."""
+    source = msm_portfolios.duckdb_weights_source(demo)
+    whole = export_snapshots(demo, tmp_path / "whole", expanded=True, weights=source, weights_as_of="position-set")
+    parts = export_snapshots(demo, tmp_path / "parts", expanded=True, weights=source, weights_as_of="position-set", chunk_sets=1)
+    assert whole.datasets == parts.datasets and whole.snapshots == parts.snapshots == 3
+    for name in ("target_positions", "target_exposure"):
+        a, b = (pl.read_parquet(tmp_path / d / name, hive_partitioning=True) for d in ("whole", "parts"))
+        assert a.sort(a.columns).equals(b.sort(b.columns))
+    # one file per snapshot with one set per chunk; one per date otherwise
+    files = {d: sorted(f.name for f in (tmp_path / d / "target_positions").rglob("*.parquet")) for d in ("whole", "parts")}
+    assert len(files["whole"]) == 2 and len(files["parts"]) == 3

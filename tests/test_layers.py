@@ -9,6 +9,8 @@ imports ``msm_cli`` or streamlit. Every module of a package is parsed with ``ast
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 import re
 import importlib.util
 import json
@@ -191,3 +193,35 @@ def test_the_app_holds_no_sql_and_no_connection(path: Path) -> None:
 def test_the_app_imports_only_the_layers_below_it() -> None:
     imported = set().union(*(imported_names(p.read_text(encoding="utf-8"), p.stem) for p in _APP_FILES))
     assert not {n for n in imported if _is_under(n, ("msm_cli",))}
+
+
+# -- a read command imports only what it uses (issue 7: a fast CLI) ---------------------------------------------
+_READ_COMMAND = """
+import io, contextlib, json, sys
+from msm_cli.main import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    code = main(["--db", sys.argv[1], "targets", "show", "example-account-alpha", "--format", "json"])
+heavy = ["pydantic", "pyarrow", "pandas", "numpy", "msm.models", "msm.services.export", "msm_portfolios.compositions", "msm_examples"]
+print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules], "rows": len(json.loads(out.getvalue())["positions"])}))
+"""
+
+
+def test_a_read_command_loads_no_heavy_module(tmp_path: Path) -> None:
+    """`msm targets show` pays for duckdb and polars only: not pydantic, pyarrow, pandas or the export."""
+    from msm_cli.main import main
+
+    db = tmp_path / "demo.duckdb"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["--db", str(db), "demo"]) == 0
+    proc = subprocess.run([sys.executable, "-c", _READ_COMMAND, str(db)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"code": 0, "loaded": [], "rows": 2}
+
+
+def test_registry_columns_are_the_records_fields() -> None:
+    from msm.services.registry import ENTITIES
+
+    import msm.models
+
+    for entity in ENTITIES:
+        assert entity.columns == tuple(getattr(msm.models, entity.model).model_fields), entity.table

@@ -23,18 +23,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as ds
 
 from msm.errors import ConflictError, NotFoundError, RowError, ValidationError
-from msm.expansion import WeightsSource, expand_targets
+from msm.expansion import WEIGHTS_COLUMNS, WeightsSource, expand_targets
 from msm.services.registry import get_account
 from msm.services.snapshots import read_target_rows
 from msm.store.connection import Store
@@ -58,6 +56,8 @@ EXPORT_DATASETS = ("target_positions", "target_exposure", "portfolio_weights", "
 WEIGHTS_EXPORT_COLUMNS = ("time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight")
 ASSET_EXPORT_COLUMNS = ("uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json")
 PARTITION = "snapshot_date"
+#: Position sets per chunk of an export (each chunk: one snapshot date, read, expanded and written alone).
+CHUNK_SETS = 2_000
 #: Which datasets are hive-partitioned by snapshot date (the others are one file each).
 PARTITION_BY = {"target_positions": PARTITION, "target_exposure": PARTITION}
 
@@ -94,6 +94,8 @@ def export_snapshots(
     accounts: Sequence[str] | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
+    chunk_sets: int = CHUNK_SETS,
+    now: datetime | None = None,
 ) -> ExportResult:
     """Write every stored snapshot as hive-partitioned Parquet under ``out``.
 
@@ -104,7 +106,12 @@ def export_snapshots(
     ``accounts`` (unique identifiers or uids; an unknown one is refused), ``date_from`` and
     ``date_to`` (UTC snapshot dates, inclusive) choose which snapshots go into ``target_positions``
     and ``target_exposure``; ``portfolio_weights`` and ``assets`` are always whole.
+
+    Snapshots are read, expanded and written in chunks of one snapshot date and at most
+    ``chunk_sets`` position sets, so memory does not grow with the book; ``now`` fixes the
+    ``"now"`` weights time once for every chunk (default: the current time).
     """
+    now = now or datetime.now(timezone.utc)
     out = Path(out)
     if expanded and weights is None:
         raise ValueError("expanded export needs `weights` (e.g. msm_portfolios.duckdb_weights_source(store))")
@@ -115,40 +122,53 @@ def export_snapshots(
     if taken and not overwrite:
         raise ConflictError(f"{out} already holds an export ({', '.join(taken)}); choose another --out or pass --overwrite to replace it")
 
-    rows = _chosen(store, read_target_rows(store), accounts, date_from, date_to)
-    datasets: dict[str, pl.DataFrame] = {"target_positions": rows.select(_TARGET_COLUMNS)}
-    diagnostics = None
-    if expanded:
-        result = expand_targets(rows, weights, weights_as_of=weights_as_of)  # type: ignore[arg-type]
-        labels = rows.select("position_set_uid", "account", "allocation").unique()
-        datasets["target_exposure"] = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
-        diagnostics = result.diagnostics
-    if weights is not None:
-        datasets["portfolio_weights"] = _all_compositions(store, weights)
-    datasets["assets"] = store.query(
-        "SELECT uid::VARCHAR AS uid, unique_identifier, name, ticker, asset_type, metadata_json::VARCHAR AS metadata_json "
-        "FROM asset ORDER BY unique_identifier"
-    )
+    sets = _chosen_sets(store, accounts, date_from, date_to)
+    history = _all_compositions(store, weights) if weights is not None else None
 
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".msm-export-", dir=out))
+    counts = dict.fromkeys(names, 0)
+    diagnostics: list[pl.DataFrame] = []
     try:
-        for name, frame in datasets.items():
-            _write_dataset(frame, staging / name)
+        # Snapshots in chunks of at most `chunk_sets` position sets, in time order: read, expand with
+        # the core's expansion, write (one file per snapshot date in the chunk), forget. Peak memory
+        # follows the chunk, not the book. One connection serves every chunk.
+        with store.connect():
+            for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
+                rows = read_target_rows(store, uids, between=(first, last))
+                counts["target_positions"] += _write_dated(rows.select(_TARGET_COLUMNS), staging / "target_positions", part)
+                if expanded:
+                    assert history is not None
+                    result = expand_targets(rows, history, weights_as_of=weights_as_of, now=now)
+                    labels = rows.select("position_set_uid", "account", "allocation").unique()
+                    exposure = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
+                    counts["target_exposure"] += _write_dated(exposure, staging / "target_exposure", part)
+                    diagnostics.append(result.diagnostics)
+        for name in ("target_positions", "target_exposure"):
+            if name in names and not (staging / name).exists():  # no snapshot: one empty file that still has the columns
+                _write_empty(staging / name, expanded_columns=name == "target_exposure")
+        if history is not None:
+            counts["portfolio_weights"] = _write_part(history, staging / "portfolio_weights", None, 0)
+        assets = store.query(
+            "SELECT uid::VARCHAR AS uid, unique_identifier, name, ticker, asset_type, metadata_json::VARCHAR AS metadata_json "
+            "FROM asset ORDER BY unique_identifier"
+        )
+        counts["assets"] = _write_part(assets, staging / "assets", None, 0)
         # An overwrite replaces the whole export: a dataset not written this time (the look-through
         # of an earlier --expanded export) would no longer match, so it goes too.
         for name in EXPORT_DATASETS:
-            if (out / name).exists() and (name in datasets or overwrite):
+            if (out / name).exists() and (name in names or overwrite):
                 shutil.rmtree(out / name)
-        for name in datasets:
+        for name in names:
             (staging / name).rename(out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    found = [d for d in diagnostics if d.height]
     return ExportResult(
         out=out,
-        datasets={name: frame.height for name, frame in datasets.items()},
-        snapshots=rows["position_set_uid"].n_unique(),
-        diagnostics=diagnostics,
+        datasets=counts,
+        snapshots=sets.height,
+        diagnostics=(pl.concat(found).unique(maintain_order=True) if found else diagnostics[0]) if diagnostics else None,
     )
 
 
@@ -188,25 +208,37 @@ def resolve_export_dir(root: str | Path, name: str) -> Path:
     return target
 
 
-def _chosen(store: Store, rows: pl.DataFrame, accounts: Sequence[str] | None, date_from: date | None, date_to: date | None) -> pl.DataFrame:
-    """The rows of the chosen accounts and snapshot dates."""
+def _chosen_sets(store: Store, accounts: Sequence[str] | None, date_from: date | None, date_to: date | None) -> pl.DataFrame:
+    """``(position_set_uid, time_index, day)`` of the chosen snapshots, in time order (one row per snapshot)."""
+    sets = store.query(
+        "SELECT ps.uid::VARCHAR AS position_set_uid, ps.position_set_time AS time_index, acc.unique_identifier AS account "
+        "FROM position_set AS ps JOIN account_target_allocation AS al ON al.uid = ps.account_target_allocation_uid "
+        "JOIN account AS acc ON acc.uid = al.account_uid ORDER BY ps.position_set_time, ps.uid"
+    ).with_columns(pl.col("time_index").dt.convert_time_zone("UTC").dt.date().alias("day"))
     if accounts is not None:
-        unknown, names = [], []
+        unknown, chosen = [], []
         for account in accounts:
             try:
-                names.append(get_account(store, account)["unique_identifier"])
+                chosen.append(get_account(store, account)["unique_identifier"])
             except NotFoundError:
                 unknown.append(str(account))
         if unknown:
             raise NotFoundError("account", "unique_identifier or uid", ", ".join(unknown), "see `msm accounts list`")
-        rows = rows.filter(pl.col("account").is_in(names))
-    if date_from is not None or date_to is not None:
-        day = pl.col("time_index").dt.convert_time_zone("UTC").dt.date()
-        if date_from is not None:
-            rows = rows.filter(day >= date_from)
-        if date_to is not None:
-            rows = rows.filter(day <= date_to)
-    return rows
+        sets = sets.filter(pl.col("account").is_in(chosen))
+    if date_from is not None:
+        sets = sets.filter(pl.col("day") >= date_from)
+    if date_to is not None:
+        sets = sets.filter(pl.col("day") <= date_to)
+    return sets.drop("account")
+
+
+def _chunks(sets: pl.DataFrame, size: int) -> Iterator[tuple[list[str], datetime, datetime]]:
+    """``(position set uids, first time, last time)`` of at most ``size`` sets each, in time order."""
+    if size < 1:
+        raise ValueError("chunk_sets must be at least 1")
+    for offset in range(0, sets.height, size):
+        block = sets.slice(offset, size)
+        yield block["position_set_uid"].to_list(), block["time_index"].min(), block["time_index"].max()  # type: ignore[misc]
 
 
 def _all_compositions(store: Store, weights: pl.DataFrame | WeightsSource) -> pl.DataFrame:
@@ -225,17 +257,34 @@ def _all_compositions(store: Store, weights: pl.DataFrame | WeightsSource) -> pl
     return history.select(pl.col(c).cast(t) for c, t in schema.items()).sort("portfolio", "time_index", "asset")
 
 
-def _write_dataset(frame: pl.DataFrame, path: Path) -> None:
-    path.mkdir(parents=True)
-    if frame.height == 0 or PARTITION_BY.get(path.name) is None:  # one empty file, so readers still see the columns and their types
-        frame.write_parquet(path / "part-0.parquet")
-        return
-    dated = frame.with_columns(pl.col("time_index").dt.convert_time_zone("UTC").dt.date().cast(pl.String).alias(PARTITION))
-    ds.write_dataset(
-        dated.to_arrow(),
-        path,
-        format="parquet",
-        partitioning=ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive"),
-        basename_template="part-{i}.parquet",
-        existing_data_behavior="error",
-    )
+def _write_part(frame: pl.DataFrame, dataset: Path, day: date | None, part: int) -> int:
+    """Write one Parquet file of ``dataset``: under ``snapshot_date=DAY/`` (hive style) when ``day`` is given."""
+    folder = dataset / f"{PARTITION}={day.isoformat()}" if day is not None else dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(folder / f"part-{part}.parquet")
+    return frame.height
+
+
+def _write_dated(frame: pl.DataFrame, dataset: Path, part: int) -> int:
+    """Write ``frame`` (one chunk) as file ``part-PART.parquet`` of each snapshot date it holds."""
+    day = pl.col("time_index").dt.convert_time_zone("UTC").dt.date()
+    for (value,), rows in frame.with_columns(day.alias("__day")).group_by("__day", maintain_order=True):
+        _write_part(rows.drop("__day"), dataset, value, part)
+    return frame.height
+
+
+def _write_empty(dataset: Path, *, expanded_columns: bool) -> None:
+    """A dataset of no snapshot: one empty file at its root that still carries the columns and their types."""
+    columns = _empty_exposure() if expanded_columns else _empty_targets()
+    _write_part(columns, dataset, None, 0)
+
+
+def _empty_targets() -> pl.DataFrame:
+    schema = {c: pl.String for c in _TARGET_COLUMNS} | {"time_index": pl.Datetime("us", "UTC")}
+    schema |= {c: pl.Float64 for c in ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")}
+    return pl.DataFrame(schema=schema)
+
+
+def _empty_exposure() -> pl.DataFrame:
+    empty = expand_targets(_empty_targets(), pl.DataFrame(schema=dict.fromkeys(WEIGHTS_COLUMNS, pl.String)))
+    return empty.rows.with_columns(pl.lit(None, pl.String).alias("account"), pl.lit(None, pl.String).alias("allocation"))

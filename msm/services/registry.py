@@ -17,24 +17,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from importlib import import_module
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
-from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
-
 from msm.errors import ConflictError, NotFoundError, RowError, ValidationError
-from msm.models import (
-    AccountAllocationModelIn,
-    AccountGroupIn,
-    AccountIn,
-    AccountTargetAllocationIn,
-    AssetIn,
-    PortfolioIn,
-)
 from msm.store.connection import Store, fetch, quote_ident
+
+if TYPE_CHECKING:  # pydantic (msm.models) is imported by the writes that build records, not by reads
+    from pydantic import BaseModel
 
 __all__ = [
     "add_account",
@@ -78,21 +71,31 @@ class _Entity:
     table: str
     label: str  # how messages name it
     key: str  # the business key column
-    model: type[BaseModel]
+    model: str  # the msm.models record (imported when a write needs it)
+    columns: tuple[str, ...]  # the record's fields: the table's columns besides uid (tests check they agree)
 
 
-ASSET = _Entity("asset", "asset", "unique_identifier", AssetIn)
-PORTFOLIO = _Entity("portfolio", "portfolio", "unique_identifier", PortfolioIn)
-GROUP = _Entity("account_group", "account group", "group_name", AccountGroupIn)
-ACCOUNT = _Entity("account", "account", "unique_identifier", AccountIn)
-MODEL = _Entity("account_allocation_model", "allocation model", "allocation_model_name", AccountAllocationModelIn)
-ALLOCATION = _Entity("account_target_allocation", "target allocation", "unique_identifier", AccountTargetAllocationIn)
+_META = "metadata_json"
+ASSET = _Entity("asset", "asset", "unique_identifier", "AssetIn", ("unique_identifier", "name", "ticker", "asset_type", _META))
+PORTFOLIO = _Entity("portfolio", "portfolio", "unique_identifier", "PortfolioIn", ("unique_identifier", "portfolio_name", _META))
+GROUP = _Entity("account_group", "account group", "group_name", "AccountGroupIn", ("group_name", "group_description", _META))
+ACCOUNT = _Entity("account", "account", "unique_identifier", "AccountIn",
+                  ("unique_identifier", "account_name", "is_paper", "account_is_active", "account_group_uid", _META))
+MODEL = _Entity("account_allocation_model", "allocation model", "allocation_model_name", "AccountAllocationModelIn",
+                ("allocation_model_name", "allocation_model_description", _META))
+ALLOCATION = _Entity("account_target_allocation", "target allocation", "unique_identifier", "AccountTargetAllocationIn",
+                     ("unique_identifier", "account_uid", "account_allocation_model_uid", "display_name", "is_active", "source", _META))
+ENTITIES = (ASSET, PORTFOLIO, GROUP, ACCOUNT, MODEL, ALLOCATION)
 
 _UUID_COLUMNS = {"uid", "account_group_uid", "account_uid", "account_allocation_model_uid"}
 
 
-def model_from(model: type[BaseModel], entity: str, data: dict[str, Any]) -> Any:
-    """Build a pydantic record, turning its errors into one :class:`ValidationError`."""
+def model_from(model: type[BaseModel] | str, entity: str, data: dict[str, Any]) -> Any:
+    """Build a pydantic record (a class, or its name in :mod:`msm.models`), turning its errors into one :class:`ValidationError`."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    if isinstance(model, str):
+        model = getattr(import_module("msm.models"), model)
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
@@ -112,7 +115,7 @@ def _select(entity: _Entity) -> str:
 
 
 def _columns(entity: _Entity) -> list[str]:
-    return ["uid", *entity.model.model_fields]
+    return ["uid", *entity.columns]
 
 
 def _params(record: BaseModel) -> dict[str, Any]:
@@ -238,7 +241,7 @@ def _delete_restricted(store: Store, entity: _Entity, ref: str | uuid.UUID, advi
 def add_asset(store: Store, unique_identifier: str, *, name: str | None = None, ticker: str | None = None,
               asset_type: str | None = None, metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
     """Add an asset; returns the stored row (with its new ``uid``)."""
-    record = model_from(AssetIn, "asset", dict(unique_identifier=unique_identifier, name=name, ticker=ticker, asset_type=asset_type, metadata_json=metadata_json))
+    record = model_from("AssetIn", "asset", dict(unique_identifier=unique_identifier, name=name, ticker=ticker, asset_type=asset_type, metadata_json=metadata_json))
     return _insert(store, ASSET, record)
 
 
@@ -261,7 +264,7 @@ def delete_asset(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
 
 def add_portfolio(store: Store, unique_identifier: str, *, portfolio_name: str | None = None,
                   metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
-    record = model_from(PortfolioIn, "portfolio", dict(unique_identifier=unique_identifier, portfolio_name=portfolio_name, metadata_json=metadata_json))
+    record = model_from("PortfolioIn", "portfolio", dict(unique_identifier=unique_identifier, portfolio_name=portfolio_name, metadata_json=metadata_json))
     return _insert(store, PORTFOLIO, record)
 
 
@@ -308,7 +311,7 @@ def reference_frame(store: Store, table: str, *, uids: pl.Series | None = None, 
 # -- account groups --------------------------------------------------------------------------------
 def add_account_group(store: Store, group_name: str, *, group_description: str | None = None,
                       metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
-    record = model_from(AccountGroupIn, "account group", dict(group_name=group_name, group_description=group_description, metadata_json=metadata_json))
+    record = model_from("AccountGroupIn", "account group", dict(group_name=group_name, group_description=group_description, metadata_json=metadata_json))
     return _insert(store, GROUP, record)
 
 
@@ -343,7 +346,7 @@ def add_account(store: Store, unique_identifier: str, *, account_name: str, is_p
                 metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
     """Add an account (active by default); ``group`` is a group name or uid."""
     record = model_from(
-        AccountIn,
+        "AccountIn",
         "account",
         dict(unique_identifier=unique_identifier, account_name=account_name, is_paper=is_paper,
              account_is_active=account_is_active, account_group_uid=_group_uid(store, group), metadata_json=metadata_json),
@@ -379,7 +382,7 @@ def delete_account(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
 def add_allocation_model(store: Store, allocation_model_name: str, *, allocation_model_description: str | None = None,
                          metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
     record = model_from(
-        AccountAllocationModelIn,
+        "AccountAllocationModelIn",
         "allocation model",
         dict(allocation_model_name=allocation_model_name, allocation_model_description=allocation_model_description, metadata_json=metadata_json),
     )
@@ -409,7 +412,7 @@ def add_allocation(store: Store, unique_identifier: str, *, account: str | uuid.
                    metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
     """Add a target allocation (the account -> allocation model mandate), active by default."""
     record = model_from(
-        AccountTargetAllocationIn,
+        "AccountTargetAllocationIn",
         "target allocation",
         dict(unique_identifier=unique_identifier, account_uid=get_account(store, account)["uid"],
              account_allocation_model_uid=get_allocation_model(store, model)["uid"], display_name=display_name,

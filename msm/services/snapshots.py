@@ -16,16 +16,19 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from msm.errors import NO_VALUE, NotFoundError, RowError, SnapshotExistsError, ValidationError
-from msm.models import EXPOSURE_COLUMNS, TargetPositionIn, metadata_object
+from msm.contract import EXPOSURE_COLUMNS, metadata_object
 from msm.services.registry import get_account, get_allocation, reference_frame
 from msm.store.connection import Store, fetch
 from msm.timeutil import ensure_utc_column, format_utc, parse_utc
 from msm.validation import ROW, target_rows_frame, validate_target_rows
+
+if TYPE_CHECKING:  # pydantic is imported only by the code that builds records
+    from msm.models import TargetPositionIn
 
 __all__ = [
     "SNAPSHOT_KEY_COLUMNS",
@@ -421,14 +424,20 @@ def read_snapshot(
     )
 
 
-def read_target_rows(store: Store, position_set_uids: Iterable[str] | None = None, *, account: str | uuid.UUID | None = None) -> pl.DataFrame:
+def read_target_rows(store: Store, position_set_uids: Iterable[str] | None = None, *, account: str | uuid.UUID | None = None,
+                     between: tuple[datetime, datetime] | None = None) -> pl.DataFrame:
     """Storage-shaped target rows of many position sets at once (for expansion and export).
 
     ``position_set_uids`` chooses the sets; ``account`` limits them to one account's active
-    allocations; with neither, every stored row. Adds ``unique_identifier``, ``display_label``,
-    ``account`` and ``position_set_time`` columns.
+    allocations; ``between`` (inclusive UTC bounds) to snapshots in that time range, which also
+    lets DuckDB skip row groups by ``time_index``; with none, every stored row. Adds
+    ``unique_identifier``, ``display_label``, ``account`` and ``allocation`` columns.
     """
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
+    if between is not None:
+        clauses.append("t.time_index BETWEEN ? AND ?")
+        params.extend(between)
     if position_set_uids is not None:
         uids = pl.DataFrame({"uid": [str(u) for u in position_set_uids]}, schema={"uid": pl.String})
     else:

@@ -24,17 +24,19 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from msm.errors import NO_VALUE, RowError, ValidationError
-from msm.models import TargetPositionIn
 from msm.services.registry import get_allocation_model, reference_frame
 from msm.services.snapshots import save_snapshots
 from msm.store.connection import Store, fetch
 from msm.timeutil import parse_utc
 from msm.validation import ROW, target_rows_frame, validate_target_rows
+
+if TYPE_CHECKING:  # pydantic is imported only by the code that builds records
+    from msm.models import TargetPositionIn
 
 __all__ = ["TargetSetCheck", "accounts_following_model", "check_target_set", "save_target_set_to_accounts"]
 

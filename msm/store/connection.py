@@ -163,11 +163,12 @@ class Store:
 
 
 def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> pl.DataFrame:
-    """Run ``sql`` on ``con`` and return a polars frame (zero-copy from Arrow where possible)."""
+    """Run ``sql`` on ``con`` and return a polars frame (Arrow, zero-copy where possible)."""
     relation = con.sql(sql, params=params)
     if relation is None:
         return pl.DataFrame()
-    return pl.from_arrow(relation.to_arrow_table())  # type: ignore[return-value]
+    # Through the Arrow C stream interface: zero-copy, and pyarrow is never imported for a read.
+    return pl.DataFrame(relation)
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
