@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_snapshots.py
 	$(BIN)/python bench/bench_expansion.py
 	$(BIN)/python bench/bench_app.py
+	$(BIN)/python bench/bench_bulk.py
 
 ## screenshots: renew docs/img/*.png from the browser test (the README and docs/app.md show them).
 screenshots: $(STAMP) system-deps

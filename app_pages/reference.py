@@ -124,16 +124,17 @@ def _bulk(store: msm.Store, entity: Entity) -> None:
         return
     upsert = st.checkbox("Update rows that already exist (upsert)", key=f"ref_upsert_{entity.import_name}",
                          help="Without it, a row whose identifier exists is refused.")
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / Path(upload.name).name
-        path.write_bytes(upload.getvalue())
-        frame = read_table_file(path, entity=f"{entity.noun} file")
     try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(upload.name).name
+            path.write_bytes(upload.getvalue())
+            frame = read_table_file(path, entity=f"{entity.noun} file")
         plan = msm.import_reference(store, entity.import_name, frame, upsert=upsert, dry_run=True)
     except msm.MsmError as exc:
         ui.show_error(exc)
         st.caption("Nothing was written. Fix the file and upload it again.")
         return
+    st.caption("Nothing is written yet: this is what the import would do. Empty cells keep a stored value (or get the default).")
     cols = st.columns(3)
     cols[0].metric("To add", f"{plan.added:,}")
     cols[1].metric("To update", f"{plan.updated:,}")

@@ -68,6 +68,7 @@ def render() -> str:
         "Timings on a shared 2-core machine move by 10-30% from run to run; the JSON keeps every run.",
         "",
         *_app_section(),
+        *_bulk_section(),
     ]
     return "\n".join(lines)
 
@@ -96,6 +97,32 @@ def _app_section() -> list[str]:
         "A rerun opens the database file once (the page's service calls share that connection, which is",
         "released when the rerun ends); lists read on every rerun (accounts, targets, allocations, history)",
         "are cached for 30 s and cleared after every write the app makes.",
+        "",
+    ]
+
+
+def _bulk_section() -> list[str]:
+    """Bulk reference data (bench/bench_bulk.py), when its results are there."""
+    if not (RESULTS / "bulk.json").exists():
+        return []
+    b = _load("bulk.json")
+    a, acc, one = b["assets"], b["accounts"], b["one_row"]
+    n, m = b["sizes"]["assets"], b["sizes"]["accounts"]
+    return [
+        "## Bulk reference data (`bench/bench_bulk.py`)",
+        "",
+        "`msm.import_reference` (the service behind `msm ... import FILE` and the app's bulk import): the whole",
+        "file validated as one frame, then written in one transaction. Each stage runs in its own process.",
+        "",
+        "| measure | goal | result | peak RSS |",
+        "|---|---|---|---|",
+        f"| {n:,} assets from Parquet, new | seconds, not minutes | **{a['add_seconds']:.2f} s** | {a['peak_rss_mb']:,.0f} MB |",
+        f"| the same file with every name changed, `--upsert` | | {a['upsert_seconds']:.2f} s | |",
+        f"| the same file again, `--upsert` (all unchanged) | | {a['unchanged_seconds']:.2f} s | |",
+        f"| {m:,} accounts in 100 groups (groups resolved by name) | | {acc['accounts_seconds']:.2f} s | {acc['peak_rss_mb']:,.0f} MB |",
+        f"| {m:,} target allocations (account and model resolved by key) | | {acc['allocations_seconds']:.2f} s | |",
+        f"| one `msm.add_asset` call per row, {one['sample_rows']} rows timed, scaled to {n:,} | | {one['scaled_seconds_for_assets']:,.0f} s "
+        f"(**{b['speedup_over_one_row']:,.0f}x** slower) | {one['peak_rss_mb']:,.0f} MB |",
         "",
     ]
 

@@ -66,6 +66,7 @@ from msm.services.snapshots import (
     save_snapshots,
     snapshot_history,
 )
+from msm.services.bulk import BULK_ENTITIES, ImportResult, import_reference
 from msm.services.overview import latest_snapshots, table_counts
 from msm.services.targetsets import TargetSetCheck, accounts_following_model, check_target_set, save_target_set_to_accounts
 from msm.store import MSM_MIGRATIONS, MigrationSet, Store, check_schema, default_db_path, migrate

@@ -15,16 +15,19 @@ import polars as pl
 
 from msm.errors import NO_VALUE, RowError, ValidationError
 
-__all__ = ["FILE_FORMATS", "frame_from_records", "read_table_file"]
+__all__ = ["CSV_DELIMITERS", "FILE_FORMATS", "frame_from_records", "percent_to_fraction", "read_table_file"]
 
 FILE_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel"}
+#: The delimiters a CSV header may use, as messages name them.
+CSV_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 def read_table_file(path: str | Path, *, entity: str = "import file", sheet: str | None = None) -> pl.DataFrame:
     """Read a CSV / JSON / Parquet / Excel (.xlsx) file (chosen by its extension) into a frame.
 
     CSV and Excel cells are read as text, so validation sees (and names) each value as the user
-    wrote it. Excel: the first sheet, or ``sheet``; blank rows are skipped.
+    wrote it. A CSV is split on the one delimiter its header row uses (comma, semicolon or tab; a
+    header mixing them is refused). Excel: the first sheet, or ``sheet``; blank rows are skipped.
     """
     path = Path(path)
     kind = FILE_FORMATS.get(path.suffix.lower())
@@ -34,7 +37,7 @@ def read_table_file(path: str | Path, *, entity: str = "import file", sheet: str
         raise ValidationError.single(entity, "file", path, "does not exist")
     try:
         if kind == "csv":
-            frame = pl.read_csv(path, infer_schema=False)  # empty cells are null (the default in polars 1 and 2)
+            frame = pl.read_csv(path, infer_schema=False, separator=_csv_delimiter(path, entity))  # empty cells are null
         elif kind == "parquet":
             frame = pl.read_parquet(path)
         elif kind == "excel":
@@ -48,6 +51,42 @@ def read_table_file(path: str | Path, *, entity: str = "import file", sheet: str
     if frame.height == 0:
         raise ValidationError([RowError(entity, None, "rows", NO_VALUE, f"{path.name} has no rows")])
     return frame
+
+
+def _csv_delimiter(path: Path, entity: str) -> str:
+    """The delimiter the header row uses; refused when it mixes several."""
+    with path.open("rb") as handle:
+        header = handle.readline().decode("utf-8", errors="replace")
+    seen = [d for d in CSV_DELIMITERS if d in header]
+    if len(seen) > 1:
+        names = " and ".join(f"{CSV_DELIMITERS[d]} ({d!r})" for d in seen)
+        raise ValidationError.single(entity, "file", path, f"has a header row with both {names} in it; use one delimiter (comma, semicolon or tab) throughout")
+    return seen[0] if seen else ","
+
+
+def percent_to_fraction(frame: pl.DataFrame, column: str, *, entity: str = "import file") -> pl.DataFrame:
+    """``column`` given in percent (``60`` or ``"60%"``) as a fraction: divided by 100, never renormalized.
+
+    Empty cells stay empty. Every cell that is not a number is refused with its row, and a frame
+    without the column is refused (``--percent`` would silently do nothing).
+
+    >>> percent_to_fraction(pl.DataFrame({"weight": ["60", "40%"]}), "weight")["weight"].to_list()
+    [0.6, 0.4]
+    """
+    if column not in frame.columns:
+        raise ValidationError.single(entity, column, NO_VALUE, "column is missing: percent applies to it (there is nothing to divide by 100)")
+    dtype = frame.schema[column]
+    if dtype.is_numeric():
+        return frame.with_columns(pl.col(column).cast(pl.Float64) / 100)
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    number = text.str.strip_suffix("%").str.strip_chars().cast(pl.Float64, strict=False)
+    checked = frame.with_row_index("__percent_row", offset=1).with_columns(number.alias("__percent"), text.alias("__given"))
+    bad = checked.filter(pl.col("__given").str.len_chars().fill_null(0).gt(0) & pl.col("__percent").is_null())
+    if bad.height:
+        raise ValidationError(
+            [RowError(entity, r["__percent_row"], column, r["__given"], "must be a number in percent (e.g. 12.5 or 12.5%)") for r in bad.iter_rows(named=True)]
+        )
+    return frame.with_columns((checked["__percent"] / 100).alias(column))
 
 
 def _read_excel(path: Path, sheet: str | None) -> pl.DataFrame:

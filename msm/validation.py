@@ -45,6 +45,7 @@ __all__ = [
     "RowChecks",
     "check_columns",
     "empty_reference",
+    "normalize_metadata",
     "target_rows_frame",
     "validate_target_rows",
 ]
@@ -272,7 +273,7 @@ def validate_target_rows(
     )
 
     # -- metadata_json is a JSON object or empty ------------------------------------------------
-    frame = _normalize_metadata(frame, bad)
+    frame = normalize_metadata(frame, bad)
 
     # -- a target appears once per snapshot ----------------------------------------------------
     name = pl.coalesce(pl.when(pl.col("__type") == "asset").then(pl.col("__asset_name")).otherwise(pl.col("__portfolio_name")), pl.col("__uid"))
@@ -304,7 +305,8 @@ _JSON_KINDS = {"ARRAY": "array", "VARCHAR": "string", "BIGINT": "number", "UBIGI
                "BOOLEAN": "boolean", "NULL": "null"}
 
 
-def _normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
+def normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
+    """``metadata_json`` as JSON object text (or null); declares the rules on ``bad`` (:meth:`RowChecks.bad`)."""
     dtype = frame.schema["metadata_json"]
     if isinstance(dtype, pl.Struct):
         frame = frame.with_columns(pl.col("metadata_json").struct.json_encode())

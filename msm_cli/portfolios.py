@@ -38,7 +38,10 @@ def register(tree: CommandTree) -> None:
     )
     p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
     p.add_argument("--at", required=True, metavar="TS", help="time the composition takes effect, ISO-8601 with a UTC offset")
-    p.add_argument("--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects) or .parquet file")
+    p.add_argument("--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file")
+    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    p.add_argument("--percent", action="store_true",
+                   help="weights are in percent (e.g. an issuer file summing to 100): divided by 100, never renormalized")
     p.add_argument("--overwrite", action="store_true", help="replace the whole composition when one exists at that time")
     add_format(p)
 
@@ -88,12 +91,16 @@ def weights(args: argparse.Namespace) -> None:
     before: set[Any] = set()
     if args.overwrite:  # to say whether a composition was replaced
         before = set(msm_portfolios.composition_history(store, args.portfolio)["weights_time"].to_list())
-    frame = msm_portfolios.save_composition_file(store, args.portfolio, args.at, args.file, overwrite=args.overwrite)
+    frame = msm_portfolios.save_composition_file(store, args.portfolio, args.at, args.file, overwrite=args.overwrite,
+                                                 percent=args.percent, sheet=args.sheet)
     document = composition_document(frame)
     replaced = document["weights_time"] in before
     if args.format == "json":
-        write_json({**document, "replaced": replaced})
+        write_json({**document, "replaced": replaced, **({"weights_in_percent": True} if args.percent else {})})
         return
+    if args.percent:
+        write_lines(f"weights were read in percent and divided by 100 (file sum {number(document['weight_sum'] * 100, decimals=10)}, "
+                    f"stored sum {number(document['weight_sum'], decimals=12)}; not renormalized)")
     where = f"portfolio {document['portfolio']['unique_identifier']!r} at {format_utc(document['weights_time'])}"
     _print_composition(
         document,

@@ -1,7 +1,9 @@
-"""Reference data: ``msm assets|portfolios|accounts|models|allocations add|list``.
+"""Reference data: ``msm assets|portfolios|groups|accounts|models|allocations add|list|import``.
 
 ``add`` prints what it created with its uid (``--format json``: the stored row); ``list`` prints
-a table (``--format json``: ``{"<entities>": [rows]}``, ordered by business key).
+a table (``--format json``: ``{"<entities>": [rows]}``, ordered by business key); ``import FILE``
+loads a whole file through :func:`msm.import_reference` (``--format json``:
+``{"added": N, "updated": N, "unchanged": N}``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,33 @@ def register(tree: CommandTree) -> None:
     p = tree.subcommand("allocations", "list", list_allocations, help="list target allocations")
     p.add_argument("--account", metavar="A", help="only this account's allocations (unique identifier or uid)")
     add_format(p)
+
+    # -- account groups --------------------------------------------------------------------------
+    help_ = "account groups (accounts name theirs in a `group` column)"
+    add_format(tree.subcommand("groups", "list", list_groups, help="list account groups", group_help=help_))
+
+    # -- bulk import: one command per entity ----------------------------------------------------
+    for group, entity in IMPORTS.items():
+        spec = msm.BULK_ENTITIES[entity]
+        columns = ", ".join(c.name + ("*" if c.required else "") for c in spec.columns)
+        p = tree.subcommand(
+            group, "import", import_file, help=f"add (or with --upsert update) {entity.replace('_', ' ')} from a file",
+            description=f"Import {entity.replace('_', ' ')} from a CSV, JSON (a list of objects), Parquet or Excel (.xlsx) file "
+            f"with the columns {columns} (* required). The whole file is checked first and every bad row is reported; then "
+            "all rows are written in one transaction, or none. Empty cells are not given: a new row gets the default, an "
+            "existing row (with --upsert) keeps its value.",
+        )
+        p.set_defaults(entity=entity)
+        p.add_argument("file", metavar="FILE", help="the file (.csv, .json, .parquet or .xlsx)")
+        p.add_argument("--upsert", action="store_true", help="update rows whose key exists (default: refuse them)")
+        p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+        p.add_argument("--dry-run", action="store_true", help="check the file against the database and say what would change; write nothing")
+        add_format(p)
+
+
+#: ``msm GROUP import`` -> the entity it imports (msm.BULK_ENTITIES).
+IMPORTS = {"assets": "assets", "portfolios": "portfolios", "groups": "account_groups", "accounts": "accounts",
+           "models": "allocation_models", "allocations": "allocations"}
 
 
 def _created(args: argparse.Namespace, entity: str, key: str, row: dict[str, Any], *notes: str) -> None:
@@ -188,3 +217,23 @@ def list_allocations(args: argparse.Namespace) -> None:
     ]
     _listed(args, "allocations", rows, [("unique_identifier", "allocation"), ("account", "account"), ("allocation_model", "model"),
                                         ("is_active", "active"), ("display_name", "display name"), ("uid", "uid")])
+
+
+def list_groups(args: argparse.Namespace) -> None:
+    rows = frame_records(msm.list_account_groups(open_store(args)))
+    _listed(args, "groups", rows, [("group_name", "group"), ("group_description", "description"), ("uid", "uid")])
+
+
+# -- import ----------------------------------------------------------------------------------------
+def import_file(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    result = msm.import_reference(store, args.entity, args.file, upsert=args.upsert, dry_run=args.dry_run, sheet=args.sheet)
+    if args.format == "json":
+        write_json(result.to_dict())
+        return
+    what = args.entity.replace("_", " ")
+    if args.dry_run:
+        write_lines(f"dry run, nothing written: {result.added:,} {what} would be added, {result.updated:,} updated, "
+                    f"{result.unchanged:,} unchanged")
+    else:
+        write_lines(f"imported {what} from {args.file}: {result.added:,} added, {result.updated:,} updated, {result.unchanged:,} unchanged")

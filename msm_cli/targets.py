@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 import msm
-from msm.io import read_table_file
+from msm.io import percent_to_fraction, read_table_file
 from msm.services.snapshots import POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
@@ -34,7 +34,10 @@ def register(tree: CommandTree) -> None:
     )
     p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
     p.add_argument("--at", required=True, metavar="TS", help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)")
-    p.add_argument("--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects) or .parquet file")
+    p.add_argument("--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file")
+    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    p.add_argument("--percent", action="store_true",
+                   help="weight_notional_exposure is in percent (60 = 60%%): divided by 100, never renormalized")
     p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's single active one)")
     p.add_argument("--overwrite", action="store_true", help="replace the whole snapshot when one exists at that time")
     p.add_argument("--source", default="cli", metavar="S", help="provenance recorded on the position set (default: cli)")
@@ -67,11 +70,13 @@ def register(tree: CommandTree) -> None:
 # -- save ----------------------------------------------------------------------------------------
 def save(args: argparse.Namespace) -> None:
     store = open_store(args)
-    rows = read_table_file(args.file, entity="import file")
+    rows = read_table_file(args.file, entity="import file", sheet=args.sheet)
+    if args.percent:
+        rows = percent_to_fraction(rows, "weight_notional_exposure", entity="import file")
     before = set(msm.snapshot_history(store, args.account)["position_set_uid"].to_list()) if args.overwrite else set()
     snap = msm.save_snapshot(store, args.account, args.at, rows, allocation=args.allocation, overwrite=args.overwrite, source=args.source)
     if args.format == "json":
-        write_json(snap.to_dict())
+        write_json({**snap.to_dict(), **({"weights_in_percent": True} if args.percent else {})})
         return
     kinds = snap.positions["target_type"].value_counts(sort=True).rows() if snap.positions.height else []
     counted = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in kinds)
@@ -82,6 +87,7 @@ def save(args: argparse.Namespace) -> None:
         f"  position set  {snap.position_set_uid}",
         f"  rows          {snap.positions.height} ({counted})",
         *_sums(snap),
+        *(["  weights were read in percent and divided by 100 (not renormalized)"] if args.percent else []),
     )
 
 

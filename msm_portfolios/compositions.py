@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from msm.errors import NO_VALUE, ConflictError, RowError, ValidationError
 from msm.expansion import MissingCompositionError, WeightsSource
-from msm.io import frame_from_records, read_table_file
+from msm.io import frame_from_records, percent_to_fraction, read_table_file
 from msm.validation import RowChecks
 from msm.services.registry import get_portfolio, reference_frame
 from msm.store import Store, fetch
@@ -271,11 +271,19 @@ def save_composition(
 
 
 def save_composition_file(
-    store: Store, portfolio: str, at: datetime | str, path: str | os.PathLike[str], *, overwrite: bool = False
+    store: Store, portfolio: str, at: datetime | str, path: str | os.PathLike[str], *, overwrite: bool = False,
+    percent: bool = False, sheet: str | None = None,
 ) -> pl.DataFrame:
-    """:func:`save_composition` from a CSV / JSON / Parquet file with ``asset`` or ``asset_uid`` and ``weight``."""
+    """:func:`save_composition` from a CSV / JSON / Parquet / Excel file with ``asset`` or ``asset_uid`` and ``weight``.
+
+    ``percent``: the file's weights are in percent (an issuer file summing to 100); they are
+    divided by 100 and stored as that, never renormalized.
+    """
     at = parse_utc(at, field="at", entity=_ENTITY)
-    return save_composition(store, portfolio, at, read_table_file(path, entity=_ENTITY), overwrite=overwrite)
+    rows = read_table_file(path, entity=_ENTITY, sheet=sheet)
+    if percent:
+        rows = percent_to_fraction(rows, "weight", entity=_ENTITY)
+    return save_composition(store, portfolio, at, rows, overwrite=overwrite)
 
 
 # -- reads ---------------------------------------------------------------------------------------

@@ -250,6 +250,29 @@ def test_reference_data_add_and_refused_delete(demo: Path, monkeypatch: pytest.M
     assert msm.get_asset(store, "BTC")
 
 
+def test_reference_bulk_import_previews_then_writes(demo: Path, monkeypatch: pytest.MonkeyPatch, db_contents) -> None:  # noqa: ANN001
+    store = msm.Store(demo)
+    at = open_page(monkeypatch, demo, "reference")
+    good = 'unique_identifier,name,metadata_json\nADA,Cardano,\nBTC,Bitcoin (renamed),"{""sector"": ""L1""}"\n'
+    at.file_uploader(key="ref_upload_assets").upload("assets.csv", good.encode(), "text/csv").run()
+    refused = " ".join(messages(at, "error"))
+    assert "BTC" in refused and "already exists" in refused  # without upsert, an existing key is refused
+    before = db_contents(store)
+    at.checkbox(key="ref_upsert_assets").check().run()
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}["To add"] == "1" and {m.label: m.value for m in at.metric}["To update"] == "1"
+    assert db_contents(store) == before  # the preview writes nothing
+    at.button(key="ref_import_assets").click().run()
+    assert_clean(at)
+    assert any("1 added, 1 updated" in m for m in messages(at, "success"))
+    assert msm.get_asset(store, "BTC")["name"] == "Bitcoin (renamed)" and msm.get_asset(store, "ADA")["name"] == "Cardano"
+    # a file with bad rows: every row named, nothing written
+    bad = "unique_identifier,account_name,is_paper\nz1,,maybe\n"
+    at.file_uploader(key="ref_upload_accounts").upload("accounts.csv", bad.encode(), "text/csv").run()
+    refused = " ".join(messages(at, "error"))
+    assert "account_name" in refused and "must not be empty" in refused and "maybe" in refused
+
+
 def test_user_text_is_shown_as_text(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = msm.Store(demo)
     hostile = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) **bold**"

@@ -131,6 +131,46 @@ def test_weights_json_round_trip(world: World, suffix: str) -> None:
                        "compositions": [{"weights_time": "2026-05-25T00:00:00Z", "n_assets": 2, "weight_sum": 1.0, "sums_to_one": True}]}
 
 
+def test_weights_in_percent_from_an_issuer_file(world: World) -> None:
+    cli = world.cli
+    path = world.folder / "issuer.csv"
+    path.write_text("asset;weight\nBTC;60\nETH;39.5%\n")  # semicolons, percent, one with a % sign: as issuers send them
+    doc = cli.ok("portfolios", "weights", "Q", "--at", C1, "--file", str(path), "--percent", "--format", "json").json()
+    assert [(r["asset"], r["weight"]) for r in doc["rows"]] == [("BTC", 0.6), ("ETH", 0.395)]
+    assert doc["weights_in_percent"] is True and doc["sums_to_one"] is False  # 99.5%: stored as given, never renormalized
+    out = cli.ok("portfolios", "weights", "Q", "--at", C2, "--file", str(path), "--percent").out
+    assert "weights were read in percent and divided by 100 (file sum 99.5, stored sum 0.995; not renormalized)" in out
+    # without --percent nothing is guessed: '39.5%' is not a number
+    cli.fails("portfolios", "weights", "P", "--at", "2030-01-01T00:00:00Z", "--file", str(path), match=r"row 2: `weight` = '39.5%': must be a number")
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("asset\tweight\nBTC\tsixty\nETH\t\n", r"row 1.*weight.*'sixty'.*must be a number in percent"),
+    ("asset,weight\nBTC,60\n", None),  # fine: the control case
+    ("asset;weight,x\nBTC;60\n", r"header row with both comma \(','\) and semicolon \(';'\) in it; use one delimiter"),
+    ("asset,notes\nBTC,x\n", r"weight.*column is missing: percent applies to it"),
+])
+def test_weights_in_percent_refusals(world: World, text: str, match: str | None) -> None:
+    path = world.folder / "bad.csv"
+    path.write_text(text)
+    argv = ("portfolios", "weights", "Q", "--at", C1, "--file", str(path), "--percent")
+    if match is None:
+        world.cli.ok(*argv)
+        return
+    before = contents(world.cli.store)
+    world.cli.fails(*argv, match=match)
+    assert contents(world.cli.store) == before
+
+
+def test_targets_save_in_percent_from_a_tab_separated_file(world: World) -> None:
+    path = world.folder / "targets.tsv.csv"
+    path.write_text(f"asset\tportfolio\t{W}\tconstant_notional_exposure\nBTC\t\t60\t\n\tP\t\t1000\nETH\t\t25%\t\n")
+    doc = world.cli.ok("targets", "save", "EMPTY", "--at", S1, "--file", str(path), "--percent", "--format", "json").json()
+    assert doc["weights_in_percent"] is True
+    rows = {r["unique_identifier"]: r for r in doc["positions"]}
+    assert rows["BTC"][W] == 0.6 and rows["ETH"][W] == 0.25 and rows["P"]["constant_notional_exposure"] == 1000  # notionals untouched
+
+
 def test_weights_by_asset_uid_not_summing_to_one_is_stored_as_given(world: World) -> None:
     cli, uids = world.cli, world.uids
     path = write_rows(world.folder / "q.csv", [{"asset_uid": uids["BTC"], "weight": 0.6}, {"asset_uid": uids["ETH"], "weight": 0.3}])
