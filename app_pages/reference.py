@@ -55,6 +55,19 @@ def _browse(store: msm.Store, entity: Entity) -> pl.DataFrame:
     return frame
 
 
+def _done(entity: Entity, message: str) -> None:
+    """After a write: clear cached reads, then rerun so every table and list of the page shows it."""
+    ui.after_write()
+    st.session_state[f"ref_flash_{entity.import_name}"] = message
+    st.rerun()
+
+
+def _flash(entity: Entity) -> None:
+    message = st.session_state.pop(f"ref_flash_{entity.import_name}", None)
+    if message:
+        st.success(message)
+
+
 def _add(store: msm.Store, entity: Entity) -> None:
     with st.form(f"ref_add_{entity.import_name}", clear_on_submit=False):
         st.markdown(f"**Add {entity.noun}**")
@@ -66,8 +79,7 @@ def _add(store: msm.Store, entity: Entity) -> None:
             except msm.MsmError as exc:
                 ui.show_error(exc)
                 return
-            ui.after_write()
-            st.success(f"Added {entity.noun} {ui.escape_md(added.get(entity.key))}.")
+            _done(entity, f"Added {entity.noun} {ui.escape_md(added.get(entity.key))}.")
 
 
 def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
@@ -94,8 +106,7 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
             except msm.MsmError as exc:
                 ui.show_error(exc)
                 return
-            ui.after_write()
-            st.success(f"Saved {entity.noun} {ui.escape_md(chosen)}.")
+            _done(entity, f"Saved {entity.noun} {ui.escape_md(chosen)}.")
     with st.container(border=True):
         st.markdown(f"**Delete {entity.noun} {ui.escape_md(chosen)}**")
         if entity.delete_warning:
@@ -108,9 +119,7 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
             except msm.MsmError as exc:
                 ui.show_error(exc)
                 return
-            ui.after_write()
-            st.success(f"Deleted {entity.noun} {ui.escape_md(chosen)}.")
-            st.rerun()
+            _done(entity, f"Deleted {entity.noun} {ui.escape_md(chosen)}.")
 
 
 def _bulk(store: msm.Store, entity: Entity) -> None:
@@ -147,8 +156,7 @@ def _bulk(store: msm.Store, entity: Entity) -> None:
         except msm.MsmError as exc:
             ui.show_error(exc)
             return
-        ui.after_write()
-        st.success(f"Imported: {done.added:,} added, {done.updated:,} updated, {done.unchanged:,} unchanged.")
+        _done(entity, f"Imported: {done.added:,} added, {done.updated:,} updated, {done.unchanged:,} unchanged.")
 
 
 def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
@@ -214,7 +222,8 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
                 ui.show_error(exc)
                 return
             ui.after_write()
-            st.success(f"Stored the composition of {ui.escape_md(portfolio)} from {ui.when(at)} ({stored.height} assets).")
+            st.session_state["ref_flash_portfolios"] = f"Stored the composition of {ui.escape_md(portfolio)} from {ui.when(at)} ({stored.height} assets)."
+            st.rerun()
 
 
 def render() -> None:
@@ -222,6 +231,7 @@ def render() -> None:
     tabs = st.tabs([e.title for e in ENTITIES])
     for tab, entity in zip(tabs, ENTITIES):
         with tab:
+            _flash(entity)
             frame = _browse(store, entity)
             add_col, edit_col = st.columns(2, gap="medium")
             with add_col:

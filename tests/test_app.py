@@ -236,6 +236,10 @@ def test_reference_data_add_and_refused_delete(demo: Path, monkeypatch: pytest.M
     next(b for b in at.button if b.label == "Add asset").click().run()
     assert_clean(at)
     assert msm.get_asset(store, "ADA")["metadata_json"] == {"sector": "L1"}
+    # shown at once: the confirmation, the table and the edit list already hold the new row
+    assert "Added asset ADA." in messages(at, "success")
+    assert "ADA" in list(at.dataframe[0].value["unique_identifier"])  # the first tab's table: assets
+    assert "ADA" in at.selectbox(key="ref_pick_assets").options
     # a bad metadata value is refused with the field named
     at.text_input(key="ref_add_assets_unique_identifier").set_value("DOT")
     at.text_area(key="ref_add_assets_metadata_json").set_value("[1, 2]")
