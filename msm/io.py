@@ -35,6 +35,8 @@ def read_table_file(path: str | Path, *, entity: str = "import file", sheet: str
         raise ValidationError.single(entity, "file", path, f"has an unknown extension; use one of {', '.join(sorted(FILE_FORMATS))}")
     if not path.is_file():
         raise ValidationError.single(entity, "file", path, "does not exist")
+    if path.stat().st_size <= 1024 and not path.read_bytes().strip():  # nothing, or only blank lines
+        raise ValidationError.single(entity, "file", path, "is empty: give a header row and at least one row")
     try:
         if kind == "csv":
             frame = pl.read_csv(path, infer_schema=False, separator=_csv_delimiter(path, entity))  # empty cells are null

@@ -1,0 +1,323 @@
+"""The invariant matrix (issue 10): every class of invalid row, tried every way it can be written.
+
+One table of classes of invalid target, composition, registry and bulk-import rows. Each class is
+tried, where it applies, three ways: as raw SQL against the tables (DuckDB's own constraints must
+refuse it), through the service (``msm`` / ``msm_portfolios``) and through the ``msm`` CLI (both must
+refuse it with the message that names the rule). After every attempt the database holds exactly
+what it held before (every table compared).
+
+A class with no raw form says why in ``raw_gap`` (checked below, so a gap cannot hide).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+import msm
+import msm_portfolios
+from tests.cli_harness import Cli, contents, write_rows
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)  # a position set exists here (no rows)
+T1 = "2026-03-02T00:00:00Z"  # free: the service and the CLI write here
+W = "weight_notional_exposure"
+GHOST = str(uuid.UUID(int=424242))
+
+TARGET_INSERT = """
+INSERT INTO target_positions (time_index, position_set_uid, target_type, target_uid, asset_uid, portfolio_uid,
+    weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json)
+VALUES ($time_index::TIMESTAMPTZ, $position_set_uid::UUID, $target_type, $target_uid::UUID, $asset_uid::UUID,
+    $portfolio_uid::UUID, $weight_notional_exposure::DOUBLE, $constant_notional_exposure::DOUBLE,
+    $single_asset_quantity::DOUBLE, $metadata_json::JSON)
+"""
+WEIGHT_INSERT = "INSERT INTO portfolio_weights VALUES ($t::TIMESTAMPTZ, $p::UUID, $a::UUID, $w::DOUBLE)"
+
+
+@dataclass
+class World:
+    """The seeded registry plus a position set at T0, with the uids the cases need."""
+
+    store: msm.Store
+    cli: Cli
+    folder: Path
+    uid: dict[str, str]
+    set_uid: str
+
+    def target(self, kind: str = "asset", **changes: Any) -> tuple[str, dict[str, Any]]:
+        uid = self.uid["BTC"] if kind == "asset" else self.uid["CRYPTO-EW"]
+        row = {"time_index": T0, "position_set_uid": self.set_uid, "target_type": kind, "target_uid": uid,
+               "asset_uid": uid if kind == "asset" else None, "portfolio_uid": uid if kind == "portfolio" else None,
+               W: 0.5, "constant_notional_exposure": None, "single_asset_quantity": None, "metadata_json": None}
+        return TARGET_INSERT, row | changes
+
+    def weight(self, **changes: Any) -> tuple[str, dict[str, Any]]:
+        return WEIGHT_INSERT, {"t": T0, "p": self.uid["CRYPTO-EW"], "a": self.uid["BTC"], "w": 0.5} | changes
+
+    def file(self, name: str, rows: list[dict[str, Any]]) -> str:
+        return str(write_rows(self.folder / name, _resolve(self, rows)))
+
+
+Raw = Callable[[World], list[tuple[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    message: str  # what the service and the CLI say (a regex)
+    service: Callable[[World], Any] | None = None
+    cli: Callable[[World], list[str]] | None = None
+    raw: Raw | None = None
+    raw_message: str = ""  # a fragment of DuckDB's own refusal (regex), when it is worth pinning
+    raw_gap: str = ""  # why there is no raw form
+    cli_message: str = ""  # when the CLI's words differ from the service's (e.g. a file reader's)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _save(rows: list[dict[str, Any]], at: Any = T1) -> Callable[[World], Any]:
+    return lambda w: msm.save_snapshot(w.store, "alpha", at, rows)
+
+
+def _save_cli(rows: list[dict[str, Any]], at: str = T1, suffix: str = ".json") -> Callable[[World], list[str]]:
+    return lambda w: ["targets", "save", "alpha", "--at", at, "--file", w.file(f"targets{suffix}", rows)]
+
+
+def _target(rows: list[dict[str, Any]], message: str, raw: Raw | None = None, **kw: Any) -> dict[str, Any]:
+    return dict(message=message, service=_save(rows), cli=_save_cli(rows), raw=raw, **kw)
+
+
+def _composition(rows: list[dict[str, Any]], message: str, raw: Raw | None = None, **kw: Any) -> dict[str, Any]:
+    return dict(
+        message=message,
+        service=lambda w: msm_portfolios.save_composition(w.store, "CRYPTO-EW", T1, rows),
+        cli=lambda w: ["portfolios", "weights", "CRYPTO-EW", "--at", T1, "--file", w.file("weights.json", rows)],
+        raw=raw, **kw,
+    )
+
+
+def _bulk(entity: str, group: str, rows: list[dict[str, Any]], message: str, raw: Raw | None = None, **kw: Any) -> dict[str, Any]:
+    return dict(
+        message=message,
+        service=lambda w: msm.import_reference(w.store, entity, rows),
+        cli=lambda w: [group, "import", w.file(f"{entity}.json", rows)],
+        raw=raw, **kw,
+    )
+
+
+CASES = [
+    # -- target rows ------------------------------------------------------------------------------
+    Case("target: both an asset and a portfolio", **_target(
+        [{"asset": "BTC", "portfolio": "CRYPTO-EW", W: 0.5}], r"row 1.*exactly one of `asset_uid` / `portfolio_uid` must be set, got both",
+        lambda w: [w.target("asset", portfolio_uid=w.uid["CRYPTO-EW"])], raw_message="CHECK")),
+    Case("target: neither an asset nor a portfolio", **_target(
+        [{"asset": None, W: 0.5}], r"row 1.*must be set \(or `asset` / `portfolio` in an import file\), got neither",
+        lambda w: [w.target("asset", asset_uid=None)], raw_message="CHECK")),
+    Case("target: target_uid differs from the asset", **_target(
+        [{"asset": "BTC", "target_uid": "@ETH", W: 0.5}], r"row 1.*`target_uid`.*must equal asset_uid",
+        lambda w: [w.target("asset", target_uid=w.uid["ETH"])], raw_message="CHECK")),
+    Case("target: unknown target_type", **_target(
+        [{"asset": "BTC", "target_type": "fund", W: 0.5}], r"row 1.*`target_type` = 'fund': must be 'asset' or 'portfolio'",
+        lambda w: [w.target("asset", target_type="fund")], raw_message=r"target_type IN")),
+    Case("target: target_type not the target's kind", **_target(
+        [{"asset": "BTC", "target_type": "portfolio", W: 0.5}], r"row 1.*`target_type` = 'portfolio': does not match the target given \(asset\)",
+        lambda w: [w.target("asset", target_type="portfolio")], raw_message="CHECK")),
+    Case("target: no exposure", **_target(
+        [{"asset": "BTC", W: None, "constant_notional_exposure": None}], r"row 1.*must be set, none was",
+        lambda w: [w.target("asset", **{W: None})], raw_message="CHECK")),
+    Case("target: two exposures", **_target(
+        [{"asset": "BTC", W: 0.5, "constant_notional_exposure": 100.0}], r"row 1.*must be set, got 2",
+        lambda w: [w.target("asset", constant_notional_exposure=100.0)], raw_message="CHECK")),
+    Case("target: NaN weight", **_target(
+        [{"asset": "BTC", W: "NaN"}], r"row 1.*`weight_notional_exposure`.*must be finite",
+        lambda w: [w.target("asset", **{W: float("nan")})], raw_message="isfinite")),
+    Case("target: infinite notional", **_target(
+        [{"asset": "BTC", "constant_notional_exposure": "inf"}], r"row 1.*`constant_notional_exposure`.*must be finite",
+        lambda w: [w.target("asset", **{W: None, "constant_notional_exposure": float("inf")})], raw_message="isfinite")),
+    Case("target: minus infinite quantity", **_target(
+        [{"asset": "BTC", "single_asset_quantity": "-inf"}], r"row 1.*`single_asset_quantity`.*must be finite",
+        lambda w: [w.target("asset", **{W: None, "single_asset_quantity": float("-inf")})], raw_message="isfinite")),
+    Case("target: a weight that is text", **_target(
+        [{"asset": "BTC", W: "sixty"}], r"row 1.*`weight_notional_exposure` = 'sixty': must be a number",
+        lambda w: [w.target("asset", **{W: "sixty"})])),
+    Case("target: quantity on a portfolio row", **_target(
+        [{"portfolio": "CRYPTO-EW", "single_asset_quantity": 3.0}], r"row 1.*a portfolio target cannot use single_asset_quantity",
+        lambda w: [w.target("portfolio", **{W: None, "single_asset_quantity": 3.0})], raw_message="single_asset_quantity IS NULL")),
+    Case("target: metadata_json an array", **_target(
+        [{"asset": "BTC", W: 0.5, "metadata_json": "[1, 2]"}], r"row 1.*`metadata_json`.*must be a JSON object \(or empty\), got a JSON array",
+        lambda w: [w.target("asset", metadata_json="[1, 2]")], raw_message="json_type")),
+    Case("target: metadata_json a string", **_target(
+        [{"asset": "BTC", W: 0.5, "metadata_json": '"core"'}], r"row 1.*must be a JSON object \(or empty\), got a JSON string",
+        lambda w: [w.target("asset", metadata_json='"core"')], raw_message="json_type")),
+    Case("target: metadata_json not JSON", **_target(
+        [{"asset": "BTC", W: 0.5, "metadata_json": "{oops"}], r"row 1.*`metadata_json`.*is not valid JSON",
+        lambda w: [w.target("asset", metadata_json="{oops")])),
+    Case("target: unknown asset", **_target(
+        [{"asset": "NOPE", W: 0.5}], r"row 1.*`asset` = 'NOPE': no asset has this unique_identifier",
+        lambda w: [w.target("asset", asset_uid=GHOST, target_uid=GHOST)], raw_message="foreign key")),
+    Case("target: unknown portfolio", **_target(
+        [{"portfolio": "NOPE", W: 0.5}], r"row 1.*`portfolio` = 'NOPE': no portfolio has this unique_identifier",
+        lambda w: [w.target("portfolio", portfolio_uid=GHOST, target_uid=GHOST)], raw_message="foreign key")),
+    Case("target: a portfolio named as an asset", **_target(
+        [{"asset": "CRYPTO-EW", W: 0.5}], r"row 1.*`asset` = 'CRYPTO-EW': no asset has this unique_identifier",
+        lambda w: [w.target("asset", asset_uid=w.uid["CRYPTO-EW"], target_uid=w.uid["CRYPTO-EW"])], raw_message="foreign key")),
+    Case("target: the same target twice in a snapshot", **_target(
+        [{"asset": "BTC", W: 0.5}, {"asset": "BTC", W: 0.2}], r"row 2.*duplicate target 'BTC' \(asset\) in one snapshot; first given at row 1",
+        lambda w: [w.target("asset"), w.target("asset", **{W: 0.2})], raw_message="(?i)duplicate key")),
+    Case("target: an asset_identifier field", **_target(
+        [{"asset_identifier": "BTC", W: 0.5}], r"target rows use `asset_uid` \(or the `asset` column in an import file\), not `asset_identifier`",
+        lambda w: [(TARGET_INSERT.replace("metadata_json)", "metadata_json, asset_identifier)").replace("::JSON)", "::JSON, 'BTC')"), w.target("asset")[1])],
+        raw_message="asset_identifier")),
+    Case("target: an empty target set", message=r"the target set is empty", service=_save([]),
+         cli=lambda w: ["targets", "save", "alpha", "--at", T1, "--file", w.file("empty.csv", [])],
+         cli_message=r"empty.csv': is empty: give a header row and at least one row", raw_gap="a set without rows is not a row; the one write path refuses it"),
+    Case("target: a naive snapshot time", message=r"has no UTC offset \(naive times are refused\)",
+         service=_save([{"asset": "BTC", W: 0.5}], at="2026-03-02T00:00:00"),
+         cli=_save_cli([{"asset": "BTC", W: 0.5}], at="2026-03-02T00:00:00"),
+         raw_gap="TIMESTAMPTZ has no naive values: DuckDB reads a naive literal in the session zone (UTC here)"),
+    Case("target: time_index not the set's time", message="", raw=lambda w: [w.target("asset", time_index=datetime(2026, 3, 5, tzinfo=timezone.utc))],
+         raw_message="foreign key", raw_gap=""),
+    Case("snapshot: a second one at the same time", message=r"snapshot exists: account 'alpha' \(allocation 'alpha-main'\) at 2026-03-01T00:00:00Z; pass overwrite \(--overwrite\)",
+         service=_save([{"asset": "BTC", W: 0.5}], at=T0), cli=_save_cli([{"asset": "BTC", W: 0.5}], at="2026-03-01T00:00:00Z"),
+         raw=lambda w: [("INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (gen_random_uuid(), ?::UUID, ?)",
+                         [w.uid["alpha-main"], T0])], raw_message="(?i)duplicate key"),
+    Case("snapshot: an unknown target allocation", message=r"target allocation.*'ghost'.*does not exist",
+         service=lambda w: msm.save_snapshot(w.store, "alpha", T1, [{"asset": "BTC", W: 0.5}], allocation="ghost"),
+         cli=lambda w: [*_save_cli([{"asset": "BTC", W: 0.5}])(w), "--allocation", "ghost"],
+         raw=lambda w: [("INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (gen_random_uuid(), ?::UUID, ?)",
+                         [GHOST, T0])], raw_message="foreign key"),
+    # -- compositions -----------------------------------------------------------------------------
+    Case("composition: NaN weight", **_composition(
+        [{"asset": "BTC", "weight": "NaN"}], r"row 1.*`weight`.*must be finite", lambda w: [w.weight(w=float("nan"))], raw_message="isfinite")),
+    Case("composition: no weight", **_composition(
+        [{"asset": "BTC", "weight": None}], r"row 1: `weight`: is required", lambda w: [w.weight(w=None)], raw_message="NOT NULL")),
+    Case("composition: unknown asset", **_composition(
+        [{"asset": "NOPE", "weight": 1.0}], r"row 1.*'NOPE'.*no asset", lambda w: [w.weight(a=GHOST)], raw_message="foreign key")),
+    Case("composition: a portfolio as a constituent", **_composition(
+        [{"asset": "CRYPTO-EW", "weight": 1.0}], r"row 1.*'CRYPTO-EW'.*no asset", lambda w: [w.weight(a=w.uid["CRYPTO-EW"])], raw_message="foreign key")),
+    Case("composition: an asset twice", **_composition(
+        [{"asset": "BTC", "weight": 0.5}, {"asset": "BTC", "weight": 0.5}], r"row 2.*BTC.*(twice|duplicate|more than once)",
+        lambda w: [w.weight(), w.weight(w=0.4)], raw_message="(?i)duplicate key")),
+    # -- registry rows ----------------------------------------------------------------------------
+    Case("asset: an empty unique_identifier", message=r"unique_identifier",
+         service=lambda w: msm.add_asset(w.store, "   "), cli=lambda w: ["assets", "add", "   "],
+         raw=lambda w: [("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["   "])], raw_message="CHECK"),
+    Case("asset: a unique_identifier that exists", message=r"asset 'BTC' already exists",
+         service=lambda w: msm.add_asset(w.store, "BTC"), cli=lambda w: ["assets", "add", "BTC"],
+         raw=lambda w: [("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["BTC"])], raw_message="(?i)duplicate key"),
+    Case("asset: metadata_json an array", message=r"metadata_json.*must be a JSON object",
+         service=lambda w: msm.add_asset(w.store, "NEW", metadata_json=[1, 2]),  # type: ignore[arg-type]
+         cli=lambda w: ["assets", "import", w.file("assets.json", [{"unique_identifier": "NEW", "metadata_json": [1, 2]}])],
+         raw=lambda w: [("INSERT INTO asset (uid, unique_identifier, metadata_json) VALUES (gen_random_uuid(), ?, ?::JSON)", ["NEW", "[1, 2]"])],
+         raw_message="json_type"),
+    Case("asset: of type portfolio", message=r"an asset never represents a portfolio",
+         service=lambda w: msm.add_asset(w.store, "FUND", asset_type="portfolio"), cli=lambda w: ["assets", "add", "FUND", "--type", "Portfolio"],
+         raw_gap="DuckDB cannot add a CHECK to an existing table, nor rebuild one that foreign keys reference; refused by every write path"),
+    Case("account: no name", message=r"account_name",
+         service=lambda w: msm.add_account(w.store, "new", account_name=""), cli=lambda w: ["accounts", "add", "new", "--name", ""],
+         raw=lambda w: [("INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) VALUES (gen_random_uuid(), 'new', NULL, true, true)", [])],
+         raw_message="NOT NULL"),
+    Case("account group: an empty name", **_bulk("account_groups", "groups", [{"group_name": " "}], r"row 1.*`group_name`.*must not be empty",
+         lambda w: [("INSERT INTO account_group (uid, group_name) VALUES (gen_random_uuid(), ?)", [" "])], raw_message="CHECK")),
+    Case("allocation: an unknown account", message=r"account.*'ghost'.*does not exist",
+         service=lambda w: msm.add_allocation(w.store, "x", account="ghost", model="balanced"),
+         cli=lambda w: ["allocations", "add", "x", "--account", "ghost", "--model", "balanced"],
+         raw=lambda w: [("INSERT INTO account_target_allocation (uid, unique_identifier, account_uid, account_allocation_model_uid, is_active) "
+                         "VALUES (gen_random_uuid(), 'x', ?::UUID, ?::UUID, true)", [GHOST, w.uid["balanced"]])], raw_message="foreign key"),
+    # -- bulk-import rows -------------------------------------------------------------------------
+    Case("bulk: a key twice in the file", **_bulk("assets", "assets", [{"unique_identifier": "A1"}, {"unique_identifier": "A1"}],
+         r"row 2.*duplicate unique_identifier in the file; first given at row 1",
+         lambda w: [("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), 'A1')", []),
+                    ("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), 'A1')", [])], raw_message="(?i)duplicate key")),
+    Case("bulk: an unknown group", **_bulk("accounts", "accounts", [{"unique_identifier": "b1", "account_name": "B", "group": "nowhere"}],
+         r"row 1.*`group` = 'nowhere': no account group has this group_name",
+         lambda w: [("INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active, account_group_uid) "
+                     "VALUES (gen_random_uuid(), 'b1', 'B', true, true, ?::UUID)", [GHOST])], raw_message="foreign key")),
+    Case("bulk: a flag that is not true or false", **_bulk("accounts", "accounts", [{"unique_identifier": "b1", "account_name": "B", "is_paper": "maybe"}],
+         r"row 1.*`is_paper` = 'maybe': must be true or false",
+         lambda w: [("INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) VALUES (gen_random_uuid(), 'b1', 'B', ?, true)",
+                     ["maybe"])])),
+    Case("bulk: an unknown column", **_bulk("assets", "assets", [{"unique_identifier": "A1", "colour": "red"}], r"`colour`.*is not a column of a asset file",
+         raw_gap="")),
+]
+CASES = [c for c in CASES]  # noqa: C416 - the table above is the list
+_WAYS = [(c, way) for c in CASES for way in ("raw", "service", "cli") if getattr(c, way) is not None]
+
+
+@pytest.fixture(scope="module")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str]:
+    folder = tmp_path_factory.mktemp("invariants")
+    store = msm.Store(folder / "template.duckdb")
+    msm.migrate(store, msm_portfolios.MIGRATIONS)
+    uid = {a: msm.add_asset(store, a, name=a)["uid"] for a in ("BTC", "ETH", "SOL")}
+    uid["CRYPTO-EW"] = msm.add_portfolio(store, "CRYPTO-EW")["uid"]
+    msm_portfolios.save_composition(store, "CRYPTO-EW", "2026-01-01T00:00:00Z", {"BTC": 0.5, "ETH": 0.5})
+    group = msm.add_account_group(store, "core")
+    uid["alpha"] = msm.add_account(store, "alpha", account_name="Alpha", group=group["uid"])["uid"]
+    uid["balanced"] = msm.add_allocation_model(store, "balanced")["uid"]
+    uid["alpha-main"] = msm.add_allocation(store, "alpha-main", account="alpha", model="balanced")["uid"]
+    set_uid = str(uuid.uuid4())
+    store.execute("INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (?::UUID, ?::UUID, ?)",
+                  [set_uid, uid["alpha-main"], T0])
+    return folder / "template.duckdb", uid, set_uid
+
+
+@pytest.fixture
+def world(tmp_path: Path, _template: tuple[Path, dict[str, str], str]) -> World:
+    path = tmp_path / "msm.duckdb"
+    path.write_bytes(_template[0].read_bytes())
+    return World(msm.Store(path), Cli(path), tmp_path, dict(_template[1]), _template[2])
+
+
+def _resolve(world: World, rows: Any) -> Any:
+    """``@NAME`` in a row value is the uid of NAME (cases are built before the uids exist)."""
+    return json.loads(re.sub(r'"@([\w-]+)"', lambda m: json.dumps(world.uid[m[1]]), json.dumps(rows)))
+
+
+@pytest.mark.parametrize(("case", "way"), _WAYS, ids=[f"{c.name} [{way}]" for c, way in _WAYS])
+def test_every_invalid_row_is_refused_every_way(world: World, case: Case, way: str) -> None:
+    before = contents(world.store)
+    if way == "raw":
+        statements = case.raw(world)  # type: ignore[misc]
+        with pytest.raises(duckdb.Error) as caught:
+            with world.store.transaction() as con:
+                for sql, params in statements:
+                    con.execute(sql, params)
+        if case.raw_message:
+            assert re.search(case.raw_message, str(caught.value)), str(caught.value)
+    elif way == "service":
+        with pytest.raises(msm.MsmError) as caught:
+            _patched(case.service, world)(world)  # type: ignore[arg-type]
+        assert re.search(case.message, str(caught.value)), str(caught.value)
+    else:
+        world.cli.fails(*_resolve(world, case.cli(world)), match=case.cli_message or case.message)  # type: ignore[misc]
+    assert contents(world.store) == before
+
+
+def _patched(fn: Callable[[World], Any], world: World) -> Callable[[World], Any]:
+    """Resolve ``@NAME`` placeholders in the rows a service case closes over."""
+    cells = getattr(fn, "__closure__", None) or ()
+    for cell in cells:
+        if isinstance(cell.cell_contents, list):
+            cell.cell_contents = _resolve(world, cell.cell_contents)
+    return fn
+
+
+def test_the_matrix_covers_enough_classes_and_says_where_a_way_is_missing() -> None:
+    assert len(CASES) >= 30
+    assert len({c.name for c in CASES}) == len(CASES)
+    for case in CASES:
+        if case.raw is None and case.service is not None and case.name != "bulk: an unknown column":
+            assert case.raw_gap, f"{case.name}: no raw form and no reason given"
+    # the one class DuckDB cannot enforce is refused by every write path (the service, the CLI, bulk import)
+    (gap,) = [c for c in CASES if c.raw_gap.startswith("DuckDB cannot")]
+    assert gap.service is not None and gap.cli is not None
+    counts = {way: sum(1 for _, w in _WAYS if w == way) for way in ("raw", "service", "cli")}
+    assert counts["raw"] >= 30 and counts["service"] >= 30 and counts["cli"] >= 30, counts
