@@ -37,6 +37,10 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
+## fuzz: the property tests over hostile input with 1,000 examples per target (make test runs fewer).
+fuzz: $(STAMP)
+	MSM_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -n $(WORKERS) -m fuzz -p no:cacheprovider
+
 bench: $(STAMP)
 	$(BIN)/python bench/bench_snapshots.py
 	$(BIN)/python bench/bench_expansion.py
