@@ -216,3 +216,27 @@ def test_cli_refusal_names_every_row_and_changes_nothing(cli: Cli, tmp_path: Pat
         assert __import__("re").search(expected, result.err), result.err
     assert contents(cli.store) == before
     cli.fails("assets", "import", str(tmp_path / "missing.csv"), match="does not exist")
+
+
+def _xlsx(path: Path, frame: pl.DataFrame) -> Path:
+    frame.write_excel(path)
+    return path
+
+
+CLI_BAD = [
+    ("assets", lambda d: write_rows(d / "dup.csv", [{"unique_identifier": "Z"}, {"unique_identifier": "Z"}]), r"row 2.*duplicate unique_identifier"),
+    ("assets", lambda d: write_rows(d / "col.json", [{"unique_identifier": "Z", "colour": "red"}]), r"`colour`.*is not a column"),
+    ("accounts", lambda d: write_rows(d / "miss.parquet", [{"unique_identifier": "z"}]), r"`account_name`.*column is missing"),
+    ("allocations", lambda d: write_rows(d / "ref.csv", [{"unique_identifier": "z", "account": "nope", "model": "balanced"}]), r"row 1.*`account` = 'nope'"),
+    ("portfolios", lambda d: write_rows(d / "meta.json", [{"unique_identifier": "Z", "metadata_json": "[1]"}]), r"row 1.*must be a JSON object"),
+    ("assets", lambda d: (d / "empty.csv").write_text("") or d / "empty.csv", r"is empty"),
+    ("assets", lambda d: _xlsx(d / "none.xlsx", pl.DataFrame(schema={"unique_identifier": pl.String})), r"has no rows"),
+    ("assets", lambda d: _xlsx(d / "twice.xlsx", pl.DataFrame({"unique_identifier": ["Z", "unique_identifier"]})), r"row 2.*repeats the header row"),
+]
+
+
+@pytest.mark.parametrize(("group", "make", "message"), CLI_BAD, ids=[m for *_, m in CLI_BAD])
+def test_cli_refuses_bad_files_and_stores_nothing(cli: Cli, tmp_path: Path, group: str, make: Any, message: str) -> None:
+    before = contents(cli.store)
+    cli.fails(group, "import", str(make(tmp_path)), match=message)
+    assert contents(cli.store) == before
