@@ -14,8 +14,7 @@ look-through expansion, over an embedded DuckDB store. Core ``msm`` never import
 # Only the errors and the store are imported eagerly; every service is imported on first use
 # (PEP 562), so a command that reads one snapshot does not pay for pydantic, pyarrow or the
 # expansion. ``from msm import add_asset`` and ``msm.add_asset`` work as usual.
-from importlib import import_module as _import_module
-from typing import Any as _Any
+from msm.lazy import lazy_exports as _lazy_exports
 
 from msm.errors import (
     ConflictError,
@@ -98,14 +97,4 @@ _LAZY = {
 __all__ = sorted([*(name for name in dir() if not name.startswith("_")), *_LAZY])
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'msm' has no attribute {name!r}")
-    value = getattr(_import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = _lazy_exports("msm", _LAZY, globals())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from msm.lazy import lazy_exports
 from msm.store import MSM_MIGRATIONS, MigrationSet, Store, migrate
 
 __all__ = ["MIGRATIONS", "PORTFOLIO_MIGRATIONS", "init_store"]
@@ -37,16 +38,4 @@ _LAZY = {
 __all__ += sorted(_LAZY)
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'msm_portfolios' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("msm_portfolios", _LAZY, globals())

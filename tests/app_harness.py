@@ -92,3 +92,15 @@ def table(at: AppTest, *columns: str):  # noqa: ANN201 - a pandas DataFrame
         if all(c in value.columns for c in columns):
             return value
     raise AssertionError(f"no table with columns {columns}: {[list(e.value.columns) for e in at.dataframe]}")
+
+
+@pytest.fixture(scope="module")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo database, built once per test module (import this fixture with ``demo``)."""
+    return build_demo(tmp_path_factory.mktemp("app") / "demo.duckdb")
+
+
+@pytest.fixture
+def demo(tmp_path: Path, demo_template: Path) -> Path:
+    """A fresh copy of the demo database for one test."""
+    return copy_db(demo_template, tmp_path / "msm.duckdb")

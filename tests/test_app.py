@@ -19,22 +19,12 @@ import pytest
 
 import msm
 import msm_portfolios
-from app_harness import PAGES, TITLES, assert_clean, build_demo, copy_db, label, messages, open_page, table
+from app_harness import PAGES, TITLES, assert_clean, build_demo, copy_db, demo, demo_template, label, messages, open_page, table  # noqa: F401 - fixtures
 
 ALPHA = "example-account-alpha"
 BETA = "example-account-beta"
 PORTFOLIO = "CRYPTO-MAJORS-EW"
 AT = datetime(2026, 7, 1, 9, 30, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo(tmp_path_factory.mktemp("app") / "demo.duckdb")
-
-
-@pytest.fixture
-def demo(tmp_path: Path, demo_template: Path) -> Path:
-    return copy_db(demo_template, tmp_path / "msm.duckdb")
 
 
 @pytest.mark.parametrize("page", list(PAGES))

@@ -26,19 +26,14 @@ import pytest
 import msm
 import msm_portfolios
 from tests.cli_harness import Cli, contents, write_rows
+from tests.test_store import INSERT as STORE_INSERT
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)  # a position set exists here (no rows)
 T1 = "2026-03-02T00:00:00Z"  # free: the service and the CLI write here
 W = "weight_notional_exposure"
 GHOST = str(uuid.UUID(int=424242))
 
-TARGET_INSERT = """
-INSERT INTO target_positions (time_index, position_set_uid, target_type, target_uid, asset_uid, portfolio_uid,
-    weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json)
-VALUES ($time_index::TIMESTAMPTZ, $position_set_uid::UUID, $target_type, $target_uid::UUID, $asset_uid::UUID,
-    $portfolio_uid::UUID, $weight_notional_exposure::DOUBLE, $constant_notional_exposure::DOUBLE,
-    $single_asset_quantity::DOUBLE, $metadata_json::JSON)
-"""
+TARGET_INSERT = STORE_INSERT  # the raw insert of tests/test_store.py
 WEIGHT_INSERT = "INSERT INTO portfolio_weights VALUES ($t::TIMESTAMPTZ, $p::UUID, $a::UUID, $w::DOUBLE)"
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import msm
 import msm_portfolios
-from tests.app_harness import assert_clean, build_demo, copy_db, messages, open_page
+from tests.app_harness import assert_clean, demo, demo_template, messages, open_page  # noqa: F401 - fixtures
 
 INJECTION = [
     "'; DROP TABLE asset; --",
@@ -29,16 +29,6 @@ INJECTION = [
     "[click](javascript:alert(1)) **bold** $x$",
     "Ω ≈ 東京 \u202e",
 ]
-
-
-@pytest.fixture(scope="module")
-def _demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo(tmp_path_factory.mktemp("security") / "demo.duckdb")
-
-
-@pytest.fixture
-def demo(tmp_path: Path, _demo: Path) -> Path:
-    return copy_db(_demo, tmp_path / "demo.duckdb")
 
 
 def _counts(store: msm.Store) -> dict[str, int]:
