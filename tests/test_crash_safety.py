@@ -48,7 +48,9 @@ import crash_writer as writer  # noqa: E402
 
 TRIALS = int(os.environ.get("MSM_CRASH_TRIALS", "30"))
 SEED = int(os.environ.get("MSM_CRASH_SEED", "10"))
-KILL_WINDOW = 2.4  # seconds after the child is ready: the kill lands in its first or second write
+# How long each kind of write takes (s), updated from what the trials observe: a trial's kill comes
+# at a random moment within 1.2 times the duration of its first write (so every kind is hit).
+TYPICAL_SECONDS = {"snapshot": 1.8, "overwrite": 2.6, "import": 0.6, "export": 0.8}
 EXPORT_DATASETS = ("target_positions", "portfolio_weights", "assets")
 
 # Every rule of the schema (design section 3), as a query counting the rows that break it.
@@ -206,18 +208,28 @@ def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figur
     kills: Counter[str] = Counter()
     acknowledged: Counter[str] = Counter()
     violations: list[str] = []
-    stale_staging, ready_times = 0, []
+    stale_staging, ready_times, check_times = 0, [], []
+    durations = {kind: [seconds] for kind, seconds in TYPICAL_SECONDS.items()}
     for trial in range(TRIALS):
         folder = tmp_path / f"trial-{trial}"
         first = writer.KINDS[trial % len(writer.KINDS)]
-        events, ready = _run_trial(template, folder, seed=rng.randrange(1 << 30), first=first, delay=rng.uniform(0, KILL_WINDOW))
+        delay = rng.uniform(0, 1.2 * max(durations[first]))
+        events, ready = _run_trial(template, folder, seed=rng.randrange(1 << 30), first=first, delay=delay)
         ready_times.append(ready)
+        begun = {}
+        for event in events:
+            if event["event"] == "begin":
+                begun = event
+            elif event["event"] == "ack":
+                durations[event["kind"]].append(event["t"] - begun["t"])
+        checking = time.monotonic()
         snapshots, batches, in_flight = _expected(events)
         kills[in_flight] += 1
         acknowledged.update(e["kind"] for e in events if e["event"] == "ack")
         problems = _check_database(folder / "msm.duckdb", snapshots, batches)
         export_problems, stale = _check_export(folder / "export")
         stale_staging += stale
+        check_times.append(time.monotonic() - checking)
         violations += [f"trial {trial} (killed during {in_flight}): {p}" for p in problems + export_problems]
         shutil.rmtree(folder)  # 70 MB a trial
     elapsed = time.monotonic() - started
@@ -230,6 +242,9 @@ def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figur
         "assets_per_import": writer.BATCH,
         "kills_during": dict(sorted(kills.items())),
         "acknowledged_writes": dict(sorted(acknowledged.items())),
+        "write_seconds_max": {kind: round(max(d[1:]), 2) for kind, d in sorted(durations.items()) if len(d) > 1},
+        "writer_start_seconds_mean": round(sum(ready_times) / len(ready_times), 2),
+        "check_seconds_mean": round(sum(check_times) / len(check_times), 2),
         "stale_staging_folders_left": stale_staging,
         "violations": len(violations),
         "violation_details": violations,
@@ -239,3 +254,28 @@ def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figur
     assert violations == []
     # the kills landed during every kind of write, not only between writes
     assert all(kills[kind] for kind in writer.KINDS), kills
+
+
+def test_next_export_removes_a_stale_staging_folder(template: Path, tmp_path: Path) -> None:
+    """An export killed mid-way leaves its staging folder (and the previous export whole); the next export removes it."""
+    for attempt, delay in enumerate((0.25, 0.1, 0.4, 0.15, 0.5)):
+        folder = tmp_path / f"attempt-{attempt}"
+        events, _ = _run_trial(template, folder, seed=attempt, first="export", delay=delay)
+        if _expected(events)[2] == "export" and list((folder / "export").glob(".msm-export-*")):
+            break
+    else:
+        pytest.fail("no kill landed while an export was being written")
+    out = folder / "export"
+    assert _check_export(out)[0] == []  # the previous export is still whole
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = out / f".msm-export-{live.pid}-running"  # a running export's folder is never touched
+        running.mkdir()
+        old = time.time() - 60
+        os.utime(running, (old, old))
+        result = export_snapshots(msm.Store(folder / "msm.duckdb"), out, weights=msm_portfolios.duckdb_weights_source(msm.Store(folder / "msm.duckdb")), overwrite=True)
+        assert [p.name for p in out.glob(".msm-export-*")] == [running.name]
+    finally:
+        live.kill()
+        live.wait()
+    assert result.snapshots >= 1 and _check_export(out) == ([], 1)
