@@ -1,6 +1,6 @@
 """The child process of tests/test_crash_safety.py: writes in a loop until it is killed.
 
-    python tests/crash_writer.py DB EXPORT_DIR LOG SEED FIRST_KIND
+    python tests/crash_writer.py DB EXPORT_DIR LOG SEED FIRST_KIND VERSION_BASE
 
 Every write is logged to LOG (JSON lines, flushed before and after): ``begin`` before the call,
 ``ack`` after it returned. The parent kills this process with SIGKILL at a random moment and then
@@ -15,7 +15,10 @@ Kinds of write (one after another, the first is FIRST_KIND, then a seeded random
 - ``export``: ``export_snapshots(..., overwrite=True)`` over the previous export in EXPORT_DIR.
 
 A snapshot's version is in its rows: every weight of version ``v`` is ``v / 1e6`` (and its source
-is ``v<v>``), so the parent can tell an old snapshot from a new one, and a mix of both.
+is ``v<v>``), so the parent can tell an old snapshot from a new one, and a mix of both. Versions
+start after VERSION_BASE (the parent gives each run its own range, as runs follow one another on
+one file); a new snapshot of version ``v`` is at ``T0 + v hours``. An overwrite picks one of the
+snapshots in the file (read at start) or written since.
 """
 
 from __future__ import annotations
@@ -60,13 +63,13 @@ def rows_of(version: int) -> pl.DataFrame:
                          "weight_notional_exposure": [version / 1e6] * ROWS})
 
 
-def main(db: str, export_dir: str, log_path: str, seed: str, first: str) -> None:
+def main(db: str, export_dir: str, log_path: str, seed: str, first: str, version_base: str) -> None:
     rng = random.Random(int(seed))
     store = msm.Store(db)
     weights = msm_portfolios.duckdb_weights_source(store)
     template = rows_of(0)
-    times = [T0]  # snapshot times written so far (the parent knows T0 is in the template)
-    version, step = 1, 0
+    times = sorted(msm.snapshot_history(store, ACCOUNT)["position_set_time"].to_list())  # the snapshots in the file
+    version, step = int(version_base), 0
     with open(log_path, "a", buffering=1) as log:
         def note(event: str, **fields: object) -> None:
             log.write(json.dumps({"event": event, "t": time.monotonic(), **fields}) + "\n")
@@ -78,7 +81,7 @@ def main(db: str, export_dir: str, log_path: str, seed: str, first: str) -> None
             step += 1
             if kind == "snapshot":
                 version += 1
-                at = T0 + timedelta(hours=step)
+                at = T0 + timedelta(hours=version)
                 note("begin", kind=kind, at=at.isoformat(), version=version)
                 msm.save_snapshot(store, ACCOUNT, at, template.with_columns(pl.lit(version / 1e6).alias("weight_notional_exposure")),
                                   source=f"v{version}")
@@ -105,4 +108,4 @@ def main(db: str, export_dir: str, log_path: str, seed: str, first: str) -> None
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    main(*sys.argv[1:7])

@@ -27,6 +27,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -47,9 +48,11 @@ sys.path.insert(0, str(HERE))
 import crash_writer as writer  # noqa: E402
 
 TRIALS = int(os.environ.get("MSM_CRASH_TRIALS", "30"))
+CHAIN = 5  # runs one after another on one file (then a fresh copy of the template)
 SEED = int(os.environ.get("MSM_CRASH_SEED", "10"))
 # How long each kind of write takes (s), updated from what the trials observe: a trial's kill comes
-# at a random moment within 1.2 times the duration of its first write (so every kind is hit).
+# at a random moment within the (median) duration of its first write (so every kind is hit), and
+# every third one up to 2 s later (so writes are acknowledged before the kill too).
 TYPICAL_SECONDS = {"snapshot": 1.8, "overwrite": 2.6, "import": 0.6, "export": 0.8}
 EXPORT_DATASETS = ("target_positions", "portfolio_weights", "assets")
 
@@ -90,15 +93,20 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.endswith("}")]
 
 
-def _run_trial(template: Path, folder: Path, seed: int, first: str, delay: float) -> tuple[list[dict[str, Any]], float]:
-    """Copy the template, start the writer, kill it ``delay`` s after it is ready; its log and the time to ready."""
-    folder.mkdir()
-    shutil.copyfile(template / "msm.duckdb", folder / "msm.duckdb")
-    shutil.copytree(template / "export", folder / "export")
+def _run_trial(template: Path | None, folder: Path, seed: int, first: str, delay: float, version_base: int = 1) -> tuple[list[dict[str, Any]], float]:
+    """Start the writer on ``folder`` (a fresh copy of ``template`` when given, else the file the last
+    trial left), kill it ``delay`` s after it is ready; its log and the time to ready."""
+    if template is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        shutil.copyfile(template / "msm.duckdb", folder / "msm.duckdb")
+        shutil.copytree(template / "export", folder / "export")
     log = folder / "log.jsonl"
+    log.unlink(missing_ok=True)
     started = time.monotonic()
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "crash_writer.py"), str(folder / "msm.duckdb"), str(folder / "export"), str(log), str(seed), first],
+        [sys.executable, str(HERE / "crash_writer.py"), str(folder / "msm.duckdb"), str(folder / "export"), str(log), str(seed), first,
+         str(version_base)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -123,10 +131,12 @@ def _run_trial(template: Path, folder: Path, seed: int, first: str, delay: float
     return _read_log(log), ready
 
 
-def _expected(events: list[dict[str, Any]]) -> tuple[dict[str, set[int | None]], dict[str, set[int]], str]:
-    """From the log: allowed versions per snapshot time, allowed asset counts per import batch, the kind in flight."""
-    snapshots: dict[str, set[int | None]] = {writer.T0.isoformat(): {1}}
-    batches: dict[str, set[int]] = {}
+def _expected(events: list[dict[str, Any]], before: dict[str, int] | None = None,
+              batches_before: dict[str, int] | None = None) -> tuple[dict[str, set[int | None]], dict[str, set[int]], str]:
+    """From the state before the run and its log: allowed versions per snapshot time, allowed asset
+    counts per import batch, the kind in flight."""
+    snapshots: dict[str, set[int | None]] = {at: {v} for at, v in (before or {writer.T0.isoformat(): 1}).items()}
+    batches: dict[str, set[int]] = {p: {n} for p, n in (batches_before or {}).items()}
     begun: dict[str, Any] | None = None
     for event in events:
         if event["event"] == "begin":
@@ -147,7 +157,8 @@ def _expected(events: list[dict[str, Any]]) -> tuple[dict[str, set[int | None]],
     return snapshots, batches, begun["kind"]
 
 
-def _check_database(db: Path, snapshots: dict[str, set[int | None]], batches: dict[str, set[int]]) -> list[str]:
+def _check_database(db: Path, snapshots: dict[str, set[int | None]], batches: dict[str, set[int]]) -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """Problems found, and the state found: version per snapshot time, assets per import batch."""
     problems: list[str] = []
     store = msm.Store(db, busy_timeout=5)
     msm.check_schema(store, msm_portfolios.MIGRATIONS)  # opens the file (replays the log) and reads the migrations
@@ -180,26 +191,26 @@ def _check_database(db: Path, snapshots: dict[str, set[int | None]], batches: di
             problems.append(f"snapshot at {at}: version {found.get(at)}, expected one of {sorted(allowed, key=str)}")
     problems += [f"snapshot at {at} (version {v}) was never written" for at, v in found.items() if at not in snapshots]
     problems += [f"import {p}: {n} of its assets stored, expected one of {sorted(batches[p])}" for p, n in prefixes.items() if n not in batches[p]]
-    return problems
+    return problems, found, {p: n for p, n in prefixes.items() if n}
 
 
-def _check_export(out: Path) -> tuple[list[str], int]:
-    """Problems of the export folder, and how many stale staging folders it holds."""
+def _check_export(out: Path) -> tuple[list[str], set[str]]:
+    """Problems of the export folder, and the names of the staging folders it holds."""
     problems = []
     present = [name for name in EXPORT_DATASETS if (out / name).exists()]
     if present != list(EXPORT_DATASETS):
-        return [f"partial export: only {present} of {list(EXPORT_DATASETS)}"], 0
+        return [f"partial export: only {present} of {list(EXPORT_DATASETS)}"], set()
     try:
         rows = pl.scan_parquet(out / "target_positions" / "**" / "*.parquet", hive_partitioning=True).collect()
         for name in ("portfolio_weights", "assets"):
             pl.scan_parquet(out / name / "*.parquet").collect()
     except Exception as exc:  # noqa: BLE001 - an unreadable file is what we look for
-        return [f"unreadable export: {exc}"], 0
+        return [f"unreadable export: {exc}"], set()
     per_set = rows.group_by("position_set_uid").agg(pl.len().alias("n"), pl.col("weight_notional_exposure").n_unique().alias("versions"))
     bad = per_set.filter((pl.col("n") != writer.ROWS) | (pl.col("versions") != 1))
     if bad.height:
         problems.append(f"export holds {bad.height} partial or mixed snapshots")
-    return problems, len(list(out.glob(".msm-export-*")))
+    return problems, {p.name for p in out.glob(".msm-export-*")}
 
 
 def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figures_path: Path) -> None:
@@ -208,13 +219,18 @@ def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figur
     kills: Counter[str] = Counter()
     acknowledged: Counter[str] = Counter()
     violations: list[str] = []
-    stale_staging, ready_times, check_times = 0, [], []
+    staging_left, staging_seen, ready_times, check_times, details = 0, set(), [], [], []
     durations = {kind: [seconds] for kind, seconds in TYPICAL_SECONDS.items()}
+    state: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    folder = tmp_path / "chain"
     for trial in range(TRIALS):
-        folder = tmp_path / f"trial-{trial}"
+        fresh = trial % CHAIN == 0  # a chain of runs on one file: each starts from what the last kill left
         first = writer.KINDS[trial % len(writer.KINDS)]
-        delay = rng.uniform(0, 1.2 * max(durations[first]))
-        events, ready = _run_trial(template, folder, seed=rng.randrange(1 << 30), first=first, delay=delay)
+        delay = rng.uniform(0, statistics.median(durations[first]))
+        if trial % 3 == 2:  # every third kill comes later: after one or more acknowledged writes
+            delay += rng.uniform(0, 2.0)
+        events, ready = _run_trial(template if fresh else None, folder, seed=rng.randrange(1 << 30), first=first, delay=delay,
+                                   version_base=1 + 1000 * trial)
         ready_times.append(ready)
         begun = {}
         for event in events:
@@ -223,21 +239,25 @@ def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figur
             elif event["event"] == "ack":
                 durations[event["kind"]].append(event["t"] - begun["t"])
         checking = time.monotonic()
-        snapshots, batches, in_flight = _expected(events)
+        snapshots, batches, in_flight = _expected(events, *(({writer.T0.isoformat(): 1}, {}) if fresh else state))
         kills[in_flight] += 1
+        details.append({"first": first, "kill_after_s": round(delay, 2), "killed_during": in_flight,
+                        "acknowledged": sum(e["event"] == "ack" for e in events)})
         acknowledged.update(e["kind"] for e in events if e["event"] == "ack")
-        problems = _check_database(folder / "msm.duckdb", snapshots, batches)
+        problems, *found = _check_database(folder / "msm.duckdb", snapshots, batches)
+        state = (found[0], found[1])
         export_problems, stale = _check_export(folder / "export")
-        stale_staging += stale
+        staging_left += bool(stale - staging_seen)  # this kill left a staging folder (the next export removes it)
+        staging_seen |= stale
         check_times.append(time.monotonic() - checking)
         violations += [f"trial {trial} (killed during {in_flight}): {p}" for p in problems + export_problems]
-        shutil.rmtree(folder)  # 70 MB a trial
     elapsed = time.monotonic() - started
     figures = {
         "test": "tests/test_crash_safety.py",
         "recorded_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "seed": SEED,
         "trials": TRIALS,
+        "trials_per_file": CHAIN,
         "rows_per_snapshot": writer.ROWS,
         "assets_per_import": writer.BATCH,
         "kills_during": dict(sorted(kills.items())),
@@ -245,15 +265,17 @@ def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figur
         "write_seconds_max": {kind: round(max(d[1:]), 2) for kind, d in sorted(durations.items()) if len(d) > 1},
         "writer_start_seconds_mean": round(sum(ready_times) / len(ready_times), 2),
         "check_seconds_mean": round(sum(check_times) / len(check_times), 2),
-        "stale_staging_folders_left": stale_staging,
+        "kills_leaving_a_staging_folder": staging_left,
         "violations": len(violations),
         "violation_details": violations,
         "seconds": round(elapsed, 1),
+        "trial_details": details,
     }
     figures_path.write_text(json.dumps(figures, indent=2) + "\n")
     assert violations == []
     # the kills landed during every kind of write, not only between writes
     assert all(kills[kind] for kind in writer.KINDS), kills
+    assert sum(acknowledged.values()) > 0, "no write was acknowledged before a kill"
 
 
 def test_next_export_removes_a_stale_staging_folder(template: Path, tmp_path: Path) -> None:
@@ -278,4 +300,4 @@ def test_next_export_removes_a_stale_staging_folder(template: Path, tmp_path: Pa
     finally:
         live.kill()
         live.wait()
-    assert result.snapshots >= 1 and _check_export(out) == ([], 1)
+    assert result.snapshots >= 1 and _check_export(out) == ([], {running.name})
