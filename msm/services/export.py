@@ -13,9 +13,11 @@ datasets back with the same schema.
 
 The export is written to a hidden staging folder inside ``OUT`` (``.msm-export-PID-*``) and moved
 into place at the end, so a failed export leaves nothing half-written: the datasets it replaces are
-moved aside first, and the new ones renamed in (a few renames, no copy, no delete in between). A
-process killed mid-export (SIGKILL, power cut) leaves its staging folder behind; the next export
-into the same ``OUT`` removes every staging folder older than its own start whose process is gone. An existing export is not replaced unless asked; when it
+moved aside first, and the new ones renamed in (a few renames, no copy, no delete in between; a
+kill inside those few renames, a window of microseconds, could still leave some datasets missing:
+export again with ``overwrite``). A process killed mid-export (SIGKILL, power cut) leaves its
+staging folder behind; the next export into the same ``OUT`` removes every staging folder older
+than its own start whose process is gone. An existing export is not replaced unless asked; when it
 is, the whole export is replaced (a look-through dataset from an earlier ``expanded`` export is
 removed rather than left beside snapshots it no longer matches). With no snapshots, each dataset
 holds one empty file that still carries the columns.
