@@ -225,7 +225,6 @@ def resolve_export_dir(root: str | Path, name: str) -> Path:
     link at any level (the path is resolved before it is checked).
 
     >>> import tempfile
-import time
     >>> root = Path(tempfile.mkdtemp())
     >>> resolve_export_dir(root, "daily/2026") == (root / "daily" / "2026").resolve()
     True
