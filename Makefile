@@ -8,7 +8,7 @@ PORT   ?= 8501
 # Test workers (pytest-xdist); each test module runs on one worker so its app server/Spark session is shared.
 WORKERS ?= auto
 
-.PHONY: run test venv demo bench fuzz screenshots system-deps clean
+.PHONY: run test venv demo bench fuzz reliability screenshots system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_app.py
 	$(BIN)/python bench/bench_bulk.py
 	$(BIN)/python bench/bench_cli.py
+
+## reliability: the crash-safety and shared-file tests; their figures go to bench/results/*.json (docs/reliability.md).
+reliability: $(STAMP)
+	MSM_RELIABILITY_OUT=bench/results $(BIN)/python -m pytest -q tests/test_crash_safety.py tests/test_shared_file.py -p no:cacheprovider
+	@cat bench/results/crash_safety.json bench/results/shared_file.json
 
 ## screenshots: renew docs/img/*.png from the browser test (the README and docs/app.md show them).
 screenshots: $(STAMP) system-deps

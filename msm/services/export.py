@@ -11,8 +11,13 @@ its portfolio's and asset's unique identifiers (both unpartitioned). UUIDs are t
 ``timestamp[us, UTC]``, exposures and weights ``double``; polars, pyarrow and DuckDB read the
 datasets back with the same schema.
 
-The export is written to a temporary folder beside ``OUT`` and moved into place at the end, so a
-failed export leaves nothing half-written. An existing export is not replaced unless asked; when it
+The export is written to a hidden staging folder inside ``OUT`` (``.msm-export-PID-*``) and moved
+into place at the end, so a failed export leaves nothing half-written: the datasets it replaces are
+moved aside first, and the new ones renamed in (a few renames, no copy, no delete in between; a
+kill inside those few renames, a window of microseconds, could still leave some datasets missing:
+export again with ``overwrite``). A process killed mid-export (SIGKILL, power cut) leaves its
+staging folder behind; the next export into the same ``OUT`` removes every staging folder older
+than its own start whose process is gone. An existing export is not replaced unless asked; when it
 is, the whole export is replaced (a look-through dataset from an earlier ``expanded`` export is
 removed rather than left beside snapshots it no longer matches). With no snapshots, each dataset
 holds one empty file that still carries the columns.
@@ -23,6 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -56,6 +62,8 @@ EXPORT_DATASETS = ("target_positions", "target_exposure", "portfolio_weights", "
 WEIGHTS_EXPORT_COLUMNS = ("time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight")
 ASSET_EXPORT_COLUMNS = ("uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json")
 PARTITION = "snapshot_date"
+#: Name prefix of an export's staging folder inside ``OUT`` (then the writer's PID and a random part).
+STAGING_PREFIX = ".msm-export-"
 #: Position sets per chunk of an export (each chunk: one snapshot date, read, expanded and written alone).
 CHUNK_SETS = 2_000
 #: Which datasets are hive-partitioned by snapshot date (the others are one file each).
@@ -126,7 +134,8 @@ def export_snapshots(
     history = _all_compositions(store, weights) if weights is not None else None
 
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".msm-export-", dir=out))
+    _remove_stale_staging(out, before=time.time())
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out))
     counts = dict.fromkeys(names, 0)
     diagnostics: list[pl.DataFrame] = []
     try:
@@ -156,9 +165,13 @@ def export_snapshots(
         counts["assets"] = _write_part(assets, staging / "assets", None, 0)
         # An overwrite replaces the whole export: a dataset not written this time (the look-through
         # of an earlier --expanded export) would no longer match, so it goes too.
+        # Old datasets are moved aside (into the staging folder, deleted with it), then the new
+        # ones renamed in: the swap is a handful of renames, so a kill can hardly land inside it.
+        replaced = staging / ".replaced"
+        replaced.mkdir()
         for name in EXPORT_DATASETS:
             if (out / name).exists() and (name in names or overwrite):
-                shutil.rmtree(out / name)
+                (out / name).rename(replaced / name)
         for name in names:
             (staging / name).rename(out / name)
     finally:
@@ -170,6 +183,33 @@ def export_snapshots(
         snapshots=sets.height,
         diagnostics=(pl.concat(found).unique(maintain_order=True) if found else diagnostics[0]) if diagnostics else None,
     )
+
+
+def _remove_stale_staging(out: Path, *, before: float) -> None:
+    """Delete the staging folders in ``out`` that a killed export left: older than ``before`` and
+    whose process is gone (a running export's folder is kept)."""
+    for folder in out.glob(f"{STAGING_PREFIX}*"):
+        try:
+            if not folder.is_dir() or folder.is_symlink() or folder.stat().st_mtime >= before:
+                continue
+        except OSError:
+            continue
+        pid = folder.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and _process_alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def default_export_root() -> Path:
