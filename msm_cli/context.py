@@ -22,8 +22,14 @@ def open_store(args: argparse.Namespace) -> msm.Store:
 
     Raises :class:`msm.SchemaError` (exit 1) when the file does not exist or needs ``msm init``;
     checking first also means a command never creates an empty database file as a side effect.
+    Under ``main`` the file stays open until the command ends (``args.held``, an ExitStack).
     """
     store = msm.Store(args.db)
+    held = getattr(args, "held", None)
+    if held is not None and store.exists:
+        # One open of the file for the whole command (its services reuse the connection), so a busy
+        # file costs one retry budget, not one per step; `main` releases it when the command ends.
+        held.enter_context(store.connect())
     msm.check_schema(store, migration_sets())
     return store
 

@@ -11,6 +11,7 @@ The parser is built from per-area modules, each with a ``register(tree)`` functi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -49,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.db is None:
         args.db = default_db_path()
     try:
-        return args.handler(args) or 0
+        with contextlib.ExitStack() as held:  # what the command holds open (the database file), released at its end
+            args.held = held
+            return args.handler(args) or 0
     except MsmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
