@@ -242,3 +242,65 @@ def test_html_in_a_name_is_shown_as_text(page, server: dict) -> None:  # noqa: A
     assert page.evaluate("() => window.__pwned === undefined")
     assert page.locator("img[src='x']").count() == 0 and page.locator("a[href^='javascript']").count() == 0
     assert "hostile-1 — &lt;img src=x onerror=" in page.content()  # the name is on the page, as escaped text
+
+
+# -- the browser tutorial's reference-data steps (docs/tutorial/03 and 04), as a user does them --------------
+def _add(page, tab: str, fields: dict[str, str], button: str, picks: dict[str, str] | None = None) -> None:  # noqa: ANN001
+    """In the Reference data ``tab``, fill the add form (text fields by label, dropdowns by typing) and submit."""
+    page.get_by_role("tab", name=tab, exact=True).click()
+    _settle(page)
+    form = page.locator("[data-testid='stForm']:visible").first
+    for label, value in fields.items():
+        form.get_by_label(re.compile("^" + re.escape(label))).first.fill(value)
+    for label, value in (picks or {}).items():
+        form.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
+        page.keyboard.type(value)
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(300)
+    form.get_by_role("button", name=button).click()
+    _settle(page)
+    _assert_no_error(page)
+
+
+def test_tutorial_reference_data_and_mandate_in_the_browser(page, server: dict) -> None:  # noqa: ANN001
+    store = msm.Store(server["db"])
+    _open(page, server, "reference", "Reference data")
+    # tutorial 3.1: an asset
+    _add(page, "Assets", {"Unique identifier": "ADA", "Name": "Cardano", "Ticker": "ADA", "Type": "crypto",
+                          "Metadata (JSON object)": '{"sector": "L1"}'}, "Add asset")
+    page.wait_for_selector("[data-testid='stAlertContentSuccess']:has-text('Added asset ADA.')")
+    assert msm.get_asset(store, "ADA")["metadata_json"] == {"sector": "L1"}
+    # tutorial 3.2: a portfolio
+    _add(page, "Portfolios", {"Unique identifier": "L1-EW", "Name": "Layer 1 Equal Weight"}, "Add portfolio")
+    page.wait_for_selector("[data-testid='stAlertContentSuccess']:has-text('Added portfolio L1-EW.')")
+    # tutorial 3.3: its composition from a file (ETH 50%, SOL 25%, ADA 25%), in force from 2026-06-01 00:00 UTC
+    panel = page.locator("[role='tabpanel']:visible")
+    panel.locator("[data-testid='stSelectbox']").filter(has_text="Portfolio").last.click()
+    page.keyboard.type("L1-EW")
+    page.keyboard.press("Enter")
+    _settle(page)
+    panel.get_by_text("Store a new composition").click()
+    _settle(page)
+    for part, value in (("year", "2026"), ("month", "06"), ("day", "01")):  # the date field's segments
+        panel.get_by_role("spinbutton", name=f"{part}, Takes effect on (UTC)").click()
+        page.keyboard.type(value)
+    page.keyboard.press("Escape")  # close the calendar the field opens
+    _settle(page)
+    weights = Path(tempfile.mkdtemp()) / "l1-ew.csv"
+    weights.write_text("asset,weight\nETH,0.5\nSOL,0.25\nADA,0.25\n")
+    panel.locator("[data-testid='stFileUploader']").filter(has_text="or from a file").locator("input[type='file']").set_input_files(str(weights))
+    _settle(page)
+    panel.get_by_role("button", name="Store composition").click()
+    _settle(page)
+    page.wait_for_selector("[data-testid='stAlertContentSuccess']:has-text('Stored the composition of L1-EW')")
+    stored = msm_portfolios.read_composition(store, "L1-EW", as_of="2026-06-01T00:00:00Z")
+    assert dict(zip(stored["asset"], stored["weight"])) == {"ADA": 0.25, "ETH": 0.5, "SOL": 0.25}
+    # tutorial 4: the account and its mandate
+    _add(page, "Account groups", {"Group name": "Tutorial Accounts"}, "Add account group")
+    _add(page, "Accounts", {"Unique identifier": "gamma", "Name": "Account Gamma"}, "Add account", picks={"Account group": "Tutorial Accounts"})
+    _add(page, "Allocation models", {"Model name": "Tutorial Balanced", "Description": "60% BTC direct, 40% a Layer 1 sleeve"}, "Add allocation model")
+    _add(page, "Target allocations", {"Unique identifier": "gamma-target"}, "Add target allocation",
+         picks={"Account": "gamma", "Allocation model": "Tutorial Balanced"})
+    allocation = msm.get_allocation(store, "gamma-target")
+    assert allocation["account_uid"] == msm.get_account(store, "gamma")["uid"] and allocation["is_active"] is True
+    assert msm.get_account(store, "gamma")["account_group_uid"] == msm.get_account_group(store, "Tutorial Accounts")["uid"]
