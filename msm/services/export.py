@@ -30,6 +30,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -142,17 +143,27 @@ def export_snapshots(
         # Snapshots in chunks of at most `chunk_sets` position sets, in time order: read, expand with
         # the core's expansion, write (one file per snapshot date in the chunk), forget. Peak memory
         # follows the chunk, not the book. One connection serves every chunk.
-        with store.connect():
+        # Files are written by a small thread pool (polars releases the GIL) while the next chunk is
+        # read and expanded; at most two chunks are alive at a time.
+        with store.connect(), ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+            writing: list[Future[int]] = []
             for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
                 rows = read_target_rows(store, uids, between=(first, last))
-                counts["target_positions"] += _write_dated(rows.select(_TARGET_COLUMNS), staging / "target_positions", part)
+                files = _dated(rows.select(_TARGET_COLUMNS), staging / "target_positions", part)
+                counts["target_positions"] += rows.height
                 if expanded:
                     assert history is not None
                     result = expand_targets(rows, history, weights_as_of=weights_as_of, now=now)
                     labels = rows.select("position_set_uid", "account", "allocation").unique()
                     exposure = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
-                    counts["target_exposure"] += _write_dated(exposure, staging / "target_exposure", part)
+                    files += _dated(exposure, staging / "target_exposure", part)
+                    counts["target_exposure"] += exposure.height
                     diagnostics.append(result.diagnostics)
+                for done in writing:  # the previous chunk's files (an error in a write surfaces here)
+                    done.result()
+                writing = [pool.submit(_write_part, *file) for file in files]
+            for done in writing:
+                done.result()
         for name in ("target_positions", "target_exposure"):
             if name in names and not (staging / name).exists():  # no snapshot: one empty file that still has the columns
                 _write_empty(staging / name, expanded_columns=name == "target_exposure")
@@ -305,12 +316,11 @@ def _write_part(frame: pl.DataFrame, dataset: Path, day: date | None, part: int)
     return frame.height
 
 
-def _write_dated(frame: pl.DataFrame, dataset: Path, part: int) -> int:
-    """Write ``frame`` (one chunk) as file ``part-PART.parquet`` of each snapshot date it holds."""
-    day = pl.col("time_index").dt.convert_time_zone("UTC").dt.date()
-    for (value,), rows in frame.with_columns(day.alias("__day")).group_by("__day", maintain_order=True):
-        _write_part(rows.drop("__day"), dataset, value, part)
-    return frame.height
+def _dated(frame: pl.DataFrame, dataset: Path, part: int) -> list[tuple[pl.DataFrame, Path, date, int]]:
+    """The files of one chunk: ``part-PART.parquet`` for each snapshot date ``frame`` holds (``_write_part`` arguments)."""
+    day = pl.col("time_index").dt.convert_time_zone("UTC").dt.date().alias("__day")
+    split = frame.with_columns(day).partition_by("__day", as_dict=True, maintain_order=True)
+    return [(rows.drop("__day"), dataset, value, part) for (value,), rows in split.items()]
 
 
 def _write_empty(dataset: Path, *, expanded_columns: bool) -> None:
