@@ -74,16 +74,17 @@ _MAX_BAD_ROWS = 1_000
 
 @dataclass(frozen=True, eq=False)
 class SparkExpansion:
-    """The result of :func:`expand_targets_spark`: lazy DataFrames, nothing computed yet except the checks.
+    """The result of :func:`expand_targets_spark`.
 
-    ``rows``: :data:`msm.expansion.EXPANSION_COLUMNS` (or, with ``net``, ``NET_COLUMNS``) followed by
-    :data:`LABEL_COLUMNS`. ``diagnostics``: :data:`msm.expansion.DIAGNOSTIC_COLUMNS`, one row per
-    composition used whose weights do not sum to 1. ``weights_time_bound``: the instant ``now`` or
+    ``rows``: a lazy Spark DataFrame of :data:`msm.expansion.EXPANSION_COLUMNS` (or, with ``net``,
+    ``NET_COLUMNS``) followed by :data:`LABEL_COLUMNS`. ``diagnostics``: a (small) polars frame as the
+    core's, :data:`msm.expansion.DIAGNOSTIC_COLUMNS`, one row per composition used whose weights do
+    not sum to 1. ``weights_time_bound``: the instant ``now`` or
     the explicit time resolved to (``None`` for ``position-set``).
     """
 
     rows: DataFrame
-    diagnostics: DataFrame
+    diagnostics: pl.DataFrame
     weights_as_of: str | datetime
     weights_time_bound: datetime | None
     net: bool
@@ -122,7 +123,7 @@ def expand_targets_spark(
     ``allocation``, ``target_uid`` and ``unique_identifier`` may be absent). ``weights``: an export's
     ``portfolio_weights`` (``asset`` and ``portfolio`` may be absent). The checks run now (missing
     compositions, bad composition rows): they raise :class:`msm.errors.MsmError` subclasses with the
-    core's messages. The rows and diagnostics are returned as lazy DataFrames.
+    core's messages. The rows come back as a lazy DataFrame, the diagnostics as a polars frame.
     """
     bound, asked = weights_time_bound(weights_as_of, now)
     frame = _normalize_targets(targets)
@@ -139,18 +140,12 @@ def expand_targets_spark(
 
     # Which composition each distinct (portfolio, weights time) uses.
     pairs = ported.groupBy("portfolio_uid", "__wtime").agg(F.min("unique_identifier").alias("__pname"))
-    # Small (distinct pairs) and read by every check below and by the output: computed once.
+    # Small (distinct pairs) and read by the checks and by the output: computed once.
     pairs = _as_of(pairs, history.select("portfolio_uid", "time_index").distinct()).cache()
-    _raise_missing(pairs, history)
-
     used = history.join(
         pairs.select("portfolio_uid", F.col("weights_time").alias("time_index")).distinct(), ["portfolio_uid", "time_index"], "left_semi"
     )
-    _check_used_weights(used, pairs)
-    compositions = used.groupBy("portfolio_uid", "time_index").agg(
-        F.sum("weight").alias("weight_sum"), F.min("portfolio").alias("__wname")
-    )
-    diagnostics = _diagnostics(pairs, compositions)
+    diagnostics = _check(pairs, history, used)
 
     # One output row per (portfolio row, constituent); asset rows pass through.
     constituents = used.select(
@@ -229,27 +224,28 @@ def _as_of(pairs: DataFrame, times: DataFrame) -> DataFrame:
     )
 
 
-def _raise_missing(pairs: DataFrame, history: DataFrame) -> None:
-    """Fail with the core's :class:`MissingCompositionError` when a pair has no composition (one small collect)."""
+def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFrame:
+    """The checks and the diagnostics, in one small collect; raises the core's errors, returns the diagnostics.
+
+    Three kinds of rows come back to the driver, never the data itself: the (portfolio, weights time)
+    pairs with no composition at or before (:class:`MissingCompositionError`, checked first, as in
+    the core); the composition rows used that break a rule (at most ``_MAX_BAD_ROWS``, worded by the
+    core's own check); and the compositions used whose weights do not sum to 1.
+    """
+    null_text, null_double = F.lit(None).cast(T.StringType()), F.lit(None).cast(T.DoubleType())
     names = history.groupBy("portfolio_uid").agg(F.min("portfolio").alias("__wname"))
     missing = (
         pairs.filter(F.col("weights_time").isNull())
         .join(names, "portfolio_uid", "left")
-        .select(F.coalesce("__pname", "__wname", "portfolio_uid").alias("name"), F.unix_micros("__wtime").alias("at"))
-        .collect()
+        .select(
+            F.lit("missing").alias("kind"), "portfolio_uid", F.coalesce("__pname", "__wname", "portfolio_uid").alias("portfolio"),
+            F.unix_micros("__wtime").alias("at"), null_text.alias("asset_uid"), null_text.alias("asset"), null_double.alias("value"),
+        )
     )
-    if missing:
-        found = sorted((row["name"], _from_micros(row["at"])) for row in missing)
-        raise MissingCompositionError(found)
 
-
-def _check_used_weights(used: DataFrame, pairs: DataFrame) -> None:
-    """The rows of the compositions used: a weight each, finite, one row per asset (the core's rules and messages).
-
-    Only the rows that break a rule (at most ``_MAX_BAD_ROWS``) reach the driver, where the core's
-    own check words the error.
-    """
+    # A composition row used: a weight each, finite, one row per asset (the core's rules).
     per_asset = Window.partitionBy("portfolio_uid", "time_index", "asset_uid")
+    named = pairs.filter(F.col("__pname").isNotNull()).groupBy("portfolio_uid").agg(F.min("__pname").alias("__pname"))
     bad = (
         used.withColumn("__copies", F.count(F.lit(1)).over(per_asset))
         .filter(
@@ -260,37 +256,48 @@ def _check_used_weights(used: DataFrame, pairs: DataFrame) -> None:
             | (F.col("asset_uid").isNotNull() & (F.col("__copies") > 1))
         )
         .limit(_MAX_BAD_ROWS)
-    )
-    named = pairs.filter(F.col("__pname").isNotNull()).groupBy("portfolio_uid").agg(F.min("__pname").alias("__pname"))
-    rows = (
-        bad.join(named, "portfolio_uid", "left")
+        .join(named, "portfolio_uid", "left")
         .select(
-            F.unix_micros("time_index").alias("time_index"), "portfolio_uid", "asset_uid", "asset",
-            F.coalesce("portfolio", "__pname").alias("portfolio"), "weight",
+            F.lit("bad").alias("kind"), "portfolio_uid", F.coalesce("portfolio", "__pname").alias("portfolio"),
+            F.unix_micros("time_index").alias("at"), "asset_uid", "asset", F.col("weight").alias("value"),
         )
-        .collect()
     )
-    if not rows:
-        return
-    frame = pl.DataFrame(
-        [row.asDict() for row in rows],
-        schema={"time_index": pl.Int64, "portfolio_uid": pl.String, "asset_uid": pl.String, "asset": pl.String, "portfolio": pl.String, "weight": pl.Float64},
-        orient="row",
-    ).with_columns(pl.col("time_index").cast(pl.Datetime("us", "UTC")))
-    _check_weights(frame)
-    raise AssertionError("composition rows broke a rule the core's check does not know")  # pragma: no cover
 
-
-def _diagnostics(pairs: DataFrame, compositions: DataFrame) -> DataFrame:
-    off = pairs.join(
-        compositions.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner"
-    ).filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
-    return (
-        off.groupBy("portfolio_uid", "weights_time")
+    # Compositions used whose weights do not sum to 1, named as the core names them.
+    sums = used.groupBy("portfolio_uid", "time_index").agg(F.sum("weight").alias("weight_sum"), F.min("portfolio").alias("__wname"))
+    off = (
+        pairs.join(sums.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner")
+        .filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
+        .groupBy("portfolio_uid", "weights_time")
         .agg(F.min("__pname").alias("__pname"), F.min("__wname").alias("__wname"), F.first("weight_sum").alias("weight_sum"))
-        .select("portfolio_uid", F.coalesce("__pname", "__wname").alias("portfolio"), "weights_time", "weight_sum")
-        .select(*DIAGNOSTIC_COLUMNS)
+        .select(
+            F.lit("off").alias("kind"), "portfolio_uid", F.coalesce("__pname", "__wname").alias("portfolio"),
+            F.unix_micros("weights_time").alias("at"), null_text.alias("asset_uid"), null_text.alias("asset"),
+            F.col("weight_sum").alias("value"),
+        )
     )
+    found = missing.unionByName(bad).unionByName(off).collect()
+
+    if any(r["kind"] == "missing" for r in found):
+        raise MissingCompositionError(sorted((r["portfolio"], _from_micros(r["at"])) for r in found if r["kind"] == "missing"))
+    broken = sorted((r for r in found if r["kind"] == "bad"), key=lambda r: (r["portfolio"] or "", r["at"], r["asset"] or "", r["asset_uid"] or ""))
+    if broken:
+        _check_weights(_frame(broken, {"time_index": "at", "portfolio_uid": "portfolio_uid", "asset_uid": "asset_uid",
+                                       "asset": "asset", "portfolio": "portfolio", "weight": "value"}))
+        raise AssertionError("composition rows broke a rule the core's check does not know")  # pragma: no cover
+    diagnostics = _frame([r for r in found if r["kind"] == "off"],
+                         {"portfolio_uid": "portfolio_uid", "portfolio": "portfolio", "weights_time": "at", "weight_sum": "value"})
+    return diagnostics.sort("portfolio", "portfolio_uid", "weights_time", nulls_last=True).select(DIAGNOSTIC_COLUMNS)
+
+
+def _frame(rows: list[Any], columns: dict[str, str]) -> pl.DataFrame:
+    """A polars frame of collected rows; ``at`` (epoch microseconds) becomes a UTC time."""
+    types = {"at": pl.Int64, "value": pl.Float64}
+    frame = pl.DataFrame(
+        {name: [r[source] for r in rows] for name, source in columns.items()},
+        schema={name: types.get(source, pl.String) for name, source in columns.items()},
+    )
+    return frame.with_columns(pl.col(name).cast(pl.Datetime("us", "UTC")) for name, source in columns.items() if source == "at")
 
 
 def _asset_names(direct: DataFrame, used: DataFrame) -> DataFrame:

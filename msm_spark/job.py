@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from msm.errors import ConflictError, MsmError
 from msm.expansion import WeightsAsOf
 from msm.services.export import PARTITION
-from msm_spark.expansion import SparkExpansion, _from_micros, expand_targets_spark
+from msm_spark.expansion import SparkExpansion, _to_micros, expand_targets_spark
 
 __all__ = ["OUTPUT_DATASETS", "JobResult", "read_export", "run_expand"]
 
@@ -96,13 +96,13 @@ def _write_rows(result: SparkExpansion, path: str, mode: str) -> None:
 
 
 def _write_diagnostics(spark: SparkSession, result: SparkExpansion, path: str, mode: str) -> list[dict[str, Any]]:
-    ordered = result.diagnostics.orderBy(F.col("portfolio").asc_nulls_last(), "portfolio_uid", "weights_time")
-    ordered.coalesce(1).write.mode(mode).parquet(path)
-    back = spark.read.parquet(path).orderBy(F.col("portfolio").asc_nulls_last(), "portfolio_uid", "weights_time")
-    return [
-        {"portfolio_uid": r["portfolio_uid"], "portfolio": r["portfolio"], "weights_time": _from_micros(r["at"]), "weight_sum": r["weight_sum"]}
-        for r in back.select("portfolio_uid", "portfolio", F.unix_micros("weights_time").alias("at"), "weight_sum").collect()
-    ]
+    """One small file from the diagnostics already on the driver (times through epoch microseconds)."""
+    records = result.diagnostics.to_dicts()
+    local = [(d["portfolio_uid"], d["portfolio"], _to_micros(d["weights_time"]), d["weight_sum"]) for d in records]
+    frame = spark.createDataFrame(local, "portfolio_uid string, portfolio string, at long, weight_sum double")
+    frame = frame.select("portfolio_uid", "portfolio", F.timestamp_micros("at").alias("weights_time"), "weight_sum")
+    frame.coalesce(1).write.mode(mode).parquet(path)
+    return records
 
 
 def _strip(path: str) -> str:
