@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from msm.errors import ConflictError, MsmError
@@ -83,16 +83,19 @@ def run_expand(
     targets, weights = read_export(spark, input)
     result = expand_targets_spark(targets, weights, weights_as_of=weights_as_of, net=net, now=now)
     mode = "overwrite" if overwrite else "errorifexists"
-    _write_rows(result, f"{out}/target_exposure", mode)
+    rows = _write_rows(result, f"{out}/target_exposure", mode)
     diagnostics = _write_diagnostics(spark, result, f"{out}/diagnostics", mode)
-    rows = spark.read.parquet(f"{out}/target_exposure").count()
     return JobResult(output, rows, net, result.weights_as_of, result.weights_time_bound, diagnostics)
 
 
-def _write_rows(result: SparkExpansion, path: str, mode: str) -> None:
-    # The UTC date of each row's snapshot, from epoch seconds: no time zone setting takes part.
+def _write_rows(result: SparkExpansion, path: str, mode: str) -> int:
+    """Write the rows partitioned by the UTC date of their snapshot; return how many (counted while writing)."""
+    # The date from epoch seconds: no time zone setting takes part.
     day = F.date_format(F.date_from_unix_date(F.floor(F.unix_seconds("time_index") / 86_400).cast("int")), "yyyy-MM-dd")
-    result.rows.withColumn(PARTITION, day).write.mode(mode).partitionBy(PARTITION).parquet(path)
+    written = Observation("target_exposure")
+    rows = result.rows.observe(written, F.count(F.lit(1)).alias("rows"))
+    rows.withColumn(PARTITION, day).write.mode(mode).partitionBy(PARTITION).parquet(path)
+    return int(written.get["rows"])
 
 
 def _write_diagnostics(spark: SparkSession, result: SparkExpansion, path: str, mode: str) -> list[dict[str, Any]]:

@@ -4,19 +4,20 @@ One SparkSession (local[2], few shuffle partitions, no UI) serves the whole modu
 real DuckDB file, exported once per weights mode with ``msm export --expanded`` (in-process CLI);
 the Spark job reads the export folder and writes its own, which is read back with pyarrow and
 compared row for row after sorting (floats to 1e-12). Books: the demo (``msm demo``), a generated
-book of 3,000 snapshots over portfolios whose compositions change every month (the generator of
-``bench/bench_expansion.py``, smaller), and a small hand-made one with a composition not summing to
+book of 3,000 snapshots (100 accounts, daily for a month) over portfolios whose compositions change
+every week, and a small hand-made one with a composition not summing to
 1 and a portfolio that has none yet. The command line runs once in a subprocess.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import random
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,12 @@ from msm_spark.expansion import LABEL_COLUMNS, expand_targets_spark  # noqa: E40
 from msm_spark.job import run_expand  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = ("now", "position-set", "2026-06-15T00:00:00Z")
+#: "ts": the book's own explicit weights time (between two of its compositions).
+MODES = ("now", "position-set", "ts")
 W, N, Q = "weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity"
 PLAIN_KEY = ["position_set_uid", "source_target_type", "source_target_uid", "asset_uid"]
 NET_KEY = ["position_set_uid", "asset_uid"]
-#: 3,000 sets x 6 targets (half portfolio targets) over 20 portfolios of 10 constituents, 12 monthly compositions.
-BOOK_SIZE = dict(sets=3_000, targets_per_set=6, portfolio_share=0.5, portfolios=20, constituents=10, dates=12, assets=200, accounts=30)
+BOOK_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +65,9 @@ def spark() -> Any:
         .config("spark.default.parallelism", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", "1g")
+        # Small local files: list partition folders on the driver, and read them in few tasks.
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")
+        .config("spark.sql.files.openCostInBytes", "65536")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
@@ -76,10 +80,14 @@ def spark() -> Any:
 class Book:
     cli: Cli
     folder: Path
+    ts: str = ""
+
+    def mode(self, mode: str) -> str:
+        return self.ts if mode == "ts" else mode
 
     def export(self, mode: str) -> Path:
         """``msm export --expanded --weights-as-of mode`` (once per mode)."""
-        out = self.folder / f"export-{mode.replace(':', '')}"
+        out, mode = self.folder / f"export-{mode}", self.mode(mode)
         if not out.exists():
             self.cli.ok("export", "--out", str(out), "--expanded", "--weights-as-of", mode, warnings=True)
         return out
@@ -87,7 +95,7 @@ class Book:
     def core(self, mode: str, *, net: bool) -> Any:
         """``expand_targets`` on the stored rows, with the labels ``msm export`` adds."""
         rows = read_target_rows(self.cli.store)
-        result = expand_targets(rows, msm_portfolios.duckdb_weights_source(self.cli.store), weights_as_of=mode, net=net)
+        result = expand_targets(rows, msm_portfolios.duckdb_weights_source(self.cli.store), weights_as_of=self.mode(mode), net=net)
         labels = rows.select("position_set_uid", *LABEL_COLUMNS).unique()
         return result.rows.join(labels, on="position_set_uid", how="left"), result.diagnostics
 
@@ -96,23 +104,53 @@ class Book:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Book:
     folder = tmp_path_factory.mktemp("spark-demo")
     cli = Cli(folder / "demo.duckdb")
-    cli.ok("demo")
-    return Book(cli, folder)
+    cli.ok("demo")  # compositions 2026-03-01, 2026-04-01, 2026-06-15; snapshots 2026-05-25, 2026-06-01
+    return Book(cli, folder, "2026-04-15T00:00:00Z")
 
 
-def _bench_generator() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_expansion", ROOT / "bench" / "bench_expansion.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.generate
+def generate_book(path: Path) -> Book:
+    """100 accounts with a daily snapshot for 30 days (3,000 sets of 3 asset and 3 portfolio targets,
+    every exposure kind) over 20 portfolios of 10 constituents whose composition changes every week
+    (one in 20 sums to 0.98), all through the services' write paths."""
+    import msm
+
+    rng = random.Random(8)
+    store = msm_portfolios.init_store(path)
+    assets = [f"A{i:03d}" for i in range(60)]
+    portfolios = [f"P{i:02d}" for i in range(20)]
+    with store.connect():  # one open of the file for the whole registry
+        for a in assets:
+            msm.add_asset(store, a)
+        for p in portfolios:
+            msm.add_portfolio(store, p)
+        msm.add_allocation_model(store, "m")
+        for i in range(100):
+            msm.add_account(store, f"ACC{i:03d}", account_name=f"Account {i}")
+            msm.add_allocation(store, f"ACC{i:03d}-main", account=f"ACC{i:03d}", model="m")
+        for p in portfolios:
+            for week in range(6):  # 2025-12-29, then every Monday of January 2026 and 2026-02-02
+                chosen = rng.sample(assets, 10)
+                raw = [rng.randint(1, 1_000) for _ in chosen]
+                scale = 0.98 if rng.random() < 0.05 else 1.0
+                weights = {a: r / sum(raw) * scale for a, r in zip(chosen, raw)}
+                msm_portfolios.save_composition(store, p, BOOK_START - timedelta(days=3) + timedelta(weeks=week), weights)
+    rows = []
+    for day in range(30):
+        for i in range(100):
+            picks = [("asset", a) for a in rng.sample(assets, 3)] + [("portfolio", p) for p in rng.sample(portfolios, 3)]
+            for kind, ident in picks:
+                exposure = rng.choice([W, W, N] + ([Q] if kind == "asset" else []))
+                rows.append({"account": f"ACC{i:03d}", "position_set_time": BOOK_START + timedelta(days=day, hours=i % 24),
+                             kind: ident, exposure: round(rng.uniform(0.001, 0.3), 6) * (1_000_000 if exposure == N else 1)})
+    frame = pl.DataFrame(rows, schema={"account": pl.String, "position_set_time": pl.Datetime("us", "UTC"), "asset": pl.String,
+                                       "portfolio": pl.String, W: pl.Float64, N: pl.Float64, Q: pl.Float64})
+    msm.save_snapshots(store, frame)
+    return Book(Cli(path), path.parent, "2026-01-15T00:00:00Z")
 
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Book:
-    folder = tmp_path_factory.mktemp("spark-book")
-    _bench_generator()(str(folder / "book.duckdb"), BOOK_SIZE)
-    return Book(Cli(folder / "book.duckdb"), folder)
+    return generate_book(tmp_path_factory.mktemp("spark-book") / "book.duckdb")
 
 
 #: Portfolio P: C1 (2026-01-01: BTC 0.25, ETH 0.75), C2 (2026-03-01: BTC 0.5, ETH 0.3, SOL 0.1, sums to 0.9).
@@ -166,8 +204,8 @@ def snapshot_date(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def spark_job(spark: Any, book: Book, source: Path, mode: str, *, net: bool) -> tuple[pl.DataFrame, Any]:
-    out = book.folder / f"spark-{mode.replace(':', '')}-{'net' if net else 'plain'}"
-    result = run_expand(spark, str(source), str(out), weights_as_of=mode, net=net)
+    out = book.folder / f"spark-{mode}-{'net' if net else 'plain'}"
+    result = run_expand(spark, str(source), str(out), weights_as_of=book.mode(mode), net=net)
     return read_dataset(out / "target_exposure"), result
 
 
@@ -191,13 +229,13 @@ def test_spark_equals_msm_export(spark: Any, request: pytest.FixtureRequest, whi
     assert result.rows == got.height > 0
     # The same compositions not summing to 1, named and summed as the core does.
     assert_frame_equal(pl.DataFrame(result.diagnostics, schema=core_diagnostics.schema), core_diagnostics, rel_tol=1e-12, abs_tol=1e-12)
-    diagnostics = pl.read_parquet(book.folder / f"spark-{mode.replace(':', '')}-{'net' if net else 'plain'}" / "diagnostics" / "*.parquet")
+    diagnostics = pl.read_parquet(book.folder / f"spark-{mode}-{'net' if net else 'plain'}" / "diagnostics" / "*.parquet")
     assert_frame_equal(diagnostics, core_diagnostics, rel_tol=1e-12, abs_tol=1e-12)
 
 
 def test_the_generated_book_exercises_changing_and_off_sum_compositions(book: Book) -> None:
     rows, diagnostics = book.core("position-set", net=False)
-    assert rows["weights_time"].drop_nulls().n_unique() == 11  # every monthly composition of 2026 is used
+    assert rows["weights_time"].drop_nulls().n_unique() == 5  # every weekly composition up to the last snapshot is used
     assert diagnostics.height > 0  # some compositions sum to 0.98
     assert rows["position_set_uid"].n_unique() == 3_000
 
