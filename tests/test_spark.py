@@ -336,17 +336,29 @@ def test_cli_refusals(spark: Any, small: Book, tmp_path: Path, capsys: pytest.Ca
     assert spark_main(["expand", "--input", source]) == 2  # usage: --output is required
 
 
-def test_the_command_line_in_a_subprocess(demo: Book) -> None:
-    """``python -m msm_spark expand`` with its own Spark (local[1]) equals the export."""
+@pytest.fixture(scope="module", autouse=True)
+def command_line_run(demo: Book) -> Any:
+    """``python -m msm_spark expand`` on the demo export, started with the module so that its own JVM
+    starts while the shared session works; :func:`test_the_command_line_in_a_subprocess` waits for it."""
     export, out = demo.export("position-set"), demo.folder / "subprocess"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "msm_spark", "expand", "--input", str(export), "--output", str(out),
          "--weights-as-of", "position-set", "--net", "--master", "local[1]", "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
-    assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
+    yield process, out
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+def test_the_command_line_in_a_subprocess(demo: Book, command_line_run: Any) -> None:
+    """``python -m msm_spark expand`` with its own Spark (local[1]) equals ``expand_targets``."""
+    process, out = command_line_run
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    document = json.loads(stdout)
     assert document["net"] is True and document["weights_as_of"] == "position-set" and document["diagnostics"] == []
     expected, _ = demo.core("position-set", net=True)
     got = read_dataset(out / "target_exposure")
