@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def spark_session(master: str | None = None, *, app_name: str = "msm look-through") -> Any:
-    """The session of the job: UTC, microsecond Parquet timestamps, quiet console."""
+    """The session of the job: UTC, microsecond Parquet timestamps, plain Parquet folders, quiet console.
+
+    An existing session (a notebook's, or the one ``spark-submit`` made) is reused: the settings
+    read at its start (the master, the file system) stay as they were.
+    """
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
@@ -67,7 +71,10 @@ def spark_session(master: str | None = None, *, app_name: str = "msm look-throug
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.ui.showConsoleProgress", "false")
+        # Plain Parquet folders, as `msm export` writes them: no _SUCCESS marker, no .crc beside local files
+        # (polars refuses a folder with files of mixed extensions).
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+        .config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")

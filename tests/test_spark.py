@@ -364,4 +364,5 @@ def test_the_command_line_in_a_subprocess(demo: Book, command_line_run: Any) -> 
     got = read_dataset(out / "target_exposure")
     assert document["datasets"]["target_exposure"]["rows"] == got.height
     assert_same_rows(got, snapshot_date(expected).select(*NET_COLUMNS, *LABEL_COLUMNS, "snapshot_date"), NET_KEY)
-    assert not list(out.rglob("_SUCCESS"))  # the command's session writes no marker files
+    assert not list(out.rglob("_SUCCESS")) and not list(out.rglob("*.crc"))  # plain Parquet folders
+    assert pl.read_parquet(out / "target_exposure", hive_partitioning=True).height == got.height  # polars reads the folder as is
