@@ -93,8 +93,10 @@ def _write_rows(result: SparkExpansion, path: str, mode: str) -> int:
     # The date from epoch seconds: no time zone setting takes part.
     day = F.date_format(F.date_from_unix_date(F.floor(F.unix_seconds("time_index") / 86_400).cast("int")), "yyyy-MM-dd")
     written = Observation("target_exposure")
-    rows = result.rows.observe(written, F.count(F.lit(1)).alias("rows"))
-    rows.withColumn(PARTITION, day).write.mode(mode).partitionBy(PARTITION).parquet(path)
+    rows = result.rows.observe(written, F.count(F.lit(1)).alias("rows")).withColumn(PARTITION, day)
+    # Rows of one date go to as few tasks as their size allows (adaptive execution splits a big day),
+    # so each date folder holds a few files, not one per task.
+    rows.hint("rebalance", PARTITION).write.mode(mode).partitionBy(PARTITION).parquet(path)
     return int(written.get["rows"])
 
 
