@@ -83,7 +83,12 @@ def run_expand(
     targets, weights = read_export(spark, input)
     result = expand_targets_spark(targets, weights, weights_as_of=weights_as_of, net=net, now=now)
     mode = "overwrite" if overwrite else "errorifexists"
-    rows = _write_rows(result, f"{out}/target_exposure", mode)
+    if targets.isEmpty():  # every target row gives at least one row: no targets, no rows
+        # One empty file that still carries the columns and their types, as `msm export` writes it.
+        result.rows.coalesce(1).write.mode(mode).parquet(f"{out}/target_exposure")
+        rows = 0
+    else:
+        rows = _write_rows(result, f"{out}/target_exposure", mode)
     diagnostics = _write_diagnostics(spark, result, f"{out}/diagnostics", mode)
     return JobResult(output, rows, net, result.weights_as_of, result.weights_time_bound, diagnostics)
 

@@ -277,6 +277,16 @@ def test_a_composition_not_summing_to_one_is_expanded_as_stored_and_reported(spa
     assert diagnostics.rows() == [(diagnostics["portfolio_uid"][0], "P", diagnostics["weights_time"][0], pytest.approx(0.9))]
 
 
+def test_an_export_without_snapshots_gives_an_empty_dataset_with_the_columns(spark: Any, tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "empty.duckdb")
+    cli.ok("init")
+    cli.ok("export", "--out", str(tmp_path / "export"), "--expanded")
+    result = run_expand(spark, str(tmp_path / "export"), str(tmp_path / "out"), weights_as_of="now")
+    assert result.rows == 0 and result.diagnostics == []
+    got, expected = (pl.read_parquet(tmp_path / folder / "target_exposure" / "*.parquet") for folder in ("out", "export"))
+    assert got.height == 0 and got.schema == expected.schema
+
+
 def _frames(small: Book) -> tuple[pl.DataFrame, pl.DataFrame]:
     targets = read_dataset(small.folder / "plain" / "target_positions").drop("snapshot_date")
     weights = pl.read_parquet(small.folder / "plain" / "portfolio_weights" / "*.parquet")
