@@ -5,8 +5,9 @@ real DuckDB file, exported once per weights mode with ``msm export --expanded`` 
 the Spark job reads the export folder and writes its own, which is read back with pyarrow and
 compared row for row after sorting (floats to 1e-12). Books: the demo (``msm demo``), a generated
 book of 3,000 snapshots (100 accounts, daily for a month) over portfolios whose compositions change
-every week, and a small hand-made one with a composition not summing to
-1 and a portfolio that has none yet. The command line runs once in a subprocess.
+every week, and a small hand-made one with a composition not summing to 1 and a portfolio that has
+none yet. pyspark (the ``spark`` extra, in ``dev``) and Java are required, not skipped when missing.
+The command line runs once in a subprocess, started with the module.
 """
 
 from __future__ import annotations
@@ -26,12 +27,10 @@ import pyarrow.dataset as ds
 import pytest
 from polars.testing import assert_frame_equal
 
-pytest.importorskip("pyspark")
-
 from cli_harness import Cli, write_rows  # noqa: E402
 
 import msm_portfolios  # noqa: E402
-from msm.errors import MsmError, ValidationError  # noqa: E402
+from msm.errors import ValidationError  # noqa: E402
 from msm.expansion import EXPANSION_COLUMNS, NET_COLUMNS, MissingCompositionError, expand_targets  # noqa: E402
 from msm.services.snapshots import read_target_rows  # noqa: E402
 from msm_spark.cli import main as spark_main  # noqa: E402
