@@ -252,14 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     import pyspark
 
     chosen = [s for s in args.sizes.split(",") if s]
-    load_before = list(os.getloadavg())
     books: dict[str, Any] = {}
     previous = json.loads(Path(args.out).read_text()) if args.append and Path(args.out).exists() else None
     if previous:
         books.update(previous.get("books", {}))
     with tempfile.TemporaryDirectory(prefix="msm-bench-spark-") as tmp:
         for name in chosen:
+            before = list(os.getloadavg())
             books[name] = run_book(name, sizes()[name], Path(tmp), args)
+            books[name]["load_average"] = {"before": before, "after": list(os.getloadavg())}
             print(json.dumps({name: books[name]["summary"]}), file=sys.stderr, flush=True)
     result = {
         "benchmark": "msm_spark expand vs msm export --expanded",
@@ -267,8 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "weights_as_of": args.weights_as_of,
         "machine": {"python": platform.python_version(), "polars": pl.__version__, "duckdb": duckdb.__version__, "pyspark": pyspark.__version__,
                     "java": _java_version(), "cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                    "platform": platform.platform(), "spark_driver_memory": DRIVER_MEMORY,
-                    "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
+                    "platform": platform.platform(), "spark_driver_memory": DRIVER_MEMORY},
         "books": books,
         "not_measured": [s for s in ("full", "x10") if s not in books],
     }
