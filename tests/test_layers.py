@@ -1,7 +1,8 @@
 """One-way layers, checked on the import graph (not by grepping text).
 
-Core ``msm`` never imports ``msm_portfolios``, ``msm_cli`` or streamlit; ``msm_portfolios`` never
-imports ``msm_cli`` or streamlit. Every module of a package is parsed with ``ast``; every import
+Core ``msm`` never imports ``msm_portfolios``, ``msm_cli``, ``msm_spark``, streamlit or pyspark;
+``msm_portfolios`` never imports ``msm_cli``, ``msm_spark``, streamlit or pyspark; ``msm_spark`` (a
+surface) never imports the other surfaces. Every module of a package is parsed with ``ast``; every import
 (``import X``, ``from X import Y``, relative imports resolved against the module's package, and
 ``importlib.import_module("X")`` / ``__import__("X")`` with a literal name) is collected.
 """
@@ -23,8 +24,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
-    "msm": ("msm_portfolios", "msm_cli", "msm_app", "streamlit"),
-    "msm_portfolios": ("msm_cli", "msm_app", "streamlit"),
+    "msm": ("msm_portfolios", "msm_cli", "msm_app", "msm_spark", "streamlit", "pyspark", "py4j"),
+    "msm_portfolios": ("msm_cli", "msm_app", "msm_spark", "streamlit", "pyspark", "py4j"),
+    "msm_spark": ("msm_cli", "msm_app", "streamlit"),
 }
 
 
@@ -157,7 +159,7 @@ print(json.dumps(sorted(m for m in sys.modules if any(m == r or m.startswith(r +
 
 def test_importing_msm_loads_no_upper_layer() -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "import msm, sys; print([m for m in sys.modules if m.startswith(('msm_portfolios', 'streamlit', 'msm_cli'))])"],
+        [sys.executable, "-c", "import msm, sys; print([m for m in sys.modules if m.startswith(('msm_portfolios', 'streamlit', 'msm_cli', 'msm_spark', 'pyspark'))])"],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,387 @@
+"""The look-through of :func:`msm.expansion.expand_targets` as Spark DataFrame operations.
+
+Same semantics, same rows and columns (design section 4), over DataFrames of any size:
+
+- asset rows pass through; a portfolio row becomes one row per constituent of its portfolio's
+  composition at the weights time (``now``, an explicit UTC time, or ``position-set``: each set's
+  own ``time_index``), the latest at or before it, whose time is the row's ``weights_time``;
+- ``weight_notional_exposure`` and ``constant_notional_exposure`` are multiplied by the
+  constituent weight; ``single_asset_quantity`` only exists on asset rows;
+- a portfolio with no composition at or before its weights time fails the job with
+  :class:`msm.expansion.MissingCompositionError` (the core's own message);
+- compositions whose weights do not sum to 1 (beyond :data:`msm.expansion.WEIGHT_SUM_TOLERANCE`)
+  are expanded as stored and reported in ``diagnostics``;
+- ``net``: one row per (``position_set_uid``, ``asset_uid``) with summed exposures (a sum of nothing
+  but nulls stays null) and ``n_sources``.
+
+How it maps onto Spark, without a Python UDF and without bringing the data to the driver:
+
+- the as-of choice of a composition is a window, not a range join: the distinct (portfolio,
+  weights time) pairs and the distinct composition times are put in one frame, ordered per
+  portfolio by time (a composition before a pair at the same instant, "at or before"), and each
+  pair takes the last composition time seen (``last(..., ignorenulls=True)``). Its cost grows with
+  the number of pairs and compositions, never with their product;
+- the constituents are an equi-join of the portfolio rows with the compositions used, on
+  (``portfolio_uid``, ``weights_time``); asset names come from a small dictionary (direct target
+  rows first, then compositions, as the core does) joined by broadcast;
+- only small results reach the driver: the missing (portfolio, time) pairs when there are any, the
+  few composition rows that break a rule, and the diagnostics.
+
+Inputs are the datasets of ``msm export`` (design section 8): ``target_positions`` (storage-shaped
+target rows with ``unique_identifier``, ``account`` and ``allocation``) and ``portfolio_weights``
+(:data:`msm.services.export.WEIGHTS_EXPORT_COLUMNS`). Their rows were checked by the database the
+export came from (every CHECK of ``target_positions``, the key and NOT NULL finite weight of
+``portfolio_weights``), so target rows are not re-validated here; the compositions a job uses are,
+as in the core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import polars as pl
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from msm.errors import NO_VALUE, RowError, ValidationError
+from msm.expansion import (
+    DIAGNOSTIC_COLUMNS,
+    EXPANSION_COLUMNS,
+    NET_COLUMNS,
+    WEIGHT_SUM_TOLERANCE,
+    MissingCompositionError,
+    WeightsAsOf,
+    _check_weights,
+)
+from msm.timeutil import parse_utc, utc_now
+
+__all__ = ["LABEL_COLUMNS", "SparkExpansion", "expand_targets_spark", "weights_time_bound"]
+
+EXPOSURES = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
+SCALED = ("weight_notional_exposure", "constant_notional_exposure")
+#: The export's labels of each position set, carried onto every output row (as ``msm export --expanded`` does).
+LABEL_COLUMNS = ("account", "allocation")
+
+_TARGETS = "targets"
+_WEIGHTS = "portfolio weights"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: How many composition rows that break a rule are brought to the driver to name them in the error.
+_MAX_BAD_ROWS = 1_000
+
+
+@dataclass(frozen=True, eq=False)
+class SparkExpansion:
+    """The result of :func:`expand_targets_spark`.
+
+    ``rows``: a lazy Spark DataFrame of :data:`msm.expansion.EXPANSION_COLUMNS` (or, with ``net``,
+    ``NET_COLUMNS``) followed by :data:`LABEL_COLUMNS`. ``diagnostics``: a (small) polars frame as the
+    core's, :data:`msm.expansion.DIAGNOSTIC_COLUMNS`, one row per composition used whose weights do
+    not sum to 1. ``weights_time_bound``: the instant ``now`` or
+    the explicit time resolved to (``None`` for ``position-set``).
+    """
+
+    rows: DataFrame
+    diagnostics: pl.DataFrame
+    weights_as_of: str | datetime
+    weights_time_bound: datetime | None
+    net: bool
+
+
+def weights_time_bound(weights_as_of: WeightsAsOf, now: datetime | None = None) -> tuple[datetime | None, str | datetime]:
+    """``(bound, asked)``: the one weights time of every row (``None``: each set's own), and what was asked.
+
+    >>> weights_time_bound("position-set")
+    (None, 'position-set')
+    >>> weights_time_bound("2026-06-01T09:00:00+09:00")[0]
+    datetime.datetime(2026, 6, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    if isinstance(weights_as_of, str) and weights_as_of.strip().lower() == "position-set":
+        return None, "position-set"
+    if isinstance(weights_as_of, str) and weights_as_of.strip().lower() == "now":
+        at = parse_utc(now, field="now", entity="expansion") if now is not None else utc_now()
+        return at, "now"
+    if not isinstance(weights_as_of, (str, datetime)):
+        raise ValidationError.single("expansion", "weights_as_of", weights_as_of, "must be 'now', 'position-set' or a time with a UTC offset")
+    at = parse_utc(weights_as_of, field="weights_as_of", entity="expansion")
+    return at, at
+
+
+def expand_targets_spark(
+    targets: DataFrame,
+    weights: DataFrame,
+    *,
+    weights_as_of: WeightsAsOf = "now",
+    net: bool = False,
+    now: datetime | None = None,
+) -> SparkExpansion:
+    """Expand the portfolio target rows of ``targets`` with the compositions in ``weights``.
+
+    ``targets``: the rows of an export's ``target_positions`` (other columns are ignored; ``account``,
+    ``allocation``, ``target_uid`` and ``unique_identifier`` may be absent). ``weights``: an export's
+    ``portfolio_weights`` (``asset`` and ``portfolio`` may be absent). The checks run now (missing
+    compositions, bad composition rows): they raise :class:`msm.errors.MsmError` subclasses with the
+    core's messages. The rows come back as a lazy DataFrame, the diagnostics as a polars frame.
+    """
+    bound, asked = weights_time_bound(weights_as_of, now)
+    frame = _normalize_targets(targets)
+    history = _normalize_weights(weights)
+
+    is_portfolio = F.col("target_type") == "portfolio"
+    ported = frame.filter(is_portfolio).withColumn("__wtime", _timestamp(bound) if bound is not None else F.col("time_index"))
+    direct = frame.filter(F.col("target_type") == "asset")
+
+    # The compositions of the portfolios targeted, up to the bound (as the core's weights source).
+    history = history.join(ported.select("portfolio_uid").distinct(), "portfolio_uid", "left_semi")
+    if bound is not None:
+        history = history.filter(F.col("time_index") <= _timestamp(bound))
+
+    # Which composition each distinct (portfolio, weights time) uses.
+    pairs = ported.groupBy("portfolio_uid", "__wtime").agg(F.min("unique_identifier").alias("__pname"))
+    # Small (distinct pairs) and read by the checks and by the output: computed once.
+    pairs = _as_of(pairs, history.select("portfolio_uid", "time_index").distinct()).cache()
+    used = history.join(
+        pairs.select("portfolio_uid", F.col("weights_time").alias("time_index")).distinct(), ["portfolio_uid", "time_index"], "left_semi"
+    )
+    diagnostics = _check(pairs, history, used)
+
+    # One output row per (portfolio row, constituent); asset rows pass through.
+    constituents = used.select(
+        "portfolio_uid", F.col("time_index").alias("weights_time"), F.col("asset_uid").alias("__casset"), F.col("weight").alias("__weight")
+    )
+    via = (
+        ported.join(pairs.select("portfolio_uid", "__wtime", "weights_time"), ["portfolio_uid", "__wtime"], "inner")
+        .join(constituents, ["portfolio_uid", "weights_time"], "inner")
+        .select(
+            "position_set_uid",
+            "time_index",
+            F.col("target_type").alias("source_target_type"),
+            F.col("target_uid").alias("source_target_uid"),
+            "portfolio_uid",
+            F.col("__casset").alias("asset_uid"),
+            F.col("__weight").alias("portfolio_weight"),
+            "weights_time",
+            *[(F.col(c) * F.col("__weight")).alias(c) if c in SCALED else F.col(c) for c in EXPOSURES],
+            *LABEL_COLUMNS,
+        )
+    )
+    passed = direct.select(
+        "position_set_uid",
+        "time_index",
+        F.col("target_type").alias("source_target_type"),
+        F.col("target_uid").alias("source_target_uid"),
+        "portfolio_uid",
+        "asset_uid",
+        F.lit(None).cast(T.DoubleType()).alias("portfolio_weight"),
+        F.lit(None).cast(T.TimestampType()).alias("weights_time"),
+        *EXPOSURES,  # x * 1.0 == x: the core's scaling of an asset row changes nothing
+        *LABEL_COLUMNS,
+    )
+    expanded = passed.unionByName(via)
+    names = _asset_names(direct, used)
+
+    if net:
+        rows = (
+            expanded.groupBy("position_set_uid", "asset_uid")
+            .agg(
+                F.min("time_index").alias("time_index"),  # one time per set (the database enforces it)
+                *[F.sum(c).alias(c) for c in EXPOSURES],  # Spark's sum of nothing but nulls is null, as the core's
+                F.count(F.lit(1)).alias("n_sources"),
+                *[F.min(c).alias(c) for c in LABEL_COLUMNS],
+            )
+            .join(F.broadcast(names), "asset_uid", "left")
+            .select(*NET_COLUMNS, *LABEL_COLUMNS)
+        )
+    else:
+        rows = expanded.join(F.broadcast(names), "asset_uid", "left").select(*EXPANSION_COLUMNS, *LABEL_COLUMNS)
+    return SparkExpansion(rows, diagnostics, asked, bound, net)
+
+
+# -- steps ---------------------------------------------------------------------------------------
+def _as_of(pairs: DataFrame, times: DataFrame) -> DataFrame:
+    """``pairs`` with ``weights_time``: the latest composition time at or before ``__wtime`` (null if none).
+
+    One frame of pairs and composition times, ordered per portfolio by time, a composition before a
+    pair at the same instant; each pair takes the last composition time seen so far.
+    """
+    events = pairs.select(
+        "portfolio_uid", F.col("__wtime").alias("__at"), F.lit(1).alias("__kind"), "__wtime", "__pname",
+        F.lit(None).cast(T.TimestampType()).alias("__ctime"),
+    ).unionByName(
+        times.select(
+            "portfolio_uid", F.col("time_index").alias("__at"), F.lit(0).alias("__kind"),
+            F.lit(None).cast(T.TimestampType()).alias("__wtime"), F.lit(None).cast(T.StringType()).alias("__pname"),
+            F.col("time_index").alias("__ctime"),
+        )
+    )
+    window = Window.partitionBy("portfolio_uid").orderBy("__at", "__kind").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    return (
+        events.withColumn("weights_time", F.last("__ctime", ignorenulls=True).over(window))
+        .filter(F.col("__kind") == 1)
+        .select("portfolio_uid", "__wtime", "__pname", "weights_time")
+    )
+
+
+def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFrame:
+    """The checks and the diagnostics, in one small collect; raises the core's errors, returns the diagnostics.
+
+    Three kinds of rows come back to the driver, never the data itself: the (portfolio, weights time)
+    pairs with no composition at or before (:class:`MissingCompositionError`, checked first, as in
+    the core); the composition rows used that break a rule (at most ``_MAX_BAD_ROWS``, worded by the
+    core's own check); and the compositions used whose weights do not sum to 1.
+    """
+    null_text, null_double = F.lit(None).cast(T.StringType()), F.lit(None).cast(T.DoubleType())
+    names = history.groupBy("portfolio_uid").agg(F.min("portfolio").alias("__wname"))
+    missing = (
+        pairs.filter(F.col("weights_time").isNull())
+        .join(names, "portfolio_uid", "left")
+        .select(
+            F.lit("missing").alias("kind"), "portfolio_uid", F.coalesce("__pname", "__wname", "portfolio_uid").alias("portfolio"),
+            F.unix_micros("__wtime").alias("at"), null_text.alias("asset_uid"), null_text.alias("asset"), null_double.alias("value"),
+        )
+    )
+
+    # A composition row used: a weight each, finite, one row per asset (the core's rules).
+    per_asset = Window.partitionBy("portfolio_uid", "time_index", "asset_uid")
+    named = pairs.filter(F.col("__pname").isNotNull()).groupBy("portfolio_uid").agg(F.min("__pname").alias("__pname"))
+    bad = (
+        used.withColumn("__copies", F.count(F.lit(1)).over(per_asset))
+        .filter(
+            F.col("asset_uid").isNull()
+            | F.col("weight").isNull()
+            | F.isnan("weight")
+            | (F.abs("weight") == float("inf"))
+            | (F.col("asset_uid").isNotNull() & (F.col("__copies") > 1))
+        )
+        .limit(_MAX_BAD_ROWS)
+        .join(named, "portfolio_uid", "left")
+        .select(
+            F.lit("bad").alias("kind"), "portfolio_uid", F.coalesce("portfolio", "__pname").alias("portfolio"),
+            F.unix_micros("time_index").alias("at"), "asset_uid", "asset", F.col("weight").alias("value"),
+        )
+    )
+
+    # Compositions used whose weights do not sum to 1, named as the core names them.
+    sums = used.groupBy("portfolio_uid", "time_index").agg(F.sum("weight").alias("weight_sum"), F.min("portfolio").alias("__wname"))
+    off = (
+        pairs.join(sums.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner")
+        .filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
+        .groupBy("portfolio_uid", "weights_time")
+        .agg(F.min("__pname").alias("__pname"), F.min("__wname").alias("__wname"), F.first("weight_sum").alias("weight_sum"))
+        .select(
+            F.lit("off").alias("kind"), "portfolio_uid", F.coalesce("__pname", "__wname").alias("portfolio"),
+            F.unix_micros("weights_time").alias("at"), null_text.alias("asset_uid"), null_text.alias("asset"),
+            F.col("weight_sum").alias("value"),
+        )
+    )
+    found = missing.unionByName(bad).unionByName(off).collect()
+
+    if any(r["kind"] == "missing" for r in found):
+        raise MissingCompositionError(sorted((r["portfolio"], _from_micros(r["at"])) for r in found if r["kind"] == "missing"))
+    broken = sorted((r for r in found if r["kind"] == "bad"), key=lambda r: (r["portfolio"] or "", r["at"], r["asset"] or "", r["asset_uid"] or ""))
+    if broken:
+        _check_weights(_frame(broken, {"time_index": "at", "portfolio_uid": "portfolio_uid", "asset_uid": "asset_uid",
+                                       "asset": "asset", "portfolio": "portfolio", "weight": "value"}))
+        raise AssertionError("composition rows broke a rule the core's check does not know")  # pragma: no cover
+    diagnostics = _frame([r for r in found if r["kind"] == "off"],
+                         {"portfolio_uid": "portfolio_uid", "portfolio": "portfolio", "weights_time": "at", "weight_sum": "value"})
+    return diagnostics.sort("portfolio", "portfolio_uid", "weights_time", nulls_last=True).select(DIAGNOSTIC_COLUMNS)
+
+
+def _frame(rows: list[Any], columns: dict[str, str]) -> pl.DataFrame:
+    """A polars frame of collected rows; ``at`` (epoch microseconds) becomes a UTC time."""
+    types = {"at": pl.Int64, "value": pl.Float64}
+    frame = pl.DataFrame(
+        {name: [r[source] for r in rows] for name, source in columns.items()},
+        schema={name: types.get(source, pl.String) for name, source in columns.items()},
+    )
+    return frame.with_columns(pl.col(name).cast(pl.Datetime("us", "UTC")) for name, source in columns.items() if source == "at")
+
+
+def _asset_names(direct: DataFrame, used: DataFrame) -> DataFrame:
+    """``asset_uid -> asset``: the identifier a direct target row gives, else the compositions'."""
+    named = direct.select("asset_uid", F.col("unique_identifier").alias("__name"), F.lit(0).alias("__from")).unionByName(
+        used.select("asset_uid", F.col("asset").alias("__name"), F.lit(1).alias("__from"))
+    )
+    return (
+        named.filter(F.col("__name").isNotNull())
+        .groupBy("asset_uid")
+        .agg(F.min(F.struct("__from", "__name")).alias("__best"))
+        .select("asset_uid", F.col("__best.__name").alias("asset"))
+    )
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+def _uid_text(column: str) -> Column:
+    return F.lower(F.trim(F.col(column).cast(T.StringType())))
+
+
+def _require(frame: DataFrame, entity: str, required: tuple[str, ...], what: str) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValidationError([RowError(entity, None, c, NO_VALUE, f"column is missing; {what}") for c in missing])
+
+
+def _optional(frame: DataFrame, column: str, dtype: T.DataType) -> Column:
+    return F.col(column).cast(dtype) if column in frame.columns else F.lit(None).cast(dtype)
+
+
+def _normalize_targets(targets: DataFrame) -> DataFrame:
+    _require(targets, _TARGETS, ("position_set_uid", "time_index", "target_type", "asset_uid", "portfolio_uid"),
+             "expansion takes storage-shaped target rows (an export's target_positions)")
+    if not set(EXPOSURES) & set(targets.columns):
+        raise ValidationError.single(_TARGETS, "weight_notional_exposure", NO_VALUE, f"column is missing: give one of {', '.join(EXPOSURES)}")
+    _require_time(targets, "time_index", _TARGETS)
+    target_type = F.trim(F.col("target_type").cast(T.StringType()))
+    derived = F.when(target_type == "asset", _uid_text("asset_uid")).when(target_type == "portfolio", _uid_text("portfolio_uid"))
+    target_uid = _uid_text("target_uid") if "target_uid" in targets.columns else F.lit(None).cast(T.StringType())
+    return targets.select(
+        _uid_text("position_set_uid").alias("position_set_uid"),
+        F.col("time_index"),
+        target_type.alias("target_type"),
+        F.coalesce(target_uid, derived).alias("target_uid"),
+        _uid_text("asset_uid").alias("asset_uid"),
+        _uid_text("portfolio_uid").alias("portfolio_uid"),
+        _optional(targets, "unique_identifier", T.StringType()).alias("unique_identifier"),
+        *[_optional(targets, c, T.DoubleType()).alias(c) for c in EXPOSURES],
+        *[_optional(targets, c, T.StringType()).alias(c) for c in LABEL_COLUMNS],
+    )
+
+
+def _normalize_weights(weights: DataFrame) -> DataFrame:
+    _require(weights, _WEIGHTS, ("time_index", "portfolio_uid", "asset_uid", "weight"),
+             "a composition history has time_index, portfolio_uid, asset_uid, asset, weight (an export's portfolio_weights)")
+    _require_time(weights, "time_index", _WEIGHTS)
+    return weights.select(
+        F.col("time_index"),
+        _uid_text("portfolio_uid").alias("portfolio_uid"),
+        _uid_text("asset_uid").alias("asset_uid"),
+        _optional(weights, "asset", T.StringType()).alias("asset"),
+        _optional(weights, "portfolio", T.StringType()).alias("portfolio"),
+        F.col("weight").cast(T.DoubleType()).alias("weight"),
+    )
+
+
+def _require_time(frame: DataFrame, column: str, entity: str) -> None:
+    """An instant column (Spark's ``timestamp``); a naive ``timestamp_ntz`` is refused, as in the core."""
+    dtype = frame.schema[column].dataType
+    if isinstance(dtype, T.TimestampNTZType):
+        raise ValidationError.single(entity, column, dtype.simpleString(), "is a naive timestamp column (naive times are refused); give UTC instants (timestamp)")
+    if not isinstance(dtype, T.TimestampType):
+        raise ValidationError.single(entity, column, dtype.simpleString(), "must hold UTC instants (timestamp)")
+
+
+def _timestamp(at: datetime) -> Column:
+    """A timestamp literal built from epoch microseconds: no session or Python time zone takes part."""
+    return F.timestamp_micros(F.lit(_to_micros(at)))
+
+
+def _to_micros(at: datetime) -> int:
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_micros(micros: Any) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(micros))
