@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights-as-of", default="position-set", choices=["position-set", "now"])
     parser.add_argument("--timeout", type=float, default=1800, help="seconds a stage may take before it is stopped and recorded as such")
     parser.add_argument("--out", default=str(RESULT), help="where to write the JSON result")
-    parser.add_argument("--skip-expanded-export", default="x10", help="sizes whose `msm export --expanded` is not run (too big for this machine)")
+    parser.add_argument("--skip-expanded-export", default="", help="sizes whose `msm export --expanded` is not run")
     parser.add_argument("--append", action="store_true", help="add these books to the books already in --out (a run per size)")
     parser.add_argument("--spark-stage", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--master", help=argparse.SUPPRESS)

@@ -143,3 +143,14 @@ def test_chunked_export_equals_one_chunk(demo: msm.Store, tmp_path: Path) -> Non
     # one file per snapshot with one set per chunk; one per date otherwise
     files = {d: sorted(f.name for f in (tmp_path / d / "target_positions").rglob("*.parquet")) for d in ("whole", "parts")}
     assert len(files["whole"]) == 2 and len(files["parts"]) == 3
+
+
+def test_export_restores_duckdb_memory_limit(demo: msm.Store, tmp_path: Path) -> None:
+    """The export caps DuckDB's block cache while it reads chunks, and gives the setting back."""
+    with demo.connect() as con:  # one connection for the whole test: the setting lives on its database
+        (before,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        export_snapshots(demo, tmp_path / "out", expanded=True, weights=msm_portfolios.duckdb_weights_source(demo))
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (before,)
+        with pytest.raises(msm.ConflictError):  # refused before it starts: nothing to restore, nothing changed
+            export_snapshots(demo, tmp_path / "out", expanded=True, weights=msm_portfolios.duckdb_weights_source(demo))
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (before,)

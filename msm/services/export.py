@@ -67,6 +67,8 @@ PARTITION = "snapshot_date"
 STAGING_PREFIX = ".msm-export-"
 #: Position sets per chunk of an export (each chunk: one snapshot date, read, expanded and written alone).
 CHUNK_SETS = 2_000
+#: DuckDB's memory limit while an export reads chunks (a constant, not user text).
+EXPORT_DUCKDB_MEMORY = "512MB"
 #: Which datasets are hive-partitioned by snapshot date (the others are one file each).
 PARTITION_BY = {"target_positions": PARTITION, "target_exposure": PARTITION}
 
@@ -145,25 +147,15 @@ def export_snapshots(
         # follows the chunk, not the book. One connection serves every chunk.
         # Files are written by a small thread pool (polars releases the GIL) while the next chunk is
         # read and expanded; at most two chunks are alive at a time.
-        with store.connect(), ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-            writing: list[Future[int]] = []
-            for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
-                rows = read_target_rows(store, uids, between=(first, last))
-                files = _dated(rows.select(_TARGET_COLUMNS), staging / "target_positions", part)
-                counts["target_positions"] += rows.height
-                if expanded:
-                    assert history is not None
-                    result = expand_targets(rows, history, weights_as_of=weights_as_of, now=now)
-                    labels = rows.select("position_set_uid", "account", "allocation").unique()
-                    exposure = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
-                    files += _dated(exposure, staging / "target_exposure", part)
-                    counts["target_exposure"] += exposure.height
-                    diagnostics.append(result.diagnostics)
-                for done in writing:  # the previous chunk's files (an error in a write surfaces here)
-                    done.result()
-                writing = [pool.submit(_write_part, *file) for file in files]
-            for done in writing:
-                done.result()
+        with store.connect() as con, ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+            # DuckDB keeps the blocks it reads cached up to its memory limit (most of the machine by
+            # default); capped while the export runs, so a larger file does not mean a larger export.
+            (limit,) = con.execute("SELECT current_setting('memory_limit')").fetchone()  # type: ignore[misc]
+            con.execute(f"SET memory_limit = '{EXPORT_DUCKDB_MEMORY}'")
+            try:
+                _export_chunks(store, sets, chunk_sets, staging, pool, counts, diagnostics, history if expanded else None, weights_as_of, now)
+            finally:
+                con.execute("SET memory_limit = ?", [limit])
         for name in ("target_positions", "target_exposure"):
             if name in names and not (staging / name).exists():  # no snapshot: one empty file that still has the columns
                 _write_empty(staging / name, expanded_columns=name == "target_exposure")
@@ -281,6 +273,28 @@ def _chosen_sets(store: Store, accounts: Sequence[str] | None, date_from: date |
     if date_to is not None:
         sets = sets.filter(pl.col("day") <= date_to)
     return sets.drop("account")
+
+
+def _export_chunks(store: Store, sets: pl.DataFrame, chunk_sets: int, staging: Path, pool: ThreadPoolExecutor, counts: dict[str, int],
+                   diagnostics: list[pl.DataFrame], history: pl.DataFrame | None, weights_as_of: str | datetime, now: datetime) -> None:
+    """Read, expand (when ``history`` is given) and write the snapshots chunk by chunk; add to ``counts`` and ``diagnostics``."""
+    writing: list[Future[int]] = []
+    for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
+        rows = read_target_rows(store, uids, between=(first, last))
+        files = _dated(rows.select(_TARGET_COLUMNS), staging / "target_positions", part)
+        counts["target_positions"] += rows.height
+        if history is not None:
+            result = expand_targets(rows, history, weights_as_of=weights_as_of, now=now)
+            labels = rows.select("position_set_uid", "account", "allocation").unique()
+            exposure = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
+            files += _dated(exposure, staging / "target_exposure", part)
+            counts["target_exposure"] += exposure.height
+            diagnostics.append(result.diagnostics)
+        for done in writing:  # the previous chunk's files (an error in a write surfaces here)
+            done.result()
+        writing = [pool.submit(_write_part, *file) for file in files]
+    for done in writing:
+        done.result()
 
 
 def _chunks(sets: pl.DataFrame, size: int) -> Iterator[tuple[list[str], datetime, datetime]]:
