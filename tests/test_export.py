@@ -148,9 +148,9 @@ def test_chunked_export_equals_one_chunk(demo: msm.Store, tmp_path: Path) -> Non
 def test_export_restores_duckdb_memory_limit(demo: msm.Store, tmp_path: Path) -> None:
     """The export caps DuckDB's block cache while it reads chunks, and gives the setting back."""
     with demo.connect() as con:  # one connection for the whole test: the setting lives on its database
-        (before,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        ((before,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
         export_snapshots(demo, tmp_path / "out", expanded=True, weights=msm_portfolios.duckdb_weights_source(demo))
-        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (before,)
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall() == [(before,)]
         with pytest.raises(msm.ConflictError):  # refused before it starts: nothing to restore, nothing changed
             export_snapshots(demo, tmp_path / "out", expanded=True, weights=msm_portfolios.duckdb_weights_source(demo))
-        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (before,)
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall() == [(before,)]

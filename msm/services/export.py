@@ -150,12 +150,11 @@ def export_snapshots(
         with store.connect() as con, ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
             # DuckDB keeps the blocks it reads cached up to its memory limit (most of the machine by
             # default); capped while the export runs, so a larger file does not mean a larger export.
-            (limit,) = con.execute("SELECT current_setting('memory_limit')").fetchone()  # type: ignore[misc]
             con.execute(f"SET memory_limit = '{EXPORT_DUCKDB_MEMORY}'")
             try:
                 _export_chunks(store, sets, chunk_sets, staging, pool, counts, diagnostics, history if expanded else None, weights_as_of, now)
             finally:
-                con.execute("SET memory_limit = ?", [limit])
+                con.execute("RESET memory_limit")  # the store never sets one: back to DuckDB's default
         for name in ("target_positions", "target_exposure"):
             if name in names and not (staging / name).exists():  # no snapshot: one empty file that still has the columns
                 _write_empty(staging / name, expanded_columns=name == "target_exposure")
