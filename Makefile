@@ -47,6 +47,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_app.py
 	$(BIN)/python bench/bench_bulk.py
 	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_export.py
+	$(BIN)/python bench/bench_spark.py
+	$(BIN)/python bench/report.py
 
 ## reliability: the crash-safety and shared-file tests; their figures go to bench/results/*.json (docs/reliability.md).
 reliability: $(STAMP)

@@ -26,7 +26,7 @@ def render() -> str:
         "# Performance",
         "",
         "Produced by `python bench/report.py` from the JSON the benchmarks print and keep in",
-        "`bench/results/` (`make bench` runs both). The benchmarks assert nothing; these are the numbers",
+        "`bench/results/` (`make bench` runs them all, then this report). The benchmarks assert nothing; these are the numbers",
         f"of the latest full run on this project's machine ({m['cpus']} cores, Python {m['python']},",
         f"DuckDB {m['duckdb']}, polars {m['polars']}). Peak memory is each stage's own process maximum RSS.",
         "",
