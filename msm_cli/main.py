@@ -5,7 +5,9 @@
 is a bug and is left to raise.
 
 The parser is built from per-area modules, each with a ``register(tree)`` function (see
-:mod:`msm_cli.commands`); adding an area means adding its module to :data:`MODULES`.
+:mod:`msm_cli.commands`); adding an area means adding its module to :data:`MODULES` and its
+commands to :data:`AREAS`. A command imports and builds only the areas that declare it, so
+``msm targets show`` does not pay for the export or the demo (``msm --help`` builds them all).
 """
 
 from __future__ import annotations
@@ -18,16 +20,38 @@ from collections.abc import Sequence
 
 from msm.errors import MsmError
 from msm.store import default_db_path
-from msm_cli import candidates, database, demo, lookthrough, portfolios, registry, targets
+from importlib import import_module
+
 from msm_cli.commands import CommandTree
 
-__all__ = ["MODULES", "build_parser", "main"]
+__all__ = ["AREAS", "MODULES", "build_parser", "main"]
 
-#: Area modules, in the order their commands appear in ``msm --help``.
-MODULES = (database, demo, registry, portfolios, targets, candidates, lookthrough)
+#: Area modules (in ``msm_cli``), in the order their commands appear in ``msm --help``.
+MODULES = ("database", "demo", "registry", "portfolios", "targets", "candidates", "lookthrough")
+#: Each top-level command, and the area modules that declare it or its subcommands.
+AREAS = {
+    "init": ("database",), "demo": ("demo",), "assets": ("registry",), "portfolios": ("registry", "portfolios"),
+    "accounts": ("registry",), "models": ("registry",), "allocations": ("registry",), "groups": ("registry",),
+    "targets": ("targets", "lookthrough"), "candidates": ("candidates",), "export": ("lookthrough",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command(argv: Sequence[str]) -> str | None:
+    """The top-level command ``argv`` names (after the global ``--db PATH``), or ``None``."""
+    words = iter(argv)
+    for word in words:
+        if word == "--db":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+        elif not word.startswith("--db="):
+            return None  # --help, or a usage error: build everything so argparse can say it all
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``msm`` parser: every command, or (given ``argv``) only the areas its command needs."""
+    needed = AREAS.get(_command(argv) or "", MODULES) if argv is not None else MODULES
     parser = argparse.ArgumentParser(
         prog="msm",
         description="msm workbench: account target positions over an embedded DuckDB database.",
@@ -35,14 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db", metavar="PATH", default=None, help="database file (default: $MSM_DB or data/msm.duckdb)")
     tree = CommandTree(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    for module in MODULES:
-        module.register(tree)
+    for name in MODULES:
+        if name in needed:
+            import_module(f"msm_cli.{name}").register(tree)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``msm`` command; return its exit code (the console script passes it to ``sys.exit``)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2): argparse has printed the message

@@ -8,6 +8,7 @@ it held before.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -698,3 +699,26 @@ def test_database_held_by_another_process_is_exit_1(world: World, monkeypatch: p
     finally:
         holder.kill()
         holder.wait()
+
+
+def _tree(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], list[tuple[str, ...]]]:
+    """Every command path of ``parser`` with the option strings of its leaf parser."""
+    found: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for name, sub in action.choices.items():
+                found |= _tree(sub, (*prefix, name))
+    if prefix and not found:
+        found[prefix] = sorted(tuple(a.option_strings) or (a.dest,) for a in parser._actions)  # noqa: SLF001
+    return found
+
+
+def test_a_command_builds_only_its_areas_and_the_same_commands() -> None:
+    """`msm X ...` builds only the area modules of X (fast start-up), with exactly the commands of the full parser."""
+    from msm_cli.main import AREAS, build_parser
+
+    full = _tree(build_parser())
+    assert {path[0] for path in full} == set(AREAS)  # every top-level command is mapped to its areas
+    for command in AREAS:
+        partial = _tree(build_parser(["--db", "x.duckdb", command]))
+        assert {p: o for p, o in full.items() if p[0] == command} == {p: o for p, o in partial.items() if p[0] == command}, command
