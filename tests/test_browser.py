@@ -115,7 +115,8 @@ def _settle(page) -> None:  # noqa: ANN001
     """Wait until Streamlit has finished the rerun (its status widget is gone) and the page is still."""
     page.wait_for_timeout(300)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')",
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')"
+        " && !document.querySelector('[data-stale=\"true\"]')",  # elements of the previous run still on the page
         timeout=30_000)
     page.wait_for_timeout(400)
 
@@ -284,7 +285,7 @@ def test_tutorial_reference_data_and_mandate_in_the_browser(page, server: dict) 
     page.keyboard.type("L1-EW")
     page.keyboard.press("Enter")
     _settle(page)
-    panel.get_by_text("Store a new composition").click()
+    panel.get_by_text("Store a new composition").first.click()
     _settle(page)
     for part, value in (("year", "2026"), ("month", "06"), ("day", "01")):  # the date field's segments
         panel.get_by_role("spinbutton", name=f"{part}, Takes effect on (UTC)").click()
