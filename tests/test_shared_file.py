@@ -109,6 +109,25 @@ def _summary(attempts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _a_held_file_refuses_a_cli_write(db: Path, targets: Path) -> None:
+    at = "2099-06-30T12:34:56+00:00"  # a time no writer of the run uses
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time, duckdb; con = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+                               "time.sleep(float(sys.argv[2]))", str(db), str(CLI_BUDGET + 8)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        begun = time.monotonic()
+        done = subprocess.run([*_msm_command(), "--db", str(db), "targets", "save", "example-account-alpha", "--at", at, "--file", str(targets)],
+                              capture_output=True, text=True, timeout=CLI_BUDGET + 60, env=_env(), cwd=ROOT)
+        waited = time.monotonic() - begun
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1 and done.stderr.startswith("error: database file") and "is in use by" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and waited < CLI_BUDGET + 30, waited
+    stored = msm.Store(db).query("SELECT count(*) AS n FROM position_set WHERE position_set_time = ?::TIMESTAMPTZ", [at])["n"][0]
+    assert stored == 0  # absent, not partial
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 def test_app_notebook_and_cli_share_one_file(tmp_path: Path) -> None:
     db = build_demo(tmp_path / "msm.duckdb")
@@ -203,8 +222,9 @@ def test_app_notebook_and_cli_share_one_file(tmp_path: Path) -> None:
     assert [r for r in reads if r["result"] == "error"] == []
     assert holds, "the reader never got the file for its long cell"
     assert figures["app"]["acknowledged"] > 0 and figures["cli_writers"]["acknowledged"] > 0 and figures["reader"]["ok"] > 0
-    # the reader's long cell outlasted the writers' budget: the refusal path was taken, and said so
-    assert figures["writes"]["refused_busy"] > 0
+    # how often the busy path was taken above depends on the machine's speed; it is recorded, and
+    # taken for certain once here: a write while the file is held is refused whole, in its budget
+    _a_held_file_refuses_a_cli_write(db, targets)
     busy = [m for a in attempts if a["result"] == "busy" for m in a["messages"]]
     assert all("is in use by" in m for m in busy), busy[:3]
     assert time.monotonic() - started < SECONDS + SLACK + 130
