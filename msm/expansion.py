@@ -66,6 +66,7 @@ __all__ = [
     "NET_COLUMNS",
     "WEIGHT_SUM_TOLERANCE",
     "WEIGHTS_COLUMNS",
+    "weights_time",
     "Expansion",
     "MissingCompositionError",
     "WeightsAsOf",
@@ -197,7 +198,7 @@ def expand_targets(
     ``net``: one row per (``position_set_uid``, ``asset_uid``) with summed exposures (a sum of
     nothing but nulls stays null) and ``n_sources``, the number of expanded rows summed.
     """
-    bound, asked = _weights_time(weights_as_of, now)
+    bound, asked = weights_time(weights_as_of, now)
     frame = _normalize_targets(targets)
     if frame.height == 0:
         return Expansion(_empty(net), _empty_diagnostics(), asked, bound, net)
@@ -431,8 +432,16 @@ def _raise_missing(pairs: pl.DataFrame, history: pl.DataFrame) -> None:
 
 
 # -- inputs ----------------------------------------------------------------------------------------
-def _weights_time(weights_as_of: Any, now: datetime | None) -> tuple[datetime | None, str | datetime]:
-    """``(bound, asked)``: the one weights time for every row (``None`` = each set's own), and what was asked."""
+def weights_time(weights_as_of: Any, now: datetime | None = None) -> tuple[datetime | None, str | datetime]:
+    """``(bound, asked)``: the one weights time for every row (``None`` = each set's own), and what was asked.
+
+    Any engine expanding the same way (``msm_spark`` too) reads ``weights_as_of`` through this.
+
+    >>> weights_time("position-set")
+    (None, 'position-set')
+    >>> weights_time("2026-06-01T09:00:00+09:00")[0]
+    datetime.datetime(2026, 6, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
     if isinstance(weights_as_of, str) and weights_as_of.strip().lower() == "position-set":
         return None, "position-set"
     if isinstance(weights_as_of, str) and weights_as_of.strip().lower() == "now":

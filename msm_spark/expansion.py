@@ -55,8 +55,8 @@ from msm.expansion import (
     MissingCompositionError,
     WeightsAsOf,
     _check_weights,
+    weights_time,
 )
-from msm.timeutil import parse_utc, utc_now
 
 __all__ = ["LABEL_COLUMNS", "SparkExpansion", "expand_targets_spark", "weights_time_bound"]
 
@@ -90,23 +90,7 @@ class SparkExpansion:
     net: bool
 
 
-def weights_time_bound(weights_as_of: WeightsAsOf, now: datetime | None = None) -> tuple[datetime | None, str | datetime]:
-    """``(bound, asked)``: the one weights time of every row (``None``: each set's own), and what was asked.
-
-    >>> weights_time_bound("position-set")
-    (None, 'position-set')
-    >>> weights_time_bound("2026-06-01T09:00:00+09:00")[0]
-    datetime.datetime(2026, 6, 1, 0, 0, tzinfo=datetime.timezone.utc)
-    """
-    if isinstance(weights_as_of, str) and weights_as_of.strip().lower() == "position-set":
-        return None, "position-set"
-    if isinstance(weights_as_of, str) and weights_as_of.strip().lower() == "now":
-        at = parse_utc(now, field="now", entity="expansion") if now is not None else utc_now()
-        return at, "now"
-    if not isinstance(weights_as_of, (str, datetime)):
-        raise ValidationError.single("expansion", "weights_as_of", weights_as_of, "must be 'now', 'position-set' or a time with a UTC offset")
-    at = parse_utc(weights_as_of, field="weights_as_of", entity="expansion")
-    return at, at
+weights_time_bound = weights_time  # the core's own reading of weights_as_of
 
 
 def expand_targets_spark(
