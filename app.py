@@ -10,14 +10,18 @@ import streamlit as st
 
 from msm_app import ui
 
-st.set_page_config(page_title="msm workbench", page_icon=":material/account_balance:", layout="wide", initial_sidebar_state="collapsed")
+st.set_page_config(
+    page_title="msm workbench", page_icon=":material/account_balance:", layout="wide", initial_sidebar_state="collapsed"
+)
 
 PAGES = {
     "Workbench": [
         st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("app_pages/builder.py", title="Target set builder", icon=":material/edit_note:", url_path="builder"),
         st.Page("app_pages/snapshots.py", title="Snapshots", icon=":material/history:", url_path="snapshots"),
-        st.Page("app_pages/lookthrough.py", title="Look-through", icon=":material/account_tree:", url_path="lookthrough"),
+        st.Page(
+            "app_pages/lookthrough.py", title="Look-through", icon=":material/account_tree:", url_path="lookthrough"
+        ),
     ],
     "Data": [
         st.Page("app_pages/reference.py", title="Reference data", icon=":material/database:", url_path="reference"),

@@ -16,10 +16,16 @@ def render() -> None:
     counts = msm.table_counts(store)
     by_table = dict(zip(counts["table"].to_list(), counts["rows"].to_list()))
     if not by_table.get("account") and not by_table.get("asset"):
-        st.info("This database is empty. Load the demo data to look around (three crypto assets, one equal-weight portfolio "
-                "with three compositions, and two accounts whose targets hold BTC directly and the portfolio as a sleeve), "
-                "or start with **Reference data**.")
-        if st.button("Load demo data", type="primary", help="Adds the chained example of `msm demo`; running it again changes nothing."):
+        st.info(
+            "This database is empty. Load the demo data to look around (three crypto assets, one equal-weight portfolio "
+            "with three compositions, and two accounts whose targets hold BTC directly and the portfolio as a sleeve), "
+            "or start with **Reference data**."
+        )
+        if st.button(
+            "Load demo data",
+            type="primary",
+            help="Adds the chained example of `msm demo`; running it again changes nothing.",
+        ):
             with st.spinner("Loading the demo data…"):
                 demo_example.run(store)
             ui.after_write()
@@ -27,8 +33,16 @@ def render() -> None:
         return
 
     cols = st.columns(5)
-    for col, (label, table) in zip(cols, [("Assets", "asset"), ("Portfolios", "portfolio"), ("Accounts", "account"),
-                                          ("Snapshots", "position_set"), ("Target rows", "target_positions")]):
+    for col, (label, table) in zip(
+        cols,
+        [
+            ("Assets", "asset"),
+            ("Portfolios", "portfolio"),
+            ("Accounts", "account"),
+            ("Snapshots", "position_set"),
+            ("Target rows", "target_positions"),
+        ],
+    ):
         col.metric(label, f"{by_table.get(table, 0):,}")
 
     st.subheader("Latest snapshot per account")
@@ -38,19 +52,31 @@ def render() -> None:
     else:
         st.dataframe(
             latest.select("account", "account_name", "position_set_time", "rows", "weight_sum", "residual", "source"),
-            hide_index=True, placeholder="—",
+            hide_index=True,
+            placeholder="—",
             column_config={
                 "account": st.column_config.TextColumn("Account", help="The account's unique identifier"),
                 "account_name": st.column_config.TextColumn("Name"),
-                "position_set_time": st.column_config.DatetimeColumn("Snapshot time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
+                "position_set_time": st.column_config.DatetimeColumn(
+                    "Snapshot time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
+                ),
                 "rows": st.column_config.NumberColumn("Rows", format="localized"),
-                "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent", help="Sum of the weight targets (never renormalized)"),
-                "residual": st.column_config.NumberColumn("Residual", format="percent", help="1 − weight sum: the unallocated part"),
+                "weight_sum": st.column_config.NumberColumn(
+                    "Weight sum", format="percent", help="Sum of the weight targets (never renormalized)"
+                ),
+                "residual": st.column_config.NumberColumn(
+                    "Residual", format="percent", help="1 − weight sum: the unallocated part"
+                ),
                 "source": st.column_config.TextColumn("Source"),
             },
         )
     with st.expander("Rows per table"):
-        st.dataframe(counts, hide_index=True, placeholder="—", column_config={"table": "Table", "rows": st.column_config.NumberColumn("Rows", format="localized")})
+        st.dataframe(
+            counts,
+            hide_index=True,
+            placeholder="—",
+            column_config={"table": "Table", "rows": st.column_config.NumberColumn("Rows", format="localized")},
+        )
     st.page_link("app_pages/builder.py", label="Build a target set", icon=":material/edit_note:")
 
 

@@ -1,7 +1,7 @@
 """Reference data: browse, search, add, edit, delete and bulk-import the registry; portfolio compositions."""
 
 import tempfile
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import altair as alt
@@ -29,7 +29,9 @@ def _choices(store: msm.Store, kind: str) -> list[str]:
 def _input(store: msm.Store, field: Field, key: str, current: object = None, *, disabled: bool = False) -> object:
     label = field.label + (" *" if field.required else "")
     if field.kind == "bool":
-        return st.checkbox(label, value=bool(current) if current is not None else True, key=key, help=field.help, disabled=disabled)
+        return st.checkbox(
+            label, value=bool(current) if current is not None else True, key=key, help=field.help, disabled=disabled
+        )
     if field.kind in ("group", "account", "model"):
         options = ["—"] + _choices(store, field.kind)
         index = options.index(current) if current in options else 0
@@ -43,14 +45,28 @@ def _input(store: msm.Store, field: Field, key: str, current: object = None, *, 
 
 def _browse(store: msm.Store, entity: Entity) -> pl.DataFrame:
     frame = entity.list(store)
-    text = st.text_input(f"Search {entity.title.lower()}", key=f"ref_search_{entity.import_name}",
-                         help="Case-insensitive text anywhere in the row; % and _ are plain characters.")
+    text = st.text_input(
+        f"Search {entity.title.lower()}",
+        key=f"ref_search_{entity.import_name}",
+        help="Case-insensitive text anywhere in the row; % and _ are plain characters.",
+    )
     shown = frame.select([c for c in entity.columns if c in frame.columns])
     if text.strip():
         needle = text.strip().lower()
-        shown = shown.filter(pl.any_horizontal(pl.col(pl.String).str.to_lowercase().str.contains(needle, literal=True).fill_null(False)))
-    st.dataframe(shown, hide_index=True, placeholder="—", key=f"ref_table_{entity.import_name}",
-                 column_config={c: st.column_config.TextColumn(c.replace("_", " ").capitalize()) for c in shown.columns if shown.schema[c] == pl.String})
+        shown = shown.filter(
+            pl.any_horizontal(pl.col(pl.String).str.to_lowercase().str.contains(needle, literal=True).fill_null(False))
+        )
+    st.dataframe(
+        shown,
+        hide_index=True,
+        placeholder="—",
+        key=f"ref_table_{entity.import_name}",
+        column_config={
+            c: st.column_config.TextColumn(c.replace("_", " ").capitalize())
+            for c in shown.columns
+            if shown.schema[c] == pl.String
+        },
+    )
     st.caption(f"{shown.height:,} of {frame.height:,} {entity.title.lower()}")
     return frame
 
@@ -86,7 +102,9 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
     if frame.height == 0:
         return
     keys = frame[entity.key].sort().to_list()
-    chosen = st.selectbox(f"Edit or delete {entity.noun}", keys, key=f"ref_pick_{entity.import_name}", help="Type to search.")
+    chosen = st.selectbox(
+        f"Edit or delete {entity.noun}", keys, key=f"ref_pick_{entity.import_name}", help="Type to search."
+    )
     record = frame.filter(pl.col(entity.key) == chosen).row(0, named=True)
     current = dict(record)
     if entity.import_name == "accounts":
@@ -97,7 +115,9 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
         values = {}
         for f in entity.fields:
             value = current.get(f.name)
-            values[f.name] = _input(store, f, f"ref_edit_{entity.import_name}_{f.name}_{chosen}", value, disabled=not f.editable)
+            values[f.name] = _input(
+                store, f, f"ref_edit_{entity.import_name}_{f.name}_{chosen}", value, disabled=not f.editable
+            )
         if st.form_submit_button("Save changes"):
             try:
                 _, kwargs = form_values(entity, values)
@@ -111,9 +131,17 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
         st.markdown(f"**Delete {entity.noun} {ui.escape_md(chosen)}**")
         if entity.delete_warning:
             st.caption(entity.delete_warning)
-        sure = st.checkbox("I want to delete it", key=f"ref_del_sure_{entity.import_name}", help="A safety catch; deleting cannot be undone.")
-        if st.button("Delete", key=f"ref_del_{entity.import_name}", disabled=not sure,
-                     help="Refused, with counts, while other rows still reference it."):
+        sure = st.checkbox(
+            "I want to delete it",
+            key=f"ref_del_sure_{entity.import_name}",
+            help="A safety catch; deleting cannot be undone.",
+        )
+        if st.button(
+            "Delete",
+            key=f"ref_del_{entity.import_name}",
+            disabled=not sure,
+            help="Refused, with counts, while other rows still reference it.",
+        ):
             try:
                 entity.delete(store, record["uid"])
             except msm.MsmError as exc:
@@ -123,16 +151,25 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
 
 
 def _bulk(store: msm.Store, entity: Entity) -> None:
-    upload = st.file_uploader(f"Import {entity.title.lower()} from a file", type=ui.UPLOAD_TYPES, key=f"ref_upload_{entity.import_name}",
-                              help="CSV, JSON (a list of objects), Parquet or Excel whose columns are the table's own column names; "
-                                   "references by unique identifier (group, account, model).")
+    upload = st.file_uploader(
+        f"Import {entity.title.lower()} from a file",
+        type=ui.UPLOAD_TYPES,
+        key=f"ref_upload_{entity.import_name}",
+        help="CSV, JSON (a list of objects), Parquet or Excel whose columns are the table's own column names; "
+        "references by unique identifier (group, account, model).",
+    )
     if upload is None:
         return
     if upload.size > ui.MAX_UPLOAD_BYTES:
-        st.error(f"{ui.escape_md(upload.name)} is {upload.size:,} bytes; the limit is {ui.MAX_UPLOAD_BYTES:,}. Nothing was read.")
+        st.error(
+            f"{ui.escape_md(upload.name)} is {upload.size:,} bytes; the limit is {ui.MAX_UPLOAD_BYTES:,}. Nothing was read."
+        )
         return
-    upsert = st.checkbox("Update rows that already exist (upsert)", key=f"ref_upsert_{entity.import_name}",
-                         help="Without it, a row whose identifier exists is refused.")
+    upsert = st.checkbox(
+        "Update rows that already exist (upsert)",
+        key=f"ref_upsert_{entity.import_name}",
+        help="Without it, a row whose identifier exists is refused.",
+    )
     try:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / Path(upload.name).name
@@ -143,14 +180,21 @@ def _bulk(store: msm.Store, entity: Entity) -> None:
         ui.show_error(exc)
         st.caption("Nothing was written. Fix the file and upload it again.")
         return
-    st.caption("Nothing is written yet: this is what the import would do. Empty cells keep a stored value (or get the default).")
+    st.caption(
+        "Nothing is written yet: this is what the import would do. Empty cells keep a stored value (or get the default)."
+    )
     cols = st.columns(3)
     cols[0].metric("To add", f"{plan.added:,}")
     cols[1].metric("To update", f"{plan.updated:,}")
     cols[2].metric("Unchanged", f"{plan.unchanged:,}")
     st.dataframe(plan.rows, hide_index=True, placeholder="—", key=f"ref_plan_{entity.import_name}")
-    if st.button(f"Import {plan.added + plan.updated:,} rows", type="primary", key=f"ref_import_{entity.import_name}",
-                 disabled=plan.added + plan.updated == 0, help="One transaction: every row is written, or none."):
+    if st.button(
+        f"Import {plan.added + plan.updated:,} rows",
+        type="primary",
+        key=f"ref_import_{entity.import_name}",
+        disabled=plan.added + plan.updated == 0,
+        help="One transaction: every row is written, or none.",
+    ):
         try:
             done = msm.import_reference(store, entity.import_name, frame, upsert=upsert)
         except msm.MsmError as exc:
@@ -164,53 +208,103 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
     if portfolios.height == 0:
         st.caption("Add a portfolio first.")
         return
-    portfolio = st.selectbox("Portfolio", portfolios["unique_identifier"].sort().to_list(), key="ref_comp_portfolio",
-                             help="Whose composition history to show or extend.")
+    portfolio = st.selectbox(
+        "Portfolio",
+        portfolios["unique_identifier"].sort().to_list(),
+        key="ref_comp_portfolio",
+        help="Whose composition history to show or extend.",
+    )
     history = msm_portfolios.composition_history(store, portfolio)
     left, right = st.columns([4, 6], gap="medium")
     with left:
         if history.height == 0:
-            st.info(f"{ui.escape_md(portfolio)} has no composition yet: its targets cannot be looked through until one is stored.")
+            st.info(
+                f"{ui.escape_md(portfolio)} has no composition yet: its targets cannot be looked through until one is stored."
+            )
         else:
-            st.dataframe(history.select("weights_time", "n_assets", "weight_sum"), hide_index=True, placeholder="—", key="ref_comp_history",
-                         column_config={"weights_time": st.column_config.DatetimeColumn("From (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
-                                        "n_assets": "Assets", "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent")})
+            st.dataframe(
+                history.select("weights_time", "n_assets", "weight_sum"),
+                hide_index=True,
+                placeholder="—",
+                key="ref_comp_history",
+                column_config={
+                    "weights_time": st.column_config.DatetimeColumn(
+                        "From (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
+                    ),
+                    "n_assets": "Assets",
+                    "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
+                },
+            )
     with right:
         if history.height:
             weights = msm_portfolios.composition_rows(store, portfolio)
             chart = (
-                alt.Chart(weights.to_pandas()).mark_line(point=True, interpolate="step-after")
-                .encode(x=alt.X("weights_time:T", title="Composition time (UTC)"),
-                        y=alt.Y("weight:Q", title="Weight", axis=alt.Axis(format="%")),
-                        color=alt.Color("asset:N", title="Asset"),
-                        tooltip=[alt.Tooltip("asset:N"), alt.Tooltip("weights_time:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("weight:Q", format=".2%")])
+                alt.Chart(weights.to_pandas())
+                .mark_line(point=True, interpolate="step-after")
+                .encode(
+                    x=alt.X("weights_time:T", title="Composition time (UTC)"),
+                    y=alt.Y("weight:Q", title="Weight", axis=alt.Axis(format="%")),
+                    color=alt.Color("asset:N", title="Asset"),
+                    tooltip=[
+                        alt.Tooltip("asset:N"),
+                        alt.Tooltip("weights_time:T", format="%Y-%m-%d %H:%M"),
+                        alt.Tooltip("weight:Q", format=".2%"),
+                    ],
+                )
                 .properties(height=240)
             )
             st.altair_chart(chart, width="stretch", key="ref_comp_chart")
 
     with st.expander("Store a new composition"):
         cols = st.columns(2)
-        day = cols[0].date_input("Takes effect on (UTC)", key="ref_comp_date", help="From this UTC time on, expansion uses this composition.")
+        day = cols[0].date_input(
+            "Takes effect on (UTC)", key="ref_comp_date", help="From this UTC time on, expansion uses this composition."
+        )
         clock = cols[1].time_input("at (UTC)", value=time(0, 0), key="ref_comp_time", step=60)
-        at = datetime.combine(day, clock, tzinfo=timezone.utc)
+        at = datetime.combine(day, clock, tzinfo=UTC)
         assets = msm.list_assets(store)["unique_identifier"].sort().to_list()
         start = pl.DataFrame({"asset": [None], "weight": [None]}, schema={"asset": pl.String, "weight": pl.Float64})
         edited = st.data_editor(
-            start.to_pandas(), num_rows="dynamic", hide_index=True, placeholder="—", key="ref_comp_grid",
-            column_config={"asset": st.column_config.SelectboxColumn("Asset", options=assets, required=True, help="A constituent asset"),
-                           "weight": st.column_config.NumberColumn("Weight", format="percent", help="Share of the portfolio (25% = 0.25)")},
+            start.to_pandas(),
+            num_rows="dynamic",
+            hide_index=True,
+            placeholder="—",
+            key="ref_comp_grid",
+            column_config={
+                "asset": st.column_config.SelectboxColumn(
+                    "Asset", options=assets, required=True, help="A constituent asset"
+                ),
+                "weight": st.column_config.NumberColumn(
+                    "Weight", format="percent", help="Share of the portfolio (25% = 0.25)"
+                ),
+            },
         )
         grid = pl.from_pandas(edited).filter(pl.col("asset").is_not_null() | pl.col("weight").is_not_null())
         total = float(grid["weight"].sum() or 0.0) if grid.height else 0.0
-        st.metric("Weight sum", ui.pct(total, 4), help="Stored as entered: a sum other than 100% is kept and reported, never renormalized.")
-        upload = st.file_uploader("…or from a file", type=ui.UPLOAD_TYPES, key="ref_comp_upload",
-                                  help="Columns `asset` (or `asset_uid`) and `weight`.")
+        st.metric(
+            "Weight sum",
+            ui.pct(total, 4),
+            help="Stored as entered: a sum other than 100% is kept and reported, never renormalized.",
+        )
+        upload = st.file_uploader(
+            "…or from a file",
+            type=ui.UPLOAD_TYPES,
+            key="ref_comp_upload",
+            help="Columns `asset` (or `asset_uid`) and `weight`.",
+        )
         overwrite = st.checkbox("Replace a composition stored at this exact time", key="ref_comp_overwrite")
-        if st.button("Store composition", type="primary", key="ref_comp_save", help="All rows are checked first; then stored in one transaction."):
+        if st.button(
+            "Store composition",
+            type="primary",
+            key="ref_comp_save",
+            help="All rows are checked first; then stored in one transaction.",
+        ):
             try:
                 if upload is not None:
                     if upload.size > ui.MAX_UPLOAD_BYTES:
-                        raise msm.ValidationError.single("composition file", "file", upload.name, f"is larger than {ui.MAX_UPLOAD_BYTES:,} bytes")
+                        raise msm.ValidationError.single(
+                            "composition file", "file", upload.name, f"is larger than {ui.MAX_UPLOAD_BYTES:,} bytes"
+                        )
                     with tempfile.TemporaryDirectory() as folder:
                         path = Path(folder) / Path(upload.name).name
                         path.write_bytes(upload.getvalue())
@@ -222,7 +316,9 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
                 ui.show_error(exc)
                 return
             ui.after_write()
-            st.session_state["ref_flash_portfolios"] = f"Stored the composition of {ui.escape_md(portfolio)} from {ui.when(at)} ({stored.height} assets)."
+            st.session_state["ref_flash_portfolios"] = (
+                f"Stored the composition of {ui.escape_md(portfolio)} from {ui.when(at)} ({stored.height} assets)."
+            )
             st.rerun()
 
 

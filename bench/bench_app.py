@@ -34,7 +34,11 @@ import msm  # noqa: E402
 import msm_portfolios  # noqa: E402
 from msm_examples import account_portfolio_workflow, sample_book  # noqa: E402
 
-PAGES = [p for p in ["overview", "builder", "snapshots", "lookthrough", "reference", "export"] if p not in os.environ.get("BENCH_SKIP", "").split(",")]
+PAGES = [
+    p
+    for p in ["overview", "builder", "snapshots", "lookthrough", "reference", "export"]
+    if p not in os.environ.get("BENCH_SKIP", "").split(",")
+]
 ACCOUNT = "sample-0001"
 AT = "2026-07-01T00:00:00Z"
 
@@ -50,13 +54,19 @@ def build(db: Path, accounts: int, rows: int) -> None:
     store = msm_portfolios.init_store(db)
     account_portfolio_workflow.run(store)
     sample_book.build_sample_book(store, accounts=accounts, assets=max(600, rows))
-    assets = msm.list_assets(store).filter(pl.col("unique_identifier").str.starts_with("SAMPLE-"))["unique_identifier"].sort()[: rows - 1]
+    assets = (
+        msm.list_assets(store)
+        .filter(pl.col("unique_identifier").str.starts_with("SAMPLE-"))["unique_identifier"]
+        .sort()[: rows - 1]
+    )
     big = pl.DataFrame({"asset": assets, "weight_notional_exposure": [0.6 / len(assets)] * len(assets)})
-    big = pl.concat([big, pl.DataFrame({"portfolio": ["SAMPLE-P01"], "weight_notional_exposure": [0.4]})], how="diagonal")
+    big = pl.concat(
+        [big, pl.DataFrame({"portfolio": ["SAMPLE-P01"], "weight_notional_exposure": [0.4]})], how="diagonal"
+    )
     msm.save_snapshot(store, ACCOUNT, AT, big, overwrite=True, source="bench")
 
 
-def _app(page: str):  # noqa: ANN202
+def _app(page: str):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -69,7 +79,10 @@ def warm_up() -> float:
     from streamlit.testing.v1 import AppTest
 
     started = time.perf_counter()
-    AppTest.from_string("import altair, polars, streamlit\nimport msm, msm_portfolios\nfrom msm_app import charts, grid, ui", default_timeout=120).run()
+    AppTest.from_string(
+        "import altair, polars, streamlit\nimport msm, msm_portfolios\nfrom msm_app import charts, grid, ui",
+        default_timeout=120,
+    ).run()
     return time.perf_counter() - started
 
 
@@ -99,7 +112,11 @@ def builder_reruns(rows: int, repeats: int) -> list[float]:
     timings = []
     for i in range(repeats):
         weight = 0.6 / (rows - 1) + (i + 1) * 1e-6
-        at.session_state[key] = {"edited_rows": {0: {"weight_notional_exposure": weight}}, "added_rows": [], "deleted_rows": []}
+        at.session_state[key] = {
+            "edited_rows": {0: {"weight_notional_exposure": weight}},
+            "added_rows": [],
+            "deleted_rows": [],
+        }
         started = time.perf_counter()
         at.run()
         timings.append(time.perf_counter() - started)

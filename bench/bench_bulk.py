@@ -40,13 +40,15 @@ def _peak_mb() -> float:
 
 def _assets(n: int, suffix: str = "") -> pl.DataFrame:
     i = pl.int_range(0, n, eager=True)
-    return pl.DataFrame({
-        "unique_identifier": "A" + i.cast(pl.String).str.zfill(7),
-        "name": "Asset " + i.cast(pl.String) + suffix,
-        "ticker": "T" + i.cast(pl.String),
-        "asset_type": pl.Series(["equity"] * n),
-        "metadata_json": pl.Series(['{"sector": "tech"}'] * n),
-    })
+    return pl.DataFrame(
+        {
+            "unique_identifier": "A" + i.cast(pl.String).str.zfill(7),
+            "name": "Asset " + i.cast(pl.String) + suffix,
+            "ticker": "T" + i.cast(pl.String),
+            "asset_type": pl.Series(["equity"] * n),
+            "metadata_json": pl.Series(['{"sector": "tech"}'] * n),
+        }
+    )
 
 
 def _stage(name: str, db: str, folder: str, args: dict[str, Any], out: Any) -> None:
@@ -71,15 +73,30 @@ def _stage(name: str, db: str, folder: str, args: dict[str, Any], out: Any) -> N
     elif name == "accounts":
         m = args["accounts"]
         i = pl.int_range(0, m, eager=True)
-        msm.import_reference(store, "account_groups", pl.DataFrame({"group_name": "G" + pl.int_range(0, 100, eager=True).cast(pl.String)}))
+        msm.import_reference(
+            store,
+            "account_groups",
+            pl.DataFrame({"group_name": "G" + pl.int_range(0, 100, eager=True).cast(pl.String)}),
+        )
         msm.import_reference(store, "allocation_models", [{"allocation_model_name": "Core"}])
-        accounts = pl.DataFrame({"unique_identifier": "ACC" + i.cast(pl.String).str.zfill(6), "account_name": "Account " + i.cast(pl.String),
-                                 "group": "G" + (i % 100).cast(pl.String), "is_paper": pl.Series(["false"] * m)})
+        accounts = pl.DataFrame(
+            {
+                "unique_identifier": "ACC" + i.cast(pl.String).str.zfill(6),
+                "account_name": "Account " + i.cast(pl.String),
+                "group": "G" + (i % 100).cast(pl.String),
+                "is_paper": pl.Series(["false"] * m),
+            }
+        )
         t = time.perf_counter()
         result["accounts"] = msm.import_reference(store, "accounts", accounts).to_dict()
         result["accounts_seconds"] = time.perf_counter() - t
-        allocations = pl.DataFrame({"unique_identifier": accounts["unique_identifier"] + "-main", "account": accounts["unique_identifier"],
-                                    "model": pl.Series(["Core"] * m)})
+        allocations = pl.DataFrame(
+            {
+                "unique_identifier": accounts["unique_identifier"] + "-main",
+                "account": accounts["unique_identifier"],
+                "model": pl.Series(["Core"] * m),
+            }
+        )
         t = time.perf_counter()
         result["allocations"] = msm.import_reference(store, "allocations", allocations).to_dict()
         result["allocations_seconds"] = time.perf_counter() - t
@@ -88,8 +105,14 @@ def _stage(name: str, db: str, folder: str, args: dict[str, Any], out: Any) -> N
         rows = _assets(sample).rename({"unique_identifier": "id"}).to_dicts()
         t = time.perf_counter()
         for row in rows:
-            msm.add_asset(store, "R" + row["id"], name=row["name"], ticker=row["ticker"], asset_type=row["asset_type"],
-                          metadata_json=json.loads(row["metadata_json"]))
+            msm.add_asset(
+                store,
+                "R" + row["id"],
+                name=row["name"],
+                ticker=row["ticker"],
+                asset_type=row["asset_type"],
+                metadata_json=json.loads(row["metadata_json"]),
+            )
         seconds = time.perf_counter() - t
         result = {"sample_rows": sample, "sample_seconds": seconds, "scaled_seconds_for_assets": seconds / sample * n}
     result["peak_rss_mb"] = _peak_mb()
@@ -120,8 +143,13 @@ def main() -> None:
     a, one = results["assets"], results["one_row"]
     report = {
         "benchmark": "bulk",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "duckdb": duckdb.__version__, "polars": pl.__version__,
-                    "load_avg_1m": os.getloadavg()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "duckdb": duckdb.__version__,
+            "polars": pl.__version__,
+            "load_avg_1m": os.getloadavg()[0],
+        },
         "sizes": {"assets": args["assets"], "accounts": args["accounts"]},
         **results,
         "speedup_over_one_row": one["scaled_seconds_for_assets"] / a["add_seconds"],

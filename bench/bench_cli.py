@@ -53,8 +53,11 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0]},
         "repeats": args.repeats,
         "seconds": summary,
-        "ratio_to_floor": {name: {"min": s["min"] / floor["min"], "median": s["median"] / floor["median"]}
-                           for name, s in summary.items() if name != "import_floor"},
+        "ratio_to_floor": {
+            name: {"min": s["min"] / floor["min"], "median": s["median"] / floor["median"]}
+            for name, s in summary.items()
+            if name != "import_floor"
+        },
         "goal": {"targets_show_over_floor": 1.5},
     }
     print(json.dumps(report, indent=2))

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +53,29 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 RESULT = HERE / "results" / "expansion.json"
 
-FULL = dict(sets=10_000, targets_per_set=20, portfolio_share=0.3, portfolios=200, constituents=100, dates=12, assets=2_000, accounts=100)
-SMALL = dict(sets=500, targets_per_set=20, portfolio_share=0.3, portfolios=40, constituents=100, dates=12, assets=500, accounts=10)
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-FIRST_COMPOSITION = datetime(2025, 12, 1, tzinfo=timezone.utc)
+FULL = dict(
+    sets=10_000,
+    targets_per_set=20,
+    portfolio_share=0.3,
+    portfolios=200,
+    constituents=100,
+    dates=12,
+    assets=2_000,
+    accounts=100,
+)
+SMALL = dict(
+    sets=500,
+    targets_per_set=20,
+    portfolio_share=0.3,
+    portfolios=40,
+    constituents=100,
+    dates=12,
+    assets=500,
+    accounts=10,
+)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FIRST_COMPOSITION = datetime(2025, 12, 1, tzinfo=UTC)
 
 
 # -- the synthetic book ----------------------------------------------------------------------------
@@ -77,10 +95,22 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
     n_asset_targets = per_set - n_port_targets
     n_assets, n_portfolios, n_const, n_dates = size["assets"], size["portfolios"], size["constituents"], size["dates"]
 
-    assets = pl.DataFrame({"uid": _uuids(rng, n_assets), "unique_identifier": [f"ASSET-{i:05d}" for i in range(n_assets)]})
-    portfolios = pl.DataFrame({"uid": _uuids(rng, n_portfolios), "unique_identifier": [f"PORT-{i:04d}" for i in range(n_portfolios)]})
-    accounts = pl.DataFrame({"uid": _uuids(rng, size["accounts"]), "unique_identifier": [f"ACC-{i:04d}" for i in range(size["accounts"])]})
-    allocations = pl.DataFrame({"uid": _uuids(rng, size["accounts"]), "account_uid": accounts["uid"], "unique_identifier": [f"ALLOC-{i:04d}" for i in range(size["accounts"])]})
+    assets = pl.DataFrame(
+        {"uid": _uuids(rng, n_assets), "unique_identifier": [f"ASSET-{i:05d}" for i in range(n_assets)]}
+    )
+    portfolios = pl.DataFrame(
+        {"uid": _uuids(rng, n_portfolios), "unique_identifier": [f"PORT-{i:04d}" for i in range(n_portfolios)]}
+    )
+    accounts = pl.DataFrame(
+        {"uid": _uuids(rng, size["accounts"]), "unique_identifier": [f"ACC-{i:04d}" for i in range(size["accounts"])]}
+    )
+    allocations = pl.DataFrame(
+        {
+            "uid": _uuids(rng, size["accounts"]),
+            "account_uid": accounts["uid"],
+            "unique_identifier": [f"ALLOC-{i:04d}" for i in range(size["accounts"])],
+        }
+    )
     model_uid = _uuids(rng, 1)[0]
     # Set i belongs to allocation i % accounts; times spread over 2026 so the as-of case picks every month.
     step = timedelta(days=360) / n_sets
@@ -95,7 +125,11 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
     # Targets: per set, n_asset_targets distinct assets and n_port_targets distinct portfolios, picked by
     # a hashed start and a stride coprime to the universe size (so no duplicate within a set).
     k = pl.int_range(per_set, dtype=pl.Int64)
-    grid = sets.select(pl.col("uid").alias("position_set_uid"), pl.col("position_set_time").alias("time_index"), pl.int_range(n_sets).alias("s"))
+    grid = sets.select(
+        pl.col("uid").alias("position_set_uid"),
+        pl.col("position_set_time").alias("time_index"),
+        pl.int_range(n_sets).alias("s"),
+    )
     grid = grid.join(pl.DataFrame({"k": pl.select(k).to_series()}), how="cross").with_columns(
         (pl.col("s") * 1_000 + pl.col("k")).hash(seed).alias("h"), pl.col("s").hash(seed + 1).alias("hs")
     )
@@ -109,8 +143,20 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
         pl.when(is_port).then(port_idx).alias("pi"),
         ((pl.col("h") // 1_048_576) % 10_000 / 100_000.0 + 0.001).alias("x"),
     )
-    targets = targets.join(assets.with_row_index("ai").with_columns(pl.col("ai").cast(pl.Int64)).select("ai", pl.col("uid").alias("asset_uid")), on="ai", how="left")
-    targets = targets.join(portfolios.with_row_index("pi").with_columns(pl.col("pi").cast(pl.Int64)).select("pi", pl.col("uid").alias("portfolio_uid")), on="pi", how="left")
+    targets = targets.join(
+        assets.with_row_index("ai")
+        .with_columns(pl.col("ai").cast(pl.Int64))
+        .select("ai", pl.col("uid").alias("asset_uid")),
+        on="ai",
+        how="left",
+    )
+    targets = targets.join(
+        portfolios.with_row_index("pi")
+        .with_columns(pl.col("pi").cast(pl.Int64))
+        .select("pi", pl.col("uid").alias("portfolio_uid")),
+        on="pi",
+        how="left",
+    )
     targets = targets.select(
         "time_index",
         "position_set_uid",
@@ -119,28 +165,56 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
         "asset_uid",
         "portfolio_uid",
         pl.when(kind < 80).then(pl.col("x")).alias("weight_notional_exposure"),
-        pl.when((kind >= 80) & ((kind < 95) | is_port)).then(pl.col("x") * 1_000_000).alias("constant_notional_exposure"),
+        pl.when((kind >= 80) & ((kind < 95) | is_port))
+        .then(pl.col("x") * 1_000_000)
+        .alias("constant_notional_exposure"),
         pl.when((kind >= 95) & ~is_port).then(pl.col("x") * 100).alias("single_asset_quantity"),
     )
 
     # Compositions: n_const distinct assets per (portfolio, month); weights sum to 1 except ~5%.
-    comp = pl.DataFrame({"p": range(n_portfolios)}).join(pl.DataFrame({"d": range(n_dates)}), how="cross").join(
-        pl.DataFrame({"c": range(n_const)}), how="cross"
+    comp = (
+        pl.DataFrame({"p": range(n_portfolios)})
+        .join(pl.DataFrame({"d": range(n_dates)}), how="cross")
+        .join(pl.DataFrame({"c": range(n_const)}), how="cross")
     )
     comp = comp.with_columns(
         (((pl.col("p") * 31 + pl.col("d") * 17).hash(seed) % n_assets + pl.col("c") * 11) % n_assets).alias("ai"),
-        ((pl.col("p") * 100_000 + pl.col("d") * 1_000 + pl.col("c")).hash(seed + 2) % 1_000 + 1).cast(pl.Float64).alias("raw"),
+        ((pl.col("p") * 100_000 + pl.col("d") * 1_000 + pl.col("c")).hash(seed + 2) % 1_000 + 1)
+        .cast(pl.Float64)
+        .alias("raw"),
         ((pl.col("p") * 100 + pl.col("d")).hash(seed + 3) % 20 == 0).alias("off"),
     ).with_columns(
-        (pl.col("raw") / pl.col("raw").sum().over("p", "d") * pl.when(pl.col("off")).then(0.98).otherwise(1.0)).alias("weight")
+        (pl.col("raw") / pl.col("raw").sum().over("p", "d") * pl.when(pl.col("off")).then(0.98).otherwise(1.0)).alias(
+            "weight"
+        )
     )
-    months = [FIRST_COMPOSITION.replace(month=12) if m == 0 else datetime(2026, m, 1, tzinfo=timezone.utc) for m in range(n_dates)]
-    weights = comp.join(pl.DataFrame({"d": range(n_dates), "time_index": months}).with_columns(pl.col("time_index").cast(pl.Datetime("us", "UTC"))), on="d").join(
-        assets.with_row_index("ai").with_columns(pl.col("ai").cast(pl.Int64)).select("ai", pl.col("uid").alias("asset_uid")), on="ai"
-    ).join(portfolios.with_row_index("p").with_columns(pl.col("p").cast(pl.Int64)).select("p", pl.col("uid").alias("portfolio_uid")), on="p")
+    months = [
+        FIRST_COMPOSITION.replace(month=12) if m == 0 else datetime(2026, m, 1, tzinfo=UTC) for m in range(n_dates)
+    ]
+    weights = (
+        comp.join(
+            pl.DataFrame({"d": range(n_dates), "time_index": months}).with_columns(
+                pl.col("time_index").cast(pl.Datetime("us", "UTC"))
+            ),
+            on="d",
+        )
+        .join(
+            assets.with_row_index("ai")
+            .with_columns(pl.col("ai").cast(pl.Int64))
+            .select("ai", pl.col("uid").alias("asset_uid")),
+            on="ai",
+        )
+        .join(
+            portfolios.with_row_index("p")
+            .with_columns(pl.col("p").cast(pl.Int64))
+            .select("p", pl.col("uid").alias("portfolio_uid")),
+            on="p",
+        )
+    )
     weights = weights.select("time_index", "portfolio_uid", "asset_uid", "weight")
 
     with store.transaction() as con:
+
         def insert(table: str, frame: pl.DataFrame, select: str) -> None:
             con.register("__gen", frame.to_arrow())
             con.execute(f"INSERT INTO {table} {select}")
@@ -149,7 +223,11 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
         insert("asset", assets, "SELECT uid::UUID, unique_identifier, NULL, NULL, 'synthetic', NULL FROM __gen")
         insert("portfolio", portfolios, "SELECT uid::UUID, unique_identifier, unique_identifier, NULL FROM __gen")
         con.execute("INSERT INTO account_allocation_model VALUES (?, 'bench model', NULL, NULL)", [model_uid])
-        insert("account", accounts, "SELECT uid::UUID, unique_identifier, unique_identifier, true, true, NULL, NULL FROM __gen")
+        insert(
+            "account",
+            accounts,
+            "SELECT uid::UUID, unique_identifier, unique_identifier, true, true, NULL, NULL FROM __gen",
+        )
         insert(
             "account_target_allocation",
             allocations.with_columns(pl.lit(model_uid).alias("model")),
@@ -157,7 +235,9 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
         )
     with store.transaction() as con:  # DuckDB checks foreign keys against committed rows
         con.register("__gen", sets.to_arrow())
-        con.execute("INSERT INTO position_set SELECT uid::UUID, account_target_allocation_uid::UUID, position_set_time, 'bench', NULL FROM __gen")
+        con.execute(
+            "INSERT INTO position_set SELECT uid::UUID, account_target_allocation_uid::UUID, position_set_time, 'bench', NULL FROM __gen"
+        )
     with store.transaction() as con:
         con.register("__gen", targets.to_arrow())
         con.execute(
@@ -166,7 +246,9 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
             "weight_notional_exposure, constant_notional_exposure, single_asset_quantity FROM __gen"
         )
         con.register("__gen_w", weights.to_arrow())
-        con.execute("INSERT INTO portfolio_weights SELECT time_index, portfolio_uid::UUID, asset_uid::UUID, weight FROM __gen_w")
+        con.execute(
+            "INSERT INTO portfolio_weights SELECT time_index, portfolio_uid::UUID, asset_uid::UUID, weight FROM __gen_w"
+        )
     return {
         "seconds": round(time.perf_counter() - started, 2),
         "position_sets": n_sets,
@@ -223,13 +305,18 @@ def sql_expansion(net: bool, weights_as_of: str) -> str:
     )
     """
     if not net:
-        return expanded + "SELECT * FROM expanded ORDER BY position_set_uid, source_target_type, source_target_uid, asset"
-    return expanded + """
+        return (
+            expanded + "SELECT * FROM expanded ORDER BY position_set_uid, source_target_type, source_target_uid, asset"
+        )
+    return (
+        expanded
+        + """
     SELECT position_set_uid, min(time_index) AS time_index, asset_uid, min(asset) AS asset,
            sum(weight_notional_exposure) AS weight_notional_exposure, sum(constant_notional_exposure) AS constant_notional_exposure,
            sum(single_asset_quantity) AS single_asset_quantity, count(*) AS n_sources
     FROM expanded GROUP BY position_set_uid, asset_uid ORDER BY position_set_uid, asset, asset_uid
     """
+    )
 
 
 # -- stages (each in its own process) --------------------------------------------------------------------
@@ -336,7 +423,7 @@ def stage_polars_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 def stage_sql(args: argparse.Namespace) -> dict[str, Any]:
     import duckdb
 
-    params = {"now": datetime.now(timezone.utc)} if args.weights_as_of == "now" else None
+    params = {"now": datetime.now(UTC)} if args.weights_as_of == "now" else None
 
     def run(net: bool) -> pa.Table:
         con = duckdb.connect(args.db, read_only=True)
@@ -352,7 +439,12 @@ def stage_sql(args: argparse.Namespace) -> dict[str, Any]:
     best_net, net_runs, net_table = _best(lambda: run(True), args.repeat)
     plain = pl.from_arrow(table)
     return {
-        "plain": {"best_s": round(best_plain, 3), "runs_s": plain_runs, "output_rows": table.num_rows, "rows_per_s": round(table.num_rows / best_plain)},
+        "plain": {
+            "best_s": round(best_plain, 3),
+            "runs_s": plain_runs,
+            "output_rows": table.num_rows,
+            "rows_per_s": round(table.num_rows / best_plain),
+        },
         "net": {"best_s": round(best_net, 3), "runs_s": net_runs, "output_rows": net_table.num_rows},
         "net_over_plain": round(best_net / best_plain, 3),
         "rss_before_mb": round(before, 1),
@@ -377,9 +469,11 @@ def stage_reference(args: argparse.Namespace) -> dict[str, Any]:
     store = Store(args.db)
     targets = read_targets(store)
     sample_sets = targets["position_set_uid"].unique().sort().head(args.sample_sets)
-    sample = targets.filter(pl.col("position_set_uid").is_in(sample_sets.implode())).sort("position_set_uid", "target_type", "target_uid")
+    sample = targets.filter(pl.col("position_set_uid").is_in(sample_sets.implode())).sort(
+        "position_set_uid", "target_type", "target_uid"
+    )
     records = sample.to_dicts()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     con = duckdb.connect(args.db, read_only=True)
     con.execute("SET TimeZone = 'UTC'")
 
@@ -400,18 +494,45 @@ def stage_reference(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     out: list[dict[str, Any]] = []
     for row in records:
-        base = {"position_set_uid": row["position_set_uid"], "time_index": row["time_index"], "source_target_type": row["target_type"], "source_target_uid": row["target_uid"]}
+        base = {
+            "position_set_uid": row["position_set_uid"],
+            "time_index": row["time_index"],
+            "source_target_type": row["target_type"],
+            "source_target_uid": row["target_uid"],
+        }
         if row["target_type"] == "asset":
-            out.append({**base, "portfolio_uid": None, "asset_uid": row["asset_uid"], "asset": row["unique_identifier"], "portfolio_weight": None,
-                        "weights_time": None, "weight_notional_exposure": row["weight_notional_exposure"],
-                        "constant_notional_exposure": row["constant_notional_exposure"], "single_asset_quantity": row["single_asset_quantity"]})
+            out.append(
+                {
+                    **base,
+                    "portfolio_uid": None,
+                    "asset_uid": row["asset_uid"],
+                    "asset": row["unique_identifier"],
+                    "portfolio_weight": None,
+                    "weights_time": None,
+                    "weight_notional_exposure": row["weight_notional_exposure"],
+                    "constant_notional_exposure": row["constant_notional_exposure"],
+                    "single_asset_quantity": row["single_asset_quantity"],
+                }
+            )
             continue
         at = row["time_index"] if args.weights_as_of == "position-set" else now
-        for asset_uid, asset, weight, weights_time in sorted(resolver(row["portfolio_uid"], at), key=lambda r: (r[1], r[0])):
+        for asset_uid, asset, weight, weights_time in sorted(
+            resolver(row["portfolio_uid"], at), key=lambda r: (r[1], r[0])
+        ):
             wne, cne = row["weight_notional_exposure"], row["constant_notional_exposure"]
-            out.append({**base, "portfolio_uid": row["portfolio_uid"], "asset_uid": asset_uid, "asset": asset, "portfolio_weight": weight,
-                        "weights_time": weights_time, "weight_notional_exposure": None if wne is None else wne * weight,
-                        "constant_notional_exposure": None if cne is None else cne * weight, "single_asset_quantity": None})
+            out.append(
+                {
+                    **base,
+                    "portfolio_uid": row["portfolio_uid"],
+                    "asset_uid": asset_uid,
+                    "asset": asset,
+                    "portfolio_weight": weight,
+                    "weights_time": weights_time,
+                    "weight_notional_exposure": None if wne is None else wne * weight,
+                    "constant_notional_exposure": None if cne is None else cne * weight,
+                    "single_asset_quantity": None,
+                }
+            )
     rows = pl.DataFrame(out, infer_schema_length=None)
     elapsed = time.perf_counter() - started
     con.close()
@@ -453,7 +574,10 @@ def _fingerprint(rows: pl.DataFrame) -> str:
 
 
 def _totals(rows: pl.DataFrame) -> dict[str, float]:
-    return {c: float(rows[c].sum()) for c in ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")} | {"rows": rows.height}
+    return {
+        c: float(rows[c].sum())
+        for c in ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
+    } | {"rows": rows.height}
 
 
 STAGES = {
@@ -466,8 +590,20 @@ STAGES = {
 
 
 def run_stage(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--stage", name, "--db", args.db, "--repeat", str(args.repeat),
-               "--sample-sets", str(args.sample_sets), "--weights-as-of", args.weights_as_of]
+    command = [
+        sys.executable,
+        __file__,
+        "--stage",
+        name,
+        "--db",
+        args.db,
+        "--repeat",
+        str(args.repeat),
+        "--sample-sets",
+        str(args.sample_sets),
+        "--weights-as-of",
+        args.weights_as_of,
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -479,14 +615,18 @@ def run_stage(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _close(a: dict[str, float], b: dict[str, float]) -> bool:
-    return a["rows"] == b["rows"] and all(abs(a[k] - b[k]) <= 1e-6 * max(1.0, abs(a[k]), abs(b[k])) for k in a if k != "rows")
+    return a["rows"] == b["rows"] and all(
+        abs(a[k] - b[k]) <= 1e-6 * max(1.0, abs(a[k]), abs(b[k])) for k in a if k != "rows"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="a quick run on a small book")
     parser.add_argument("--db", help="database file for the book (default: a temporary directory)")
-    parser.add_argument("--reuse", action="store_true", help="reuse the book already in --db instead of regenerating it")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the book already in --db instead of regenerating it"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="runs per timed step; the best is reported")
     parser.add_argument("--sample-sets", type=int, default=50, help="position sets the row-by-row reference runs on")
     parser.add_argument("--weights-as-of", default="position-set", choices=["position-set", "now"])
@@ -510,18 +650,26 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.db + suffix).unlink(missing_ok=True)
             print(f"generating the book in {args.db} ...", file=sys.stderr)
             book = generate(args.db, size)
-        stages = {name: run_stage(name, args) for name in ("polars_db", "polars_pipeline", "sql", "reference", "check_sample")}
+        stages = {
+            name: run_stage(name, args) for name in ("polars_db", "polars_pipeline", "sql", "reference", "check_sample")
+        }
 
     pipe, sql, ref, db = stages["polars_pipeline"], stages["sql"], stages["reference"], stages["polars_db"]
     full_rows = pipe["plain"]["output_rows"]
     result = {
         "benchmark": "msm.expansion.expand_targets",
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "size": "small" if args.small else "full",
         "weights_as_of": args.weights_as_of,
-        "machine": {"python": platform.python_version(), "polars": pl.__version__, "duckdb": __import__("duckdb").__version__,
-                    "cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
+        "machine": {
+            "python": platform.python_version(),
+            "polars": pl.__version__,
+            "duckdb": __import__("duckdb").__version__,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_before": load_before,
+            "load_average_after": list(os.getloadavg()),
+        },
         "book": book,
         "stages": stages,
         "summary": {
@@ -542,7 +690,12 @@ def main(argv: list[str] | None = None) -> int:
             "speedup_polars_with_read_over_reference": round(ref["scaled_full_s"] / db["wall_s"], 1),
             "ratio_net_over_plain": pipe["net_over_plain"],
             "ratio_net_over_plain_median": pipe["net_over_plain_median"],
-            "peak_rss_mb": {"polars_db": db["peak_rss_mb"], "polars_pipeline": pipe["peak_rss_mb"], "sql": sql["peak_rss_mb"], "reference_sample": ref["peak_rss_mb"]},
+            "peak_rss_mb": {
+                "polars_db": db["peak_rss_mb"],
+                "polars_pipeline": pipe["peak_rss_mb"],
+                "sql": sql["peak_rss_mb"],
+                "reference_sample": ref["peak_rss_mb"],
+            },
         },
         "checks": {
             "polars_equals_sql_totals": _close(pipe["totals"], sql["totals"]),

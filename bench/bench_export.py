@@ -85,7 +85,10 @@ def stage_copy(db: str, out: str) -> dict[str, Any]:
     con = duckdb.connect(db, read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET VARIABLE now = now()")
-    for name, query in (("target_positions", targets), ("target_exposure", exposure.replace("$now", "getvariable('now')"))):
+    for name, query in (
+        ("target_positions", targets),
+        ("target_exposure", exposure.replace("$now", "getvariable('now')")),
+    ):
         con.sql(query).write_parquet(str(Path(out) / name), partition_by=["snapshot_date"])
     con.close()
     return {"seconds": time.perf_counter() - started, "peak_rss_mb": _maxrss_mb()}
@@ -97,7 +100,12 @@ STAGES = {"msm": stage_msm, "copy": stage_copy}
 def _run(stage: str, db: str, out: str) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
     Path(out).mkdir(parents=True)
-    done = subprocess.run([sys.executable, __file__, "--stage", stage, "--db", db, "--out-dir", out], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--stage", stage, "--db", db, "--out-dir", out],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"stage {stage} failed:\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -125,7 +133,11 @@ def main() -> None:
     books = {"bench": 10_000} | ({} if args.skip_large else {f"x{args.scale}": 10_000 * args.scale})
     report: dict[str, Any] = {
         "benchmark": "export",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m_start": os.getloadavg()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m_start": os.getloadavg()[0],
+        },
         "weights_as_of": "now",
         "books": {},
     }

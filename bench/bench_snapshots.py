@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +36,11 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import msm  # noqa: E402
-from msm.store import Store, migrate  # noqa: E402
+import msm
+from msm.store import Store, migrate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "snapshots.json"
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 N_ASSETS, N_PORTFOLIOS, ROWS_PER_SET, PORTFOLIO_SHARE = 2_000, 200, 50, 0.3
 
 
@@ -53,21 +53,35 @@ def build_reference(path: str, n_accounts: int) -> dict:
     store = Store(path)
     migrate(store)
     assets = pl.DataFrame({"uid": _uuids(N_ASSETS), "unique_identifier": [f"A{i:05d}" for i in range(N_ASSETS)]})
-    portfolios = pl.DataFrame({"uid": _uuids(N_PORTFOLIOS), "unique_identifier": [f"P{i:04d}" for i in range(N_PORTFOLIOS)]})
-    accounts = pl.DataFrame({"uid": _uuids(n_accounts), "unique_identifier": [f"acct-{i:06d}" for i in range(n_accounts)]})
-    allocations = accounts.select(pl.Series("uid", _uuids(n_accounts)), pl.col("uid").alias("account_uid"),
-                                  (pl.col("unique_identifier") + "-target").alias("unique_identifier"))
+    portfolios = pl.DataFrame(
+        {"uid": _uuids(N_PORTFOLIOS), "unique_identifier": [f"P{i:04d}" for i in range(N_PORTFOLIOS)]}
+    )
+    accounts = pl.DataFrame(
+        {"uid": _uuids(n_accounts), "unique_identifier": [f"acct-{i:06d}" for i in range(n_accounts)]}
+    )
+    allocations = accounts.select(
+        pl.Series("uid", _uuids(n_accounts)),
+        pl.col("uid").alias("account_uid"),
+        (pl.col("unique_identifier") + "-target").alias("unique_identifier"),
+    )
     model = str(uuid.uuid4())
     with store.transaction() as con:
         for name, frame in (("a", assets), ("p", portfolios), ("acc", accounts), ("al", allocations)):
             con.register(name, frame.to_arrow())
         con.execute("INSERT INTO asset (uid, unique_identifier) SELECT uid::UUID, unique_identifier FROM a")
         con.execute("INSERT INTO portfolio (uid, unique_identifier) SELECT uid::UUID, unique_identifier FROM p")
-        con.execute("INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) "
-                    "SELECT uid::UUID, unique_identifier, unique_identifier, true, true FROM acc")
-        con.execute("INSERT INTO account_allocation_model (uid, allocation_model_name) VALUES (?, 'bench model')", [model])
-        con.execute("INSERT INTO account_target_allocation (uid, unique_identifier, account_uid, account_allocation_model_uid, is_active) "
-                    "SELECT uid::UUID, unique_identifier, account_uid::UUID, ?::UUID, true FROM al", [model])
+        con.execute(
+            "INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) "
+            "SELECT uid::UUID, unique_identifier, unique_identifier, true, true FROM acc"
+        )
+        con.execute(
+            "INSERT INTO account_allocation_model (uid, allocation_model_name) VALUES (?, 'bench model')", [model]
+        )
+        con.execute(
+            "INSERT INTO account_target_allocation (uid, unique_identifier, account_uid, account_allocation_model_uid, is_active) "
+            "SELECT uid::UUID, unique_identifier, account_uid::UUID, ?::UUID, true FROM al",
+            [model],
+        )
     return {"assets": assets, "portfolios": portfolios, "accounts": accounts, "allocations": allocations}
 
 
@@ -85,17 +99,23 @@ def make_book(ref: dict, n_sets: int, first_time: datetime, seed: int) -> pl.Dat
     port_pick = (rng.integers(0, N_PORTFOLIOS, n_sets)[set_idx] + pos * 7) % N_PORTFOLIOS
     account_idx = set_idx % n_accounts
     round_idx = set_idx // n_accounts
-    frame = pl.DataFrame({
-        "account": ref["accounts"]["unique_identifier"].gather(account_idx),
-        "round": round_idx,
-        "is_port": is_port,
-        "asset_uid": ref["assets"]["uid"].gather(asset_pick),
-        "portfolio_uid": ref["portfolios"]["uid"].gather(port_pick),
-        "weight_notional_exposure": rng.random(n_rows) / ROWS_PER_SET,
-    }).with_columns(
-        pl.when(~pl.col("is_port")).then(pl.col("asset_uid")).alias("asset_uid"),
-        pl.when(pl.col("is_port")).then(pl.col("portfolio_uid")).alias("portfolio_uid"),
-    ).drop("is_port")
+    frame = (
+        pl.DataFrame(
+            {
+                "account": ref["accounts"]["unique_identifier"].gather(account_idx),
+                "round": round_idx,
+                "is_port": is_port,
+                "asset_uid": ref["assets"]["uid"].gather(asset_pick),
+                "portfolio_uid": ref["portfolios"]["uid"].gather(port_pick),
+                "weight_notional_exposure": rng.random(n_rows) / ROWS_PER_SET,
+            }
+        )
+        .with_columns(
+            pl.when(~pl.col("is_port")).then(pl.col("asset_uid")).alias("asset_uid"),
+            pl.when(pl.col("is_port")).then(pl.col("portfolio_uid")).alias("portfolio_uid"),
+        )
+        .drop("is_port")
+    )
     return frame.with_columns(
         (pl.lit(first_time) + pl.duration(hours=pl.col("round"))).dt.cast_time_unit("us").alias("position_set_time")
     ).drop("round")
@@ -103,16 +123,27 @@ def make_book(ref: dict, n_sets: int, first_time: datetime, seed: int) -> pl.Dat
 
 def _validated_floor_tables(book: pl.DataFrame, ref: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The same snapshots as storage rows (what the service inserts), prepared outside the timing."""
-    alloc = ref["allocations"].join(ref["accounts"].select(pl.col("uid").alias("account_uid"), pl.col("unique_identifier").alias("account")), on="account_uid")
+    alloc = ref["allocations"].join(
+        ref["accounts"].select(pl.col("uid").alias("account_uid"), pl.col("unique_identifier").alias("account")),
+        on="account_uid",
+    )
     rows = book.join(alloc.select(pl.col("uid").alias("allocation_uid"), "account"), on="account")
     sets = rows.select("allocation_uid", "position_set_time").unique(maintain_order=True)
     sets = sets.with_columns(pl.Series("position_set_uid", _uuids(sets.height)))
     rows = rows.join(sets, on=["allocation_uid", "position_set_time"]).select(
-        pl.col("position_set_time").alias("time_index"), "position_set_uid",
-        pl.when(pl.col("asset_uid").is_not_null()).then(pl.lit("asset")).otherwise(pl.lit("portfolio")).alias("target_type"),
-        pl.coalesce("asset_uid", "portfolio_uid").alias("target_uid"), "asset_uid", "portfolio_uid",
-        "weight_notional_exposure", pl.lit(None, pl.Float64).alias("constant_notional_exposure"),
-        pl.lit(None, pl.Float64).alias("single_asset_quantity"), pl.lit(None, pl.String).alias("metadata_json"),
+        pl.col("position_set_time").alias("time_index"),
+        "position_set_uid",
+        pl.when(pl.col("asset_uid").is_not_null())
+        .then(pl.lit("asset"))
+        .otherwise(pl.lit("portfolio"))
+        .alias("target_type"),
+        pl.coalesce("asset_uid", "portfolio_uid").alias("target_uid"),
+        "asset_uid",
+        "portfolio_uid",
+        "weight_notional_exposure",
+        pl.lit(None, pl.Float64).alias("constant_notional_exposure"),
+        pl.lit(None, pl.Float64).alias("single_asset_quantity"),
+        pl.lit(None, pl.String).alias("metadata_json"),
     )
     return sets, rows
 
@@ -135,11 +166,15 @@ def stage_floor(db: str, sets_path: str, rows_path: str) -> dict:
     with store.transaction() as con:
         con.register("s", sets_arrow)
         con.register("r", rows_arrow)
-        con.execute("INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) "
-                    "SELECT position_set_uid::UUID, allocation_uid::UUID, position_set_time FROM s")
-        con.execute("INSERT INTO target_positions SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, "
-                    "asset_uid::UUID, portfolio_uid::UUID, weight_notional_exposure, constant_notional_exposure, "
-                    "single_asset_quantity, metadata_json::JSON FROM r")
+        con.execute(
+            "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) "
+            "SELECT position_set_uid::UUID, allocation_uid::UUID, position_set_time FROM s"
+        )
+        con.execute(
+            "INSERT INTO target_positions SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, "
+            "asset_uid::UUID, portfolio_uid::UUID, weight_notional_exposure, constant_notional_exposure, "
+            "single_asset_quantity, metadata_json::JSON FROM r"
+        )
     return {"seconds": time.perf_counter() - start, "rows": rows.height}
 
 
@@ -156,7 +191,12 @@ def stage_read_latest(db: str, n_accounts: int, samples: int) -> dict:
         times.append((time.perf_counter() - start) * 1000)
         rows = snap.positions.height
     times.sort()
-    return {"median_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))], "samples": samples, "rows_per_snapshot": rows}
+    return {
+        "median_ms": statistics.median(times),
+        "p95_ms": times[int(0.95 * (len(times) - 1))],
+        "samples": samples,
+        "rows_per_snapshot": rows,
+    }
 
 
 def _run_stage(*args: str) -> dict:
@@ -176,12 +216,17 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="1/20 of the full size")
     parser.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON result")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of the write and the floor (best of each is compared)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of the write and the floor (best of each is compared)"
+    )
     args = parser.parse_args()
     if args.stage:
         name, *rest = args.stage
-        result = {"bulk_write": lambda: stage_bulk_write(*rest), "floor": lambda: stage_floor(*rest),
-                  "read_latest": lambda: stage_read_latest(rest[0], int(rest[1]), int(rest[2]))}[name]()
+        result = {
+            "bulk_write": lambda: stage_bulk_write(*rest),
+            "floor": lambda: stage_floor(*rest),
+            "read_latest": lambda: stage_read_latest(rest[0], int(rest[1]), int(rest[2])),
+        }[name]()
         print(json.dumps(result))
         return
 
@@ -200,8 +245,12 @@ def main() -> None:
         with stage_floor_inline.transaction() as con:
             con.register("s", sets.to_arrow())
             con.register("r", rows.to_arrow())
-            con.execute("INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) SELECT position_set_uid::UUID, allocation_uid::UUID, position_set_time FROM s")
-            con.execute("INSERT INTO target_positions SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, asset_uid::UUID, portfolio_uid::UUID, weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json::JSON FROM r")
+            con.execute(
+                "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) SELECT position_set_uid::UUID, allocation_uid::UUID, position_set_time FROM s"
+            )
+            con.execute(
+                "INSERT INTO target_positions SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, asset_uid::UUID, portfolio_uid::UUID, weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json::JSON FROM r"
+            )
         generate_seconds = time.perf_counter() - gen_start
 
         # 2. the new book (later times), and the same rows pre-validated for the floor
@@ -215,7 +264,9 @@ def main() -> None:
         floors, ourses = [], []
         for _ in range(args.repeat):
             shutil.copy(base, tmp / "floor.duckdb")
-            floors.append(_run_stage("floor", str(tmp / "floor.duckdb"), str(tmp / "sets.parquet"), str(tmp / "rows.parquet")))
+            floors.append(
+                _run_stage("floor", str(tmp / "floor.duckdb"), str(tmp / "sets.parquet"), str(tmp / "rows.parquet"))
+            )
             shutil.copy(base, tmp / "ours.duckdb")
             ourses.append(_run_stage("bulk_write", str(tmp / "ours.duckdb"), str(tmp / "book.parquet")))
         floor = min(floors, key=lambda r: r["seconds"])
@@ -231,8 +282,12 @@ def main() -> None:
             with Store(big).transaction() as con:
                 con.register("s", s.to_arrow())
                 con.register("r", r.to_arrow())
-                con.execute("INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) SELECT position_set_uid::UUID, allocation_uid::UUID, position_set_time FROM s")
-                con.execute("INSERT INTO target_positions SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, asset_uid::UUID, portfolio_uid::UUID, weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json::JSON FROM r")
+                con.execute(
+                    "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) SELECT position_set_uid::UUID, allocation_uid::UUID, position_set_time FROM s"
+                )
+                con.execute(
+                    "INSERT INTO target_positions SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, asset_uid::UUID, portfolio_uid::UUID, weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json::JSON FROM r"
+                )
             held += r.height
             seed += 1
         read = _run_stage("read_latest", big, str(n_accounts), "200")
@@ -241,17 +296,36 @@ def main() -> None:
         result = {
             "benchmark": "snapshots",
             "small": args.small,
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "duckdb": __import__("duckdb").__version__, "polars": pl.__version__},
-            "bulk_write": {
-                "snapshots": n_sets, "rows": ours["rows"], "existing_rows": n_sets * ROWS_PER_SET, "portfolio_share": PORTFOLIO_SHARE,
-                "seconds": round(ours["seconds"], 3), "rows_per_second": round(ours["rows"] / ours["seconds"]),
-                "peak_rss_mb": ours["peak_rss_mb"], "runs_s": [round(r["seconds"], 3) for r in ourses],
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "duckdb": __import__("duckdb").__version__,
+                "polars": pl.__version__,
             },
-            "floor": {"seconds": round(floor["seconds"], 3), "rows_per_second": round(floor["rows"] / floor["seconds"]),
-                      "peak_rss_mb": floor["peak_rss_mb"], "runs_s": [round(r["seconds"], 3) for r in floors]},
+            "bulk_write": {
+                "snapshots": n_sets,
+                "rows": ours["rows"],
+                "existing_rows": n_sets * ROWS_PER_SET,
+                "portfolio_share": PORTFOLIO_SHARE,
+                "seconds": round(ours["seconds"], 3),
+                "rows_per_second": round(ours["rows"] / ours["seconds"]),
+                "peak_rss_mb": ours["peak_rss_mb"],
+                "runs_s": [round(r["seconds"], 3) for r in ourses],
+            },
+            "floor": {
+                "seconds": round(floor["seconds"], 3),
+                "rows_per_second": round(floor["rows"] / floor["seconds"]),
+                "peak_rss_mb": floor["peak_rss_mb"],
+                "runs_s": [round(r["seconds"], 3) for r in floors],
+            },
             "bulk_vs_floor": round(ours["seconds"] / floor["seconds"], 3),
-            "bulk_vs_floor_median": round(statistics.median(r["seconds"] for r in ourses) / statistics.median(r["seconds"] for r in floors), 3),
-            "read_latest": {"database_rows": int(total_rows), **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in read.items()}},
+            "bulk_vs_floor_median": round(
+                statistics.median(r["seconds"] for r in ourses) / statistics.median(r["seconds"] for r in floors), 3
+            ),
+            "read_latest": {
+                "database_rows": int(total_rows),
+                **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in read.items()},
+            },
             "generate_seconds": round(generate_seconds, 1),
         }
         out = Path(args.out)

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,11 @@ def _bench_expansion() -> Any:
 
 def sizes() -> dict[str, dict[str, Any]]:
     bench = _bench_expansion()
-    return {"small": bench.SMALL, "full": bench.FULL, "x10": {**bench.FULL, "sets": bench.FULL["sets"] * 10, "accounts": bench.FULL["accounts"] * 10}}
+    return {
+        "small": bench.SMALL,
+        "full": bench.FULL,
+        "x10": {**bench.FULL, "sets": bench.FULL["sets"] * 10, "accounts": bench.FULL["accounts"] * 10},
+    }
 
 
 # -- measuring a process tree ---------------------------------------------------------------------
@@ -95,7 +99,9 @@ def measure(command: list[str], timeout: float) -> dict[str, Any]:
     """Run ``command``; its wall time, stdout, and the peak RSS of its whole process tree."""
     started = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env
+    )
     peak_kb, timed_out = 0, False
     out_chunks: list[str] = []
     import threading
@@ -154,10 +160,19 @@ def spark_stage(args: argparse.Namespace) -> dict[str, Any]:
     job_started = time.perf_counter()
     result = run_expand(spark, args.input, args.output, weights_as_of=args.weights_as_of, overwrite=True)
     job = time.perf_counter() - job_started
-    conf = {k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled", "spark.driver.memory")}
+    conf = {
+        k: spark.conf.get(k)
+        for k in ("spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled", "spark.driver.memory")
+    }
     spark.stop()
-    return {"startup_s": round(startup, 2), "job_s": round(job, 2), "rows": result.rows, "diagnostics": len(result.diagnostics),
-            "master": args.master, "conf": conf}
+    return {
+        "startup_s": round(startup, 2),
+        "job_s": round(job, 2),
+        "rows": result.rows,
+        "diagnostics": len(result.diagnostics),
+        "master": args.master,
+        "conf": conf,
+    }
 
 
 # -- checks ----------------------------------------------------------------------------------------
@@ -184,16 +199,49 @@ def run_book(name: str, size: dict[str, Any], folder: Path, args: argparse.Names
         # The look-through of this book does not fit this machine's memory in one polars process (the
         # full book's export peaks near 4 GB for 6.1M rows): only the job's input is exported.
         print(f"[{name}] msm export (input only, no --expanded) ...", file=sys.stderr, flush=True)
-        stages: dict[str, Any] = {"msm_export_input_only": measure(
-            [sys.executable, "-m", "msm_cli.main", "--db", str(db), "export", "--out", str(export), "--format", "json"], args.timeout)}
+        stages: dict[str, Any] = {
+            "msm_export_input_only": measure(
+                [
+                    sys.executable,
+                    "-m",
+                    "msm_cli.main",
+                    "--db",
+                    str(db),
+                    "export",
+                    "--out",
+                    str(export),
+                    "--format",
+                    "json",
+                ],
+                args.timeout,
+            )
+        }
         stages["msm_export_input_only"].pop("stdout")
-        notes.append("msm export --expanded not run on this book: its peak memory, extrapolated from the full book "
-                     "(~4 GB for 6.1M rows), exceeds this machine's memory; Spark's output is not compared with it")
+        notes.append(
+            "msm export --expanded not run on this book: its peak memory, extrapolated from the full book "
+            "(~4 GB for 6.1M rows), exceeds this machine's memory; Spark's output is not compared with it"
+        )
     else:
         print(f"[{name}] msm export --expanded ...", file=sys.stderr, flush=True)
         stages = {
-            "msm_export": measure([sys.executable, "-m", "msm_cli.main", "--db", str(db), "export", "--out", str(export), "--expanded",
-                                   "--weights-as-of", args.weights_as_of, "--format", "json"], args.timeout)
+            "msm_export": measure(
+                [
+                    sys.executable,
+                    "-m",
+                    "msm_cli.main",
+                    "--db",
+                    str(db),
+                    "export",
+                    "--out",
+                    str(export),
+                    "--expanded",
+                    "--weights-as-of",
+                    args.weights_as_of,
+                    "--format",
+                    "json",
+                ],
+                args.timeout,
+            )
         }
         stages["msm_export"].pop("stdout")
     checks: dict[str, Any] = {}
@@ -202,8 +250,22 @@ def run_book(name: str, size: dict[str, Any], folder: Path, args: argparse.Names
         key = "spark_" + master.replace("[", "").replace("]", "").replace("*", "all")
         out = folder / f"{name}-{key}"
         print(f"[{name}] msm_spark --master {master} ...", file=sys.stderr, flush=True)
-        stage = measure([sys.executable, __file__, "--spark-stage", "--master", master, "--input", str(export), "--output", str(out),
-                         "--weights-as-of", args.weights_as_of], args.timeout)
+        stage = measure(
+            [
+                sys.executable,
+                __file__,
+                "--spark-stage",
+                "--master",
+                master,
+                "--input",
+                str(export),
+                "--output",
+                str(out),
+                "--weights-as-of",
+                args.weights_as_of,
+            ],
+            args.timeout,
+        )
         text = stage.pop("stdout").strip()
         if stage.get("timed_out_after_s"):
             notes.append(f"msm_spark on {master} stopped after {args.timeout:.0f} s (--timeout): not measured")
@@ -224,7 +286,9 @@ def run_book(name: str, size: dict[str, Any], folder: Path, args: argparse.Names
             summary[f"{key}_wall_over_msm_export"] = round(stage["wall_s"] / exp["wall_s"], 2)
             summary[f"{key}_job_over_msm_export"] = round(stage["job_s"] / exp["wall_s"], 2)
     if "job_s" in stages.get("spark_local1", {}) and "job_s" in stages.get("spark_local2", {}):
-        summary["speedup_job_local2_over_local1"] = round(stages["spark_local1"]["job_s"] / stages["spark_local2"]["job_s"], 2)
+        summary["speedup_job_local2_over_local1"] = round(
+            stages["spark_local1"]["job_s"] / stages["spark_local2"]["job_s"], 2
+        )
     return {"book": book, "stages": stages, "summary": summary, "checks": checks, "notes": notes}
 
 
@@ -233,10 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="full,x10", help="comma-separated: small, full, x10 (default: full,x10)")
     parser.add_argument("--masters", default="local[2],local[1]", help="comma-separated Spark masters to compare")
     parser.add_argument("--weights-as-of", default="position-set", choices=["position-set", "now"])
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds a stage may take before it is stopped and recorded as such")
+    parser.add_argument(
+        "--timeout", type=float, default=1800, help="seconds a stage may take before it is stopped and recorded as such"
+    )
     parser.add_argument("--out", default=str(RESULT), help="where to write the JSON result")
     parser.add_argument("--skip-expanded-export", default="", help="sizes whose `msm export --expanded` is not run")
-    parser.add_argument("--append", action="store_true", help="add these books to the books already in --out (a run per size)")
+    parser.add_argument(
+        "--append", action="store_true", help="add these books to the books already in --out (a run per size)"
+    )
     parser.add_argument("--spark-stage", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--master", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
@@ -264,11 +332,19 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({name: books[name]["summary"]}), file=sys.stderr, flush=True)
     result = {
         "benchmark": "msm_spark expand vs msm export --expanded",
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "weights_as_of": args.weights_as_of,
-        "machine": {"python": platform.python_version(), "polars": pl.__version__, "duckdb": duckdb.__version__, "pyspark": pyspark.__version__,
-                    "java": _java_version(), "cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                    "platform": platform.platform(), "spark_driver_memory": DRIVER_MEMORY},
+        "machine": {
+            "python": platform.python_version(),
+            "polars": pl.__version__,
+            "duckdb": duckdb.__version__,
+            "pyspark": pyspark.__version__,
+            "java": _java_version(),
+            "cpus": os.cpu_count(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "platform": platform.platform(),
+            "spark_driver_memory": DRIVER_MEMORY,
+        },
         "books": books,
         "not_measured": [s for s in ("full", "x10") if s not in books],
     }

@@ -1,6 +1,6 @@
 """Render docs/performance.md from the latest benchmark results (bench/results/*.json).
 
-    python bench/report.py            # after bench_snapshots.py, bench_expansion.py (and bench_app.py)
+python bench/report.py            # after bench_snapshots.py, bench_expansion.py (and bench_app.py)
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def render() -> str:
         f"| speed-up over the reference (pipeline; with the read) | >= 100x | **{s['speedup_polars_pipeline_over_reference']:.0f}x**; {s['speedup_polars_with_read_over_reference']:.0f}x | |",
         f"| netting / plain expansion (best; median) | <= 1.5 | **{s['ratio_net_over_plain']:.2f}**; {s['ratio_net_over_plain_median']:.2f} | |",
         "",
-        "Checks in the same run: " + ", ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'NO'}" for k, v in exp["checks"].items()) + ".",
+        "Checks in the same run: "
+        + ", ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'NO'}" for k, v in exp["checks"].items())
+        + ".",
         "",
         "Timings on a shared 2-core machine move by 10-30% from run to run; the JSON keeps every run.",
         "",
@@ -92,8 +94,10 @@ def _app_section() -> list[str]:
         f"| builder rerun after editing one cell of a {app['book']['target_set_rows']}-row target set (validation, sums, look-through "
         f"preview), {rerun['repeats']} edits | median < {goals['builder_rerun_median_seconds'] * 1000:.0f} ms "
         f"| **median {rerun['median'] * 1000:.0f} ms**, p90 {rerun['p90'] * 1000:.0f} ms, max {rerun['max'] * 1000:.0f} ms |",
-        *[f"| first render of {page} (new session, cold caches) | < {goals['first_render_seconds']:.0f} s | **{seconds * 1000:.0f} ms** |"
-          for page, seconds in renders.items()],
+        *[
+            f"| first render of {page} (new session, cold caches) | < {goals['first_render_seconds']:.0f} s | **{seconds * 1000:.0f} ms** |"
+            for page, seconds in renders.items()
+        ],
         f"| one-off imports of a new server process (streamlit, the app's modules), not in the rows above | | {app['process_warm_up_seconds'] * 1000:.0f} ms |",
         "",
         "A rerun opens the database file once (the page's service calls share that connection, which is",
@@ -135,18 +139,23 @@ def _cli_section() -> list[str]:
         return []
     c = _load("cli.json")
     s, r = c["seconds"], c["ratio_to_floor"]
-    rows = [("`msm --help`", "msm_help", ""), ("`msm targets show ACCOUNT --format json`", "targets_show", f"<= {c['goal']['targets_show_over_floor']}x"),
-            ("`msm assets list --format json`", "assets_list", "")]
+    rows = [
+        ("`msm --help`", "msm_help", ""),
+        ("`msm targets show ACCOUNT --format json`", "targets_show", f"<= {c['goal']['targets_show_over_floor']}x"),
+        ("`msm assets list --format json`", "assets_list", ""),
+    ]
     return [
         "## CLI start-up (`bench/bench_cli.py`)",
         "",
         f"Whole processes on the demo database, {c['repeats']} runs each, interleaved; machine load {c['machine']['load_avg_1m']:.1f} at the end.",
-        f"The floor is `python -c \"import duckdb, polars\"`: min {s['import_floor']['min'] * 1000:.0f} ms, median {s['import_floor']['median'] * 1000:.0f} ms.",
+        f'The floor is `python -c "import duckdb, polars"`: min {s["import_floor"]["min"] * 1000:.0f} ms, median {s["import_floor"]["median"] * 1000:.0f} ms.',
         "",
         "| command | goal (vs floor) | min | median | vs floor (min; median) |",
         "|---|---|---|---|---|",
-        *[f"| {label} | {goal} | {s[key]['min'] * 1000:.0f} ms | {s[key]['median'] * 1000:.0f} ms | **{r[key]['min']:.2f}x**; {r[key]['median']:.2f}x |"
-          for label, key, goal in rows],
+        *[
+            f"| {label} | {goal} | {s[key]['min'] * 1000:.0f} ms | {s[key]['median'] * 1000:.0f} ms | **{r[key]['min']:.2f}x**; {r[key]['median']:.2f}x |"
+            for label, key, goal in rows
+        ],
         "",
         "`msm` imports each service on first use (the packages resolve names lazily), reads through the Arrow C",
         "stream interface (no pyarrow), and imports pydantic, pyarrow.dataset and the examples only in the commands",

@@ -43,7 +43,10 @@ def portfolio_output(store: Store) -> dict[str, Any]:
     if path.exists():
         recorded = json.loads(path.read_text())
         try:
-            if msm.get_portfolio(store, recorded["portfolio"]["uid"])["unique_identifier"] == portfolio_example.PORTFOLIO:
+            if (
+                msm.get_portfolio(store, recorded["portfolio"]["uid"])["unique_identifier"]
+                == portfolio_example.PORTFOLIO
+            ):
                 return recorded
         except (msm.MsmError, KeyError):
             pass
@@ -72,23 +75,53 @@ def _get_or(get: Any, add: Any) -> dict[str, Any]:
 def build_account_example(store: Store) -> dict[str, Any]:
     """Create the account side, save the snapshots, and return what was created."""
     created = portfolio_output(store)
-    model = _get_or(lambda: msm.get_allocation_model(store, MODEL),
-                    lambda: msm.add_allocation_model(store, MODEL, allocation_model_description="60% BTC direct, 40% crypto sleeve"))
+    model = _get_or(
+        lambda: msm.get_allocation_model(store, MODEL),
+        lambda: msm.add_allocation_model(
+            store, MODEL, allocation_model_description="60% BTC direct, 40% crypto sleeve"
+        ),
+    )
     group = _get_or(lambda: msm.get_account_group(store, GROUP), lambda: msm.add_account_group(store, GROUP))
     snapshots = {}
     for ident, name in ACCOUNTS:
-        _get_or(lambda: msm.get_account(store, ident),
-                lambda: msm.add_account(store, ident, account_name=name, is_paper=True, group=group["uid"]))
-        _get_or(lambda: msm.get_allocation(store, f"{ident}-target"),
-                lambda: msm.add_allocation(store, f"{ident}-target", account=ident, model=model["uid"],
-                                           display_name=f"{name} Target", source="examples/account_portfolio_workflow.py",
-                                           metadata_json={"account_identifier": ident}))
-        snapshots[ident] = msm.save_snapshot(store, ident, SNAPSHOT_TIME, target_rows(created), overwrite=True,
-                                             source="examples/account_portfolio_workflow.py")
-    msm.save_snapshot(store, ACCOUNTS[0][0], REBALANCE_TIME, target_rows(created, btc=0.55, sleeve=0.45), overwrite=True,
-                      source="examples/account_portfolio_workflow.py")
-    return {"portfolio_example": created, "model": model["uid"], "group": group["uid"],
-            "snapshots": {k: v.position_set_uid for k, v in snapshots.items()}}
+        _get_or(
+            lambda: msm.get_account(store, ident),
+            lambda: msm.add_account(store, ident, account_name=name, is_paper=True, group=group["uid"]),
+        )
+        _get_or(
+            lambda: msm.get_allocation(store, f"{ident}-target"),
+            lambda: msm.add_allocation(
+                store,
+                f"{ident}-target",
+                account=ident,
+                model=model["uid"],
+                display_name=f"{name} Target",
+                source="examples/account_portfolio_workflow.py",
+                metadata_json={"account_identifier": ident},
+            ),
+        )
+        snapshots[ident] = msm.save_snapshot(
+            store,
+            ident,
+            SNAPSHOT_TIME,
+            target_rows(created),
+            overwrite=True,
+            source="examples/account_portfolio_workflow.py",
+        )
+    msm.save_snapshot(
+        store,
+        ACCOUNTS[0][0],
+        REBALANCE_TIME,
+        target_rows(created, btc=0.55, sleeve=0.45),
+        overwrite=True,
+        source="examples/account_portfolio_workflow.py",
+    )
+    return {
+        "portfolio_example": created,
+        "model": model["uid"],
+        "group": group["uid"],
+        "snapshots": {k: v.position_set_uid for k, v in snapshots.items()},
+    }
 
 
 def run(store: Store) -> dict[str, Any]:
@@ -98,7 +131,9 @@ def run(store: Store) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)")
+    parser.add_argument(
+        "db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)"
+    )
     args = parser.parse_args(argv)
     store = Store(args.db)
     run(store)
@@ -107,12 +142,20 @@ def main(argv: list[str] | None = None) -> None:
     pl.Config.set_tbl_cols(12)
     pl.Config.set_fmt_str_lengths(40)
     print(f"snapshot of {account} at {SNAPSHOT_TIME}: weight sum {snap.weight_sum:g}, residual {snap.residual:g}")
-    print(snap.positions.select("target_type", "unique_identifier", "display_label", "weight_notional_exposure", "metadata_json"))
+    print(
+        snap.positions.select(
+            "target_type", "unique_identifier", "display_label", "weight_notional_exposure", "metadata_json"
+        )
+    )
     targets = msm.read_target_rows(store, [snap.position_set_uid])
     for mode in ("position-set", "now"):
         expansion = expand_targets(targets, msm_portfolios.duckdb_weights_source(store), weights_as_of=mode)
         print(f"look-through with weights as of {mode}:")
-        print(expansion.rows.select("source_target_type", "asset", "portfolio_weight", "weights_time", "weight_notional_exposure"))
+        print(
+            expansion.rows.select(
+                "source_target_type", "asset", "portfolio_weight", "weights_time", "weight_notional_exposure"
+            )
+        )
     netted = expand_targets(targets, msm_portfolios.duckdb_weights_source(store), net=True)
     print("netted per asset:")
     print(netted.rows.select("asset", "weight_notional_exposure", "n_sources"))

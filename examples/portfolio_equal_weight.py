@@ -51,12 +51,23 @@ def build_portfolio_example(store: Store) -> dict[str, Any]:
     """Create (or find) the assets, the portfolio and its compositions; return and record them."""
     msm.migrate(store, msm_portfolios.MIGRATIONS)
     assets = {
-        ident: _get_or_add(lambda k: msm.get_asset(store, k), lambda k, **f: msm.add_asset(store, k, **f), ident,
-                           name=name, ticker=ticker, asset_type="crypto")
+        ident: _get_or_add(
+            lambda k: msm.get_asset(store, k),
+            lambda k, **f: msm.add_asset(store, k, **f),
+            ident,
+            name=name,
+            ticker=ticker,
+            asset_type="crypto",
+        )
         for ident, name, ticker in ASSETS
     }
-    portfolio = _get_or_add(lambda k: msm.get_portfolio(store, k), lambda k, **f: msm.add_portfolio(store, k, **f), PORTFOLIO,
-                            portfolio_name=PORTFOLIO_NAME, metadata_json={"construction": "equal_weight"})
+    portfolio = _get_or_add(
+        lambda k: msm.get_portfolio(store, k),
+        lambda k, **f: msm.add_portfolio(store, k, **f),
+        PORTFOLIO,
+        portfolio_name=PORTFOLIO_NAME,
+        metadata_json={"construction": "equal_weight"},
+    )
     stored = set(msm_portfolios.composition_history(store, PORTFOLIO)["weights_time"].to_list())
     for at, constituents in COMPOSITIONS:
         if msm.timeutil.parse_utc(at) not in stored:
@@ -73,7 +84,9 @@ def build_portfolio_example(store: Store) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)")
+    parser.add_argument(
+        "db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)"
+    )
     args = parser.parse_args(argv)
     store = Store(args.db)
     created = build_portfolio_example(store)

@@ -32,8 +32,15 @@ def _missing(existing: pl.Series, wanted: list[str]) -> list[str]:
     return [w for w in wanted if w not in have]
 
 
-def build_sample_book(store: Store, *, accounts: int = 1000, assets: int = 600, portfolios: int = 5, rows_per_set: int = 20,
-                      seed: int = 27) -> dict[str, Any]:
+def build_sample_book(
+    store: Store,
+    *,
+    accounts: int = 1000,
+    assets: int = 600,
+    portfolios: int = 5,
+    rows_per_set: int = 20,
+    seed: int = 27,
+) -> dict[str, Any]:
     """Add the sample book (idempotent); return what it holds."""
     rng = random.Random(seed)
     asset_ids = [f"SAMPLE-{i:04d}" for i in range(1, assets + 1)]
@@ -48,7 +55,9 @@ def build_sample_book(store: Store, *, accounts: int = 1000, assets: int = 600, 
                 constituents = rng.sample(asset_ids, k=min(25, len(asset_ids)))
                 msm_portfolios.save_composition(store, ident, at, msm_portfolios.equal_weights(constituents))
         if MODEL not in msm.list_allocation_models(store)["allocation_model_name"].to_list():
-            msm.add_allocation_model(store, MODEL, allocation_model_description="synthetic accounts for trying the workbench at size")
+            msm.add_allocation_model(
+                store, MODEL, allocation_model_description="synthetic accounts for trying the workbench at size"
+            )
         new_accounts = _missing(msm.list_accounts(store)["unique_identifier"], account_ids)
         for ident in new_accounts:
             msm.add_account(store, ident, account_name=f"Sample account {ident[-4:]}")
@@ -58,20 +67,37 @@ def build_sample_book(store: Store, *, accounts: int = 1000, assets: int = 600, 
             for ident in new_accounts:
                 direct = rng.sample(asset_ids, k=max(1, min(rows_per_set - 1, len(asset_ids))))
                 weight = 0.6 / len(direct)
-                frames.append(pl.DataFrame({
-                    "account": [ident] * (len(direct) + 1),
-                    "asset": [*direct, None],
-                    "portfolio": [None] * len(direct) + [rng.choice(portfolio_ids)],
-                    "weight_notional_exposure": [weight] * len(direct) + [0.4],
-                }, schema={"account": pl.String, "asset": pl.String, "portfolio": pl.String, "weight_notional_exposure": pl.Float64}))
+                frames.append(
+                    pl.DataFrame(
+                        {
+                            "account": [ident] * (len(direct) + 1),
+                            "asset": [*direct, None],
+                            "portfolio": [None] * len(direct) + [rng.choice(portfolio_ids)],
+                            "weight_notional_exposure": [weight] * len(direct) + [0.4],
+                        },
+                        schema={
+                            "account": pl.String,
+                            "asset": pl.String,
+                            "portfolio": pl.String,
+                            "weight_notional_exposure": pl.Float64,
+                        },
+                    )
+                )
             bulk = pl.concat(frames).with_columns(pl.lit(SNAPSHOT_TIME).alias("position_set_time"))
             msm.save_snapshots(store, bulk, source=SOURCE)
-    return {"accounts": len(account_ids), "added_accounts": len(new_accounts), "assets": len(asset_ids), "portfolios": len(portfolio_ids)}
+    return {
+        "accounts": len(account_ids),
+        "added_accounts": len(new_accounts),
+        "assets": len(asset_ids),
+        "portfolios": len(portfolio_ids),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)")
+    parser.add_argument(
+        "db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)"
+    )
     parser.add_argument("--accounts", type=int, default=1000, help="how many sample accounts (default 1000)")
     args = parser.parse_args(argv)
     store = msm_portfolios.init_store(args.db)

@@ -14,8 +14,6 @@ look-through expansion, over an embedded DuckDB store. Core ``msm`` never import
 # Only the errors and the store are imported eagerly; every service is imported on first use
 # (PEP 562), so a command that reads one snapshot does not pay for pydantic, pyarrow or the
 # expansion. ``from msm import add_asset`` and ``msm.add_asset`` work as usual.
-from msm.lazy import lazy_exports as _lazy_exports
-
 from msm.errors import (
     ConflictError,
     MigrationError,
@@ -27,6 +25,7 @@ from msm.errors import (
     StoreBusyError,
     ValidationError,
 )
+from msm.lazy import lazy_exports as _lazy_exports
 from msm.store import (
     MSM_MIGRATIONS,
     MigrationSet,

@@ -64,14 +64,14 @@ __all__ = [
     "DIAGNOSTIC_COLUMNS",
     "EXPANSION_COLUMNS",
     "NET_COLUMNS",
-    "WEIGHT_SUM_TOLERANCE",
     "WEIGHTS_COLUMNS",
-    "weights_time",
+    "WEIGHT_SUM_TOLERANCE",
     "Expansion",
     "MissingCompositionError",
     "WeightsAsOf",
     "WeightsSource",
     "expand_targets",
+    "weights_time",
 ]
 
 EXPOSURES = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
@@ -100,7 +100,7 @@ WEIGHT_SUM_TOLERANCE = 1e-9
 
 #: ``(portfolio uids, latest weights time needed) -> composition-history frame``. It may return more
 #: history (or more portfolios) than asked; rows after the bound are ignored.
-WeightsSource = Callable[[list[str], Union[datetime, None]], pl.DataFrame]
+WeightsSource = Callable[[list[str], datetime | None], pl.DataFrame]
 WeightsAsOf = Union[Literal["now", "position-set"], datetime, str]
 
 _UTC = pl.Datetime("us", "UTC")
@@ -124,7 +124,12 @@ _NET_SCHEMA = {
     **{c: pl.Float64 for c in EXPOSURES},
     "n_sources": pl.UInt32,
 }
-_DIAGNOSTICS_SCHEMA = {"portfolio_uid": pl.String, "portfolio": pl.String, "weights_time": _UTC, "weight_sum": pl.Float64}
+_DIAGNOSTICS_SCHEMA = {
+    "portfolio_uid": pl.String,
+    "portfolio": pl.String,
+    "weights_time": _UTC,
+    "weight_sum": pl.Float64,
+}
 _TARGETS = "targets"
 _WEIGHTS = "portfolio weights"
 _STORE_HINT = "store one with `msm portfolios weights ID --at TS --file F` (msm_portfolios.save_composition)"
@@ -157,7 +162,12 @@ class MissingCompositionError(NotFoundError):
 
     def __init__(self, missing: Sequence[tuple[str, datetime]]) -> None:
         self.missing = list(missing)
-        self.entity, self.key, self.value, self.hint = "composition", "portfolio and weights time", self.missing, _STORE_HINT
+        self.entity, self.key, self.value, self.hint = (
+            "composition",
+            "portfolio and weights time",
+            self.missing,
+            _STORE_HINT,
+        )
         shown = [f"'{name}' at {format_utc(at)}" for name, at in self.missing[:50]]
         if len(self.missing) > 50:
             shown.append(f"... and {len(self.missing) - 50} more")
@@ -166,7 +176,10 @@ class MissingCompositionError(NotFoundError):
             message = f"portfolio '{name}' has no composition at or before {format_utc(at)}"
             hint = _STORE_HINT.replace(" ID ", f" {name} ")
         else:
-            message = f"{len(self.missing)} portfolios have no composition at or before their weights time: " + ", ".join(shown)
+            message = (
+                f"{len(self.missing)} portfolios have no composition at or before their weights time: "
+                + ", ".join(shown)
+            )
             hint = _STORE_HINT
         MsmError.__init__(self, f"{message}; {hint}, or choose a later weights time")
 
@@ -222,22 +235,32 @@ def expand_targets(
         history = _empty_weights()
 
     # Which composition each (portfolio, weights time) uses: one as-of join over distinct pairs.
-    pairs = wanted.group_by("portfolio_uid", "__wtime").agg(pl.col("unique_identifier").drop_nulls().first().alias("__pname"))
+    pairs = wanted.group_by("portfolio_uid", "__wtime").agg(
+        pl.col("unique_identifier").drop_nulls().first().alias("__pname")
+    )
     stored = history.select("portfolio_uid", "time_index").unique()
-    pairs = pairs.sort("__wtime").join_asof(
-        stored.sort("time_index").with_columns(pl.col("time_index").alias("weights_time")),
-        left_on="__wtime",
-        right_on="time_index",
-        by="portfolio_uid",
-        check_sortedness=False,  # both sides are sorted on the time key; `by` groups inherit that
-    ).drop("time_index")
+    pairs = (
+        pairs.sort("__wtime")
+        .join_asof(
+            stored.sort("time_index").with_columns(pl.col("time_index").alias("weights_time")),
+            left_on="__wtime",
+            right_on="time_index",
+            by="portfolio_uid",
+            check_sortedness=False,  # both sides are sorted on the time key; `by` groups inherit that
+        )
+        .drop("time_index")
+    )
     _raise_missing(pairs, history)
 
     # Keep only the compositions used; check their rows; lay them out in output order.
     used = pairs.select("portfolio_uid", pl.col("weights_time").alias("time_index")).unique()
     history = history.join(used, on=["portfolio_uid", "time_index"], how="semi")
     named = pairs.group_by("portfolio_uid").agg(pl.col("__pname").drop_nulls().first())
-    history = history.join(named, on="portfolio_uid", how="left").with_columns(pl.coalesce("portfolio", "__pname").alias("portfolio")).drop("__pname")
+    history = (
+        history.join(named, on="portfolio_uid", how="left")
+        .with_columns(pl.coalesce("portfolio", "__pname").alias("portfolio"))
+        .drop("__pname")
+    )
     _check_weights(history)
     assets = _asset_dictionary(frame, history)
     history = (
@@ -282,7 +305,9 @@ def _scaled(frame: pl.DataFrame, weight: pl.Series, t_idx: pl.Series) -> dict[st
     return {c: frame[c].gather(t_idx) * scale if c in SCALED else frame[c].gather(t_idx) for c in EXPOSURES}
 
 
-def _plain(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx: pl.Series, w_idx: pl.Series) -> pl.DataFrame:
+def _plain(
+    frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx: pl.Series, w_idx: pl.Series
+) -> pl.DataFrame:
     """Every output column is one gather from the (small) target, weight or asset frame."""
     weight = history["weight"].gather(w_idx)
     akey = history["__akey"].gather(w_idx).fill_null(frame["__akey"].gather(t_idx))
@@ -302,7 +327,9 @@ def _plain(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_i
     )
 
 
-def _net(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx: pl.Series, w_idx: pl.Series) -> pl.DataFrame:
+def _net(
+    frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx: pl.Series, w_idx: pl.Series
+) -> pl.DataFrame:
     """Sum the expanded exposures per (set, asset), on integer keys only.
 
     Every target row sets exactly one exposure (its *kind*), so an expanded row is one value and
@@ -368,7 +395,9 @@ def _net(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx
     if starts.len():
         folded = cells.select(pl.col("__cell", "__n", *EXPOSURES).gather(starts))
         for j in range(1, n_kinds):
-            following = cells.select(pl.col("__cell", "__n", *EXPOSURES).gather((starts + j).clip(upper_bound=cells.height - 1)))
+            following = cells.select(
+                pl.col("__cell", "__n", *EXPOSURES).gather((starts + j).clip(upper_bound=cells.height - 1))
+            )
             same = (following["__cell"] == folded["__cell"]) & (starts + j < cells.height)
             folded = folded.with_columns(
                 *[pl.col(c).fill_null(pl.when(same).then(following[c])) for c in EXPOSURES],
@@ -394,7 +423,9 @@ def _net(frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx
 
 def _asset_dictionary(frame: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
     """Every asset the output can name, numbered in output order (by identifier, then uid)."""
-    direct = frame.filter(pl.col("target_type") == "asset").select("asset_uid", pl.col("unique_identifier").alias("asset"))
+    direct = frame.filter(pl.col("target_type") == "asset").select(
+        "asset_uid", pl.col("unique_identifier").alias("asset")
+    )
     via = history.select("asset_uid", "asset")
     return (
         pl.concat([direct, via])
@@ -469,7 +500,15 @@ def _normalize_targets(targets: pl.DataFrame) -> pl.DataFrame:
         if c not in targets.columns
     ]
     if not set(EXPOSURES) & set(targets.columns):
-        errors.append(RowError(_TARGETS, None, "weight_notional_exposure", NO_VALUE, f"column is missing: give one of {', '.join(EXPOSURES)}"))
+        errors.append(
+            RowError(
+                _TARGETS,
+                None,
+                "weight_notional_exposure",
+                NO_VALUE,
+                f"column is missing: give one of {', '.join(EXPOSURES)}",
+            )
+        )
     for c in EXPOSURES:
         if c in targets.columns and not (targets.schema[c].is_numeric() or targets.schema[c] == pl.Null):
             errors.append(RowError(_TARGETS, None, c, NO_VALUE, f"must hold numbers, got a {targets.schema[c]} column"))
@@ -496,7 +535,11 @@ def _normalize_targets(targets: pl.DataFrame) -> pl.DataFrame:
     derived = pl.when(is_asset).then(pl.col("asset_uid")).when(is_portfolio).then(pl.col("portfolio_uid"))
     checks = [
         (pl.col("position_set_uid").is_null(), "position_set_uid", "is required"),
-        (~pl.col("target_type").is_in(["asset", "portfolio"]).fill_null(False), "target_type", "must be 'asset' or 'portfolio'"),
+        (
+            ~pl.col("target_type").is_in(["asset", "portfolio"]).fill_null(False),
+            "target_type",
+            "must be 'asset' or 'portfolio'",
+        ),
         (is_asset & pl.col("asset_uid").is_null(), "asset_uid", "an asset row needs asset_uid"),
         (is_asset & pl.col("portfolio_uid").is_not_null(), "portfolio_uid", "an asset row has no portfolio_uid"),
         (is_portfolio & pl.col("portfolio_uid").is_null(), "portfolio_uid", "a portfolio row needs portfolio_uid"),
@@ -506,13 +549,20 @@ def _normalize_targets(targets: pl.DataFrame) -> pl.DataFrame:
             "single_asset_quantity",
             "a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure",
         ),
-        (pl.col("target_uid").is_not_null() & derived.is_not_null() & (pl.col("target_uid") != derived), "target_uid", "must equal the row's asset_uid or portfolio_uid"),
+        (
+            pl.col("target_uid").is_not_null() & derived.is_not_null() & (pl.col("target_uid") != derived),
+            "target_uid",
+            "must equal the row's asset_uid or portfolio_uid",
+        ),
         (
             pl.sum_horizontal(*[pl.col(c).is_not_null() for c in EXPOSURES]) != 1,
             "exposure",
             f"exactly one of {', '.join(EXPOSURES)} must be set",
         ),
-        *[(pl.col(c).is_nan() | pl.col(c).is_infinite(), c, "must be finite (NaN and infinity are refused)") for c in EXPOSURES],
+        *[
+            (pl.col(c).is_nan() | pl.col(c).is_infinite(), c, "must be finite (NaN and infinity are refused)")
+            for c in EXPOSURES
+        ],
     ]
     _raise_checks(frame, checks, _TARGETS)
     return frame.with_columns(pl.coalesce("target_uid", derived).alias("target_uid"))
@@ -522,7 +572,16 @@ def _normalize_weights(history: pl.DataFrame, uids: list[str], until: datetime) 
     missing = [c for c in ("time_index", "portfolio_uid", "asset_uid", "weight") if c not in history.columns]
     if missing:
         raise ValidationError(
-            [RowError(_WEIGHTS, None, c, NO_VALUE, f"column is missing; a composition history has {', '.join(WEIGHTS_COLUMNS)}") for c in missing]
+            [
+                RowError(
+                    _WEIGHTS,
+                    None,
+                    c,
+                    NO_VALUE,
+                    f"column is missing; a composition history has {', '.join(WEIGHTS_COLUMNS)}",
+                )
+                for c in missing
+            ]
         )
     if not (history.schema["weight"].is_numeric() or history.schema["weight"] == pl.Null):
         raise ValidationError.single(_WEIGHTS, "weight", str(history.schema["weight"]), "must hold numbers")
@@ -580,7 +639,9 @@ def _raise_checks(
             .filter(mask)
             .select(
                 "__row",
-                value_of.get(field, pl.col(field) if field in frame.columns else pl.lit(None)).cast(pl.String).alias("__value"),
+                value_of.get(field, pl.col(field) if field in frame.columns else pl.lit(None))
+                .cast(pl.String)
+                .alias("__value"),
                 (rule if isinstance(rule, pl.Expr) else pl.lit(rule)).cast(pl.String).alias("__rule"),
                 pl.lit(field).alias("__field"),
             )
@@ -589,7 +650,13 @@ def _raise_checks(
     ).collect()
     raise ValidationError(
         [
-            RowError(entity, r["__row"] if numbered else None, r["__field"], NO_VALUE if r["__value"] is None else r["__value"], r["__rule"])
+            RowError(
+                entity,
+                r["__row"] if numbered else None,
+                r["__field"],
+                NO_VALUE if r["__value"] is None else r["__value"],
+                r["__rule"],
+            )
             for r in found.iter_rows(named=True)
         ]
     )
@@ -605,5 +672,12 @@ def _empty_diagnostics() -> pl.DataFrame:
 
 def _empty_weights() -> pl.DataFrame:
     return pl.DataFrame(
-        schema={"time_index": _UTC, "portfolio_uid": pl.String, "asset_uid": pl.String, "asset": pl.String, "portfolio": pl.String, "weight": pl.Float64}
+        schema={
+            "time_index": _UTC,
+            "portfolio_uid": pl.String,
+            "asset_uid": pl.String,
+            "asset": pl.String,
+            "portfolio": pl.String,
+            "weight": pl.Float64,
+        }
     )

@@ -32,14 +32,18 @@ def read_table_file(path: str | Path, *, entity: str = "import file", sheet: str
     path = Path(path)
     kind = FILE_FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise ValidationError.single(entity, "file", path, f"has an unknown extension; use one of {', '.join(sorted(FILE_FORMATS))}")
+        raise ValidationError.single(
+            entity, "file", path, f"has an unknown extension; use one of {', '.join(sorted(FILE_FORMATS))}"
+        )
     if not path.is_file():
         raise ValidationError.single(entity, "file", path, "does not exist")
     if path.stat().st_size <= 1024 and not path.read_bytes().strip():  # nothing, or only blank lines
         raise ValidationError.single(entity, "file", path, "is empty: give a header row and at least one row")
     try:
         if kind == "csv":
-            frame = pl.read_csv(path, infer_schema=False, separator=_csv_delimiter(path, entity))  # empty cells are null
+            frame = pl.read_csv(
+                path, infer_schema=False, separator=_csv_delimiter(path, entity)
+            )  # empty cells are null
         elif kind == "parquet":
             frame = pl.read_parquet(path)
         elif kind == "excel":
@@ -48,8 +52,10 @@ def read_table_file(path: str | Path, *, entity: str = "import file", sheet: str
             frame = _read_json(path, entity)
     except ValidationError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear message
-        raise ValidationError.single(entity, "file", path, f"could not be read as {kind.upper()}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:
+        raise ValidationError.single(
+            entity, "file", path, f"could not be read as {kind.upper()}: {str(exc).splitlines()[0]}"
+        ) from None
     if frame.height == 0:
         raise ValidationError([RowError(entity, None, "rows", NO_VALUE, f"{path.name} has no rows")])
     return frame
@@ -62,7 +68,12 @@ def _csv_delimiter(path: Path, entity: str) -> str:
     seen = [d for d in CSV_DELIMITERS if d in header]
     if len(seen) > 1:
         names = " and ".join(f"{CSV_DELIMITERS[d]} ({d!r})" for d in seen)
-        raise ValidationError.single(entity, "file", path, f"has a header row with both {names} in it; use one delimiter (comma, semicolon or tab) throughout")
+        raise ValidationError.single(
+            entity,
+            "file",
+            path,
+            f"has a header row with both {names} in it; use one delimiter (comma, semicolon or tab) throughout",
+        )
     return seen[0] if seen else ","
 
 
@@ -76,17 +87,26 @@ def percent_to_fraction(frame: pl.DataFrame, column: str, *, entity: str = "impo
     [0.6, 0.4]
     """
     if column not in frame.columns:
-        raise ValidationError.single(entity, column, NO_VALUE, "column is missing: percent applies to it (there is nothing to divide by 100)")
+        raise ValidationError.single(
+            entity, column, NO_VALUE, "column is missing: percent applies to it (there is nothing to divide by 100)"
+        )
     dtype = frame.schema[column]
     if dtype.is_numeric():
         return frame.with_columns(pl.col(column).cast(pl.Float64) / 100)
     text = pl.col(column).cast(pl.String).str.strip_chars()
     number = text.str.strip_suffix("%").str.strip_chars().cast(pl.Float64, strict=False)
-    checked = frame.with_row_index("__percent_row", offset=1).with_columns(number.alias("__percent"), text.alias("__given"))
+    checked = frame.with_row_index("__percent_row", offset=1).with_columns(
+        number.alias("__percent"), text.alias("__given")
+    )
     bad = checked.filter(pl.col("__given").str.len_chars().fill_null(0).gt(0) & pl.col("__percent").is_null())
     if bad.height:
         raise ValidationError(
-            [RowError(entity, r["__percent_row"], column, r["__given"], "must be a number in percent (e.g. 12.5 or 12.5%)") for r in bad.iter_rows(named=True)]
+            [
+                RowError(
+                    entity, r["__percent_row"], column, r["__given"], "must be a number in percent (e.g. 12.5 or 12.5%)"
+                )
+                for r in bad.iter_rows(named=True)
+            ]
         )
     return frame.with_columns((checked["__percent"] / 100).alias(column))
 
@@ -101,7 +121,9 @@ def _read_json(path: Path, entity: str) -> pl.DataFrame:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValidationError.single(entity, "file", path, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise ValidationError.single(
+            entity, "file", path, f"is not valid JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise ValidationError.single(entity, "file", path, "must hold a JSON list of objects, one per row")
     return frame_from_records(data)
@@ -123,5 +145,11 @@ def frame_from_records(records: list[dict[str, Any]]) -> pl.DataFrame:
         try:
             series.append(pl.Series(key, values, strict=True))
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-            series.append(pl.Series(key, [None if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in values], dtype=pl.String))
+            series.append(
+                pl.Series(
+                    key,
+                    [None if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in values],
+                    dtype=pl.String,
+                )
+            )
     return pl.DataFrame(series)

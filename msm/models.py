@@ -6,7 +6,6 @@ describe one record each and reject unknown fields, so a typo is an error rather
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from typing import Any, Literal
@@ -117,7 +116,9 @@ class TargetPositionIn(_Record):
     @classmethod
     def _no_asset_identifier(cls, data: Any) -> Any:
         if isinstance(data, dict) and "asset_identifier" in data:
-            raise ValueError("target rows use `asset_uid` (or the `asset` column in an import file), not `asset_identifier`")
+            raise ValueError(
+                "target rows use `asset_uid` (or the `asset` column in an import file), not `asset_identifier`"
+            )
         return data
 
     @model_validator(mode="after")
@@ -125,7 +126,9 @@ class TargetPositionIn(_Record):
         asset = self.asset_uid is not None or bool(self.asset)
         portfolio = self.portfolio_uid is not None or bool(self.portfolio)
         if asset == portfolio:
-            raise ValueError("exactly one of `asset_uid` / `portfolio_uid` must be set, got " + ("both" if asset else "neither"))
+            raise ValueError(
+                "exactly one of `asset_uid` / `portfolio_uid` must be set, got " + ("both" if asset else "neither")
+            )
         derived = "asset" if asset else "portfolio"
         if self.target_type is not None and self.target_type != derived:
             raise ValueError(f"target_type {self.target_type!r} does not match the target given ({derived})")
@@ -138,7 +141,9 @@ class TargetPositionIn(_Record):
         if not math.isfinite(getattr(self, given[0])):
             raise ValueError(f"{given[0]} must be finite, got {getattr(self, given[0])}")
         if derived == "portfolio" and self.single_asset_quantity is not None:
-            raise ValueError("a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure")
+            raise ValueError(
+                "a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure"
+            )
         return self
 
     def to_row(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ instant in New York and in Tokyo.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
@@ -23,7 +23,7 @@ _ALLOWED = "an ISO-8601 time with a UTC offset, e.g. 2026-05-25T00:00:00Z or 202
 
 def utc_now() -> datetime:
     """The current instant in UTC, to the microsecond (DuckDB's TIMESTAMPTZ precision)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_utc(value: Any, *, field: str = "time", entity: str = "timestamp", row: int | None = None) -> datetime:
@@ -39,8 +39,10 @@ def parse_utc(value: Any, *, field: str = "time", entity: str = "timestamp", row
     """
     if isinstance(value, datetime):
         if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-            raise ValidationError.single(entity, field, value.isoformat(), f"has no UTC offset (naive times are refused); give {_ALLOWED}", row)
-        return value.astimezone(timezone.utc)
+            raise ValidationError.single(
+                entity, field, value.isoformat(), f"has no UTC offset (naive times are refused); give {_ALLOWED}", row
+            )
+        return value.astimezone(UTC)
     if isinstance(value, date):
         raise ValidationError.single(entity, field, value.isoformat(), f"is a date, not a time; give {_ALLOWED}", row)
     if not isinstance(value, str) or not value.strip():
@@ -51,15 +53,17 @@ def parse_utc(value: Any, *, field: str = "time", entity: str = "timestamp", row
     except ValueError:
         raise ValidationError.single(entity, field, value, f"is not a time; give {_ALLOWED}", row) from None
     if parsed.tzinfo is None:
-        raise ValidationError.single(entity, field, value, f"has no UTC offset (naive times are refused); give {_ALLOWED}", row)
-    return parsed.astimezone(timezone.utc)
+        raise ValidationError.single(
+            entity, field, value, f"has no UTC offset (naive times are refused); give {_ALLOWED}", row
+        )
+    return parsed.astimezone(UTC)
 
 
 def format_utc(value: datetime | None) -> str | None:
     """ISO-8601 in UTC with a ``Z``: ``2026-05-25T00:00:00Z`` (microseconds only when present)."""
     if value is None:
         return None
-    text = value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
     return text + "Z"
 
 
@@ -72,10 +76,14 @@ def ensure_utc_column(frame: pl.DataFrame, column: str, *, entity: str, row_colu
     dtype = frame.schema[column]
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
-            raise ValidationError.single(entity, column, str(dtype), f"is a naive datetime column (naive times are refused); give {_ALLOWED}")
+            raise ValidationError.single(
+                entity, column, str(dtype), f"is a naive datetime column (naive times are refused); give {_ALLOWED}"
+            )
         return frame.with_columns(pl.col(column).dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
     if dtype != pl.String:
-        raise ValidationError.single(entity, column, str(dtype), f"must hold times, got a {dtype} column; give {_ALLOWED}")
+        raise ValidationError.single(
+            entity, column, str(dtype), f"must hold times, got a {dtype} column; give {_ALLOWED}"
+        )
     text = pl.col(column).str.strip_chars()
     parsed = (
         text.str.replace(r"(?i)z$", "+00:00")

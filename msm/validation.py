@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
+from msm.contract import EXPOSURE_COLUMNS
 from msm.errors import NO_VALUE, RowError, ValidationError
 from msm.io import frame_from_records
-from msm.contract import EXPOSURE_COLUMNS
 
 if TYPE_CHECKING:  # pydantic is imported only by the code that builds records
     from msm.models import TargetPositionIn
@@ -101,7 +101,9 @@ def target_rows_frame(rows: pl.DataFrame | Iterable[Mapping[str, Any] | TargetPo
     for i, row in enumerate(rows, start=1):
         record = dict(row) if isinstance(row, Mapping) else row.to_row()  # a TargetPositionIn
         if "asset_identifier" in record:
-            raise ValidationError([RowError("target set", i, "asset_identifier", record["asset_identifier"], _ASSET_IDENTIFIER)])
+            raise ValidationError(
+                [RowError("target set", i, "asset_identifier", record["asset_identifier"], _ASSET_IDENTIFIER)]
+            )
         records.append({k: (str(v) if k in UUID_COLUMNS and v is not None else v) for k, v in record.items()})
     return frame_from_records(records)
 
@@ -114,11 +116,31 @@ def check_columns(frame: pl.DataFrame, *, entity: str = "target set", extra: Seq
         if column == "asset_identifier":
             errors.append(RowError(entity, None, column, NO_VALUE, _ASSET_IDENTIFIER))
         elif column not in allowed and not column.startswith("__"):  # __columns are the services' own
-            errors.append(RowError(entity, None, column, NO_VALUE, f"is not a known column; allowed: {', '.join(sorted(allowed))}"))
+            errors.append(
+                RowError(
+                    entity, None, column, NO_VALUE, f"is not a known column; allowed: {', '.join(sorted(allowed))}"
+                )
+            )
     if not {"asset_uid", "portfolio_uid", "asset", "portfolio"} & set(frame.columns):
-        errors.append(RowError(entity, None, "asset_uid", NO_VALUE, "column is missing: give `asset_uid` or `portfolio_uid` (or `asset` / `portfolio` unique identifiers)"))
+        errors.append(
+            RowError(
+                entity,
+                None,
+                "asset_uid",
+                NO_VALUE,
+                "column is missing: give `asset_uid` or `portfolio_uid` (or `asset` / `portfolio` unique identifiers)",
+            )
+        )
     if not set(EXPOSURE_COLUMNS) & set(frame.columns):
-        errors.append(RowError(entity, None, "weight_notional_exposure", NO_VALUE, f"column is missing: give one of {', '.join(EXPOSURE_COLUMNS)}"))
+        errors.append(
+            RowError(
+                entity,
+                None,
+                "weight_notional_exposure",
+                NO_VALUE,
+                f"column is missing: give one of {', '.join(EXPOSURE_COLUMNS)}",
+            )
+        )
     if errors:
         raise ValidationError(errors)
 
@@ -152,7 +174,9 @@ def validate_target_rows(
     check_columns(frame, entity=entity, extra=passthrough)
     carried = [c for c in frame.columns if (c.startswith("__") and c not in (ROW, SET_KEY)) or c in passthrough]
     if frame.height == 0:
-        raise ValidationError([RowError(entity, None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
+        raise ValidationError(
+            [RowError(entity, None, "rows", NO_VALUE, "the target set is empty; give at least one target row")]
+        )
     if ROW not in frame.columns:
         frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     snapshot_key = list(snapshot_key)
@@ -170,20 +194,36 @@ def validate_target_rows(
         dtype = frame.schema[column]
         if dtype == pl.String:
             frame = frame.with_columns(_text(column).alias(column))
-            bad(pl.col(f"__raw_{column}").is_not_null() & pl.col(column).is_null(), column, "must be a number", value=pl.col(f"__raw_{column}"))
-            frame = frame.with_columns(pl.col(column).alias(f"__raw_{column}"), pl.col(column).cast(pl.Float64, strict=False))
+            bad(
+                pl.col(f"__raw_{column}").is_not_null() & pl.col(column).is_null(),
+                column,
+                "must be a number",
+                value=pl.col(f"__raw_{column}"),
+            )
+            frame = frame.with_columns(
+                pl.col(column).alias(f"__raw_{column}"), pl.col(column).cast(pl.Float64, strict=False)
+            )
         elif dtype.is_numeric():
-            frame = frame.with_columns(pl.col(column).cast(pl.Float64).alias(f"__raw_{column}"), pl.col(column).cast(pl.Float64))
+            frame = frame.with_columns(
+                pl.col(column).cast(pl.Float64).alias(f"__raw_{column}"), pl.col(column).cast(pl.Float64)
+            )
         elif dtype == pl.Null:
-            frame = frame.with_columns(pl.col(column).cast(pl.Float64), pl.lit(None, pl.String).alias(f"__raw_{column}"))
+            frame = frame.with_columns(
+                pl.col(column).cast(pl.Float64), pl.lit(None, pl.String).alias(f"__raw_{column}")
+            )
         else:
             exposure_errors.append(RowError(entity, None, column, NO_VALUE, f"must hold numbers, got a {dtype} column"))
-            frame = frame.with_columns(pl.lit(None, pl.Float64).alias(column), pl.lit(None, pl.String).alias(f"__raw_{column}"))
+            frame = frame.with_columns(
+                pl.lit(None, pl.Float64).alias(column), pl.lit(None, pl.String).alias(f"__raw_{column}")
+            )
     if exposure_errors:
         raise ValidationError(exposure_errors)
     given = pl.sum_horizontal(pl.col(f"__raw_{c}").is_not_null().cast(pl.Int32) for c in EXPOSURE_COLUMNS)
     listing = pl.concat_str(
-        [pl.when(pl.col(f"__raw_{c}").is_not_null()).then(pl.lit(f"{c}=") + pl.col(f"__raw_{c}").cast(pl.String)) for c in EXPOSURE_COLUMNS],
+        [
+            pl.when(pl.col(f"__raw_{c}").is_not_null()).then(pl.lit(f"{c}=") + pl.col(f"__raw_{c}").cast(pl.String))
+            for c in EXPOSURE_COLUMNS
+        ],
         separator=", ",
         ignore_nulls=True,
     )
@@ -192,12 +232,22 @@ def validate_target_rows(
         "exposure",
         pl.when(given == 0)
         .then(pl.lit(f"exactly one of {', '.join(EXPOSURE_COLUMNS)} must be set, none was"))
-        .otherwise(pl.lit(f"exactly one of {', '.join(EXPOSURE_COLUMNS)} must be set, got ") + given.cast(pl.String) + pl.lit(": ") + listing),
+        .otherwise(
+            pl.lit(f"exactly one of {', '.join(EXPOSURE_COLUMNS)} must be set, got ")
+            + given.cast(pl.String)
+            + pl.lit(": ")
+            + listing
+        ),
         value=pl.lit(None, pl.String),
     )
     for column in EXPOSURE_COLUMNS:
         value = pl.col(column)
-        bad(value.is_nan() | value.is_infinite(), column, "must be finite (NaN and infinity are refused)", value=pl.col(f"__raw_{column}"))
+        bad(
+            value.is_nan() | value.is_infinite(),
+            column,
+            "must be finite (NaN and infinity are refused)",
+            value=pl.col(f"__raw_{column}"),
+        )
 
     # -- UUIDs are well formed ------------------------------------------------------------------
     for column in UUID_COLUMNS:
@@ -205,11 +255,24 @@ def validate_target_rows(
         given = pl.col(column).cast(pl.String)
         if frame.select((given.str.contains(_UUID_RE) | given.is_null()).all()).item():
             # already canonical (the common case for machine-made frames): no text clean-up needed
-            frame = frame.with_columns(given.alias(f"__given_{column}"), given.alias(column), given.is_not_null().alias(f"__wellformed_{column}"))
+            frame = frame.with_columns(
+                given.alias(f"__given_{column}"),
+                given.alias(column),
+                given.is_not_null().alias(f"__wellformed_{column}"),
+            )
         else:
             lowered = _text(column).str.to_lowercase()
-            frame = frame.with_columns(_text(column).alias(f"__given_{column}"), lowered.alias(column), lowered.str.contains(_UUID_RE).alias(f"__wellformed_{column}"))
-        bad(pl.col(column).is_not_null() & ~pl.col(f"__wellformed_{column}"), column, _UUID_HINT, value=pl.col(f"__given_{column}"))
+            frame = frame.with_columns(
+                _text(column).alias(f"__given_{column}"),
+                lowered.alias(column),
+                lowered.str.contains(_UUID_RE).alias(f"__wellformed_{column}"),
+            )
+        bad(
+            pl.col(column).is_not_null() & ~pl.col(f"__wellformed_{column}"),
+            column,
+            _UUID_HINT,
+            value=pl.col(f"__given_{column}"),
+        )
     for column in ("asset", "portfolio"):
         frame = frame.with_columns(_text(column).alias(column))
 
@@ -217,8 +280,10 @@ def validate_target_rows(
     for kind, ref in (("asset", assets), ("portfolio", portfolios)):
         ref = ref.select(pl.col("uid").cast(pl.String).str.to_lowercase(), pl.col("unique_identifier").cast(pl.String))
         # Left joins that keep the frame's order; a column that is entirely empty needs no join.
-        for key, names in ((kind, {"uid": f"__{kind}_resolved", "unique_identifier": kind}),
-                           (f"{kind}_uid", {"uid": f"{kind}_uid", "unique_identifier": f"__{kind}_identifier"})):
+        for key, names in (
+            (kind, {"uid": f"__{kind}_resolved", "unique_identifier": kind}),
+            (f"{kind}_uid", {"uid": f"{kind}_uid", "unique_identifier": f"__{kind}_identifier"}),
+        ):
             added = next(n for n in names.values() if n != key)
             if frame[key].null_count() == frame.height:
                 frame = frame.with_columns(pl.lit(None, pl.String).alias(added))
@@ -226,12 +291,20 @@ def validate_target_rows(
                 frame = frame.join(ref.rename(names), on=key, how="left", maintain_order="left")
         ident, uid, resolved = pl.col(kind), pl.col(f"{kind}_uid"), pl.col(f"__{kind}_resolved")
         well_formed = pl.col(f"__wellformed_{kind}_uid")
-        bad(ident.is_not_null() & resolved.is_null(), kind, f"no {kind} has this unique_identifier; add it first (msm {kind}s add ID)")
+        bad(
+            ident.is_not_null() & resolved.is_null(),
+            kind,
+            f"no {kind} has this unique_identifier; add it first (msm {kind}s add ID)",
+        )
         bad(well_formed & pl.col(f"__{kind}_identifier").is_null(), f"{kind}_uid", f"no {kind} has this uid")
         bad(
             ident.is_not_null() & resolved.is_not_null() & uid.is_not_null() & (uid != resolved),
             f"{kind}_uid",
-            pl.lit(f"names a different {kind} than `{kind}` = '") + ident + pl.lit("' (") + resolved + pl.lit("); give one or make them agree"),
+            pl.lit(f"names a different {kind} than `{kind}` = '")
+            + ident
+            + pl.lit("' (")
+            + resolved
+            + pl.lit("); give one or make them agree"),
         )
         frame = frame.with_columns(
             pl.coalesce(uid, resolved).alias(f"__{kind}_target"),
@@ -244,7 +317,9 @@ def validate_target_rows(
     bad(
         has_asset & has_portfolio,
         "asset_uid",
-        pl.lit("exactly one of `asset_uid` / `portfolio_uid` must be set, got both (portfolio_uid=") + pl.col("__portfolio_target") + pl.lit(")"),
+        pl.lit("exactly one of `asset_uid` / `portfolio_uid` must be set, got both (portfolio_uid=")
+        + pl.col("__portfolio_target")
+        + pl.lit(")"),
         value=pl.col("__asset_target"),
     )
     bad(
@@ -253,11 +328,27 @@ def validate_target_rows(
         "exactly one of `asset_uid` / `portfolio_uid` must be set (or `asset` / `portfolio` in an import file), got neither",
         value=pl.lit(None, pl.String),
     )
-    derived_type = pl.when(has_asset & ~has_portfolio).then(pl.lit("asset")).when(has_portfolio & ~has_asset).then(pl.lit("portfolio"))
-    derived_uid = pl.when(derived_type == "asset").then(pl.col("__asset_target")).when(derived_type == "portfolio").then(pl.col("__portfolio_target"))
-    frame = frame.with_columns(_text("target_type").alias("target_type"), derived_type.alias("__type"), derived_uid.alias("__uid"))
+    derived_type = (
+        pl.when(has_asset & ~has_portfolio)
+        .then(pl.lit("asset"))
+        .when(has_portfolio & ~has_asset)
+        .then(pl.lit("portfolio"))
+    )
+    derived_uid = (
+        pl.when(derived_type == "asset")
+        .then(pl.col("__asset_target"))
+        .when(derived_type == "portfolio")
+        .then(pl.col("__portfolio_target"))
+    )
+    frame = frame.with_columns(
+        _text("target_type").alias("target_type"), derived_type.alias("__type"), derived_uid.alias("__uid")
+    )
     declared = pl.col("target_type")
-    bad(declared.is_not_null() & ~declared.is_in(["asset", "portfolio"]), "target_type", "must be 'asset' or 'portfolio'")
+    bad(
+        declared.is_not_null() & ~declared.is_in(["asset", "portfolio"]),
+        "target_type",
+        "must be 'asset' or 'portfolio'",
+    )
     bad(
         declared.is_in(["asset", "portfolio"]) & pl.col("__type").is_not_null() & (declared != pl.col("__type")),
         "target_type",
@@ -279,12 +370,20 @@ def validate_target_rows(
     frame = normalize_metadata(frame, bad)
 
     # -- a target appears once per snapshot ----------------------------------------------------
-    name = pl.coalesce(pl.when(pl.col("__type") == "asset").then(pl.col("__asset_name")).otherwise(pl.col("__portfolio_name")), pl.col("__uid"))
+    name = pl.coalesce(
+        pl.when(pl.col("__type") == "asset").then(pl.col("__asset_name")).otherwise(pl.col("__portfolio_name")),
+        pl.col("__uid"),
+    )
     first = pl.col(ROW).min().over(*snapshot_key, "__type", "__uid")
     bad(
         pl.col("__uid").is_not_null() & (pl.col(ROW) > first),
         "target_uid",
-        pl.lit("duplicate target '") + name + pl.lit("' (") + pl.col("__type") + pl.lit(") in one snapshot; first given at row ") + first.cast(pl.String),
+        pl.lit("duplicate target '")
+        + name
+        + pl.lit("' (")
+        + pl.col("__type")
+        + pl.lit(") in one snapshot; first given at row ")
+        + first.cast(pl.String),
         value=pl.col("__uid"),
     )
 
@@ -304,8 +403,15 @@ def validate_target_rows(
 
 
 #: DuckDB's json_type() names, in JSON's own words.
-_JSON_KINDS = {"ARRAY": "array", "VARCHAR": "string", "BIGINT": "number", "UBIGINT": "number", "DOUBLE": "number",
-               "BOOLEAN": "boolean", "NULL": "null"}
+_JSON_KINDS = {
+    "ARRAY": "array",
+    "VARCHAR": "string",
+    "BIGINT": "number",
+    "UBIGINT": "number",
+    "DOUBLE": "number",
+    "BOOLEAN": "boolean",
+    "NULL": "null",
+}
 
 
 def normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
@@ -326,7 +432,11 @@ def normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
     ).to_arrow_table()
     frame = frame.with_columns(pl.Series("__meta_kind", pl.from_arrow(kinds).to_series(), dtype=pl.String))
     kind = pl.col("__meta_kind")
-    bad(kind == "INVALID", "metadata_json", "is not valid JSON; give a JSON object such as {\"portfolio_role\": \"satellite_sleeve\"}")
+    bad(
+        kind == "INVALID",
+        "metadata_json",
+        'is not valid JSON; give a JSON object such as {"portfolio_role": "satellite_sleeve"}',
+    )
     bad(
         kind.is_not_null() & (kind != "INVALID") & (kind != "OBJECT"),
         "metadata_json",
@@ -364,13 +474,25 @@ class RowChecks:
         found = pl.concat(
             [
                 frame.lazy()
-                .select(pl.col(self.row).alias("row"), mask.alias("__bad"), pl.lit(field).alias("field"), value.alias("value"), rule.cast(pl.String).alias("rule"))
+                .select(
+                    pl.col(self.row).alias("row"),
+                    mask.alias("__bad"),
+                    pl.lit(field).alias("field"),
+                    value.alias("value"),
+                    rule.cast(pl.String).alias("rule"),
+                )
                 .filter("__bad")
                 .drop("__bad")
                 for mask, field, value, rule in self._checks
             ]
         ).collect()
         if found.height:
-            errors = [RowError(self.entity, r["row"], r["field"], NO_VALUE if r["value"] is None else r["value"], r["rule"]) for r in found.iter_rows(named=True)]
+            errors = [
+                RowError(self.entity, r["row"], r["field"], NO_VALUE if r["value"] is None else r["value"], r["rule"])
+                for r in found.iter_rows(named=True)
+            ]
             n = len(errors)
-            raise ValidationError(errors, summary=f"{summary}: {n} problem{'s' if n != 1 else ''} found; nothing was stored" if summary else None)
+            raise ValidationError(
+                errors,
+                summary=f"{summary}: {n} problem{'s' if n != 1 else ''} found; nothing was stored" if summary else None,
+            )

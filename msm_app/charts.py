@@ -14,8 +14,9 @@ def exposure_chart(by_source: pl.DataFrame, *, key: str) -> None:
     if by_source.height == 0:
         st.caption("No weight exposure to chart.")
         return
-    long = by_source.unpivot(index=["asset", "total"], on=["direct", "via_portfolio"], variable_name="source", value_name="weight").with_columns(
-        pl.col("source").replace({"via_portfolio": "via portfolio"}))
+    long = by_source.unpivot(
+        index=["asset", "total"], on=["direct", "via_portfolio"], variable_name="source", value_name="weight"
+    ).with_columns(pl.col("source").replace({"via_portfolio": "via portfolio"}))
     chart = (
         alt.Chart(long.to_pandas())
         .mark_bar(size=18)
@@ -23,8 +24,11 @@ def exposure_chart(by_source: pl.DataFrame, *, key: str) -> None:
             x=alt.X("sum(weight):Q", title="Weight", axis=alt.Axis(format="%")),
             y=alt.Y("asset:N", title=None, sort=alt.EncodingSortField(field="total", op="max", order="descending")),
             color=alt.Color("source:N", title="Held", scale=alt.Scale(domain=["direct", "via portfolio"])),
-            tooltip=[alt.Tooltip("asset:N", title="Asset"), alt.Tooltip("source:N", title="Held"),
-                     alt.Tooltip("weight:Q", title="Weight", format=".2%")],
+            tooltip=[
+                alt.Tooltip("asset:N", title="Asset"),
+                alt.Tooltip("source:N", title="Held"),
+                alt.Tooltip("weight:Q", title="Weight", format=".2%"),
+            ],
         )
         .properties(height=min(max(140, 60 + 30 * by_source.height), 480))
     )

@@ -39,24 +39,35 @@ def rows_from_grid(grid: pl.DataFrame, options: pl.DataFrame) -> pl.DataFrame:
     A ``target`` that is not an option (typed in, or from an old session) keeps its text in the
     ``asset`` column, so validation names it as an unknown asset rather than losing the row.
     """
-    grid = grid.with_columns(pl.col(c).cast(t, strict=False) if c != "target" else pl.col(c).cast(pl.String)
-                             for c, t in _SCHEMA.items() if c in grid.columns)
+    grid = grid.with_columns(
+        pl.col(c).cast(t, strict=False) if c != "target" else pl.col(c).cast(pl.String)
+        for c, t in _SCHEMA.items()
+        if c in grid.columns
+    )
     for column, dtype in _SCHEMA.items():
         if column not in grid.columns:
             grid = grid.with_columns(pl.lit(None, dtype).alias(column))
-    joined = grid.with_row_index("__order").join(
-        options.select(pl.col("label").alias("target"), "kind", "unique_identifier"), on="target", how="left"
-    ).sort("__order")
+    joined = (
+        grid.with_row_index("__order")
+        .join(options.select(pl.col("label").alias("target"), "kind", "unique_identifier"), on="target", how="left")
+        .sort("__order")
+    )
     notes = pl.col("notes").str.strip_chars()
     notes = pl.when(notes.str.len_chars() > 0).then(notes)
     metadata = (
-        pl.when(notes.is_null()).then(None)
-        .when(notes.str.starts_with("{")).then(notes)
+        pl.when(notes.is_null())
+        .then(None)
+        .when(notes.str.starts_with("{"))
+        .then(notes)
         .otherwise(pl.struct(notes.alias("notes")).struct.json_encode())
     )
     unknown = pl.col("kind").is_null() & pl.col("target").is_not_null()
     return joined.select(
-        pl.when(pl.col("kind") == "asset").then(pl.col("unique_identifier")).when(unknown).then(pl.col("target")).alias("asset"),
+        pl.when(pl.col("kind") == "asset")
+        .then(pl.col("unique_identifier"))
+        .when(unknown)
+        .then(pl.col("target"))
+        .alias("asset"),
         pl.when(pl.col("kind") == "portfolio").then(pl.col("unique_identifier")).alias("portfolio"),
         *[pl.col(c) for c in EXPOSURE_COLUMNS],
         metadata.alias("metadata_json"),
@@ -72,25 +83,49 @@ def grid_from_rows(rows: pl.DataFrame, options: pl.DataFrame) -> pl.DataFrame:
     if "target_type" in rows.columns:
         keyed = rows.select(pl.col("target_type").alias("kind"), pl.col("unique_identifier").cast(pl.String))
     else:
-        asset = rows["asset"].cast(pl.String) if "asset" in rows.columns else pl.Series([None] * rows.height, dtype=pl.String)
-        portfolio = rows["portfolio"].cast(pl.String) if "portfolio" in rows.columns else pl.Series([None] * rows.height, dtype=pl.String)
+        asset = (
+            rows["asset"].cast(pl.String)
+            if "asset" in rows.columns
+            else pl.Series([None] * rows.height, dtype=pl.String)
+        )
+        portfolio = (
+            rows["portfolio"].cast(pl.String)
+            if "portfolio" in rows.columns
+            else pl.Series([None] * rows.height, dtype=pl.String)
+        )
         keyed = pl.DataFrame({"asset": asset, "portfolio": portfolio}).select(
-            pl.when(pl.col("portfolio").is_not_null()).then(pl.lit("portfolio")).otherwise(pl.lit("asset")).alias("kind"),
+            pl.when(pl.col("portfolio").is_not_null())
+            .then(pl.lit("portfolio"))
+            .otherwise(pl.lit("asset"))
+            .alias("kind"),
             pl.coalesce("portfolio", "asset").alias("unique_identifier"),
         )
-    metadata = rows["metadata_json"].cast(pl.String) if "metadata_json" in rows.columns else pl.Series([None] * rows.height, dtype=pl.String)
+    metadata = (
+        rows["metadata_json"].cast(pl.String)
+        if "metadata_json" in rows.columns
+        else pl.Series([None] * rows.height, dtype=pl.String)
+    )
     only_notes = pl.col("metadata_json").str.json_path_match("$.notes")
     notes = (
-        pl.when(pl.struct(only_notes.alias("notes")).struct.json_encode() == pl.col("metadata_json").str.replace_all(r'":\s+', '":'))
+        pl.when(
+            pl.struct(only_notes.alias("notes")).struct.json_encode()
+            == pl.col("metadata_json").str.replace_all(r'":\s+', '":')
+        )
         .then(only_notes)
         .otherwise(pl.col("metadata_json"))
     )
     exposures = [
-        (rows[c].cast(pl.Float64, strict=False) if c in rows.columns else pl.Series(c, [None] * rows.height, dtype=pl.Float64)).alias(c)
+        (
+            rows[c].cast(pl.Float64, strict=False)
+            if c in rows.columns
+            else pl.Series(c, [None] * rows.height, dtype=pl.Float64)
+        ).alias(c)
         for c in EXPOSURE_COLUMNS
     ]
     frame = keyed.with_columns(*exposures, metadata.alias("metadata_json")).with_row_index("__order")
-    frame = frame.join(options.select("label", "kind", "unique_identifier"), on=["kind", "unique_identifier"], how="left").sort("__order")
+    frame = frame.join(
+        options.select("label", "kind", "unique_identifier"), on=["kind", "unique_identifier"], how="left"
+    ).sort("__order")
     return frame.select(
         pl.coalesce("label", pl.col("unique_identifier") + pl.lit(" · ") + pl.col("kind")).alias("target"),
         *EXPOSURE_COLUMNS,

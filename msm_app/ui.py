@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -66,7 +66,11 @@ def target_options(path: str) -> pl.DataFrame:
     if page.count > frame.height:  # more than one page: read them all (reference data is small next to targets)
         frames = [frame]
         for offset in range(frame.height, page.count, msm.services.candidates.MAX_LIMIT):
-            frames.append(msm.search_candidates(_store_for(path), "", limit=msm.services.candidates.MAX_LIMIT, offset=offset).results)
+            frames.append(
+                msm.search_candidates(
+                    _store_for(path), "", limit=msm.services.candidates.MAX_LIMIT, offset=offset
+                ).results
+            )
         frame = pl.concat(frames)
     return frame.select(
         label=option_label(pl.col("unique_identifier"), pl.col("display_label"), pl.col("target_type")),
@@ -107,7 +111,11 @@ def accounts_of_model(path: str, model: str) -> list[str]:
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def accounts(path: str) -> pl.DataFrame:
     """Every account: ``unique_identifier``, ``account_name``, ``account_is_active``, ``uid``."""
-    return msm.list_accounts(_store_for(path)).select("unique_identifier", "account_name", "account_is_active", "uid").sort("unique_identifier")
+    return (
+        msm.list_accounts(_store_for(path))
+        .select("unique_identifier", "account_name", "account_is_active", "uid")
+        .sort("unique_identifier")
+    )
 
 
 # -- formatting ----------------------------------------------------------------------------------------
@@ -125,7 +133,7 @@ def when(value: datetime | None) -> str:
     """A UTC time as analysts read it: ``2026-05-25 00:00 UTC`` (seconds shown when not zero)."""
     if value is None:
         return "—"
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S UTC" if value.second or value.microsecond else "%Y-%m-%d %H:%M UTC")
 
 
@@ -134,9 +142,15 @@ def escape_md(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
 
 
-WEIGHT_COLUMN = st.column_config.NumberColumn("Weight", format="percent", help="weight_notional_exposure, a share of the mandate: type 0.6 for 60%")
-NOTIONAL_COLUMN = st.column_config.NumberColumn("Notional", format="localized", help="constant_notional_exposure: an amount in the account's currency")
-QUANTITY_COLUMN = st.column_config.NumberColumn("Quantity", format="localized", help="single_asset_quantity: units of one asset (asset rows only)")
+WEIGHT_COLUMN = st.column_config.NumberColumn(
+    "Weight", format="percent", help="weight_notional_exposure, a share of the mandate: type 0.6 for 60%"
+)
+NOTIONAL_COLUMN = st.column_config.NumberColumn(
+    "Notional", format="localized", help="constant_notional_exposure: an amount in the account's currency"
+)
+QUANTITY_COLUMN = st.column_config.NumberColumn(
+    "Quantity", format="localized", help="single_asset_quantity: units of one asset (asset rows only)"
+)
 EXPOSURE_CONFIG = {
     "weight_notional_exposure": WEIGHT_COLUMN,
     "constant_notional_exposure": NOTIONAL_COLUMN,
@@ -158,8 +172,10 @@ def show_error(exc: BaseException, *, where: Any = st) -> None:
     elif isinstance(exc, MsmError):
         where.error(escape_md(str(exc)))
     else:
-        where.error(f"Something went wrong ({escape_md(type(exc).__name__)}: {escape_md(exc)}). Nothing was written by this step; "
-                    "try again, and if it persists run the same action with the `msm` command line to see details.")
+        where.error(
+            f"Something went wrong ({escape_md(type(exc).__name__)}: {escape_md(exc)}). Nothing was written by this step; "
+            "try again, and if it persists run the same action with the `msm` command line to see details."
+        )
 
 
 def guard(render: Callable[[], None]) -> None:
@@ -174,10 +190,12 @@ def guard(render: Callable[[], None]) -> None:
             render()
     except StoreBusyError as exc:
         st.warning("The database file is busy: another program is writing to it.  \n" + escape_md(str(exc)))
-        st.button("Retry", key="busy_retry", help="Try again now; the write that holds the file is usually over in a moment.")
+        st.button(
+            "Retry", key="busy_retry", help="Try again now; the write that holds the file is usually over in a moment."
+        )
     except MsmError as exc:
         show_error(exc)
-    except Exception as exc:  # noqa: BLE001 - the app never shows a traceback
+    except Exception as exc:
         show_error(exc)
 
 
@@ -186,6 +204,8 @@ def sidebar() -> None:
     with st.sidebar:
         st.caption("Database")
         st.text(os.path.abspath(db_path()))
-        if st.button("Refresh data", help="Read the database again (shows changes made by the command line or a notebook)."):
+        if st.button(
+            "Refresh data", help="Read the database again (shows changes made by the command line or a notebook)."
+        ):
             after_write()
             st.rerun()

@@ -21,20 +21,37 @@ def register(tree: CommandTree) -> None:
         "`count` is the number of matches before paging.",
     )
     p.add_argument("text", nargs="?", default="", metavar="TEXT", help="text to look for (default: everything)")
-    p.add_argument("--type", dest="target_type", choices=("all", "asset", "portfolio"), default="all", help="target type (default: all)")
+    p.add_argument(
+        "--type",
+        dest="target_type",
+        choices=("all", "asset", "portfolio"),
+        default="all",
+        help="target type (default: all)",
+    )
     p.add_argument("--limit", type=int, default=25, metavar="N", help="page size, 1..1000 (default: 25)")
     p.add_argument("--offset", type=int, default=0, metavar="N", help="matches to skip (default: 0)")
     add_format(p)
 
 
 def candidates(args: argparse.Namespace) -> None:
-    page = msm.search_candidates(open_store(args), args.text, target_type=args.target_type, limit=args.limit, offset=args.offset)
+    page = msm.search_candidates(
+        open_store(args), args.text, target_type=args.target_type, limit=args.limit, offset=args.offset
+    )
     if args.format == "json":
         write_json(page.to_dict())
         return
     rows = page.results.to_dicts()
-    write_table(rows, [("target_type", "type"), ("unique_identifier", "identifier"), ("display_label", "label"),
-                       ("secondary_label", "secondary"), ("target_uid", "uid")], empty="(no matches)")
+    write_table(
+        rows,
+        [
+            ("target_type", "type"),
+            ("unique_identifier", "identifier"),
+            ("display_label", "label"),
+            ("secondary_label", "secondary"),
+            ("target_uid", "uid"),
+        ],
+        empty="(no matches)",
+    )
     if rows:
         write_lines(f"showing {page.offset + 1}-{page.offset + len(rows)} of {page.count}")
     else:

@@ -22,7 +22,9 @@ def _common() -> argparse.ArgumentParser:
     # Lets `--db` also follow the command (`msm targets show A --db x.duckdb`); SUPPRESS keeps a
     # value given before the command when it is not repeated after it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file (default: $MSM_DB or data/msm.duckdb)")
+    common.add_argument(
+        "--db", metavar="PATH", default=argparse.SUPPRESS, help="database file (default: $MSM_DB or data/msm.duckdb)"
+    )
     return common
 
 
@@ -34,7 +36,9 @@ class CommandTree:
         self._groups: dict[str, argparse._SubParsersAction] = {}
         self._common = _common()
 
-    def command(self, name: str, handler: Handler, *, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    def command(
+        self, name: str, handler: Handler, *, help: str, description: str | None = None
+    ) -> argparse.ArgumentParser:
         """A top-level command: ``msm NAME ...``."""
         parser = self._top.add_parser(name, help=help, description=description or help, parents=[self._common])
         parser.set_defaults(handler=handler)
@@ -47,9 +51,19 @@ class CommandTree:
             self._groups[name] = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
         return self._groups[name]
 
-    def subcommand(self, group: str, name: str, handler: Handler, *, help: str, description: str | None = None,
-                   group_help: str | None = None) -> argparse.ArgumentParser:
+    def subcommand(
+        self,
+        group: str,
+        name: str,
+        handler: Handler,
+        *,
+        help: str,
+        description: str | None = None,
+        group_help: str | None = None,
+    ) -> argparse.ArgumentParser:
         """A command of a group: ``msm GROUP NAME ...``."""
-        parser = self.group(group, help=group_help).add_parser(name, help=help, description=description or help, parents=[self._common])
+        parser = self.group(group, help=group_help).add_parser(
+            name, help=help, description=description or help, parents=[self._common]
+        )
         parser.set_defaults(handler=handler)
         return parser

@@ -28,11 +28,13 @@ def init(args: argparse.Namespace) -> None:
     existed = store.exists
     applied = msm.migrate(store, migration_sets())
     if args.format == "json":
-        write_json({
-            "database": store.path,
-            "created": not existed,
-            "applied": [{"namespace": m.namespace, "version": m.version, "name": m.name} for m in applied],
-        })
+        write_json(
+            {
+                "database": store.path,
+                "created": not existed,
+                "applied": [{"namespace": m.namespace, "version": m.version, "name": m.name} for m in applied],
+            }
+        )
         return
     if not existed:
         write_lines(f"created database {store.path}")

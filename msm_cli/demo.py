@@ -23,15 +23,21 @@ __all__ = ["register"]
 
 def register(tree: CommandTree) -> None:
     p = tree.command(
-        "demo", demo,
+        "demo",
+        demo,
         help="load the example portfolio and accounts (creates the database when missing; idempotent)",
         description="Create or migrate the database (like `msm init`), then load the chained example: assets BTC, ETH "
         "and SOL, the portfolio CRYPTO-MAJORS-EW with three compositions, and two accounts whose snapshots hold BTC "
         "directly and the portfolio as a sleeve. Running it again changes nothing.",
     )
-    p.add_argument("--accounts", type=_count, default=0, metavar="N",
-                   help="also load a larger sample book with N synthetic accounts (600 assets, 5 portfolios, one 20-row "
-                        "snapshot per account), to try the workbench at realistic size; idempotent")
+    p.add_argument(
+        "--accounts",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="also load a larger sample book with N synthetic accounts (600 assets, 5 portfolios, one 20-row "
+        "snapshot per account), to try the workbench at realistic size; idempotent",
+    )
     add_format(p)
 
 
@@ -57,7 +63,14 @@ def demo(args: argparse.Namespace) -> int | None:
     for ident, _ in account_example.ACCOUNTS:
         account = msm.get_account(store, ident)
         times = msm.snapshot_history(store, account["uid"])["position_set_time"].sort().to_list()
-        accounts.append({"uid": account["uid"], "unique_identifier": ident, "account_name": account["account_name"], "snapshots": times})
+        accounts.append(
+            {
+                "uid": account["uid"],
+                "unique_identifier": ident,
+                "account_name": account["account_name"],
+                "snapshots": times,
+            }
+        )
     assets = [ident for ident, _, _ in portfolio_example.ASSETS]
     db = "" if str(args.db) == msm.default_db_path() else f" --db {args.db}"
     first = accounts[0]["unique_identifier"]
@@ -69,7 +82,11 @@ def demo(args: argparse.Namespace) -> int | None:
             "created": not existed,
             "applied": [{"namespace": m.namespace, "version": m.version, "name": m.name} for m in applied],
             "assets": assets,
-            "portfolio": {"uid": portfolio["uid"], "unique_identifier": portfolio["unique_identifier"], "compositions": compositions},
+            "portfolio": {
+                "uid": portfolio["uid"],
+                "unique_identifier": portfolio["unique_identifier"],
+                "compositions": compositions,
+            },
             "accounts": accounts,
             "next": hints,
         }
@@ -90,8 +107,14 @@ def demo(args: argparse.Namespace) -> int | None:
             + ", ".join(format_utc(t) or "" for t in a["snapshots"])
             for a in accounts
         ),
-        *([f"  sample book {sample['accounts']} accounts sample-0001..., {sample['assets']} assets, {sample['portfolios']} portfolios "
-           f"({sample['added_accounts']} accounts added now)"] if sample else []),
+        *(
+            [
+                f"  sample book {sample['accounts']} accounts sample-0001..., {sample['assets']} assets, {sample['portfolios']} portfolios "
+                f"({sample['added_accounts']} accounts added now)"
+            ]
+            if sample
+            else []
+        ),
         "",
         "try:",
         *(f"  {hint}" for hint in hints),

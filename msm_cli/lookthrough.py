@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-from datetime import date
 from collections.abc import Callable
 from contextlib import redirect_stdout
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,19 @@ _WEIGHTS_HELP = (
     "which composition each portfolio target uses: 'now' (the latest; default), 'position-set' (the latest at or "
     "before each snapshot's own time), or a time TS with a UTC offset (the latest at or before TS)"
 )
-_EXPOSURES = (("weight_notional_exposure", "weight"), ("constant_notional_exposure", "notional"), ("single_asset_quantity", "quantity"))
+_EXPOSURES = (
+    ("weight_notional_exposure", "weight"),
+    ("constant_notional_exposure", "notional"),
+    ("single_asset_quantity", "quantity"),
+)
 
 
 def register(tree: CommandTree) -> None:
     p = tree.subcommand(
-        "targets", "expand", expand, help="look-through: a snapshot's portfolio targets expanded to asset exposure",
+        "targets",
+        "expand",
+        expand,
+        help="look-through: a snapshot's portfolio targets expanded to asset exposure",
         description="Expand the account's latest snapshot (or the one exactly at --at, or the latest at or before "
         "--as-of): asset targets pass through; each portfolio target becomes one row per constituent of the "
         "portfolio's composition at the weights time, its weight and notional exposures multiplied by the "
@@ -53,23 +60,45 @@ def register(tree: CommandTree) -> None:
     p.set_defaults(usage_error=_usage_error(p))
 
     p = tree.command(
-        "export", export,
+        "export",
+        export,
         help="write every snapshot as hive-partitioned Parquet",
         description="Write OUT/target_positions/snapshot_date=YYYY-MM-DD/*.parquet: every stored target row, with its "
         "account, allocation and target labels; with --expanded also OUT/target_exposure/...: the look-through rows of "
         "the same snapshots. polars, pyarrow, DuckDB, Spark and Trino read the datasets natively. The export is "
         "staged and moved into place at the end: a failed export leaves nothing behind.",
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the datasets into (created when missing)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder to write the datasets into (created when missing)"
+    )
     p.add_argument("--expanded", action="store_true", help="also write the look-through dataset target_exposure")
-    p.add_argument("--weights-as-of", default=None, metavar="now|position-set|TS", help=f"with --expanded: {_WEIGHTS_HELP}")
+    p.add_argument(
+        "--weights-as-of", default=None, metavar="now|position-set|TS", help=f"with --expanded: {_WEIGHTS_HELP}"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace datasets that already exist under --out")
-    p.add_argument("--account", action="append", default=None, metavar="ID",
-                   help="export only this account's snapshots (unique identifier or uid; repeat for several)")
-    p.add_argument("--from", dest="date_from", type=_date, default=None, metavar="YYYY-MM-DD",
-                   help="only snapshots on or after this UTC date")
-    p.add_argument("--to", dest="date_to", type=_date, default=None, metavar="YYYY-MM-DD",
-                   help="only snapshots on or before this UTC date")
+    p.add_argument(
+        "--account",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="export only this account's snapshots (unique identifier or uid; repeat for several)",
+    )
+    p.add_argument(
+        "--from",
+        dest="date_from",
+        type=_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="only snapshots on or after this UTC date",
+    )
+    p.add_argument(
+        "--to",
+        dest="date_to",
+        type=_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="only snapshots on or before this UTC date",
+    )
     add_format(p)
     p.set_defaults(usage_error=_usage_error(p))
 
@@ -191,8 +220,14 @@ def _expansion_table(args: argparse.Namespace, snap: msm.Snapshot, targets: pl.D
             row["source"] = names.get(row["source_target_uid"], row["source_target_uid"])
         write_table(
             rows,
-            [("source_target_type", "source type"), ("source", "source"), ("asset", "asset"),
-             ("portfolio_weight", "portfolio weight"), ("weights_time", "weights time"), *_EXPOSURES],
+            [
+                ("source_target_type", "source type"),
+                ("source", "source"),
+                ("asset", "asset"),
+                ("portfolio_weight", "portfolio weight"),
+                ("weights_time", "weights time"),
+                *_EXPOSURES,
+            ],
         )
     weight_sum = float(result.rows["weight_notional_exposure"].sum() or 0.0)
     write_lines(
@@ -210,7 +245,9 @@ def export(args: argparse.Namespace) -> int | None:
     asked = weights_as_of(args.weights_as_of or "now")
     store = open_store(args)
     if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise msm.MsmError(f"cannot export to {args.out}: it is a file, not a folder; --out names the folder the datasets go into")
+        raise msm.MsmError(
+            f"cannot export to {args.out}: it is a file, not a folder; --out names the folder the datasets go into"
+        )
     try:
         from msm.services.export import export_snapshots  # pyarrow.dataset: only an export pays for it
 

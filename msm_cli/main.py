@@ -17,11 +17,10 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 
 from msm.errors import MsmError
 from msm.store import default_db_path
-from importlib import import_module
-
 from msm_cli.commands import CommandTree
 
 __all__ = ["AREAS", "MODULES", "build_parser", "main"]
@@ -30,9 +29,17 @@ __all__ = ["AREAS", "MODULES", "build_parser", "main"]
 MODULES = ("database", "demo", "registry", "portfolios", "targets", "candidates", "lookthrough")
 #: Each top-level command, and the area modules that declare it or its subcommands.
 AREAS = {
-    "init": ("database",), "demo": ("demo",), "assets": ("registry",), "portfolios": ("registry", "portfolios"),
-    "accounts": ("registry",), "models": ("registry",), "allocations": ("registry",), "groups": ("registry",),
-    "targets": ("targets", "lookthrough"), "candidates": ("candidates",), "export": ("lookthrough",),
+    "init": ("database",),
+    "demo": ("demo",),
+    "assets": ("registry",),
+    "portfolios": ("registry", "portfolios"),
+    "accounts": ("registry",),
+    "models": ("registry",),
+    "allocations": ("registry",),
+    "groups": ("registry",),
+    "targets": ("targets", "lookthrough"),
+    "candidates": ("candidates",),
+    "export": ("lookthrough",),
 }
 
 
@@ -57,7 +64,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="msm workbench: account target positions over an embedded DuckDB database.",
         epilog="Exit codes: 0 success, 1 domain or validation error (message on stderr), 2 usage error.",
     )
-    parser.add_argument("--db", metavar="PATH", default=None, help="database file (default: $MSM_DB or data/msm.duckdb)")
+    parser.add_argument(
+        "--db", metavar="PATH", default=None, help="database file (default: $MSM_DB or data/msm.duckdb)"
+    )
     tree = CommandTree(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     for name in MODULES:
         if name in needed:

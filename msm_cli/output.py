@@ -108,14 +108,20 @@ def write_table(
     headers = [header for _, header in columns]
     cells = [[cell(row.get(key)) for key, _ in columns] for row in rows]
     numeric = [
-        all(isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool) for row in rows if row.get(key) is not None)
+        all(
+            isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool)
+            for row in rows
+            if row.get(key) is not None
+        )
         and any(row.get(key) is not None for row in rows)
         for key, _ in columns
     ]
     widths = [max(len(headers[i]), *(len(line[i]) for line in cells)) for i in range(len(columns))]
 
     def render(values: Sequence[str], align_numbers: bool) -> str:
-        parts = [v.rjust(w) if (align_numbers and numeric[i]) else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))]
+        parts = [
+            v.rjust(w) if (align_numbers and numeric[i]) else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))
+        ]
         return "  ".join(parts).rstrip()
 
     out.write(render(headers, True) + "\n")

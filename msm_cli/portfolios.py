@@ -29,7 +29,9 @@ COMPOSITION_ROW_COLUMNS = ("portfolio_uid", "portfolio", "weights_time", "asset_
 
 def register(tree: CommandTree) -> None:
     p = tree.subcommand(
-        "portfolios", "weights", weights,
+        "portfolios",
+        "weights",
+        weights,
         help="store a composition (asset weights from a time on) from a CSV/JSON/Parquet file",
         description="Validate every row of the --file (columns: `asset` (unique identifier) or `asset_uid`, and "
         "`weight`), then store the composition of portfolio ID taking effect at --at, in one transaction. Weights are "
@@ -37,16 +39,28 @@ def register(tree: CommandTree) -> None:
         "Nothing is stored when any row is bad.",
     )
     p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
-    p.add_argument("--at", required=True, metavar="TS", help="time the composition takes effect, ISO-8601 with a UTC offset")
-    p.add_argument("--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file")
+    p.add_argument(
+        "--at", required=True, metavar="TS", help="time the composition takes effect, ISO-8601 with a UTC offset"
+    )
+    p.add_argument(
+        "--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file"
+    )
     p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
-    p.add_argument("--percent", action="store_true",
-                   help="weights are in percent (e.g. an issuer file summing to 100): divided by 100, never renormalized")
-    p.add_argument("--overwrite", action="store_true", help="replace the whole composition when one exists at that time")
+    p.add_argument(
+        "--percent",
+        action="store_true",
+        help="weights are in percent (e.g. an issuer file summing to 100): divided by 100, never renormalized",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the whole composition when one exists at that time"
+    )
     add_format(p)
 
     p = tree.subcommand(
-        "portfolios", "composition", composition, help="show the composition in force at a time",
+        "portfolios",
+        "composition",
+        composition,
+        help="show the composition in force at a time",
         description="The portfolio's composition in force at --as-of (its latest at or before that time; default now), "
         "with its weight sum.",
     )
@@ -82,7 +96,9 @@ def _print_composition(document: dict[str, Any], *heading: str) -> None:
     write_table(document["rows"], [("asset", "asset"), ("weight", "weight"), ("asset_uid", "asset uid")])
     weight_sum = document["weight_sum"]
     note = "" if document["sums_to_one"] else "  (does not sum to 1: stored as given, never renormalized)"
-    write_lines("", f"  assets        {document['n_assets']}", f"  weight sum    {number(weight_sum, decimals=12)}{note}")
+    write_lines(
+        "", f"  assets        {document['n_assets']}", f"  weight sum    {number(weight_sum, decimals=12)}{note}"
+    )
 
 
 # -- weights -------------------------------------------------------------------------------------
@@ -91,16 +107,19 @@ def weights(args: argparse.Namespace) -> None:
     before: set[Any] = set()
     if args.overwrite:  # to say whether a composition was replaced
         before = set(msm_portfolios.composition_history(store, args.portfolio)["weights_time"].to_list())
-    frame = msm_portfolios.save_composition_file(store, args.portfolio, args.at, args.file, overwrite=args.overwrite,
-                                                 percent=args.percent, sheet=args.sheet)
+    frame = msm_portfolios.save_composition_file(
+        store, args.portfolio, args.at, args.file, overwrite=args.overwrite, percent=args.percent, sheet=args.sheet
+    )
     document = composition_document(frame)
     replaced = document["weights_time"] in before
     if args.format == "json":
         write_json({**document, "replaced": replaced, **({"weights_in_percent": True} if args.percent else {})})
         return
     if args.percent:
-        write_lines(f"weights were read in percent and divided by 100 (file sum {number(document['weight_sum'] * 100, decimals=10)}, "
-                    f"stored sum {number(document['weight_sum'], decimals=12)}; not renormalized)")
+        write_lines(
+            f"weights were read in percent and divided by 100 (file sum {number(document['weight_sum'] * 100, decimals=10)}, "
+            f"stored sum {number(document['weight_sum'], decimals=12)}; not renormalized)"
+        )
     where = f"portfolio {document['portfolio']['unique_identifier']!r} at {format_utc(document['weights_time'])}"
     _print_composition(
         document,
@@ -133,18 +152,33 @@ def history(args: argparse.Namespace) -> None:
     portfolio = msm.get_portfolio(store, args.portfolio)
     frame = msm_portfolios.composition_history(store, portfolio["uid"])
     compositions = [
-        {"weights_time": r["weights_time"], "n_assets": int(r["n_assets"]), "weight_sum": float(r["weight_sum"]),
-         "sums_to_one": sums_to_one(float(r["weight_sum"]))}
+        {
+            "weights_time": r["weights_time"],
+            "n_assets": int(r["n_assets"]),
+            "weight_sum": float(r["weight_sum"]),
+            "sums_to_one": sums_to_one(float(r["weight_sum"])),
+        }
         for r in frame.iter_rows(named=True)
     ]
     if args.format == "json":
-        write_json({"portfolio": {"uid": portfolio["uid"], "unique_identifier": portfolio["unique_identifier"]}, "compositions": compositions})
+        write_json(
+            {
+                "portfolio": {"uid": portfolio["uid"], "unique_identifier": portfolio["unique_identifier"]},
+                "compositions": compositions,
+            }
+        )
         return
     n = len(compositions)
     write_lines(f"portfolio {portfolio['unique_identifier']!r}: {n} composition{'s' if n != 1 else ''}, newest first")
     write_table(
-        [{**c, "weight_sum": round(c["weight_sum"], 12), "note": "" if c["sums_to_one"] else "does not sum to 1 (as stored)"}
-         for c in compositions],
+        [
+            {
+                **c,
+                "weight_sum": round(c["weight_sum"], 12),
+                "note": "" if c["sums_to_one"] else "does not sum to 1 (as stored)",
+            }
+            for c in compositions
+        ],
         [("weights_time", "weights time"), ("n_assets", "assets"), ("weight_sum", "weight sum"), ("note", "note")],
         empty="(no compositions; store one with `msm portfolios weights ID --at TS --file F`)",
     )

@@ -42,7 +42,11 @@ def register(tree: CommandTree) -> None:
     # -- accounts --------------------------------------------------------------------------------
     help_ = "the holders of target allocations"
     p = tree.subcommand(
-        "accounts", "add", add_account, group_help=help_, help="add an account (active)",
+        "accounts",
+        "add",
+        add_account,
+        group_help=help_,
+        help="add an account (active)",
         description="Add an active account. --group names an account group; it is created when it does not exist yet "
         "(the output says so).",
     )
@@ -84,7 +88,10 @@ def register(tree: CommandTree) -> None:
         spec = msm.BULK_ENTITIES[entity]
         columns = ", ".join(c.name + ("*" if c.required else "") for c in spec.columns)
         p = tree.subcommand(
-            group, "import", import_file, help=f"add (or with --upsert update) {entity.replace('_', ' ')} from a file",
+            group,
+            "import",
+            import_file,
+            help=f"add (or with --upsert update) {entity.replace('_', ' ')} from a file",
             description=f"Import {entity.replace('_', ' ')} from a CSV, JSON (a list of objects), Parquet or Excel (.xlsx) file "
             f"with the columns {columns} (* required). The whole file is checked first and every bad row is reported; then "
             "all rows are written in one transaction, or none. Empty cells are not given: a new row gets the default, an "
@@ -94,13 +101,23 @@ def register(tree: CommandTree) -> None:
         p.add_argument("file", metavar="FILE", help="the file (.csv, .json, .parquet or .xlsx)")
         p.add_argument("--upsert", action="store_true", help="update rows whose key exists (default: refuse them)")
         p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
-        p.add_argument("--dry-run", action="store_true", help="check the file against the database and say what would change; write nothing")
+        p.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="check the file against the database and say what would change; write nothing",
+        )
         add_format(p)
 
 
 #: ``msm GROUP import`` -> the entity it imports (msm.BULK_ENTITIES).
-IMPORTS = {"assets": "assets", "portfolios": "portfolios", "groups": "account_groups", "accounts": "accounts",
-           "models": "allocation_models", "allocations": "allocations"}
+IMPORTS = {
+    "assets": "assets",
+    "portfolios": "portfolios",
+    "groups": "account_groups",
+    "accounts": "accounts",
+    "models": "allocation_models",
+    "allocations": "allocations",
+}
 
 
 def _created(args: argparse.Namespace, entity: str, key: str, row: dict[str, Any], *notes: str) -> None:
@@ -134,14 +151,22 @@ def add_account(args: argparse.Namespace) -> None:
                 raise
             group, created_group = msm.add_account_group(store, args.group), True
     try:
-        row = msm.add_account(store, args.id, account_name=args.name, is_paper=args.is_paper, group=group["uid"] if group else None)
+        row = msm.add_account(
+            store, args.id, account_name=args.name, is_paper=args.is_paper, group=group["uid"] if group else None
+        )
     except BaseException:
         if created_group:  # leave the database as it was: no orphan group from a refused account
             msm.delete_account_group(store, group["uid"])
         raise
     if args.format == "json":
-        write_json({**row, "account_group": None if group is None else
-                    {"uid": group["uid"], "group_name": group["group_name"], "created": created_group}})
+        write_json(
+            {
+                **row,
+                "account_group": None
+                if group is None
+                else {"uid": group["uid"], "group_name": group["group_name"], "created": created_group},
+            }
+        )
         return
     notes = [f"created account group {group['group_name']!r} (uid {group['uid']})"] if created_group else []
     _created(args, "account", "unique_identifier", row, *notes)
@@ -181,8 +206,18 @@ def _mode(row: dict[str, Any]) -> str:
 
 def list_assets(args: argparse.Namespace) -> None:
     rows = frame_records(msm.list_assets(open_store(args)))
-    _listed(args, "assets", rows, [("unique_identifier", "asset"), ("name", "name"), ("ticker", "ticker"),
-                                   ("asset_type", "type"), ("uid", "uid")])
+    _listed(
+        args,
+        "assets",
+        rows,
+        [
+            ("unique_identifier", "asset"),
+            ("name", "name"),
+            ("ticker", "ticker"),
+            ("asset_type", "type"),
+            ("uid", "uid"),
+        ],
+    )
 
 
 def list_portfolios(args: argparse.Namespace) -> None:
@@ -197,14 +232,28 @@ def list_accounts(args: argparse.Namespace) -> None:
     if args.format == "json":
         write_json({"accounts": rows})
         return
-    write_table([{**r, "mode": _mode(r)} for r in rows],
-                [("unique_identifier", "account"), ("account_name", "name"), ("mode", "mode"),
-                 ("account_is_active", "active"), ("account_group", "group"), ("uid", "uid")], empty="(no accounts)")
+    write_table(
+        [{**r, "mode": _mode(r)} for r in rows],
+        [
+            ("unique_identifier", "account"),
+            ("account_name", "name"),
+            ("mode", "mode"),
+            ("account_is_active", "active"),
+            ("account_group", "group"),
+            ("uid", "uid"),
+        ],
+        empty="(no accounts)",
+    )
 
 
 def list_models(args: argparse.Namespace) -> None:
     rows = frame_records(msm.list_allocation_models(open_store(args)))
-    _listed(args, "models", rows, [("allocation_model_name", "model"), ("allocation_model_description", "description"), ("uid", "uid")])
+    _listed(
+        args,
+        "models",
+        rows,
+        [("allocation_model_name", "model"), ("allocation_model_description", "description"), ("uid", "uid")],
+    )
 
 
 def list_allocations(args: argparse.Namespace) -> None:
@@ -212,11 +261,26 @@ def list_allocations(args: argparse.Namespace) -> None:
     accounts = {a["uid"]: a["unique_identifier"] for a in msm.list_accounts(store).iter_rows(named=True)}
     models = {m["uid"]: m["allocation_model_name"] for m in msm.list_allocation_models(store).iter_rows(named=True)}
     rows = [
-        {**r, "account": accounts.get(r["account_uid"]), "allocation_model": models.get(r["account_allocation_model_uid"])}
+        {
+            **r,
+            "account": accounts.get(r["account_uid"]),
+            "allocation_model": models.get(r["account_allocation_model_uid"]),
+        }
         for r in frame_records(msm.list_allocations(store, account=args.account))
     ]
-    _listed(args, "allocations", rows, [("unique_identifier", "allocation"), ("account", "account"), ("allocation_model", "model"),
-                                        ("is_active", "active"), ("display_name", "display name"), ("uid", "uid")])
+    _listed(
+        args,
+        "allocations",
+        rows,
+        [
+            ("unique_identifier", "allocation"),
+            ("account", "account"),
+            ("allocation_model", "model"),
+            ("is_active", "active"),
+            ("display_name", "display name"),
+            ("uid", "uid"),
+        ],
+    )
 
 
 def list_groups(args: argparse.Namespace) -> None:
@@ -227,13 +291,19 @@ def list_groups(args: argparse.Namespace) -> None:
 # -- import ----------------------------------------------------------------------------------------
 def import_file(args: argparse.Namespace) -> None:
     store = open_store(args)
-    result = msm.import_reference(store, args.entity, args.file, upsert=args.upsert, dry_run=args.dry_run, sheet=args.sheet)
+    result = msm.import_reference(
+        store, args.entity, args.file, upsert=args.upsert, dry_run=args.dry_run, sheet=args.sheet
+    )
     if args.format == "json":
         write_json(result.to_dict())
         return
     what = args.entity.replace("_", " ")
     if args.dry_run:
-        write_lines(f"dry run, nothing written: {result.added:,} {what} would be added, {result.updated:,} updated, "
-                    f"{result.unchanged:,} unchanged")
+        write_lines(
+            f"dry run, nothing written: {result.added:,} {what} would be added, {result.updated:,} updated, "
+            f"{result.unchanged:,} unchanged"
+        )
     else:
-        write_lines(f"imported {what} from {args.file}: {result.added:,} added, {result.updated:,} updated, {result.unchanged:,} unchanged")
+        write_lines(
+            f"imported {what} from {args.file}: {result.added:,} added, {result.updated:,} updated, {result.unchanged:,} unchanged"
+        )

@@ -20,31 +20,54 @@ from msm_cli.output import cell, number, write_csv, write_json, write_lines, wri
 
 __all__ = ["register"]
 
-_EXPOSURES = (("weight_notional_exposure", "weight"), ("constant_notional_exposure", "notional"), ("single_asset_quantity", "quantity"))
+_EXPOSURES = (
+    ("weight_notional_exposure", "weight"),
+    ("constant_notional_exposure", "notional"),
+    ("single_asset_quantity", "quantity"),
+)
 _GROUP_HELP = "account target snapshots (save from a file, show, history, diff, expand)"
 
 
 def register(tree: CommandTree) -> None:
     p = tree.subcommand(
-        "targets", "save", save, group_help=_GROUP_HELP, help="save a snapshot from a CSV/JSON/Parquet file",
+        "targets",
+        "save",
+        save,
+        group_help=_GROUP_HELP,
+        help="save a snapshot from a CSV/JSON/Parquet file",
         description="Validate every row of the --file, then write the snapshot (position set and all its rows) in one "
         "transaction. Rows name targets by asset_uid/portfolio_uid or by unique identifier (asset/portfolio columns), "
         "with exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity, and an "
         "optional metadata_json object. Nothing is stored when any row is bad.",
     )
     p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
-    p.add_argument("--at", required=True, metavar="TS", help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)")
-    p.add_argument("--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file")
+    p.add_argument(
+        "--at",
+        required=True,
+        metavar="TS",
+        help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)",
+    )
+    p.add_argument(
+        "--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file"
+    )
     p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
-    p.add_argument("--percent", action="store_true",
-                   help="weight_notional_exposure is in percent (60 = 60%%): divided by 100, never renormalized")
+    p.add_argument(
+        "--percent",
+        action="store_true",
+        help="weight_notional_exposure is in percent (60 = 60%%): divided by 100, never renormalized",
+    )
     p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's single active one)")
     p.add_argument("--overwrite", action="store_true", help="replace the whole snapshot when one exists at that time")
-    p.add_argument("--source", default="cli", metavar="S", help="provenance recorded on the position set (default: cli)")
+    p.add_argument(
+        "--source", default="cli", metavar="S", help="provenance recorded on the position set (default: cli)"
+    )
     add_format(p)
 
     p = tree.subcommand(
-        "targets", "show", show, help="show one snapshot",
+        "targets",
+        "show",
+        show,
+        help="show one snapshot",
         description="Show the account's latest snapshot, the one exactly at --at, or the latest at or before --as-of "
         "(across its active target allocations).",
     )
@@ -56,7 +79,10 @@ def register(tree: CommandTree) -> None:
     add_format(p)
 
     p = tree.subcommand(
-        "targets", "diff", diff, help="differences between two snapshots",
+        "targets",
+        "diff",
+        diff,
+        help="differences between two snapshots",
         description="Compare the snapshots in force at --from and at --to (each: the latest at or before that time), "
         "row by row: added, removed and changed targets.",
     )
@@ -74,7 +100,9 @@ def save(args: argparse.Namespace) -> None:
     if args.percent:
         rows = percent_to_fraction(rows, "weight_notional_exposure", entity="import file")
     before = set(msm.snapshot_history(store, args.account)["position_set_uid"].to_list()) if args.overwrite else set()
-    snap = msm.save_snapshot(store, args.account, args.at, rows, allocation=args.allocation, overwrite=args.overwrite, source=args.source)
+    snap = msm.save_snapshot(
+        store, args.account, args.at, rows, allocation=args.allocation, overwrite=args.overwrite, source=args.source
+    )
     if args.format == "json":
         write_json({**snap.to_dict(), **({"weights_in_percent": True} if args.percent else {})})
         return
@@ -118,8 +146,13 @@ def show(args: argparse.Namespace) -> None:
         )
         write_table(
             document["positions"],
-            [("display_label", "label"), ("target_type", "type"), ("unique_identifier", "identifier"),
-             *_EXPOSURES, ("metadata_json", "metadata")],
+            [
+                ("display_label", "label"),
+                ("target_type", "type"),
+                ("unique_identifier", "identifier"),
+                *_EXPOSURES,
+                ("metadata_json", "metadata"),
+            ],
         )
         write_lines("", f"  rows          {snap.positions.height}", *_sums(snap))
 
@@ -142,19 +175,37 @@ def history(args: argparse.Namespace) -> None:
         for r in frame.iter_rows(named=True)
     ]
     if args.format == "json":
-        write_json({"account": {"uid": account["uid"], "unique_identifier": account["unique_identifier"]}, "snapshots": snapshots})
+        write_json(
+            {
+                "account": {"uid": account["uid"], "unique_identifier": account["unique_identifier"]},
+                "snapshots": snapshots,
+            }
+        )
         return
     active = dict(zip(frame["position_set_uid"].to_list(), frame["allocation_is_active"].to_list()))
     table = [
-        {**s, "allocation": s["allocation"] + ("" if active[s["position_set_uid"]] else " (inactive)"),
-         "weight_sum": round(s["weight_sum"], 12), "residual": round(1.0 - s["weight_sum"], 12)}
+        {
+            **s,
+            "allocation": s["allocation"] + ("" if active[s["position_set_uid"]] else " (inactive)"),
+            "weight_sum": round(s["weight_sum"], 12),
+            "residual": round(1.0 - s["weight_sum"], 12),
+        }
         for s in snapshots
     ]
-    write_lines(f"account {account['unique_identifier']!r}: {len(snapshots)} snapshot{'s' if len(snapshots) != 1 else ''}, newest first")
+    write_lines(
+        f"account {account['unique_identifier']!r}: {len(snapshots)} snapshot{'s' if len(snapshots) != 1 else ''}, newest first"
+    )
     write_table(
         table,
-        [("position_set_time", "time"), ("allocation", "allocation"), ("rows", "rows"), ("weight_sum", "weight sum"),
-         ("residual", "residual"), ("source", "source"), ("position_set_uid", "position set")],
+        [
+            ("position_set_time", "time"),
+            ("allocation", "allocation"),
+            ("rows", "rows"),
+            ("weight_sum", "weight sum"),
+            ("residual", "residual"),
+            ("source", "source"),
+            ("position_set_uid", "position set"),
+        ],
         empty="(no snapshots)",
     )
 
@@ -168,8 +219,13 @@ def diff(args: argparse.Namespace) -> None:
         write_json(document)
         return
     rows = [
-        {"change": change, "target_type": r["target_type"], "unique_identifier": r["unique_identifier"],
-         "before": _exposure_text(r, "_before", change), "after": _exposure_text(r, "_after", change)}
+        {
+            "change": change,
+            "target_type": r["target_type"],
+            "unique_identifier": r["unique_identifier"],
+            "before": _exposure_text(r, "_before", change),
+            "after": _exposure_text(r, "_after", change),
+        }
         for change in ("added", "removed", "changed")
         for r in document[change]
     ]
@@ -177,10 +233,21 @@ def diff(args: argparse.Namespace) -> None:
         f"account {document['account']['unique_identifier']!r}: "
         f"{document['from']['position_set_time']} -> {document['to']['position_set_time']}",
     )
-    write_table(rows, [("change", "change"), ("target_type", "type"), ("unique_identifier", "identifier"),
-                       ("before", "before"), ("after", "after")], empty="(no differences)")
-    write_lines(f"{len(document['added'])} added, {len(document['removed'])} removed, "
-                f"{len(document['changed'])} changed, {document['unchanged']} unchanged")
+    write_table(
+        rows,
+        [
+            ("change", "change"),
+            ("target_type", "type"),
+            ("unique_identifier", "identifier"),
+            ("before", "before"),
+            ("after", "after"),
+        ],
+        empty="(no differences)",
+    )
+    write_lines(
+        f"{len(document['added'])} added, {len(document['removed'])} removed, "
+        f"{len(document['changed'])} changed, {document['unchanged']} unchanged"
+    )
 
 
 def _exposure_text(row: dict[str, Any], side: str, change: str) -> str:

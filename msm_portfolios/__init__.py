@@ -30,10 +30,24 @@ def init_store(path: str | os.PathLike[str] | None = None) -> Store:
 # Compositions and the look-through are imported on first use (PEP 562): a command that only
 # needs MIGRATIONS does not pay for them.
 _LAZY = {
-    **dict.fromkeys(("COMPOSITION_COLUMNS", "composition_history", "composition_rows", "duckdb_weights_source", "equal_weights",
-                     "fixed_weights", "read_composition", "save_composition", "save_composition_file", "validate_composition"),
-                    "msm_portfolios.compositions"),
-    **dict.fromkeys(("DRAFT_SET", "LookThrough", "look_through", "look_through_snapshot"), "msm_portfolios.lookthrough"),
+    **dict.fromkeys(
+        (
+            "COMPOSITION_COLUMNS",
+            "composition_history",
+            "composition_rows",
+            "duckdb_weights_source",
+            "equal_weights",
+            "fixed_weights",
+            "read_composition",
+            "save_composition",
+            "save_composition_file",
+            "validate_composition",
+        ),
+        "msm_portfolios.compositions",
+    ),
+    **dict.fromkeys(
+        ("DRAFT_SET", "LookThrough", "look_through", "look_through_snapshot"), "msm_portfolios.lookthrough"
+    ),
 }
 __all__ += sorted(_LAZY)
 

@@ -31,10 +31,10 @@ import pyarrow as pa
 from msm.errors import NO_VALUE, ConflictError, RowError, ValidationError
 from msm.expansion import MissingCompositionError, WeightsSource
 from msm.io import frame_from_records, percent_to_fraction, read_table_file
-from msm.validation import RowChecks
 from msm.services.registry import get_portfolio, reference_frame
 from msm.store import Store, fetch
 from msm.timeutil import format_utc, parse_utc, utc_now
+from msm.validation import RowChecks
 
 __all__ = [
     "COMPOSITION_COLUMNS",
@@ -85,7 +85,9 @@ def equal_weights(assets: Sequence[str]) -> pl.DataFrame:
         seen.setdefault(name, i)
     if duplicates:
         raise ValidationError(duplicates)
-    return pl.DataFrame({"asset": names, "weight": [1.0 / len(names)] * len(names)}, schema={"asset": pl.String, "weight": pl.Float64})
+    return pl.DataFrame(
+        {"asset": names, "weight": [1.0 / len(names)] * len(names)}, schema={"asset": pl.String, "weight": pl.Float64}
+    )
 
 
 def fixed_weights(mapping: Mapping[str, Any]) -> pl.DataFrame:
@@ -105,9 +107,20 @@ def _input_frame(weights: WeightsInput) -> pl.DataFrame:
     if isinstance(weights, Mapping):
         return _frame_from_mapping(weights)
     if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
-        raise ValidationError.single(_ENTITY, "weights", type(weights).__name__, "must be a polars DataFrame, a list of records or a {asset: weight} dict")
+        raise ValidationError.single(
+            _ENTITY,
+            "weights",
+            type(weights).__name__,
+            "must be a polars DataFrame, a list of records or a {asset: weight} dict",
+        )
     bad = [
-        RowError(_ENTITY, i, "row", NO_VALUE, f"must be a mapping such as {{\"asset\": \"BTC\", \"weight\": 0.5}}, got a {type(r).__name__}")
+        RowError(
+            _ENTITY,
+            i,
+            "row",
+            NO_VALUE,
+            f'must be a mapping such as {{"asset": "BTC", "weight": 0.5}}, got a {type(r).__name__}',
+        )
         for i, r in enumerate(weights, start=1)
         if not isinstance(r, Mapping)
     ]
@@ -124,23 +137,53 @@ def _text(column: str) -> pl.Expr:
 
 def _check_columns(frame: pl.DataFrame) -> None:
     if frame.height == 0 and not frame.columns:
-        raise ValidationError([RowError(_ENTITY, None, "rows", NO_VALUE, "the composition is empty; give at least one (asset, weight) row")])
+        raise ValidationError(
+            [
+                RowError(
+                    _ENTITY, None, "rows", NO_VALUE, "the composition is empty; give at least one (asset, weight) row"
+                )
+            ]
+        )
     errors = []
     for column in frame.columns:
         if column == "asset_identifier":
-            errors.append(RowError(_ENTITY, None, column, NO_VALUE, "compositions name assets by `asset` (unique identifier) or `asset_uid`, not `asset_identifier`"))
+            errors.append(
+                RowError(
+                    _ENTITY,
+                    None,
+                    column,
+                    NO_VALUE,
+                    "compositions name assets by `asset` (unique identifier) or `asset_uid`, not `asset_identifier`",
+                )
+            )
         elif column not in COMPOSITION_COLUMNS:
-            errors.append(RowError(_ENTITY, None, column, NO_VALUE, f"is not a known column; allowed: {', '.join(COMPOSITION_COLUMNS)}"))
+            errors.append(
+                RowError(
+                    _ENTITY, None, column, NO_VALUE, f"is not a known column; allowed: {', '.join(COMPOSITION_COLUMNS)}"
+                )
+            )
     if "asset" not in frame.columns and "asset_uid" not in frame.columns:
-        errors.append(RowError(_ENTITY, None, "asset", NO_VALUE, "column is missing: give `asset` (unique identifier) or `asset_uid`"))
+        errors.append(
+            RowError(
+                _ENTITY, None, "asset", NO_VALUE, "column is missing: give `asset` (unique identifier) or `asset_uid`"
+            )
+        )
     if "weight" not in frame.columns:
         errors.append(RowError(_ENTITY, None, "weight", NO_VALUE, "column is missing"))
     elif not (frame.schema["weight"].is_numeric() or frame.schema["weight"] in (pl.String, pl.Null)):
-        errors.append(RowError(_ENTITY, None, "weight", NO_VALUE, f"must hold numbers, got a {frame.schema['weight']} column"))
+        errors.append(
+            RowError(_ENTITY, None, "weight", NO_VALUE, f"must hold numbers, got a {frame.schema['weight']} column")
+        )
     if errors:
         raise ValidationError(errors)
     if frame.height == 0:
-        raise ValidationError([RowError(_ENTITY, None, "rows", NO_VALUE, "the composition is empty; give at least one (asset, weight) row")])
+        raise ValidationError(
+            [
+                RowError(
+                    _ENTITY, None, "rows", NO_VALUE, "the composition is empty; give at least one (asset, weight) row"
+                )
+            ]
+        )
 
 
 def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: str | None = None) -> pl.DataFrame:
@@ -154,11 +197,15 @@ def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: 
     """
     _check_columns(frame)
     missing = {c: pl.lit(None, pl.String) for c in ("asset_uid", "asset") if c not in frame.columns}
-    frame = frame.with_columns(**missing).with_row_index("__row", offset=1).select(
-        pl.col("__row").cast(pl.Int64),
-        _text("asset").alias("asset"),
-        _text("asset_uid").str.to_lowercase().alias("asset_uid"),
-        pl.col("weight").alias("__raw_weight"),
+    frame = (
+        frame.with_columns(**missing)
+        .with_row_index("__row", offset=1)
+        .select(
+            pl.col("__row").cast(pl.Int64),
+            _text("asset").alias("asset"),
+            _text("asset_uid").str.to_lowercase().alias("asset_uid"),
+            pl.col("weight").alias("__raw_weight"),
+        )
     )
     checks = RowChecks(_ENTITY)
     bad = checks.bad
@@ -181,7 +228,9 @@ def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: 
         frame.join(ref.rename({"uid": "__by_name", "unique_identifier": "asset"}), on="asset", how="left")
         .join(ref.rename({"uid": "asset_uid", "unique_identifier": "__uid_name"}), on="asset_uid", how="left")
         .join(
-            ref.rename({"unique_identifier": "__asset_as_uid_name"}).with_columns(pl.col("uid").alias("__asset_as_uid")),
+            ref.rename({"unique_identifier": "__asset_as_uid_name"}).with_columns(
+                pl.col("uid").alias("__asset_as_uid")
+            ),
             left_on=pl.col("asset").str.to_lowercase(),
             right_on="uid",
             how="left",
@@ -192,20 +241,40 @@ def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: 
     by_name = pl.coalesce("__by_name", "__asset_as_uid")
     bad(uid.is_not_null() & ~uid.str.contains(_UUID_RE), "asset_uid", _UUID_HINT)
     bad(uid.str.contains(_UUID_RE) & pl.col("__uid_name").is_null(), "asset_uid", "no asset has this uid")
-    bad(name.is_not_null() & by_name.is_null(), "asset", "no asset has this unique_identifier; add it first (msm assets add ID)")
+    bad(
+        name.is_not_null() & by_name.is_null(),
+        "asset",
+        "no asset has this unique_identifier; add it first (msm assets add ID)",
+    )
     conflict = uid.is_not_null() & by_name.is_not_null() & (uid != by_name)
     bad(
         conflict,
         "asset_uid",
-        pl.lit("names a different asset than `asset` = '") + name + pl.lit("' (") + by_name + pl.lit("); give one or make them agree"),
+        pl.lit("names a different asset than `asset` = '")
+        + name
+        + pl.lit("' (")
+        + by_name
+        + pl.lit("); give one or make them agree"),
     )
-    bad(uid.is_null() & name.is_null(), "asset", "is required: give `asset` (unique identifier) or `asset_uid`", value=pl.lit(None, pl.String))
+    bad(
+        uid.is_null() & name.is_null(),
+        "asset",
+        "is required: give `asset` (unique identifier) or `asset_uid`",
+        value=pl.lit(None, pl.String),
+    )
     # A row whose two names disagree resolves to nothing (so it is not also reported as a duplicate).
-    resolved = pl.when(~conflict.fill_null(False)).then(pl.coalesce(pl.when(pl.col("__uid_name").is_not_null()).then(uid), by_name))
+    resolved = pl.when(~conflict.fill_null(False)).then(
+        pl.coalesce(pl.when(pl.col("__uid_name").is_not_null()).then(uid), by_name)
+    )
     label = pl.coalesce("__uid_name", pl.when(pl.col("__by_name").is_not_null()).then(name), "__asset_as_uid_name")
     frame = frame.with_columns(resolved.alias("__uid"), label.alias("__label"))
     first = pl.col("__row").min().over("__uid")
-    duplicate = pl.lit("duplicate asset '") + pl.col("__label") + pl.lit("' in one composition; first given at row ") + first.cast(pl.String)
+    duplicate = (
+        pl.lit("duplicate asset '")
+        + pl.col("__label")
+        + pl.lit("' in one composition; first given at row ")
+        + first.cast(pl.String)
+    )
     repeated = pl.col("__uid").is_not_null() & (pl.col("__row") > first)
     bad(repeated & name.is_not_null(), "asset", duplicate)
     bad(repeated & name.is_null(), "asset_uid", duplicate)
@@ -254,7 +323,9 @@ def save_composition(
                     "pass overwrite=True (--overwrite) to replace it whole, or choose another time"
                 )
             if existing:
-                con.execute("DELETE FROM portfolio_weights WHERE portfolio_uid = ? AND time_index = ?", [target["uid"], at])
+                con.execute(
+                    "DELETE FROM portfolio_weights WHERE portfolio_uid = ? AND time_index = ?", [target["uid"], at]
+                )
             con.register("__composition", data)
             try:
                 con.execute(
@@ -271,8 +342,14 @@ def save_composition(
 
 
 def save_composition_file(
-    store: Store, portfolio: str, at: datetime | str, path: str | os.PathLike[str], *, overwrite: bool = False,
-    percent: bool = False, sheet: str | None = None,
+    store: Store,
+    portfolio: str,
+    at: datetime | str,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    percent: bool = False,
+    sheet: str | None = None,
 ) -> pl.DataFrame:
     """:func:`save_composition` from a CSV / JSON / Parquet / Excel file with ``asset`` or ``asset_uid`` and ``weight``.
 
@@ -362,8 +439,9 @@ def duckdb_weights_source(store: Store) -> WeightsSource:
     return source
 
 
-
 def composition_rows(store: Store, portfolio: str) -> pl.DataFrame:
     """Every stored composition row of ``portfolio`` (the columns of :func:`read_composition`), oldest first."""
     target = get_portfolio(store, portfolio)
-    return store.query(_SELECT + "WHERE w.portfolio_uid = ? ORDER BY w.time_index, a.unique_identifier", [target["uid"]])
+    return store.query(
+        _SELECT + "WHERE w.portfolio_uid = ? ORDER BY w.time_index, a.unique_identifier", [target["uid"]]
+    )

@@ -82,7 +82,11 @@ def look_through(
             raise
         missing = exc.missing
         names = {name for name, _ in missing}
-        named = pl.coalesce(pl.col("unique_identifier"), pl.col("portfolio_uid")) if "unique_identifier" in frame.columns else pl.col("portfolio_uid")
+        named = (
+            pl.coalesce(pl.col("unique_identifier"), pl.col("portfolio_uid"))
+            if "unique_identifier" in frame.columns
+            else pl.col("portfolio_uid")
+        )
         frame = frame.filter(~((pl.col("target_type") == "portfolio") & named.is_in(sorted(names))))
         plain = expand_targets(frame, source, weights_as_of=weights_as_of, now=now)
     net = expand_targets(frame, source, weights_as_of=weights_as_of, net=True, now=now)
@@ -97,7 +101,9 @@ def look_through(
     )
 
 
-def look_through_snapshot(store: Store, snapshot: Snapshot, *, weights_as_of: WeightsAsOf = "now", now: datetime | None = None) -> LookThrough:
+def look_through_snapshot(
+    store: Store, snapshot: Snapshot, *, weights_as_of: WeightsAsOf = "now", now: datetime | None = None
+) -> LookThrough:
     """:func:`look_through` of a stored snapshot (``msm.read_snapshot``'s result)."""
     if snapshot.is_empty:
         targets = read_target_rows(store, [])

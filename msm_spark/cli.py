@@ -43,13 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
         "`msm export --expanded` for the same weights time, and OUTPUT/diagnostics/: the compositions used whose "
         "weights do not sum to 1 (expanded as stored, never renormalized), also reported on stdout.",
     )
-    p.add_argument("--input", required=True, metavar="DIR", help="an export folder (msm export --out DIR); any path Spark reads")
-    p.add_argument("--output", required=True, metavar="DIR2", help="folder to write target_exposure/ and diagnostics/ into")
+    p.add_argument(
+        "--input", required=True, metavar="DIR", help="an export folder (msm export --out DIR); any path Spark reads"
+    )
+    p.add_argument(
+        "--output", required=True, metavar="DIR2", help="folder to write target_exposure/ and diagnostics/ into"
+    )
     p.add_argument("--weights-as-of", default="now", metavar="now|position-set|TS", help=_WEIGHTS_HELP)
-    p.add_argument("--net", action="store_true", help="one row per position set and asset, with summed exposures and n_sources")
-    p.add_argument("--master", default=None, metavar="URL",
-                   help="Spark master (default: the one spark-submit was given, else local[*])")
-    p.add_argument("--overwrite", action="store_true", help="replace target_exposure/ and diagnostics/ when OUTPUT holds them")
+    p.add_argument(
+        "--net", action="store_true", help="one row per position set and asset, with summed exposures and n_sources"
+    )
+    p.add_argument(
+        "--master",
+        default=None,
+        metavar="URL",
+        help="Spark master (default: the one spark-submit was given, else local[*])",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace target_exposure/ and diagnostics/ when OUTPUT holds them"
+    )
     p.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON document on stdout")
     return parser
 
@@ -97,39 +109,62 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _expand(args: argparse.Namespace) -> int:
     asked = args.weights_as_of.strip().lower()
     if asked not in ("now", "position-set"):
-        parse_utc(args.weights_as_of, field="weights_as_of", entity="expansion")  # naive or unparsable: exit 1 before Spark starts
+        parse_utc(
+            args.weights_as_of, field="weights_as_of", entity="expansion"
+        )  # naive or unparsable: exit 1 before Spark starts
         asked = args.weights_as_of
     try:
         from pyspark.errors import PySparkException
     except ImportError:
-        raise MsmError("pyspark is not installed; install the spark extra: pip install 'msm-workbench[spark]'") from None
+        raise MsmError(
+            "pyspark is not installed; install the spark extra: pip install 'msm-workbench[spark]'"
+        ) from None
     from msm_spark.job import run_expand
 
     try:
         spark = spark_session(args.master)
     except PySparkException as exc:
-        raise MsmError(f"cannot start Spark (master {args.master or 'local[*]'}): {_first_line(exc)}; Spark needs Java 17 or later (JAVA_HOME)") from None
+        raise MsmError(
+            f"cannot start Spark (master {args.master or 'local[*]'}): {_first_line(exc)}; Spark needs Java 17 or later (JAVA_HOME)"
+        ) from None
     result = run_expand(spark, args.input, args.output, weights_as_of=asked, net=args.net, overwrite=args.overwrite)
     diagnostics = [{**d, "weights_time": format_utc(d["weights_time"])} for d in result.diagnostics]
     if args.format == "json":
-        print(json.dumps({
-            "output": result.output,
-            "datasets": {"target_exposure": {"path": f"{result.output.rstrip('/')}/target_exposure", "rows": result.rows},
-                         "diagnostics": {"path": f"{result.output.rstrip('/')}/diagnostics", "rows": len(diagnostics)}},
-            "net": result.net,
-            "weights_as_of": result.weights_as_of if isinstance(result.weights_as_of, str) else format_utc(result.weights_as_of),
-            "diagnostics": diagnostics,
-        }))
+        print(
+            json.dumps(
+                {
+                    "output": result.output,
+                    "datasets": {
+                        "target_exposure": {
+                            "path": f"{result.output.rstrip('/')}/target_exposure",
+                            "rows": result.rows,
+                        },
+                        "diagnostics": {"path": f"{result.output.rstrip('/')}/diagnostics", "rows": len(diagnostics)},
+                    },
+                    "net": result.net,
+                    "weights_as_of": result.weights_as_of
+                    if isinstance(result.weights_as_of, str)
+                    else format_utc(result.weights_as_of),
+                    "diagnostics": diagnostics,
+                }
+            )
+        )
         return 0
     kind = "netted" if result.net else "expanded"
-    print(f"wrote {result.rows} {kind} rows to {result.output.rstrip('/')}/target_exposure (hive-partitioned by snapshot_date)")
+    print(
+        f"wrote {result.rows} {kind} rows to {result.output.rstrip('/')}/target_exposure (hive-partitioned by snapshot_date)"
+    )
     print(f"look-through weights as of {asked}")
     n = len(diagnostics)
-    print(f"{n} composition{'s' if n != 1 else ''} not summing to 1, in {result.output.rstrip('/')}/diagnostics"
-          + (":" if n else ""))
+    print(
+        f"{n} composition{'s' if n != 1 else ''} not summing to 1, in {result.output.rstrip('/')}/diagnostics"
+        + (":" if n else "")
+    )
     for d in diagnostics:
-        print(f"  portfolio '{d['portfolio'] or d['portfolio_uid']}' at {d['weights_time']} sums to {d['weight_sum']:.12g}, "
-              "not 1; expanded as stored (never renormalized)")
+        print(
+            f"  portfolio '{d['portfolio'] or d['portfolio_uid']}' at {d['weights_time']} sums to {d['weight_sum']:.12g}, "
+            "not 1; expanded as stored (never renormalized)"
+        )
     return 0
 
 

@@ -38,7 +38,7 @@ as in the core.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -67,7 +67,7 @@ LABEL_COLUMNS = ("account", "allocation")
 
 _TARGETS = "targets"
 _WEIGHTS = "portfolio weights"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: How many composition rows that break a rule are brought to the driver to name them in the error.
 _MAX_BAD_ROWS = 1_000
 
@@ -114,7 +114,9 @@ def expand_targets_spark(
     history = _normalize_weights(weights)
 
     is_portfolio = F.col("target_type") == "portfolio"
-    ported = frame.filter(is_portfolio).withColumn("__wtime", _timestamp(bound) if bound is not None else F.col("time_index"))
+    ported = frame.filter(is_portfolio).withColumn(
+        "__wtime", _timestamp(bound) if bound is not None else F.col("time_index")
+    )
     direct = frame.filter(F.col("target_type") == "asset")
 
     # The compositions of the portfolios targeted, up to the bound (as the core's weights source).
@@ -127,13 +129,18 @@ def expand_targets_spark(
     # Small (distinct pairs) and read by the checks and by the output: computed once.
     pairs = _as_of(pairs, history.select("portfolio_uid", "time_index").distinct()).cache()
     used = history.join(
-        pairs.select("portfolio_uid", F.col("weights_time").alias("time_index")).distinct(), ["portfolio_uid", "time_index"], "left_semi"
+        pairs.select("portfolio_uid", F.col("weights_time").alias("time_index")).distinct(),
+        ["portfolio_uid", "time_index"],
+        "left_semi",
     )
     diagnostics = _check(pairs, history, used)
 
     # One output row per (portfolio row, constituent); asset rows pass through.
     constituents = used.select(
-        "portfolio_uid", F.col("time_index").alias("weights_time"), F.col("asset_uid").alias("__casset"), F.col("weight").alias("__weight")
+        "portfolio_uid",
+        F.col("time_index").alias("weights_time"),
+        F.col("asset_uid").alias("__casset"),
+        F.col("weight").alias("__weight"),
     )
     via = (
         ported.join(pairs.select("portfolio_uid", "__wtime", "weights_time"), ["portfolio_uid", "__wtime"], "inner")
@@ -191,16 +198,27 @@ def _as_of(pairs: DataFrame, times: DataFrame) -> DataFrame:
     pair at the same instant; each pair takes the last composition time seen so far.
     """
     events = pairs.select(
-        "portfolio_uid", F.col("__wtime").alias("__at"), F.lit(1).alias("__kind"), "__wtime", "__pname",
+        "portfolio_uid",
+        F.col("__wtime").alias("__at"),
+        F.lit(1).alias("__kind"),
+        "__wtime",
+        "__pname",
         F.lit(None).cast(T.TimestampType()).alias("__ctime"),
     ).unionByName(
         times.select(
-            "portfolio_uid", F.col("time_index").alias("__at"), F.lit(0).alias("__kind"),
-            F.lit(None).cast(T.TimestampType()).alias("__wtime"), F.lit(None).cast(T.StringType()).alias("__pname"),
+            "portfolio_uid",
+            F.col("time_index").alias("__at"),
+            F.lit(0).alias("__kind"),
+            F.lit(None).cast(T.TimestampType()).alias("__wtime"),
+            F.lit(None).cast(T.StringType()).alias("__pname"),
             F.col("time_index").alias("__ctime"),
         )
     )
-    window = Window.partitionBy("portfolio_uid").orderBy("__at", "__kind").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    window = (
+        Window.partitionBy("portfolio_uid")
+        .orderBy("__at", "__kind")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     return (
         events.withColumn("weights_time", F.last("__ctime", ignorenulls=True).over(window))
         .filter(F.col("__kind") == 1)
@@ -222,8 +240,13 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
         pairs.filter(F.col("weights_time").isNull())
         .join(names, "portfolio_uid", "left")
         .select(
-            F.lit("missing").alias("kind"), "portfolio_uid", F.coalesce("__pname", "__wname", "portfolio_uid").alias("portfolio"),
-            F.unix_micros("__wtime").alias("at"), null_text.alias("asset_uid"), null_text.alias("asset"), null_double.alias("value"),
+            F.lit("missing").alias("kind"),
+            "portfolio_uid",
+            F.coalesce("__pname", "__wname", "portfolio_uid").alias("portfolio"),
+            F.unix_micros("__wtime").alias("at"),
+            null_text.alias("asset_uid"),
+            null_text.alias("asset"),
+            null_double.alias("value"),
         )
     )
 
@@ -242,35 +265,68 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
         .limit(_MAX_BAD_ROWS)
         .join(named, "portfolio_uid", "left")
         .select(
-            F.lit("bad").alias("kind"), "portfolio_uid", F.coalesce("portfolio", "__pname").alias("portfolio"),
-            F.unix_micros("time_index").alias("at"), "asset_uid", "asset", F.col("weight").alias("value"),
+            F.lit("bad").alias("kind"),
+            "portfolio_uid",
+            F.coalesce("portfolio", "__pname").alias("portfolio"),
+            F.unix_micros("time_index").alias("at"),
+            "asset_uid",
+            "asset",
+            F.col("weight").alias("value"),
         )
     )
 
     # Compositions used whose weights do not sum to 1, named as the core names them.
-    sums = used.groupBy("portfolio_uid", "time_index").agg(F.sum("weight").alias("weight_sum"), F.min("portfolio").alias("__wname"))
+    sums = used.groupBy("portfolio_uid", "time_index").agg(
+        F.sum("weight").alias("weight_sum"), F.min("portfolio").alias("__wname")
+    )
     off = (
         pairs.join(sums.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner")
         .filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
         .groupBy("portfolio_uid", "weights_time")
-        .agg(F.min("__pname").alias("__pname"), F.min("__wname").alias("__wname"), F.first("weight_sum").alias("weight_sum"))
+        .agg(
+            F.min("__pname").alias("__pname"),
+            F.min("__wname").alias("__wname"),
+            F.first("weight_sum").alias("weight_sum"),
+        )
         .select(
-            F.lit("off").alias("kind"), "portfolio_uid", F.coalesce("__pname", "__wname").alias("portfolio"),
-            F.unix_micros("weights_time").alias("at"), null_text.alias("asset_uid"), null_text.alias("asset"),
+            F.lit("off").alias("kind"),
+            "portfolio_uid",
+            F.coalesce("__pname", "__wname").alias("portfolio"),
+            F.unix_micros("weights_time").alias("at"),
+            null_text.alias("asset_uid"),
+            null_text.alias("asset"),
             F.col("weight_sum").alias("value"),
         )
     )
     found = missing.unionByName(bad).unionByName(off).collect()
 
     if any(r["kind"] == "missing" for r in found):
-        raise MissingCompositionError(sorted((r["portfolio"], _from_micros(r["at"])) for r in found if r["kind"] == "missing"))
-    broken = sorted((r for r in found if r["kind"] == "bad"), key=lambda r: (r["portfolio"] or "", r["at"], r["asset"] or "", r["asset_uid"] or ""))
+        raise MissingCompositionError(
+            sorted((r["portfolio"], _from_micros(r["at"])) for r in found if r["kind"] == "missing")
+        )
+    broken = sorted(
+        (r for r in found if r["kind"] == "bad"),
+        key=lambda r: (r["portfolio"] or "", r["at"], r["asset"] or "", r["asset_uid"] or ""),
+    )
     if broken:
-        _check_weights(_frame(broken, {"time_index": "at", "portfolio_uid": "portfolio_uid", "asset_uid": "asset_uid",
-                                       "asset": "asset", "portfolio": "portfolio", "weight": "value"}))
+        _check_weights(
+            _frame(
+                broken,
+                {
+                    "time_index": "at",
+                    "portfolio_uid": "portfolio_uid",
+                    "asset_uid": "asset_uid",
+                    "asset": "asset",
+                    "portfolio": "portfolio",
+                    "weight": "value",
+                },
+            )
+        )
         raise AssertionError("composition rows broke a rule the core's check does not know")  # pragma: no cover
-    diagnostics = _frame([r for r in found if r["kind"] == "off"],
-                         {"portfolio_uid": "portfolio_uid", "portfolio": "portfolio", "weights_time": "at", "weight_sum": "value"})
+    diagnostics = _frame(
+        [r for r in found if r["kind"] == "off"],
+        {"portfolio_uid": "portfolio_uid", "portfolio": "portfolio", "weights_time": "at", "weight_sum": "value"},
+    )
     return diagnostics.sort("portfolio", "portfolio_uid", "weights_time", nulls_last=True).select(DIAGNOSTIC_COLUMNS)
 
 
@@ -281,14 +337,16 @@ def _frame(rows: list[Any], columns: dict[str, str]) -> pl.DataFrame:
         {name: [r[source] for r in rows] for name, source in columns.items()},
         schema={name: types.get(source, pl.String) for name, source in columns.items()},
     )
-    return frame.with_columns(pl.col(name).cast(pl.Datetime("us", "UTC")) for name, source in columns.items() if source == "at")
+    return frame.with_columns(
+        pl.col(name).cast(pl.Datetime("us", "UTC")) for name, source in columns.items() if source == "at"
+    )
 
 
 def _asset_names(direct: DataFrame, used: DataFrame) -> DataFrame:
     """``asset_uid -> asset``: the identifier a direct target row gives, else the compositions'."""
-    named = direct.select("asset_uid", F.col("unique_identifier").alias("__name"), F.lit(0).alias("__from")).unionByName(
-        used.select("asset_uid", F.col("asset").alias("__name"), F.lit(1).alias("__from"))
-    )
+    named = direct.select(
+        "asset_uid", F.col("unique_identifier").alias("__name"), F.lit(0).alias("__from")
+    ).unionByName(used.select("asset_uid", F.col("asset").alias("__name"), F.lit(1).alias("__from")))
     return (
         named.filter(F.col("__name").isNotNull())
         .groupBy("asset_uid")
@@ -313,13 +371,21 @@ def _optional(frame: DataFrame, column: str, dtype: T.DataType) -> Column:
 
 
 def _normalize_targets(targets: DataFrame) -> DataFrame:
-    _require(targets, _TARGETS, ("position_set_uid", "time_index", "target_type", "asset_uid", "portfolio_uid"),
-             "expansion takes storage-shaped target rows (an export's target_positions)")
+    _require(
+        targets,
+        _TARGETS,
+        ("position_set_uid", "time_index", "target_type", "asset_uid", "portfolio_uid"),
+        "expansion takes storage-shaped target rows (an export's target_positions)",
+    )
     if not set(EXPOSURES) & set(targets.columns):
-        raise ValidationError.single(_TARGETS, "weight_notional_exposure", NO_VALUE, f"column is missing: give one of {', '.join(EXPOSURES)}")
+        raise ValidationError.single(
+            _TARGETS, "weight_notional_exposure", NO_VALUE, f"column is missing: give one of {', '.join(EXPOSURES)}"
+        )
     _require_time(targets, "time_index", _TARGETS)
     target_type = F.trim(F.col("target_type").cast(T.StringType()))
-    derived = F.when(target_type == "asset", _uid_text("asset_uid")).when(target_type == "portfolio", _uid_text("portfolio_uid"))
+    derived = F.when(target_type == "asset", _uid_text("asset_uid")).when(
+        target_type == "portfolio", _uid_text("portfolio_uid")
+    )
     target_uid = _uid_text("target_uid") if "target_uid" in targets.columns else F.lit(None).cast(T.StringType())
     return targets.select(
         _uid_text("position_set_uid").alias("position_set_uid"),
@@ -335,8 +401,12 @@ def _normalize_targets(targets: DataFrame) -> DataFrame:
 
 
 def _normalize_weights(weights: DataFrame) -> DataFrame:
-    _require(weights, _WEIGHTS, ("time_index", "portfolio_uid", "asset_uid", "weight"),
-             "a composition history has time_index, portfolio_uid, asset_uid, asset, weight (an export's portfolio_weights)")
+    _require(
+        weights,
+        _WEIGHTS,
+        ("time_index", "portfolio_uid", "asset_uid", "weight"),
+        "a composition history has time_index, portfolio_uid, asset_uid, asset, weight (an export's portfolio_weights)",
+    )
     _require_time(weights, "time_index", _WEIGHTS)
     return weights.select(
         F.col("time_index"),
@@ -352,7 +422,12 @@ def _require_time(frame: DataFrame, column: str, entity: str) -> None:
     """An instant column (Spark's ``timestamp``); a naive ``timestamp_ntz`` is refused, as in the core."""
     dtype = frame.schema[column].dataType
     if isinstance(dtype, T.TimestampNTZType):
-        raise ValidationError.single(entity, column, dtype.simpleString(), "is a naive timestamp column (naive times are refused); give UTC instants (timestamp)")
+        raise ValidationError.single(
+            entity,
+            column,
+            dtype.simpleString(),
+            "is a naive timestamp column (naive times are refused); give UTC instants (timestamp)",
+        )
     if not isinstance(dtype, T.TimestampType):
         raise ValidationError.single(entity, column, dtype.simpleString(), "must hold UTC instants (timestamp)")
 

@@ -52,7 +52,11 @@ def read_export(spark: SparkSession, folder: str) -> tuple[DataFrame, DataFrame]
     if _is_local(base):
         missing = [name for name in _INPUT_DATASETS if not Path(_local(base), name).is_dir()]
         if missing:
-            what = "does not exist" if not Path(_local(base)).is_dir() else f"holds no {', '.join(n + '/' for n in missing)}"
+            what = (
+                "does not exist"
+                if not Path(_local(base)).is_dir()
+                else f"holds no {', '.join(n + '/' for n in missing)}"
+            )
             raise MsmError(f"input folder {folder} {what}; give a folder written by `msm export --out DIR`")
     return spark.read.parquet(f"{base}/target_positions"), spark.read.parquet(f"{base}/portfolio_weights")
 
@@ -79,7 +83,9 @@ def run_expand(
     if _is_local(out) and not overwrite:
         taken = [name for name in OUTPUT_DATASETS if Path(_local(out), name).exists()]
         if taken:
-            raise ConflictError(f"{output} already holds a look-through ({', '.join(taken)}); choose another --output or pass --overwrite to replace it")
+            raise ConflictError(
+                f"{output} already holds a look-through ({', '.join(taken)}); choose another --output or pass --overwrite to replace it"
+            )
     targets, weights = read_export(spark, input)
     result = expand_targets_spark(targets, weights, weights_as_of=weights_as_of, net=net, now=now)
     mode = "overwrite" if overwrite else "errorifexists"
@@ -125,4 +131,10 @@ def _is_local(path: str) -> bool:
 
 
 def _local(path: str) -> str:
-    return os.path.expanduser(path[len("file://"):] if path.startswith("file://") else path[len("file:"):] if path.startswith("file:") else path)
+    return os.path.expanduser(
+        path[len("file://") :]
+        if path.startswith("file://")
+        else path[len("file:") :]
+        if path.startswith("file:")
+        else path
+    )

@@ -85,7 +85,7 @@ def label(store: msm.Store, identifier: str, kind: str) -> str:
     return f"{identifier} — {name} · {kind}" if name and name != identifier else f"{identifier} · {kind}"
 
 
-def table(at: AppTest, *columns: str):  # noqa: ANN201 - a pandas DataFrame
+def table(at: AppTest, *columns: str):
     """The first table (st.dataframe / st.table) on the page holding all ``columns``."""
     for element in at.dataframe:
         value = element.value

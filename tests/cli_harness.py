@@ -71,7 +71,9 @@ class Cli:
 def contents(store: msm.Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every table's rows (all columns as text, sorted): equal before and after a refused command."""
     with store.connect():  # one open of the file for every query
-        tables = store.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name")["table_name"]
+        tables = store.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name")[
+            "table_name"
+        ]
         return {t: store.query(f'SELECT COLUMNS(*)::VARCHAR FROM "{t}" ORDER BY ALL').rows() for t in tables}
 
 
@@ -83,7 +85,14 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
             writer = csv.writer(handle)
             writer.writerow(columns)
             for row in rows:
-                writer.writerow(["" if row.get(c) is None else (json.dumps(row[c]) if isinstance(row[c], (dict, list)) else row[c]) for c in columns])
+                writer.writerow(
+                    [
+                        ""
+                        if row.get(c) is None
+                        else (json.dumps(row[c]) if isinstance(row[c], (dict, list)) else row[c])
+                        for c in columns
+                    ]
+                )
     elif path.suffix == ".json":
         path.write_text(json.dumps(rows))
     else:

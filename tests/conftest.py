@@ -27,6 +27,7 @@ import msm
 from msm.store import MSM_MIGRATIONS, MigrationSet, Store, fetch, migrate, quote_ident
 from msm.store import migrations as _migrations
 
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """Where the test's database file lives (not created yet)."""
@@ -110,7 +111,9 @@ def _clone(template: Path, data: Seeded, target: Path) -> Seeded:
 
 
 @pytest.fixture(scope="session")
-def _seeded_variants(tmp_path_factory: pytest.TempPathFactory, _seeded_template: tuple[Path, Seeded]) -> Callable[..., Any]:
+def _seeded_variants(
+    tmp_path_factory: pytest.TempPathFactory, _seeded_template: tuple[Path, Seeded]
+) -> Callable[..., Any]:
     cache: dict[str, tuple[Path, Seeded, Any]] = {}
 
     def build(name: str, setup: Callable[[Seeded], Any]) -> tuple[Path, Seeded, Any]:
@@ -124,7 +127,9 @@ def _seeded_variants(tmp_path_factory: pytest.TempPathFactory, _seeded_template:
 
 
 @pytest.fixture
-def seeded_with(tmp_path: Path, _seeded_variants: Callable[..., Any]) -> Callable[[str, Callable[[Seeded], Any]], tuple[Seeded, Any]]:
+def seeded_with(
+    tmp_path: Path, _seeded_variants: Callable[..., Any]
+) -> Callable[[str, Callable[[Seeded], Any]], tuple[Seeded, Any]]:
     """``seeded_with(name, setup)`` -> ``(seeded, setup's result)`` on a fresh copy of a cached database.
 
     ``setup(seeded)`` adds content to a copy of the ``seeded`` database; it runs once per session
@@ -161,7 +166,9 @@ def store_at(tmp_path: Path) -> Callable[..., Store]:
     """Factory: ``store_at({"msm": 1})`` -> a new database file migrated only that far."""
     counter = iter(range(1_000_000))
 
-    def make(upto: Mapping[str, int], *, sets: tuple[MigrationSet, ...] = (MSM_MIGRATIONS,), name: str | None = None) -> Store:
+    def make(
+        upto: Mapping[str, int], *, sets: tuple[MigrationSet, ...] = (MSM_MIGRATIONS,), name: str | None = None
+    ) -> Store:
         s = Store(tmp_path / (name or f"at-{next(counter)}.duckdb"))
         _apply_upto(s, upto, sets)
         return s
@@ -173,7 +180,9 @@ def table_contents(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every user table (schema ``main``) with its rows, sorted, as plain tuples (via Arrow)."""
     contents = {}
     with store.connect() as con:
-        tables = fetch(con, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name")["table_name"]
+        tables = fetch(con, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name")[
+            "table_name"
+        ]
         for table in tables:
             frame = fetch(con, f"SELECT * FROM {quote_ident(table)}")
             contents[table] = sorted((tuple(row) for row in frame.rows()), key=repr)
@@ -188,7 +197,8 @@ def db_contents() -> Callable[[Store], dict[str, list[tuple[Any, ...]]]]:
 
 def columns_of(store: Store, table: str) -> list[str]:
     frame = store.query(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index", [table]
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
+        [table],
     )
     return frame["column_name"].to_list()
 

@@ -27,7 +27,7 @@ import json
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -40,7 +40,7 @@ KINDS = ("snapshot", "overwrite", "import", "export")
 ROWS = 100_000  # rows per snapshot (and assets in the template registry)
 BATCH = 50_000  # assets per bulk import
 ACCOUNT = "crash-account"
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)  # the template's snapshot (version 1)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)  # the template's snapshot (version 1)
 
 
 def asset_ids(n: int = ROWS) -> list[str]:
@@ -59,8 +59,9 @@ def prepare(db: Path, export_dir: Path) -> None:
 
 
 def rows_of(version: int) -> pl.DataFrame:
-    return pl.DataFrame({"target_type": ["asset"] * ROWS, "asset": asset_ids(),
-                         "weight_notional_exposure": [version / 1e6] * ROWS})
+    return pl.DataFrame(
+        {"target_type": ["asset"] * ROWS, "asset": asset_ids(), "weight_notional_exposure": [version / 1e6] * ROWS}
+    )
 
 
 def main(db: str, export_dir: str, log_path: str, seed: str, first: str, version_base: str) -> None:
@@ -71,6 +72,7 @@ def main(db: str, export_dir: str, log_path: str, seed: str, first: str, version
     times = sorted(msm.snapshot_history(store, ACCOUNT)["position_set_time"].to_list())  # the snapshots in the file
     version, step = int(version_base), 0
     with open(log_path, "a", buffering=1) as log:
+
         def note(event: str, **fields: object) -> None:
             log.write(json.dumps({"event": event, "t": time.monotonic(), **fields}) + "\n")
             log.flush()
@@ -83,22 +85,32 @@ def main(db: str, export_dir: str, log_path: str, seed: str, first: str, version
                 version += 1
                 at = T0 + timedelta(hours=version)
                 note("begin", kind=kind, at=at.isoformat(), version=version)
-                msm.save_snapshot(store, ACCOUNT, at, template.with_columns(pl.lit(version / 1e6).alias("weight_notional_exposure")),
-                                  source=f"v{version}")
+                msm.save_snapshot(
+                    store,
+                    ACCOUNT,
+                    at,
+                    template.with_columns(pl.lit(version / 1e6).alias("weight_notional_exposure")),
+                    source=f"v{version}",
+                )
                 times.append(at)
                 note("ack", kind=kind, at=at.isoformat(), version=version)
             elif kind == "overwrite":
                 version += 1
                 at = rng.choice(times)
                 note("begin", kind=kind, at=at.isoformat(), version=version)
-                frame = template.with_columns(pl.lit(version / 1e6).alias("weight_notional_exposure"),
-                                              pl.lit(ACCOUNT).alias("account"), pl.lit(at).alias("position_set_time"))
+                frame = template.with_columns(
+                    pl.lit(version / 1e6).alias("weight_notional_exposure"),
+                    pl.lit(ACCOUNT).alias("account"),
+                    pl.lit(at).alias("position_set_time"),
+                )
                 msm.save_snapshots(store, frame, overwrite=True, source=f"v{version}")
                 note("ack", kind=kind, at=at.isoformat(), version=version)
             elif kind == "import":
                 prefix = f"B{seed}-{step}-"
                 note("begin", kind=kind, prefix=prefix, rows=BATCH)
-                msm.import_reference(store, "assets", pl.DataFrame({"unique_identifier": [f"{prefix}{i}" for i in range(BATCH)]}))
+                msm.import_reference(
+                    store, "assets", pl.DataFrame({"unique_identifier": [f"{prefix}{i}" for i in range(BATCH)]})
+                )
                 note("ack", kind=kind, prefix=prefix, rows=BATCH)
             else:
                 note("begin", kind=kind)

@@ -16,13 +16,13 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST = datetime(2030, 1, 1, tzinfo=timezone.utc)
+FIRST = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def _texts(at: AppTest, kind: str) -> list[str]:
@@ -62,7 +62,11 @@ def main(db: str, log_path: str, seconds: str) -> None:
             started = time.monotonic()
             at.run()
             elapsed = time.monotonic() - started
-            successes, warnings, errors = _texts(at, "success"), _texts(at, "warning"), _texts(at, "error") + _texts(at, "exception")
+            successes, warnings, errors = (
+                _texts(at, "success"),
+                _texts(at, "warning"),
+                _texts(at, "error") + _texts(at, "exception"),
+            )
             stamp = when.strftime("%Y-%m-%d %H:%M UTC")
             if any("Saved the snapshot" in s and stamp in s.replace("\\", "") for s in successes):
                 result = "ack"
@@ -70,8 +74,20 @@ def main(db: str, log_path: str, seconds: str) -> None:
                 result = "busy"
             else:
                 result = "error"
-            log.write(json.dumps({"event": "attempt", "account": account, "at": when.isoformat(), "rows": rows, "result": result,
-                                  "seconds": round(elapsed, 3), "messages": [] if result == "ack" else warnings + errors}) + "\n")
+            log.write(
+                json.dumps(
+                    {
+                        "event": "attempt",
+                        "account": account,
+                        "at": when.isoformat(),
+                        "rows": rows,
+                        "result": result,
+                        "seconds": round(elapsed, 3),
+                        "messages": [] if result == "ack" else warnings + errors,
+                    }
+                )
+                + "\n"
+            )
 
 
 if __name__ == "__main__":

@@ -40,22 +40,43 @@ def main(db: str, log_path: str, seconds: str, hold_after: str, hold_seconds: st
                         msm.snapshot_history(store, account)
                         time.sleep(float(hold_seconds))
                 except msm.StoreBusyError as exc:  # the cell could not start; it is run again
-                    log.write(json.dumps({"event": "read", "result": "busy", "seconds": round(time.monotonic() - opened, 3), "message": str(exc)}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {
+                                "event": "read",
+                                "result": "busy",
+                                "seconds": round(time.monotonic() - opened, 3),
+                                "message": str(exc),
+                            }
+                        )
+                        + "\n"
+                    )
                     continue
                 held = True
-                log.write(json.dumps({"event": "held", "waited": round(got - opened, 3), "seconds": round(time.monotonic() - got, 3)}) + "\n")
+                log.write(
+                    json.dumps(
+                        {"event": "held", "waited": round(got - opened, 3), "seconds": round(time.monotonic() - got, 3)}
+                    )
+                    + "\n"
+                )
                 continue
             begun = time.monotonic()
             try:
                 snap = msm.read_snapshot(store, account)
                 exposure = msm_portfolios.look_through_snapshot(store, snap).rows
                 history = msm.snapshot_history(store, account)
-                result, detail = "ok", {"rows": snap.positions.height, "assets": exposure.height, "snapshots": history.height}
+                result, detail = (
+                    "ok",
+                    {"rows": snap.positions.height, "assets": exposure.height, "snapshots": history.height},
+                )
             except msm.StoreBusyError as exc:
                 result, detail = "busy", {"message": str(exc)}
-            except Exception as exc:  # noqa: BLE001 - any other failure is reported, and fails the test
+            except Exception as exc:
                 result, detail = "error", {"message": f"{type(exc).__name__}: {exc}"}
-            log.write(json.dumps({"event": "read", "result": result, "seconds": round(time.monotonic() - begun, 3), **detail}) + "\n")
+            log.write(
+                json.dumps({"event": "read", "result": result, "seconds": round(time.monotonic() - begun, 3), **detail})
+                + "\n"
+            )
             time.sleep(0.05)
 
 

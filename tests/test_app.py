@@ -11,20 +11,28 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+from app_harness import (
+    PAGES,
+    TITLES,
+    assert_clean,
+    label,
+    messages,
+    open_page,
+    table,
+)
 
 import msm
 import msm_portfolios
-from app_harness import PAGES, TITLES, assert_clean, build_demo, copy_db, demo, demo_template, label, messages, open_page, table  # noqa: F401 - fixtures
 
 ALPHA = "example-account-alpha"
 BETA = "example-account-beta"
 PORTFOLIO = "CRYPTO-MAJORS-EW"
-AT = datetime(2026, 7, 1, 9, 30, tzinfo=timezone.utc)
+AT = datetime(2026, 7, 1, 9, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("page", list(PAGES))
@@ -64,7 +72,7 @@ def _builder(monkeypatch: pytest.MonkeyPatch, db: Path, account: str = ALPHA):
     return at
 
 
-def _edit(at, rows: list[dict]) -> None:  # noqa: ANN001
+def _edit(at, rows: list[dict]) -> None:
     """Set the grid's rows (the edit state a user's typing produces) and rerun."""
     key = f"builder_grid_{at.session_state['builder_version']}"
     base = len(at.data_editor[0].value)
@@ -78,13 +86,18 @@ def test_builder_full_flow(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = msm.Store(demo)
     at = _builder(monkeypatch, demo)
     assert_clean(at)
-    _edit(at, [
-        {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.5},
-        {"target": label(store, PORTFOLIO, "portfolio"), "weight_notional_exposure": 0.3, "notes": "core sleeve"},
-    ])
+    _edit(
+        at,
+        [
+            {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.5},
+            {"target": label(store, PORTFOLIO, "portfolio"), "weight_notional_exposure": 0.3, "notes": "core sleeve"},
+        ],
+    )
     assert_clean(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Weight sum"] == "80.00%" and metrics["Residual"] == "20.00%" and metrics["Rows with problems"] == "0"
+    assert (
+        metrics["Weight sum"] == "80.00%" and metrics["Residual"] == "20.00%" and metrics["Rows with problems"] == "0"
+    )
     # the live look-through preview: BTC direct 0.5 plus its share of the 0.3 sleeve, at the snapshot's time
     composition = msm_portfolios.read_composition(store, PORTFOLIO, as_of=AT)
     share = dict(zip(composition["asset"], composition["weight"]))
@@ -94,11 +107,19 @@ def test_builder_full_flow(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     at.button(key="builder_save").click().run()
     assert_clean(at)
-    assert any("Saved the snapshot of example-account-alpha at 2026-07-01 09:30 UTC (2 rows)" in m for m in messages(at, "success"))
+    assert any(
+        "Saved the snapshot of example-account-alpha at 2026-07-01 09:30 UTC (2 rows)" in m
+        for m in messages(at, "success")
+    )
     saved = msm.read_snapshot(store, ALPHA, at=AT)
     assert saved.source == "workbench"
-    assert sorted(zip(saved.positions["unique_identifier"], saved.positions["weight_notional_exposure"])) == [("BTC", 0.5), (PORTFOLIO, 0.3)]
-    assert saved.positions.filter(pl.col("target_type") == "portfolio")["metadata_json"].to_list() == ['{"notes":"core sleeve"}']
+    assert sorted(zip(saved.positions["unique_identifier"], saved.positions["weight_notional_exposure"])) == [
+        ("BTC", 0.5),
+        (PORTFOLIO, 0.3),
+    ]
+    assert saved.positions.filter(pl.col("target_type") == "portfolio")["metadata_json"].to_list() == [
+        '{"notes":"core sleeve"}'
+    ]
     assert AT in msm.snapshot_history(store, ALPHA)["position_set_time"].to_list()
 
     # the snapshot is in the Snapshots page's history
@@ -107,10 +128,13 @@ def test_builder_full_flow(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert AT in table(snaps, "position_set_time", "allocation")["position_set_time"].dt.to_pydatetime().tolist()
 
     # saving again at the same time is refused until the overwrite is confirmed
-    _edit(at, [
-        {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.7},
-        {"target": label(store, PORTFOLIO, "portfolio"), "weight_notional_exposure": 0.3, "notes": "core sleeve"},
-    ])
+    _edit(
+        at,
+        [
+            {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.7},
+            {"target": label(store, PORTFOLIO, "portfolio"), "weight_notional_exposure": 0.3, "notes": "core sleeve"},
+        ],
+    )
     at.button(key="builder_save").click().run()
     assert_clean(at)
     assert msm.read_snapshot(store, ALPHA, at=AT).weight_sum == pytest.approx(0.8)  # not yet replaced
@@ -124,16 +148,25 @@ def test_builder_full_flow(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert any(m.startswith("Replaced the snapshot") for m in messages(at, "success"))
 
 
-def test_builder_shows_each_rule_on_its_row_and_writes_nothing(demo: Path, monkeypatch: pytest.MonkeyPatch, db_contents) -> None:  # noqa: ANN001
+def test_builder_shows_each_rule_on_its_row_and_writes_nothing(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, db_contents
+) -> None:
     store = msm.Store(demo)
     before = db_contents(store)
     at = _builder(monkeypatch, demo)
-    _edit(at, [
-        {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.5, "constant_notional_exposure": 1000.0},
-        {"target": label(store, PORTFOLIO, "portfolio"), "single_asset_quantity": 3.0},
-        {"target": label(store, "ETH", "asset"), "weight_notional_exposure": 0.2, "notes": '{"not": json'},
-        {"target": label(store, "SOL", "asset"), "weight_notional_exposure": 0.1},
-    ])
+    _edit(
+        at,
+        [
+            {
+                "target": label(store, "BTC", "asset"),
+                "weight_notional_exposure": 0.5,
+                "constant_notional_exposure": 1000.0,
+            },
+            {"target": label(store, PORTFOLIO, "portfolio"), "single_asset_quantity": 3.0},
+            {"target": label(store, "ETH", "asset"), "weight_notional_exposure": 0.2, "notes": '{"not": json'},
+            {"target": label(store, "SOL", "asset"), "weight_notional_exposure": 0.1},
+        ],
+    )
     problems = table(at, "row", "check")
     assert problems["row"].tolist() == [1, 2, 3]
     text = dict(zip(problems["row"], problems["check"]))
@@ -149,8 +182,13 @@ def test_builder_warns_about_a_portfolio_without_composition(demo: Path, monkeyp
     store = msm.Store(demo)
     msm.add_portfolio(store, "EMPTY-P", portfolio_name="No composition yet")
     at = _builder(monkeypatch, demo)
-    _edit(at, [{"target": label(store, "EMPTY-P", "portfolio"), "weight_notional_exposure": 0.5},
-               {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.5}])
+    _edit(
+        at,
+        [
+            {"target": label(store, "EMPTY-P", "portfolio"), "weight_notional_exposure": 0.5},
+            {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.5},
+        ],
+    )
     assert_clean(at)
     assert any("EMPTY-P has no composition at or before 2026-07-01 09:30 UTC" in w for w in messages(at, "warning"))
     assert not at.button(key="builder_save").disabled  # intent may be saved before its composition exists
@@ -168,7 +206,9 @@ def test_builder_starts_from_the_latest_snapshot(demo: Path, monkeypatch: pytest
     assert {m.label: m.value for m in at.metric}["Weight sum"] == "100.00%"
 
 
-def test_builder_saves_one_set_to_every_account_of_a_model(demo: Path, monkeypatch: pytest.MonkeyPatch, db_contents) -> None:  # noqa: ANN001
+def test_builder_saves_one_set_to_every_account_of_a_model(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, db_contents
+) -> None:
     store = msm.Store(demo)
     at = _builder(monkeypatch, demo)
     _edit(at, [{"target": label(store, "BTC", "asset"), "weight_notional_exposure": 1.0}])
@@ -244,7 +284,7 @@ def test_reference_data_add_and_refused_delete(demo: Path, monkeypatch: pytest.M
     assert msm.get_asset(store, "BTC")
 
 
-def test_reference_bulk_import_previews_then_writes(demo: Path, monkeypatch: pytest.MonkeyPatch, db_contents) -> None:  # noqa: ANN001
+def test_reference_bulk_import_previews_then_writes(demo: Path, monkeypatch: pytest.MonkeyPatch, db_contents) -> None:
     store = msm.Store(demo)
     at = open_page(monkeypatch, demo, "reference")
     good = 'unique_identifier,name,metadata_json\nADA,Cardano,\nBTC,Bitcoin (renamed),"{""sector"": ""L1""}"\n'
@@ -254,12 +294,16 @@ def test_reference_bulk_import_previews_then_writes(demo: Path, monkeypatch: pyt
     before = db_contents(store)
     at.checkbox(key="ref_upsert_assets").check().run()
     assert_clean(at)
-    assert {m.label: m.value for m in at.metric}["To add"] == "1" and {m.label: m.value for m in at.metric}["To update"] == "1"
+    assert {m.label: m.value for m in at.metric}["To add"] == "1" and {m.label: m.value for m in at.metric}[
+        "To update"
+    ] == "1"
     assert db_contents(store) == before  # the preview writes nothing
     at.button(key="ref_import_assets").click().run()
     assert_clean(at)
     assert any("1 added, 1 updated" in m for m in messages(at, "success"))
-    assert msm.get_asset(store, "BTC")["name"] == "Bitcoin (renamed)" and msm.get_asset(store, "ADA")["name"] == "Cardano"
+    assert (
+        msm.get_asset(store, "BTC")["name"] == "Bitcoin (renamed)" and msm.get_asset(store, "ADA")["name"] == "Cardano"
+    )
     # a file with bad rows: every row named, nothing written
     bad = "unique_identifier,account_name,is_paper\nz1,,maybe\n"
     at.file_uploader(key="ref_upload_accounts").upload("accounts.csv", bad.encode(), "text/csv").run()
@@ -279,15 +323,22 @@ def test_user_text_is_shown_as_text(demo: Path, monkeypatch: pytest.MonkeyPatch)
             assert "<img" not in element.value and "](javascript" not in element.value, (page, element.value)
 
 
-def test_a_busy_database_file_gives_a_message_and_a_retry(demo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_busy_database_file_gives_a_message_and_a_retry(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, sys, time
             con = duckdb.connect({str(demo)!r})
             print("held", flush=True)
             time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -304,7 +355,9 @@ def test_a_busy_database_file_gives_a_message_and_a_retry(demo: Path, monkeypatc
     assert_clean(at)
 
 
-def test_export_writes_parquet_under_the_root_and_refuses_escapes(demo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_export_writes_parquet_under_the_root_and_refuses_escapes(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     root = tmp_path / "exports"
     monkeypatch.setenv("MSM_EXPORT_ROOT", str(root))
     at = open_page(monkeypatch, demo, "export")
@@ -331,10 +384,12 @@ def test_export_of_chosen_accounts_and_dates(demo: Path, monkeypatch: pytest.Mon
     next(b for b in at.button if b.label == "Export").click().run()
     assert_clean(at)
     rows = pl.read_parquet(root / "snapshots" / "target_positions", hive_partitioning=True)
-    assert set(rows["account"]) == {ALPHA} and rows["time_index"].min() == datetime(2026, 6, 1, tzinfo=timezone.utc)
+    assert set(rows["account"]) == {ALPHA} and rows["time_index"].min() == datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def test_builder_imports_the_grid_from_a_file_and_refuses_a_bad_one(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_builder_imports_the_grid_from_a_file_and_refuses_a_bad_one(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = _builder(monkeypatch, demo)
     good = f'asset,portfolio,weight_notional_exposure,metadata_json\nBTC,,0.5,\n,{PORTFOLIO},0.5,"{{""notes"": ""sleeve""}}"\n'
     at.file_uploader(key="builder_upload_0").upload("targets.csv", good.encode(), "text/csv").run()

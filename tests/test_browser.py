@@ -16,24 +16,33 @@ import os
 import re
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from app_harness import ROOT, build_demo
 
 import msm
 import msm_portfolios
-from app_harness import ROOT, build_demo
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by `make test`")  # a dev extra
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 VIEWPORT = {"width": 1280, "height": 800}
 PORTFOLIO = "CRYPTO-MAJORS-EW"
 BETA = "example-account-beta"
@@ -52,9 +61,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     port = _free_port()
     env = {**os.environ, "MSM_DB": str(db), "MSM_EXPORT_ROOT": str(folder / "exports")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -90,7 +116,7 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def page(browser, server):  # noqa: ANN001, ANN201
+def page(browser, server):
     context = browser.new_context(viewport=VIEWPORT)
     tab = context.new_page()
     tab.set_default_timeout(30_000)
@@ -105,26 +131,29 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _open(page, server: dict, path: str, title: str) -> None:  # noqa: ANN001
+def _open(page, server: dict, path: str, title: str) -> None:
     page.goto(f"{server['url']}/{path}")
     page.wait_for_selector(f"h1:has-text('{title}')")
     _settle(page)
 
 
-def _settle(page) -> None:  # noqa: ANN001
+def _settle(page) -> None:
     """Wait until Streamlit has finished the rerun (its status widget is gone) and the page is still."""
     page.wait_for_timeout(300)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')"
         " && !document.querySelector('[data-stale=\"true\"]')",  # elements of the previous run still on the page
-        timeout=30_000)
+        timeout=30_000,
+    )
     page.wait_for_timeout(400)
 
 
-def _assert_no_error(page) -> None:  # noqa: ANN001
+def _assert_no_error(page) -> None:
     """No exception box, no error message, no traceback (on failure the page is saved as failure.png in the temp folder)."""
     try:
-        assert page.locator("[data-testid='stException']").count() == 0, page.locator("[data-testid='stException']").all_inner_texts()
+        assert page.locator("[data-testid='stException']").count() == 0, page.locator(
+            "[data-testid='stException']"
+        ).all_inner_texts()
         errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
         assert errors == [], errors
         assert "Traceback" not in page.content()
@@ -133,18 +162,22 @@ def _assert_no_error(page) -> None:  # noqa: ANN001
         raise
 
 
-def _metric(page, name: str) -> str:  # noqa: ANN001
-    metric = page.locator("[data-testid='stMetric']").filter(has=page.locator("[data-testid='stMetricLabel']", has_text=name)).first
+def _metric(page, name: str) -> str:
+    metric = (
+        page.locator("[data-testid='stMetric']")
+        .filter(has=page.locator("[data-testid='stMetricLabel']", has_text=name))
+        .first
+    )
     return metric.locator("[data-testid='stMetricValue']").inner_text().strip()
 
 
-def _cells(page, nth: int = 0) -> list[str]:  # noqa: ANN001
+def _cells(page, nth: int = 0) -> list[str]:
     """The cell texts of the nth table (its accessible grid, which mirrors the canvas)."""
     table = page.locator("[data-testid='stDataFrame']").nth(nth)
     return [t.strip() for t in table.locator("[role='gridcell']").all_inner_texts()]
 
 
-def _type_cell(page, x: float, y: float, text: str) -> None:  # noqa: ANN001
+def _type_cell(page, x: float, y: float, text: str) -> None:
     """Type into the grid cell at (x, y): select it, open its editor, type, commit."""
     page.mouse.click(x, y)
     page.wait_for_timeout(200)
@@ -158,17 +191,25 @@ def _type_cell(page, x: float, y: float, text: str) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize(
     "path, title, shot",
-    [("", "Overview", "overview"), ("builder", "Target set builder", None), ("snapshots", "Snapshots", "snapshots"),
-     ("lookthrough", "Look-through", None), ("reference", "Reference data", "reference"), ("export", "Export", "export")],
+    [
+        ("", "Overview", "overview"),
+        ("builder", "Target set builder", None),
+        ("snapshots", "Snapshots", "snapshots"),
+        ("lookthrough", "Look-through", None),
+        ("reference", "Reference data", "reference"),
+        ("export", "Export", "export"),
+    ],
 )
-def test_every_page_opens_without_an_error(page, server: dict, shots: Path, path: str, title: str, shot: str | None) -> None:  # noqa: ANN001
+def test_every_page_opens_without_an_error(
+    page, server: dict, shots: Path, path: str, title: str, shot: str | None
+) -> None:
     _open(page, server, path, title)
     _assert_no_error(page)
     if shot:
         page.screenshot(path=str(shots / f"{shot}.png"))
 
 
-def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) -> None:  # noqa: ANN001
+def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) -> None:
     store = msm.Store(server["db"])
     _open(page, server, "builder", "Target set builder")
     grid = page.locator("[data-testid='stDataFrame']").first
@@ -218,21 +259,34 @@ def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) 
     page.keyboard.press("Enter")
     _settle(page)
     _assert_no_error(page)
-    share = dict(zip(*msm_portfolios.read_composition(store, PORTFOLIO).select("asset", "weight").to_dict(as_series=False).values()))
+    share = dict(
+        zip(
+            *msm_portfolios.read_composition(store, PORTFOLIO)
+            .select("asset", "weight")
+            .to_dict(as_series=False)
+            .values()
+        )
+    )
     cells = _cells(page, 0)
     btc = cells.index("BTC")
-    direct, via, weight = (float(v) for v in cells[btc + 1: btc + 4])
-    assert direct == pytest.approx(0.6) and via == pytest.approx(0.4 * share["BTC"]) and weight == pytest.approx(0.6 + 0.4 * share["BTC"])
+    direct, via, weight = (float(v) for v in cells[btc + 1 : btc + 4])
+    assert (
+        direct == pytest.approx(0.6)
+        and via == pytest.approx(0.4 * share["BTC"])
+        and weight == pytest.approx(0.6 + 0.4 * share["BTC"])
+    )
     page.screenshot(path=str(shots / "lookthrough.png"))
 
 
-def test_html_in_a_name_is_shown_as_text(page, server: dict) -> None:  # noqa: ANN001
+def test_html_in_a_name_is_shown_as_text(page, server: dict) -> None:
     store = msm.Store(server["db"])
-    hostile = "<img src=x onerror=\"window.__pwned=1\"> [link](javascript:window.__pwned=2)"
+    hostile = '<img src=x onerror="window.__pwned=1"> [link](javascript:window.__pwned=2)'
     msm.add_account(store, "hostile-1", account_name=hostile)
     _open(page, server, "builder", "Target set builder")
     # the account was added behind the app's back (as the CLI would): the sidebar's refresh reads it
-    page.locator("[data-testid='stExpandSidebarButton'], [data-testid='stSidebarCollapsedControl'] button").first.click()
+    page.locator(
+        "[data-testid='stExpandSidebarButton'], [data-testid='stSidebarCollapsedControl'] button"
+    ).first.click()
     page.get_by_role("button", name="Refresh data").click()
     _settle(page)
     page.locator("[data-testid='stSelectbox']").first.click()
@@ -246,7 +300,7 @@ def test_html_in_a_name_is_shown_as_text(page, server: dict) -> None:  # noqa: A
 
 
 # -- the browser tutorial's reference-data steps (docs/tutorial/03 and 04), as a user does them --------------
-def _add(page, tab: str, fields: dict[str, str], button: str, picks: dict[str, str] | None = None) -> None:  # noqa: ANN001
+def _add(page, tab: str, fields: dict[str, str], button: str, picks: dict[str, str] | None = None) -> None:
     """In the Reference data ``tab``, fill the add form (text fields by label, dropdowns by typing) and submit."""
     header = page.get_by_role("tab", name=tab, exact=True)
     for _ in range(5):  # a click that lands while the last rerun is still drawing can be lost: click until selected
@@ -268,12 +322,22 @@ def _add(page, tab: str, fields: dict[str, str], button: str, picks: dict[str, s
     _assert_no_error(page)
 
 
-def test_tutorial_reference_data_and_mandate_in_the_browser(page, server: dict) -> None:  # noqa: ANN001
+def test_tutorial_reference_data_and_mandate_in_the_browser(page, server: dict) -> None:
     store = msm.Store(server["db"])
     _open(page, server, "reference", "Reference data")
     # tutorial 3.1: an asset
-    _add(page, "Assets", {"Unique identifier": "ADA", "Name": "Cardano", "Ticker": "ADA", "Type": "crypto",
-                          "Metadata (JSON object)": '{"sector": "L1"}'}, "Add asset")
+    _add(
+        page,
+        "Assets",
+        {
+            "Unique identifier": "ADA",
+            "Name": "Cardano",
+            "Ticker": "ADA",
+            "Type": "crypto",
+            "Metadata (JSON object)": '{"sector": "L1"}',
+        },
+        "Add asset",
+    )
     page.wait_for_selector("[data-testid='stAlertContentSuccess']:has-text('Added asset ADA.')")
     assert msm.get_asset(store, "ADA")["metadata_json"] == {"sector": "L1"}
     # tutorial 3.2: a portfolio
@@ -294,7 +358,9 @@ def test_tutorial_reference_data_and_mandate_in_the_browser(page, server: dict) 
     _settle(page)
     weights = Path(tempfile.mkdtemp()) / "l1-ew.csv"
     weights.write_text("asset,weight\nETH,0.5\nSOL,0.25\nADA,0.25\n")
-    panel.locator("[data-testid='stFileUploader']").filter(has_text="or from a file").locator("input[type='file']").set_input_files(str(weights))
+    panel.locator("[data-testid='stFileUploader']").filter(has_text="or from a file").locator(
+        "input[type='file']"
+    ).set_input_files(str(weights))
     _settle(page)
     panel.get_by_role("button", name="Store composition").click()
     _settle(page)
@@ -303,24 +369,49 @@ def test_tutorial_reference_data_and_mandate_in_the_browser(page, server: dict) 
     assert dict(zip(stored["asset"], stored["weight"])) == {"ADA": 0.25, "ETH": 0.5, "SOL": 0.25}
     # tutorial 4: the account and its mandate
     _add(page, "Account groups", {"Group name": "Tutorial Accounts"}, "Add account group")
-    _add(page, "Accounts", {"Unique identifier": "gamma", "Name": "Account Gamma"}, "Add account", picks={"Account group": "Tutorial Accounts"})
-    _add(page, "Allocation models", {"Model name": "Tutorial Balanced", "Description": "60% BTC direct, 40% a Layer 1 sleeve"}, "Add allocation model")
-    _add(page, "Target allocations", {"Unique identifier": "gamma-target"}, "Add target allocation",
-         picks={"Account": "gamma", "Allocation model": "Tutorial Balanced"})
+    _add(
+        page,
+        "Accounts",
+        {"Unique identifier": "gamma", "Name": "Account Gamma"},
+        "Add account",
+        picks={"Account group": "Tutorial Accounts"},
+    )
+    _add(
+        page,
+        "Allocation models",
+        {"Model name": "Tutorial Balanced", "Description": "60% BTC direct, 40% a Layer 1 sleeve"},
+        "Add allocation model",
+    )
+    _add(
+        page,
+        "Target allocations",
+        {"Unique identifier": "gamma-target"},
+        "Add target allocation",
+        picks={"Account": "gamma", "Allocation model": "Tutorial Balanced"},
+    )
     allocation = msm.get_allocation(store, "gamma-target")
     assert allocation["account_uid"] == msm.get_account(store, "gamma")["uid"] and allocation["is_active"] is True
-    assert msm.get_account(store, "gamma")["account_group_uid"] == msm.get_account_group(store, "Tutorial Accounts")["uid"]
+    assert (
+        msm.get_account(store, "gamma")["account_group_uid"] == msm.get_account_group(store, "Tutorial Accounts")["uid"]
+    )
 
 
-def test_tutorial_export_in_the_browser(page, server: dict) -> None:  # noqa: ANN001
+def test_tutorial_export_in_the_browser(page, server: dict) -> None:
     """Tutorial 7: export every snapshot with the look-through into `daily` under the export root, then the zip."""
     _open(page, server, "export", "Export")
-    page.get_by_role("textbox", name="Folder (under the export root)").fill("daily")  # a form: nothing runs until Export
+    page.get_by_role("textbox", name="Folder (under the export root)").fill(
+        "daily"
+    )  # a form: nothing runs until Export
     page.get_by_text("Include the look-through (target_exposure)").click()
     page.get_by_role("button", name="Export", exact=True).click()
     _settle(page)
     _assert_no_error(page)
     page.wait_for_selector("[data-testid='stAlertContentSuccess']:has-text('Exported')")
     out = Path(server["exports"]) / "daily"
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["assets", "portfolio_weights", "target_exposure", "target_positions"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "assets",
+        "portfolio_weights",
+        "target_exposure",
+        "target_positions",
+    ]
     page.wait_for_selector("[data-testid='stDownloadButton']:has-text('Download as zip')")

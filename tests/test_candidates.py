@@ -13,7 +13,15 @@ from msm.services.candidates import MAX_LIMIT, search_candidates
 
 # ordered by type, then label (case-insensitive), then identifier: "100% Reserve" < "Bitcoin" < ... < "XX"
 ALL_BY_TYPE_AND_LABEL = ["PCT", "BTC", "ETH", "SOL", "USD_C", "XX", "CRYPTO-EW", "DEFI-EW", "PLAIN"]
-RESULT_COLUMNS = ["target_type", "target_uid", "asset_uid", "portfolio_uid", "unique_identifier", "display_label", "secondary_label"]
+RESULT_COLUMNS = [
+    "target_type",
+    "target_uid",
+    "asset_uid",
+    "portfolio_uid",
+    "unique_identifier",
+    "display_label",
+    "secondary_label",
+]
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,22 @@ def test_results_shape_and_labels(catalog) -> None:
     assert page.results.columns == RESULT_COLUMNS
     rows = {r["unique_identifier"]: r for r in page.results.iter_rows(named=True)}
     assert rows["BTC"] == {
-        "target_type": "asset", "target_uid": catalog.uid("BTC"), "asset_uid": catalog.uid("BTC"), "portfolio_uid": None,
-        "unique_identifier": "BTC", "display_label": "Bitcoin", "secondary_label": "BTC",
+        "target_type": "asset",
+        "target_uid": catalog.uid("BTC"),
+        "asset_uid": catalog.uid("BTC"),
+        "portfolio_uid": None,
+        "unique_identifier": "BTC",
+        "display_label": "Bitcoin",
+        "secondary_label": "BTC",
     }
     assert rows["CRYPTO-EW"] == {
-        "target_type": "portfolio", "target_uid": catalog.uid("CRYPTO-EW"), "asset_uid": None, "portfolio_uid": catalog.uid("CRYPTO-EW"),
-        "unique_identifier": "CRYPTO-EW", "display_label": "Crypto Majors EW", "secondary_label": None,
+        "target_type": "portfolio",
+        "target_uid": catalog.uid("CRYPTO-EW"),
+        "asset_uid": None,
+        "portfolio_uid": catalog.uid("CRYPTO-EW"),
+        "unique_identifier": "CRYPTO-EW",
+        "display_label": "Crypto Majors EW",
+        "secondary_label": None,
     }
     assert rows["XX"]["display_label"] == "XX"
     assert rows["PLAIN"]["display_label"] == "PLAIN"
@@ -132,7 +150,9 @@ def test_paging_keeps_the_total_and_walks_every_result_once(catalog) -> None:
 
 
 def test_the_default_limit_is_25(seeded) -> None:
-    seeded.store.execute("INSERT INTO asset (uid, unique_identifier) SELECT gen_random_uuid(), 'Z' || lpad(i::VARCHAR, 3, '0') FROM range(40) t(i)")
+    seeded.store.execute(
+        "INSERT INTO asset (uid, unique_identifier) SELECT gen_random_uuid(), 'Z' || lpad(i::VARCHAR, 3, '0') FROM range(40) t(i)"
+    )
     page = search_candidates(seeded.store, "z")
     assert page.count == 40
     assert page.results.height == 25
@@ -151,7 +171,16 @@ def test_the_default_limit_is_25(seeded) -> None:
         (dict(offset=None), [("offset", "None: must be a whole number >= 0")]),
         (dict(target_type="x", limit=-5, offset=-1), [("limit", "-5"), ("offset", "-1"), ("target_type", "'x'")]),
     ],
-    ids=["bad type", "zero limit", "limit too large", "fractional limit", "text limit", "negative offset", "no offset", "all at once"],
+    ids=[
+        "bad type",
+        "zero limit",
+        "limit too large",
+        "fractional limit",
+        "text limit",
+        "negative offset",
+        "no offset",
+        "all at once",
+    ],
 )
 def test_bad_type_limit_offset(seeded, kwargs: dict[str, Any], errors: list[tuple[str, str]]) -> None:
     with pytest.raises(ValidationError) as info:

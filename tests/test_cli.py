@@ -69,13 +69,21 @@ def _build_world(cli: Cli) -> dict[str, str]:
     cli.ok("init")
     uids: dict[str, str] = {}
     for ident, name in (("BTC", "Bitcoin"), ("ETH", "Ether"), ("SOL", "Solana")):
-        uids[ident] = cli.ok("assets", "add", ident, "--name", name, "--ticker", ident, "--type", "crypto", "--format", "json").json()["uid"]
-    uids["CRYPTO-EW"] = cli.ok("portfolios", "add", "CRYPTO-EW", "--name", "Crypto Majors EW", "--format", "json").json()["uid"]
+        uids[ident] = cli.ok(
+            "assets", "add", ident, "--name", name, "--ticker", ident, "--type", "crypto", "--format", "json"
+        ).json()["uid"]
+    uids["CRYPTO-EW"] = cli.ok(
+        "portfolios", "add", "CRYPTO-EW", "--name", "Crypto Majors EW", "--format", "json"
+    ).json()["uid"]
     cli.ok("models", "add", "core")
     for account in ("ACC-0", "ACC-1", "ACC-2"):
-        uids[account] = cli.ok("accounts", "add", account, "--name", f"Account {account}", "--format", "json").json()["uid"]
+        uids[account] = cli.ok("accounts", "add", account, "--name", f"Account {account}", "--format", "json").json()[
+            "uid"
+        ]
     for allocation, account in (("ACC-1-CORE", "ACC-1"), ("ACC-2-A", "ACC-2"), ("ACC-2-B", "ACC-2")):
-        uids[allocation] = cli.ok("allocations", "add", allocation, "--account", account, "--model", "core", "--format", "json").json()["uid"]
+        uids[allocation] = cli.ok(
+            "allocations", "add", allocation, "--account", account, "--model", "core", "--format", "json"
+        ).json()["uid"]
     return uids
 
 
@@ -83,12 +91,24 @@ def _add_two_snapshots(cli: Cli, folder: Path) -> None:
     """ACC-1 at T1: BTC 0.6, CRYPTO-EW 0.3 (with metadata), ETH 0.1; at T2: BTC 0.5, CRYPTO-EW 0.3 (other metadata), SOL notional 500."""
     first = [
         {"asset": "BTC", "portfolio": None, W: "0.6", "constant_notional_exposure": None, "metadata_json": None},
-        {"asset": None, "portfolio": "CRYPTO-EW", W: "0.3", "constant_notional_exposure": None, "metadata_json": '{"portfolio_role": "satellite_sleeve"}'},
+        {
+            "asset": None,
+            "portfolio": "CRYPTO-EW",
+            W: "0.3",
+            "constant_notional_exposure": None,
+            "metadata_json": '{"portfolio_role": "satellite_sleeve"}',
+        },
         {"asset": "ETH", "portfolio": None, W: "0.1", "constant_notional_exposure": None, "metadata_json": None},
     ]
     second = [
         {"asset": "BTC", "portfolio": None, W: "0.5", "constant_notional_exposure": None, "metadata_json": None},
-        {"asset": None, "portfolio": "CRYPTO-EW", W: "0.3", "constant_notional_exposure": None, "metadata_json": '{"portfolio_role": "core"}'},
+        {
+            "asset": None,
+            "portfolio": "CRYPTO-EW",
+            W: "0.3",
+            "constant_notional_exposure": None,
+            "metadata_json": '{"portfolio_role": "core"}',
+        },
         {"asset": "SOL", "portfolio": None, W: None, "constant_notional_exposure": "500", "metadata_json": None},
     ]
     _save(cli, "ACC-1", T1, write_rows(folder / "first.csv", first))
@@ -176,10 +196,15 @@ def test_empty_database_file_needs_init(cli: Cli) -> None:
 def test_partially_migrated_database_needs_init(cli: Cli) -> None:
     store = cli.store
     with store.connect() as con:
-        con.execute("CREATE TABLE schema_migrations (namespace VARCHAR, version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())")
+        con.execute(
+            "CREATE TABLE schema_migrations (namespace VARCHAR, version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+        )
         first = MSM_MIGRATIONS.migrations[0]
         con.execute(first.sql)
-        con.execute("INSERT INTO schema_migrations (namespace, version, name) VALUES (?, ?, ?)", [first.namespace, first.version, first.name])
+        con.execute(
+            "INSERT INTO schema_migrations (namespace, version, name) VALUES (?, ?, ?)",
+            [first.namespace, first.version, first.name],
+        )
     before = contents(store)
     cli.fails("targets", "show", "ACC-1", match=r"needs migrations \(msm 1 < 2")
     assert contents(store) == before
@@ -196,22 +221,43 @@ def test_db_from_environment_and_after_the_command(cli: Cli, monkeypatch: pytest
     # --db after the command wins over the environment
     assert cli("init", "--db", str(cli.db), db=False).code == 0
     assert cli("assets", "list", "--format", "json", "--db", str(cli.db), db=False).json() == {"assets": []}
-    assert [a["unique_identifier"] for a in cli("assets", "list", "--format", "json", db=False).json()["assets"]] == ["BTC"]
+    assert [a["unique_identifier"] for a in cli("assets", "list", "--format", "json", db=False).json()["assets"]] == [
+        "BTC"
+    ]
 
 
 # -- reference data: JSON round trips ----------------------------------------------------------
 def test_registry_add_and_list_round_trip(cli: Cli) -> None:
     cli.ok("init")
-    asset = cli.ok("assets", "add", "BTC", "--name", "Bitcoin", "--ticker", "XBT", "--type", "crypto", "--format", "json").json()
-    assert asset == {"uid": asset["uid"], "unique_identifier": "BTC", "name": "Bitcoin", "ticker": "XBT", "asset_type": "crypto", "metadata_json": None}
+    asset = cli.ok(
+        "assets", "add", "BTC", "--name", "Bitcoin", "--ticker", "XBT", "--type", "crypto", "--format", "json"
+    ).json()
+    assert asset == {
+        "uid": asset["uid"],
+        "unique_identifier": "BTC",
+        "name": "Bitcoin",
+        "ticker": "XBT",
+        "asset_type": "crypto",
+        "metadata_json": None,
+    }
     assert cli.ok("assets", "list", "--format", "json").json() == {"assets": [asset]}
 
     portfolio = cli.ok("portfolios", "add", "CRYPTO-EW", "--name", "Crypto Majors EW", "--format", "json").json()
-    assert portfolio == {"uid": portfolio["uid"], "unique_identifier": "CRYPTO-EW", "portfolio_name": "Crypto Majors EW", "metadata_json": None}
+    assert portfolio == {
+        "uid": portfolio["uid"],
+        "unique_identifier": "CRYPTO-EW",
+        "portfolio_name": "Crypto Majors EW",
+        "metadata_json": None,
+    }
     assert cli.ok("portfolios", "list", "--format", "json").json() == {"portfolios": [portfolio]}
 
     model = cli.ok("models", "add", "core", "--description", "Core model", "--format", "json").json()
-    assert model == {"uid": model["uid"], "allocation_model_name": "core", "allocation_model_description": "Core model", "metadata_json": None}
+    assert model == {
+        "uid": model["uid"],
+        "allocation_model_name": "core",
+        "allocation_model_description": "Core model",
+        "metadata_json": None,
+    }
     assert cli.ok("models", "list", "--format", "json").json() == {"models": [model]}
 
     account = cli.ok("accounts", "add", "ACC-1", "--name", "Account one", "--live", "--format", "json").json()
@@ -221,14 +267,36 @@ def test_registry_add_and_list_round_trip(cli: Cli) -> None:
     listed = cli.ok("accounts", "list", "--format", "json").json()["accounts"]
     assert listed == [account]  # the add row, and account_group (the group's name) is None
 
-    allocation = cli.ok("allocations", "add", "ACC-1-CORE", "--account", "ACC-1", "--model", "core", "--display-name", "Core",
-                        "--format", "json").json()
+    allocation = cli.ok(
+        "allocations",
+        "add",
+        "ACC-1-CORE",
+        "--account",
+        "ACC-1",
+        "--model",
+        "core",
+        "--display-name",
+        "Core",
+        "--format",
+        "json",
+    ).json()
     assert allocation == {
-        "uid": allocation["uid"], "unique_identifier": "ACC-1-CORE", "account_uid": account["uid"],
-        "account_allocation_model_uid": model["uid"], "display_name": "Core", "is_active": True, "source": None, "metadata_json": None,
+        "uid": allocation["uid"],
+        "unique_identifier": "ACC-1-CORE",
+        "account_uid": account["uid"],
+        "account_allocation_model_uid": model["uid"],
+        "display_name": "Core",
+        "is_active": True,
+        "source": None,
+        "metadata_json": None,
     }
-    assert cli.ok("allocations", "list", "--format", "json").json() == {"allocations": [{**allocation, "account": "ACC-1", "allocation_model": "core"}]}
-    assert cli.ok("allocations", "list", "--account", "ACC-1", "--format", "json").json()["allocations"][0]["uid"] == allocation["uid"]
+    assert cli.ok("allocations", "list", "--format", "json").json() == {
+        "allocations": [{**allocation, "account": "ACC-1", "allocation_model": "core"}]
+    }
+    assert (
+        cli.ok("allocations", "list", "--account", "ACC-1", "--format", "json").json()["allocations"][0]["uid"]
+        == allocation["uid"]
+    )
 
 
 def test_registry_text_output_names_what_was_created(cli: Cli) -> None:
@@ -238,7 +306,10 @@ def test_registry_text_output_names_what_was_created(cli: Cli) -> None:
     assert "added portfolio 'CRYPTO-EW'" in cli.ok("portfolios", "add", "CRYPTO-EW").out
     assert "added allocation model 'core'" in cli.ok("models", "add", "core").out
     assert "added account 'A'" in cli.ok("accounts", "add", "A", "--name", "n").out
-    assert "added target allocation 'A-CORE'" in cli.ok("allocations", "add", "A-CORE", "--account", "A", "--model", "core").out
+    assert (
+        "added target allocation 'A-CORE'"
+        in cli.ok("allocations", "add", "A-CORE", "--account", "A", "--model", "core").out
+    )
     table = cli.ok("assets", "list").out.splitlines()
     assert table[0].split() == ["asset", "name", "ticker", "type", "uid"] and table[2].startswith("BTC")
     assert cli.ok("accounts", "list").out.splitlines()[2].split()[:4] == ["A", "n", "paper", "true"]
@@ -256,7 +327,10 @@ def test_account_group_is_created_on_the_fly_then_reused(cli: Cli) -> None:
     groups = msm.list_account_groups(cli.store)
     assert groups["group_name"].to_list() == ["Core"]
     assert second["account_group_uid"] == groups["uid"][0] == second["account_group"]["uid"]
-    assert [a["account_group"] for a in cli.ok("accounts", "list", "--format", "json").json()["accounts"]] == ["Core", "Core"]
+    assert [a["account_group"] for a in cli.ok("accounts", "list", "--format", "json").json()["accounts"]] == [
+        "Core",
+        "Core",
+    ]
 
 
 def test_refused_account_leaves_no_new_group(cli: Cli) -> None:
@@ -271,15 +345,30 @@ def test_refused_account_leaves_no_new_group(cli: Cli) -> None:
     ("argv", "match"),
     [
         (["assets", "add", "BTC"], "asset 'BTC' already exists"),
-        (["assets", "add", "X", "--type", "portfolio"], "never represents a portfolio; add it with `msm portfolios add`"),
+        (
+            ["assets", "add", "X", "--type", "portfolio"],
+            "never represents a portfolio; add it with `msm portfolios add`",
+        ),
         (["assets", "add", " "], "unique_identifier"),
         (["portfolios", "add", "CRYPTO-EW"], "portfolio 'CRYPTO-EW' already exists"),
         (["models", "add", "core"], "allocation model 'core' already exists"),
         (["accounts", "add", "NEW", "--name", " "], "account_name"),
-        (["accounts", "add", "NEW", "--name", "n", "--group", "123e4567-e89b-42d3-a456-426614174000"], "account group with uid or group_name"),
-        (["allocations", "add", "X", "--account", "NOPE", "--model", "core"], "account with unique_identifier 'NOPE' does not exist"),
-        (["allocations", "add", "X", "--account", "ACC-1", "--model", "nope"], "allocation model with allocation_model_name 'nope' does not exist"),
-        (["allocations", "add", "ACC-1-CORE", "--account", "ACC-1", "--model", "core"], "target allocation 'ACC-1-CORE' already exists"),
+        (
+            ["accounts", "add", "NEW", "--name", "n", "--group", "123e4567-e89b-42d3-a456-426614174000"],
+            "account group with uid or group_name",
+        ),
+        (
+            ["allocations", "add", "X", "--account", "NOPE", "--model", "core"],
+            "account with unique_identifier 'NOPE' does not exist",
+        ),
+        (
+            ["allocations", "add", "X", "--account", "ACC-1", "--model", "nope"],
+            "allocation model with allocation_model_name 'nope' does not exist",
+        ),
+        (
+            ["allocations", "add", "ACC-1-CORE", "--account", "ACC-1", "--model", "core"],
+            "target allocation 'ACC-1-CORE' already exists",
+        ),
         (["allocations", "list", "--account", "NOPE"], "account with unique_identifier 'NOPE' does not exist"),
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v[:3]),
@@ -295,8 +384,18 @@ def _save(cli: Cli, account: str, at: str, path: Path, *extra: str) -> dict[str,
     return cli.ok("targets", "save", account, "--at", at, "--file", str(path), *extra, "--format", "json").json()
 
 
-POSITION_COLUMNS = ["target_type", "target_uid", "asset_uid", "portfolio_uid", "unique_identifier", "display_label",
-                    "weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity", "metadata_json"]
+POSITION_COLUMNS = [
+    "target_type",
+    "target_uid",
+    "asset_uid",
+    "portfolio_uid",
+    "unique_identifier",
+    "display_label",
+    "weight_notional_exposure",
+    "constant_notional_exposure",
+    "single_asset_quantity",
+    "metadata_json",
+]
 POSITION_KEYS = set(POSITION_COLUMNS)
 
 
@@ -305,19 +404,37 @@ def test_targets_save_and_show_round_trip(world: World, tmp_path: Path, suffix: 
     cli, uids = world.cli, world.uids
     rows = [
         {"asset": "BTC", "portfolio": None, "weight_notional_exposure": 0.6, "metadata_json": None},
-        {"asset": None, "portfolio": "CRYPTO-EW", "weight_notional_exposure": 0.3, "metadata_json": json.dumps({"portfolio_role": "satellite_sleeve"})},
+        {
+            "asset": None,
+            "portfolio": "CRYPTO-EW",
+            "weight_notional_exposure": 0.3,
+            "metadata_json": json.dumps({"portfolio_role": "satellite_sleeve"}),
+        },
     ]
     saved = _save(cli, "ACC-1", "2026-05-25T09:00:00+09:00", write_rows(tmp_path / f"t{suffix}", rows))
-    assert set(saved) == {"account", "position_set_uid", "position_set_time", "account_target_allocation_uid", "positions"}
+    assert set(saved) == {
+        "account",
+        "position_set_uid",
+        "position_set_time",
+        "account_target_allocation_uid",
+        "positions",
+    }
     assert saved["account"] == {"uid": uids["ACC-1"], "unique_identifier": "ACC-1"}
     assert saved["position_set_time"] == T1  # stored in UTC
     assert saved["account_target_allocation_uid"] == uids["ACC-1-CORE"]
     assert [set(p) for p in saved["positions"]] == [POSITION_KEYS, POSITION_KEYS]
     btc, crypto = saved["positions"]
     assert btc == {
-        "target_type": "asset", "target_uid": uids["BTC"], "asset_uid": uids["BTC"], "portfolio_uid": None,
-        "unique_identifier": "BTC", "display_label": "Bitcoin (BTC)", "weight_notional_exposure": 0.6,
-        "constant_notional_exposure": None, "single_asset_quantity": None, "metadata_json": None,
+        "target_type": "asset",
+        "target_uid": uids["BTC"],
+        "asset_uid": uids["BTC"],
+        "portfolio_uid": None,
+        "unique_identifier": "BTC",
+        "display_label": "Bitcoin (BTC)",
+        "weight_notional_exposure": 0.6,
+        "constant_notional_exposure": None,
+        "single_asset_quantity": None,
+        "metadata_json": None,
     }
     assert crypto["target_type"] == "portfolio" and crypto["target_uid"] == crypto["portfolio_uid"] == uids["CRYPTO-EW"]
     assert crypto["asset_uid"] is None and crypto["display_label"] == "Crypto Majors EW"
@@ -326,7 +443,9 @@ def test_targets_save_and_show_round_trip(world: World, tmp_path: Path, suffix: 
     # show (latest, exact, as-of) returns the same document
     assert cli.ok("targets", "show", "ACC-1", "--format", "json").json() == saved
     assert cli.ok("targets", "show", "ACC-1", "--at", T1, "--format", "json").json() == saved
-    assert cli.ok("targets", "show", uids["ACC-1"], "--as-of", "2026-05-30T00:00:00Z", "--format", "json").json() == saved
+    assert (
+        cli.ok("targets", "show", uids["ACC-1"], "--as-of", "2026-05-30T00:00:00Z", "--format", "json").json() == saved
+    )
 
 
 def test_targets_save_by_uid_with_every_exposure_kind(world: World, tmp_path: Path) -> None:
@@ -334,17 +453,26 @@ def test_targets_save_by_uid_with_every_exposure_kind(world: World, tmp_path: Pa
     rows = [
         {"asset_uid": uids["BTC"], "target_type": "asset", "target_uid": uids["BTC"], "single_asset_quantity": 2.5},
         {"asset_uid": uids["ETH"], "constant_notional_exposure": 1_000_000},
-        {"portfolio_uid": uids["CRYPTO-EW"].upper(), "weight_notional_exposure": 0.25, "metadata_json": {"sleeve": "satellite"}},
+        {
+            "portfolio_uid": uids["CRYPTO-EW"].upper(),
+            "weight_notional_exposure": 0.25,
+            "metadata_json": {"sleeve": "satellite"},
+        },
     ]
     saved = _save(cli, "ACC-1", T1, write_rows(tmp_path / "t.json", rows), "--allocation", "ACC-1-CORE")
     by = {p["unique_identifier"]: p for p in saved["positions"]}
     assert by["BTC"]["single_asset_quantity"] == 2.5 and by["BTC"]["weight_notional_exposure"] is None
     assert by["ETH"]["constant_notional_exposure"] == 1_000_000.0
-    assert by["CRYPTO-EW"]["portfolio_uid"] == uids["CRYPTO-EW"] and by["CRYPTO-EW"]["metadata_json"] == {"sleeve": "satellite"}
+    assert by["CRYPTO-EW"]["portfolio_uid"] == uids["CRYPTO-EW"] and by["CRYPTO-EW"]["metadata_json"] == {
+        "sleeve": "satellite"
+    }
 
 
 def test_targets_save_text_reports_sum_and_residual(world: World, tmp_path: Path) -> None:
-    f = write_rows(tmp_path / "t.csv", [{"asset": "BTC", "weight_notional_exposure": 0.6}, {"asset": "ETH", "weight_notional_exposure": 0.3}])
+    f = write_rows(
+        tmp_path / "t.csv",
+        [{"asset": "BTC", "weight_notional_exposure": 0.6}, {"asset": "ETH", "weight_notional_exposure": 0.3}],
+    )
     out = world.cli.ok("targets", "save", "ACC-1", "--at", T1, "--file", str(f)).out
     assert f"saved snapshot of account 'ACC-1' at {T1}\n" in out
     assert re.search(r"rows +2 \(2 assets\)", out)
@@ -355,10 +483,17 @@ def test_targets_save_text_reports_sum_and_residual(world: World, tmp_path: Path
 def test_show_without_snapshot(world: World) -> None:
     cli = world.cli
     doc = cli.ok("targets", "show", "ACC-1", "--format", "json").json()
-    assert doc == {"account": {"uid": world.uids["ACC-1"], "unique_identifier": "ACC-1"}, "position_set_uid": None,
-                   "position_set_time": None, "account_target_allocation_uid": None, "positions": []}
+    assert doc == {
+        "account": {"uid": world.uids["ACC-1"], "unique_identifier": "ACC-1"},
+        "position_set_uid": None,
+        "position_set_time": None,
+        "account_target_allocation_uid": None,
+        "positions": [],
+    }
     assert cli.ok("targets", "show", "ACC-1").out == "account 'ACC-1' has no snapshot\n"
-    assert cli.ok("targets", "show", "ACC-1", "--as-of", T1).out == f"account 'ACC-1' has no snapshot at or before {T1}\n"
+    assert (
+        cli.ok("targets", "show", "ACC-1", "--as-of", T1).out == f"account 'ACC-1' has no snapshot at or before {T1}\n"
+    )
     assert cli.ok("targets", "show", "ACC-1", "--format", "csv").out == ",".join(POSITION_COLUMNS) + "\n"  # header only
 
 
@@ -369,8 +504,12 @@ def test_show_table_and_csv(two_snapshots: World) -> None:
     assert lines[0] == f"account 'ACC-1': snapshot at {T1}"
     header = next(line for line in lines if line.startswith("label"))
     assert header.split() == ["label", "type", "identifier", "weight", "notional", "quantity", "metadata"]
-    assert any(line.startswith("Crypto Majors EW") and '{"portfolio_role":"satellite_sleeve"}' in line for line in lines)
-    assert re.search(r"weight sum +1\n", table) and re.search(r"residual +0 ", table)  # 0.6 + 0.3 + 0.1, float noise not shown
+    assert any(
+        line.startswith("Crypto Majors EW") and '{"portfolio_role":"satellite_sleeve"}' in line for line in lines
+    )
+    assert re.search(r"weight sum +1\n", table) and re.search(
+        r"residual +0 ", table
+    )  # 0.6 + 0.3 + 0.1, float noise not shown
 
     as_json = cli.ok("targets", "show", "ACC-1", "--at", T1, "--format", "json").json()
     rows = list(csv.DictReader(io.StringIO(cli.ok("targets", "show", "ACC-1", "--at", T1, "--format", "csv").out)))
@@ -387,7 +526,15 @@ def test_history_round_trip(two_snapshots: World) -> None:
     doc = cli.ok("targets", "history", "ACC-1", "--format", "json").json()
     assert doc["account"] == {"uid": uids["ACC-1"], "unique_identifier": "ACC-1"}
     assert [s["position_set_time"] for s in doc["snapshots"]] == [T2, T1]  # newest first
-    keys = {"position_set_uid", "position_set_time", "account_target_allocation_uid", "allocation", "rows", "weight_sum", "source"}
+    keys = {
+        "position_set_uid",
+        "position_set_time",
+        "account_target_allocation_uid",
+        "allocation",
+        "rows",
+        "weight_sum",
+        "source",
+    }
     assert all(set(s) == keys for s in doc["snapshots"])
     assert all(ISO_Z.match(s["position_set_time"]) for s in doc["snapshots"])
     newest, oldest = doc["snapshots"]
@@ -413,11 +560,17 @@ def test_diff_round_trip(two_snapshots: World) -> None:
     doc = cli.ok("targets", "diff", "ACC-1", "--from", T1, "--to", "2026-06-02T00:00:00Z", "--format", "json").json()
     assert {"from", "to", "added", "removed", "changed"} <= set(doc)
     assert doc["from"]["position_set_time"] == T1 and doc["to"]["position_set_time"] == T2
-    history = {s["position_set_time"]: s["position_set_uid"] for s in cli.ok("targets", "history", "ACC-1", "--format", "json").json()["snapshots"]}
+    history = {
+        s["position_set_time"]: s["position_set_uid"]
+        for s in cli.ok("targets", "history", "ACC-1", "--format", "json").json()["snapshots"]
+    }
     assert doc["from"]["position_set_uid"] == history[T1] and doc["to"]["position_set_uid"] == history[T2]
     assert [(e["unique_identifier"], e["target_type"]) for e in doc["added"]] == [("SOL", "asset")]
     assert [(e["unique_identifier"], e["target_type"]) for e in doc["removed"]] == [("ETH", "asset")]
-    assert [(e["unique_identifier"], e["target_type"]) for e in doc["changed"]] == [("BTC", "asset"), ("CRYPTO-EW", "portfolio")]
+    assert [(e["unique_identifier"], e["target_type"]) for e in doc["changed"]] == [
+        ("BTC", "asset"),
+        ("CRYPTO-EW", "portfolio"),
+    ]
     (sol,) = doc["added"]
     assert sol["constant_notional_exposure_before"] is None and sol["constant_notional_exposure_after"] == 500.0
     assert sol["target_uid"] == uids["SOL"]
@@ -426,7 +579,9 @@ def test_diff_round_trip(two_snapshots: World) -> None:
     btc, crypto = doc["changed"]
     assert (btc["weight_notional_exposure_before"], btc["weight_notional_exposure_after"]) == (0.6, 0.5)
     assert crypto["weight_notional_exposure_before"] == crypto["weight_notional_exposure_after"] == 0.3
-    assert crypto["metadata_json_before"] == {"portfolio_role": "satellite_sleeve"} and crypto["metadata_json_after"] == {"portfolio_role": "core"}
+    assert crypto["metadata_json_before"] == {"portfolio_role": "satellite_sleeve"} and crypto[
+        "metadata_json_after"
+    ] == {"portfolio_role": "core"}
 
     table = cli.ok("targets", "diff", "ACC-1", "--from", T1, "--to", T2).out
     assert table.splitlines()[0] == f"account 'ACC-1': {T1} -> {T2}"
@@ -437,16 +592,32 @@ def test_diff_round_trip(two_snapshots: World) -> None:
 
 
 def test_diff_without_a_snapshot_at_from(two_snapshots: World) -> None:
-    two_snapshots.cli.fails("targets", "diff", "ACC-1", "--from", "2026-01-01T00:00:00Z", "--to", T2,
-                            match=r"snapshot with account 'ACC-1' at or before '2026-01-01T00:00:00Z' does not exist")
+    two_snapshots.cli.fails(
+        "targets",
+        "diff",
+        "ACC-1",
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        T2,
+        match=r"snapshot with account 'ACC-1' at or before '2026-01-01T00:00:00Z' does not exist",
+    )
 
 
 def test_overwrite_replaces_the_whole_set(two_snapshots: World, tmp_path: Path) -> None:
     cli = two_snapshots.cli
     before = cli.ok("targets", "show", "ACC-1", "--at", T1, "--format", "json").json()
     f = write_rows(tmp_path / "replace.parquet", [{"asset": "SOL", "weight_notional_exposure": 1.0}])
-    cli.fails("targets", "save", "ACC-1", "--at", T1, "--file", str(f),
-              match=r"snapshot exists: account 'ACC-1' \(allocation 'ACC-1-CORE'\) at 2026-05-25T00:00:00Z; pass overwrite \(--overwrite\)")
+    cli.fails(
+        "targets",
+        "save",
+        "ACC-1",
+        "--at",
+        T1,
+        "--file",
+        str(f),
+        match=r"snapshot exists: account 'ACC-1' \(allocation 'ACC-1-CORE'\) at 2026-05-25T00:00:00Z; pass overwrite \(--overwrite\)",
+    )
     assert cli.ok("targets", "show", "ACC-1", "--at", T1, "--format", "json").json() == before
     out = cli.ok("targets", "save", "ACC-1", "--at", T1, "--file", str(f), "--overwrite").out
     assert "(replaced the whole previous set)" in out
@@ -469,54 +640,252 @@ class Bad:
 
 
 BAD_INPUT = [
-    Bad("both asset and portfolio", "t.csv", [{"asset": "BTC", "portfolio": "CRYPTO-EW", W: 0.5}], r"row 1: `asset_uid` = '.*': exactly one of `asset_uid` / `portfolio_uid` must be set, got both"),
+    Bad(
+        "both asset and portfolio",
+        "t.csv",
+        [{"asset": "BTC", "portfolio": "CRYPTO-EW", W: 0.5}],
+        r"row 1: `asset_uid` = '.*': exactly one of `asset_uid` / `portfolio_uid` must be set, got both",
+    ),
     Bad("both uids", "t.json", [{"asset_uid": "{BTC}", "portfolio_uid": "{CRYPTO-EW}", W: 0.5}], "got both"),
-    Bad("neither", "t.csv", [{"asset": "BTC", W: 0.5}, {"asset": None, W: 0.5}], r"row 2: `asset_uid`: exactly one of .* got neither"),
-    Bad("target_type mismatch", "t.json", [{"asset": "BTC", "target_type": "portfolio", W: 0.5}], r"`target_type` = 'portfolio': does not match the target given \(asset\)"),
-    Bad("target_type unknown", "t.csv", [{"asset": "BTC", "target_type": "fund", W: 0.5}], r"`target_type` = 'fund': must be 'asset' or 'portfolio'"),
-    Bad("target_uid mismatch", "t.json", [{"asset_uid": "{BTC}", "target_uid": "{ETH}", W: 0.5}], r"`target_uid` = '.*': must equal asset_uid"),
-    Bad("zero exposures", "t.csv", [{"asset": "BTC", W: None, "constant_notional_exposure": None}], r"row 1: `exposure`: exactly one of .* must be set, none was"),
-    Bad("two exposures", "t.json", [{"asset": "BTC", W: 0.5, "constant_notional_exposure": 100}], r"must be set, got 2: weight_notional_exposure=0.5, constant_notional_exposure=100"),
-    Bad("NaN exposure csv", "t.csv", "asset,weight_notional_exposure\nBTC,NaN\n", r"`weight_notional_exposure` = 'NaN': must be finite"),
-    Bad("inf exposure csv", "t.csv", "asset,weight_notional_exposure\nBTC,inf\n", r"must be finite \(NaN and infinity are refused\)"),
-    Bad("NaN exposure parquet", "t.parquet", [{"asset": "BTC", W: float("nan")}], r"`weight_notional_exposure` = 'NaN': must be finite"),
-    Bad("-inf exposure json", "t.json", '[{"asset": "BTC", "constant_notional_exposure": -Infinity}]', r"`constant_notional_exposure` = '-inf': must be finite"),
-    Bad("text exposure", "t.csv", [{"asset": "BTC", W: "sixty percent"}], r"`weight_notional_exposure` = 'sixty percent': must be a number"),
-    Bad("text exposure json", "t.json", [{"asset": "BTC", W: 0.5}, {"asset": "ETH", W: "abc"}], r"row 2: `weight_notional_exposure` = 'abc': must be a number"),
-    Bad("quantity on a portfolio", "t.csv", [{"portfolio": "CRYPTO-EW", "single_asset_quantity": 3}], r"a portfolio target cannot use single_asset_quantity"),
-    Bad("asset_identifier column", "t.csv", [{"asset_identifier": "BTC", W: 0.5}], r"`asset_identifier`: target rows use `asset_uid` \(or the `asset` column in an import file\)"),
-    Bad("unknown asset", "t.csv", [{"asset": "DOGE", W: 0.5}], r"`asset` = 'DOGE': no asset has this unique_identifier"),
-    Bad("unknown portfolio", "t.json", [{"portfolio": "NOPE", W: 0.5}], r"`portfolio` = 'NOPE': no portfolio has this unique_identifier"),
-    Bad("unknown asset uid", "t.parquet", [{"asset_uid": "123e4567-e89b-42d3-a456-426614174000", W: 0.5}], r"no asset has this uid"),
+    Bad(
+        "neither",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}, {"asset": None, W: 0.5}],
+        r"row 2: `asset_uid`: exactly one of .* got neither",
+    ),
+    Bad(
+        "target_type mismatch",
+        "t.json",
+        [{"asset": "BTC", "target_type": "portfolio", W: 0.5}],
+        r"`target_type` = 'portfolio': does not match the target given \(asset\)",
+    ),
+    Bad(
+        "target_type unknown",
+        "t.csv",
+        [{"asset": "BTC", "target_type": "fund", W: 0.5}],
+        r"`target_type` = 'fund': must be 'asset' or 'portfolio'",
+    ),
+    Bad(
+        "target_uid mismatch",
+        "t.json",
+        [{"asset_uid": "{BTC}", "target_uid": "{ETH}", W: 0.5}],
+        r"`target_uid` = '.*': must equal asset_uid",
+    ),
+    Bad(
+        "zero exposures",
+        "t.csv",
+        [{"asset": "BTC", W: None, "constant_notional_exposure": None}],
+        r"row 1: `exposure`: exactly one of .* must be set, none was",
+    ),
+    Bad(
+        "two exposures",
+        "t.json",
+        [{"asset": "BTC", W: 0.5, "constant_notional_exposure": 100}],
+        r"must be set, got 2: weight_notional_exposure=0.5, constant_notional_exposure=100",
+    ),
+    Bad(
+        "NaN exposure csv",
+        "t.csv",
+        "asset,weight_notional_exposure\nBTC,NaN\n",
+        r"`weight_notional_exposure` = 'NaN': must be finite",
+    ),
+    Bad(
+        "inf exposure csv",
+        "t.csv",
+        "asset,weight_notional_exposure\nBTC,inf\n",
+        r"must be finite \(NaN and infinity are refused\)",
+    ),
+    Bad(
+        "NaN exposure parquet",
+        "t.parquet",
+        [{"asset": "BTC", W: float("nan")}],
+        r"`weight_notional_exposure` = 'NaN': must be finite",
+    ),
+    Bad(
+        "-inf exposure json",
+        "t.json",
+        '[{"asset": "BTC", "constant_notional_exposure": -Infinity}]',
+        r"`constant_notional_exposure` = '-inf': must be finite",
+    ),
+    Bad(
+        "text exposure",
+        "t.csv",
+        [{"asset": "BTC", W: "sixty percent"}],
+        r"`weight_notional_exposure` = 'sixty percent': must be a number",
+    ),
+    Bad(
+        "text exposure json",
+        "t.json",
+        [{"asset": "BTC", W: 0.5}, {"asset": "ETH", W: "abc"}],
+        r"row 2: `weight_notional_exposure` = 'abc': must be a number",
+    ),
+    Bad(
+        "quantity on a portfolio",
+        "t.csv",
+        [{"portfolio": "CRYPTO-EW", "single_asset_quantity": 3}],
+        r"a portfolio target cannot use single_asset_quantity",
+    ),
+    Bad(
+        "asset_identifier column",
+        "t.csv",
+        [{"asset_identifier": "BTC", W: 0.5}],
+        r"`asset_identifier`: target rows use `asset_uid` \(or the `asset` column in an import file\)",
+    ),
+    Bad(
+        "unknown asset", "t.csv", [{"asset": "DOGE", W: 0.5}], r"`asset` = 'DOGE': no asset has this unique_identifier"
+    ),
+    Bad(
+        "unknown portfolio",
+        "t.json",
+        [{"portfolio": "NOPE", W: 0.5}],
+        r"`portfolio` = 'NOPE': no portfolio has this unique_identifier",
+    ),
+    Bad(
+        "unknown asset uid",
+        "t.parquet",
+        [{"asset_uid": "123e4567-e89b-42d3-a456-426614174000", W: 0.5}],
+        r"no asset has this uid",
+    ),
     Bad("portfolio uid given as asset", "t.json", [{"asset_uid": "{CRYPTO-EW}", W: 0.5}], r"no asset has this uid"),
-    Bad("malformed uuid", "t.csv", [{"asset_uid": "not-a-uuid", W: 0.5}], r"`asset_uid` = 'not-a-uuid': must be a UUID"),
-    Bad("duplicate target", "t.csv", [{"asset": "BTC", W: 0.5}, {"asset": "ETH", W: 0.2}, {"asset": "BTC", W: 0.3}], r"row 3: `target_uid` = .*duplicate target 'BTC' \(asset\) in one snapshot; first given at row 1"),
-    Bad("duplicate by uid and name", "t.json", [{"asset": "BTC", W: 0.5}, {"asset_uid": "{BTC}", W: 0.3}], r"duplicate target 'BTC'"),
-    Bad("metadata array", "t.csv", [{"asset": "BTC", W: 0.5, "metadata_json": "[1, 2]"}], r"`metadata_json` = '\[1, 2\]': must be a JSON object \(or empty\), got a JSON array"),
+    Bad(
+        "malformed uuid", "t.csv", [{"asset_uid": "not-a-uuid", W: 0.5}], r"`asset_uid` = 'not-a-uuid': must be a UUID"
+    ),
+    Bad(
+        "duplicate target",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}, {"asset": "ETH", W: 0.2}, {"asset": "BTC", W: 0.3}],
+        r"row 3: `target_uid` = .*duplicate target 'BTC' \(asset\) in one snapshot; first given at row 1",
+    ),
+    Bad(
+        "duplicate by uid and name",
+        "t.json",
+        [{"asset": "BTC", W: 0.5}, {"asset_uid": "{BTC}", W: 0.3}],
+        r"duplicate target 'BTC'",
+    ),
+    Bad(
+        "metadata array",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5, "metadata_json": "[1, 2]"}],
+        r"`metadata_json` = '\[1, 2\]': must be a JSON object \(or empty\), got a JSON array",
+    ),
     Bad("metadata array json", "t.json", [{"asset": "BTC", W: 0.5, "metadata_json": [1, 2]}], r"got a JSON array"),
-    Bad("metadata string", "t.csv", [{"asset": "BTC", W: 0.5, "metadata_json": '"just text"'}], r"must be a JSON object \(or empty\), got a JSON string"),
+    Bad(
+        "metadata string",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5, "metadata_json": '"just text"'}],
+        r"must be a JSON object \(or empty\), got a JSON string",
+    ),
     Bad("metadata number", "t.parquet", [{"asset": "BTC", W: 0.5, "metadata_json": "42"}], r"got a JSON number"),
-    Bad("metadata malformed", "t.csv", [{"asset": "BTC", W: 0.5, "metadata_json": "{oops"}], r"`metadata_json` = '\{oops': is not valid JSON"),
+    Bad(
+        "metadata malformed",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5, "metadata_json": "{oops"}],
+        r"`metadata_json` = '\{oops': is not valid JSON",
+    ),
     Bad("empty file (header only)", "t.csv", "asset,weight_notional_exposure\n", r"t\.csv has no rows"),
     Bad("empty json list", "t.json", "[]", r"t\.json has no rows"),
     Bad("empty parquet", "t.parquet", None, r"t\.parquet has no rows"),
-    Bad("missing exposure column", "t.csv", [{"asset": "BTC"}], r"`weight_notional_exposure`: column is missing: give one of"),
-    Bad("missing target column", "t.json", [{W: 0.5}], r"`asset_uid`: column is missing: give `asset_uid` or `portfolio_uid`"),
-    Bad("unknown column", "t.csv", [{"asset": "BTC", W: 0.5, "colour": "red"}], r"`colour`: is not a known column; allowed:"),
-    Bad("every bad row listed", "t.csv", [{"asset": "DOGE", W: 0.5}, {"asset": "BTC", W: "x"}], r"2 problems found; nothing was stored:\n  .*row 1: `asset`.*\n  .*row 2: `weight_notional_exposure`"),
-    Bad("naive --at", "t.csv", [{"asset": "BTC", W: 0.5}], r"`position_set_time` = '2026-05-25T00:00:00': has no UTC offset \(naive times are refused\)", args=("--at", "2026-05-25T00:00:00")),
-    Bad("unparsable --at", "t.csv", [{"asset": "BTC", W: 0.5}], r"`position_set_time` = 'yesterday': is not a time", args=("--at", "yesterday")),
-    Bad("date as --at", "t.csv", [{"asset": "BTC", W: 0.5}], r"is not a time|has no UTC offset", args=("--at", "2026-05-25")),
-    Bad("unknown account", "t.csv", [{"asset": "BTC", W: 0.5}], r"account with unique_identifier 'NOPE' does not exist; create it with `msm accounts add", account="NOPE"),
-    Bad("unknown allocation", "t.csv", [{"asset": "BTC", W: 0.5}], r"target allocation with unique_identifier 'NOPE' does not exist", args=("--allocation", "NOPE")),
-    Bad("allocation of another account", "t.csv", [{"asset": "BTC", W: 0.5}], r"`allocation` = 'ACC-2-A': belongs to another account, not 'ACC-1'", args=("--allocation", "ACC-2-A")),
-    Bad("no active allocation", "t.csv", [{"asset": "BTC", W: 0.5}], r"`account` = 'ACC-0': has no active target allocation; create one with `msm allocations add ID --account ACC-0", account="ACC-0"),
-    Bad("several active allocations", "t.csv", [{"asset": "BTC", W: 0.5}], r"`account` = 'ACC-2': has 2 active target allocations \(ACC-2-A, ACC-2-B\); choose one with `allocation` \(--allocation\)", account="ACC-2"),
-    Bad("existing snapshot", "t.csv", [{"asset": "SOL", W: 1.0}], r"snapshot exists: account 'ACC-1' \(allocation 'ACC-1-CORE'\) at 2026-05-25T00:00:00Z", args=("--at", T1)),
-    Bad("unknown file extension", "t.xls", "", r"`file` = '.*t\.xls': has an unknown extension; use one of \.csv, \.json, \.parquet, \.pq, \.xlsx"),
+    Bad(
+        "missing exposure column",
+        "t.csv",
+        [{"asset": "BTC"}],
+        r"`weight_notional_exposure`: column is missing: give one of",
+    ),
+    Bad(
+        "missing target column",
+        "t.json",
+        [{W: 0.5}],
+        r"`asset_uid`: column is missing: give `asset_uid` or `portfolio_uid`",
+    ),
+    Bad(
+        "unknown column",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5, "colour": "red"}],
+        r"`colour`: is not a known column; allowed:",
+    ),
+    Bad(
+        "every bad row listed",
+        "t.csv",
+        [{"asset": "DOGE", W: 0.5}, {"asset": "BTC", W: "x"}],
+        r"2 problems found; nothing was stored:\n  .*row 1: `asset`.*\n  .*row 2: `weight_notional_exposure`",
+    ),
+    Bad(
+        "naive --at",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}],
+        r"`position_set_time` = '2026-05-25T00:00:00': has no UTC offset \(naive times are refused\)",
+        args=("--at", "2026-05-25T00:00:00"),
+    ),
+    Bad(
+        "unparsable --at",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}],
+        r"`position_set_time` = 'yesterday': is not a time",
+        args=("--at", "yesterday"),
+    ),
+    Bad(
+        "date as --at",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}],
+        r"is not a time|has no UTC offset",
+        args=("--at", "2026-05-25"),
+    ),
+    Bad(
+        "unknown account",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}],
+        r"account with unique_identifier 'NOPE' does not exist; create it with `msm accounts add",
+        account="NOPE",
+    ),
+    Bad(
+        "unknown allocation",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}],
+        r"target allocation with unique_identifier 'NOPE' does not exist",
+        args=("--allocation", "NOPE"),
+    ),
+    Bad(
+        "allocation of another account",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}],
+        r"`allocation` = 'ACC-2-A': belongs to another account, not 'ACC-1'",
+        args=("--allocation", "ACC-2-A"),
+    ),
+    Bad(
+        "no active allocation",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}],
+        r"`account` = 'ACC-0': has no active target allocation; create one with `msm allocations add ID --account ACC-0",
+        account="ACC-0",
+    ),
+    Bad(
+        "several active allocations",
+        "t.csv",
+        [{"asset": "BTC", W: 0.5}],
+        r"`account` = 'ACC-2': has 2 active target allocations \(ACC-2-A, ACC-2-B\); choose one with `allocation` \(--allocation\)",
+        account="ACC-2",
+    ),
+    Bad(
+        "existing snapshot",
+        "t.csv",
+        [{"asset": "SOL", W: 1.0}],
+        r"snapshot exists: account 'ACC-1' \(allocation 'ACC-1-CORE'\) at 2026-05-25T00:00:00Z",
+        args=("--at", T1),
+    ),
+    Bad(
+        "unknown file extension",
+        "t.xls",
+        "",
+        r"`file` = '.*t\.xls': has an unknown extension; use one of \.csv, \.json, \.parquet, \.pq, \.xlsx",
+    ),
     Bad("missing file", "absent.csv", None, r"`file` = '.*absent\.csv': does not exist"),
     Bad("malformed json file", "t.json", '[{"asset": "BTC",', r"is not valid JSON"),
-    Bad("json not a list", "t.json", '{"asset": "BTC", "weight_notional_exposure": 0.5}', r"must hold a JSON list of objects, one per row"),
+    Bad(
+        "json not a list",
+        "t.json",
+        '{"asset": "BTC", "weight_notional_exposure": 0.5}',
+        r"must hold a JSON list of objects, one per row",
+    ),
     Bad("not a parquet file", "t.parquet", "hello", r"could not be read as PARQUET"),
 ]
 
@@ -530,7 +899,13 @@ def _materialize(case: Bad, tmp_path: Path, uids: dict[str, str]) -> Path:
     if isinstance(case.rows, str):
         path.write_text(case.rows)
         return path
-    rows = [{k: (uids[v[1:-1]] if isinstance(v, str) and v.startswith("{") and v[1:-1] in uids else v) for k, v in row.items()} for row in case.rows]
+    rows = [
+        {
+            k: (uids[v[1:-1]] if isinstance(v, str) and v.startswith("{") and v[1:-1] in uids else v)
+            for k, v in row.items()
+        }
+        for row in case.rows
+    ]
     return write_rows(path, rows)
 
 
@@ -554,7 +929,16 @@ def _histories(store: msm.Store) -> dict[str, list[tuple[Any, ...]]]:
 
 def test_validation_error_lists_every_row_with_its_message(world: World, tmp_path: Path) -> None:
     rows = [{"asset": f"NOPE-{i}", W: 0.01} for i in range(60)]
-    result = world.cli.fails("targets", "save", "ACC-1", "--at", T1, "--file", str(write_rows(tmp_path / "t.csv", rows)), match="60 problems found")
+    result = world.cli.fails(
+        "targets",
+        "save",
+        "ACC-1",
+        "--at",
+        T1,
+        "--file",
+        str(write_rows(tmp_path / "t.csv", rows)),
+        match="60 problems found",
+    )
     assert result.err.count("no asset has this unique_identifier") == 50
     assert "... and 10 more" in result.err
 
@@ -565,7 +949,10 @@ def test_validation_error_lists_every_row_with_its_message(world: World, tmp_pat
         (["targets", "show", "NOPE"], "account with unique_identifier 'NOPE' does not exist"),
         (["targets", "show", "ACC-1", "--at", "2026-05-25 00:00"], "has no UTC offset"),
         (["targets", "show", "ACC-1", "--as-of", "soon"], "is not a time"),
-        (["targets", "show", "ACC-1", "--allocation", "NOPE"], "target allocation with unique_identifier 'NOPE' does not exist"),
+        (
+            ["targets", "show", "ACC-1", "--allocation", "NOPE"],
+            "target allocation with unique_identifier 'NOPE' does not exist",
+        ),
         (["targets", "history", "NOPE"], "account with unique_identifier 'NOPE' does not exist"),
         (["targets", "diff", "ACC-1", "--from", "2026-05-25", "--to", T2], "is not a time|has no UTC offset"),
         (["targets", "diff", "NOPE", "--from", T1, "--to", T2], "account with unique_identifier 'NOPE' does not exist"),
@@ -585,19 +972,51 @@ def test_candidates_round_trip(world: World) -> None:
     cli, uids = world.cli, world.uids
     everything = cli.ok("candidates", "--format", "json").json()
     assert everything["count"] == 4
-    keys = {"target_type", "target_uid", "asset_uid", "portfolio_uid", "unique_identifier", "display_label", "secondary_label"}
+    keys = {
+        "target_type",
+        "target_uid",
+        "asset_uid",
+        "portfolio_uid",
+        "unique_identifier",
+        "display_label",
+        "secondary_label",
+    }
     assert all(set(r) == keys for r in everything["results"])
     assert [r["unique_identifier"] for r in everything["results"]] == ["BTC", "ETH", "SOL", "CRYPTO-EW"]
     btc = everything["results"][0]
-    assert btc == {"target_type": "asset", "target_uid": uids["BTC"], "asset_uid": uids["BTC"], "portfolio_uid": None,
-                   "unique_identifier": "BTC", "display_label": "Bitcoin", "secondary_label": "BTC"}
+    assert btc == {
+        "target_type": "asset",
+        "target_uid": uids["BTC"],
+        "asset_uid": uids["BTC"],
+        "portfolio_uid": None,
+        "unique_identifier": "BTC",
+        "display_label": "Bitcoin",
+        "secondary_label": "BTC",
+    }
     page = cli.ok("candidates", "--limit", "2", "--offset", "1", "--format", "json").json()
-    assert page["count"] == 4 and [r["unique_identifier"] for r in page["results"]] == ["ETH", "SOL"]  # count is before paging
+    assert page["count"] == 4 and [r["unique_identifier"] for r in page["results"]] == [
+        "ETH",
+        "SOL",
+    ]  # count is before paging
     portfolios = cli.ok("candidates", "crypto", "--type", "portfolio", "--format", "json").json()
-    assert portfolios == {"count": 1, "results": [{"target_type": "portfolio", "target_uid": uids["CRYPTO-EW"], "asset_uid": None,
-                                                   "portfolio_uid": uids["CRYPTO-EW"], "unique_identifier": "CRYPTO-EW",
-                                                   "display_label": "Crypto Majors EW", "secondary_label": None}]}
-    assert cli.ok("candidates", "%", "--format", "json").json() == {"count": 0, "results": []}  # literal, not a wildcard
+    assert portfolios == {
+        "count": 1,
+        "results": [
+            {
+                "target_type": "portfolio",
+                "target_uid": uids["CRYPTO-EW"],
+                "asset_uid": None,
+                "portfolio_uid": uids["CRYPTO-EW"],
+                "unique_identifier": "CRYPTO-EW",
+                "display_label": "Crypto Majors EW",
+                "secondary_label": None,
+            }
+        ],
+    }
+    assert cli.ok("candidates", "%", "--format", "json").json() == {
+        "count": 0,
+        "results": [],
+    }  # literal, not a wildcard
     table = cli.ok("candidates", "eth").out.splitlines()
     assert table[0].split() == ["type", "identifier", "label", "secondary", "uid"]
     assert table[2].split()[:4] == ["asset", "ETH", "Ether", "ETH"] and table[-1] == "showing 1-1 of 1"
@@ -643,14 +1062,24 @@ def test_help_exits_0(cli: Cli) -> None:
 def test_console_script_entry_point(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MSM_DB"}
     db = tmp_path / "x.duckdb"
-    missing = subprocess.run([str(MSM_SCRIPT), "--db", str(db), "assets", "list"], capture_output=True, text=True, env=env, timeout=60)
+    missing = subprocess.run(
+        [str(MSM_SCRIPT), "--db", str(db), "assets", "list"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert missing.returncode == 1 and missing.stdout == ""
     assert missing.stderr.startswith("error: no database at") and "Traceback" not in missing.stderr
     assert not db.exists()
-    done = subprocess.run([str(MSM_SCRIPT), "--db", str(db), "init", "--format", "json"], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [str(MSM_SCRIPT), "--db", str(db), "init", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["created"] is True
-    usage = subprocess.run([str(MSM_SCRIPT), "--db", str(db), "targets"], capture_output=True, text=True, env=env, timeout=60)
+    usage = subprocess.run(
+        [str(MSM_SCRIPT), "--db", str(db), "targets"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert usage.returncode == 2 and "usage: msm targets" in usage.stderr
 
 
@@ -668,10 +1097,14 @@ def test_docs_cli_examples_run(tmp_path: Path) -> None:
     blocks = _doc_sessions()
     assert blocks, "docs/cli.md has no bash examples"
     script = "\n".join(blocks)
-    script = re.sub(r"^(msm .*?)\s*# exit 1$", r"if \1; then exit 99; else test $? -eq 1; fi", script, flags=re.MULTILINE)
+    script = re.sub(
+        r"^(msm .*?)\s*# exit 1$", r"if \1; then exit 99; else test $? -eq 1; fi", script, flags=re.MULTILINE
+    )
     env = {k: v for k, v in os.environ.items() if k != "MSM_DB"}
     env["PATH"] = f"{MSM_SCRIPT.parent}{os.pathsep}{env['PATH']}"
-    done = subprocess.run(["bash", "-xeuo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", "-xeuo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-4000:]  # -x: the trace shows the command that failed
     assert "Traceback" not in done.stderr
 
@@ -684,32 +1117,41 @@ def test_helpers_format_numbers_for_people() -> None:
     assert cell(None) == "" and cell(True) == "true" and cell({"a": 1}) == '{"a":1}'
 
 
-
 def test_database_held_by_another_process_is_exit_1(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Store retries while another process holds the file, then StoreBusyError -> one message, exit 1."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(world.cli.db)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+            str(world.cli.db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         real_store = msm.Store
         monkeypatch.setattr(msm, "Store", lambda path: real_store(path, busy_timeout=0.3))  # not 10 s in a test
-        world.cli.fails("assets", "list", match=r"database file .*msm\.duckdb is in use by .*\(PID \d+\); waited 0\.3 s")
+        world.cli.fails(
+            "assets", "list", match=r"database file .*msm\.duckdb is in use by .*\(PID \d+\); waited 0\.3 s"
+        )
     finally:
         holder.kill()
         holder.wait()
 
 
-def _tree(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], list[tuple[str, ...]]]:
+def _tree(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], list[tuple[str, ...]]]:
     """Every command path of ``parser`` with the option strings of its leaf parser."""
     found: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
-    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 found |= _tree(sub, (*prefix, name))
     if prefix and not found:
-        found[prefix] = sorted(tuple(a.option_strings) or (a.dest,) for a in parser._actions)  # noqa: SLF001
+        found[prefix] = sorted(tuple(a.option_strings) or (a.dest,) for a in parser._actions)
     return found
 
 
@@ -721,4 +1163,6 @@ def test_a_command_builds_only_its_areas_and_the_same_commands() -> None:
     assert {path[0] for path in full} == set(AREAS)  # every top-level command is mapped to its areas
     for command in AREAS:
         partial = _tree(build_parser(["--db", "x.duckdb", command]))
-        assert {p: o for p, o in full.items() if p[0] == command} == {p: o for p, o in partial.items() if p[0] == command}, command
+        assert {p: o for p, o in full.items() if p[0] == command} == {
+            p: o for p, o in partial.items() if p[0] == command
+        }, command

@@ -9,7 +9,7 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,8 @@ from msm_portfolios import (
     save_composition_file,
 )
 
-T1 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-T2 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+T1 = datetime(2026, 1, 1, tzinfo=UTC)
+T2 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,9 @@ def test_migrations_apply_core_first_then_portfolios_and_rerun_is_a_no_op(tmp_pa
     store = Store(tmp_path / "m.duckdb")
     applied = migrate(store, msm_portfolios.MIGRATIONS)
     assert [str(m) for m in applied][-1] == "msm_portfolios 0001 portfolio_weights"
-    assert [m.namespace for m in applied].index("msm_portfolios") > max(i for i, m in enumerate(applied) if m.namespace == "msm")
+    assert [m.namespace for m in applied].index("msm_portfolios") > max(
+        i for i, m in enumerate(applied) if m.namespace == "msm"
+    )
     assert migrate(store, msm_portfolios.MIGRATIONS) == []
     assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 1}
     assert msm_portfolios.MIGRATIONS == (MSM_MIGRATIONS, msm_portfolios.PORTFOLIO_MIGRATIONS)
@@ -82,7 +84,12 @@ def test_init_store_creates_and_migrates_both_namespaces(tmp_path: Path) -> None
     columns = store.query(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'portfolio_weights' ORDER BY column_index"
     ).rows()
-    assert columns == [("time_index", "TIMESTAMP WITH TIME ZONE"), ("portfolio_uid", "UUID"), ("asset_uid", "UUID"), ("weight", "DOUBLE")]
+    assert columns == [
+        ("time_index", "TIMESTAMP WITH TIME ZONE"),
+        ("portfolio_uid", "UUID"),
+        ("asset_uid", "UUID"),
+        ("weight", "DOUBLE"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -91,7 +98,9 @@ def test_init_store_creates_and_migrates_both_namespaces(tmp_path: Path) -> None
 )
 def test_the_database_itself_refuses_non_finite_or_missing_weights(book: Book, weight: str, match: str) -> None:
     with pytest.raises(duckdb.ConstraintException, match=match), book.store.connect() as con:
-        con.execute(f"INSERT INTO portfolio_weights VALUES (?, ?, ?, {weight})", [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]])
+        con.execute(
+            f"INSERT INTO portfolio_weights VALUES (?, ?, ?, {weight})", [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]]
+        )
 
 
 def test_the_database_refuses_a_second_row_for_the_same_asset_and_unknown_references(book: Book) -> None:
@@ -99,14 +108,18 @@ def test_the_database_refuses_a_second_row_for_the_same_asset_and_unknown_refere
     with pytest.raises(duckdb.ConstraintException, match="Duplicate key"), book.store.connect() as con:
         con.execute("INSERT INTO portfolio_weights VALUES (?, ?, ?, 0.5)", [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]])
     with pytest.raises(duckdb.ConstraintException, match="foreign key"), book.store.connect() as con:
-        con.execute("INSERT INTO portfolio_weights VALUES (?, ?, ?, 0.5)", [T1, book.uid["CRYPTO-EW"], book.uid["CRYPTO-EW"]])
+        con.execute(
+            "INSERT INTO portfolio_weights VALUES (?, ?, ?, 0.5)", [T1, book.uid["CRYPTO-EW"], book.uid["CRYPTO-EW"]]
+        )
 
 
 def test_an_asset_or_portfolio_in_a_composition_cannot_be_deleted(book: Book) -> None:
     save_composition(book.store, "CRYPTO-EW", T1, {"BTC": 0.5, "ETH": 0.5})
     with pytest.raises(ConflictError, match=r"asset 'BTC' is still referenced by 1 row in portfolio_weights.asset_uid"):
         delete_asset(book.store, "BTC")
-    with pytest.raises(ConflictError, match=r"'CRYPTO-EW' is still referenced by 2 rows in portfolio_weights.portfolio_uid"):
+    with pytest.raises(
+        ConflictError, match=r"'CRYPTO-EW' is still referenced by 2 rows in portfolio_weights.portfolio_uid"
+    ):
         delete_portfolio(book.store, "CRYPTO-EW")
     delete_asset(book.store, "SOL")  # not in any composition
 
@@ -117,13 +130,25 @@ def test_an_asset_or_portfolio_in_a_composition_cannot_be_deleted(book: Book) ->
     [
         pytest.param(lambda uid: {"BTC": 0.25, "ETH": 0.75}, id="dict-by-identifier"),
         pytest.param(lambda uid: {uid["BTC"]: 0.25, uid["ETH"].upper(): 0.75}, id="dict-by-uid"),
-        pytest.param(lambda uid: [{"asset": "BTC", "weight": 0.25}, {"asset_uid": uid["ETH"], "weight": 0.75}], id="records"),
+        pytest.param(
+            lambda uid: [{"asset": "BTC", "weight": 0.25}, {"asset_uid": uid["ETH"], "weight": 0.75}], id="records"
+        ),
         pytest.param(lambda uid: pl.DataFrame({"asset": [" BTC ", "ETH"], "weight": [0.25, 0.75]}), id="frame"),
-        pytest.param(lambda uid: pl.DataFrame({"asset_uid": [uid["BTC"], uid["ETH"]], "weight": ["0.25", " 0.75 "]}), id="text-weights"),
-        pytest.param(lambda uid: pl.DataFrame({"asset": ["BTC", "ETH"], "asset_uid": [uid["BTC"], None], "weight": [0.25, 0.75]}), id="both-agree"),
+        pytest.param(
+            lambda uid: pl.DataFrame({"asset_uid": [uid["BTC"], uid["ETH"]], "weight": ["0.25", " 0.75 "]}),
+            id="text-weights",
+        ),
+        pytest.param(
+            lambda uid: pl.DataFrame(
+                {"asset": ["BTC", "ETH"], "asset_uid": [uid["BTC"], None], "weight": [0.25, 0.75]}
+            ),
+            id="both-agree",
+        ),
     ],
 )
-def test_save_accepts_frames_records_and_dicts_by_identifier_or_uid(book: Book, weights: Callable[[dict[str, str]], Any]) -> None:
+def test_save_accepts_frames_records_and_dicts_by_identifier_or_uid(
+    book: Book, weights: Callable[[dict[str, str]], Any]
+) -> None:
     stored = save_composition(book.store, "CRYPTO-EW", "2026-01-01T09:00:00+09:00", weights(book.uid))
     assert stored.columns == ["portfolio_uid", "portfolio", "weights_time", "asset_uid", "asset", "weight"]
     assert stored.rows() == [
@@ -141,10 +166,17 @@ def test_weights_are_stored_as_given_negative_and_not_summing_to_one(book: Book)
 def test_read_composition_is_the_latest_at_or_before_the_time(book: Book) -> None:
     save_composition(book.store, "CRYPTO-EW", T1, {"BTC": 0.5, "ETH": 0.5})
     save_composition(book.store, "CRYPTO-EW", T2, equal_weights(["BTC", "ETH", "SOL"]))
-    assert weights_of(read_composition(book.store, "CRYPTO-EW", as_of="2026-01-15T00:00:00Z")) == {"BTC": 0.5, "ETH": 0.5}
-    assert read_composition(book.store, "CRYPTO-EW", as_of=T2)["weights_time"].unique().to_list() == [T2]  # at: inclusive
+    assert weights_of(read_composition(book.store, "CRYPTO-EW", as_of="2026-01-15T00:00:00Z")) == {
+        "BTC": 0.5,
+        "ETH": 0.5,
+    }
+    assert read_composition(book.store, "CRYPTO-EW", as_of=T2)["weights_time"].unique().to_list() == [
+        T2
+    ]  # at: inclusive
     assert read_composition(book.store, "CRYPTO-EW").height == 3  # default: now
-    with pytest.raises(MissingCompositionError, match=r"portfolio 'CRYPTO-EW' has no composition at or before 2025-12-31T00:00:00Z") as info:
+    with pytest.raises(
+        MissingCompositionError, match=r"portfolio 'CRYPTO-EW' has no composition at or before 2025-12-31T00:00:00Z"
+    ) as info:
         read_composition(book.store, "CRYPTO-EW", as_of="2025-12-31T00:00:00Z")
     assert isinstance(info.value, NotFoundError)
     assert "msm portfolios weights CRYPTO-EW --at TS --file F" in str(info.value)
@@ -179,33 +211,167 @@ def test_overwrite_replaces_the_whole_composition(book: Book, db_contents: Calla
 
 # -- every bad input is refused, and nothing is stored ------------------------------------------------
 BAD_INPUTS: list[Any] = [
-    pytest.param("NOPE", T1, {"BTC": 1.0}, NotFoundError, r"portfolio with unique_identifier 'NOPE' does not exist", id="unknown-portfolio"),
-    pytest.param("CRYPTO-EW", "2026-01-01T00:00:00", {"BTC": 1.0}, ValidationError, r"composition: `at` = '2026-01-01T00:00:00': has no UTC offset \(naive times are refused\)", id="naive-text-time"),
-    pytest.param("CRYPTO-EW", datetime(2026, 1, 1), {"BTC": 1.0}, ValidationError, r"`at` = '2026-01-01T00:00:00': has no UTC offset", id="naive-datetime"),
-    pytest.param("CRYPTO-EW", T1, {"XRP": 1.0}, ValidationError, r"composition row 1: `asset` = 'XRP': no asset has this unique_identifier; add it first", id="unknown-asset"),
-    pytest.param("CRYPTO-EW", T1, [{"asset_uid": "123e4567-e89b-42d3-a456-426614174000", "weight": 1.0}], ValidationError, r"row 1: `asset_uid` = '123e4567-e89b-42d3-a456-426614174000': no asset has this uid", id="unknown-asset-uid"),
-    pytest.param("CRYPTO-EW", T1, [{"asset_uid": "not-a-uuid", "weight": 1.0}], ValidationError, r"row 1: `asset_uid` = 'not-a-uuid': must be a UUID", id="malformed-uid"),
-    pytest.param("CRYPTO-EW", T1, {"BTC": float("nan")}, ValidationError, r"row 1: `weight` = 'NaN': must be finite \(NaN and infinity are refused\)", id="nan-weight"),
-    pytest.param("CRYPTO-EW", T1, {"BTC": 0.5, "ETH": float("inf")}, ValidationError, r"row 2: `weight` = 'inf': must be finite", id="inf-weight"),
-    pytest.param("CRYPTO-EW", T1, [{"asset": "BTC", "weight": "half"}], ValidationError, r"row 1: `weight` = 'half': must be a number", id="text-weight"),
-    pytest.param("CRYPTO-EW", T1, [{"asset": "BTC", "weight": None}], ValidationError, r"row 1: `weight`: is required", id="missing-weight"),
-    pytest.param("CRYPTO-EW", T1, [{"asset": "BTC", "weight": 0.5}, {"asset": "BTC", "weight": 0.5}], ValidationError, r"row 2: `asset` = 'BTC': duplicate asset 'BTC' in one composition; first given at row 1", id="duplicate-asset"),
-    pytest.param("CRYPTO-EW", T1, [{"weight": 0.5}], ValidationError, r"`asset`: column is missing: give `asset` \(unique identifier\) or `asset_uid`", id="no-asset-column"),
-    pytest.param("CRYPTO-EW", T1, [{"asset": "BTC"}], ValidationError, r"`weight`: column is missing", id="no-weight-column"),
-    pytest.param("CRYPTO-EW", T1, [{"asset": "BTC", "weight": 1.0, "sector": "L1"}], ValidationError, r"`sector`: is not a known column; allowed: asset_uid, asset, weight", id="unknown-column"),
-    pytest.param("CRYPTO-EW", T1, [{"asset_identifier": "BTC", "weight": 1.0}], ValidationError, r"`asset_identifier`: compositions name assets by `asset` \(unique identifier\) or `asset_uid`", id="asset-identifier"),
-    pytest.param("CRYPTO-EW", T1, [{"asset": None, "weight": 1.0}], ValidationError, r"row 1: `asset`: is required: give `asset` \(unique identifier\) or `asset_uid`", id="no-asset-named"),
+    pytest.param(
+        "NOPE",
+        T1,
+        {"BTC": 1.0},
+        NotFoundError,
+        r"portfolio with unique_identifier 'NOPE' does not exist",
+        id="unknown-portfolio",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        "2026-01-01T00:00:00",
+        {"BTC": 1.0},
+        ValidationError,
+        r"composition: `at` = '2026-01-01T00:00:00': has no UTC offset \(naive times are refused\)",
+        id="naive-text-time",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        datetime(2026, 1, 1),
+        {"BTC": 1.0},
+        ValidationError,
+        r"`at` = '2026-01-01T00:00:00': has no UTC offset",
+        id="naive-datetime",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        {"XRP": 1.0},
+        ValidationError,
+        r"composition row 1: `asset` = 'XRP': no asset has this unique_identifier; add it first",
+        id="unknown-asset",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        [{"asset_uid": "123e4567-e89b-42d3-a456-426614174000", "weight": 1.0}],
+        ValidationError,
+        r"row 1: `asset_uid` = '123e4567-e89b-42d3-a456-426614174000': no asset has this uid",
+        id="unknown-asset-uid",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        [{"asset_uid": "not-a-uuid", "weight": 1.0}],
+        ValidationError,
+        r"row 1: `asset_uid` = 'not-a-uuid': must be a UUID",
+        id="malformed-uid",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        {"BTC": float("nan")},
+        ValidationError,
+        r"row 1: `weight` = 'NaN': must be finite \(NaN and infinity are refused\)",
+        id="nan-weight",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        {"BTC": 0.5, "ETH": float("inf")},
+        ValidationError,
+        r"row 2: `weight` = 'inf': must be finite",
+        id="inf-weight",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        [{"asset": "BTC", "weight": "half"}],
+        ValidationError,
+        r"row 1: `weight` = 'half': must be a number",
+        id="text-weight",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        [{"asset": "BTC", "weight": None}],
+        ValidationError,
+        r"row 1: `weight`: is required",
+        id="missing-weight",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        [{"asset": "BTC", "weight": 0.5}, {"asset": "BTC", "weight": 0.5}],
+        ValidationError,
+        r"row 2: `asset` = 'BTC': duplicate asset 'BTC' in one composition; first given at row 1",
+        id="duplicate-asset",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        [{"weight": 0.5}],
+        ValidationError,
+        r"`asset`: column is missing: give `asset` \(unique identifier\) or `asset_uid`",
+        id="no-asset-column",
+    ),
+    pytest.param(
+        "CRYPTO-EW", T1, [{"asset": "BTC"}], ValidationError, r"`weight`: column is missing", id="no-weight-column"
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        [{"asset": "BTC", "weight": 1.0, "sector": "L1"}],
+        ValidationError,
+        r"`sector`: is not a known column; allowed: asset_uid, asset, weight",
+        id="unknown-column",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        [{"asset_identifier": "BTC", "weight": 1.0}],
+        ValidationError,
+        r"`asset_identifier`: compositions name assets by `asset` \(unique identifier\) or `asset_uid`",
+        id="asset-identifier",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        [{"asset": None, "weight": 1.0}],
+        ValidationError,
+        r"row 1: `asset`: is required: give `asset` \(unique identifier\) or `asset_uid`",
+        id="no-asset-named",
+    ),
     pytest.param("CRYPTO-EW", T1, {}, ValidationError, r"the composition is empty", id="empty-dict"),
     pytest.param("CRYPTO-EW", T1, [], ValidationError, r"the composition is empty", id="empty-list"),
-    pytest.param("CRYPTO-EW", T1, pl.DataFrame(schema={"asset": pl.String, "weight": pl.Float64}), ValidationError, r"the composition is empty", id="empty-frame"),
-    pytest.param("CRYPTO-EW", T1, pl.DataFrame({"asset": ["BTC"], "weight": [True]}), ValidationError, r"`weight`: must hold numbers, got a Boolean column", id="boolean-column"),
-    pytest.param("CRYPTO-EW", T1, ["BTC"], ValidationError, r"row 1: `row`: must be a mapping such as \{\"asset\": \"BTC\", \"weight\": 0.5\}, got a str", id="not-records"),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        pl.DataFrame(schema={"asset": pl.String, "weight": pl.Float64}),
+        ValidationError,
+        r"the composition is empty",
+        id="empty-frame",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        pl.DataFrame({"asset": ["BTC"], "weight": [True]}),
+        ValidationError,
+        r"`weight`: must hold numbers, got a Boolean column",
+        id="boolean-column",
+    ),
+    pytest.param(
+        "CRYPTO-EW",
+        T1,
+        ["BTC"],
+        ValidationError,
+        r"row 1: `row`: must be a mapping such as \{\"asset\": \"BTC\", \"weight\": 0.5\}, got a str",
+        id="not-records",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("portfolio", "at", "weights", "error", "match"), BAD_INPUTS)
 def test_bad_input_is_refused_and_nothing_is_stored(
-    book: Book, db_contents: Callable[[Store], Any], portfolio: str, at: Any, weights: Any, error: type[Exception], match: str
+    book: Book,
+    db_contents: Callable[[Store], Any],
+    portfolio: str,
+    at: Any,
+    weights: Any,
+    error: type[Exception],
+    match: str,
 ) -> None:
     save_composition(book.store, "CRYPTO-EW", T2, {"ETH": 1.0})  # something stored, to compare against
     before = db_contents(book.store)
@@ -214,10 +380,15 @@ def test_bad_input_is_refused_and_nothing_is_stored(
     assert db_contents(book.store) == before
 
 
-def test_a_composition_at_a_taken_time_is_refused_without_overwrite(book: Book, db_contents: Callable[[Store], Any]) -> None:
+def test_a_composition_at_a_taken_time_is_refused_without_overwrite(
+    book: Book, db_contents: Callable[[Store], Any]
+) -> None:
     save_composition(book.store, "CRYPTO-EW", T1, {"BTC": 0.5, "ETH": 0.5})
     before = db_contents(book.store)
-    with pytest.raises(ConflictError, match=r"composition of portfolio 'CRYPTO-EW' at 2026-01-01T00:00:00Z already exists \(2 assets\); pass overwrite=True"):
+    with pytest.raises(
+        ConflictError,
+        match=r"composition of portfolio 'CRYPTO-EW' at 2026-01-01T00:00:00Z already exists \(2 assets\); pass overwrite=True",
+    ):
         save_composition(book.store, "CRYPTO-EW", "2026-01-01T01:00:00+01:00", {"SOL": 1.0})  # the same instant
     assert db_contents(book.store) == before
 
@@ -233,8 +404,16 @@ def test_every_bad_row_is_reported_at_once_with_the_portfolio_and_time(book: Boo
     with pytest.raises(ValidationError) as info:
         save_composition(book.store, "CRYPTO-EW", T1, rows)
     message = str(info.value)
-    assert message.startswith("composition of portfolio 'CRYPTO-EW' at 2026-01-01T00:00:00Z: 5 problems found; nothing was stored:")
-    assert [(e.row, e.field) for e in info.value.errors] == [(2, "asset"), (3, "weight"), (4, "asset_uid"), (5, "asset_uid"), (5, "weight")]
+    assert message.startswith(
+        "composition of portfolio 'CRYPTO-EW' at 2026-01-01T00:00:00Z: 5 problems found; nothing was stored:"
+    )
+    assert [(e.row, e.field) for e in info.value.errors] == [
+        (2, "asset"),
+        (3, "weight"),
+        (4, "asset_uid"),
+        (5, "asset_uid"),
+        (5, "weight"),
+    ]
     assert "duplicate asset 'BTC' in one composition; first given at row 1" in message
     assert "names a different asset than `asset` = 'SOL'" in message
 
@@ -259,7 +438,10 @@ def test_save_from_excel_first_sheet_or_named_sheet(book: Book, tmp_path: Path) 
     path = tmp_path / "w.xlsx"
     with xlsxwriter.Workbook(path) as workbook:
         first, second = workbook.add_worksheet("Index"), workbook.add_worksheet("Other")
-        for sheet, rows in ((first, [("asset", "weight"), ("BTC", 0.25), ("ETH", 0.75)]), (second, [("asset", "weight"), ("SOL", "x")])):
+        for sheet, rows in (
+            (first, [("asset", "weight"), ("BTC", 0.25), ("ETH", 0.75)]),
+            (second, [("asset", "weight"), ("SOL", "x")]),
+        ):
             for r, row in enumerate(rows):
                 sheet.write_row(r, 0, row)
     assert weights_of(save_composition_file(book.store, "CRYPTO-EW", T1, path)) == {"BTC": 0.25, "ETH": 0.75}
@@ -310,7 +492,12 @@ def test_a_naive_time_is_refused_before_the_file_is_read(book: Book, tmp_path: P
 
 # -- builders -------------------------------------------------------------------------------------------
 def test_builders() -> None:
-    assert equal_weights(["BTC", "ETH", "SOL", "ADA"]).rows() == [("BTC", 0.25), ("ETH", 0.25), ("SOL", 0.25), ("ADA", 0.25)]
+    assert equal_weights(["BTC", "ETH", "SOL", "ADA"]).rows() == [
+        ("BTC", 0.25),
+        ("ETH", 0.25),
+        ("SOL", 0.25),
+        ("ADA", 0.25),
+    ]
     assert fixed_weights({"BTC": 0.6, "ETH": 0.3}).rows() == [("BTC", 0.6), ("ETH", 0.3)]
     assert fixed_weights({"BTC": 0.6, "ETH": "x"})["weight"].to_list() == ["0.6", "x"]  # kept, for validation to name
     with pytest.raises(ValidationError, match="equal weights need at least one asset"):
@@ -328,7 +515,10 @@ def test_duckdb_weights_source_reads_only_the_asked_portfolios_up_to_the_bound(b
     frame = source([book.uid["CRYPTO-EW"]], T1)
     assert frame.columns == ["time_index", "portfolio_uid", "asset_uid", "asset", "portfolio", "weight"]
     assert frame.schema["time_index"] == pl.Datetime("us", "UTC")
-    assert sorted(frame.select("asset", "portfolio", "weight").rows()) == [("BTC", "CRYPTO-EW", 0.5), ("ETH", "CRYPTO-EW", 0.5)]
+    assert sorted(frame.select("asset", "portfolio", "weight").rows()) == [
+        ("BTC", "CRYPTO-EW", 0.5),
+        ("ETH", "CRYPTO-EW", 0.5),
+    ]
     assert source([book.uid["CRYPTO-EW"], book.uid["DEFI"]], None).height == 4
     assert source([], None).height == 0
     assert source(["not-a-uuid"], T2).height == 0

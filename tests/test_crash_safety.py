@@ -93,7 +93,9 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.endswith("}")]
 
 
-def _run_trial(template: Path | None, folder: Path, seed: int, first: str, delay: float, version_base: int = 1) -> tuple[list[dict[str, Any]], float]:
+def _run_trial(
+    template: Path | None, folder: Path, seed: int, first: str, delay: float, version_base: int = 1
+) -> tuple[list[dict[str, Any]], float]:
     """Start the writer on ``folder`` (a fresh copy of ``template`` when given, else the file the last
     trial left), kill it ``delay`` s after it is ready; its log and the time to ready."""
     if template is not None:
@@ -105,9 +107,19 @@ def _run_trial(template: Path | None, folder: Path, seed: int, first: str, delay
     log.unlink(missing_ok=True)
     started = time.monotonic()
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "crash_writer.py"), str(folder / "msm.duckdb"), str(folder / "export"), str(log), str(seed), first,
-         str(version_base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(HERE / "crash_writer.py"),
+            str(folder / "msm.duckdb"),
+            str(folder / "export"),
+            str(log),
+            str(seed),
+            first,
+            str(version_base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         while not any(e["event"] == "ready" for e in _read_log(log)):
@@ -119,7 +131,9 @@ def _run_trial(template: Path | None, folder: Path, seed: int, first: str, delay
         ready = time.monotonic() - started
         time.sleep(delay)
         if child.poll() is not None:  # it must still be writing: a writer that stopped by itself failed
-            pytest.fail(f"the writer stopped by itself (exit {child.returncode}): {child.stderr.read() if child.stderr else ''}")
+            pytest.fail(
+                f"the writer stopped by itself (exit {child.returncode}): {child.stderr.read() if child.stderr else ''}"
+            )
         child.send_signal(signal.SIGKILL)
     finally:
         if child.poll() is None:
@@ -131,8 +145,9 @@ def _run_trial(template: Path | None, folder: Path, seed: int, first: str, delay
     return _read_log(log), ready
 
 
-def _expected(events: list[dict[str, Any]], before: dict[str, int] | None = None,
-              batches_before: dict[str, int] | None = None) -> tuple[dict[str, set[int | None]], dict[str, set[int]], str]:
+def _expected(
+    events: list[dict[str, Any]], before: dict[str, int] | None = None, batches_before: dict[str, int] | None = None
+) -> tuple[dict[str, set[int | None]], dict[str, set[int]], str]:
     """From the state before the run and its log: allowed versions per snapshot time, allowed asset
     counts per import batch, the kind in flight."""
     snapshots: dict[str, set[int | None]] = {at: {v} for at, v in (before or {writer.T0.isoformat(): 1}).items()}
@@ -157,7 +172,9 @@ def _expected(events: list[dict[str, Any]], before: dict[str, int] | None = None
     return snapshots, batches, begun["kind"]
 
 
-def _check_database(db: Path, snapshots: dict[str, set[int | None]], batches: dict[str, set[int]]) -> tuple[list[str], dict[str, int], dict[str, int]]:
+def _check_database(
+    db: Path, snapshots: dict[str, set[int | None]], batches: dict[str, set[int]]
+) -> tuple[list[str], dict[str, int], dict[str, int]]:
     """Problems found, and the state found: version per snapshot time, assets per import batch."""
     problems: list[str] = []
     store = msm.Store(db, busy_timeout=5)
@@ -172,7 +189,10 @@ def _check_database(db: Path, snapshots: dict[str, set[int | None]], batches: di
             "count(DISTINCT t.weight_notional_exposure) AS versions, min(t.weight_notional_exposure) AS weight "
             "FROM position_set p LEFT JOIN target_positions t ON t.position_set_uid = p.uid GROUP BY ALL"
         )
-        prefixes = {prefix: store.query("SELECT count(*) FROM asset WHERE starts_with(unique_identifier, ?)", [prefix]).item() for prefix in batches}
+        prefixes = {
+            prefix: store.query("SELECT count(*) FROM asset WHERE starts_with(unique_identifier, ?)", [prefix]).item()
+            for prefix in batches
+        }
         base = store.query("SELECT count(*) FROM asset WHERE starts_with(unique_identifier, 'A')").item()
     if base != writer.ROWS:
         problems.append(f"the template's assets: {base} rows, expected {writer.ROWS}")
@@ -180,7 +200,9 @@ def _check_database(db: Path, snapshots: dict[str, set[int | None]], batches: di
     for row in sets.iter_rows(named=True):
         at = row["at"].isoformat()
         if row["n"] != writer.ROWS or row["versions"] != 1:
-            problems.append(f"snapshot at {at}: {row['n']} rows in {row['versions']} versions; expected {writer.ROWS} rows of one version")
+            problems.append(
+                f"snapshot at {at}: {row['n']} rows in {row['versions']} versions; expected {writer.ROWS} rows of one version"
+            )
             continue
         version = round(row["weight"] * 1e6)
         if row["source"] != f"v{version}":
@@ -190,7 +212,11 @@ def _check_database(db: Path, snapshots: dict[str, set[int | None]], batches: di
         if found.get(at) not in allowed:
             problems.append(f"snapshot at {at}: version {found.get(at)}, expected one of {sorted(allowed, key=str)}")
     problems += [f"snapshot at {at} (version {v}) was never written" for at, v in found.items() if at not in snapshots]
-    problems += [f"import {p}: {n} of its assets stored, expected one of {sorted(batches[p])}" for p, n in prefixes.items() if n not in batches[p]]
+    problems += [
+        f"import {p}: {n} of its assets stored, expected one of {sorted(batches[p])}"
+        for p, n in prefixes.items()
+        if n not in batches[p]
+    ]
     return problems, found, {p: n for p, n in prefixes.items() if n}
 
 
@@ -204,9 +230,11 @@ def _check_export(out: Path) -> tuple[list[str], set[str]]:
         rows = pl.scan_parquet(out / "target_positions" / "**" / "*.parquet", hive_partitioning=True).collect()
         for name in ("portfolio_weights", "assets"):
             pl.scan_parquet(out / name / "*.parquet").collect()
-    except Exception as exc:  # noqa: BLE001 - an unreadable file is what we look for
+    except Exception as exc:
         return [f"unreadable export: {exc}"], set()
-    per_set = rows.group_by("position_set_uid").agg(pl.len().alias("n"), pl.col("weight_notional_exposure").n_unique().alias("versions"))
+    per_set = rows.group_by("position_set_uid").agg(
+        pl.len().alias("n"), pl.col("weight_notional_exposure").n_unique().alias("versions")
+    )
     bad = per_set.filter((pl.col("n") != writer.ROWS) | (pl.col("versions") != 1))
     if bad.height:
         problems.append(f"export holds {bad.height} partial or mixed snapshots")
@@ -229,8 +257,14 @@ def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figur
         delay = rng.uniform(0, statistics.median(durations[first]))
         if trial % 3 == 2:  # every third kill comes later: after one or more acknowledged writes
             delay += rng.uniform(0, 2.0)
-        events, ready = _run_trial(template if fresh else None, folder, seed=rng.randrange(1 << 30), first=first, delay=delay,
-                                   version_base=1 + 1000 * trial)
+        events, ready = _run_trial(
+            template if fresh else None,
+            folder,
+            seed=rng.randrange(1 << 30),
+            first=first,
+            delay=delay,
+            version_base=1 + 1000 * trial,
+        )
         ready_times.append(ready)
         begun = {}
         for event in events:
@@ -241,8 +275,14 @@ def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figur
         checking = time.monotonic()
         snapshots, batches, in_flight = _expected(events, *(({writer.T0.isoformat(): 1}, {}) if fresh else state))
         kills[in_flight] += 1
-        details.append({"first": first, "kill_after_s": round(delay, 2), "killed_during": in_flight,
-                        "acknowledged": sum(e["event"] == "ack" for e in events)})
+        details.append(
+            {
+                "first": first,
+                "kill_after_s": round(delay, 2),
+                "killed_during": in_flight,
+                "acknowledged": sum(e["event"] == "ack" for e in events),
+            }
+        )
         acknowledged.update(e["kind"] for e in events if e["event"] == "ack")
         problems, *found = _check_database(folder / "msm.duckdb", snapshots, batches)
         state = (found[0], found[1])
@@ -296,7 +336,12 @@ def test_next_export_removes_a_stale_staging_folder(template: Path, tmp_path: Pa
         running.mkdir()
         old = time.time() - 60
         os.utime(running, (old, old))
-        result = export_snapshots(msm.Store(folder / "msm.duckdb"), out, weights=msm_portfolios.duckdb_weights_source(msm.Store(folder / "msm.duckdb")), overwrite=True)
+        result = export_snapshots(
+            msm.Store(folder / "msm.duckdb"),
+            out,
+            weights=msm_portfolios.duckdb_weights_source(msm.Store(folder / "msm.duckdb")),
+            overwrite=True,
+        )
         assert [p.name for p in out.glob(".msm-export-*")] == [running.name]
     finally:
         live.kill()

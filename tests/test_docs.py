@@ -33,7 +33,7 @@ def test_python_examples_run(doc: Path, tmp_path: Path, monkeypatch: pytest.Monk
     namespace: dict[str, object] = {"__name__": "__doc_example__"}
     for i, code in enumerate(_blocks(doc, "python"), start=1):
         try:
-            exec(compile(code, f"{doc.name}:block{i}", "exec"), namespace)  # noqa: S102 - our own docs
+            exec(compile(code, f"{doc.name}:block{i}", "exec"), namespace)
         except Exception as exc:  # pragma: no cover - the message is the point
             pytest.fail(f"{doc.relative_to(ROOT)} python block {i} failed: {type(exc).__name__}: {exc}")
 
@@ -45,7 +45,9 @@ def test_readme_first_session_runs(tmp_path: Path) -> None:
     script = script.replace(".venv/bin/msm", MSM)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("MSM_DB", None)
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert '"unique_identifier": "BTC"' in done.stdout and "CRYPTO-EW" in done.stdout
     (python,) = _blocks(readme, "python")
@@ -53,7 +55,7 @@ def test_readme_first_session_runs(tmp_path: Path) -> None:
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        exec(compile(python, "README.md:python", "exec"), namespace)  # noqa: S102
+        exec(compile(python, "README.md:python", "exec"), namespace)
     finally:
         os.chdir(cwd)
     assert namespace["snap"].positions.height == 2  # type: ignore[attr-defined]

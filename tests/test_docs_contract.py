@@ -28,16 +28,16 @@ import shlex
 import subprocess
 import tokenize
 from collections.abc import Iterator
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pytest
+from test_docs import BLOCK
 
 import msm
 import msm_portfolios
 from msm_cli.main import build_parser
 from msm_cli.main import main as msm_main
-from test_docs import BLOCK
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -89,7 +89,9 @@ def test_skills_live_only_where_the_adr_names_them() -> None:
     skills = sorted(_rel(p) for p in SKILLS.rglob("SKILL.md"))
     assert skills == [_rel(ACCOUNT_SKILL), _rel(PORTFOLIO_SKILL)], skills
     for path in (ROOT / p for p in skills):
-        head = re.match(r"---\nname: (?P<name>\S+)\ndescription: (?P<description>.+?)\n---\n", path.read_text(), re.DOTALL)
+        head = re.match(
+            r"---\nname: (?P<name>\S+)\ndescription: (?P<description>.+?)\n---\n", path.read_text(), re.DOTALL
+        )
         assert head, f"{_rel(path)} needs front matter with name and description"
 
 
@@ -101,35 +103,81 @@ def _diagrams(text: str) -> list[str]:
 # (page, phrases every one of which must be in it; a phrase is a regex, matched case-insensitively on
 # the text with its line breaks and emphasis folded into single spaces)
 SAYS = {
-    "accounts page": (ACCOUNTS_PAGE, [
-        r"account identity", r"account groups", r"allocation models", r"target allocations", r"position sets",
-        r"portfolio-aware target exposure storage",
-        r"exactly one of these two shapes", r"there is no asset_identifier",
-        r"never expanded when stored", r"expansion into asset exposure happens only on request",
-    ]),
-    "portfolios page": (PORTFOLIOS_PAGE, [
-        r"portfolio target row carries the portfolio's uid", r"portfolio_uid", r"target_uid",
-        r"it is mandate exposure", r"not a custody holding", r"not a portfolio index",
-        r"never turned into an asset", r"never expanded when stored",
-        r"only when a workflow asks",
-    ]),
-    "ADR page": (ADR_PAGE, [
-        r"status: accepted and implemented", r"metatable", r"datanode storage", r"alembic",
-        r"numbered sql migrations", r"msm_portfolios", r"mandate exposure", r"not a custody holding",
-        r"expanded into asset exposure only when a workflow asks", r"where each success criterion is checked",
-    ]),
+    "accounts page": (
+        ACCOUNTS_PAGE,
+        [
+            r"account identity",
+            r"account groups",
+            r"allocation models",
+            r"target allocations",
+            r"position sets",
+            r"portfolio-aware target exposure storage",
+            r"exactly one of these two shapes",
+            r"there is no asset_identifier",
+            r"never expanded when stored",
+            r"expansion into asset exposure happens only on request",
+        ],
+    ),
+    "portfolios page": (
+        PORTFOLIOS_PAGE,
+        [
+            r"portfolio target row carries the portfolio's uid",
+            r"portfolio_uid",
+            r"target_uid",
+            r"it is mandate exposure",
+            r"not a custody holding",
+            r"not a portfolio index",
+            r"never turned into an asset",
+            r"never expanded when stored",
+            r"only when a workflow asks",
+        ],
+    ),
+    "ADR page": (
+        ADR_PAGE,
+        [
+            r"status: accepted and implemented",
+            r"metatable",
+            r"datanode storage",
+            r"alembic",
+            r"numbered sql migrations",
+            r"msm_portfolios",
+            r"mandate exposure",
+            r"not a custody holding",
+            r"expanded into asset exposure only when a workflow asks",
+            r"where each success criterion is checked",
+        ],
+    ),
     "docs index": (DOCS / "index.md", [r"make run", r"make test", r"who it is for", r"map of the documentation"]),
-    "scripting tutorial": (DOCS / "tutorial" / "01-first-target-set.md", [r"\"asset_uid\": btc\[\"uid\"\]", r"\"portfolio_uid\": sleeve\[\"uid\"\]"]),
-    "browser tutorial, builder": (DOCS / "tutorial" / "05-browser-build-a-target-set.md", [
-        r"one asset target and one portfolio target", r"btc — bitcoin · asset", r"crypto-majors-ew — crypto majors equal weight · portfolio",
-        r"save snapshot", r"tests/test_browser\.py",
-    ]),
+    "scripting tutorial": (
+        DOCS / "tutorial" / "01-first-target-set.md",
+        [r"\"asset_uid\": btc\[\"uid\"\]", r"\"portfolio_uid\": sleeve\[\"uid\"\]"],
+    ),
+    "browser tutorial, builder": (
+        DOCS / "tutorial" / "05-browser-build-a-target-set.md",
+        [
+            r"one asset target and one portfolio target",
+            r"btc — bitcoin · asset",
+            r"crypto-majors-ew — crypto majors equal weight · portfolio",
+            r"save snapshot",
+            r"tests/test_browser\.py",
+        ],
+    ),
 }
 RULES = [  # what each skill must state (ADR 0027 and issue 9)
-    r"exactly one concrete target", r"target_uid.{0,20}equals", r"exactly one finite exposure", r"utc",
-    r"never asset_identifier", r"never a portfolio asset|not a portfolio asset", r"not a portfolio index|never a portfolio index",
-    r"expand only on request", r"msm_portfolios", r"how to check your work", r"tests/test_",
-    r"target set builder", r"look-through", r"msm targets",
+    r"exactly one concrete target",
+    r"target_uid.{0,20}equals",
+    r"exactly one finite exposure",
+    r"utc",
+    r"never asset_identifier",
+    r"never a portfolio asset|not a portfolio asset",
+    r"not a portfolio index|never a portfolio index",
+    r"expand only on request",
+    r"msm_portfolios",
+    r"how to check your work",
+    r"tests/test_",
+    r"target set builder",
+    r"look-through",
+    r"msm targets",
 ]
 
 
@@ -174,8 +222,20 @@ def test_docs_index_maps_every_page() -> None:
 
 def test_browser_tutorial_covers_the_whole_path() -> None:
     text = " ".join(_folded(p) for p in BROWSER_TUTORIAL)
-    for step in ("make run", "add asset", "add portfolio", "store composition", "add account", "add allocation model",
-                 "add target allocation", "save snapshot", "replace it", "look-through", "export", "download as zip"):
+    for step in (
+        "make run",
+        "add asset",
+        "add portfolio",
+        "store composition",
+        "add account",
+        "add allocation model",
+        "add target allocation",
+        "save snapshot",
+        "replace it",
+        "look-through",
+        "export",
+        "download as zip",
+    ):
         assert step in text, f"the browser tutorial no longer covers {step!r}"
     assert (DOCS / "tutorial" / "08-spark.md").is_file()
 
@@ -276,7 +336,9 @@ def _anchors(path: Path) -> set[str]:
 def _screenshots() -> set[str]:
     """The images tests/test_browser.py saves (``make screenshots`` writes them to docs/img)."""
     source = (ROOT / "tests" / "test_browser.py").read_text()
-    names = set(re.findall(r"\"([\w-]+)\.png\"", source)) | set(re.findall(r"\(\"[\w/-]*\", \"[^\"]+\", \"([\w-]+)\"\)", source))
+    names = set(re.findall(r"\"([\w-]+)\.png\"", source)) | set(
+        re.findall(r"\(\"[\w/-]*\", \"[^\"]+\", \"([\w-]+)\"\)", source)
+    )
     assert "builder" in names and "overview" in names, "tests/test_browser.py changed how it names its screenshots"
     return {f"{n}.png" for n in names}
 
@@ -309,12 +371,17 @@ def test_the_link_check_finds_a_broken_link_and_anchor(tmp_path: Path) -> None:
     assert not _broken_links(page)
     assert "cli.md#no-such-heading" not in _anchors(DOCS / "cli.md")
     assert _slug("Import files (`targets save --file`)") == "import-files-targets-save---file"
-    assert _slug("3. Expansion: asset-level exposure, only when asked") == "3-expansion-asset-level-exposure-only-when-asked"
+    assert (
+        _slug("3. Expansion: asset-level exposure, only when asked")
+        == "3-expansion-asset-level-exposure-only-when-asked"
+    )
 
 
 # -- 4. the CLI reference matches the parser ----------------------------------------------------------------
-def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
-    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001 - argparse has no public walk
+def _leaves(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     if not subs:
         yield path, parser
         return
@@ -349,17 +416,25 @@ def test_cli_reference_documents_every_command_and_option(command: tuple[str, ..
     synopsis = _synopses().get(command)
     assert synopsis, f"docs/cli.md has no usage line `msm {' '.join(command)} ...`"
     parser = COMMANDS[command]
-    for action in parser._actions:  # noqa: SLF001
-        if isinstance(action, argparse._HelpAction) or "--db" in action.option_strings:  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or "--db" in action.option_strings:
             continue
         if not action.option_strings:
-            assert re.search(rf"\b{action.metavar or action.dest.upper()}\b", synopsis), (command, action.dest, synopsis)
+            assert re.search(rf"\b{action.metavar or action.dest.upper()}\b", synopsis), (
+                command,
+                action.dest,
+                synopsis,
+            )
             continue
         for option in action.option_strings:
-            assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", synopsis), f"`msm {' '.join(command)}`: {option} is not documented"
+            assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", synopsis), (
+                f"`msm {' '.join(command)}`: {option} is not documented"
+            )
         for choice in action.choices or ():
-            assert re.search(rf"(?<![\w-]){re.escape(str(choice))}(?![\w-])", synopsis), f"`msm {' '.join(command)} {action.option_strings[0]}`: choice {choice} is not documented"
-    known = {o for a in parser._actions for o in a.option_strings}  # noqa: SLF001
+            assert re.search(rf"(?<![\w-]){re.escape(str(choice))}(?![\w-])", synopsis), (
+                f"`msm {' '.join(command)} {action.option_strings[0]}`: choice {choice} is not documented"
+            )
+    known = {o for a in parser._actions for o in a.option_strings}
     stale = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", synopsis)) - known
     assert not stale, f"docs/cli.md documents options `msm {' '.join(command)}` does not have: {sorted(stale)}"
 
@@ -411,9 +486,15 @@ def _test_names(path: Path) -> set[str]:
 
 
 def test_cited_tests_exist() -> None:
-    cited = {(m.group(1), m.group(2)) for p in MARKDOWN for m in re.finditer(r"tests/(test_\w+\.py)::(\w+)", p.read_text())}
+    cited = {
+        (m.group(1), m.group(2)) for p in MARKDOWN for m in re.finditer(r"tests/(test_\w+\.py)::(\w+)", p.read_text())
+    }
     assert len(cited) >= 15  # the ADR page's table alone cites more
-    missing = sorted(f"tests/{f}::{n}" for f, n in cited if not (ROOT / "tests" / f).is_file() or n not in _test_names(ROOT / "tests" / f))
+    missing = sorted(
+        f"tests/{f}::{n}"
+        for f, n in cited
+        if not (ROOT / "tests" / f).is_file() or n not in _test_names(ROOT / "tests" / f)
+    )
     assert not missing, f"pages cite tests that do not exist: {missing}"
 
 
@@ -428,7 +509,7 @@ def test_skill_code_blocks_run(skill: Path, tmp_path: Path, monkeypatch: pytest.
     namespace: dict[str, object] = {"__name__": "__skill_example__"}
     for i, code in enumerate(blocks, start=1):
         try:
-            exec(compile(code, f"{skill.parent.name}/SKILL.md:block{i}", "exec"), namespace)  # noqa: S102 - our own skill
+            exec(compile(code, f"{skill.parent.name}/SKILL.md:block{i}", "exec"), namespace)
         except Exception as exc:  # pragma: no cover - the message is the point
             pytest.fail(f"{_rel(skill)} python block {i} failed: {type(exc).__name__}: {exc}")
 
@@ -454,7 +535,14 @@ def test_skill_shell_blocks_run(skill: Path, tmp_path: Path, monkeypatch: pytest
             assert code == (1 if line.rstrip().endswith("# exit 1") else 0), f"{line}\n{err.getvalue()}"
             assert "Traceback" not in err.getvalue()
         else:
-            done = subprocess.run(["bash", "-euo", "pipefail", "-c", line], cwd=tmp_path, env=os.environ.copy(), capture_output=True, text=True, timeout=30)
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", line],
+                cwd=tmp_path,
+                env=os.environ.copy(),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             assert done.returncode == 0, f"{line}\n{done.stderr}"
 
 
@@ -481,7 +569,8 @@ def test_browser_tutorial_names_only_labels_the_app_shows() -> None:
     labels = {re.sub(r"\s+", " ", m) for m in re.findall(r"\*\*(.+?)\*\*", text, re.DOTALL)}
     assert len(labels) > 50
     unknown = sorted(
-        label for label in labels
+        label
+        for label in labels
         if not any(label in literal for literal in literals) and not any(t.fullmatch(label) for t in templates)
     )
     assert not unknown, f"the browser tutorial names labels the app does not show: {unknown}"
@@ -500,7 +589,12 @@ def test_browser_tutorial_forms_work(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     def submit(button: str, **fields: object) -> None:
         for key, value in fields.items():
-            widget = next(w for kind in ("text_input", "text_area", "selectbox", "checkbox") for w in getattr(at, kind) if w.key == key)
+            widget = next(
+                w
+                for kind in ("text_input", "text_area", "selectbox", "checkbox")
+                for w in getattr(at, kind)
+                if w.key == key
+            )
             widget.set_value(value)
         next(b for b in at.button if b.label == button).click().run()
         assert_clean(at)
@@ -508,14 +602,27 @@ def test_browser_tutorial_forms_work(tmp_path: Path, monkeypatch: pytest.MonkeyP
         at.run()  # the page's lists show the new row from the next rerun on (the tutorial says so)
 
     # Tutorial 3: an asset, a portfolio, its composition
-    submit("Add asset", ref_add_assets_unique_identifier="ADA", ref_add_assets_name="Cardano", ref_add_assets_ticker="ADA",
-           ref_add_assets_asset_type="crypto", ref_add_assets_metadata_json='{"sector": "L1"}')
-    submit("Add portfolio", ref_add_portfolios_unique_identifier="L1-EW", ref_add_portfolios_portfolio_name="Layer 1 Equal Weight")
+    submit(
+        "Add asset",
+        ref_add_assets_unique_identifier="ADA",
+        ref_add_assets_name="Cardano",
+        ref_add_assets_ticker="ADA",
+        ref_add_assets_asset_type="crypto",
+        ref_add_assets_metadata_json='{"sector": "L1"}',
+    )
+    submit(
+        "Add portfolio",
+        ref_add_portfolios_unique_identifier="L1-EW",
+        ref_add_portfolios_portfolio_name="Layer 1 Equal Weight",
+    )
     at.selectbox(key="ref_comp_portfolio").set_value("L1-EW").run()
     at.date_input(key="ref_comp_date").set_value(date(2026, 6, 1))
     at.time_input(key="ref_comp_time").set_value(time(0, 0))
-    at.session_state["ref_comp_grid"] = {"edited_rows": {0: {"asset": "ETH", "weight": 0.5}},
-                                         "added_rows": [{"asset": "SOL", "weight": 0.25}, {"asset": "ADA", "weight": 0.25}], "deleted_rows": []}
+    at.session_state["ref_comp_grid"] = {
+        "edited_rows": {0: {"asset": "ETH", "weight": 0.5}},
+        "added_rows": [{"asset": "SOL", "weight": 0.25}, {"asset": "ADA", "weight": 0.25}],
+        "deleted_rows": [],
+    }
     at.run()
     at.button(key="ref_comp_save").click().run()
     assert_clean(at)
@@ -525,26 +632,43 @@ def test_browser_tutorial_forms_work(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     # Tutorial 4: the account and its mandate
     submit("Add account group", ref_add_account_groups_group_name="Tutorial Accounts")
-    submit("Add account", ref_add_accounts_unique_identifier="gamma", ref_add_accounts_account_name="Account Gamma",
-           ref_add_accounts_group="Tutorial Accounts")
-    submit("Add allocation model", ref_add_allocation_models_allocation_model_name="Tutorial Balanced",
-           ref_add_allocation_models_allocation_model_description="60% BTC direct, 40% a Layer 1 sleeve")
-    submit("Add target allocation", ref_add_allocations_unique_identifier="gamma-target", ref_add_allocations_account="gamma",
-           ref_add_allocations_model="Tutorial Balanced")
+    submit(
+        "Add account",
+        ref_add_accounts_unique_identifier="gamma",
+        ref_add_accounts_account_name="Account Gamma",
+        ref_add_accounts_group="Tutorial Accounts",
+    )
+    submit(
+        "Add allocation model",
+        ref_add_allocation_models_allocation_model_name="Tutorial Balanced",
+        ref_add_allocation_models_allocation_model_description="60% BTC direct, 40% a Layer 1 sleeve",
+    )
+    submit(
+        "Add target allocation",
+        ref_add_allocations_unique_identifier="gamma-target",
+        ref_add_allocations_account="gamma",
+        ref_add_allocations_model="Tutorial Balanced",
+    )
     assert msm.list_allocations(store, account="gamma")["unique_identifier"].to_list() == ["gamma-target"]
 
     # Tutorial 5 ("your turn"): BTC 0.6 and L1-EW 0.4 for gamma, saved
-    when = datetime(2026, 7, 1, 9, 30, tzinfo=timezone.utc)
+    when = datetime(2026, 7, 1, 9, 30, tzinfo=UTC)
     at = open_page(monkeypatch, db, "builder")
     at.selectbox(key="builder_account").set_value("gamma")
     at.date_input(key="builder_date").set_value(when.date())
     at.time_input(key="builder_time").set_value(when.time())
     at.run()
     assert at.selectbox(key="builder_allocation").value == "gamma-target"
-    rows = [{"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.6},
-            {"target": label(store, "L1-EW", "portfolio"), "weight_notional_exposure": 0.4}]
+    rows = [
+        {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.6},
+        {"target": label(store, "L1-EW", "portfolio"), "weight_notional_exposure": 0.4},
+    ]
     assert rows[1]["target"] == "L1-EW — Layer 1 Equal Weight · portfolio"
-    at.session_state[f"builder_grid_{at.session_state['builder_version']}"] = {"edited_rows": dict(enumerate(rows)), "added_rows": [], "deleted_rows": []}
+    at.session_state[f"builder_grid_{at.session_state['builder_version']}"] = {
+        "edited_rows": dict(enumerate(rows)),
+        "added_rows": [],
+        "deleted_rows": [],
+    }
     at.run()
     assert_clean(at)
     at.button(key="builder_save").click().run()
@@ -557,4 +681,6 @@ def test_browser_tutorial_forms_work(tmp_path: Path, monkeypatch: pytest.MonkeyP
     at.selectbox(key="lookthrough_account").set_value("gamma").run()
     assert_clean(at)
     net = next(d.value for d in at.dataframe if "via_portfolio" in d.value.columns)
-    assert dict(zip(net["asset"], net["weight_notional_exposure"])) == pytest.approx({"BTC": 0.6, "ETH": 0.2, "SOL": 0.1, "ADA": 0.1})
+    assert dict(zip(net["asset"], net["weight_notional_exposure"])) == pytest.approx(
+        {"BTC": 0.6, "ETH": 0.2, "SOL": 0.1, "ADA": 0.1}
+    )

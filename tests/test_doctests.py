@@ -38,7 +38,9 @@ def test_doctests(module_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("MSM_DB", raising=False)
     module = importlib.import_module(module_name)
     result = doctest.testmod(module, report=True, verbose=False)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} doctest examples failed in {module_name} (see the output above)"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} doctest examples failed in {module_name} (see the output above)"
+    )
 
 
 def test_msm_has_doctests_and_all_its_modules_are_found() -> None:

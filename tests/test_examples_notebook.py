@@ -22,13 +22,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(script: str, db: Path) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), str(db)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), str(db)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def _table_counts(store: msm.Store) -> dict[str, int]:
-    tables = ("asset", "portfolio", "portfolio_weights", "account", "account_target_allocation", "position_set", "target_positions")
+    tables = (
+        "asset",
+        "portfolio",
+        "portfolio_weights",
+        "account",
+        "account_target_allocation",
+        "position_set",
+        "target_positions",
+    )
     return {t: store.query(f"SELECT count(*) AS n FROM {t}")["n"][0] for t in tables}
 
 
@@ -63,7 +73,12 @@ def test_account_example_chains_the_portfolio_example_and_is_idempotent(tmp_path
     assert rows["portfolio"]["weight_notional_exposure"] == 0.4
     assert json.loads(rows["portfolio"]["metadata_json"]) == {"portfolio_role": "satellite_sleeve"}
     # stored as mandate intent: no constituent rows in target_positions
-    assert store.query("SELECT count(*) AS n FROM target_positions WHERE position_set_uid = ?::UUID", [snap.position_set_uid])["n"][0] == 2
+    assert (
+        store.query(
+            "SELECT count(*) AS n FROM target_positions WHERE position_set_uid = ?::UUID", [snap.position_set_uid]
+        )["n"][0]
+        == 2
+    )
 
 
 def test_account_example_expands_with_the_composition_in_force(tmp_path: Path) -> None:
@@ -88,10 +103,18 @@ def test_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MSM_EXPORT_DIR", str(tmp_path / "exports"))
     nb = nbformat.read(ROOT / "notebooks" / "adhoc_expansion.ipynb", as_version=4)
     NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
-    exported = pl.scan_parquet(tmp_path / "exports" / "target_exposure" / "**" / "*.parquet", hive_partitioning=True).collect()
+    exported = pl.scan_parquet(
+        tmp_path / "exports" / "target_exposure" / "**" / "*.parquet", hive_partitioning=True
+    ).collect()
     assert exported.height > 0
     # the chart cell produced a Vega-Lite spec
-    assert any("application/vnd.vegalite.v5+json" in o.get("data", {}) or "text/plain" in o.get("data", {})
-               for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert any(
+        "application/vnd.vegalite.v5+json" in o.get("data", {}) or "text/plain" in o.get("data", {})
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )

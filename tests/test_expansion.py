@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,9 @@ from msm.expansion import (
 from msm.services.registry import add_asset, add_portfolio
 from msm.store import Store, migrate
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-T1 = datetime(2026, 2, 1, tzinfo=timezone.utc)
-T2 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = datetime(2026, 2, 1, tzinfo=UTC)
+T2 = datetime(2026, 3, 1, tzinfo=UTC)
 EXPOSURES = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
 TARGET_SCHEMA = {
     "position_set_uid": pl.String,
@@ -52,8 +52,16 @@ def uid(name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"msm-test/{name}"))
 
 
-def target(set_name: str, at: datetime, *, asset: str | None = None, portfolio: str | None = None,
-           wne: float | None = None, cne: float | None = None, qty: float | None = None) -> dict[str, Any]:
+def target(
+    set_name: str,
+    at: datetime,
+    *,
+    asset: str | None = None,
+    portfolio: str | None = None,
+    wne: float | None = None,
+    cne: float | None = None,
+    qty: float | None = None,
+) -> dict[str, Any]:
     name = asset or portfolio
     assert name is not None
     return {
@@ -85,7 +93,13 @@ def history(*compositions: list[dict[str, Any]]) -> pl.DataFrame:
     rows = [row for comp in compositions for row in comp]
     return pl.DataFrame(
         rows,
-        schema={"time_index": pl.Datetime("us", "UTC"), "portfolio_uid": pl.String, "asset_uid": pl.String, "asset": pl.String, "weight": pl.Float64},
+        schema={
+            "time_index": pl.Datetime("us", "UTC"),
+            "portfolio_uid": pl.String,
+            "asset_uid": pl.String,
+            "asset": pl.String,
+            "weight": pl.Float64,
+        },
     )
 
 
@@ -110,9 +124,16 @@ def test_output_schema() -> None:
     result = expand_targets(rows, history(composition("P", T0, {"A": 1.0})), weights_as_of="position-set")
     utc = pl.Datetime("us", "UTC")
     assert dict(result.rows.schema) == {
-        "position_set_uid": pl.String, "time_index": utc, "source_target_type": pl.String, "source_target_uid": pl.String,
-        "portfolio_uid": pl.String, "asset_uid": pl.String, "asset": pl.String, "portfolio_weight": pl.Float64,
-        "weights_time": utc, **{c: pl.Float64 for c in EXPOSURES},
+        "position_set_uid": pl.String,
+        "time_index": utc,
+        "source_target_type": pl.String,
+        "source_target_uid": pl.String,
+        "portfolio_uid": pl.String,
+        "asset_uid": pl.String,
+        "asset": pl.String,
+        "portfolio_weight": pl.Float64,
+        "weights_time": utc,
+        **{c: pl.Float64 for c in EXPOSURES},
     }
 
 
@@ -122,7 +143,9 @@ def test_constant_notional_is_scaled_and_quantity_passes_through_unscaled() -> N
         target("s", T1, asset="ETH", cne=1_000.0),
         target("s", T1, portfolio="P", cne=1_000_000.0),
     )
-    out = expand_targets(rows, history(composition("P", T0, {"SOL": 0.25, "ADA": 0.75})), weights_as_of="position-set").rows
+    out = expand_targets(
+        rows, history(composition("P", T0, {"SOL": 0.25, "ADA": 0.75})), weights_as_of="position-set"
+    ).rows
     assert out.select("asset", *EXPOSURES).rows() == [
         ("BTC", None, None, 2.5),
         ("ETH", None, 1_000.0, None),
@@ -136,7 +159,9 @@ def test_asset_rows_pass_through_without_portfolio_columns_and_no_weights_are_ne
     rows = targets(target("s", T1, asset="BTC", wne=0.6), target("s", T1, asset="ETH", wne=0.4))
     out = expand_targets(rows, lambda uids, until: calls.append(uids) or history()).rows
     assert calls == []  # no portfolio row: the source is not even asked
-    assert out.select("source_target_type", "portfolio_uid", "portfolio_weight", "weights_time").unique().rows() == [("asset", None, None, None)]
+    assert out.select("source_target_type", "portfolio_uid", "portfolio_weight", "weights_time").unique().rows() == [
+        ("asset", None, None, None)
+    ]
     assert out["weight_notional_exposure"].to_list() == [0.6, 0.4]
 
 
@@ -168,8 +193,12 @@ def test_output_is_sorted_whatever_the_input_order() -> None:
 
 
 def test_uuids_are_matched_whatever_their_case() -> None:
-    rows = targets(target("s", T1, portfolio="P", wne=0.5)).with_columns(pl.col("target_uid", "portfolio_uid").str.to_uppercase())
-    weights = history(composition("P", T0, {"A": 1.0})).with_columns(pl.col("portfolio_uid", "asset_uid").str.to_uppercase())
+    rows = targets(target("s", T1, portfolio="P", wne=0.5)).with_columns(
+        pl.col("target_uid", "portfolio_uid").str.to_uppercase()
+    )
+    weights = history(composition("P", T0, {"A": 1.0})).with_columns(
+        pl.col("portfolio_uid", "asset_uid").str.to_uppercase()
+    )
     out = expand_targets(rows, weights, weights_as_of="position-set").rows
     assert out.select("source_target_uid", "portfolio_uid", "asset_uid").row(0) == (uid("P"), uid("P"), uid("A"))
 
@@ -186,7 +215,7 @@ def two_compositions() -> pl.DataFrame:
         ("2026-02-15T00:00:00Z", T0, "A"),  # between: the earlier one
         ("2026-03-01T00:00:00Z", T2, "B"),  # exactly at: at-or-before is inclusive
         ("2026-03-01T09:00:00+09:00", T2, "B"),  # 09:00 in Tokyo is 00:00 UTC: exactly T2
-        (datetime(2026, 6, 1, tzinfo=timezone.utc), T2, "B"),
+        (datetime(2026, 6, 1, tzinfo=UTC), T2, "B"),
         ("2026-02-28T23:59:59.999999Z", T0, "A"),
     ],
 )
@@ -222,16 +251,24 @@ def test_now_is_the_default_and_ignores_future_compositions(two_compositions: pl
 @pytest.mark.parametrize(
     ("weights_as_of", "now", "match"),
     [
-        ("2026-02-15T00:00:00", None, r"expansion: `weights_as_of` = '2026-02-15T00:00:00': has no UTC offset \(naive times are refused\)"),
+        (
+            "2026-02-15T00:00:00",
+            None,
+            r"expansion: `weights_as_of` = '2026-02-15T00:00:00': has no UTC offset \(naive times are refused\)",
+        ),
         (datetime(2026, 2, 15), None, r"`weights_as_of` = '2026-02-15T00:00:00': has no UTC offset"),
         ("yesterday", None, r"`weights_as_of` = 'yesterday': is not a time"),
         (42, None, r"`weights_as_of` = 42: must be 'now', 'position-set' or a time with a UTC offset"),
         ("now", datetime(2026, 2, 15), r"expansion: `now` = '2026-02-15T00:00:00': has no UTC offset"),
     ],
 )
-def test_bad_weights_times_are_refused(two_compositions: pl.DataFrame, weights_as_of: Any, now: Any, match: str) -> None:
+def test_bad_weights_times_are_refused(
+    two_compositions: pl.DataFrame, weights_as_of: Any, now: Any, match: str
+) -> None:
     with pytest.raises(ValidationError, match=match):
-        expand_targets(targets(target("s", T1, portfolio="P", wne=1.0)), two_compositions, weights_as_of=weights_as_of, now=now)
+        expand_targets(
+            targets(target("s", T1, portfolio="P", wne=1.0)), two_compositions, weights_as_of=weights_as_of, now=now
+        )
 
 
 # -- missing compositions and diagnostics ---------------------------------------------------------------
@@ -256,7 +293,9 @@ def test_a_missing_composition_names_every_portfolio_and_time_at_once() -> None:
 
 def test_a_single_missing_composition_names_the_portfolio_by_uid_when_no_identifier_is_known() -> None:
     rows = targets(target("s", T0, portfolio="P", wne=0.5)).drop("unique_identifier")
-    with pytest.raises(MissingCompositionError, match=rf"portfolio '{uid('P')}' has no composition at or before 2026-03-01T00:00:00Z"):
+    with pytest.raises(
+        MissingCompositionError, match=rf"portfolio '{uid('P')}' has no composition at or before 2026-03-01T00:00:00Z"
+    ):
         expand_targets(rows, history(composition("P", T2 + timedelta(seconds=1), {"A": 1.0})), weights_as_of=T2)
 
 
@@ -276,8 +315,14 @@ def test_compositions_not_summing_to_one_are_expanded_as_stored_and_reported() -
     assert result.diagnostics.rows() == [(uid("HALF"), "HALF", T0, pytest.approx(0.5))]
     half = result.rows.filter(pl.col("portfolio_uid") == uid("HALF"))
     columns = ("asset", "portfolio_weight", "weight_notional_exposure", "constant_notional_exposure")
-    assert half.filter(pl.col("position_set_uid") == uid("s")).select(columns).rows() == [("A", 0.3, 0.3, None), ("B", 0.2, 0.2, None)]
-    assert half.filter(pl.col("position_set_uid") == uid("t")).select(columns).rows() == [("A", 0.3, None, 30.0), ("B", 0.2, None, 20.0)]
+    assert half.filter(pl.col("position_set_uid") == uid("s")).select(columns).rows() == [
+        ("A", 0.3, 0.3, None),
+        ("B", 0.2, 0.2, None),
+    ]
+    assert half.filter(pl.col("position_set_uid") == uid("t")).select(columns).rows() == [
+        ("A", 0.3, None, 30.0),
+        ("B", 0.2, None, 20.0),
+    ]
     short = result.rows.filter(pl.col("portfolio_uid") == uid("SHORT"))
     assert short["weight_notional_exposure"].to_list() == [1.5, -0.5]
 
@@ -299,7 +344,9 @@ def test_netting_sums_an_asset_held_directly_and_through_two_portfolios() -> Non
         (uid("s"), T1, uid("ETH"), "ETH", pytest.approx(0.2), None, None, 1),
         (uid("s"), T1, uid("SOL"), "SOL", pytest.approx(0.3), 500.0, None, 2),  # a sum of only nulls stays null
     ]
-    assert result.rows.filter(pl.col("position_set_uid") == uid("t")).rows() == [(uid("t"), T1, uid("BTC"), "BTC", None, None, 3.0, 1)]
+    assert result.rows.filter(pl.col("position_set_uid") == uid("t")).rows() == [
+        (uid("t"), T1, uid("BTC"), "BTC", None, None, 3.0, 1)
+    ]
     assert result.rows.schema["n_sources"] == pl.UInt32
 
 
@@ -313,13 +360,21 @@ def test_netting_keeps_the_three_exposures_of_one_asset_apart(asset: str) -> Non
         target("s", T1, portfolio="R", cne=500.0),
     )
     weights = history(
-        composition("P", T0, {asset: 0.5, "MID": 0.5}), composition("Q", T0, {asset: 0.1, "MID": 0.9}), composition("R", T0, {asset: 1.0})
+        composition("P", T0, {asset: 0.5, "MID": 0.5}),
+        composition("Q", T0, {asset: 0.1, "MID": 0.9}),
+        composition("R", T0, {asset: 1.0}),
     )
     netted = expand_targets(rows, weights, weights_as_of="position-set", net=True).rows
     by_asset = {r["asset"]: r for r in netted.iter_rows(named=True)}
-    assert (by_asset[asset]["weight_notional_exposure"], by_asset[asset]["constant_notional_exposure"]) == (pytest.approx(0.2), pytest.approx(600.0))
+    assert (by_asset[asset]["weight_notional_exposure"], by_asset[asset]["constant_notional_exposure"]) == (
+        pytest.approx(0.2),
+        pytest.approx(600.0),
+    )
     assert (by_asset[asset]["single_asset_quantity"], by_asset[asset]["n_sources"]) == (7.0, 4)
-    assert (by_asset["MID"]["weight_notional_exposure"], by_asset["MID"]["constant_notional_exposure"]) == (pytest.approx(0.3), pytest.approx(900.0))
+    assert (by_asset["MID"]["weight_notional_exposure"], by_asset["MID"]["constant_notional_exposure"]) == (
+        pytest.approx(0.3),
+        pytest.approx(900.0),
+    )
     assert (by_asset["MID"]["single_asset_quantity"], by_asset["MID"]["n_sources"]) == (None, 3)
 
 
@@ -329,7 +384,9 @@ def test_many_sets_at_once_match_a_row_by_row_oracle() -> None:
     portfolios = [f"P{i}" for i in range(8)]
     times = [T0 + timedelta(days=30 * k) for k in range(6)]
     compositions = {
-        (p, t): {a: rng.uniform(-0.2, 0.6) for a in rng.sample(assets, rng.randint(1, 10))} for p in portfolios for t in times
+        (p, t): {a: rng.uniform(-0.2, 0.6) for a in rng.sample(assets, rng.randint(1, 10))}
+        for p in portfolios
+        for t in times
     }
     weights = history(*[composition(p, t, w) for (p, t), w in compositions.items()])
     rows = []
@@ -347,15 +404,37 @@ def test_many_sets_at_once_match_a_row_by_row_oracle() -> None:
     expected = []
     for r in rows:
         if r["target_type"] == "asset":
-            expected.append((r["position_set_uid"], r["target_uid"], r["unique_identifier"], None, None,
-                             r["weight_notional_exposure"], r["constant_notional_exposure"], r["single_asset_quantity"]))
+            expected.append(
+                (
+                    r["position_set_uid"],
+                    r["target_uid"],
+                    r["unique_identifier"],
+                    None,
+                    None,
+                    r["weight_notional_exposure"],
+                    r["constant_notional_exposure"],
+                    r["single_asset_quantity"],
+                )
+            )
             continue
         when = max(t for t in times if t <= r["time_index"])
         for a, w in compositions[(r["unique_identifier"], when)].items():
             scale = lambda x: None if x is None else x * w  # noqa: E731
-            expected.append((r["position_set_uid"], r["target_uid"], a, w, when,
-                             scale(r["weight_notional_exposure"]), scale(r["constant_notional_exposure"]), None))
-    got = out.select("position_set_uid", "source_target_uid", "asset", "portfolio_weight", "weights_time", *EXPOSURES).rows()
+            expected.append(
+                (
+                    r["position_set_uid"],
+                    r["target_uid"],
+                    a,
+                    w,
+                    when,
+                    scale(r["weight_notional_exposure"]),
+                    scale(r["constant_notional_exposure"]),
+                    None,
+                )
+            )
+    got = out.select(
+        "position_set_uid", "source_target_uid", "asset", "portfolio_weight", "weights_time", *EXPOSURES
+    ).rows()
     assert sorted(got, key=repr) == sorted(expected, key=repr)
     assert out["position_set_uid"].n_unique() == frame["position_set_uid"].n_unique()
 
@@ -370,18 +449,36 @@ def _frame(**changes: Any) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("frame", "match"),
     [
-        (_frame(single_asset_quantity=1.0, weight_notional_exposure=None), r"targets row 1: `single_asset_quantity` = '1.0': a portfolio target cannot use single_asset_quantity"),
+        (
+            _frame(single_asset_quantity=1.0, weight_notional_exposure=None),
+            r"targets row 1: `single_asset_quantity` = '1.0': a portfolio target cannot use single_asset_quantity",
+        ),
         (_frame(target_type="index"), r"row 1: `target_type` = 'index': must be 'asset' or 'portfolio'"),
         (_frame(portfolio_uid=None), r"row 1: `portfolio_uid`: a portfolio row needs portfolio_uid"),
         (_frame(asset_uid=uid("BTC")), r"row 1: `asset_uid` = '.+': a portfolio row has no asset_uid"),
-        (_frame(target_uid=uid("other")), r"row 1: `target_uid` = '.+': must equal the row's asset_uid or portfolio_uid"),
-        (_frame(weight_notional_exposure=None), r"row 1: `exposure`: exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity must be set"),
+        (
+            _frame(target_uid=uid("other")),
+            r"row 1: `target_uid` = '.+': must equal the row's asset_uid or portfolio_uid",
+        ),
+        (
+            _frame(weight_notional_exposure=None),
+            r"row 1: `exposure`: exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity must be set",
+        ),
         (_frame(constant_notional_exposure=5.0), r"row 1: `exposure`: exactly one of"),
         (_frame(weight_notional_exposure=float("inf")), r"row 1: `weight_notional_exposure` = 'inf': must be finite"),
         (_frame(position_set_uid=None), r"row 1: `position_set_uid`: is required"),
-        (_frame().drop("portfolio_uid"), r"targets: `portfolio_uid`: column is missing; expansion takes storage-shaped target rows"),
-        (_frame().with_columns(pl.col("time_index").dt.replace_time_zone(None)), r"targets: `time_index` = .*: is a naive datetime column \(naive times are refused\)"),
-        (_frame().with_columns(pl.lit("0.5").alias("weight_notional_exposure")), r"`weight_notional_exposure`: must hold numbers, got a String column"),
+        (
+            _frame().drop("portfolio_uid"),
+            r"targets: `portfolio_uid`: column is missing; expansion takes storage-shaped target rows",
+        ),
+        (
+            _frame().with_columns(pl.col("time_index").dt.replace_time_zone(None)),
+            r"targets: `time_index` = .*: is a naive datetime column \(naive times are refused\)",
+        ),
+        (
+            _frame().with_columns(pl.lit("0.5").alias("weight_notional_exposure")),
+            r"`weight_notional_exposure`: must hold numbers, got a String column",
+        ),
     ],
 )
 def test_bad_target_frames_are_refused(frame: pl.DataFrame, match: str) -> None:
@@ -390,7 +487,9 @@ def test_bad_target_frames_are_refused(frame: pl.DataFrame, match: str) -> None:
 
 
 def test_a_bad_target_frame_reports_every_bad_row() -> None:
-    frame = pl.concat([_frame(), _frame(target_type="x", target_uid=uid("x")), _frame(portfolio_uid=None), _frame(asset_uid=uid("B"))])
+    frame = pl.concat(
+        [_frame(), _frame(target_type="x", target_uid=uid("x")), _frame(portfolio_uid=None), _frame(asset_uid=uid("B"))]
+    )
     with pytest.raises(ValidationError) as info:
         expand_targets(frame, history(composition("P", T0, {"A": 1.0})), weights_as_of="position-set")
     assert [(e.row, e.field) for e in info.value.errors] == [(2, "target_type"), (3, "portfolio_uid"), (4, "asset_uid")]
@@ -399,11 +498,23 @@ def test_a_bad_target_frame_reports_every_bad_row() -> None:
 @pytest.mark.parametrize(
     ("weights", "match"),
     [
-        (history(composition("P", T0, {"A": float("nan")})), r"portfolio weights: `weight` = 'NaN': must be finite in portfolio 'P' at 2026-01-01T00:00:00Z"),
-        (history(composition("P", T0, {"A": 0.5}), composition("P", T0, {"A": 0.5})), r"portfolio weights: `asset_uid` = 'A': is listed more than once in portfolio 'P' at 2026-01-01T00:00:00Z"),
-        (history(composition("P", T0, {"A": 0.5})).with_columns(pl.lit(None, pl.Float64).alias("weight")), r"`weight`: is required in portfolio"),
+        (
+            history(composition("P", T0, {"A": float("nan")})),
+            r"portfolio weights: `weight` = 'NaN': must be finite in portfolio 'P' at 2026-01-01T00:00:00Z",
+        ),
+        (
+            history(composition("P", T0, {"A": 0.5}), composition("P", T0, {"A": 0.5})),
+            r"portfolio weights: `asset_uid` = 'A': is listed more than once in portfolio 'P' at 2026-01-01T00:00:00Z",
+        ),
+        (
+            history(composition("P", T0, {"A": 0.5})).with_columns(pl.lit(None, pl.Float64).alias("weight")),
+            r"`weight`: is required in portfolio",
+        ),
         (history(composition("P", T0, {"A": 0.5})).drop("weight"), r"portfolio weights: `weight`: column is missing"),
-        (history(composition("P", T0, {"A": 0.5})).with_columns(pl.col("time_index").dt.replace_time_zone(None)), r"portfolio weights: `time_index`.*naive"),
+        (
+            history(composition("P", T0, {"A": 0.5})).with_columns(pl.col("time_index").dt.replace_time_zone(None)),
+            r"portfolio weights: `time_index`.*naive",
+        ),
     ],
 )
 def test_bad_weights_in_a_composition_used_are_refused(weights: pl.DataFrame, match: str) -> None:
@@ -426,14 +537,16 @@ def test_the_weights_source_is_called_once_with_the_portfolios_and_the_latest_ti
         return full  # more than asked: other portfolios, later times are ignored
 
     rows = targets(
-        target("a", T1, portfolio="P", wne=1.0), target("b", T2, portfolio="P", wne=1.0), target("b", T2, portfolio="Q", wne=1.0),
+        target("a", T1, portfolio="P", wne=1.0),
+        target("b", T2, portfolio="P", wne=1.0),
+        target("b", T2, portfolio="Q", wne=1.0),
         target("b", T2, asset="Z", wne=1.0),
     )
     out = expand_targets(rows, source, weights_as_of="position-set").rows
     assert calls == [(sorted([uid("P"), uid("Q")]), T2)]
     assert out.height == 4
     expand_targets(rows, source, weights_as_of="2026-01-15T00:00:00Z")
-    assert calls[-1] == (sorted([uid("P"), uid("Q")]), datetime(2026, 1, 15, tzinfo=timezone.utc))
+    assert calls[-1] == (sorted([uid("P"), uid("Q")]), datetime(2026, 1, 15, tzinfo=UTC))
 
 
 def test_a_source_that_does_not_return_a_frame_is_a_type_error() -> None:
@@ -457,40 +570,64 @@ def db(tmp_path: Path) -> dict[str, Any]:
 def _db_targets(ids: dict[str, str], rows: list[tuple[str, datetime, str, str, float]]) -> pl.DataFrame:
     out = []
     for set_name, at, kind, name, value in rows:
-        out.append({
-            "position_set_uid": uid(set_name), "time_index": at, "target_type": kind, "target_uid": ids[name],
-            "asset_uid": ids[name] if kind == "asset" else None, "portfolio_uid": ids[name] if kind == "portfolio" else None,
-            "weight_notional_exposure": value, "constant_notional_exposure": None, "single_asset_quantity": None,
-            "unique_identifier": name,
-        })
+        out.append(
+            {
+                "position_set_uid": uid(set_name),
+                "time_index": at,
+                "target_type": kind,
+                "target_uid": ids[name],
+                "asset_uid": ids[name] if kind == "asset" else None,
+                "portfolio_uid": ids[name] if kind == "portfolio" else None,
+                "weight_notional_exposure": value,
+                "constant_notional_exposure": None,
+                "single_asset_quantity": None,
+                "unique_identifier": name,
+            }
+        )
     return pl.DataFrame(out, schema=TARGET_SCHEMA)
 
 
 def test_expansion_with_the_duckdb_weights_source(db: dict[str, Any]) -> None:
-    rows = _db_targets(db["uid"], [
-        ("jan", T1, "asset", "BTC", 0.5), ("jan", T1, "portfolio", "CRYPTO-EW", 0.5),
-        ("mar", T2, "portfolio", "CRYPTO-EW", 0.6), ("mar", T2, "portfolio", "DEFI", 0.4),
-    ])
+    rows = _db_targets(
+        db["uid"],
+        [
+            ("jan", T1, "asset", "BTC", 0.5),
+            ("jan", T1, "portfolio", "CRYPTO-EW", 0.5),
+            ("mar", T2, "portfolio", "CRYPTO-EW", 0.6),
+            ("mar", T2, "portfolio", "DEFI", 0.4),
+        ],
+    )
     source = msm_portfolios.duckdb_weights_source(db["store"])
     result = expand_targets(rows, source, weights_as_of="position-set")
     jan = result.rows.filter(pl.col("position_set_uid") == uid("jan"))
     assert jan.select("asset", "weights_time", "weight_notional_exposure").rows() == [
-        ("BTC", None, 0.5), ("BTC", T0, 0.125), ("ETH", T0, 0.375),
+        ("BTC", None, 0.5),
+        ("BTC", T0, 0.125),
+        ("ETH", T0, 0.375),
     ]
     mar = result.rows.filter(pl.col("position_set_uid") == uid("mar"))
-    by_portfolio = {name: mar.filter(pl.col("portfolio_uid") == db["uid"][name]).select("asset", "weights_time").rows() for name in ("CRYPTO-EW", "DEFI")}
+    by_portfolio = {
+        name: mar.filter(pl.col("portfolio_uid") == db["uid"][name]).select("asset", "weights_time").rows()
+        for name in ("CRYPTO-EW", "DEFI")
+    }
     assert by_portfolio == {"CRYPTO-EW": [("BTC", T2), ("ETH", T2), ("SOL", T2)], "DEFI": [("ETH", T0), ("SOL", T0)]}
     assert result.diagnostics.select("portfolio", "weights_time").rows() == [("DEFI", T0)]  # 0.6 + 0.3 = 0.9
 
     netted = expand_targets(rows, source, weights_as_of=T1, net=True).rows  # January weights for both sets
-    assert netted.filter(pl.col("position_set_uid") == uid("jan")).select("asset", "weight_notional_exposure", "n_sources").rows() == [
-        ("BTC", pytest.approx(0.625), 2), ("ETH", pytest.approx(0.375), 1),
+    assert netted.filter(pl.col("position_set_uid") == uid("jan")).select(
+        "asset", "weight_notional_exposure", "n_sources"
+    ).rows() == [
+        ("BTC", pytest.approx(0.625), 2),
+        ("ETH", pytest.approx(0.375), 1),
     ]
 
 
 def test_missing_composition_from_the_database_names_the_portfolio(db: dict[str, Any]) -> None:
-    rows = _db_targets(db["uid"], [("dec", datetime(2025, 12, 1, tzinfo=timezone.utc), "portfolio", "DEFI", 1.0)])
-    with pytest.raises(MissingCompositionError, match=r"portfolio 'DEFI' has no composition at or before 2025-12-01T00:00:00Z; store one with `msm portfolios weights DEFI --at TS --file F`"):
+    rows = _db_targets(db["uid"], [("dec", datetime(2025, 12, 1, tzinfo=UTC), "portfolio", "DEFI", 1.0)])
+    with pytest.raises(
+        MissingCompositionError,
+        match=r"portfolio 'DEFI' has no composition at or before 2025-12-01T00:00:00Z; store one with `msm portfolios weights DEFI --at TS --file F`",
+    ):
         expand_targets(rows, msm_portfolios.duckdb_weights_source(db["store"]), weights_as_of="position-set")
 
 
@@ -547,9 +684,10 @@ def test_expanded_totals_are_direct_exposure_plus_portfolio_exposure_times_weigh
     assert set(got) == set(expected)
     for key, values in expected.items():
         assert got[key] == pytest.approx(tuple(values), rel=1e-9, abs=1e-6)
-    assert out.filter(pl.col("source_target_type") == "portfolio")["single_asset_quantity"].null_count() == out.filter(
-        pl.col("source_target_type") == "portfolio"
-    ).height
+    assert (
+        out.filter(pl.col("source_target_type") == "portfolio")["single_asset_quantity"].null_count()
+        == out.filter(pl.col("source_target_type") == "portfolio").height
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

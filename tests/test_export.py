@@ -28,13 +28,20 @@ def _read_three_ways(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFra
     by_arrow = pl.from_arrow(pds.dataset(path, format="parquet", partitioning="hive").to_table())
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")  # DuckDB labels instants in its session zone (the machine's by default)
-    by_duckdb = pl.from_arrow(con.sql(f"SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true)").to_arrow_table())
+    by_duckdb = pl.from_arrow(
+        con.sql(f"SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true)").to_arrow_table()
+    )
     return by_polars, by_arrow, by_duckdb  # type: ignore[return-value]
 
 
 def test_round_trip_through_polars_pyarrow_and_duckdb(demo: msm.Store, tmp_path: Path) -> None:
-    result = export_snapshots(demo, tmp_path / "out", expanded=True, weights=msm_portfolios.duckdb_weights_source(demo),
-                              weights_as_of="position-set")
+    result = export_snapshots(
+        demo,
+        tmp_path / "out",
+        expanded=True,
+        weights=msm_portfolios.duckdb_weights_source(demo),
+        weights_as_of="position-set",
+    )
     stored = msm.read_target_rows(demo)
     assert result.datasets["target_positions"] == stored.height == 6  # 3 snapshots x 2 rows
     assert result.snapshots == 3
@@ -42,12 +49,20 @@ def test_round_trip_through_polars_pyarrow_and_duckdb(demo: msm.Store, tmp_path:
         frames = _read_three_ways(tmp_path / "out" / name)
         data = [f.drop("snapshot_date").sort(f.columns[:6]) for f in frames]
         # the data columns: same names, types and values whichever engine reads them
-        assert data[0].schema == data[1].cast({c: pl.String for c, t in data[1].schema.items() if t == pl.String}).schema
+        assert (
+            data[0].schema == data[1].cast({c: pl.String for c, t in data[1].schema.items() if t == pl.String}).schema
+        )
         assert data[0].equals(data[1]) and data[0].equals(data[2])
         assert sorted({str(d) for d in frames[0]["snapshot_date"]}) == ["2026-05-25", "2026-06-01"]
     positions = _read_three_ways(tmp_path / "out" / "target_positions")[0]
-    assert positions.filter(pl.col("target_type") == "portfolio")["metadata_json"].to_list()[0] == '{"portfolio_role": "satellite_sleeve"}'  # as stored
-    assert {p.name for p in (tmp_path / "out" / "target_positions").iterdir()} == {"snapshot_date=2026-05-25", "snapshot_date=2026-06-01"}
+    assert (
+        positions.filter(pl.col("target_type") == "portfolio")["metadata_json"].to_list()[0]
+        == '{"portfolio_role": "satellite_sleeve"}'
+    )  # as stored
+    assert {p.name for p in (tmp_path / "out" / "target_positions").iterdir()} == {
+        "snapshot_date=2026-05-25",
+        "snapshot_date=2026-06-01",
+    }
 
 
 def test_existing_export_is_refused_then_replaced_whole(demo: msm.Store, tmp_path: Path) -> None:
@@ -62,11 +77,15 @@ def test_existing_export_is_refused_then_replaced_whole(demo: msm.Store, tmp_pat
 
 def test_an_empty_database_exports_readable_empty_datasets(tmp_path: Path) -> None:
     store = msm_portfolios.init_store(tmp_path / "empty.duckdb")
-    result = export_snapshots(store, tmp_path / "out", expanded=True, weights=msm_portfolios.duckdb_weights_source(store))
+    result = export_snapshots(
+        store, tmp_path / "out", expanded=True, weights=msm_portfolios.duckdb_weights_source(store)
+    )
     assert result.datasets == {"target_positions": 0, "target_exposure": 0, "portfolio_weights": 0, "assets": 0}
     for name in ("portfolio_weights", "assets"):
         assert pl.read_parquet(tmp_path / "out" / name).height == 0
-    frame = pl.scan_parquet(tmp_path / "out" / "target_positions" / "**" / "*.parquet", hive_partitioning=True).collect()
+    frame = pl.scan_parquet(
+        tmp_path / "out" / "target_positions" / "**" / "*.parquet", hive_partitioning=True
+    ).collect()
     assert frame.height == 0 and "target_uid" in frame.columns
 
 
@@ -110,7 +129,9 @@ def test_export_folder_inside_the_root(tmp_path: Path, monkeypatch: pytest.Monke
     (root / "inside").mkdir(parents=True)
     (root / "link-in").symlink_to(root / "inside", target_is_directory=True)
     assert resolve_export_dir(root, "daily/2026-07") == (root / "daily" / "2026-07").resolve()
-    assert resolve_export_dir(root, "link-in/x") == (root / "inside" / "x").resolve()  # a link that stays inside is fine
+    assert (
+        resolve_export_dir(root, "link-in/x") == (root / "inside" / "x").resolve()
+    )  # a link that stays inside is fine
     monkeypatch.delenv("MSM_EXPORT_ROOT", raising=False)
     assert default_export_root() == Path("data/exports")
     monkeypatch.setenv("MSM_EXPORT_ROOT", str(root))
@@ -123,8 +144,14 @@ def test_export_of_chosen_accounts_and_dates(demo: msm.Store, tmp_path: Path) ->
     assert result.snapshots == 1 and set(rows["account"]) == {"example-account-alpha"} and rows.height == 2
     assert rows["time_index"].dt.date().unique().to_list() == [date(2026, 6, 1)]
     beta = msm.get_account(demo, "example-account-beta")["uid"]
-    result = export_snapshots(demo, tmp_path / "beta", accounts=[beta], date_to=date(2026, 5, 25), expanded=True,
-                              weights=msm_portfolios.duckdb_weights_source(demo))
+    result = export_snapshots(
+        demo,
+        tmp_path / "beta",
+        accounts=[beta],
+        date_to=date(2026, 5, 25),
+        expanded=True,
+        weights=msm_portfolios.duckdb_weights_source(demo),
+    )
     assert result.snapshots == 1 and result.datasets["target_exposure"] > 0
     with pytest.raises(msm.NotFoundError, match="account with unique_identifier or uid 'nope, also-no' does not exist"):
         export_snapshots(demo, tmp_path / "x", accounts=["nope", "also-no"])
@@ -135,13 +162,17 @@ def test_chunked_export_equals_one_chunk(demo: msm.Store, tmp_path: Path) -> Non
     """Chunks (one date, at most N sets) change the files, never the rows: each date's sets split over parts."""
     source = msm_portfolios.duckdb_weights_source(demo)
     whole = export_snapshots(demo, tmp_path / "whole", expanded=True, weights=source, weights_as_of="position-set")
-    parts = export_snapshots(demo, tmp_path / "parts", expanded=True, weights=source, weights_as_of="position-set", chunk_sets=1)
+    parts = export_snapshots(
+        demo, tmp_path / "parts", expanded=True, weights=source, weights_as_of="position-set", chunk_sets=1
+    )
     assert whole.datasets == parts.datasets and whole.snapshots == parts.snapshots == 3
     for name in ("target_positions", "target_exposure"):
         a, b = (pl.read_parquet(tmp_path / d / name, hive_partitioning=True) for d in ("whole", "parts"))
         assert a.sort(a.columns).equals(b.sort(b.columns))
     # one file per snapshot with one set per chunk; one per date otherwise
-    files = {d: sorted(f.name for f in (tmp_path / d / "target_positions").rglob("*.parquet")) for d in ("whole", "parts")}
+    files = {
+        d: sorted(f.name for f in (tmp_path / d / "target_positions").rglob("*.parquet")) for d in ("whole", "parts")
+    }
     assert len(files["whole"]) == 2 and len(files["parts"]) == 3
 
 

@@ -19,7 +19,7 @@ import io
 import json
 import math
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -36,16 +36,41 @@ from msm.io import read_table_file
 pytestmark = pytest.mark.fuzz
 
 EXAMPLES = int(os.environ.get("MSM_FUZZ_EXAMPLES", "40"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES < 100,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES < 100,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 W, N, Q = "weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity"
 ASSETS = ("BTC", "ETH", "SOL", "ADA")
-T0 = datetime(2027, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2027, 1, 1, tzinfo=UTC)
 
-HOSTILE = ["'; DROP TABLE asset; --", "<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", "Ω≈ç√", "\x00", "  ", "", "NaN", "1e309",
-           "0x10", "Robert'); --", "%", "_", "\\", "\t", "\u202e", "１２"]
+HOSTILE = [
+    "'; DROP TABLE asset; --",
+    "<img src=x onerror=alert(1)>",
+    "[x](javascript:alert(1))",
+    "Ω≈ç√",
+    "\x00",
+    "  ",
+    "",
+    "NaN",
+    "1e309",
+    "0x10",
+    "Robert'); --",
+    "%",
+    "_",
+    "\\",
+    "\t",
+    "\u202e",
+    "１２",
+]
 text = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=12))
-number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20), st.decimals(allow_nan=False).map(str))
+number = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**20), 10**20),
+    st.decimals(allow_nan=False).map(str),
+)
 cell = st.one_of(st.none(), number, text, st.booleans(), st.sampled_from([{"a": 1}, [1, 2], {"nested": {"x": [None]}}]))
 
 
@@ -110,7 +135,9 @@ target_row = st.fixed_dictionaries(
         "asset": st.one_of(st.sampled_from(ASSETS), text),
         "portfolio": st.one_of(st.just("P1"), text),
         "target_type": st.one_of(st.sampled_from(["asset", "portfolio"]), text),
-        W: st.one_of(number, text), N: st.one_of(number, text), Q: st.one_of(number, text),
+        W: st.one_of(number, text),
+        N: st.one_of(number, text),
+        Q: st.one_of(number, text),
         "metadata_json": cell,
         "asset_identifier": st.sampled_from(ASSETS),
         "colour": text,
@@ -147,22 +174,37 @@ COLUMNS = ["asset", "portfolio", W, N, Q, "metadata_json", "target_type", "asset
 def import_file(draw: Any, folder: Path) -> Path:
     columns = draw(st.lists(st.sampled_from(COLUMNS), min_size=0, max_size=5))
     n = draw(st.integers(0, 8))
-    rows = [[draw(st.one_of(st.sampled_from([*ASSETS, "P1"]), number, text, st.none())) for _ in columns] for _ in range(n)]
+    rows = [
+        [draw(st.one_of(st.sampled_from([*ASSETS, "P1"]), number, text, st.none())) for _ in columns] for _ in range(n)
+    ]
     kind = draw(st.sampled_from(["csv", "json", "parquet", "xlsx"]))
     path = folder / f"fuzz.{kind}"
     if kind == "csv":
         out = io.StringIO()
-        csv.writer(out, delimiter=draw(st.sampled_from([",", ";", "\t", "|"]))).writerows([columns, *[["" if v is None else v for v in r] for r in rows]])
+        csv.writer(out, delimiter=draw(st.sampled_from([",", ";", "\t", "|"]))).writerows(
+            [columns, *[["" if v is None else v for v in r] for r in rows]]
+        )
         encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1", "utf-16"]))
         path.write_bytes(out.getvalue().encode(encoding, errors="replace"))
     elif kind == "json":
-        records = [dict(zip(columns, r)) for r in rows] if draw(st.booleans()) else draw(st.sampled_from([{}, [1], "x", [[1]]]))
+        records = (
+            [dict(zip(columns, r)) for r in rows]
+            if draw(st.booleans())
+            else draw(st.sampled_from([{}, [1], "x", [[1]]]))
+        )
         path.write_text(json.dumps(records, default=str))
     else:
-        first = {c or "unnamed": i for i, c in reversed(list(enumerate(columns)))}  # a column name once, its first cells
+        first = {
+            c or "unnamed": i for i, c in reversed(list(enumerate(columns)))
+        }  # a column name once, its first cells
         names = list(first) or ["asset"]
-        frame = pl.DataFrame({c: [None if r[first[c]] is None else str(r[first[c]]) for r in rows] if c in first else [None] * n for c in names},
-                             schema={c: pl.String for c in names})
+        frame = pl.DataFrame(
+            {
+                c: [None if r[first[c]] is None else str(r[first[c]]) for r in rows] if c in first else [None] * n
+                for c in names
+            },
+            schema={c: pl.String for c in names},
+        )
         if kind == "parquet":
             frame.write_parquet(path)
         else:
@@ -182,23 +224,44 @@ def test_target_import_files(store: msm.Store, tmp_path: Path, data: st.DataObje
         pass
     else:
         assert snap.positions.height == rows.height
-        given_sum = sum(v for v in (_as_float(x) for x in rows[W].to_list()) if v is not None) if W in rows.columns else 0.0
+        given_sum = (
+            sum(v for v in (_as_float(x) for x in rows[W].to_list()) if v is not None) if W in rows.columns else 0.0
+        )
         assert math.isclose(snap.weight_sum, given_sum, rel_tol=1e-12, abs_tol=1e-12)
     _no_invalid_rows(store)
 
 
 # -- 3. composition files ---------------------------------------------------------------------------
 @FUZZ
-@given(rows=st.lists(st.fixed_dictionaries({}, optional={"asset": st.one_of(st.sampled_from([*ASSETS, "P1"]), text),
-                                                          "weight": st.one_of(number, text, st.none()), "asset_uid": text, "extra": text}), max_size=6),
-       kind=st.sampled_from(["csv", "json", "parquet"]), percent=st.booleans(), minute=st.integers(0, 10**6))
-def test_composition_files(store: msm.Store, tmp_path: Path, rows: list[dict[str, Any]], kind: str, percent: bool, minute: int) -> None:
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "asset": st.one_of(st.sampled_from([*ASSETS, "P1"]), text),
+                "weight": st.one_of(number, text, st.none()),
+                "asset_uid": text,
+                "extra": text,
+            },
+        ),
+        max_size=6,
+    ),
+    kind=st.sampled_from(["csv", "json", "parquet"]),
+    percent=st.booleans(),
+    minute=st.integers(0, 10**6),
+)
+def test_composition_files(
+    store: msm.Store, tmp_path: Path, rows: list[dict[str, Any]], kind: str, percent: bool, minute: int
+) -> None:
     path = tmp_path / f"weights.{kind}"
     if kind == "json":
         path.write_text(json.dumps(rows, default=str))
     else:
         columns = list(dict.fromkeys(k for r in rows for k in r)) or ["asset"]
-        frame = pl.DataFrame({c: [None if r.get(c) is None else str(r[c]) for r in rows] for c in columns}, schema={c: pl.String for c in columns})
+        frame = pl.DataFrame(
+            {c: [None if r.get(c) is None else str(r[c]) for r in rows] for c in columns},
+            schema={c: pl.String for c in columns},
+        )
         frame.write_csv(path) if kind == "csv" else frame.write_parquet(path)
     at = T0 + timedelta(minutes=minute)
     try:
@@ -218,16 +281,44 @@ ENTITY_COLUMNS = {e: [c.name for c in spec.columns] for e, spec in msm.BULK_ENTI
 
 
 @FUZZ
-@given(entity=st.sampled_from(sorted(ENTITY_COLUMNS)), data=st.data(), upsert=st.booleans(), kind=st.sampled_from(["csv", "json", "parquet", "xlsx"]))
-def test_bulk_registry_files(store: msm.Store, tmp_path: Path, entity: str, data: st.DataObject, upsert: bool, kind: str) -> None:
+@given(
+    entity=st.sampled_from(sorted(ENTITY_COLUMNS)),
+    data=st.data(),
+    upsert=st.booleans(),
+    kind=st.sampled_from(["csv", "json", "parquet", "xlsx"]),
+)
+def test_bulk_registry_files(
+    store: msm.Store, tmp_path: Path, entity: str, data: st.DataObject, upsert: bool, kind: str
+) -> None:
     allowed = ENTITY_COLUMNS[entity]
-    columns = data.draw(st.lists(st.sampled_from([*allowed, *allowed, "uid", "colour"]), min_size=1, max_size=6, unique=True))
-    refs = {"group": st.sampled_from(["g1", "nowhere"]), "account": st.sampled_from(["acc", "ghost"]), "model": st.sampled_from(["m", "ghost"]),
-            "is_paper": st.sampled_from(["true", "no", "maybe", "1"]), "account_is_active": st.booleans().map(str), "is_active": st.sampled_from(["yes", "", "x"])}
-    rows = data.draw(st.lists(st.fixed_dictionaries({c: refs.get(c, st.one_of(text, st.sampled_from(["A1", "A2", "BTC", "acc"]), st.none())) for c in columns}),
-                              min_size=0, max_size=6))
+    columns = data.draw(
+        st.lists(st.sampled_from([*allowed, *allowed, "uid", "colour"]), min_size=1, max_size=6, unique=True)
+    )
+    refs = {
+        "group": st.sampled_from(["g1", "nowhere"]),
+        "account": st.sampled_from(["acc", "ghost"]),
+        "model": st.sampled_from(["m", "ghost"]),
+        "is_paper": st.sampled_from(["true", "no", "maybe", "1"]),
+        "account_is_active": st.booleans().map(str),
+        "is_active": st.sampled_from(["yes", "", "x"]),
+    }
+    rows = data.draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    c: refs.get(c, st.one_of(text, st.sampled_from(["A1", "A2", "BTC", "acc"]), st.none()))
+                    for c in columns
+                }
+            ),
+            min_size=0,
+            max_size=6,
+        )
+    )
     path = tmp_path / f"bulk.{kind}"
-    frame = pl.DataFrame({c: [None if r[c] is None else str(r[c]) for r in rows] for c in columns}, schema={c: pl.String for c in columns})
+    frame = pl.DataFrame(
+        {c: [None if r[c] is None else str(r[c]) for r in rows] for c in columns},
+        schema={c: pl.String for c in columns},
+    )
     if kind == "json":
         path.write_text(json.dumps(rows, default=str))
     elif kind == "csv":

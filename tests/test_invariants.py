@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import msm_portfolios
 from tests.cli_harness import Cli, contents, write_rows
 from tests.test_store import INSERT as STORE_INSERT
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)  # a position set exists here (no rows)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)  # a position set exists here (no rows)
 T1 = "2026-03-02T00:00:00Z"  # free: the service and the CLI write here
 W = "weight_notional_exposure"
 GHOST = str(uuid.UUID(int=424242))
@@ -49,9 +49,18 @@ class World:
 
     def target(self, kind: str = "asset", **changes: Any) -> tuple[str, dict[str, Any]]:
         uid = self.uid["BTC"] if kind == "asset" else self.uid["CRYPTO-EW"]
-        row = {"time_index": T0, "position_set_uid": self.set_uid, "target_type": kind, "target_uid": uid,
-               "asset_uid": uid if kind == "asset" else None, "portfolio_uid": uid if kind == "portfolio" else None,
-               W: 0.5, "constant_notional_exposure": None, "single_asset_quantity": None, "metadata_json": None}
+        row = {
+            "time_index": T0,
+            "position_set_uid": self.set_uid,
+            "target_type": kind,
+            "target_uid": uid,
+            "asset_uid": uid if kind == "asset" else None,
+            "portfolio_uid": uid if kind == "portfolio" else None,
+            W: 0.5,
+            "constant_notional_exposure": None,
+            "single_asset_quantity": None,
+            "metadata_json": None,
+        }
         return TARGET_INSERT, row | changes
 
     def weight(self, **changes: Any) -> tuple[str, dict[str, Any]]:
@@ -94,155 +103,445 @@ def _composition(rows: list[dict[str, Any]], message: str, raw: Raw | None = Non
         message=message,
         service=lambda w: msm_portfolios.save_composition(w.store, "CRYPTO-EW", T1, rows),
         cli=lambda w: ["portfolios", "weights", "CRYPTO-EW", "--at", T1, "--file", w.file("weights.json", rows)],
-        raw=raw, **kw,
+        raw=raw,
+        **kw,
     )
 
 
-def _bulk(entity: str, group: str, rows: list[dict[str, Any]], message: str, raw: Raw | None = None, **kw: Any) -> dict[str, Any]:
+def _bulk(
+    entity: str, group: str, rows: list[dict[str, Any]], message: str, raw: Raw | None = None, **kw: Any
+) -> dict[str, Any]:
     return dict(
         message=message,
         service=lambda w: msm.import_reference(w.store, entity, rows),
         cli=lambda w: [group, "import", w.file(f"{entity}.json", rows)],
-        raw=raw, **kw,
+        raw=raw,
+        **kw,
     )
 
 
 CASES = [
     # -- target rows ------------------------------------------------------------------------------
-    Case("target: both an asset and a portfolio", **_target(
-        [{"asset": "BTC", "portfolio": "CRYPTO-EW", W: 0.5}], r"row 1.*exactly one of `asset_uid` / `portfolio_uid` must be set, got both",
-        lambda w: [w.target("asset", portfolio_uid=w.uid["CRYPTO-EW"])], raw_message="CHECK")),
-    Case("target: neither an asset nor a portfolio", **_target(
-        [{"asset": None, W: 0.5}], r"row 1.*must be set \(or `asset` / `portfolio` in an import file\), got neither",
-        lambda w: [w.target("asset", asset_uid=None)], raw_message="CHECK")),
-    Case("target: target_uid differs from the asset", **_target(
-        [{"asset": "BTC", "target_uid": "@ETH", W: 0.5}], r"row 1.*`target_uid`.*must equal asset_uid",
-        lambda w: [w.target("asset", target_uid=w.uid["ETH"])], raw_message="CHECK")),
-    Case("target: unknown target_type", **_target(
-        [{"asset": "BTC", "target_type": "fund", W: 0.5}], r"row 1.*`target_type` = 'fund': must be 'asset' or 'portfolio'",
-        lambda w: [w.target("asset", target_type="fund")], raw_message=r"target_type IN")),
-    Case("target: target_type not the target's kind", **_target(
-        [{"asset": "BTC", "target_type": "portfolio", W: 0.5}], r"row 1.*`target_type` = 'portfolio': does not match the target given \(asset\)",
-        lambda w: [w.target("asset", target_type="portfolio")], raw_message="CHECK")),
-    Case("target: no exposure", **_target(
-        [{"asset": "BTC", W: None, "constant_notional_exposure": None}], r"row 1.*must be set, none was",
-        lambda w: [w.target("asset", **{W: None})], raw_message="CHECK")),
-    Case("target: two exposures", **_target(
-        [{"asset": "BTC", W: 0.5, "constant_notional_exposure": 100.0}], r"row 1.*must be set, got 2",
-        lambda w: [w.target("asset", constant_notional_exposure=100.0)], raw_message="CHECK")),
-    Case("target: NaN weight", **_target(
-        [{"asset": "BTC", W: "NaN"}], r"row 1.*`weight_notional_exposure`.*must be finite",
-        lambda w: [w.target("asset", **{W: float("nan")})], raw_message="isfinite")),
-    Case("target: infinite notional", **_target(
-        [{"asset": "BTC", "constant_notional_exposure": "inf"}], r"row 1.*`constant_notional_exposure`.*must be finite",
-        lambda w: [w.target("asset", **{W: None, "constant_notional_exposure": float("inf")})], raw_message="isfinite")),
-    Case("target: minus infinite quantity", **_target(
-        [{"asset": "BTC", "single_asset_quantity": "-inf"}], r"row 1.*`single_asset_quantity`.*must be finite",
-        lambda w: [w.target("asset", **{W: None, "single_asset_quantity": float("-inf")})], raw_message="isfinite")),
-    Case("target: a weight that is text", **_target(
-        [{"asset": "BTC", W: "sixty"}], r"row 1.*`weight_notional_exposure` = 'sixty': must be a number",
-        lambda w: [w.target("asset", **{W: "sixty"})])),
-    Case("target: quantity on a portfolio row", **_target(
-        [{"portfolio": "CRYPTO-EW", "single_asset_quantity": 3.0}], r"row 1.*a portfolio target cannot use single_asset_quantity",
-        lambda w: [w.target("portfolio", **{W: None, "single_asset_quantity": 3.0})], raw_message="single_asset_quantity IS NULL")),
-    Case("target: metadata_json an array", **_target(
-        [{"asset": "BTC", W: 0.5, "metadata_json": "[1, 2]"}], r"row 1.*`metadata_json`.*must be a JSON object \(or empty\), got a JSON array",
-        lambda w: [w.target("asset", metadata_json="[1, 2]")], raw_message="json_type")),
-    Case("target: metadata_json a string", **_target(
-        [{"asset": "BTC", W: 0.5, "metadata_json": '"core"'}], r"row 1.*must be a JSON object \(or empty\), got a JSON string",
-        lambda w: [w.target("asset", metadata_json='"core"')], raw_message="json_type")),
-    Case("target: metadata_json not JSON", **_target(
-        [{"asset": "BTC", W: 0.5, "metadata_json": "{oops"}], r"row 1.*`metadata_json`.*is not valid JSON",
-        lambda w: [w.target("asset", metadata_json="{oops")])),
-    Case("target: unknown asset", **_target(
-        [{"asset": "NOPE", W: 0.5}], r"row 1.*`asset` = 'NOPE': no asset has this unique_identifier",
-        lambda w: [w.target("asset", asset_uid=GHOST, target_uid=GHOST)], raw_message="foreign key")),
-    Case("target: unknown portfolio", **_target(
-        [{"portfolio": "NOPE", W: 0.5}], r"row 1.*`portfolio` = 'NOPE': no portfolio has this unique_identifier",
-        lambda w: [w.target("portfolio", portfolio_uid=GHOST, target_uid=GHOST)], raw_message="foreign key")),
-    Case("target: a portfolio named as an asset", **_target(
-        [{"asset": "CRYPTO-EW", W: 0.5}], r"row 1.*`asset` = 'CRYPTO-EW': no asset has this unique_identifier",
-        lambda w: [w.target("asset", asset_uid=w.uid["CRYPTO-EW"], target_uid=w.uid["CRYPTO-EW"])], raw_message="foreign key")),
-    Case("target: the same target twice in a snapshot", **_target(
-        [{"asset": "BTC", W: 0.5}, {"asset": "BTC", W: 0.2}], r"row 2.*duplicate target 'BTC' \(asset\) in one snapshot; first given at row 1",
-        lambda w: [w.target("asset"), w.target("asset", **{W: 0.2})], raw_message="(?i)duplicate key")),
-    Case("target: an asset_identifier field", **_target(
-        [{"asset_identifier": "BTC", W: 0.5}], r"target rows use `asset_uid` \(or the `asset` column in an import file\), not `asset_identifier`",
-        lambda w: [(TARGET_INSERT.replace("metadata_json)", "metadata_json, asset_identifier)").replace("::JSON)", "::JSON, 'BTC')"), w.target("asset")[1])],
-        raw_message="asset_identifier")),
-    Case("target: an empty target set", message=r"the target set is empty", service=_save([]),
-         cli=lambda w: ["targets", "save", "alpha", "--at", T1, "--file", w.file("empty.csv", [])],
-         cli_message=r"empty.csv': is empty: give a header row and at least one row", raw_gap="a set without rows is not a row; the one write path refuses it"),
-    Case("target: a naive snapshot time", message=r"has no UTC offset \(naive times are refused\)",
-         service=_save([{"asset": "BTC", W: 0.5}], at="2026-03-02T00:00:00"),
-         cli=_save_cli([{"asset": "BTC", W: 0.5}], at="2026-03-02T00:00:00"),
-         raw_gap="TIMESTAMPTZ has no naive values: DuckDB reads a naive literal in the session zone (UTC here)"),
-    Case("target: time_index not the set's time", message="", raw=lambda w: [w.target("asset", time_index=datetime(2026, 3, 5, tzinfo=timezone.utc))],
-         raw_message="foreign key", raw_gap=""),
-    Case("snapshot: a second one at the same time", message=r"snapshot exists: account 'alpha' \(allocation 'alpha-main'\) at 2026-03-01T00:00:00Z; pass overwrite \(--overwrite\)",
-         service=_save([{"asset": "BTC", W: 0.5}], at=T0), cli=_save_cli([{"asset": "BTC", W: 0.5}], at="2026-03-01T00:00:00Z"),
-         raw=lambda w: [("INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (gen_random_uuid(), ?::UUID, ?)",
-                         [w.uid["alpha-main"], T0])], raw_message="(?i)duplicate key"),
-    Case("snapshot: an unknown target allocation", message=r"target allocation.*'ghost'.*does not exist",
-         service=lambda w: msm.save_snapshot(w.store, "alpha", T1, [{"asset": "BTC", W: 0.5}], allocation="ghost"),
-         cli=lambda w: [*_save_cli([{"asset": "BTC", W: 0.5}])(w), "--allocation", "ghost"],
-         raw=lambda w: [("INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (gen_random_uuid(), ?::UUID, ?)",
-                         [GHOST, T0])], raw_message="foreign key"),
+    Case(
+        "target: both an asset and a portfolio",
+        **_target(
+            [{"asset": "BTC", "portfolio": "CRYPTO-EW", W: 0.5}],
+            r"row 1.*exactly one of `asset_uid` / `portfolio_uid` must be set, got both",
+            lambda w: [w.target("asset", portfolio_uid=w.uid["CRYPTO-EW"])],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "target: neither an asset nor a portfolio",
+        **_target(
+            [{"asset": None, W: 0.5}],
+            r"row 1.*must be set \(or `asset` / `portfolio` in an import file\), got neither",
+            lambda w: [w.target("asset", asset_uid=None)],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "target: target_uid differs from the asset",
+        **_target(
+            [{"asset": "BTC", "target_uid": "@ETH", W: 0.5}],
+            r"row 1.*`target_uid`.*must equal asset_uid",
+            lambda w: [w.target("asset", target_uid=w.uid["ETH"])],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "target: unknown target_type",
+        **_target(
+            [{"asset": "BTC", "target_type": "fund", W: 0.5}],
+            r"row 1.*`target_type` = 'fund': must be 'asset' or 'portfolio'",
+            lambda w: [w.target("asset", target_type="fund")],
+            raw_message=r"target_type IN",
+        ),
+    ),
+    Case(
+        "target: target_type not the target's kind",
+        **_target(
+            [{"asset": "BTC", "target_type": "portfolio", W: 0.5}],
+            r"row 1.*`target_type` = 'portfolio': does not match the target given \(asset\)",
+            lambda w: [w.target("asset", target_type="portfolio")],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "target: no exposure",
+        **_target(
+            [{"asset": "BTC", W: None, "constant_notional_exposure": None}],
+            r"row 1.*must be set, none was",
+            lambda w: [w.target("asset", **{W: None})],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "target: two exposures",
+        **_target(
+            [{"asset": "BTC", W: 0.5, "constant_notional_exposure": 100.0}],
+            r"row 1.*must be set, got 2",
+            lambda w: [w.target("asset", constant_notional_exposure=100.0)],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "target: NaN weight",
+        **_target(
+            [{"asset": "BTC", W: "NaN"}],
+            r"row 1.*`weight_notional_exposure`.*must be finite",
+            lambda w: [w.target("asset", **{W: float("nan")})],
+            raw_message="isfinite",
+        ),
+    ),
+    Case(
+        "target: infinite notional",
+        **_target(
+            [{"asset": "BTC", "constant_notional_exposure": "inf"}],
+            r"row 1.*`constant_notional_exposure`.*must be finite",
+            lambda w: [w.target("asset", **{W: None, "constant_notional_exposure": float("inf")})],
+            raw_message="isfinite",
+        ),
+    ),
+    Case(
+        "target: minus infinite quantity",
+        **_target(
+            [{"asset": "BTC", "single_asset_quantity": "-inf"}],
+            r"row 1.*`single_asset_quantity`.*must be finite",
+            lambda w: [w.target("asset", **{W: None, "single_asset_quantity": float("-inf")})],
+            raw_message="isfinite",
+        ),
+    ),
+    Case(
+        "target: a weight that is text",
+        **_target(
+            [{"asset": "BTC", W: "sixty"}],
+            r"row 1.*`weight_notional_exposure` = 'sixty': must be a number",
+            lambda w: [w.target("asset", **{W: "sixty"})],
+        ),
+    ),
+    Case(
+        "target: quantity on a portfolio row",
+        **_target(
+            [{"portfolio": "CRYPTO-EW", "single_asset_quantity": 3.0}],
+            r"row 1.*a portfolio target cannot use single_asset_quantity",
+            lambda w: [w.target("portfolio", **{W: None, "single_asset_quantity": 3.0})],
+            raw_message="single_asset_quantity IS NULL",
+        ),
+    ),
+    Case(
+        "target: metadata_json an array",
+        **_target(
+            [{"asset": "BTC", W: 0.5, "metadata_json": "[1, 2]"}],
+            r"row 1.*`metadata_json`.*must be a JSON object \(or empty\), got a JSON array",
+            lambda w: [w.target("asset", metadata_json="[1, 2]")],
+            raw_message="json_type",
+        ),
+    ),
+    Case(
+        "target: metadata_json a string",
+        **_target(
+            [{"asset": "BTC", W: 0.5, "metadata_json": '"core"'}],
+            r"row 1.*must be a JSON object \(or empty\), got a JSON string",
+            lambda w: [w.target("asset", metadata_json='"core"')],
+            raw_message="json_type",
+        ),
+    ),
+    Case(
+        "target: metadata_json not JSON",
+        **_target(
+            [{"asset": "BTC", W: 0.5, "metadata_json": "{oops"}],
+            r"row 1.*`metadata_json`.*is not valid JSON",
+            lambda w: [w.target("asset", metadata_json="{oops")],
+        ),
+    ),
+    Case(
+        "target: unknown asset",
+        **_target(
+            [{"asset": "NOPE", W: 0.5}],
+            r"row 1.*`asset` = 'NOPE': no asset has this unique_identifier",
+            lambda w: [w.target("asset", asset_uid=GHOST, target_uid=GHOST)],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "target: unknown portfolio",
+        **_target(
+            [{"portfolio": "NOPE", W: 0.5}],
+            r"row 1.*`portfolio` = 'NOPE': no portfolio has this unique_identifier",
+            lambda w: [w.target("portfolio", portfolio_uid=GHOST, target_uid=GHOST)],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "target: a portfolio named as an asset",
+        **_target(
+            [{"asset": "CRYPTO-EW", W: 0.5}],
+            r"row 1.*`asset` = 'CRYPTO-EW': no asset has this unique_identifier",
+            lambda w: [w.target("asset", asset_uid=w.uid["CRYPTO-EW"], target_uid=w.uid["CRYPTO-EW"])],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "target: the same target twice in a snapshot",
+        **_target(
+            [{"asset": "BTC", W: 0.5}, {"asset": "BTC", W: 0.2}],
+            r"row 2.*duplicate target 'BTC' \(asset\) in one snapshot; first given at row 1",
+            lambda w: [w.target("asset"), w.target("asset", **{W: 0.2})],
+            raw_message="(?i)duplicate key",
+        ),
+    ),
+    Case(
+        "target: an asset_identifier field",
+        **_target(
+            [{"asset_identifier": "BTC", W: 0.5}],
+            r"target rows use `asset_uid` \(or the `asset` column in an import file\), not `asset_identifier`",
+            lambda w: [
+                (
+                    TARGET_INSERT.replace("metadata_json)", "metadata_json, asset_identifier)").replace(
+                        "::JSON)", "::JSON, 'BTC')"
+                    ),
+                    w.target("asset")[1],
+                )
+            ],
+            raw_message="asset_identifier",
+        ),
+    ),
+    Case(
+        "target: an empty target set",
+        message=r"the target set is empty",
+        service=_save([]),
+        cli=lambda w: ["targets", "save", "alpha", "--at", T1, "--file", w.file("empty.csv", [])],
+        cli_message=r"empty.csv': is empty: give a header row and at least one row",
+        raw_gap="a set without rows is not a row; the one write path refuses it",
+    ),
+    Case(
+        "target: a naive snapshot time",
+        message=r"has no UTC offset \(naive times are refused\)",
+        service=_save([{"asset": "BTC", W: 0.5}], at="2026-03-02T00:00:00"),
+        cli=_save_cli([{"asset": "BTC", W: 0.5}], at="2026-03-02T00:00:00"),
+        raw_gap="TIMESTAMPTZ has no naive values: DuckDB reads a naive literal in the session zone (UTC here)",
+    ),
+    Case(
+        "target: time_index not the set's time",
+        message="",
+        raw=lambda w: [w.target("asset", time_index=datetime(2026, 3, 5, tzinfo=UTC))],
+        raw_message="foreign key",
+        raw_gap="",
+    ),
+    Case(
+        "snapshot: a second one at the same time",
+        message=r"snapshot exists: account 'alpha' \(allocation 'alpha-main'\) at 2026-03-01T00:00:00Z; pass overwrite \(--overwrite\)",
+        service=_save([{"asset": "BTC", W: 0.5}], at=T0),
+        cli=_save_cli([{"asset": "BTC", W: 0.5}], at="2026-03-01T00:00:00Z"),
+        raw=lambda w: [
+            (
+                "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (gen_random_uuid(), ?::UUID, ?)",
+                [w.uid["alpha-main"], T0],
+            )
+        ],
+        raw_message="(?i)duplicate key",
+    ),
+    Case(
+        "snapshot: an unknown target allocation",
+        message=r"target allocation.*'ghost'.*does not exist",
+        service=lambda w: msm.save_snapshot(w.store, "alpha", T1, [{"asset": "BTC", W: 0.5}], allocation="ghost"),
+        cli=lambda w: [*_save_cli([{"asset": "BTC", W: 0.5}])(w), "--allocation", "ghost"],
+        raw=lambda w: [
+            (
+                "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (gen_random_uuid(), ?::UUID, ?)",
+                [GHOST, T0],
+            )
+        ],
+        raw_message="foreign key",
+    ),
     # -- compositions -----------------------------------------------------------------------------
-    Case("composition: NaN weight", **_composition(
-        [{"asset": "BTC", "weight": "NaN"}], r"row 1.*`weight`.*must be finite", lambda w: [w.weight(w=float("nan"))], raw_message="isfinite")),
-    Case("composition: no weight", **_composition(
-        [{"asset": "BTC", "weight": None}], r"row 1: `weight`: is required", lambda w: [w.weight(w=None)], raw_message="NOT NULL")),
-    Case("composition: unknown asset", **_composition(
-        [{"asset": "NOPE", "weight": 1.0}], r"row 1.*'NOPE'.*no asset", lambda w: [w.weight(a=GHOST)], raw_message="foreign key")),
-    Case("composition: a portfolio as a constituent", **_composition(
-        [{"asset": "CRYPTO-EW", "weight": 1.0}], r"row 1.*'CRYPTO-EW'.*no asset", lambda w: [w.weight(a=w.uid["CRYPTO-EW"])], raw_message="foreign key")),
-    Case("composition: an asset twice", **_composition(
-        [{"asset": "BTC", "weight": 0.5}, {"asset": "BTC", "weight": 0.5}], r"row 2.*BTC.*(twice|duplicate|more than once)",
-        lambda w: [w.weight(), w.weight(w=0.4)], raw_message="(?i)duplicate key")),
+    Case(
+        "composition: NaN weight",
+        **_composition(
+            [{"asset": "BTC", "weight": "NaN"}],
+            r"row 1.*`weight`.*must be finite",
+            lambda w: [w.weight(w=float("nan"))],
+            raw_message="isfinite",
+        ),
+    ),
+    Case(
+        "composition: no weight",
+        **_composition(
+            [{"asset": "BTC", "weight": None}],
+            r"row 1: `weight`: is required",
+            lambda w: [w.weight(w=None)],
+            raw_message="NOT NULL",
+        ),
+    ),
+    Case(
+        "composition: unknown asset",
+        **_composition(
+            [{"asset": "NOPE", "weight": 1.0}],
+            r"row 1.*'NOPE'.*no asset",
+            lambda w: [w.weight(a=GHOST)],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "composition: a portfolio as a constituent",
+        **_composition(
+            [{"asset": "CRYPTO-EW", "weight": 1.0}],
+            r"row 1.*'CRYPTO-EW'.*no asset",
+            lambda w: [w.weight(a=w.uid["CRYPTO-EW"])],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "composition: an asset twice",
+        **_composition(
+            [{"asset": "BTC", "weight": 0.5}, {"asset": "BTC", "weight": 0.5}],
+            r"row 2.*BTC.*(twice|duplicate|more than once)",
+            lambda w: [w.weight(), w.weight(w=0.4)],
+            raw_message="(?i)duplicate key",
+        ),
+    ),
     # -- registry rows ----------------------------------------------------------------------------
-    Case("asset: an empty unique_identifier", message=r"unique_identifier",
-         service=lambda w: msm.add_asset(w.store, "   "), cli=lambda w: ["assets", "add", "   "],
-         raw=lambda w: [("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["   "])], raw_message="CHECK"),
-    Case("asset: a unique_identifier that exists", message=r"asset 'BTC' already exists",
-         service=lambda w: msm.add_asset(w.store, "BTC"), cli=lambda w: ["assets", "add", "BTC"],
-         raw=lambda w: [("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["BTC"])], raw_message="(?i)duplicate key"),
-    Case("asset: metadata_json an array", message=r"metadata_json.*must be a JSON object",
-         service=lambda w: msm.add_asset(w.store, "NEW", metadata_json=[1, 2]),  # type: ignore[arg-type]
-         cli=lambda w: ["assets", "import", w.file("assets.json", [{"unique_identifier": "NEW", "metadata_json": [1, 2]}])],
-         raw=lambda w: [("INSERT INTO asset (uid, unique_identifier, metadata_json) VALUES (gen_random_uuid(), ?, ?::JSON)", ["NEW", "[1, 2]"])],
-         raw_message="json_type"),
-    Case("asset: of type portfolio", message=r"an asset never represents a portfolio",
-         service=lambda w: msm.add_asset(w.store, "FUND", asset_type="portfolio"), cli=lambda w: ["assets", "add", "FUND", "--type", "Portfolio"],
-         raw_gap="DuckDB cannot add a CHECK to an existing table, nor rebuild one that foreign keys reference; refused by every write path"),
-    Case("account: no name", message=r"account_name",
-         service=lambda w: msm.add_account(w.store, "new", account_name=""), cli=lambda w: ["accounts", "add", "new", "--name", ""],
-         raw=lambda w: [("INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) VALUES (gen_random_uuid(), 'new', NULL, true, true)", [])],
-         raw_message="NOT NULL"),
-    Case("account group: an empty name", **_bulk("account_groups", "groups", [{"group_name": " "}], r"row 1.*`group_name`.*must not be empty",
-         lambda w: [("INSERT INTO account_group (uid, group_name) VALUES (gen_random_uuid(), ?)", [" "])], raw_message="CHECK")),
-    Case("allocation: an unknown account", message=r"account.*'ghost'.*does not exist",
-         service=lambda w: msm.add_allocation(w.store, "x", account="ghost", model="balanced"),
-         cli=lambda w: ["allocations", "add", "x", "--account", "ghost", "--model", "balanced"],
-         raw=lambda w: [("INSERT INTO account_target_allocation (uid, unique_identifier, account_uid, account_allocation_model_uid, is_active) "
-                         "VALUES (gen_random_uuid(), 'x', ?::UUID, ?::UUID, true)", [GHOST, w.uid["balanced"]])], raw_message="foreign key"),
+    Case(
+        "asset: an empty unique_identifier",
+        message=r"unique_identifier",
+        service=lambda w: msm.add_asset(w.store, "   "),
+        cli=lambda w: ["assets", "add", "   "],
+        raw=lambda w: [("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["   "])],
+        raw_message="CHECK",
+    ),
+    Case(
+        "asset: a unique_identifier that exists",
+        message=r"asset 'BTC' already exists",
+        service=lambda w: msm.add_asset(w.store, "BTC"),
+        cli=lambda w: ["assets", "add", "BTC"],
+        raw=lambda w: [("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["BTC"])],
+        raw_message="(?i)duplicate key",
+    ),
+    Case(
+        "asset: metadata_json an array",
+        message=r"metadata_json.*must be a JSON object",
+        service=lambda w: msm.add_asset(w.store, "NEW", metadata_json=[1, 2]),  # type: ignore[arg-type]
+        cli=lambda w: [
+            "assets",
+            "import",
+            w.file("assets.json", [{"unique_identifier": "NEW", "metadata_json": [1, 2]}]),
+        ],
+        raw=lambda w: [
+            (
+                "INSERT INTO asset (uid, unique_identifier, metadata_json) VALUES (gen_random_uuid(), ?, ?::JSON)",
+                ["NEW", "[1, 2]"],
+            )
+        ],
+        raw_message="json_type",
+    ),
+    Case(
+        "asset: of type portfolio",
+        message=r"an asset never represents a portfolio",
+        service=lambda w: msm.add_asset(w.store, "FUND", asset_type="portfolio"),
+        cli=lambda w: ["assets", "add", "FUND", "--type", "Portfolio"],
+        raw_gap="DuckDB cannot add a CHECK to an existing table, nor rebuild one that foreign keys reference; refused by every write path",
+    ),
+    Case(
+        "account: no name",
+        message=r"account_name",
+        service=lambda w: msm.add_account(w.store, "new", account_name=""),
+        cli=lambda w: ["accounts", "add", "new", "--name", ""],
+        raw=lambda w: [
+            (
+                "INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) VALUES (gen_random_uuid(), 'new', NULL, true, true)",
+                [],
+            )
+        ],
+        raw_message="NOT NULL",
+    ),
+    Case(
+        "account group: an empty name",
+        **_bulk(
+            "account_groups",
+            "groups",
+            [{"group_name": " "}],
+            r"row 1.*`group_name`.*must not be empty",
+            lambda w: [("INSERT INTO account_group (uid, group_name) VALUES (gen_random_uuid(), ?)", [" "])],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "allocation: an unknown account",
+        message=r"account.*'ghost'.*does not exist",
+        service=lambda w: msm.add_allocation(w.store, "x", account="ghost", model="balanced"),
+        cli=lambda w: ["allocations", "add", "x", "--account", "ghost", "--model", "balanced"],
+        raw=lambda w: [
+            (
+                "INSERT INTO account_target_allocation (uid, unique_identifier, account_uid, account_allocation_model_uid, is_active) "
+                "VALUES (gen_random_uuid(), 'x', ?::UUID, ?::UUID, true)",
+                [GHOST, w.uid["balanced"]],
+            )
+        ],
+        raw_message="foreign key",
+    ),
     # -- bulk-import rows -------------------------------------------------------------------------
-    Case("bulk: a key twice in the file", **_bulk("assets", "assets", [{"unique_identifier": "A1"}, {"unique_identifier": "A1"}],
-         r"row 2.*duplicate unique_identifier in the file; first given at row 1",
-         lambda w: [("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), 'A1')", []),
-                    ("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), 'A1')", [])], raw_message="(?i)duplicate key")),
-    Case("bulk: an unknown group", **_bulk("accounts", "accounts", [{"unique_identifier": "b1", "account_name": "B", "group": "nowhere"}],
-         r"row 1.*`group` = 'nowhere': no account group has this group_name",
-         lambda w: [("INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active, account_group_uid) "
-                     "VALUES (gen_random_uuid(), 'b1', 'B', true, true, ?::UUID)", [GHOST])], raw_message="foreign key")),
-    Case("bulk: a flag that is not true or false", **_bulk("accounts", "accounts", [{"unique_identifier": "b1", "account_name": "B", "is_paper": "maybe"}],
-         r"row 1.*`is_paper` = 'maybe': must be true or false",
-         lambda w: [("INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) VALUES (gen_random_uuid(), 'b1', 'B', ?, true)",
-                     ["maybe"])])),
-    Case("bulk: an unknown column", **_bulk("assets", "assets", [{"unique_identifier": "A1", "colour": "red"}], r"`colour`.*is not a column of a asset file",
-         lambda w: [("INSERT INTO asset (uid, unique_identifier, colour) VALUES (gen_random_uuid(), 'A1', 'red')", [])], raw_message="colour")),
+    Case(
+        "bulk: a key twice in the file",
+        **_bulk(
+            "assets",
+            "assets",
+            [{"unique_identifier": "A1"}, {"unique_identifier": "A1"}],
+            r"row 2.*duplicate unique_identifier in the file; first given at row 1",
+            lambda w: [
+                ("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), 'A1')", []),
+                ("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), 'A1')", []),
+            ],
+            raw_message="(?i)duplicate key",
+        ),
+    ),
+    Case(
+        "bulk: an unknown group",
+        **_bulk(
+            "accounts",
+            "accounts",
+            [{"unique_identifier": "b1", "account_name": "B", "group": "nowhere"}],
+            r"row 1.*`group` = 'nowhere': no account group has this group_name",
+            lambda w: [
+                (
+                    "INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active, account_group_uid) "
+                    "VALUES (gen_random_uuid(), 'b1', 'B', true, true, ?::UUID)",
+                    [GHOST],
+                )
+            ],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "bulk: a flag that is not true or false",
+        **_bulk(
+            "accounts",
+            "accounts",
+            [{"unique_identifier": "b1", "account_name": "B", "is_paper": "maybe"}],
+            r"row 1.*`is_paper` = 'maybe': must be true or false",
+            lambda w: [
+                (
+                    "INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) VALUES (gen_random_uuid(), 'b1', 'B', ?, true)",
+                    ["maybe"],
+                )
+            ],
+        ),
+    ),
+    Case(
+        "bulk: an unknown column",
+        **_bulk(
+            "assets",
+            "assets",
+            [{"unique_identifier": "A1", "colour": "red"}],
+            r"`colour`.*is not a column of a asset file",
+            lambda w: [
+                ("INSERT INTO asset (uid, unique_identifier, colour) VALUES (gen_random_uuid(), 'A1', 'red')", [])
+            ],
+            raw_message="colour",
+        ),
+    ),
 ]
-CASES = [c for c in CASES]  # noqa: C416 - the table above is the list
+CASES = [c for c in CASES]
 _WAYS = [(c, way) for c in CASES for way in ("raw", "service", "cli") if getattr(c, way) is not None]
 
 
@@ -259,8 +558,10 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     uid["balanced"] = msm.add_allocation_model(store, "balanced")["uid"]
     uid["alpha-main"] = msm.add_allocation(store, "alpha-main", account="alpha", model="balanced")["uid"]
     set_uid = str(uuid.uuid4())
-    store.execute("INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (?::UUID, ?::UUID, ?)",
-                  [set_uid, uid["alpha-main"], T0])
+    store.execute(
+        "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (?::UUID, ?::UUID, ?)",
+        [set_uid, uid["alpha-main"], T0],
+    )
     return folder / "template.duckdb", uid, set_uid
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import io
-import re
 import importlib.util
+import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +66,12 @@ def imported_names(source: str, module: str, *, is_package: bool = False) -> set
             assert base is not None
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
             if name in ("import_module", "__import__"):
@@ -102,9 +107,23 @@ def f():
 """
     found = imported_names(source, "msm.services.candidates")
     assert {
-        "os", "msm_cli.main", "msm.store", "msm.store.Store", "msm.services", "msm.services.errors",
-        "msm.services.services", "msm.services.services.snapshots", "msm.store.connection", "msm.store.connection.fetch",
-        "msm", "msm.timeutil", "importlib", "streamlit", "msm_portfolios.compositions", "msm_portfolios", "msm_portfolios.weights",
+        "os",
+        "msm_cli.main",
+        "msm.store",
+        "msm.store.Store",
+        "msm.services",
+        "msm.services.errors",
+        "msm.services.services",
+        "msm.services.services.snapshots",
+        "msm.store.connection",
+        "msm.store.connection.fetch",
+        "msm",
+        "msm.timeutil",
+        "importlib",
+        "streamlit",
+        "msm_portfolios.compositions",
+        "msm_portfolios",
+        "msm_portfolios.weights",
     } <= found
     # in a package's __init__, "." is the package itself
     assert "msm.store.connection" in imported_names("from .connection import Store", "msm.store", is_package=True)
@@ -120,8 +139,13 @@ def test_the_collector_finds_the_real_imports_of_msm() -> None:
 
 @pytest.mark.parametrize(
     "name, roots, under",
-    [("streamlit", ("streamlit",), True), ("streamlit.components.v1", ("streamlit",), True), ("streamlit_aggrid", ("streamlit",), False),
-     ("msm_cli", ("msm_cli",), True), ("msm", ("msm_cli",), False)],
+    [
+        ("streamlit", ("streamlit",), True),
+        ("streamlit.components.v1", ("streamlit",), True),
+        ("streamlit_aggrid", ("streamlit",), False),
+        ("msm_cli", ("msm_cli",), True),
+        ("msm", ("msm_cli",), False),
+    ],
 )
 def test_prefix_rule(name: str, roots: tuple[str, ...], under: bool) -> None:
     assert _is_under(name, roots) is under
@@ -135,8 +159,7 @@ def test_no_module_imports_an_upper_layer(package: str) -> None:
         assert package != "msm", "package msm not found"
         return
     offending = {
-        module: sorted(name for name in names if _is_under(name, FORBIDDEN[package]))
-        for module, names in graph.items()
+        module: sorted(name for name in names if _is_under(name, FORBIDDEN[package])) for module, names in graph.items()
     }
     offending = {m: names for m, names in offending.items() if names}
     assert offending == {}, f"{package} must not import {', '.join(FORBIDDEN[package])}: {offending}"
@@ -159,8 +182,14 @@ print(json.dumps(sorted(m for m in sys.modules if any(m == r or m.startswith(r +
 
 def test_importing_msm_loads_no_upper_layer() -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "import msm, sys; print([m for m in sys.modules if m.startswith(('msm_portfolios', 'streamlit', 'msm_cli', 'msm_spark', 'pyspark'))])"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import msm, sys; print([m for m in sys.modules if m.startswith(('msm_portfolios', 'streamlit', 'msm_cli', 'msm_spark', 'pyspark'))])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -171,13 +200,18 @@ def test_importing_every_module_of_a_package_loads_no_upper_layer(package: str) 
     if importlib.util.find_spec(package) is None:
         assert package != "msm"
         return
-    proc = subprocess.run([sys.executable, "-c", _RUNTIME, package, *FORBIDDEN[package]], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNTIME, package, *FORBIDDEN[package]], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
 
 
 # -- the app's pages call services; they never hold SQL ---------------------------------------------------------
-_SQL = re.compile(r"\b(SELECT\s+.+\s+FROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE|DROP\s+TABLE)\b", re.IGNORECASE)
+_SQL = re.compile(
+    r"\b(SELECT\s+.+\s+FROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE|DROP\s+TABLE)\b",
+    re.IGNORECASE,
+)
 _APP_FILES = sorted([ROOT / "app.py", *(ROOT / "app_pages").glob("*.py"), *(ROOT / "msm_app").glob("*.py")])
 
 
@@ -186,7 +220,9 @@ def test_the_app_holds_no_sql_and_no_connection(path: Path) -> None:
     source = path.read_text(encoding="utf-8")
     assert not _SQL.search(source), f"{path.name} contains SQL: pages call msm / msm_portfolios services"
     names = imported_names(source, path.stem)
-    assert not {n for n in names if _is_under(n, ("duckdb", "msm.store.connection"))}, f"{path.name} reaches the database directly"
+    assert not {n for n in names if _is_under(n, ("duckdb", "msm.store.connection"))}, (
+        f"{path.name} reaches the database directly"
+    )
     assert ".query(" not in source and ".execute(" not in source and ".transaction(" not in source
     # the one exception: ui.guard opens the file once for a whole rerun (and releases it at its end)
     assert source.count(".connect(") == (1 if path.name == "ui.py" else 0)
@@ -221,9 +257,8 @@ def test_a_read_command_loads_no_heavy_module(tmp_path: Path) -> None:
 
 
 def test_registry_columns_are_the_records_fields() -> None:
-    from msm.services.registry import ENTITIES
-
     import msm.models
+    from msm.services.registry import ENTITIES
 
     for entity in ENTITIES:
         assert entity.columns == tuple(getattr(msm.models, entity.model).model_fields), entity.table

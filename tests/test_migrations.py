@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -14,16 +14,29 @@ import msm
 from msm.errors import MigrationError, SchemaError
 from msm.store import MSM_MIGRATIONS, Store, check_schema, migrate, schema_versions
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-T1 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = datetime(2026, 2, 1, tzinfo=UTC)
 
 NEW_COLUMNS = [
-    "time_index", "position_set_uid", "target_type", "target_uid", "asset_uid", "portfolio_uid",
-    "weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity", "metadata_json",
+    "time_index",
+    "position_set_uid",
+    "target_type",
+    "target_uid",
+    "asset_uid",
+    "portfolio_uid",
+    "weight_notional_exposure",
+    "constant_notional_exposure",
+    "single_asset_quantity",
+    "metadata_json",
 ]
 LEGACY_COLUMNS = [
-    "time_index", "position_set_uid", "asset_identifier",
-    "weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity", "metadata_json",
+    "time_index",
+    "position_set_uid",
+    "asset_identifier",
+    "weight_notional_exposure",
+    "constant_notional_exposure",
+    "single_asset_quantity",
+    "metadata_json",
 ]
 
 
@@ -43,8 +56,14 @@ def test_migration_files_are_numbered_from_one() -> None:
 def test_fresh_migrate_applies_and_records_every_migration(tmp_path: Path, table_columns) -> None:
     store = Store(tmp_path / "sub" / "fresh.duckdb")
     applied = migrate(store)
-    assert [str(m) for m in applied] == ["msm 0001 registry_and_asset_targets", "msm 0002 adr_0027_portfolio_aware_targets"]
-    assert _recorded(store) == [("msm", 1, "registry_and_asset_targets"), ("msm", 2, "adr_0027_portfolio_aware_targets")]
+    assert [str(m) for m in applied] == [
+        "msm 0001 registry_and_asset_targets",
+        "msm 0002 adr_0027_portfolio_aware_targets",
+    ]
+    assert _recorded(store) == [
+        ("msm", 1, "registry_and_asset_targets"),
+        ("msm", 2, "adr_0027_portfolio_aware_targets"),
+    ]
     assert schema_versions(store) == {"msm": 2}
     assert table_columns(store, "target_positions") == NEW_COLUMNS
     applied_at = store.query("SELECT applied_at FROM schema_migrations")["applied_at"]
@@ -120,10 +139,17 @@ def _legacy_database(store_at, identifiers: dict[str, str | None] | None = None)
     account, model, allocation, set0, set1 = _uid(), _uid(), _uid(), _uid(), _uid()
     with store.transaction() as con:
         for ident, uid in assets.items():
-            con.execute("INSERT INTO asset (uid, unique_identifier, name) VALUES (?::UUID, ?, ?)", [uid, ident, ident.lower()])
+            con.execute(
+                "INSERT INTO asset (uid, unique_identifier, name) VALUES (?::UUID, ?, ?)", [uid, ident, ident.lower()]
+            )
         con.execute("INSERT INTO portfolio (uid, unique_identifier) VALUES (?::UUID, 'CRYPTO-EW')", [_uid()])
-        con.execute("INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) VALUES (?::UUID, 'alpha', 'Alpha', true, true)", [account])
-        con.execute("INSERT INTO account_allocation_model (uid, allocation_model_name) VALUES (?::UUID, 'balanced')", [model])
+        con.execute(
+            "INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active) VALUES (?::UUID, 'alpha', 'Alpha', true, true)",
+            [account],
+        )
+        con.execute(
+            "INSERT INTO account_allocation_model (uid, allocation_model_name) VALUES (?::UUID, 'balanced')", [model]
+        )
         con.execute(
             "INSERT INTO account_target_allocation (uid, unique_identifier, account_uid, account_allocation_model_uid, is_active) "
             "VALUES (?::UUID, 'alpha-main', ?::UUID, ?::UUID, true)",
@@ -194,7 +220,14 @@ def test_adr_0027_migration_keeps_position_sets_and_registry(store_at, db_conten
     before = db_contents(store)
     migrate(store)
     after = db_contents(store)
-    for table in ("asset", "portfolio", "account", "account_allocation_model", "account_target_allocation", "position_set"):
+    for table in (
+        "asset",
+        "portfolio",
+        "account",
+        "account_allocation_model",
+        "account_target_allocation",
+        "position_set",
+    ):
         assert after[table] == before[table], table
 
 
@@ -203,7 +236,9 @@ def test_adr_0027_migration_creates_the_indexes_and_keys(store_at) -> None:
     migrate(store)
     indexes = store.query("SELECT index_name, expressions FROM duckdb_indexes() WHERE table_name = 'target_positions'")
     assert {e.strip("[]").replace(" ", "") for e in indexes["expressions"]} >= {
-        "asset_uid", "portfolio_uid", "position_set_uid,target_type,target_uid"
+        "asset_uid",
+        "portfolio_uid",
+        "position_set_uid,target_type,target_uid",
     }
     pk = store.query(
         "SELECT constraint_column_names AS cols FROM duckdb_constraints() WHERE table_name = 'target_positions' AND constraint_type = 'PRIMARY KEY'"
@@ -224,7 +259,10 @@ def test_adr_0027_checks_are_active_after_the_upgrade(store_at) -> None:
     bad = [
         ([T0, set0, "portfolio", portfolio, None, portfolio, None, 1.0, None], "single_asset_quantity IS NULL"),
         ([T0, set0, "fund", portfolio, None, portfolio, 0.1, None, None], "target_type IN"),
-        ([T0, set0, "portfolio", portfolio, facts["assets"]["SOL"], portfolio, 0.1, None, None], "asset_uid IS NOT NULL"),
+        (
+            [T0, set0, "portfolio", portfolio, facts["assets"]["SOL"], portfolio, 0.1, None, None],
+            "asset_uid IS NOT NULL",
+        ),
         ([T0, set0, "portfolio", portfolio, None, portfolio, float("nan"), None, None], "isfinite"),
         ([T0, set0, "portfolio", portfolio, None, portfolio, 0.1, None, "[1]"], "json_type"),
         ([T1, set0, "portfolio", portfolio, None, portfolio, 0.1, None, None], "foreign key"),
@@ -232,16 +270,22 @@ def test_adr_0027_checks_are_active_after_the_upgrade(store_at) -> None:
     for params, message in bad:
         with pytest.raises(duckdb.ConstraintException, match=message):
             store.execute(insert, params)
-    store.execute(insert, [T0, set0, "portfolio", portfolio, None, portfolio, 0.4, None, '{"portfolio_role": "satellite_sleeve"}'])
+    store.execute(
+        insert, [T0, set0, "portfolio", portfolio, None, portfolio, 0.4, None, '{"portfolio_role": "satellite_sleeve"}']
+    )
     # the upgraded database works with the services
     snap = msm.read_snapshot(store, "alpha", at=T0)
     assert sorted(snap.positions["unique_identifier"]) == ["BTC", "CRYPTO-EW", "ETH", "SOL"]
 
 
-def test_adr_0027_migration_refuses_unknown_identifiers_and_changes_nothing(store_at, db_contents, table_columns) -> None:
+def test_adr_0027_migration_refuses_unknown_identifiers_and_changes_nothing(
+    store_at, db_contents, table_columns
+) -> None:
     store, facts = _legacy_database(store_at, identifiers={"DOGE": None, "XRP": '{"x": 1}'})
     before = db_contents(store)
-    with pytest.raises(MigrationError, match=r"msm 0002 adr_0027_portfolio_aware_targets failed and changed nothing") as info:
+    with pytest.raises(
+        MigrationError, match=r"msm 0002 adr_0027_portfolio_aware_targets failed and changed nothing"
+    ) as info:
         migrate(store)
     message = str(info.value)
     assert "asset_identifier values with no asset" in message
@@ -272,7 +316,10 @@ def test_adr_0027_migration_refuses_rows_off_their_sets_time(store_at, db_conten
         [T0 + timedelta(minutes=5), facts["sets"][0]],
     )
     before = db_contents(store)
-    with pytest.raises(MigrationError, match=r"1 target_positions rows have a time_index that is not their position set's position_set_time"):
+    with pytest.raises(
+        MigrationError,
+        match=r"1 target_positions rows have a time_index that is not their position set's position_set_time",
+    ):
         migrate(store)
     assert db_contents(store) == before
     assert schema_versions(store) == {"msm": 1}
@@ -281,7 +328,10 @@ def test_adr_0027_migration_refuses_rows_off_their_sets_time(store_at, db_conten
 def test_adr_0027_migration_refuses_legacy_metadata_that_is_not_an_object(store_at, db_contents, table_columns) -> None:
     # 0001 did not check metadata; 0002 does. The row is neither dropped nor rewritten: the upgrade stops.
     store, _ = _legacy_database(store_at, identifiers={"SOL": None})  # one more SOL row, in the T1 set
-    store.execute("UPDATE target_positions SET metadata_json = '[1, 2]'::JSON WHERE asset_identifier = 'SOL' AND time_index = ?", [T1])
+    store.execute(
+        "UPDATE target_positions SET metadata_json = '[1, 2]'::JSON WHERE asset_identifier = 'SOL' AND time_index = ?",
+        [T1],
+    )
     before = db_contents(store)
     with pytest.raises(MigrationError, match=r"changed nothing: .*json_type\(metadata_json\) = 'OBJECT'"):
         migrate(store)

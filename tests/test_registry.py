@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 import pytest
@@ -12,8 +13,8 @@ import pytest
 import msm
 from msm.errors import ConflictError, NotFoundError, ValidationError
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-T1 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = datetime(2026, 2, 1, tzinfo=UTC)
 W = "weight_notional_exposure"
 
 
@@ -24,18 +25,70 @@ def _is_uuid(text: str) -> bool:
 # -- one table for the six entities ---------------------------------------------------------------------
 # (name, add(store) -> row, get, list, update, changes, key column, expected key)
 ENTITIES: list[tuple[str, Callable[..., dict[str, Any]], Callable, Callable, Callable, dict[str, Any], str, str]] = [
-    ("asset", lambda s: msm.add_asset(s, "ADA", name="Cardano", ticker="ADA", asset_type="crypto", metadata_json={"chain": "cardano"}),
-     msm.get_asset, msm.list_assets, msm.update_asset, {"name": "Cardano (renamed)", "ticker": None}, "unique_identifier", "ADA"),
-    ("portfolio", lambda s: msm.add_portfolio(s, "DEFI-EW", portfolio_name="DeFi EW", metadata_json={"style": "equal"}),
-     msm.get_portfolio, msm.list_portfolios, msm.update_portfolio, {"portfolio_name": "DeFi Equal Weight"}, "unique_identifier", "DEFI-EW"),
-    ("account group", lambda s: msm.add_account_group(s, "satellite", group_description="satellite accounts"),
-     msm.get_account_group, msm.list_account_groups, msm.update_account_group, {"group_description": "moved", "metadata_json": {"a": 1}}, "group_name", "satellite"),
-    ("account", lambda s: msm.add_account(s, "beta", account_name="Beta", is_paper=False, group="core"),
-     msm.get_account, msm.list_accounts, msm.update_account, {"account_name": "Beta Two", "account_is_active": False}, "unique_identifier", "beta"),
-    ("allocation model", lambda s: msm.add_allocation_model(s, "aggressive", allocation_model_description="more beta"),
-     msm.get_allocation_model, msm.list_allocation_models, msm.update_allocation_model, {"allocation_model_description": "even more"}, "allocation_model_name", "aggressive"),
-    ("target allocation", lambda s: msm.add_allocation(s, "alpha-alt", account="alpha", model="balanced", display_name="Alt", source="test"),
-     msm.get_allocation, msm.list_allocations, msm.update_allocation, {"display_name": "Alternative", "is_active": False}, "unique_identifier", "alpha-alt"),
+    (
+        "asset",
+        lambda s: msm.add_asset(
+            s, "ADA", name="Cardano", ticker="ADA", asset_type="crypto", metadata_json={"chain": "cardano"}
+        ),
+        msm.get_asset,
+        msm.list_assets,
+        msm.update_asset,
+        {"name": "Cardano (renamed)", "ticker": None},
+        "unique_identifier",
+        "ADA",
+    ),
+    (
+        "portfolio",
+        lambda s: msm.add_portfolio(s, "DEFI-EW", portfolio_name="DeFi EW", metadata_json={"style": "equal"}),
+        msm.get_portfolio,
+        msm.list_portfolios,
+        msm.update_portfolio,
+        {"portfolio_name": "DeFi Equal Weight"},
+        "unique_identifier",
+        "DEFI-EW",
+    ),
+    (
+        "account group",
+        lambda s: msm.add_account_group(s, "satellite", group_description="satellite accounts"),
+        msm.get_account_group,
+        msm.list_account_groups,
+        msm.update_account_group,
+        {"group_description": "moved", "metadata_json": {"a": 1}},
+        "group_name",
+        "satellite",
+    ),
+    (
+        "account",
+        lambda s: msm.add_account(s, "beta", account_name="Beta", is_paper=False, group="core"),
+        msm.get_account,
+        msm.list_accounts,
+        msm.update_account,
+        {"account_name": "Beta Two", "account_is_active": False},
+        "unique_identifier",
+        "beta",
+    ),
+    (
+        "allocation model",
+        lambda s: msm.add_allocation_model(s, "aggressive", allocation_model_description="more beta"),
+        msm.get_allocation_model,
+        msm.list_allocation_models,
+        msm.update_allocation_model,
+        {"allocation_model_description": "even more"},
+        "allocation_model_name",
+        "aggressive",
+    ),
+    (
+        "target allocation",
+        lambda s: msm.add_allocation(
+            s, "alpha-alt", account="alpha", model="balanced", display_name="Alt", source="test"
+        ),
+        msm.get_allocation,
+        msm.list_allocations,
+        msm.update_allocation,
+        {"display_name": "Alternative", "is_active": False},
+        "unique_identifier",
+        "alpha-alt",
+    ),
 ]
 IDS = [e[0] for e in ENTITIES]
 
@@ -85,26 +138,79 @@ def test_unknown_rows_are_not_found(seeded, name, add, get, list_, update, chang
     [
         (lambda s: msm.add_asset(s, ""), r"asset: `unique_identifier` = '': String should have at least 1 character"),
         (lambda s: msm.add_asset(s, "   "), r"asset: `unique_identifier` = '   '"),
-        (lambda s: msm.add_asset(s, "X", asset_type="portfolio"), r"`asset_type` = 'portfolio': an asset never represents a portfolio; add it with `msm portfolios add` instead"),
-        (lambda s: msm.add_asset(s, "X", metadata_json=[1]), r"`metadata_json` = \[1\]: metadata_json must be a JSON object \(or empty\), got a list"),
-        (lambda s: msm.add_asset(s, "X", metadata_json="[1]"), r"metadata_json must be a JSON object \(or empty\), got a list"),
-        (lambda s: msm.add_portfolio(s, "X", metadata_json="{bad"), r"`metadata_json` = '\{bad': metadata_json is not valid JSON"),
+        (
+            lambda s: msm.add_asset(s, "X", asset_type="portfolio"),
+            r"`asset_type` = 'portfolio': an asset never represents a portfolio; add it with `msm portfolios add` instead",
+        ),
+        (
+            lambda s: msm.add_asset(s, "X", metadata_json=[1]),
+            r"`metadata_json` = \[1\]: metadata_json must be a JSON object \(or empty\), got a list",
+        ),
+        (
+            lambda s: msm.add_asset(s, "X", metadata_json="[1]"),
+            r"metadata_json must be a JSON object \(or empty\), got a list",
+        ),
+        (
+            lambda s: msm.add_portfolio(s, "X", metadata_json="{bad"),
+            r"`metadata_json` = '\{bad': metadata_json is not valid JSON",
+        ),
         (lambda s: msm.add_account(s, "X", account_name=""), r"account: `account_name` = ''"),
-        (lambda s: msm.add_account(s, "X", account_name="X", group="nogroup"), r"account group with group_name 'nogroup' does not exist"),
-        (lambda s: msm.add_allocation(s, "X", account="nobody", model="balanced"), r"account with unique_identifier 'nobody' does not exist"),
-        (lambda s: msm.add_allocation(s, "X", account="alpha", model="nomodel"), r"allocation model with allocation_model_name 'nomodel' does not exist"),
-        (lambda s: msm.update_asset(s, "BTC", unique_identifier="XBT"), r"asset: `unique_identifier` = 'XBT': cannot be changed; create a new row instead"),
-        (lambda s: msm.update_asset(s, "BTC", uid=str(uuid.uuid4())), r"asset: `uid` = '[0-9a-f-]+': cannot be changed"),
-        (lambda s: msm.update_asset(s, "BTC", colour="orange"), r"asset: `colour` = 'orange': is not a field of asset; allowed: unique_identifier, name, ticker, asset_type, metadata_json"),
+        (
+            lambda s: msm.add_account(s, "X", account_name="X", group="nogroup"),
+            r"account group with group_name 'nogroup' does not exist",
+        ),
+        (
+            lambda s: msm.add_allocation(s, "X", account="nobody", model="balanced"),
+            r"account with unique_identifier 'nobody' does not exist",
+        ),
+        (
+            lambda s: msm.add_allocation(s, "X", account="alpha", model="nomodel"),
+            r"allocation model with allocation_model_name 'nomodel' does not exist",
+        ),
+        (
+            lambda s: msm.update_asset(s, "BTC", unique_identifier="XBT"),
+            r"asset: `unique_identifier` = 'XBT': cannot be changed; create a new row instead",
+        ),
+        (
+            lambda s: msm.update_asset(s, "BTC", uid=str(uuid.uuid4())),
+            r"asset: `uid` = '[0-9a-f-]+': cannot be changed",
+        ),
+        (
+            lambda s: msm.update_asset(s, "BTC", colour="orange"),
+            r"asset: `colour` = 'orange': is not a field of asset; allowed: unique_identifier, name, ticker, asset_type, metadata_json",
+        ),
         (lambda s: msm.update_asset(s, "BTC", asset_type="portfolio"), r"an asset never represents a portfolio"),
-        (lambda s: msm.update_account(s, "alpha", unique_identifier="omega"), r"account: `unique_identifier` = 'omega': cannot be changed"),
-        (lambda s: msm.update_allocation(s, "alpha-main", account_uid=str(uuid.uuid4())), r"target allocation: `account_uid` = '[0-9a-f-]+': cannot be changed"),
-        (lambda s: msm.update_allocation(s, "alpha-main", is_active="sometimes"), r"target allocation: `is_active` = 'sometimes': Input should be a valid boolean"),
+        (
+            lambda s: msm.update_account(s, "alpha", unique_identifier="omega"),
+            r"account: `unique_identifier` = 'omega': cannot be changed",
+        ),
+        (
+            lambda s: msm.update_allocation(s, "alpha-main", account_uid=str(uuid.uuid4())),
+            r"target allocation: `account_uid` = '[0-9a-f-]+': cannot be changed",
+        ),
+        (
+            lambda s: msm.update_allocation(s, "alpha-main", is_active="sometimes"),
+            r"target allocation: `is_active` = 'sometimes': Input should be a valid boolean",
+        ),
     ],
     ids=[
-        "empty id", "blank id", "asset typed portfolio", "metadata list", "metadata json array", "metadata malformed", "empty account name",
-        "unknown group", "unknown account", "unknown model", "frozen key", "frozen uid", "unknown field", "update to portfolio type",
-        "frozen account key", "frozen allocation account", "bad boolean",
+        "empty id",
+        "blank id",
+        "asset typed portfolio",
+        "metadata list",
+        "metadata json array",
+        "metadata malformed",
+        "empty account name",
+        "unknown group",
+        "unknown account",
+        "unknown model",
+        "frozen key",
+        "frozen uid",
+        "unknown field",
+        "update to portfolio type",
+        "frozen account key",
+        "frozen allocation account",
+        "bad boolean",
     ],
 )
 def test_bad_registry_input_is_refused_and_nothing_changes(seeded, db_contents, call, message: str) -> None:
@@ -133,7 +239,9 @@ def test_seeded_rows_are_linked(seeded) -> None:
 def test_metadata_is_stored_as_an_object_and_read_back_parsed(seeded) -> None:
     row = msm.add_asset(seeded.store, "DOT", metadata_json='{"chain": "polkadot", "n": [1, 2]}')
     assert row["metadata_json"] == {"chain": "polkadot", "n": [1, 2]}
-    stored = seeded.store.query("SELECT json_type(metadata_json) AS t FROM asset WHERE unique_identifier = 'DOT'")["t"][0]
+    stored = seeded.store.query("SELECT json_type(metadata_json) AS t FROM asset WHERE unique_identifier = 'DOT'")["t"][
+        0
+    ]
     assert stored == "OBJECT"
 
 
@@ -153,10 +261,16 @@ def test_an_account_with_allocations_cannot_change_group_and_says_why(seeded, db
     msm.add_account_group(store, "satellite")
     before = db_contents(store)
     for group in ("satellite", None):
-        with pytest.raises(ConflictError, match=r"account 'alpha': account_group_uid cannot be changed while other rows reference it .*known DuckDB foreign-key limitation"):
+        with pytest.raises(
+            ConflictError,
+            match=r"account 'alpha': account_group_uid cannot be changed while other rows reference it .*known DuckDB foreign-key limitation",
+        ):
             msm.update_account(store, "alpha", group=group)
         assert db_contents(store) == before
-    with pytest.raises(ConflictError, match=r"account group 'core' is still referenced by 1 row in account\.account_group_uid; .*an account that has target allocations cannot be moved"):
+    with pytest.raises(
+        ConflictError,
+        match=r"account group 'core' is still referenced by 1 row in account\.account_group_uid; .*an account that has target allocations cannot be moved",
+    ):
         msm.delete_account_group(store, "core")
     assert db_contents(store) == before
     msm.delete_account(store, "alpha")  # the way out the advice names
@@ -170,7 +284,9 @@ def test_list_allocations_by_account_and_activity(seeded) -> None:
     msm.add_allocation(store, "beta-main", account="beta", model="balanced")
     assert msm.list_allocations(store)["unique_identifier"].to_list() == ["alpha-main", "alpha-old", "beta-main"]
     assert msm.list_allocations(store, account="alpha")["unique_identifier"].to_list() == ["alpha-main", "alpha-old"]
-    assert msm.list_allocations(store, account="alpha", active_only=True)["unique_identifier"].to_list() == ["alpha-main"]
+    assert msm.list_allocations(store, account="alpha", active_only=True)["unique_identifier"].to_list() == [
+        "alpha-main"
+    ]
     assert msm.list_allocations(store, active_only=True)["unique_identifier"].to_list() == ["alpha-main", "beta-main"]
 
 
@@ -181,7 +297,10 @@ def test_referenced_rows_can_still_be_updated(seeded) -> None:
     assert msm.update_portfolio(store, "CRYPTO-EW", portfolio_name="Majors")["portfolio_name"] == "Majors"
     assert msm.update_account(store, "alpha", account_name="Alpha II")["account_name"] == "Alpha II"
     assert msm.update_allocation(store, "alpha-main", display_name="Main")["display_name"] == "Main"
-    assert msm.update_allocation_model(store, "balanced", allocation_model_description="x")["allocation_model_description"] == "x"
+    assert (
+        msm.update_allocation_model(store, "balanced", allocation_model_description="x")["allocation_model_description"]
+        == "x"
+    )
     assert msm.update_account_group(store, "core", group_description="y")["group_description"] == "y"
     labels = msm.read_snapshot(store, "alpha").positions["display_label"].to_list()
     assert labels == ["Bitcoin Core (BTC)", "Majors"]
@@ -191,7 +310,10 @@ def test_reference_frame_finds_by_uid_or_identifier(seeded) -> None:
     from msm.services.registry import reference_frame
 
     frame = reference_frame(
-        seeded.store, "asset", uids=pl.Series([seeded.uid("ETH").upper(), "not-a-uuid", None]), identifiers=pl.Series(["BTC", "DOGE"])
+        seeded.store,
+        "asset",
+        uids=pl.Series([seeded.uid("ETH").upper(), "not-a-uuid", None]),
+        identifiers=pl.Series(["BTC", "DOGE"]),
     )
     assert sorted(frame.rows()) == sorted([(seeded.uid("BTC"), "BTC"), (seeded.uid("ETH"), "ETH")])
 
@@ -200,7 +322,9 @@ def test_reference_frame_finds_by_uid_or_identifier(seeded) -> None:
 def _two_accounts(seeded) -> None:
     store = seeded.store
     msm.add_allocation(store, "alpha-alt", account="alpha", model="balanced")
-    msm.save_snapshot(store, "alpha", T0, [{"asset": "BTC", W: 0.6}, {"portfolio": "CRYPTO-EW", W: 0.4}], allocation="alpha-main")
+    msm.save_snapshot(
+        store, "alpha", T0, [{"asset": "BTC", W: 0.6}, {"portfolio": "CRYPTO-EW", W: 0.4}], allocation="alpha-main"
+    )
     msm.save_snapshot(store, "alpha", T1, [{"asset": "ETH", W: 1.0}], allocation="alpha-main")
     msm.save_snapshot(store, "alpha", T0, [{"asset": "SOL", W: 1.0}], allocation="alpha-alt")
     msm.add_account(store, "beta", account_name="Beta")
@@ -260,7 +384,14 @@ def test_delete_position_set_removes_its_rows_only(two_accounts) -> None:
 
 
 def test_delete_of_unknown_rows(seeded) -> None:
-    for delete in (msm.delete_account, msm.delete_allocation, msm.delete_asset, msm.delete_portfolio, msm.delete_allocation_model, msm.delete_account_group):
+    for delete in (
+        msm.delete_account,
+        msm.delete_allocation,
+        msm.delete_asset,
+        msm.delete_portfolio,
+        msm.delete_allocation_model,
+        msm.delete_account_group,
+    ):
         with pytest.raises(NotFoundError):
             delete(seeded.store, "missing")
 
@@ -269,15 +400,33 @@ def test_delete_of_unknown_rows(seeded) -> None:
 @pytest.mark.parametrize(
     ("delete", "ref", "message"),
     [
-        (msm.delete_asset, "BTC", r"asset 'BTC' is still referenced by 2 rows in target_positions\.asset_uid; delete or retarget those rows first"),
+        (
+            msm.delete_asset,
+            "BTC",
+            r"asset 'BTC' is still referenced by 2 rows in target_positions\.asset_uid; delete or retarget those rows first",
+        ),
         (msm.delete_asset, "ETH", r"asset 'ETH' is still referenced by 2 rows in target_positions\.asset_uid"),
-        (msm.delete_portfolio, "CRYPTO-EW", r"portfolio 'CRYPTO-EW' is still referenced by 1 row in target_positions\.portfolio_uid; delete or retarget account target positions"),
-        (msm.delete_allocation_model, "balanced", r"allocation model 'balanced' is still referenced by 3 rows in account_target_allocation\.account_allocation_model_uid; delete those target allocations first"),
-        (msm.delete_account_group, "core", r"account group 'core' is still referenced by 1 row in account\.account_group_uid; move those accounts to another group \(or none\) first"),
+        (
+            msm.delete_portfolio,
+            "CRYPTO-EW",
+            r"portfolio 'CRYPTO-EW' is still referenced by 1 row in target_positions\.portfolio_uid; delete or retarget account target positions",
+        ),
+        (
+            msm.delete_allocation_model,
+            "balanced",
+            r"allocation model 'balanced' is still referenced by 3 rows in account_target_allocation\.account_allocation_model_uid; delete those target allocations first",
+        ),
+        (
+            msm.delete_account_group,
+            "core",
+            r"account group 'core' is still referenced by 1 row in account\.account_group_uid; move those accounts to another group \(or none\) first",
+        ),
     ],
     ids=["asset", "asset by two sets", "portfolio", "model", "group"],
 )
-def test_deletes_of_referenced_rows_are_refused_with_counts(two_accounts, db_contents, delete, ref: str, message: str) -> None:
+def test_deletes_of_referenced_rows_are_refused_with_counts(
+    two_accounts, db_contents, delete, ref: str, message: str
+) -> None:
     store = two_accounts.store
     before = db_contents(store)
     with pytest.raises(ConflictError, match=message):

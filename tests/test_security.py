@@ -45,14 +45,27 @@ def test_hostile_text_is_stored_searched_and_read_back_as_data(demo: Path, text:
     msm.add_account(store, "acc-" + text, account_name=text, group=text)
     msm.add_allocation_model(store, "model-" + text)
     msm.add_allocation(store, "alloc-" + text, account="acc-" + text, model="model-" + text, display_name=text)
-    snap = msm.save_snapshot(store, "acc-" + text, "2026-07-01T00:00:00Z", [{"asset": text, "weight_notional_exposure": 1.0, "metadata_json": {"notes": text}}])
+    snap = msm.save_snapshot(
+        store,
+        "acc-" + text,
+        "2026-07-01T00:00:00Z",
+        [{"asset": text, "weight_notional_exposure": 1.0, "metadata_json": {"notes": text}}],
+    )
     # every value reads back exactly as given
     stored = msm.get_asset(store, text)
-    assert (stored["uid"], stored["name"], stored["ticker"], stored["asset_type"], stored["metadata_json"]) == (asset["uid"], text, text, text, {"note": text})
+    assert (stored["uid"], stored["name"], stored["ticker"], stored["asset_type"], stored["metadata_json"]) == (
+        asset["uid"],
+        text,
+        text,
+        text,
+        {"note": text},
+    )
     assert msm.get_account(store, "acc-" + text)["account_name"] == text
     assert msm.get_account_group(store, text)["group_description"] == text
     assert snap.positions["unique_identifier"].to_list() == [text]
-    assert msm.read_snapshot(store, "acc-" + text).positions["metadata_json"].to_list() == [f'{{"notes": {__import__("json").dumps(text)}}}']
+    assert msm.read_snapshot(store, "acc-" + text).positions["metadata_json"].to_list() == [
+        f'{{"notes": {__import__("json").dumps(text)}}}'
+    ]
     # searching for it finds it (and only by its text), and nothing was dropped or deleted
     found = msm.search_candidates(store, text).results["unique_identifier"].to_list()
     assert text in found

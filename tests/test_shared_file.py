@@ -26,14 +26,14 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from app_harness import ROOT, build_demo
 
 import msm
-from app_harness import ROOT, build_demo
 
 HERE = Path(__file__).resolve().parent
 SECONDS = float(os.environ.get("MSM_SHARED_SECONDS", "60"))
@@ -41,8 +41,10 @@ CLI_BUDGET = 10.0  # the command line's retry budget: msm.Store's default busy_t
 HOLD_SECONDS = CLI_BUDGET + 3  # the reader's long cell keeps the file longer than that
 SLACK = 90.0  # every process must be done this long after the run's end
 # (account, first snapshot time) of each command-line writer; the app writes the first account from 2030.
-CLI_WRITERS = (("example-account-alpha", datetime(2031, 1, 1, tzinfo=timezone.utc)),
-               ("example-account-beta", datetime(2032, 1, 1, tzinfo=timezone.utc)))
+CLI_WRITERS = (
+    ("example-account-alpha", datetime(2031, 1, 1, tzinfo=UTC)),
+    ("example-account-beta", datetime(2032, 1, 1, tzinfo=UTC)),
+)
 TARGETS_CSV = "asset,portfolio,weight_notional_exposure\nBTC,,0.3\nETH,,0.2\n,CRYPTO-MAJORS-EW,0.5\n"
 CLI_ROWS = 3
 
@@ -50,7 +52,11 @@ CLI_ROWS = 3
 def _msm_command() -> list[str]:
     """The ``msm`` console script of this environment (the same entry point, through python, when absent)."""
     script = Path(sys.executable).with_name("msm")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from msm_cli.main import main; sys.exit(main())"]
+    return (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "import sys; from msm_cli.main import main; sys.exit(main())"]
+    )
 
 
 def _env() -> dict[str, str]:
@@ -62,28 +68,70 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")] if path.exists() else []
 
 
-def _cli_writer(db: Path, targets: Path, account: str, first: datetime, stop: float, attempts: list[dict[str, Any]]) -> None:
+def _cli_writer(
+    db: Path, targets: Path, account: str, first: datetime, stop: float, attempts: list[dict[str, Any]]
+) -> None:
     step = 0
     while time.monotonic() < stop:
         at = first + timedelta(minutes=step)
         step += 1
         begun = time.monotonic()
         try:
-            done = subprocess.run([*_msm_command(), "--db", str(db), "targets", "save", account, "--at", at.isoformat(), "--file", str(targets)],
-                                  capture_output=True, text=True, timeout=CLI_BUDGET + 50, env=_env(), cwd=ROOT)
+            done = subprocess.run(
+                [
+                    *_msm_command(),
+                    "--db",
+                    str(db),
+                    "targets",
+                    "save",
+                    account,
+                    "--at",
+                    at.isoformat(),
+                    "--file",
+                    str(targets),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=CLI_BUDGET + 50,
+                env=_env(),
+                cwd=ROOT,
+            )
         except subprocess.TimeoutExpired:
-            attempts.append({"who": "cli", "account": account, "at": at.isoformat(), "rows": CLI_ROWS, "result": "hung",
-                             "seconds": round(time.monotonic() - begun, 3), "messages": []})
+            attempts.append(
+                {
+                    "who": "cli",
+                    "account": account,
+                    "at": at.isoformat(),
+                    "rows": CLI_ROWS,
+                    "result": "hung",
+                    "seconds": round(time.monotonic() - begun, 3),
+                    "messages": [],
+                }
+            )
             continue
         err = done.stderr.strip()
         if done.returncode == 0:
             result = "ack"
-        elif done.returncode == 1 and err.startswith("error: database file") and "is in use by" in err and "Traceback" not in err:
+        elif (
+            done.returncode == 1
+            and err.startswith("error: database file")
+            and "is in use by" in err
+            and "Traceback" not in err
+        ):
             result = "busy"
         else:
             result = "error"
-        attempts.append({"who": "cli", "account": account, "at": at.isoformat(), "rows": CLI_ROWS, "result": result,
-                         "seconds": round(time.monotonic() - begun, 3), "messages": [] if result == "ack" else [err]})
+        attempts.append(
+            {
+                "who": "cli",
+                "account": account,
+                "at": at.isoformat(),
+                "rows": CLI_ROWS,
+                "result": result,
+                "seconds": round(time.monotonic() - begun, 3),
+                "messages": [] if result == "ack" else [err],
+            }
+        )
 
 
 def _wait_ready(log: Path, proc: subprocess.Popen, name: str, timeout: float = 120) -> None:
@@ -111,20 +159,51 @@ def _summary(attempts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _a_held_file_refuses_a_cli_write(db: Path, targets: Path) -> None:
     at = "2099-06-30T12:34:56+00:00"  # a time no writer of the run uses
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time, duckdb; con = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-                               "time.sleep(float(sys.argv[2]))", str(db), str(CLI_BUDGET + 8)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, duckdb; con = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+            "time.sleep(float(sys.argv[2]))",
+            str(db),
+            str(CLI_BUDGET + 8),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         begun = time.monotonic()
-        done = subprocess.run([*_msm_command(), "--db", str(db), "targets", "save", "example-account-alpha", "--at", at, "--file", str(targets)],
-                              capture_output=True, text=True, timeout=CLI_BUDGET + 60, env=_env(), cwd=ROOT)
+        done = subprocess.run(
+            [
+                *_msm_command(),
+                "--db",
+                str(db),
+                "targets",
+                "save",
+                "example-account-alpha",
+                "--at",
+                at,
+                "--file",
+                str(targets),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=CLI_BUDGET + 60,
+            env=_env(),
+            cwd=ROOT,
+        )
         waited = time.monotonic() - begun
     finally:
         holder.kill()
         holder.wait()
-    assert done.returncode == 1 and done.stderr.startswith("error: database file") and "is in use by" in done.stderr, done.stderr
+    assert done.returncode == 1 and done.stderr.startswith("error: database file") and "is in use by" in done.stderr, (
+        done.stderr
+    )
     assert "Traceback" not in done.stderr and waited < CLI_BUDGET + 30, waited
-    stored = msm.Store(db).query("SELECT count(*) AS n FROM position_set WHERE position_set_time = ?::TIMESTAMPTZ", [at])["n"][0]
+    stored = msm.Store(db).query(
+        "SELECT count(*) AS n FROM position_set WHERE position_set_time = ?::TIMESTAMPTZ", [at]
+    )["n"][0]
     assert stored == 0  # absent, not partial
 
 
@@ -136,18 +215,41 @@ def test_app_notebook_and_cli_share_one_file(tmp_path: Path) -> None:
     logs = {name: tmp_path / f"{name}.jsonl" for name in ("app", "reader")}
     env = _env()
     started = time.monotonic()
-    app = subprocess.Popen([sys.executable, str(HERE / "shared_app_user.py"), str(db), str(logs["app"]), str(SECONDS)],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    app = subprocess.Popen(
+        [sys.executable, str(HERE / "shared_app_user.py"), str(db), str(logs["app"]), str(SECONDS)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     procs = {"app": app}
     try:
         _wait_ready(logs["app"], app, "app user")  # the grid is loaded: the run starts now for everyone
         run_start = time.monotonic()
         procs["reader"] = subprocess.Popen(
-            [sys.executable, str(HERE / "shared_reader.py"), str(db), str(logs["reader"]), str(SECONDS), str(SECONDS / 3), str(HOLD_SECONDS)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                str(HERE / "shared_reader.py"),
+                str(db),
+                str(logs["reader"]),
+                str(SECONDS),
+                str(SECONDS / 3),
+                str(HOLD_SECONDS),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         cli_attempts: list[list[dict[str, Any]]] = [[] for _ in CLI_WRITERS]
-        threads = [threading.Thread(target=_cli_writer, args=(db, targets, account, first, run_start + SECONDS, cli_attempts[i]), daemon=True)
-                   for i, (account, first) in enumerate(CLI_WRITERS)]
+        threads = [
+            threading.Thread(
+                target=_cli_writer,
+                args=(db, targets, account, first, run_start + SECONDS, cli_attempts[i]),
+                daemon=True,
+            )
+            for i, (account, first) in enumerate(CLI_WRITERS)
+        ]
         for thread in threads:
             thread.start()
         deadline = run_start + SECONDS + SLACK
@@ -180,7 +282,7 @@ def test_app_notebook_and_cli_share_one_file(tmp_path: Path) -> None:
     # What the file holds at the end (one open, after everyone is done).
     store = msm.Store(db)
     stored = {
-        (row["account"], row["at"].astimezone(timezone.utc).isoformat()): row["rows"]
+        (row["account"], row["at"].astimezone(UTC).isoformat()): row["rows"]
         for row in store.query(
             "SELECT a.unique_identifier AS account, p.position_set_time AS at, count(t.position_set_uid) AS rows "
             "FROM position_set p JOIN account_target_allocation al ON al.uid = p.account_target_allocation_uid "
@@ -197,16 +299,27 @@ def test_app_notebook_and_cli_share_one_file(tmp_path: Path) -> None:
         "test": "tests/test_shared_file.py",
         "recorded_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "seconds": round(elapsed, 1),
-        "app": {"how": "Streamlit AppTest of the whole app in its own process, saving through the Target set builder",
-                "busy_timeout_s": 3.0, **_summary(app_attempts)},
+        "app": {
+            "how": "Streamlit AppTest of the whole app in its own process, saving through the Target set builder",
+            "busy_timeout_s": 3.0,
+            **_summary(app_attempts),
+        },
         "cli_writers": {"processes": len(CLI_WRITERS), "busy_timeout_s": CLI_BUDGET, **_summary(cli)},
-        "reader": {"reads": len(reads), "ok": sum(r["result"] == "ok" for r in reads), "refused_busy": sum(r["result"] == "busy" for r in reads),
-                   "failed_otherwise": sum(r["result"] == "error" for r in reads),
-                   "longest_read_s": max((r["seconds"] for r in reads), default=0.0),
-                   "held_file_once_s": holds[0]["seconds"] if holds else None,
-                   "waited_to_hold_s": holds[0]["waited"] if holds else None},
-        "writes": {**_summary(attempts), "lost": len(lost), "refused_but_stored": len(partial_or_present),
-                   "stored_but_never_acknowledged": len(unacknowledged)},
+        "reader": {
+            "reads": len(reads),
+            "ok": sum(r["result"] == "ok" for r in reads),
+            "refused_busy": sum(r["result"] == "busy" for r in reads),
+            "failed_otherwise": sum(r["result"] == "error" for r in reads),
+            "longest_read_s": max((r["seconds"] for r in reads), default=0.0),
+            "held_file_once_s": holds[0]["seconds"] if holds else None,
+            "waited_to_hold_s": holds[0]["waited"] if holds else None,
+        },
+        "writes": {
+            **_summary(attempts),
+            "lost": len(lost),
+            "refused_but_stored": len(partial_or_present),
+            "stored_but_never_acknowledged": len(unacknowledged),
+        },
         "hung": hung,
     }
     out = Path(os.environ.get("MSM_RELIABILITY_OUT") or tmp_path / "figures")
@@ -221,7 +334,11 @@ def test_app_notebook_and_cli_share_one_file(tmp_path: Path) -> None:
     assert failed == [], failed[:5]
     assert [r for r in reads if r["result"] == "error"] == []
     assert holds, "the reader never got the file for its long cell"
-    assert figures["app"]["acknowledged"] > 0 and figures["cli_writers"]["acknowledged"] > 0 and figures["reader"]["ok"] > 0
+    assert (
+        figures["app"]["acknowledged"] > 0
+        and figures["cli_writers"]["acknowledged"] > 0
+        and figures["reader"]["ok"] > 0
+    )
     # how often the busy path was taken above depends on the machine's speed; it is recorded, and
     # taken for certain once here: a write while the file is held is refused whole, in its budget
     _a_held_file_refuses_a_cli_write(db, targets)

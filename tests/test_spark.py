@@ -18,24 +18,23 @@ import random
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow.dataset as ds
 import pytest
+from cli_harness import Cli, write_rows
 from polars.testing import assert_frame_equal
 
-from cli_harness import Cli, write_rows  # noqa: E402
-
-import msm_portfolios  # noqa: E402
-from msm.errors import ValidationError  # noqa: E402
-from msm.expansion import EXPANSION_COLUMNS, NET_COLUMNS, MissingCompositionError, expand_targets  # noqa: E402
-from msm.services.snapshots import read_target_rows  # noqa: E402
-from msm_spark.cli import main as spark_main  # noqa: E402
-from msm_spark.expansion import LABEL_COLUMNS, expand_targets_spark  # noqa: E402
-from msm_spark.job import run_expand  # noqa: E402
+import msm_portfolios
+from msm.errors import ValidationError
+from msm.expansion import EXPANSION_COLUMNS, NET_COLUMNS, MissingCompositionError, expand_targets
+from msm.services.snapshots import read_target_rows
+from msm_spark.cli import main as spark_main
+from msm_spark.expansion import LABEL_COLUMNS, expand_targets_spark
+from msm_spark.job import run_expand
 
 ROOT = Path(__file__).resolve().parents[1]
 #: "ts": the book's own explicit weights time (between two of its compositions).
@@ -43,7 +42,7 @@ MODES = ("now", "position-set", "ts")
 W, N, Q = "weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity"
 PLAIN_KEY = ["position_set_uid", "source_target_type", "source_target_uid", "asset_uid"]
 NET_KEY = ["position_set_uid", "asset_uid"]
-BOOK_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+BOOK_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +93,9 @@ class Book:
     def core(self, mode: str, *, net: bool) -> Any:
         """``expand_targets`` on the stored rows, with the labels ``msm export`` adds."""
         rows = read_target_rows(self.cli.store)
-        result = expand_targets(rows, msm_portfolios.duckdb_weights_source(self.cli.store), weights_as_of=self.mode(mode), net=net)
+        result = expand_targets(
+            rows, msm_portfolios.duckdb_weights_source(self.cli.store), weights_as_of=self.mode(mode), net=net
+        )
         labels = rows.select("position_set_uid", *LABEL_COLUMNS).unique()
         return result.rows.join(labels, on="position_set_uid", how="left"), result.diagnostics
 
@@ -132,17 +133,37 @@ def generate_book(path: Path) -> Book:
                 raw = [rng.randint(1, 1_000) for _ in chosen]
                 scale = 0.98 if rng.random() < 0.05 else 1.0
                 weights = {a: r / sum(raw) * scale for a, r in zip(chosen, raw)}
-                msm_portfolios.save_composition(store, p, BOOK_START - timedelta(days=3) + timedelta(weeks=week), weights)
+                msm_portfolios.save_composition(
+                    store, p, BOOK_START - timedelta(days=3) + timedelta(weeks=week), weights
+                )
     rows = []
     for day in range(30):
         for i in range(100):
-            picks = [("asset", a) for a in rng.sample(assets, 3)] + [("portfolio", p) for p in rng.sample(portfolios, 3)]
+            picks = [("asset", a) for a in rng.sample(assets, 3)] + [
+                ("portfolio", p) for p in rng.sample(portfolios, 3)
+            ]
             for kind, ident in picks:
                 exposure = rng.choice([W, W, N] + ([Q] if kind == "asset" else []))
-                rows.append({"account": f"ACC{i:03d}", "position_set_time": BOOK_START + timedelta(days=day, hours=i % 24),
-                             kind: ident, exposure: round(rng.uniform(0.001, 0.3), 6) * (1_000_000 if exposure == N else 1)})
-    frame = pl.DataFrame(rows, schema={"account": pl.String, "position_set_time": pl.Datetime("us", "UTC"), "asset": pl.String,
-                                       "portfolio": pl.String, W: pl.Float64, N: pl.Float64, Q: pl.Float64})
+                rows.append(
+                    {
+                        "account": f"ACC{i:03d}",
+                        "position_set_time": BOOK_START + timedelta(days=day, hours=i % 24),
+                        kind: ident,
+                        exposure: round(rng.uniform(0.001, 0.3), 6) * (1_000_000 if exposure == N else 1),
+                    }
+                )
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "account": pl.String,
+            "position_set_time": pl.Datetime("us", "UTC"),
+            "asset": pl.String,
+            "portfolio": pl.String,
+            W: pl.Float64,
+            N: pl.Float64,
+            Q: pl.Float64,
+        },
+    )
     msm.save_snapshots(store, frame)
     return Book(Cli(path), path.parent, "2026-01-15T00:00:00Z")
 
@@ -169,11 +190,24 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Book:
     cli.ok("allocations", "add", "A-main", "--account", "A", "--model", "m")
     compositions = {
         ("P", "2026-01-01T00:00:00Z"): [{"asset": "BTC", "weight": 0.25}, {"asset": "ETH", "weight": 0.75}],
-        ("P", "2026-03-01T00:00:00Z"): [{"asset": "BTC", "weight": 0.5}, {"asset": "ETH", "weight": 0.3}, {"asset": "SOL", "weight": 0.1}],
+        ("P", "2026-03-01T00:00:00Z"): [
+            {"asset": "BTC", "weight": 0.5},
+            {"asset": "ETH", "weight": 0.3},
+            {"asset": "SOL", "weight": 0.1},
+        ],
         ("Q", "2026-03-01T00:00:00Z"): [{"asset": "SOL", "weight": 1.0}],
     }
     for i, ((portfolio, at), rows) in enumerate(compositions.items()):
-        cli.ok("portfolios", "weights", portfolio, "--at", at, "--file", str(write_rows(folder / f"c{i}.csv", rows)), warnings=True)
+        cli.ok(
+            "portfolios",
+            "weights",
+            portfolio,
+            "--at",
+            at,
+            "--file",
+            str(write_rows(folder / f"c{i}.csv", rows)),
+            warnings=True,
+        )
     snapshots = {
         "2026-02-01T00:00:00Z": [{"asset": "BTC", W: 0.3}, {"portfolio": "P", W: 0.5}, {"portfolio": "Q", W: 0.2}],
         "2026-04-01T00:00:00Z": [{"portfolio": "P", N: 1_000_000}, {"asset": "SOL", Q: 5}],
@@ -193,7 +227,9 @@ def read_dataset(path: Path) -> pl.DataFrame:
 def assert_same_rows(got: pl.DataFrame, expected: pl.DataFrame, key: list[str]) -> None:
     """Same columns in the same order, same types (``n_sources``: Spark has no unsigned integers), same rows after sorting."""
     assert got.columns == expected.columns
-    got, expected = (f.with_columns(pl.col("n_sources").cast(pl.Int64)) if "n_sources" in f.columns else f for f in (got, expected))
+    got, expected = (
+        f.with_columns(pl.col("n_sources").cast(pl.Int64)) if "n_sources" in f.columns else f for f in (got, expected)
+    )
     assert got.schema == expected.schema
     assert_frame_equal(got.sort(key), expected.sort(key), check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
 
@@ -227,8 +263,12 @@ def test_spark_equals_msm_export(spark: Any, request: pytest.FixtureRequest, whi
         assert_same_rows(core_rows, expected.drop("snapshot_date"), PLAIN_KEY)  # the export is expand_targets
     assert result.rows == got.height > 0
     # The same compositions not summing to 1, named and summed as the core does.
-    assert_frame_equal(pl.DataFrame(result.diagnostics, schema=core_diagnostics.schema), core_diagnostics, rel_tol=1e-12, abs_tol=1e-12)
-    diagnostics = pl.read_parquet(book.folder / f"spark-{mode}-{'net' if net else 'plain'}" / "diagnostics" / "*.parquet")
+    assert_frame_equal(
+        pl.DataFrame(result.diagnostics, schema=core_diagnostics.schema), core_diagnostics, rel_tol=1e-12, abs_tol=1e-12
+    )
+    diagnostics = pl.read_parquet(
+        book.folder / f"spark-{mode}-{'net' if net else 'plain'}" / "diagnostics" / "*.parquet"
+    )
     assert_frame_equal(diagnostics, core_diagnostics, rel_tol=1e-12, abs_tol=1e-12)
 
 
@@ -248,16 +288,25 @@ def test_a_missing_composition_fails_with_the_core_message(spark: Any, small: Bo
     with pytest.raises(MissingCompositionError) as ours:
         run_expand(spark, str(small.folder / "plain"), str(out), weights_as_of="position-set")
     assert str(ours.value) == str(core.value)
-    assert str(ours.value).startswith("portfolio 'Q' has no composition at or before 2026-02-01T00:00:00Z; store one with `msm portfolios weights Q")
+    assert str(ours.value).startswith(
+        "portfolio 'Q' has no composition at or before 2026-02-01T00:00:00Z; store one with `msm portfolios weights Q"
+    )
     assert not out.exists()  # checked before anything is written
     # Before every composition: both portfolios, one message.
-    with pytest.raises(MissingCompositionError, match=r"^2 portfolios have no composition at or before their weights time: 'P' at 2025-06-01T00:00:00Z, 'Q' at 2025-06-01T00:00:00Z"):
+    with pytest.raises(
+        MissingCompositionError,
+        match=r"^2 portfolios have no composition at or before their weights time: 'P' at 2025-06-01T00:00:00Z, 'Q' at 2025-06-01T00:00:00Z",
+    ):
         run_expand(spark, str(small.folder / "plain"), str(out), weights_as_of="2025-06-01T00:00:00Z")
 
 
-def test_a_composition_not_summing_to_one_is_expanded_as_stored_and_reported(spark: Any, small: Book, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_composition_not_summing_to_one_is_expanded_as_stored_and_reported(
+    spark: Any, small: Book, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = small.folder / "off"
-    code = spark_main(["expand", "--input", str(small.folder / "plain"), "--output", str(out), "--weights-as-of", "now"])
+    code = spark_main(
+        ["expand", "--input", str(small.folder / "plain"), "--output", str(out), "--weights-as-of", "now"]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert printed.out.splitlines() == [
@@ -267,13 +316,20 @@ def test_a_composition_not_summing_to_one_is_expanded_as_stored_and_reported(spa
         "  portfolio 'P' at 2026-03-01T00:00:00Z sums to 0.9, not 1; expanded as stored (never renormalized)",
     ]
     rows = read_dataset(out / "target_exposure")
-    via_p = rows.filter(pl.col("portfolio_uid").is_not_null() & (pl.col("source_target_type") == "portfolio") & pl.col(N).is_not_null())
+    via_p = rows.filter(
+        pl.col("portfolio_uid").is_not_null() & (pl.col("source_target_type") == "portfolio") & pl.col(N).is_not_null()
+    )
     assert sorted(zip(via_p["asset"], via_p["portfolio_weight"], via_p[N])) == [
-        ("BTC", 0.5, pytest.approx(500_000.0)), ("ETH", 0.3, pytest.approx(300_000.0)), ("SOL", 0.1, pytest.approx(100_000.0))]
+        ("BTC", 0.5, pytest.approx(500_000.0)),
+        ("ETH", 0.3, pytest.approx(300_000.0)),
+        ("SOL", 0.1, pytest.approx(100_000.0)),
+    ]
     expected, diagnostics = small.core("now", net=False)
     assert_same_rows(rows.drop("snapshot_date"), expected, PLAIN_KEY)
     assert_frame_equal(pl.read_parquet(out / "diagnostics" / "*.parquet"), diagnostics)
-    assert diagnostics.rows() == [(diagnostics["portfolio_uid"][0], "P", diagnostics["weights_time"][0], pytest.approx(0.9))]
+    assert diagnostics.rows() == [
+        (diagnostics["portfolio_uid"][0], "P", diagnostics["weights_time"][0], pytest.approx(0.9))
+    ]
 
 
 def test_an_export_without_snapshots_gives_an_empty_dataset_with_the_columns(spark: Any, tmp_path: Path) -> None:
@@ -282,7 +338,9 @@ def test_an_export_without_snapshots_gives_an_empty_dataset_with_the_columns(spa
     cli.ok("export", "--out", str(tmp_path / "export"), "--expanded")
     result = run_expand(spark, str(tmp_path / "export"), str(tmp_path / "out"), weights_as_of="now")
     assert result.rows == 0 and result.diagnostics == []
-    got, expected = (pl.read_parquet(tmp_path / folder / "target_exposure" / "*.parquet") for folder in ("out", "export"))
+    got, expected = (
+        pl.read_parquet(tmp_path / folder / "target_exposure" / "*.parquet") for folder in ("out", "export")
+    )
     assert got.height == 0 and got.schema == expected.schema
 
 
@@ -295,17 +353,29 @@ def _frames(small: Book) -> tuple[pl.DataFrame, pl.DataFrame]:
 @pytest.mark.parametrize(
     "case, change",
     [
-        ("a NaN weight", lambda w: w.with_columns(pl.when(pl.col("asset") == "ETH").then(float("nan")).otherwise(pl.col("weight")).alias("weight"))),
-        ("an asset listed twice", lambda w: pl.concat([w, w.filter((pl.col("asset") == "SOL") & (pl.col("portfolio") == "P"))])),
+        (
+            "a NaN weight",
+            lambda w: w.with_columns(
+                pl.when(pl.col("asset") == "ETH").then(float("nan")).otherwise(pl.col("weight")).alias("weight")
+            ),
+        ),
+        (
+            "an asset listed twice",
+            lambda w: pl.concat([w, w.filter((pl.col("asset") == "SOL") & (pl.col("portfolio") == "P"))]),
+        ),
     ],
 )
-def test_bad_composition_rows_are_refused_with_the_core_message(spark: Any, small: Book, case: str, change: Any) -> None:
+def test_bad_composition_rows_are_refused_with_the_core_message(
+    spark: Any, small: Book, case: str, change: Any
+) -> None:
     targets, weights = _frames(small)
     weights = change(weights)
     with pytest.raises(ValidationError) as core:
         expand_targets(targets, weights, weights_as_of="now")
     with pytest.raises(ValidationError) as ours:
-        expand_targets_spark(spark.createDataFrame(targets.to_arrow()), spark.createDataFrame(weights.to_arrow()), weights_as_of="now")
+        expand_targets_spark(
+            spark.createDataFrame(targets.to_arrow()), spark.createDataFrame(weights.to_arrow()), weights_as_of="now"
+        )
     assert str(ours.value) == str(core.value)
 
 
@@ -316,7 +386,9 @@ def test_bad_composition_rows_are_refused_with_the_core_message(spark: Any, smal
         (["--weights-as-of", "soon"], "is not a time"),
     ],
 )
-def test_cli_refusals_before_spark(small: Book, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], match: str) -> None:
+def test_cli_refusals_before_spark(
+    small: Book, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], match: str
+) -> None:
     code = spark_main(["expand", "--input", str(small.folder / "plain"), "--output", str(tmp_path / "o"), *argv])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: ") and match in err and "Traceback" not in err
@@ -332,14 +404,21 @@ def test_cli_refusals(spark: Any, small: Book, tmp_path: Path, capsys: pytest.Ca
 
     source = str(small.folder / "plain")
     assert "holds no target_positions/, portfolio_weights/; give a folder written by `msm export --out DIR`" in fails(
-        "--input", str(tmp_path), "--output", str(tmp_path / "o"))
+        "--input", str(tmp_path), "--output", str(tmp_path / "o")
+    )
     assert "does not exist" in fails("--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o"))
     err = fails("--input", source, "--output", str(tmp_path / "o"), "--weights-as-of", "position-set")
     assert err.startswith("error: portfolio 'Q' has no composition at or before 2026-02-01T00:00:00Z")
     (tmp_path / "taken" / "target_exposure").mkdir(parents=True)
     assert "already holds a look-through (target_exposure); choose another --output or pass --overwrite" in fails(
-        "--input", source, "--output", str(tmp_path / "taken"))
-    assert spark_main(["expand", "--input", source, "--output", str(tmp_path / "taken"), "--overwrite", "--format", "json"]) == 0
+        "--input", source, "--output", str(tmp_path / "taken")
+    )
+    assert (
+        spark_main(
+            ["expand", "--input", source, "--output", str(tmp_path / "taken"), "--overwrite", "--format", "json"]
+        )
+        == 0
+    )
     document = json.loads(capsys.readouterr().out)
     assert document["datasets"]["target_exposure"]["rows"] == 9 and document["diagnostics"][0]["portfolio"] == "P"
     assert spark_main(["expand", "--input", source]) == 2  # usage: --output is required
@@ -352,9 +431,27 @@ def command_line_run(demo: Book) -> Any:
     export, out = demo.export("position-set"), demo.folder / "subprocess"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(
-        [sys.executable, "-m", "msm_spark", "expand", "--input", str(export), "--output", str(out),
-         "--weights-as-of", "position-set", "--net", "--master", "local[1]", "--format", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "msm_spark",
+            "expand",
+            "--input",
+            str(export),
+            "--output",
+            str(out),
+            "--weights-as-of",
+            "position-set",
+            "--net",
+            "--master",
+            "local[1]",
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     yield process, out
     if process.poll() is None:
@@ -374,4 +471,6 @@ def test_the_command_line_in_a_subprocess(demo: Book, command_line_run: Any) -> 
     assert document["datasets"]["target_exposure"]["rows"] == got.height
     assert_same_rows(got, snapshot_date(expected).select(*NET_COLUMNS, *LABEL_COLUMNS, "snapshot_date"), NET_KEY)
     assert not list(out.rglob("_SUCCESS")) and not list(out.rglob("*.crc"))  # plain Parquet folders
-    assert pl.read_parquet(out / "target_exposure", hive_partitioning=True).height == got.height  # polars reads the folder as is
+    assert (
+        pl.read_parquet(out / "target_exposure", hive_partitioning=True).height == got.height
+    )  # polars reads the folder as is

@@ -7,7 +7,7 @@ import sys
 import textwrap
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,11 +18,11 @@ import msm
 from msm.errors import StoreBusyError
 from msm.store import Store, default_db_path, quote_ident
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 # -- parameters ------------------------------------------------------------------------------------
-HOSTILE = ["x'; DROP TABLE asset; --", 'quote " and \' both', "100% _under_", "名前", "\\back\\slash", ""]
+HOSTILE = ["x'; DROP TABLE asset; --", "quote \" and ' both", "100% _under_", "名前", "\\back\\slash", ""]
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -30,7 +30,9 @@ def test_query_parameters_are_values_never_sql(store: Store, text: str) -> None:
     frame = store.query("SELECT ? AS text, ? AS n", [text, 7])
     assert frame.to_dicts() == [{"text": text, "n": 7}]
     # and they round-trip through a write untouched; the table they mention still exists
-    store.execute("INSERT INTO asset (uid, unique_identifier, name) VALUES (gen_random_uuid(), ?, ?)", [f"id-{len(text)}", text])
+    store.execute(
+        "INSERT INTO asset (uid, unique_identifier, name) VALUES (gen_random_uuid(), ?, ?)", [f"id-{len(text)}", text]
+    )
     assert store.query("SELECT name FROM asset")["name"].to_list() == [text]
 
 
@@ -47,7 +49,7 @@ def test_quote_ident_doubles_quotes() -> None:
 def test_timestamptz_comes_back_aware_utc_through_arrow(store: Store) -> None:
     frame = store.query("SELECT ?::TIMESTAMPTZ AS t", ["2026-05-25T09:00:00+09:00"])
     assert frame.schema["t"] == pl.Datetime("us", "UTC")
-    assert frame["t"][0] == datetime(2026, 5, 25, 0, 0, tzinfo=timezone.utc)
+    assert frame["t"][0] == datetime(2026, 5, 25, 0, 0, tzinfo=UTC)
 
 
 def test_memory_store_keeps_its_data_between_calls() -> None:
@@ -88,7 +90,9 @@ def test_transaction_rolls_back_on_database_error(store: Store, db_contents) -> 
     with pytest.raises(duckdb.ConstraintException):
         with store.transaction() as con:
             con.execute("INSERT INTO portfolio (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["P1"])
-            con.execute("INSERT INTO portfolio (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["P1"])  # duplicate
+            con.execute(
+                "INSERT INTO portfolio (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["P1"]
+            )  # duplicate
     assert db_contents(store) == before
     # the file is usable afterwards
     store.execute("INSERT INTO portfolio (uid, unique_identifier) VALUES (gen_random_uuid(), ?)", ["P1"])
@@ -138,7 +142,12 @@ def test_store_does_not_keep_the_file_open(store: Store) -> None:
     store.query("SELECT 1")
     msm.list_assets(store)
     # another process can open the file read-write right away
-    proc = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()", store.path], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()", store.path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -215,7 +224,16 @@ def test_valid_raw_rows_are_accepted(raw) -> None:
     seeded, row = raw
     seeded.store.execute(INSERT, row("asset", metadata_json='{"role": "core"}'))
     seeded.store.execute(INSERT, row("portfolio", weight_notional_exposure=None, constant_notional_exposure=1000.0))
-    seeded.store.execute(INSERT, row("asset", target_uid=seeded.uid("ETH"), asset_uid=seeded.uid("ETH"), weight_notional_exposure=None, single_asset_quantity=-2.5))
+    seeded.store.execute(
+        INSERT,
+        row(
+            "asset",
+            target_uid=seeded.uid("ETH"),
+            asset_uid=seeded.uid("ETH"),
+            weight_notional_exposure=None,
+            single_asset_quantity=-2.5,
+        ),
+    )
     assert seeded.store.query("SELECT count(*) AS n FROM target_positions")["n"][0] == 3
 
 
@@ -239,17 +257,34 @@ BAD_RAW_ROWS = {
     "asset type with only portfolio_uid": (lambda s: ("portfolio", {"target_type": "asset"}), REFERENCE),
     "portfolio type with only asset_uid": (lambda s: ("asset", {"target_type": "portfolio"}), REFERENCE),
     "target_type fund": (lambda s: ("asset", {"target_type": "fund"}), TYPES),
-    "target_type null": (lambda s: ("asset", {"target_type": None}), r"NOT NULL constraint failed: target_positions\.target_type"),
-    "target_uid null": (lambda s: ("asset", {"target_uid": None}), r"NOT NULL constraint failed: target_positions\.target_uid"),
+    "target_type null": (
+        lambda s: ("asset", {"target_type": None}),
+        r"NOT NULL constraint failed: target_positions\.target_type",
+    ),
+    "target_uid null": (
+        lambda s: ("asset", {"target_uid": None}),
+        r"NOT NULL constraint failed: target_positions\.target_uid",
+    ),
     "zero exposures": (lambda s: ("asset", {"weight_notional_exposure": None}), ONE_EXPOSURE),
     "two exposures": (lambda s: ("asset", {"constant_notional_exposure": 100.0}), ONE_EXPOSURE),
-    "three exposures": (lambda s: ("asset", {"constant_notional_exposure": 100.0, "single_asset_quantity": 1.0}), ONE_EXPOSURE),
+    "three exposures": (
+        lambda s: ("asset", {"constant_notional_exposure": 100.0, "single_asset_quantity": 1.0}),
+        ONE_EXPOSURE,
+    ),
     "NaN weight": (lambda s: ("asset", {"weight_notional_exposure": float("nan")}), FINITE),
-    "inf constant": (lambda s: ("asset", {"weight_notional_exposure": None, "constant_notional_exposure": float("inf")}), FINITE),
-    "-inf quantity": (lambda s: ("asset", {"weight_notional_exposure": None, "single_asset_quantity": float("-inf")}), FINITE),
+    "inf constant": (
+        lambda s: ("asset", {"weight_notional_exposure": None, "constant_notional_exposure": float("inf")}),
+        FINITE,
+    ),
+    "-inf quantity": (
+        lambda s: ("asset", {"weight_notional_exposure": None, "single_asset_quantity": float("-inf")}),
+        FINITE,
+    ),
     "NaN on a portfolio row": (lambda s: ("portfolio", {"weight_notional_exposure": float("nan")}), FINITE),
     "single_asset_quantity on a portfolio row": (
-        lambda s: ("portfolio", {"weight_notional_exposure": None, "single_asset_quantity": 1.0}), NO_QUANTITY),
+        lambda s: ("portfolio", {"weight_notional_exposure": None, "single_asset_quantity": 1.0}),
+        NO_QUANTITY,
+    ),
     "metadata_json array": (lambda s: ("asset", {"metadata_json": "[1, 2]"}), OBJECT),
     "metadata_json string": (lambda s: ("asset", {"metadata_json": '"satellite"'}), OBJECT),
     "metadata_json number": (lambda s: ("asset", {"metadata_json": "3"}), OBJECT),
@@ -305,7 +340,9 @@ def test_target_positions_foreign_keys(store: Store) -> None:
 
 
 def test_target_positions_indexes(store: Store) -> None:
-    indexes = store.query("SELECT expressions FROM duckdb_indexes() WHERE schema_name = 'main' AND table_name = 'target_positions'")
+    indexes = store.query(
+        "SELECT expressions FROM duckdb_indexes() WHERE schema_name = 'main' AND table_name = 'target_positions'"
+    )
     found = {e.strip("[]").replace(" ", "") for e in indexes["expressions"]}
     assert {"asset_uid", "portfolio_uid", "position_set_uid,target_type,target_uid"} <= found
 
@@ -332,10 +369,25 @@ REGISTRY_CONTRACT = {
     "asset": ["uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json"],
     "portfolio": ["uid", "unique_identifier", "portfolio_name", "metadata_json"],
     "account_group": ["uid", "group_name", "group_description", "metadata_json"],
-    "account": ["uid", "unique_identifier", "account_name", "is_paper", "account_is_active", "account_group_uid", "metadata_json"],
+    "account": [
+        "uid",
+        "unique_identifier",
+        "account_name",
+        "is_paper",
+        "account_is_active",
+        "account_group_uid",
+        "metadata_json",
+    ],
     "account_allocation_model": ["uid", "allocation_model_name", "allocation_model_description", "metadata_json"],
     "account_target_allocation": [
-        "uid", "unique_identifier", "account_uid", "account_allocation_model_uid", "display_name", "is_active", "source", "metadata_json",
+        "uid",
+        "unique_identifier",
+        "account_uid",
+        "account_allocation_model_uid",
+        "display_name",
+        "is_active",
+        "source",
+        "metadata_json",
     ],
     "position_set": ["uid", "account_target_allocation_uid", "position_set_time", "source", "metadata_json"],
 }

@@ -86,19 +86,46 @@ _META = _Column("metadata_json", "json")
 
 #: The importable entities by name, with their file columns (the key first).
 BULK_ENTITIES: dict[str, _Bulk] = {
-    "assets": _Bulk(ASSET, (_Column("unique_identifier", "key", True), _Column("name", "text"), _Column("ticker", "text"),
-                            _Column("asset_type", "text"), _META)),
-    "portfolios": _Bulk(PORTFOLIO, (_Column("unique_identifier", "key", True), _Column("portfolio_name", "text"), _META)),
+    "assets": _Bulk(
+        ASSET,
+        (
+            _Column("unique_identifier", "key", True),
+            _Column("name", "text"),
+            _Column("ticker", "text"),
+            _Column("asset_type", "text"),
+            _META,
+        ),
+    ),
+    "portfolios": _Bulk(
+        PORTFOLIO, (_Column("unique_identifier", "key", True), _Column("portfolio_name", "text"), _META)
+    ),
     "account_groups": _Bulk(GROUP, (_Column("group_name", "key", True), _Column("group_description", "text"), _META)),
-    "accounts": _Bulk(ACCOUNT, (_Column("unique_identifier", "key", True), _Column("account_name", "text", True),
-                                _Column("is_paper", "bool", default=True), _Column("account_is_active", "bool", default=True),
-                                _Column("group", "ref", ref=GROUP, target="account_group_uid"), _META)),
-    "allocation_models": _Bulk(MODEL, (_Column("allocation_model_name", "key", True), _Column("allocation_model_description", "text"), _META)),
-    "allocations": _Bulk(ALLOCATION, (_Column("unique_identifier", "key", True),
-                                      _Column("account", "ref", True, ref=ACCOUNT, target="account_uid", frozen=True),
-                                      _Column("model", "ref", True, ref=MODEL, target="account_allocation_model_uid", frozen=True),
-                                      _Column("display_name", "text"), _Column("is_active", "bool", default=True),
-                                      _Column("source", "text"), _META)),
+    "accounts": _Bulk(
+        ACCOUNT,
+        (
+            _Column("unique_identifier", "key", True),
+            _Column("account_name", "text", True),
+            _Column("is_paper", "bool", default=True),
+            _Column("account_is_active", "bool", default=True),
+            _Column("group", "ref", ref=GROUP, target="account_group_uid"),
+            _META,
+        ),
+    ),
+    "allocation_models": _Bulk(
+        MODEL, (_Column("allocation_model_name", "key", True), _Column("allocation_model_description", "text"), _META)
+    ),
+    "allocations": _Bulk(
+        ALLOCATION,
+        (
+            _Column("unique_identifier", "key", True),
+            _Column("account", "ref", True, ref=ACCOUNT, target="account_uid", frozen=True),
+            _Column("model", "ref", True, ref=MODEL, target="account_allocation_model_uid", frozen=True),
+            _Column("display_name", "text"),
+            _Column("is_active", "bool", default=True),
+            _Column("source", "text"),
+            _META,
+        ),
+    ),
 }
 
 #: Table columns a file might carry by mistake, and what to give instead.
@@ -142,7 +169,9 @@ def import_reference(
     """
     spec = BULK_ENTITIES.get(entity)
     if spec is None:
-        raise ValidationError.single("import", "entity", entity, f"is not importable; use one of {', '.join(BULK_ENTITIES)}")
+        raise ValidationError.single(
+            "import", "entity", entity, f"is not importable; use one of {', '.join(BULK_ENTITIES)}"
+        )
     label = spec.entity.label
     if isinstance(source, (str, Path)):
         frame = read_table_file(source, entity=f"{label} file", sheet=sheet)
@@ -203,12 +232,20 @@ def _normalize(spec: _Bulk, frame: pl.DataFrame, checks: RowChecks) -> pl.DataFr
                 continue
             if dtype == pl.String or dtype.is_integer() or dtype == pl.Null:
                 given = _text(name).str.to_lowercase()
-                frame = frame.with_columns(_text(name).alias(f"__given_{name}"),
-                                           pl.when(given.is_in(_TRUE)).then(True).when(given.is_in(_FALSE)).then(False).alias(name))
-                bad(pl.col(f"__given_{name}").is_not_null() & pl.col(name).is_null(), name,
-                    "must be true or false (also yes/no, 1/0)", value=pl.col(f"__given_{name}"))
+                frame = frame.with_columns(
+                    _text(name).alias(f"__given_{name}"),
+                    pl.when(given.is_in(_TRUE)).then(True).when(given.is_in(_FALSE)).then(False).alias(name),
+                )
+                bad(
+                    pl.col(f"__given_{name}").is_not_null() & pl.col(name).is_null(),
+                    name,
+                    "must be true or false (also yes/no, 1/0)",
+                    value=pl.col(f"__given_{name}"),
+                )
             else:
-                errors.append(RowError(label, None, name, NO_VALUE, f"must hold true/false values, got a {dtype} column"))
+                errors.append(
+                    RowError(label, None, name, NO_VALUE, f"must hold true/false values, got a {dtype} column")
+                )
         elif dtype == pl.String or dtype.is_integer() or dtype == pl.Null:
             frame = frame.with_columns(_text(name).alias(name))
         else:
@@ -218,28 +255,42 @@ def _normalize(spec: _Bulk, frame: pl.DataFrame, checks: RowChecks) -> pl.DataFr
 
     key = spec.key.name
     named = [c.name for c in spec.columns if c.name in frame.columns]
-    bad(pl.all_horizontal(pl.col(c).cast(pl.String) == c for c in named), key,
-        "repeats the header row (a second header, or a file pasted twice); remove that row", value=pl.lit(None, pl.String))
+    bad(
+        pl.all_horizontal(pl.col(c).cast(pl.String) == c for c in named),
+        key,
+        "repeats the header row (a second header, or a file pasted twice); remove that row",
+        value=pl.lit(None, pl.String),
+    )
     for column in spec.columns:
         if column.required:
             bad(pl.col(column.name).is_null(), column.name, "must not be empty", value=pl.lit(None, pl.String))
         if column.kind == "key" or (column.required and column.kind == "text"):
             bad(pl.col(column.name).str.len_chars() > _MAX_KEY, column.name, f"is longer than {_MAX_KEY} characters")
     first = pl.col(ROW).min().over(key)
-    bad(pl.col(key).is_not_null() & (pl.col(ROW) > first), key,
-        pl.lit(f"duplicate {key} in the file; first given at row ") + first.cast(pl.String))
+    bad(
+        pl.col(key).is_not_null() & (pl.col(ROW) > first),
+        key,
+        pl.lit(f"duplicate {key} in the file; first given at row ") + first.cast(pl.String),
+    )
     if "asset_type" in frame.columns:
-        bad(pl.col("asset_type").str.to_lowercase() == "portfolio", "asset_type",
-            "an asset never represents a portfolio; import it as a portfolio (msm portfolios import) instead")
+        bad(
+            pl.col("asset_type").str.to_lowercase() == "portfolio",
+            "asset_type",
+            "an asset never represents a portfolio; import it as a portfolio (msm portfolios import) instead",
+        )
     return frame
 
 
 # -- the database: references and existing rows ----------------------------------------------------
-def _lookup(con: duckdb.DuckDBPyConnection, entity: _Entity, values: pl.Series, *, extra: Sequence[str] = ()) -> pl.DataFrame:
+def _lookup(
+    con: duckdb.DuckDBPyConnection, entity: _Entity, values: pl.Series, *, extra: Sequence[str] = ()
+) -> pl.DataFrame:
     """``(key, uid, *extra)`` of ``entity``'s rows whose business key is one of ``values``."""
     con.register("__bulk_keys", pl.DataFrame({"k": values.cast(pl.String).drop_nulls().unique()}).to_arrow())
     try:
-        columns = ", ".join(f"t.{quote_ident(c)}" + ("::VARCHAR" if c.endswith("_uid") else "") + f" AS {quote_ident(c)}" for c in extra)
+        columns = ", ".join(
+            f"t.{quote_ident(c)}" + ("::VARCHAR" if c.endswith("_uid") else "") + f" AS {quote_ident(c)}" for c in extra
+        )
         return fetch(
             con,
             f"SELECT t.{quote_ident(entity.key)} AS k, t.uid::VARCHAR AS uid{', ' + columns if columns else ''} "
@@ -249,15 +300,22 @@ def _lookup(con: duckdb.DuckDBPyConnection, entity: _Entity, values: pl.Series, 
         con.unregister("__bulk_keys")
 
 
-def _resolve(spec: _Bulk, frame: pl.DataFrame, checks: RowChecks, con: duckdb.DuckDBPyConnection, *, upsert: bool) -> pl.DataFrame:
+def _resolve(
+    spec: _Bulk, frame: pl.DataFrame, checks: RowChecks, con: duckdb.DuckDBPyConnection, *, upsert: bool
+) -> pl.DataFrame:
     label, bad, key = spec.entity.label, checks.bad, spec.key.name
     given = [c for c in spec.columns if c.name in frame.columns]
     for column in (c for c in given if c.kind == "ref"):
         assert column.ref is not None
-        found = _lookup(con, column.ref, frame[column.name]).select(pl.col("k").alias(column.name), pl.col("uid").alias(column.column))
+        found = _lookup(con, column.ref, frame[column.name]).select(
+            pl.col("k").alias(column.name), pl.col("uid").alias(column.column)
+        )
         frame = frame.join(found, on=column.name, how="left", maintain_order="left")
-        bad(pl.col(column.name).is_not_null() & pl.col(column.column).is_null(), column.name,
-            f"no {column.ref.label} has this {column.ref.key}; add it first")
+        bad(
+            pl.col(column.name).is_not_null() & pl.col(column.column).is_null(),
+            column.name,
+            f"no {column.ref.label} has this {column.ref.key}; add it first",
+        )
 
     stored = [c.column for c in given if c.kind != "key"]
     existing = _lookup(con, spec.entity, frame[key], extra=stored)
@@ -268,8 +326,13 @@ def _resolve(spec: _Bulk, frame: pl.DataFrame, checks: RowChecks, con: duckdb.Du
         bad(exists, key, f"a {label} with this {key} already exists; pass --upsert (upsert=True) to update it")
         return frame
     for column in (c for c in given if c.frozen):
-        bad(exists & pl.col(column.column).is_not_null() & (pl.col(column.column) != pl.col(f"__stored_{column.column}")), column.name,
-            f"cannot be changed on an existing {label}; create a new {label} instead")
+        bad(
+            exists
+            & pl.col(column.column).is_not_null()
+            & (pl.col(column.column) != pl.col(f"__stored_{column.column}")),
+            column.name,
+            f"cannot be changed on an existing {label}; create a new {label} instead",
+        )
     if spec.entity is ACCOUNT and "group" in frame.columns:
         frame = _refuse_group_moves(frame, checks, con)
     return frame
@@ -278,22 +341,32 @@ def _resolve(spec: _Bulk, frame: pl.DataFrame, checks: RowChecks, con: duckdb.Du
 def _refuse_group_moves(frame: pl.DataFrame, checks: RowChecks, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     # DuckDB rewrites a row whose foreign-key column changes and refuses that while other rows
     # reference it, so an account with target allocations cannot change group (docs/architecture.md).
-    moves = frame.filter(pl.col("__uid").is_not_null() & pl.col("account_group_uid").is_not_null()
-                         & (pl.col("account_group_uid") != pl.col("__stored_account_group_uid").fill_null("")))
+    moves = frame.filter(
+        pl.col("__uid").is_not_null()
+        & pl.col("account_group_uid").is_not_null()
+        & (pl.col("account_group_uid") != pl.col("__stored_account_group_uid").fill_null(""))
+    )
     if moves.height == 0:
         return frame.with_columns(pl.lit(0, pl.Int64).alias("__allocations"))
     con.register("__bulk_moves", moves.select(pl.col("__uid").alias("uid")).to_arrow())
     try:
-        counts = fetch(con, "SELECT m.uid, count(*) AS n FROM __bulk_moves AS m JOIN account_target_allocation AS a "
-                            "ON a.account_uid = m.uid::UUID GROUP BY m.uid")
+        counts = fetch(
+            con,
+            "SELECT m.uid, count(*) AS n FROM __bulk_moves AS m JOIN account_target_allocation AS a "
+            "ON a.account_uid = m.uid::UUID GROUP BY m.uid",
+        )
     finally:
         con.unregister("__bulk_moves")
     counts = counts.select(pl.col("uid").alias("__uid"), pl.col("n").cast(pl.Int64).alias("__allocations"))
-    frame = frame.join(counts, on="__uid", how="left", maintain_order="left").with_columns(pl.col("__allocations").fill_null(0))
+    frame = frame.join(counts, on="__uid", how="left", maintain_order="left").with_columns(
+        pl.col("__allocations").fill_null(0)
+    )
     checks.bad(
-        (pl.col("__allocations") > 0) & (pl.col("account_group_uid") != pl.col("__stored_account_group_uid").fill_null("")),
+        (pl.col("__allocations") > 0)
+        & (pl.col("account_group_uid") != pl.col("__stored_account_group_uid").fill_null("")),
         "group",
-        pl.lit("cannot move an account that has ") + pl.col("__allocations").cast(pl.String)
+        pl.lit("cannot move an account that has ")
+        + pl.col("__allocations").cast(pl.String)
         + pl.lit(" target allocation(s) to another group (a DuckDB foreign-key limitation, see docs/architecture.md)"),
     )
     return frame
@@ -303,7 +376,8 @@ def _refuse_group_moves(frame: pl.DataFrame, checks: RowChecks, con: duckdb.Duck
 def _changed(spec: _Bulk, frame: pl.DataFrame) -> pl.Expr:
     """True for existing rows where a given cell differs from the stored value."""
     diffs = [
-        pl.col(c.column).is_not_null() & (pl.col(c.column).cast(pl.String) != pl.col(f"__stored_{c.column}").cast(pl.String)).fill_null(True)
+        pl.col(c.column).is_not_null()
+        & (pl.col(c.column).cast(pl.String) != pl.col(f"__stored_{c.column}").cast(pl.String)).fill_null(True)
         for c in spec.columns
         if c.kind != "key" and c.name in frame.columns
     ]
@@ -312,7 +386,13 @@ def _changed(spec: _Bulk, frame: pl.DataFrame) -> pl.Expr:
 
 def _plan(spec: _Bulk, entity: str, frame: pl.DataFrame, *, dry_run: bool) -> ImportResult:
     key = spec.key.name
-    action = pl.when(pl.col("__uid").is_null()).then(pl.lit("add")).when(_changed(spec, frame)).then(pl.lit("update")).otherwise(pl.lit("unchanged"))
+    action = (
+        pl.when(pl.col("__uid").is_null())
+        .then(pl.lit("add"))
+        .when(_changed(spec, frame))
+        .then(pl.lit("update"))
+        .otherwise(pl.lit("unchanged"))
+    )
     rows = frame.select(pl.col(ROW).alias("row"), pl.col(key), action.alias("action"))
     counts = rows["action"].value_counts()
     n = dict(zip(counts["action"].to_list(), counts["count"].to_list()))
@@ -343,13 +423,23 @@ def _write(spec: _Bulk, frame: pl.DataFrame, store: Store) -> None:
         with store.transaction() as con:
             if updates.height and plain:
                 con.register("__bulk_updates", updates.select(pl.col("__uid").alias("uid"), *plain).to_arrow())
-                sets = ", ".join(f"{quote_ident(c)} = COALESCE(u.{quote_ident(c)}{'::JSON' if c == 'metadata_json' else ''}, t.{quote_ident(c)})" for c in plain)
+                sets = ", ".join(
+                    f"{quote_ident(c)} = COALESCE(u.{quote_ident(c)}{'::JSON' if c == 'metadata_json' else ''}, t.{quote_ident(c)})"
+                    for c in plain
+                )
                 con.execute(f"UPDATE {table} AS t SET {sets} FROM __bulk_updates AS u WHERE t.uid = u.uid::UUID")
             for column in moved:
-                changes = updates.filter(pl.col(column).is_not_null() & (pl.col(column) != pl.col(f"__stored_{column}").fill_null("")))
+                changes = updates.filter(
+                    pl.col(column).is_not_null() & (pl.col(column) != pl.col(f"__stored_{column}").fill_null(""))
+                )
                 if changes.height:
-                    con.register("__bulk_moves", changes.select(pl.col("__uid").alias("uid"), pl.col(column).alias("v")).to_arrow())
-                    con.execute(f"UPDATE {table} AS t SET {quote_ident(column)} = m.v::UUID FROM __bulk_moves AS m WHERE t.uid = m.uid::UUID")
+                    con.register(
+                        "__bulk_moves",
+                        changes.select(pl.col("__uid").alias("uid"), pl.col(column).alias("v")).to_arrow(),
+                    )
+                    con.execute(
+                        f"UPDATE {table} AS t SET {quote_ident(column)} = m.v::UUID FROM __bulk_moves AS m WHERE t.uid = m.uid::UUID"
+                    )
             if inserts.height:
                 con.register("__bulk_new", inserts.select(*columns).to_arrow())
                 con.execute(

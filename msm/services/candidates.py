@@ -50,7 +50,9 @@ class CandidatePage:
         return {"count": self.count, "results": self.results.to_dicts()}
 
 
-def search_candidates(store: Store, text: str = "", *, target_type: str = "all", limit: int = 25, offset: int = 0) -> CandidatePage:
+def search_candidates(
+    store: Store, text: str = "", *, target_type: str = "all", limit: int = 25, offset: int = 0
+) -> CandidatePage:
     """Assets and portfolios matching ``text``, ordered by type, label and identifier.
 
     >>> from msm.store import Store, migrate

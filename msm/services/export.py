@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +73,20 @@ EXPORT_DUCKDB_MEMORY = "512MB"
 PARTITION_BY = {"target_positions": PARTITION, "target_exposure": PARTITION}
 
 _TARGET_COLUMNS = (
-    "position_set_uid", "time_index", "account", "allocation", "target_type", "target_uid", "asset_uid", "portfolio_uid",
-    "unique_identifier", "display_label", "weight_notional_exposure", "constant_notional_exposure",
-    "single_asset_quantity", "metadata_json",
+    "position_set_uid",
+    "time_index",
+    "account",
+    "allocation",
+    "target_type",
+    "target_uid",
+    "asset_uid",
+    "portfolio_uid",
+    "unique_identifier",
+    "display_label",
+    "weight_notional_exposure",
+    "constant_notional_exposure",
+    "single_asset_quantity",
+    "metadata_json",
 )
 
 
@@ -122,7 +133,7 @@ def export_snapshots(
     ``chunk_sets`` position sets, so memory does not grow with the book; ``now`` fixes the
     ``"now"`` weights time once for every chunk (default: the current time).
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     out = Path(out)
     if expanded and weights is None:
         raise ValueError("expanded export needs `weights` (e.g. msm_portfolios.duckdb_weights_source(store))")
@@ -131,7 +142,9 @@ def export_snapshots(
         names.remove("portfolio_weights")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
-        raise ConflictError(f"{out} already holds an export ({', '.join(taken)}); choose another --out or pass --overwrite to replace it")
+        raise ConflictError(
+            f"{out} already holds an export ({', '.join(taken)}); choose another --out or pass --overwrite to replace it"
+        )
 
     sets = _chosen_sets(store, accounts, date_from, date_to)
     history = _all_compositions(store, weights) if weights is not None else None
@@ -152,11 +165,24 @@ def export_snapshots(
             # default); capped while the export runs, so a larger file does not mean a larger export.
             con.execute(f"SET memory_limit = '{EXPORT_DUCKDB_MEMORY}'")
             try:
-                _export_chunks(store, sets, chunk_sets, staging, pool, counts, diagnostics, history if expanded else None, weights_as_of, now)
+                _export_chunks(
+                    store,
+                    sets,
+                    chunk_sets,
+                    staging,
+                    pool,
+                    counts,
+                    diagnostics,
+                    history if expanded else None,
+                    weights_as_of,
+                    now,
+                )
             finally:
                 con.execute("RESET memory_limit")  # the store never sets one: back to DuckDB's default
         for name in ("target_positions", "target_exposure"):
-            if name in names and not (staging / name).exists():  # no snapshot: one empty file that still has the columns
+            if (
+                name in names and not (staging / name).exists()
+            ):  # no snapshot: one empty file that still has the columns
                 _write_empty(staging / name, expanded_columns=name == "target_exposure")
         if history is not None:
             counts["portfolio_weights"] = _write_part(history, staging / "portfolio_weights", None, 0)
@@ -183,7 +209,9 @@ def export_snapshots(
         out=out,
         datasets=counts,
         snapshots=sets.height,
-        diagnostics=(pl.concat(found).unique(maintain_order=True) if found else diagnostics[0]) if diagnostics else None,
+        diagnostics=(pl.concat(found).unique(maintain_order=True) if found else diagnostics[0])
+        if diagnostics
+        else None,
     )
 
 
@@ -196,7 +224,7 @@ def _remove_stale_staging(out: Path, *, before: float) -> None:
                 continue
         except OSError:
             continue
-        pid = folder.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        pid = folder.name[len(STAGING_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and _process_alive(int(pid)):
             continue
         shutil.rmtree(folder, ignore_errors=True)
@@ -238,19 +266,29 @@ def resolve_export_dir(root: str | Path, name: str) -> Path:
     """
     text = (name or "").strip()
     if not text:
-        raise ValidationError([RowError("export", None, "folder", name, "is empty; give a folder name inside the export root")])
+        raise ValidationError(
+            [RowError("export", None, "folder", name, "is empty; give a folder name inside the export root")]
+        )
     if Path(text).is_absolute() or text.startswith("~"):
-        raise ValidationError([RowError("export", None, "folder", name, "is an absolute path; give a folder inside the export root")])
+        raise ValidationError(
+            [RowError("export", None, "folder", name, "is an absolute path; give a folder inside the export root")]
+        )
     base = Path(root).resolve()
     target = (base / text).resolve()
     if target == base:
-        raise ValidationError([RowError("export", None, "folder", name, "is the export root itself; give a folder inside it")])
+        raise ValidationError(
+            [RowError("export", None, "folder", name, "is the export root itself; give a folder inside it")]
+        )
     if base not in target.parents:
-        raise ValidationError([RowError("export", None, "folder", name, "leads outside the export root; give a folder inside it")])
+        raise ValidationError(
+            [RowError("export", None, "folder", name, "leads outside the export root; give a folder inside it")]
+        )
     return target
 
 
-def _chosen_sets(store: Store, accounts: Sequence[str] | None, date_from: date | None, date_to: date | None) -> pl.DataFrame:
+def _chosen_sets(
+    store: Store, accounts: Sequence[str] | None, date_from: date | None, date_to: date | None
+) -> pl.DataFrame:
     """``(position_set_uid, time_index, day)`` of the chosen snapshots, in time order (one row per snapshot)."""
     sets = store.query(
         "SELECT ps.uid::VARCHAR AS position_set_uid, ps.position_set_time AS time_index, acc.unique_identifier AS account "
@@ -274,8 +312,18 @@ def _chosen_sets(store: Store, accounts: Sequence[str] | None, date_from: date |
     return sets.drop("account")
 
 
-def _export_chunks(store: Store, sets: pl.DataFrame, chunk_sets: int, staging: Path, pool: ThreadPoolExecutor, counts: dict[str, int],
-                   diagnostics: list[pl.DataFrame], history: pl.DataFrame | None, weights_as_of: str | datetime, now: datetime) -> None:
+def _export_chunks(
+    store: Store,
+    sets: pl.DataFrame,
+    chunk_sets: int,
+    staging: Path,
+    pool: ThreadPoolExecutor,
+    counts: dict[str, int],
+    diagnostics: list[pl.DataFrame],
+    history: pl.DataFrame | None,
+    weights_as_of: str | datetime,
+    now: datetime,
+) -> None:
     """Read, expand (when ``history`` is given) and write the snapshots chunk by chunk; add to ``counts`` and ``diagnostics``."""
     writing: list[Future[int]] = []
     for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
@@ -312,8 +360,14 @@ def _all_compositions(store: Store, weights: pl.DataFrame | WeightsSource) -> pl
         history = weights(uids, None) if uids else pl.DataFrame()
     else:
         history = weights
-    schema = {"time_index": pl.Datetime("us", "UTC"), "portfolio_uid": pl.String, "portfolio": pl.String,
-              "asset_uid": pl.String, "asset": pl.String, "weight": pl.Float64}
+    schema = {
+        "time_index": pl.Datetime("us", "UTC"),
+        "portfolio_uid": pl.String,
+        "portfolio": pl.String,
+        "asset_uid": pl.String,
+        "asset": pl.String,
+        "weight": pl.Float64,
+    }
     if history.height == 0:
         return pl.DataFrame(schema=schema)
     if "portfolio" not in history.columns:
@@ -344,10 +398,14 @@ def _write_empty(dataset: Path, *, expanded_columns: bool) -> None:
 
 def _empty_targets() -> pl.DataFrame:
     schema = {c: pl.String for c in _TARGET_COLUMNS} | {"time_index": pl.Datetime("us", "UTC")}
-    schema |= {c: pl.Float64 for c in ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")}
+    schema |= {
+        c: pl.Float64 for c in ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
+    }
     return pl.DataFrame(schema=schema)
 
 
 def _empty_exposure() -> pl.DataFrame:
     empty = expand_targets(_empty_targets(), pl.DataFrame(schema=dict.fromkeys(WEIGHTS_COLUMNS, pl.String)))
-    return empty.rows.with_columns(pl.lit(None, pl.String).alias("account"), pl.lit(None, pl.String).alias("allocation"))
+    return empty.rows.with_columns(
+        pl.lit(None, pl.String).alias("account"), pl.lit(None, pl.String).alias("allocation")
+    )

@@ -22,13 +22,16 @@ def table_counts(store: Store) -> pl.DataFrame:
     ``estimated_size`` is exact for tables that were not deleted from, so this counts for real.
     """
     with store.connect() as con:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal ORDER BY table_name"
-        ).fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal ORDER BY table_name"
+            ).fetchall()
+        ]
         if not names:
             return pl.DataFrame(schema={"table": pl.String, "rows": pl.Int64})
         # Table names come from the catalog, never from a user; each is quoted as an identifier.
-        union = " UNION ALL ".join(f"SELECT ? AS \"table\", count(*) AS rows FROM {quote_ident(n)}" for n in names)
+        union = " UNION ALL ".join(f'SELECT ? AS "table", count(*) AS rows FROM {quote_ident(n)}' for n in names)
         frame = fetch(con, union, names)
     return frame.with_columns(pl.col("rows").cast(pl.Int64)).sort("table")
 

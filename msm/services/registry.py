@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from importlib import import_module
 from dataclasses import dataclass
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
+
 from msm.errors import ConflictError, NotFoundError, RowError, ValidationError
 from msm.store.connection import Store, fetch, quote_ident
 
@@ -49,10 +50,10 @@ __all__ = [
     "get_allocation_model",
     "get_asset",
     "get_portfolio",
-    "list_accounts",
     "list_account_groups",
-    "list_allocations",
+    "list_accounts",
     "list_allocation_models",
+    "list_allocations",
     "list_assets",
     "list_portfolios",
     "model_from",
@@ -76,15 +77,36 @@ class _Entity:
 
 
 _META = "metadata_json"
-ASSET = _Entity("asset", "asset", "unique_identifier", "AssetIn", ("unique_identifier", "name", "ticker", "asset_type", _META))
-PORTFOLIO = _Entity("portfolio", "portfolio", "unique_identifier", "PortfolioIn", ("unique_identifier", "portfolio_name", _META))
-GROUP = _Entity("account_group", "account group", "group_name", "AccountGroupIn", ("group_name", "group_description", _META))
-ACCOUNT = _Entity("account", "account", "unique_identifier", "AccountIn",
-                  ("unique_identifier", "account_name", "is_paper", "account_is_active", "account_group_uid", _META))
-MODEL = _Entity("account_allocation_model", "allocation model", "allocation_model_name", "AccountAllocationModelIn",
-                ("allocation_model_name", "allocation_model_description", _META))
-ALLOCATION = _Entity("account_target_allocation", "target allocation", "unique_identifier", "AccountTargetAllocationIn",
-                     ("unique_identifier", "account_uid", "account_allocation_model_uid", "display_name", "is_active", "source", _META))
+ASSET = _Entity(
+    "asset", "asset", "unique_identifier", "AssetIn", ("unique_identifier", "name", "ticker", "asset_type", _META)
+)
+PORTFOLIO = _Entity(
+    "portfolio", "portfolio", "unique_identifier", "PortfolioIn", ("unique_identifier", "portfolio_name", _META)
+)
+GROUP = _Entity(
+    "account_group", "account group", "group_name", "AccountGroupIn", ("group_name", "group_description", _META)
+)
+ACCOUNT = _Entity(
+    "account",
+    "account",
+    "unique_identifier",
+    "AccountIn",
+    ("unique_identifier", "account_name", "is_paper", "account_is_active", "account_group_uid", _META),
+)
+MODEL = _Entity(
+    "account_allocation_model",
+    "allocation model",
+    "allocation_model_name",
+    "AccountAllocationModelIn",
+    ("allocation_model_name", "allocation_model_description", _META),
+)
+ALLOCATION = _Entity(
+    "account_target_allocation",
+    "target allocation",
+    "unique_identifier",
+    "AccountTargetAllocationIn",
+    ("unique_identifier", "account_uid", "account_allocation_model_uid", "display_name", "is_active", "source", _META),
+)
 ENTITIES = (ASSET, PORTFOLIO, GROUP, ACCOUNT, MODEL, ALLOCATION)
 
 _UUID_COLUMNS = {"uid", "account_group_uid", "account_uid", "account_allocation_model_uid"}
@@ -110,7 +132,10 @@ def model_from(model: type[BaseModel] | str, entity: str, data: dict[str, Any]) 
 
 
 def _select(entity: _Entity) -> str:
-    columns = ", ".join(f"{quote_ident(c)}::VARCHAR AS {quote_ident(c)}" if c in _UUID_COLUMNS else quote_ident(c) for c in _columns(entity))
+    columns = ", ".join(
+        f"{quote_ident(c)}::VARCHAR AS {quote_ident(c)}" if c in _UUID_COLUMNS else quote_ident(c)
+        for c in _columns(entity)
+    )
     return f"SELECT {columns} FROM {quote_ident(entity.table)}"
 
 
@@ -183,11 +208,15 @@ def _list(store: Store, entity: _Entity, where: str = "", params: list[Any] | No
     return store.query(f"{_select(entity)} {where} ORDER BY {quote_ident(entity.key)}", params or [])
 
 
-def _update(store: Store, entity: _Entity, ref: str | uuid.UUID, changes: dict[str, Any], frozen: tuple[str, ...] = ()) -> dict[str, Any]:
+def _update(
+    store: Store, entity: _Entity, ref: str | uuid.UUID, changes: dict[str, Any], frozen: tuple[str, ...] = ()
+) -> dict[str, Any]:
     current = _get(store, entity, ref)
     bad = [k for k in changes if k in frozen or k == "uid"]
     if bad:
-        raise ValidationError([RowError(entity.label, None, k, changes[k], "cannot be changed; create a new row instead") for k in bad])
+        raise ValidationError(
+            [RowError(entity.label, None, k, changes[k], "cannot be changed; create a new row instead") for k in bad]
+        )
     merged = {k: v for k, v in current.items() if k != "uid"} | changes
     record = model_from(entity.model, entity.label, merged)
     values = _params(record)
@@ -196,7 +225,10 @@ def _update(store: Store, entity: _Entity, ref: str | uuid.UUID, changes: dict[s
         return current
     try:
         with store.transaction() as con:
-            con.execute(f"UPDATE {quote_ident(entity.table)} SET {assignments} WHERE uid = $uid", {**{c: values[c] for c in changes}, "uid": current["uid"]})
+            con.execute(
+                f"UPDATE {quote_ident(entity.table)} SET {assignments} WHERE uid = $uid",
+                {**{c: values[c] for c in changes}, "uid": current["uid"]},
+            )
     except duckdb.ConstraintException as exc:
         if "still referenced" in str(exc):
             raise ConflictError(
@@ -220,7 +252,9 @@ def _references(con: duckdb.DuckDBPyConnection, table: str, uid: str) -> dict[st
     ).fetchall()
     counts = {}
     for child, column in fks:
-        ((n,),) = con.execute(f"SELECT count(*) FROM {quote_ident(child)} WHERE {quote_ident(column)} = ?", [uid]).fetchall()
+        ((n,),) = con.execute(
+            f"SELECT count(*) FROM {quote_ident(child)} WHERE {quote_ident(column)} = ?", [uid]
+        ).fetchall()
         if n:
             counts[f"{child}.{column}"] = int(n)
     return counts
@@ -238,10 +272,27 @@ def _delete_restricted(store: Store, entity: _Entity, ref: str | uuid.UUID, advi
 
 
 # -- assets and portfolios -----------------------------------------------------------------------
-def add_asset(store: Store, unique_identifier: str, *, name: str | None = None, ticker: str | None = None,
-              asset_type: str | None = None, metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
+def add_asset(
+    store: Store,
+    unique_identifier: str,
+    *,
+    name: str | None = None,
+    ticker: str | None = None,
+    asset_type: str | None = None,
+    metadata_json: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Add an asset; returns the stored row (with its new ``uid``)."""
-    record = model_from("AssetIn", "asset", dict(unique_identifier=unique_identifier, name=name, ticker=ticker, asset_type=asset_type, metadata_json=metadata_json))
+    record = model_from(
+        "AssetIn",
+        "asset",
+        dict(
+            unique_identifier=unique_identifier,
+            name=name,
+            ticker=ticker,
+            asset_type=asset_type,
+            metadata_json=metadata_json,
+        ),
+    )
     return _insert(store, ASSET, record)
 
 
@@ -262,9 +313,18 @@ def delete_asset(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
     return _delete_restricted(store, ASSET, ref, "delete or retarget those rows first")
 
 
-def add_portfolio(store: Store, unique_identifier: str, *, portfolio_name: str | None = None,
-                  metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
-    record = model_from("PortfolioIn", "portfolio", dict(unique_identifier=unique_identifier, portfolio_name=portfolio_name, metadata_json=metadata_json))
+def add_portfolio(
+    store: Store,
+    unique_identifier: str,
+    *,
+    portfolio_name: str | None = None,
+    metadata_json: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    record = model_from(
+        "PortfolioIn",
+        "portfolio",
+        dict(unique_identifier=unique_identifier, portfolio_name=portfolio_name, metadata_json=metadata_json),
+    )
     return _insert(store, PORTFOLIO, record)
 
 
@@ -282,15 +342,25 @@ def update_portfolio(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict
 
 def delete_portfolio(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
     """Delete a portfolio no target or weight row references; otherwise say how many do."""
-    return _delete_restricted(store, PORTFOLIO, ref, "delete or retarget account target positions (and its compositions) first")
+    return _delete_restricted(
+        store, PORTFOLIO, ref, "delete or retarget account target positions (and its compositions) first"
+    )
 
 
-def reference_frame(store: Store, table: str, *, uids: pl.Series | None = None, identifiers: pl.Series | None = None) -> pl.DataFrame:
+def reference_frame(
+    store: Store, table: str, *, uids: pl.Series | None = None, identifiers: pl.Series | None = None
+) -> pl.DataFrame:
     """``(uid, unique_identifier)`` of the assets or portfolios matching any of ``uids`` / ``identifiers``."""
     entity = {"asset": ASSET, "portfolio": PORTFOLIO}[table]
 
     def distinct(values: pl.Series | None, *, lower: bool) -> pl.DataFrame:
-        text = (values if values is not None else pl.Series([], dtype=pl.String)).drop_nulls().unique().cast(pl.String).str.strip_chars()
+        text = (
+            (values if values is not None else pl.Series([], dtype=pl.String))
+            .drop_nulls()
+            .unique()
+            .cast(pl.String)
+            .str.strip_chars()
+        )
         return pl.DataFrame({"v": (text.str.to_lowercase() if lower else text).unique()})
 
     with store.connect() as con:
@@ -309,9 +379,14 @@ def reference_frame(store: Store, table: str, *, uids: pl.Series | None = None, 
 
 
 # -- account groups --------------------------------------------------------------------------------
-def add_account_group(store: Store, group_name: str, *, group_description: str | None = None,
-                      metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
-    record = model_from("AccountGroupIn", "account group", dict(group_name=group_name, group_description=group_description, metadata_json=metadata_json))
+def add_account_group(
+    store: Store, group_name: str, *, group_description: str | None = None, metadata_json: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    record = model_from(
+        "AccountGroupIn",
+        "account group",
+        dict(group_name=group_name, group_description=group_description, metadata_json=metadata_json),
+    )
     return _insert(store, GROUP, record)
 
 
@@ -330,7 +405,9 @@ def update_account_group(store: Store, ref: str | uuid.UUID, **changes: Any) -> 
 def delete_account_group(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
     """Delete a group with no member accounts; otherwise say how many accounts are members."""
     return _delete_restricted(
-        store, GROUP, ref,
+        store,
+        GROUP,
+        ref,
         "move those accounts to another group (or none) first; an account that has target allocations cannot be moved "
         "(a DuckDB foreign-key limitation), so such a group stays until its accounts are deleted",
     )
@@ -341,15 +418,28 @@ def _group_uid(store: Store, group: str | uuid.UUID | None) -> str | None:
     return None if group is None else get_account_group(store, group)["uid"]
 
 
-def add_account(store: Store, unique_identifier: str, *, account_name: str, is_paper: bool = True,
-                account_is_active: bool = True, group: str | uuid.UUID | None = None,
-                metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
+def add_account(
+    store: Store,
+    unique_identifier: str,
+    *,
+    account_name: str,
+    is_paper: bool = True,
+    account_is_active: bool = True,
+    group: str | uuid.UUID | None = None,
+    metadata_json: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Add an account (active by default); ``group`` is a group name or uid."""
     record = model_from(
         "AccountIn",
         "account",
-        dict(unique_identifier=unique_identifier, account_name=account_name, is_paper=is_paper,
-             account_is_active=account_is_active, account_group_uid=_group_uid(store, group), metadata_json=metadata_json),
+        dict(
+            unique_identifier=unique_identifier,
+            account_name=account_name,
+            is_paper=is_paper,
+            account_is_active=account_is_active,
+            account_group_uid=_group_uid(store, group),
+            metadata_json=metadata_json,
+        ),
     )
     return _insert(store, ACCOUNT, record)
 
@@ -379,12 +469,21 @@ def delete_account(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
 
 
 # -- allocation models ---------------------------------------------------------------------------------
-def add_allocation_model(store: Store, allocation_model_name: str, *, allocation_model_description: str | None = None,
-                         metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
+def add_allocation_model(
+    store: Store,
+    allocation_model_name: str,
+    *,
+    allocation_model_description: str | None = None,
+    metadata_json: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     record = model_from(
         "AccountAllocationModelIn",
         "allocation model",
-        dict(allocation_model_name=allocation_model_name, allocation_model_description=allocation_model_description, metadata_json=metadata_json),
+        dict(
+            allocation_model_name=allocation_model_name,
+            allocation_model_description=allocation_model_description,
+            metadata_json=metadata_json,
+        ),
     )
     return _insert(store, MODEL, record)
 
@@ -407,16 +506,30 @@ def delete_allocation_model(store: Store, ref: str | uuid.UUID) -> dict[str, Any
 
 
 # -- target allocations --------------------------------------------------------------------------------
-def add_allocation(store: Store, unique_identifier: str, *, account: str | uuid.UUID, model: str | uuid.UUID,
-                   display_name: str | None = None, is_active: bool = True, source: str | None = None,
-                   metadata_json: dict[str, Any] | None = None) -> dict[str, Any]:
+def add_allocation(
+    store: Store,
+    unique_identifier: str,
+    *,
+    account: str | uuid.UUID,
+    model: str | uuid.UUID,
+    display_name: str | None = None,
+    is_active: bool = True,
+    source: str | None = None,
+    metadata_json: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Add a target allocation (the account -> allocation model mandate), active by default."""
     record = model_from(
         "AccountTargetAllocationIn",
         "target allocation",
-        dict(unique_identifier=unique_identifier, account_uid=get_account(store, account)["uid"],
-             account_allocation_model_uid=get_allocation_model(store, model)["uid"], display_name=display_name,
-             is_active=is_active, source=source, metadata_json=metadata_json),
+        dict(
+            unique_identifier=unique_identifier,
+            account_uid=get_account(store, account)["uid"],
+            account_allocation_model_uid=get_allocation_model(store, model)["uid"],
+            display_name=display_name,
+            is_active=is_active,
+            source=source,
+            metadata_json=metadata_json,
+        ),
     )
     return _insert(store, ALLOCATION, record)
 
@@ -425,7 +538,9 @@ def get_allocation(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
     return _get(store, ALLOCATION, ref)
 
 
-def list_allocations(store: Store, *, account: str | uuid.UUID | None = None, active_only: bool = False) -> pl.DataFrame:
+def list_allocations(
+    store: Store, *, account: str | uuid.UUID | None = None, active_only: bool = False
+) -> pl.DataFrame:
     clauses, params = [], []
     if account is not None:
         clauses.append("account_uid = ?")
@@ -436,7 +551,9 @@ def list_allocations(store: Store, *, account: str | uuid.UUID | None = None, ac
 
 
 def update_allocation(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict[str, Any]:
-    return _update(store, ALLOCATION, ref, changes, frozen=("unique_identifier", "account_uid", "account_allocation_model_uid"))
+    return _update(
+        store, ALLOCATION, ref, changes, frozen=("unique_identifier", "account_uid", "account_allocation_model_uid")
+    )
 
 
 def delete_allocation(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
@@ -488,4 +605,3 @@ def _cascade(store: Store, start: str, parent_uid: str) -> None:
     for (table, _), where in reversed(list(zip(chain, selectors))):
         with store.transaction() as con:
             con.execute(f"DELETE FROM {quote_ident(table)} WHERE {where}", [parent_uid])
-

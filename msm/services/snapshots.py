@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from msm.errors import NO_VALUE, NotFoundError, RowError, SnapshotExistsError, ValidationError
 from msm.contract import EXPOSURE_COLUMNS, metadata_object
+from msm.errors import NO_VALUE, NotFoundError, RowError, SnapshotExistsError, ValidationError
 from msm.services.registry import get_account, get_allocation, reference_frame
 from msm.store.connection import Store, fetch
 from msm.timeutil import ensure_utc_column, format_utc, parse_utc
@@ -112,15 +112,30 @@ class SnapshotDiff:
 
     def to_dict(self) -> dict[str, Any]:
         def side(s: Snapshot) -> dict[str, Any]:
-            return {"position_set_uid": s.position_set_uid, "position_set_time": format_utc(s.position_set_time),
-                    "account_target_allocation_uid": s.account_target_allocation_uid}
+            return {
+                "position_set_uid": s.position_set_uid,
+                "position_set_time": format_utc(s.position_set_time),
+                "account_target_allocation_uid": s.account_target_allocation_uid,
+            }
 
         def rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
-            return [{k: (json.loads(v) if k.startswith("metadata_json") and v is not None else v) for k, v in r.items()} for r in frame.iter_rows(named=True)]
+            return [
+                {k: (json.loads(v) if k.startswith("metadata_json") and v is not None else v) for k, v in r.items()}
+                for r in frame.iter_rows(named=True)
+            ]
 
-        return {"account": {"uid": self.before.account["uid"], "unique_identifier": self.before.account["unique_identifier"]},
-                "from": side(self.before), "to": side(self.after),
-                "added": rows(self.added), "removed": rows(self.removed), "changed": rows(self.changed), "unchanged": self.unchanged}
+        return {
+            "account": {
+                "uid": self.before.account["uid"],
+                "unique_identifier": self.before.account["unique_identifier"],
+            },
+            "from": side(self.before),
+            "to": side(self.after),
+            "added": rows(self.added),
+            "removed": rows(self.removed),
+            "changed": rows(self.changed),
+            "unchanged": self.unchanged,
+        }
 
 
 # -- write -------------------------------------------------------------------------------------------
@@ -147,8 +162,17 @@ def save_snapshot(
         acct = get_account(store, account)
         alloc = _choose_allocation(store, acct, allocation)
         if frame.height == 0:
-            raise ValidationError([RowError("target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
-        frame = frame.with_columns(pl.lit(alloc["uid"]).alias("__allocation_uid"), pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"))
+            raise ValidationError(
+                [
+                    RowError(
+                        "target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row"
+                    )
+                ]
+            )
+        frame = frame.with_columns(
+            pl.lit(alloc["uid"]).alias("__allocation_uid"),
+            pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"),
+        )
         _write(store, frame, overwrite=overwrite, source=source, metadata_json=metadata_object(metadata_json))
         return read_snapshot(store, acct["uid"], at=when, allocation=alloc["uid"])
 
@@ -168,30 +192,58 @@ def save_snapshots(
     ``position_set_time``, ``rows``, ``replaced``.
     """
     if rows.height == 0:
-        raise ValidationError([RowError("target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row")])
+        raise ValidationError(
+            [RowError("target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row")]
+        )
     missing = [c for c in ("account", "position_set_time") if c not in rows.columns]
     if missing:
-        raise ValidationError([RowError("target set", None, c, NO_VALUE, "column is missing: bulk rows need `account` and `position_set_time`") for c in missing])
+        raise ValidationError(
+            [
+                RowError(
+                    "target set",
+                    None,
+                    c,
+                    NO_VALUE,
+                    "column is missing: bulk rows need `account` and `position_set_time`",
+                )
+                for c in missing
+            ]
+        )
     frame = rows.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     frame = ensure_utc_column(frame, "position_set_time", entity="target set", row_column=ROW)
     with store.connect():
         frame = _resolve_allocations(store, frame)
-        return _write(store, frame.drop("account", "allocation", strict=False), overwrite=overwrite, source=source, metadata_json=None)
+        return _write(
+            store,
+            frame.drop("account", "allocation", strict=False),
+            overwrite=overwrite,
+            source=source,
+            metadata_json=None,
+        )
 
 
 def _choose_allocation(store: Store, account: dict[str, Any], allocation: str | uuid.UUID | None) -> dict[str, Any]:
     if allocation is not None:
         alloc = get_allocation(store, allocation)
         if alloc["account_uid"] != account["uid"]:
-            raise ValidationError.single("snapshot", "allocation", str(allocation), f"belongs to another account, not {account['unique_identifier']!r}")
+            raise ValidationError.single(
+                "snapshot",
+                "allocation",
+                str(allocation),
+                f"belongs to another account, not {account['unique_identifier']!r}",
+            )
         if not alloc["is_active"]:
-            raise ValidationError.single("snapshot", "allocation", str(allocation), "is inactive; reactivate it or choose an active one")
+            raise ValidationError.single(
+                "snapshot", "allocation", str(allocation), "is inactive; reactivate it or choose an active one"
+            )
         return alloc
     active = store.query(
         "SELECT uid::VARCHAR AS uid, unique_identifier FROM account_target_allocation WHERE account_uid = ? AND is_active ORDER BY unique_identifier",
         [account["uid"]],
     )
-    return get_allocation(store, _single_active(account["unique_identifier"], active["unique_identifier"].to_list(), row=None)[0])
+    return get_allocation(
+        store, _single_active(account["unique_identifier"], active["unique_identifier"].to_list(), row=None)[0]
+    )
 
 
 def _single_active(account: str, active: list[str], row: int | None) -> tuple[str, None] | tuple[None, RowError]:
@@ -213,7 +265,9 @@ def _resolve_allocations(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("allocation"))
     keys = frame.group_by("account", "allocation").agg(pl.col(ROW).min().alias("first_row"))
     with store.connect() as con:
-        con.register("__keys", keys.select(pl.col("account").cast(pl.String), pl.col("allocation").cast(pl.String)).to_arrow())
+        con.register(
+            "__keys", keys.select(pl.col("account").cast(pl.String), pl.col("allocation").cast(pl.String)).to_arrow()
+        )
         found = fetch(
             con,
             """
@@ -244,14 +298,46 @@ def _resolve_allocations(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
     for key in keys.iter_rows(named=True):  # one iteration per distinct (account, allocation), not per row
         row, account = key["first_row"], key["account"]
         if key["account_uid"] is None:
-            errors.append(RowError("target set", row, "account", account, "no account has this unique_identifier or uid; create it with `msm accounts add ID --name N`"))
+            errors.append(
+                RowError(
+                    "target set",
+                    row,
+                    "account",
+                    account,
+                    "no account has this unique_identifier or uid; create it with `msm accounts add ID --name N`",
+                )
+            )
         elif key["allocation"] is not None:
             if key["chosen_uid"] is None:
-                errors.append(RowError("target set", row, "allocation", key["allocation"], "no target allocation has this unique_identifier or uid"))
+                errors.append(
+                    RowError(
+                        "target set",
+                        row,
+                        "allocation",
+                        key["allocation"],
+                        "no target allocation has this unique_identifier or uid",
+                    )
+                )
             elif key["chosen_account"] != key["account_uid"]:
-                errors.append(RowError("target set", row, "allocation", key["allocation"], f"belongs to another account, not {key['account_identifier']!r}"))
+                errors.append(
+                    RowError(
+                        "target set",
+                        row,
+                        "allocation",
+                        key["allocation"],
+                        f"belongs to another account, not {key['account_identifier']!r}",
+                    )
+                )
             elif not key["chosen_active"]:
-                errors.append(RowError("target set", row, "allocation", key["allocation"], "is inactive; reactivate it or choose an active one"))
+                errors.append(
+                    RowError(
+                        "target set",
+                        row,
+                        "allocation",
+                        key["allocation"],
+                        "is inactive; reactivate it or choose an active one",
+                    )
+                )
             else:
                 resolved[(account, key["allocation"])] = key["chosen_uid"]
         else:
@@ -264,19 +350,36 @@ def _resolve_allocations(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
     if errors:
         raise ValidationError(errors)
     mapping = pl.DataFrame(
-        {"account": [k[0] for k in resolved], "allocation": [k[1] for k in resolved], "__allocation_uid": list(resolved.values())},
+        {
+            "account": [k[0] for k in resolved],
+            "allocation": [k[1] for k in resolved],
+            "__allocation_uid": list(resolved.values()),
+        },
         schema={"account": frame.schema["account"], "allocation": pl.String, "__allocation_uid": pl.String},
     )
-    return frame.with_columns(pl.col("allocation").cast(pl.String)).join(mapping, on=["account", "allocation"], how="left", nulls_equal=True)
+    return frame.with_columns(pl.col("allocation").cast(pl.String)).join(
+        mapping, on=["account", "allocation"], how="left", nulls_equal=True
+    )
 
 
-def _write(store: Store, frame: pl.DataFrame, *, overwrite: bool, source: str | None, metadata_json: dict[str, Any] | None) -> pl.DataFrame:
+def _write(
+    store: Store, frame: pl.DataFrame, *, overwrite: bool, source: str | None, metadata_json: dict[str, Any] | None
+) -> pl.DataFrame:
     """Validate ``frame`` (target columns + ``__allocation_uid`` + ``position_set_time``) and write it."""
     assets = reference_frame(store, "asset", uids=_col(frame, "asset_uid"), identifiers=_col(frame, "asset"))
-    portfolios = reference_frame(store, "portfolio", uids=_col(frame, "portfolio_uid"), identifiers=_col(frame, "portfolio"))
-    valid = validate_target_rows(frame, assets=assets, portfolios=portfolios, passthrough=("position_set_time",),
-                                 snapshot_key=("__allocation_uid", "position_set_time"))
-    sets = valid.group_by("__allocation_uid", "position_set_time").agg(pl.len().alias("rows"), pl.col(ROW).min().alias("first_row"))
+    portfolios = reference_frame(
+        store, "portfolio", uids=_col(frame, "portfolio_uid"), identifiers=_col(frame, "portfolio")
+    )
+    valid = validate_target_rows(
+        frame,
+        assets=assets,
+        portfolios=portfolios,
+        passthrough=("position_set_time",),
+        snapshot_key=("__allocation_uid", "position_set_time"),
+    )
+    sets = valid.group_by("__allocation_uid", "position_set_time").agg(
+        pl.len().alias("rows"), pl.col(ROW).min().alias("first_row")
+    )
     meta = json.dumps(metadata_json) if metadata_json is not None else None
     with store.transaction() as con:
         con.register("__sets", sets.to_arrow())
@@ -293,12 +396,19 @@ def _write(store: Store, frame: pl.DataFrame, *, overwrite: bool, source: str | 
             """,
         )
         if existing.height and not overwrite:
-            listed = "; ".join(f"account {r['account']!r} (allocation {r['allocation']!r}) at {format_utc(r['position_set_time'])}" for r in existing.head(10).iter_rows(named=True))
+            listed = "; ".join(
+                f"account {r['account']!r} (allocation {r['allocation']!r}) at {format_utc(r['position_set_time'])}"
+                for r in existing.head(10).iter_rows(named=True)
+            )
             more = f" and {existing.height - 10} more" if existing.height > 10 else ""
-            raise SnapshotExistsError(f"snapshot exists: {listed}{more}; pass overwrite (--overwrite) to replace the whole set")
+            raise SnapshotExistsError(
+                f"snapshot exists: {listed}{more}; pass overwrite (--overwrite) to replace the whole set"
+            )
         if existing.height:
             con.register("__existing", existing.select("position_set_uid").to_arrow())
-            con.execute("DELETE FROM target_positions WHERE position_set_uid IN (SELECT position_set_uid::UUID FROM __existing)")
+            con.execute(
+                "DELETE FROM target_positions WHERE position_set_uid IN (SELECT position_set_uid::UUID FROM __existing)"
+            )
             con.execute(
                 "UPDATE position_set SET source = ?, metadata_json = ? WHERE uid IN (SELECT position_set_uid::UUID FROM __existing)",
                 [source, meta],
@@ -316,15 +426,29 @@ def _write(store: Store, frame: pl.DataFrame, *, overwrite: bool, source: str | 
             [source, meta],
         )
         set_uids = pl.concat(
-            [created.with_columns(pl.lit(False).alias("replaced")),
-             existing.select("__allocation_uid", "position_set_time", "position_set_uid").with_columns(pl.lit(True).alias("replaced"))],
+            [
+                created.with_columns(pl.lit(False).alias("replaced")),
+                existing.select("__allocation_uid", "position_set_time", "position_set_uid").with_columns(
+                    pl.lit(True).alias("replaced")
+                ),
+            ],
             how="diagonal_relaxed",
         ).with_columns(pl.col("position_set_time").dt.cast_time_unit("us").dt.convert_time_zone("UTC"))
         # Rows find their position set in DuckDB (a hash join over the sets just written), in
         # the frame's order, so the insert sees rows grouped by set as the caller gave them.
-        con.register("__rows", valid.select(
-            "__allocation_uid", "position_set_time", "target_type", "target_uid", "asset_uid", "portfolio_uid", *EXPOSURE_COLUMNS, "metadata_json",
-        ).to_arrow())
+        con.register(
+            "__rows",
+            valid.select(
+                "__allocation_uid",
+                "position_set_time",
+                "target_type",
+                "target_uid",
+                "asset_uid",
+                "portfolio_uid",
+                *EXPOSURE_COLUMNS,
+                "metadata_json",
+            ).to_arrow(),
+        )
         con.execute(
             """
             INSERT INTO target_positions
@@ -335,9 +459,17 @@ def _write(store: Store, frame: pl.DataFrame, *, overwrite: bool, source: str | 
               ON p.account_target_allocation_uid = r.__allocation_uid::UUID AND p.position_set_time = r.position_set_time
             """
         )
-    return set_uids.join(sets, on=["__allocation_uid", "position_set_time"]).select(
-        "position_set_uid", pl.col("__allocation_uid").alias("account_target_allocation_uid"), "position_set_time", "rows", "replaced"
-    ).sort("position_set_time", "account_target_allocation_uid")
+    return (
+        set_uids.join(sets, on=["__allocation_uid", "position_set_time"])
+        .select(
+            "position_set_uid",
+            pl.col("__allocation_uid").alias("account_target_allocation_uid"),
+            "position_set_time",
+            "rows",
+            "replaced",
+        )
+        .sort("position_set_time", "account_target_allocation_uid")
+    )
 
 
 def _col(frame: pl.DataFrame, name: str) -> pl.Series | None:
@@ -386,7 +518,9 @@ def read_snapshot(
     choice is deterministic. No snapshot -> an empty :class:`Snapshot` (``position_set_uid`` None).
     """
     if at is not None and as_of is not None:
-        raise ValidationError.single("snapshot", "at", str(at), "give `at` (exact time) or `as_of` (latest at or before), not both")
+        raise ValidationError.single(
+            "snapshot", "at", str(at), "give `at` (exact time) or `as_of` (latest at or before), not both"
+        )
     exact = parse_utc(at, field="at", entity="snapshot") if at is not None else None
     bound = parse_utc(as_of, field="as_of", entity="snapshot") if as_of is not None else None
     with store.connect() as con:
@@ -409,7 +543,13 @@ def read_snapshot(
             {"account": acct["uid"], "alloc": alloc_uid, "exact": exact, "bound": bound},
         )
         if chosen.height == 0:
-            return Snapshot(account=acct, position_set_uid=None, position_set_time=None, account_target_allocation_uid=None, positions=_EMPTY_POSITIONS)
+            return Snapshot(
+                account=acct,
+                position_set_uid=None,
+                position_set_time=None,
+                account_target_allocation_uid=None,
+                positions=_EMPTY_POSITIONS,
+            )
         set_uid, set_time, alloc_uid, alloc_name, source, meta = chosen.row(0)
         positions = fetch(con, _POSITIONS_SQL, [set_uid, set_time])
     return Snapshot(
@@ -424,8 +564,13 @@ def read_snapshot(
     )
 
 
-def read_target_rows(store: Store, position_set_uids: Iterable[str] | None = None, *, account: str | uuid.UUID | None = None,
-                     between: tuple[datetime, datetime] | None = None) -> pl.DataFrame:
+def read_target_rows(
+    store: Store,
+    position_set_uids: Iterable[str] | None = None,
+    *,
+    account: str | uuid.UUID | None = None,
+    between: tuple[datetime, datetime] | None = None,
+) -> pl.DataFrame:
     """Storage-shaped target rows of many position sets at once (for expansion and export).
 
     ``position_set_uids`` chooses the sets; ``account`` limits them to one account's active
@@ -515,8 +660,12 @@ def diff_snapshots(
     new = read_snapshot(store, account, as_of=after, allocation=allocation)
     for name, snap, when in (("from", old, before), ("to", new, after)):
         if snap.is_empty:
-            raise NotFoundError("snapshot", f"account {snap.account['unique_identifier']!r} at or before", str(when),
-                                f"see `msm targets history {snap.account['unique_identifier']}` for the stored times ({name} side)")
+            raise NotFoundError(
+                "snapshot",
+                f"account {snap.account['unique_identifier']!r} at or before",
+                str(when),
+                f"see `msm targets history {snap.account['unique_identifier']}` for the stored times ({name} side)",
+            )
     keys = ["target_type", "target_uid"]
     values = [*EXPOSURE_COLUMNS, "metadata_json"]
     joined = old.positions.join(new.positions, on=keys, how="full", suffix="_after", coalesce=True)
@@ -528,7 +677,10 @@ def diff_snapshots(
     in_new = pl.col("asset_uid_after").is_not_null() | pl.col("portfolio_uid_after").is_not_null()
     differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_after")) for c in values)
     shape = [
-        "target_type", "target_uid", "unique_identifier", "display_label",
+        "target_type",
+        "target_uid",
+        "unique_identifier",
+        "display_label",
         *[pl.col(c).alias(f"{c}_before") for c in values],
         *[pl.col(f"{c}_after") for c in values],
     ]
@@ -541,4 +693,3 @@ def diff_snapshots(
         changed=ordered.filter(in_old & in_new & differs).select(shape),
         unchanged=ordered.filter(in_old & in_new & ~differs).height,
     )
-

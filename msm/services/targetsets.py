@@ -78,8 +78,9 @@ class TargetSetCheck:
         return found
 
 
-def check_target_set(store: Store, rows: pl.DataFrame | Iterable[Mapping[str, Any] | TargetPositionIn], *,
-                     entity: str = "target set") -> TargetSetCheck:
+def check_target_set(
+    store: Store, rows: pl.DataFrame | Iterable[Mapping[str, Any] | TargetPositionIn], *, entity: str = "target set"
+) -> TargetSetCheck:
     """Validate a draft target set against the database without writing anything.
 
     ``rows`` name targets as an import file or the builder does (``asset`` / ``portfolio`` unique
@@ -92,11 +93,17 @@ def check_target_set(store: Store, rows: pl.DataFrame | Iterable[Mapping[str, An
         return TargetSetCheck(_empty_rows(), exc.errors, 0)
     n = frame.height
     if n == 0:
-        return TargetSetCheck(_empty_rows(), [RowError(entity, None, "rows", NO_VALUE, "the target set is empty; add at least one target row")], 0)
+        return TargetSetCheck(
+            _empty_rows(),
+            [RowError(entity, None, "rows", NO_VALUE, "the target set is empty; add at least one target row")],
+            0,
+        )
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     with store.connect():
         assets = reference_frame(store, "asset", uids=_col(frame, "asset_uid"), identifiers=_col(frame, "asset"))
-        portfolios = reference_frame(store, "portfolio", uids=_col(frame, "portfolio_uid"), identifiers=_col(frame, "portfolio"))
+        portfolios = reference_frame(
+            store, "portfolio", uids=_col(frame, "portfolio_uid"), identifiers=_col(frame, "portfolio")
+        )
     try:
         return TargetSetCheck(validate_target_rows(frame, assets=assets, portfolios=portfolios, entity=entity), [], n)
     except ValidationError as exc:
@@ -168,7 +175,9 @@ def save_target_set_to_accounts(
     if duplicated:
         raise ValidationError([RowError("target set", None, "accounts", a, "is chosen twice") for a in duplicated])
     if targets.height == 0:
-        raise ValidationError([RowError("target set", None, "rows", NO_VALUE, "the target set is empty; add at least one target row")])
+        raise ValidationError(
+            [RowError("target set", None, "rows", NO_VALUE, "the target set is empty; add at least one target row")]
+        )
     bulk = keys.join(targets, how="cross").with_columns(pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"))
     return save_snapshots(store, bulk, overwrite=overwrite, source=source)
 
@@ -178,8 +187,17 @@ def _col(frame: pl.DataFrame, name: str) -> pl.Series | None:
 
 
 def _empty_rows() -> pl.DataFrame:
-    return pl.DataFrame(schema={
-        ROW: pl.Int64, "target_type": pl.String, "target_uid": pl.String, "asset_uid": pl.String, "portfolio_uid": pl.String,
-        "weight_notional_exposure": pl.Float64, "constant_notional_exposure": pl.Float64, "single_asset_quantity": pl.Float64,
-        "metadata_json": pl.String, "unique_identifier": pl.String,
-    })
+    return pl.DataFrame(
+        schema={
+            ROW: pl.Int64,
+            "target_type": pl.String,
+            "target_uid": pl.String,
+            "asset_uid": pl.String,
+            "portfolio_uid": pl.String,
+            "weight_notional_exposure": pl.Float64,
+            "constant_notional_exposure": pl.Float64,
+            "single_asset_quantity": pl.Float64,
+            "metadata_json": pl.String,
+            "unique_identifier": pl.String,
+        }
+    )

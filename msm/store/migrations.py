@@ -23,7 +23,15 @@ import polars as pl
 from msm.errors import MigrationError, SchemaError
 from msm.store.connection import Store, fetch
 
-__all__ = ["MSM_MIGRATIONS", "AppliedMigration", "Migration", "MigrationSet", "check_schema", "migrate", "schema_versions"]
+__all__ = [
+    "MSM_MIGRATIONS",
+    "AppliedMigration",
+    "Migration",
+    "MigrationSet",
+    "check_schema",
+    "migrate",
+    "schema_versions",
+]
 
 _FILE = re.compile(r"^(?P<ns>[a-z_]+?)_(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
@@ -70,7 +78,9 @@ class MigrationSet:
         for entry in resources.files(self.package).iterdir():
             match = _FILE.match(entry.name)
             if match and match["ns"] == self.namespace:
-                found.append(Migration(self.namespace, int(match["version"]), match["name"], entry.read_text(encoding="utf-8")))
+                found.append(
+                    Migration(self.namespace, int(match["version"]), match["name"], entry.read_text(encoding="utf-8"))
+                )
         found.sort(key=lambda m: m.version)
         versions = [m.version for m in found]
         if versions != list(range(1, len(found) + 1)):
@@ -113,7 +123,9 @@ def _refuse_newer(current: dict[str, int], sets: tuple[MigrationSet, ...], path:
             )
 
 
-def migrate(store: Store, sets: tuple[MigrationSet, ...] | list[MigrationSet] = (MSM_MIGRATIONS,)) -> list[AppliedMigration]:
+def migrate(
+    store: Store, sets: tuple[MigrationSet, ...] | list[MigrationSet] = (MSM_MIGRATIONS,)
+) -> list[AppliedMigration]:
     """Apply every pending migration of ``sets``, in order; return what was applied (maybe nothing)."""
     sets = tuple(sets)
     applied: list[AppliedMigration] = []
@@ -148,10 +160,16 @@ def check_schema(store: Store, sets: tuple[MigrationSet, ...] | list[MigrationSe
     """Raise :class:`SchemaError` unless the database has exactly the migrations of ``sets``."""
     sets = tuple(sets)
     if not store.exists:
-        raise SchemaError(f"no database at {store.path}; create it with `msm init` (in Python: msm.migrate(store, msm_portfolios.MIGRATIONS))")
+        raise SchemaError(
+            f"no database at {store.path}; create it with `msm init` (in Python: msm.migrate(store, msm_portfolios.MIGRATIONS))"
+        )
     current = schema_versions(store)
     _refuse_newer(current, sets, store.path)
-    behind = [f"{s.namespace} {current.get(s.namespace, 0)} < {s.latest}" for s in sets if current.get(s.namespace, 0) < s.latest]
+    behind = [
+        f"{s.namespace} {current.get(s.namespace, 0)} < {s.latest}"
+        for s in sets
+        if current.get(s.namespace, 0) < s.latest
+    ]
     if behind:
         raise SchemaError(
             f"database {store.path} needs migrations ({', '.join(behind)}); run `msm init` to apply them "
@@ -164,4 +182,7 @@ def applied_migrations(store: Store) -> pl.DataFrame:
     with store.connect() as con:
         if not _versions(con):
             return pl.DataFrame(schema={"namespace": pl.String, "version": pl.Int32, "name": pl.String})
-        return fetch(con, "SELECT namespace, version, name, applied_at FROM schema_migrations ORDER BY applied_at, namespace, version")
+        return fetch(
+            con,
+            "SELECT namespace, version, name, applied_at FROM schema_migrations ORDER BY applied_at, namespace, version",
+        )
