@@ -28,6 +28,7 @@ shape: (1, 3)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -36,6 +37,7 @@ import polars as pl
 from msm.contract import EXPOSURE_COLUMNS
 from msm.errors import NO_VALUE, RowError, ValidationError
 from msm.io import frame_from_records
+from msm.rules import ROW, Rule, enforce, find_violations
 
 if TYPE_CHECKING:  # pydantic is imported only by the code that builds records
     from msm.models import TargetPositionIn
@@ -53,8 +55,6 @@ __all__ = [
     "validate_target_rows",
 ]
 
-#: Column holding each row's 1-based number as the user sees it (file row, list position).
-ROW = "__row"
 #: Column naming the snapshot a row belongs to (duplicates are looked for within it).
 SET_KEY = "__set"
 
@@ -446,53 +446,33 @@ def normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
 
 
 class RowChecks:
-    """Vectorized row rules, collected and raised as one :class:`ValidationError`.
+    """Row rules collected one by one, then run by the engine (:func:`msm.rules.enforce`).
 
-    ``bad(mask, field, rule, value=None)`` declares a rule: rows where ``mask`` is true are bad in
-    ``field``; ``value`` (default: the field's column) is what the message shows; ``rule`` is text or
-    a per-row expression. ``raise_found(frame)`` evaluates every rule over the whole frame at once
+    ``bad(mask, field, rule, value=None, name=None)`` declares a :class:`~msm.rules.Rule`: rows
+    where ``mask`` is true are bad in ``field``; ``value`` (default: the field's column) is what the
+    message shows; ``rule`` is the message, text or a per-row expression; ``name`` the rule's name
+    (default: the field). ``raise_found(frame)`` evaluates every rule over the whole frame at once
     and raises with each bad row's number (from the ``row`` column), or returns when all pass.
     """
 
     def __init__(self, entity: str, *, row: str = ROW) -> None:
         self.entity, self.row = entity, row
-        self._checks: list[tuple[pl.Expr, str, pl.Expr, pl.Expr]] = []
+        self.rules: list[Rule] = []
 
-    def bad(self, mask: pl.Expr, field: str, rule: str | pl.Expr, value: pl.Expr | None = None) -> None:
-        shown = (value if value is not None else pl.col(field)).cast(pl.String)
-        self._checks.append((mask.fill_null(False), field, shown, rule if isinstance(rule, pl.Expr) else pl.lit(rule)))
+    def bad(
+        self, mask: pl.Expr, field: str, rule: str | pl.Expr, value: pl.Expr | None = None, *, name: str | None = None
+    ) -> None:
+        """Declare one rule (see the class)."""
+        self.rules.append(Rule(self.entity, field, name or field, rule, mask, value))
+
+    def add(self, rules: Iterable[Rule]) -> None:
+        """Declare rules written as data (their entity becomes this collector's)."""
+        self.rules.extend(replace(r, entity=self.entity) for r in rules)
+
+    def violations(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Every violation of the declared rules, as data (:func:`msm.rules.find_violations`)."""
+        return find_violations(frame, self.rules, row=self.row)
 
     def raise_found(self, frame: pl.DataFrame, *, summary: str | None = None) -> None:
-        # Cheap pass first: only the masks. Messages are built only when something is wrong.
-        if not self._checks:
-            return
-        any_bad = frame.select(pl.any_horizontal(*(mask.any() for mask, *_ in self._checks))).item()
-        if not any_bad:
-            return
-        # Masks, values and rules are evaluated on the whole frame before filtering, so window
-        # expressions (the first row of a duplicate) see every row.
-        found = pl.concat(
-            [
-                frame.lazy()
-                .select(
-                    pl.col(self.row).alias("row"),
-                    mask.alias("__bad"),
-                    pl.lit(field).alias("field"),
-                    value.alias("value"),
-                    rule.cast(pl.String).alias("rule"),
-                )
-                .filter("__bad")
-                .drop("__bad")
-                for mask, field, value, rule in self._checks
-            ]
-        ).collect()
-        if found.height:
-            errors = [
-                RowError(self.entity, r["row"], r["field"], NO_VALUE if r["value"] is None else r["value"], r["rule"])
-                for r in found.iter_rows(named=True)
-            ]
-            n = len(errors)
-            raise ValidationError(
-                errors,
-                summary=f"{summary}: {n} problem{'s' if n != 1 else ''} found; nothing was stored" if summary else None,
-            )
+        """Raise one :class:`ValidationError` with every violation, or return when all pass."""
+        enforce(frame, self.rules, row=self.row, summary=summary)

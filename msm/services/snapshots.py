@@ -389,20 +389,16 @@ def _write(
             SELECT s.__allocation_uid, s.position_set_time, p.uid::VARCHAR AS position_set_uid,
                    al.unique_identifier AS allocation, a.unique_identifier AS account
             FROM __sets AS s
-            JOIN position_set AS p ON p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time
+            JOIN position_set AS p
+              ON p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time
             JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
             JOIN account AS a ON a.uid = al.account_uid
             ORDER BY a.unique_identifier, s.position_set_time
             """,
         )
         if existing.height and not overwrite:
-            listed = "; ".join(
-                f"account {r['account']!r} (allocation {r['allocation']!r}) at {format_utc(r['position_set_time'])}"
-                for r in existing.head(10).iter_rows(named=True)
-            )
-            more = f" and {existing.height - 10} more" if existing.height > 10 else ""
-            raise SnapshotExistsError(
-                f"snapshot exists: {listed}{more}; pass overwrite (--overwrite) to replace the whole set"
+            raise SnapshotExistsError.from_rows(
+                existing.rename({"__allocation_uid": "account_target_allocation_uid"}).to_dicts()
             )
         if existing.height:
             con.register("__existing", existing.select("position_set_uid").to_arrow())
