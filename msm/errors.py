@@ -335,8 +335,13 @@ class RowError:
 
     def __str__(self) -> str:
         where = f"{self.entity} row {self.row}" if self.row is not None else self.entity
+        return f"{where}: {self.problem}"
+
+    @property
+    def problem(self) -> str:
+        """The error without its place: ``field`` = value: rule (what a grid shows beside the row)."""
         shown = "" if self.value is NO_VALUE else f" = {_show(self.value)}"
-        return f"{where}: `{self.field}`{shown}: {self.rule}"
+        return f"`{self.field}`{shown}: {self.rule}"
 
     def as_dict(self) -> dict[str, Any]:
         """The error as plain data: entity, row, field, value (``None`` when about the whole field), rule, code."""

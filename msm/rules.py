@@ -38,7 +38,7 @@ msm.errors.ValidationError: 2 problems found; nothing was stored:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -235,3 +235,100 @@ def is_uuid_text(value: Any) -> bool:
     (True, False)
     """
     return isinstance(value, str) and _UUID.match(value.strip().lower()) is not None
+
+
+# -- rules every entity's validation words the same way ----------------------------------------------------------
+#: What a non-finite number is told.
+FINITE = "must be finite (NaN and infinity are refused)"
+
+
+def required(
+    entity: str,
+    field: str,
+    bad: pl.Expr | None = None,
+    *,
+    message: str | pl.Expr = "is required",
+    value: pl.Expr | None = None,
+) -> Rule:
+    """``field`` must be given (``bad`` defaults to the column being null)."""
+    return Rule(entity, field, f"{field}_required", message, pl.col(field).is_null() if bad is None else bad, value)
+
+
+def number(entity: str, field: str, raw: pl.Expr) -> Rule:
+    """A cell given as text (``raw``) that did not parse as a number (``field`` is the parsed column)."""
+    return Rule(entity, field, f"{field}_number", "must be a number", raw.is_not_null() & pl.col(field).is_null(), raw)
+
+
+def finite(entity: str, field: str, value: pl.Expr | None = None, *, message: str | pl.Expr = FINITE) -> Rule:
+    """A number column must be finite; ``value`` is what the message shows (default: the column)."""
+    column = pl.col(field)
+    return Rule(entity, field, f"{field}_finite", message, column.is_nan() | column.is_infinite(), value)
+
+
+def well_formed_uuid(
+    entity: str, field: str, *, well_formed: pl.Expr | None = None, value: pl.Expr | None = None
+) -> Rule:
+    """A given ``field`` must be UUID text (``well_formed`` defaults to :func:`is_uuid` of the column)."""
+    ok = is_uuid(field) if well_formed is None else well_formed
+    return Rule(entity, field, f"{field}_uuid", UUID_HINT, pl.col(field).is_not_null() & ~ok, value)
+
+
+def known_uid(entity: str, kind: str, field: str, *, well_formed: pl.Expr, found: pl.Expr) -> Rule:
+    """A well-formed uid in ``field`` must name an existing ``kind`` (``found`` is null when none does)."""
+    return Rule(entity, field, f"{kind}_uid_exists", f"no {kind} has this uid", well_formed & found.is_null())
+
+
+def known_identifier(entity: str, kind: str, field: str, *, resolved: pl.Expr) -> Rule:
+    """A unique identifier in ``field`` must name an existing ``kind`` (``resolved``: its uid, or null)."""
+    return Rule(
+        entity,
+        field,
+        f"{kind}_exists",
+        f"no {kind} has this unique_identifier; add it first (msm {kind}s add ID)",
+        pl.col(field).is_not_null() & resolved.is_null(),
+    )
+
+
+def names_agree(entity: str, kind: str, *, uid: str, identifier: str, resolved: pl.Expr) -> Rule:
+    """A row naming ``kind`` twice (``uid`` and ``identifier``, which resolved to ``resolved``) must agree."""
+    given = pl.col(uid)
+    return Rule(
+        entity,
+        uid,
+        f"{kind}_names_agree",
+        pl.lit(f"names a different {kind} than `{identifier}` = '")
+        + pl.col(identifier)
+        + pl.lit("' (")
+        + resolved
+        + pl.lit("); give one or make them agree"),
+        given.is_not_null() & resolved.is_not_null() & (given != resolved),
+    )
+
+
+def unique_within(
+    entity: str,
+    field: str,
+    *,
+    key: Sequence[str | pl.Expr],
+    label: pl.Expr,
+    scope: str,
+    where: pl.Expr | None = None,
+    value: pl.Expr | None = None,
+    row: str = ROW,
+) -> Rule:
+    """Rows with the same non-null ``key`` (the last of which is the thing itself) must not repeat.
+
+    Every repeat after the first is bad (``where`` narrows which repeats this rule reports); the
+    message reads ``duplicate {label} in one {scope}; first given at row N``.
+    """
+    first = pl.col(row).min().over(*key)
+    thing = key[-1] if isinstance(key[-1], pl.Expr) else pl.col(key[-1])
+    bad = thing.is_not_null() & (pl.col(row) > first)
+    return Rule(
+        entity,
+        field,
+        f"{field}_unique",
+        pl.lit("duplicate ") + label + pl.lit(f" in one {scope}; first given at row ") + first.cast(pl.String),
+        bad & where if where is not None else bad,
+        value,
+    )

@@ -125,7 +125,8 @@ def _expand(args: argparse.Namespace) -> int:
         spark = spark_session(args.master)
     except PySparkException as exc:
         raise MsmError(
-            f"cannot start Spark (master {args.master or 'local[*]'}): {_first_line(exc)}; Spark needs Java 17 or later (JAVA_HOME)"
+            f"cannot start Spark (master {args.master or 'local[*]'}): {_first_line(exc)}; "
+            "Spark needs Java 17 or later (JAVA_HOME)"
         ) from None
     result = run_expand(spark, args.input, args.output, weights_as_of=asked, net=args.net, overwrite=args.overwrite)
     diagnostics = [{**d, "weights_time": format_utc(d["weights_time"])} for d in result.diagnostics]
@@ -152,7 +153,8 @@ def _expand(args: argparse.Namespace) -> int:
         return 0
     kind = "netted" if result.net else "expanded"
     print(
-        f"wrote {result.rows} {kind} rows to {result.output.rstrip('/')}/target_exposure (hive-partitioned by snapshot_date)"
+        f"wrote {result.rows} {kind} rows to {result.output.rstrip('/')}/target_exposure "
+        "(hive-partitioned by snapshot_date)"
     )
     print(f"look-through weights as of {asked}")
     n = len(diagnostics)
@@ -162,7 +164,8 @@ def _expand(args: argparse.Namespace) -> int:
     )
     for d in diagnostics:
         print(
-            f"  portfolio '{d['portfolio'] or d['portfolio_uid']}' at {d['weights_time']} sums to {d['weight_sum']:.12g}, "
+            f"  portfolio '{d['portfolio'] or d['portfolio_uid']}' at {d['weights_time']} "
+            f"sums to {d['weight_sum']:.12g}, "
             "not 1; expanded as stored (never renormalized)"
         )
     return 0

@@ -1,6 +1,6 @@
 """The look-through of :func:`msm.expansion.expand_targets` as Spark DataFrame operations.
 
-Same semantics, same rows and columns (design section 4), over DataFrames of any size:
+Same semantics, same rows and columns as the core's look-through, over DataFrames of any size:
 
 - asset rows pass through; a portfolio row becomes one row per constituent of its portfolio's
   composition at the weights time (``now``, an explicit UTC time, or ``position-set``: each set's
@@ -27,7 +27,7 @@ How it maps onto Spark, without a Python UDF and without bringing the data to th
 - only small results reach the driver: the missing (portfolio, time) pairs when there are any, the
   few composition rows that break a rule, and the diagnostics.
 
-Inputs are the datasets of ``msm export`` (design section 8): ``target_positions`` (storage-shaped
+Inputs are the datasets of ``msm export``: ``target_positions`` (storage-shaped
 target rows with ``unique_identifier``, ``account`` and ``allocation``) and ``portfolio_weights``
 (:data:`msm.services.export.WEIGHTS_EXPORT_COLUMNS`). Their rows were checked by the database the
 export came from (every CHECK of ``target_positions``, the key and NOT NULL finite weight of
@@ -46,6 +46,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from msm.contract import EXPOSURE_COLUMNS, SCALED_EXPOSURES
 from msm.errors import NO_VALUE, RowError, ValidationError
 from msm.expansion import (
     DIAGNOSTIC_COLUMNS,
@@ -54,14 +55,13 @@ from msm.expansion import (
     WEIGHT_SUM_TOLERANCE,
     MissingCompositionError,
     WeightsAsOf,
-    _check_weights,
+    check_composition_rows,
     weights_time,
 )
+from msm.validation import NO_EXPOSURE_COLUMN
 
 __all__ = ["LABEL_COLUMNS", "SparkExpansion", "expand_targets_spark", "weights_time_bound"]
 
-EXPOSURES = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
-SCALED = ("weight_notional_exposure", "constant_notional_exposure")
 #: The export's labels of each position set, carried onto every output row (as ``msm export --expanded`` does).
 LABEL_COLUMNS = ("account", "allocation")
 
@@ -154,7 +154,7 @@ def expand_targets_spark(
             F.col("__casset").alias("asset_uid"),
             F.col("__weight").alias("portfolio_weight"),
             "weights_time",
-            *[(F.col(c) * F.col("__weight")).alias(c) if c in SCALED else F.col(c) for c in EXPOSURES],
+            *[(F.col(c) * F.col("__weight")).alias(c) if c in SCALED_EXPOSURES else F.col(c) for c in EXPOSURE_COLUMNS],
             *LABEL_COLUMNS,
         )
     )
@@ -167,7 +167,7 @@ def expand_targets_spark(
         "asset_uid",
         F.lit(None).cast(T.DoubleType()).alias("portfolio_weight"),
         F.lit(None).cast(T.TimestampType()).alias("weights_time"),
-        *EXPOSURES,  # x * 1.0 == x: the core's scaling of an asset row changes nothing
+        *EXPOSURE_COLUMNS,  # x * 1.0 == x: the core's scaling of an asset row changes nothing
         *LABEL_COLUMNS,
     )
     expanded = passed.unionByName(via)
@@ -178,7 +178,9 @@ def expand_targets_spark(
             expanded.groupBy("position_set_uid", "asset_uid")
             .agg(
                 F.min("time_index").alias("time_index"),  # one time per set (the database enforces it)
-                *[F.sum(c).alias(c) for c in EXPOSURES],  # Spark's sum of nothing but nulls is null, as the core's
+                *[
+                    F.sum(c).alias(c) for c in EXPOSURE_COLUMNS
+                ],  # Spark's sum of nothing but nulls is null, as the core's
                 F.count(F.lit(1)).alias("n_sources"),
                 *[F.min(c).alias(c) for c in LABEL_COLUMNS],
             )
@@ -232,7 +234,7 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
     Three kinds of rows come back to the driver, never the data itself: the (portfolio, weights time)
     pairs with no composition at or before (:class:`MissingCompositionError`, checked first, as in
     the core); the composition rows used that break a rule (at most ``_MAX_BAD_ROWS``, worded by the
-    core's own check); and the compositions used whose weights do not sum to 1.
+    core's own :func:`msm.expansion.check_composition_rows`); and the compositions used whose weights do not sum to 1.
     """
     null_text, null_double = F.lit(None).cast(T.StringType()), F.lit(None).cast(T.DoubleType())
     names = history.groupBy("portfolio_uid").agg(F.min("portfolio").alias("__wname"))
@@ -309,7 +311,7 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
         key=lambda r: (r["portfolio"] or "", r["at"], r["asset"] or "", r["asset_uid"] or ""),
     )
     if broken:
-        _check_weights(
+        check_composition_rows(
             _frame(
                 broken,
                 {
@@ -377,10 +379,8 @@ def _normalize_targets(targets: DataFrame) -> DataFrame:
         ("position_set_uid", "time_index", "target_type", "asset_uid", "portfolio_uid"),
         "expansion takes storage-shaped target rows (an export's target_positions)",
     )
-    if not set(EXPOSURES) & set(targets.columns):
-        raise ValidationError.single(
-            _TARGETS, "weight_notional_exposure", NO_VALUE, f"column is missing: give one of {', '.join(EXPOSURES)}"
-        )
+    if not set(EXPOSURE_COLUMNS) & set(targets.columns):
+        raise ValidationError.single(_TARGETS, "weight_notional_exposure", NO_VALUE, NO_EXPOSURE_COLUMN)
     _require_time(targets, "time_index", _TARGETS)
     target_type = F.trim(F.col("target_type").cast(T.StringType()))
     derived = F.when(target_type == "asset", _uid_text("asset_uid")).when(
@@ -395,7 +395,7 @@ def _normalize_targets(targets: DataFrame) -> DataFrame:
         _uid_text("asset_uid").alias("asset_uid"),
         _uid_text("portfolio_uid").alias("portfolio_uid"),
         _optional(targets, "unique_identifier", T.StringType()).alias("unique_identifier"),
-        *[_optional(targets, c, T.DoubleType()).alias(c) for c in EXPOSURES],
+        *[_optional(targets, c, T.DoubleType()).alias(c) for c in EXPOSURE_COLUMNS],
         *[_optional(targets, c, T.StringType()).alias(c) for c in LABEL_COLUMNS],
     )
 

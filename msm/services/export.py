@@ -142,9 +142,7 @@ def export_snapshots(
         names.remove("portfolio_weights")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
-        raise ConflictError(
-            f"{out} already holds an export ({', '.join(taken)}); choose another --out or pass --overwrite to replace it"
-        )
+        raise ConflictError.occupied(out, taken, holds="an export", option="--out")
 
     sets = _chosen_sets(store, accounts, date_from, date_to)
     history = _all_compositions(store, weights) if weights is not None else None
