@@ -12,7 +12,8 @@ notebook all show the same precise text::
     ├── SchemaError              the database is missing migrations, or is newer than this code
     │   └── MigrationError       a migration refused to run (nothing was changed)
     ├── StoreBusyError           another process holds the database file for longer than we wait
-    └── StoreOpenError           the file is not a DuckDB database (or cannot be opened at all)
+    ├── StoreOpenError           the file is not a DuckDB database (or cannot be opened at all)
+    └── StoreReadOnlyError       a write through a handle opened read-only (``msm.open``'s default)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "SnapshotExistsError",
     "StoreBusyError",
     "StoreOpenError",
+    "StoreReadOnlyError",
     "ValidationError",
 ]
 
@@ -73,6 +75,17 @@ class StoreBusyError(MsmError):
 
 class StoreOpenError(MsmError):
     """The database file cannot be opened (not a DuckDB file, a folder, no permission...)."""
+
+
+class StoreReadOnlyError(MsmError):
+    """A write through a store opened read-only; the message says how to open the file for writing."""
+
+    def __init__(self, path: str, refused: str) -> None:
+        self.path, self.refused = path, refused
+        super().__init__(
+            f"database file {path} is open read-only, so {refused} was refused and nothing was written; "
+            f"to write, open it with msm.open({path!r}, read_only=False)"
+        )
 
 
 @dataclass(frozen=True)
