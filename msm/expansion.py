@@ -242,6 +242,8 @@ class MissingCompositionError(NotFoundError):
     or its uid when that is unknown), so one error names them all.
     """
 
+    fields = ("entity", "key", "missing", "hint")
+
     def __init__(self, missing: Sequence[tuple[str, datetime]]) -> None:
         self.missing = list(missing)
         self.entity, self.key, self.value, self.hint = (

@@ -1,8 +1,8 @@
 """``msm``: the workbench command line.
 
 ``msm [--db PATH] COMMAND ...``. Exit codes: 0 success; 1 a domain or validation error (one
-``error: ...`` message on stderr, no traceback; a command given ``--format json`` also prints the
-error as one JSON document on stdout, :meth:`msm.errors.MsmError.to_dict`); 2 a usage error
+``error: ...`` message on stderr, no traceback; a command given ``--format json`` adds the error
+as data, :meth:`msm.errors.MsmError.to_dict`, as one JSON line last on stderr); 2 a usage error
 (argparse). Any other exception is a bug and is left to raise.
 
 The parser is built from per-area modules, each with a ``register(tree)`` function (see

@@ -8,7 +8,7 @@ one of the writers here, so every command formats the same way:
 - :func:`write_table` prints a simple aligned text table for humans (numbers right-aligned).
 - :func:`write_csv` prints CSV with a header row (empty cell = null, objects as JSON text).
 - :func:`report_error` prints an error: ``error: MESSAGE`` on stderr, and with ``--format json``
-  also the error as data (:meth:`msm.errors.MsmError.to_dict`) as one JSON document on stdout.
+  also the error as data (:meth:`msm.errors.MsmError.to_dict`), one JSON line, last on stderr.
 """
 
 from __future__ import annotations
@@ -162,12 +162,15 @@ def frame_records(frame: pl.DataFrame, *, json_columns: Sequence[str] = ("metada
     return records
 
 
-def report_error(exc: MsmError, *, as_json: bool = False, out: TextIO | None = None, err: TextIO | None = None) -> None:
-    """``error: MESSAGE`` on stderr; with ``as_json`` also ``exc.to_dict()`` as one JSON document on stdout.
+def report_error(exc: MsmError, *, as_json: bool = False, err: TextIO | None = None) -> None:
+    """``error: MESSAGE`` on stderr; with ``as_json`` also the error as data, as the last line of stderr.
 
-    The document is the error's own data (class name, message and its fields), never a parse of
-    the message: ``{"error": "SnapshotExistsError", "message": "...", "account": "ACC-1", ...}``.
+    That line is ``exc.to_dict()`` as one compact JSON document (class name, message and the
+    error's own fields, never a parse of the message), e.g.
+    ``{"error": "SnapshotExistsError", "message": "...", "account": "ACC-1", ...}``. stdout stays
+    empty, so a failed command never prints half a result.
     """
-    print(f"error: {exc}", file=err or sys.stderr)
+    err = err or sys.stderr
+    err.write(f"error: {exc}\n")
     if as_json:
-        write_json(exc.to_dict(), out)
+        err.write(json.dumps(exc.to_dict(), allow_nan=False, ensure_ascii=False, separators=(",", ":")) + "\n")

@@ -105,8 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _expand(args)
     except MsmError as exc:  # as `msm` prints it: the message on stderr; with --format json, the error's data too
         print(f"error: {exc}", file=sys.stderr)
-        if args.format == "json":
-            print(json.dumps(exc.to_dict(), indent=2, ensure_ascii=False))
+        if args.format == "json":  # the error as data: one JSON line, last on stderr (stdout stays empty)
+            print(json.dumps(exc.to_dict(), ensure_ascii=False, separators=(",", ":")), file=sys.stderr)
         return 1
 
 
