@@ -76,6 +76,7 @@ class Store:
 
     @property
     def exists(self) -> bool:
+        """The database exists (an in-memory one always does; a file once it is created)."""
         return self._memory is not None or Path(self.path).exists()
 
     # -- connections -------------------------------------------------------------------------
