@@ -163,6 +163,8 @@ def test_busy_file_raises_store_busy_error_naming_file_and_pid(store: Store) -> 
         assert f"PID {proc.pid}" in message
         assert "0.3 s" in message
         assert 0.3 <= elapsed < 2.0
+        # the same facts as data (what the app and `--format json` read)
+        assert (info.value.path, info.value.pid, info.value.waited) == (store.path, proc.pid, 0.3)
     finally:
         proc.kill()
         proc.wait()
@@ -239,7 +241,10 @@ def test_valid_raw_rows_are_accepted(raw) -> None:
 
 OTHER = str(uuid.UUID(int=12345))
 # Which DuckDB constraint each bad row must hit (a fragment of DuckDB's own message).
-REFERENCE = r"CHECK constraint failed on table \"target_positions\" with expression CHECK\(\(\(\(target_type = 'asset'\) AND \(asset_uid IS NOT NULL\)"
+REFERENCE = (
+    r"CHECK constraint failed on table \"target_positions\" with expression "
+    r"CHECK\(\(\(\(target_type = 'asset'\) AND \(asset_uid IS NOT NULL\)"
+)
 TYPES = r"CHECK\(\(target_type IN \('asset', 'portfolio'\)\)\)"
 ONE_EXPOSURE = r"CHECK\(\(\(\(CAST\(\(weight_notional_exposure IS NOT NULL\) AS INTEGER\)"
 FINITE = r"CHECK\(isfinite\(COALESCE\(weight_notional_exposure"
@@ -309,7 +314,7 @@ def test_database_refuses_bad_raw_rows(raw, db_contents, case: str) -> None:
 def test_database_refuses_a_duplicate_primary_key(raw) -> None:
     seeded, row = raw
     seeded.store.execute(INSERT, row("asset"))
-    with pytest.raises(duckdb.ConstraintException, match="(?i)duplicate key"):
+    with pytest.raises(duckdb.ConstraintException, match=r"(?i)duplicate key"):
         seeded.store.execute(INSERT, row("asset", weight_notional_exposure=0.1))
     # the same uid as a different kind is a different identity, but it still has to satisfy the FKs
     with pytest.raises(duckdb.ConstraintException):
@@ -349,7 +354,8 @@ def test_target_positions_indexes(store: Store) -> None:
 
 def test_target_positions_columns_and_types(store: Store) -> None:
     frame = store.query(
-        "SELECT column_name, data_type, is_nullable FROM duckdb_columns() WHERE table_name = 'target_positions' ORDER BY column_index"
+        "SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
+        "WHERE table_name = 'target_positions' ORDER BY column_index"
     )
     assert frame.rows() == [
         ("time_index", "TIMESTAMP WITH TIME ZONE", False),
@@ -399,7 +405,10 @@ def test_registry_tables_have_the_contract_columns(store: Store, table_columns, 
 
 
 def test_position_set_is_unique_per_allocation_and_time(seeded) -> None:
-    sql = "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (gen_random_uuid(), ?::UUID, ?)"
+    sql = (
+        "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) "
+        "VALUES (gen_random_uuid(), ?::UUID, ?)"
+    )
     seeded.store.execute(sql, [seeded.allocation["uid"], T0])
     with pytest.raises(duckdb.ConstraintException):
         seeded.store.execute(sql, [seeded.allocation["uid"], T0])

@@ -76,6 +76,7 @@ class Store:
 
     @property
     def exists(self) -> bool:
+        """The database exists (an in-memory one always does; a file once it is created)."""
         return self._memory is not None or Path(self.path).exists()
 
     # -- connections -------------------------------------------------------------------------
@@ -136,13 +137,14 @@ class Store:
             except duckdb.Error as exc:
                 if not _LOCK_MESSAGE.search(str(exc)):
                     detail = str(exc).split("\n")[0]
-                    raise StoreOpenError(f"cannot open database file {self.path}: {detail}") from None
+                    raise StoreOpenError(self.path, detail) from None
                 if time.monotonic() >= deadline:
                     holder = _LOCK_HOLDER.search(str(exc))
-                    who = f"{holder['prog']} (PID {holder['pid']})" if holder else "another process"
                     raise StoreBusyError(
-                        f"database file {self.path} is in use by {who}; waited {self.busy_timeout:g} s for it. "
-                        "Close the program that keeps it open (or let its write finish) and try again"
+                        self.path,
+                        int(holder["pid"]) if holder else None,
+                        program=holder["prog"] if holder else None,
+                        waited=self.busy_timeout,
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
