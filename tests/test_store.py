@@ -163,6 +163,8 @@ def test_busy_file_raises_store_busy_error_naming_file_and_pid(store: Store) -> 
         assert f"PID {proc.pid}" in message
         assert "0.3 s" in message
         assert 0.3 <= elapsed < 2.0
+        # the same facts as data (what the app and `--format json` read)
+        assert (info.value.path, info.value.pid, info.value.waited) == (store.path, proc.pid, 0.3)
     finally:
         proc.kill()
         proc.wait()
@@ -251,7 +253,7 @@ def test_open_read_only_refuses_a_missing_file_and_never_creates_it(tmp_path: Pa
     with pytest.raises(msm.errors.StoreOpenError) as info:
         Store(missing, read_only=True).query("SELECT 1")
     assert str(info.value) == (
-        f"database file {missing} does not exist (a read-only store never creates it); "
+        f"cannot open database file {missing}: it does not exist (a read-only store never creates it); "
         f"create it with `msm --db {missing} demo` (the demo data) or `msm --db {missing} init`"
     )
     assert not missing.parent.exists()

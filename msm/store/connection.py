@@ -79,8 +79,9 @@ class Store:
         self.read_only = read_only
         if read_only and self.path == ":memory:":
             raise StoreOpenError(
+                self.path,
                 "an in-memory database cannot be opened read-only (it starts empty and could never be filled); "
-                "open it with read_only=False"
+                "open it with read_only=False",
             )
         self._local = threading.local()
         self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
@@ -155,8 +156,9 @@ class Store:
         if self.read_only:
             if not Path(self.path).exists():
                 raise StoreOpenError(
-                    f"database file {self.path} does not exist (a read-only store never creates it); "
-                    f"create it with `msm --db {self.path} demo` (the demo data) or `msm --db {self.path} init`"
+                    self.path,
+                    "it does not exist (a read-only store never creates it); "
+                    f"create it with `msm --db {self.path} demo` (the demo data) or `msm --db {self.path} init`",
                 )
         else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -168,13 +170,14 @@ class Store:
             except duckdb.Error as exc:
                 if not _LOCK_MESSAGE.search(str(exc)):
                     detail = str(exc).split("\n")[0]
-                    raise StoreOpenError(f"cannot open database file {self.path}: {detail}") from None
+                    raise StoreOpenError(self.path, detail) from None
                 if time.monotonic() >= deadline:
                     holder = _LOCK_HOLDER.search(str(exc))
-                    who = f"{holder['prog']} (PID {holder['pid']})" if holder else "another process"
                     raise StoreBusyError(
-                        f"database file {self.path} is in use by {who}; waited {self.busy_timeout:g} s for it. "
-                        "Close the program that keeps it open (or let its write finish) and try again"
+                        self.path,
+                        int(holder["pid"]) if holder else None,
+                        program=holder["prog"] if holder else None,
+                        waited=self.busy_timeout,
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
