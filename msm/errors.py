@@ -13,7 +13,8 @@ and code that reacts to an error reads attributes (or :meth:`MsmError.to_dict`),
     ├── SchemaError              the database is missing migrations, or is newer than this code
     │   └── MigrationError       a migration refused to run (nothing was changed)
     ├── StoreBusyError           another process holds the database file for longer than we wait
-    └── StoreOpenError           the file is not a DuckDB database (or cannot be opened at all)
+    ├── StoreOpenError           the file is not a DuckDB database (or cannot be opened at all)
+    └── StoreReadOnlyError       a write through a handle opened read-only (``msm.open``'s default)
 
 >>> exc = NotFoundError("account", "unique_identifier", "ACC-9", hint="add it first (msm accounts add ID)")
 >>> str(exc)
@@ -44,6 +45,7 @@ __all__ = [
     "SnapshotExistsError",
     "StoreBusyError",
     "StoreOpenError",
+    "StoreReadOnlyError",
     "ValidationError",
 ]
 
@@ -333,6 +335,19 @@ class StoreOpenError(MsmError):
     def __init__(self, path: str, detail: str) -> None:
         self.path, self.detail = path, detail
         super().__init__(f"cannot open database file {path}: {detail}")
+
+
+class StoreReadOnlyError(MsmError):
+    """A write through a store opened read-only; the message says how to open the file for writing."""
+
+    fields = ("path", "refused")
+
+    def __init__(self, path: str, refused: str) -> None:
+        self.path, self.refused = path, refused
+        super().__init__(
+            f"database file {path} is open read-only, so {refused} was refused and nothing was written; "
+            f"to write, open it with msm.open({path!r}, read_only=False)"
+        )
 
 
 @dataclass(frozen=True)

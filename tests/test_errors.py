@@ -32,6 +32,7 @@ from msm.errors import (
     SnapshotExistsError,
     StoreBusyError,
     StoreOpenError,
+    StoreReadOnlyError,
     ValidationError,
 )
 from msm.expansion import MissingCompositionError
@@ -204,6 +205,13 @@ CASES = [
         "cannot open database file /x/db.duckdb: not a DuckDB file",
         {"path": "/x/db.duckdb", "detail": "not a DuckDB file"},
         id="store-open",
+    ),
+    pytest.param(
+        StoreReadOnlyError("/x/db.duckdb", "a write (a transaction)"),
+        "database file /x/db.duckdb is open read-only, so a write (a transaction) was refused and nothing was "
+        "written; to write, open it with msm.open('/x/db.duckdb', read_only=False)",
+        {"path": "/x/db.duckdb", "refused": "a write (a transaction)"},
+        id="store-read-only",
     ),
     pytest.param(
         MissingCompositionError([("CRYPTO-EW", T0)]),
