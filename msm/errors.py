@@ -13,7 +13,8 @@ and code that reacts to an error reads attributes (or :meth:`MsmError.to_dict`),
     ├── SchemaError              the database is missing migrations, or is newer than this code
     │   └── MigrationError       a migration refused to run (nothing was changed)
     ├── StoreBusyError           another process holds the database file for longer than we wait
-    └── StoreOpenError           the file is not a DuckDB database (or cannot be opened at all)
+    ├── StoreOpenError           the file is not a DuckDB database (or cannot be opened at all)
+    └── StoreReadOnlyError       a write through a handle opened read-only (``msm.open``'s default)
 
 >>> exc = NotFoundError("account", "unique_identifier", "ACC-9", hint="add it first (msm accounts add ID)")
 >>> str(exc)
@@ -26,10 +27,10 @@ and code that reacts to an error reads attributes (or :meth:`MsmError.to_dict`),
 
 from __future__ import annotations
 
-import uuid
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import PurePath
 from typing import Any, ClassVar
 
@@ -44,6 +45,7 @@ __all__ = [
     "SnapshotExistsError",
     "StoreBusyError",
     "StoreOpenError",
+    "StoreReadOnlyError",
     "ValidationError",
 ]
 
@@ -54,16 +56,33 @@ MAX_LISTED_SNAPSHOTS = 10
 
 
 def plain(value: Any) -> Any:
-    """A value as plain data for :meth:`MsmError.to_dict`: paths and UUIDs as text, the rest as is."""
-    if value is NO_VALUE:
+    """A value as JSON-ready data for :meth:`MsmError.to_dict`.
+
+    Text, integers, finite floats, booleans and ``None`` stay; times become ISO-8601 UTC text with
+    a ``Z``; paths, UUIDs and anything else become text; mappings and sequences are converted item
+    by item. A non-finite float becomes its text (JSON has no NaN).
+
+    >>> from datetime import datetime, timezone
+    >>> plain({"at": datetime(2026, 1, 1, tzinfo=timezone.utc), "n": [1, float("nan")]})
+    {'at': '2026-01-01T00:00:00Z', 'n': [1, 'nan']}
+    """
+    if value is NO_VALUE or value is None:
         return None
-    if isinstance(value, (PurePath, uuid.UUID)):
-        return str(value)
+    if isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, datetime):
+        from msm.timeutil import format_utc  # imported here: timeutil imports this module
+
+        return format_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    return value
+    return str(value)
 
 
 class MsmError(Exception):
@@ -77,7 +96,7 @@ class MsmError(Exception):
     fields: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"error": class name, "message": text, **fields}``, plain data (times stay ``datetime``)."""
+        """``{"error": class name, "message": text, **fields}`` as JSON-ready data (see :func:`plain`)."""
         return {
             "error": type(self).__name__,
             "message": str(self),
@@ -318,6 +337,19 @@ class StoreOpenError(MsmError):
         super().__init__(f"cannot open database file {path}: {detail}")
 
 
+class StoreReadOnlyError(MsmError):
+    """A write through a store opened read-only; the message says how to open the file for writing."""
+
+    fields = ("path", "refused")
+
+    def __init__(self, path: str, refused: str) -> None:
+        self.path, self.refused = path, refused
+        super().__init__(
+            f"database file {path} is open read-only, so {refused} was refused and nothing was written; "
+            f"to write, open it with msm.open({path!r}, read_only=False)"
+        )
+
+
 @dataclass(frozen=True)
 class RowError:
     """One bad value: which entity, which row (1-based, as the user sees it), field, value, rule.
@@ -344,7 +376,7 @@ class RowError:
         return f"`{self.field}`{shown}: {self.rule}"
 
     def as_dict(self) -> dict[str, Any]:
-        """The error as plain data: entity, row, field, value (``None`` when about the whole field), rule, code."""
+        """The error as JSON-ready data: entity, row, field, value (``None``: about the whole field), rule, code."""
         return {
             "entity": self.entity,
             "row": self.row,

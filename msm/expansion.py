@@ -242,6 +242,8 @@ class MissingCompositionError(NotFoundError):
     or its uid when that is unknown), so one error names them all.
     """
 
+    fields = ("entity", "key", "missing", "hint")
+
     def __init__(self, missing: Sequence[tuple[str, datetime]]) -> None:
         self.missing = list(missing)
         self.entity, self.key, self.value, self.hint = (
@@ -305,18 +307,48 @@ def expand_targets(
         pl.when(is_portfolio).then(pl.lit(bound, _UTC) if bound is not None else pl.col("time_index")).alias("__wtime")
     )
     wanted = frame.filter(is_portfolio).select("portfolio_uid", "__wtime", "unique_identifier")
+    history = _history(wanted, weights, bound)
+    pairs = _choose_compositions(wanted, history)
+    history, assets, pairs = _lay_out_compositions(frame, history, pairs)
+    diagnostics = _diagnostics(pairs)
 
-    if wanted.height:
-        uids = sorted(wanted["portfolio_uid"].unique().to_list())
-        until = bound if bound is not None else wanted["__wtime"].max()
-        history = weights(uids, until) if callable(weights) else weights
-        if not isinstance(history, pl.DataFrame):
-            raise TypeError(f"the weights source must return a polars DataFrame, got {type(history).__name__}")
-        history = _normalize_weights(history, uids, until)  # type: ignore[arg-type]
-    else:
-        history = _empty_weights()
+    frame = frame.join(
+        pairs.select("portfolio_uid", "__wtime", "weights_time", "__start", "__n"),
+        on=["portfolio_uid", "__wtime"],
+        how="left",
+        validate="m:1",
+        maintain_order="left",  # row i keeps __t == i: the gathers below index this frame by it
+    ).join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left", validate="m:1", maintain_order="left")
 
-    # Which composition each (portfolio, weights time) uses: one as-of join over distinct pairs.
+    # One output row per (target row, constituent): a range of weight rows per portfolio row, a
+    # single null for an asset row (explode keeps it as one row).
+    exploded = frame.select(
+        "__t",
+        pl.int_ranges("__start", pl.col("__start") + pl.col("__n"), dtype=pl.UInt32).alias("__w"),
+    ).explode("__w")
+    t_idx, w_idx = exploded["__t"], exploded["__w"]
+    rows = _net(frame, history, assets, t_idx, w_idx) if net else _plain(frame, history, assets, t_idx, w_idx)
+    return Expansion(rows, diagnostics, asked, bound, net)
+
+
+# -- steps ---------------------------------------------------------------------------------------
+def _history(wanted: pl.DataFrame, weights: pl.DataFrame | WeightsSource, bound: datetime | None) -> pl.DataFrame:
+    """The composition history of the portfolios ``wanted`` names, up to the latest weights time needed."""
+    if not wanted.height:
+        return _empty_weights()
+    uids = sorted(wanted["portfolio_uid"].unique().to_list())
+    until = bound if bound is not None else wanted["__wtime"].max()
+    history = weights(uids, until) if callable(weights) else weights
+    if not isinstance(history, pl.DataFrame):
+        raise TypeError(f"the weights source must return a polars DataFrame, got {type(history).__name__}")
+    return _normalize_weights(history, uids, until)  # type: ignore[arg-type]
+
+
+def _choose_compositions(wanted: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """Which composition each distinct (portfolio, weights time) uses: one as-of join over the pairs.
+
+    Raises :class:`MissingCompositionError` naming every pair with none at or before its time.
+    """
     pairs = wanted.group_by("portfolio_uid", "__wtime").agg(
         pl.col("unique_identifier").drop_nulls().first().alias("__pname")
     )
@@ -333,8 +365,17 @@ def expand_targets(
         .drop("time_index")
     )
     _raise_missing(pairs, history)
+    return pairs
 
-    # Keep only the compositions used; check their rows; lay them out in output order.
+
+def _lay_out_compositions(
+    frame: pl.DataFrame, history: pl.DataFrame, pairs: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Keep only the compositions used; check their rows; lay them out in output order.
+
+    Returns the history numbered ``__w`` in output order, the asset dictionary, and ``pairs`` with
+    each composition's first row ``__start``, length ``__n`` and ``weight_sum``.
+    """
     used = pairs.select("portfolio_uid", pl.col("weights_time").alias("time_index")).unique()
     history = history.join(used, on=["portfolio_uid", "time_index"], how="semi")
     named = pairs.group_by("portfolio_uid").agg(pl.col("__pname").drop_nulls().first())
@@ -359,28 +400,9 @@ def expand_targets(
     pairs = pairs.join(
         compositions.rename({"time_index": "weights_time"}), on=["portfolio_uid", "weights_time"], how="left"
     )
-    diagnostics = _diagnostics(pairs)
-
-    frame = frame.join(
-        pairs.select("portfolio_uid", "__wtime", "weights_time", "__start", "__n"),
-        on=["portfolio_uid", "__wtime"],
-        how="left",
-        validate="m:1",
-        maintain_order="left",  # row i keeps __t == i: the gathers below index this frame by it
-    ).join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left", validate="m:1", maintain_order="left")
-
-    # One output row per (target row, constituent): a range of weight rows per portfolio row, a
-    # single null for an asset row (explode keeps it as one row).
-    exploded = frame.select(
-        "__t",
-        pl.int_ranges("__start", pl.col("__start") + pl.col("__n"), dtype=pl.UInt32).alias("__w"),
-    ).explode("__w")
-    t_idx, w_idx = exploded["__t"], exploded["__w"]
-    rows = _net(frame, history, assets, t_idx, w_idx) if net else _plain(frame, history, assets, t_idx, w_idx)
-    return Expansion(rows, diagnostics, asked, bound, net)
+    return history, assets, pairs
 
 
-# -- steps ---------------------------------------------------------------------------------------
 def _scaled(frame: pl.DataFrame, weight: pl.Series, t_idx: pl.Series) -> dict[str, pl.Series]:
     """The three exposures of each output row: the source row's, times the constituent weight if scaled."""
     scale = weight.fill_null(1.0)  # asset rows: x * 1.0 == x exactly
@@ -467,9 +489,28 @@ def _net(
             "__n": pl.Series([1], dtype=pl.UInt32).new_from_index(0, heads.height).scatter(at, summed["__n"]),
         }
     )
-    # The kinds of one (set, asset) are adjacent rows with the same cell (at most n_kinds of them):
-    # each row's value goes to its kind's column, and the few cells with several kinds have their
-    # following rows folded into their first.
+    netted = _fold_kinds(cells, n_kinds)
+    set_rows = frame["position_set_uid"].is_first_distinct().arg_true()  # each set's first target row
+    set_of, asset_of = (netted["__cell"] // n_assets).cast(pl.UInt32), (netted["__cell"] % n_assets).cast(pl.UInt32)
+    return pl.DataFrame(
+        {
+            "position_set_uid": frame["position_set_uid"].gather(set_rows).gather(set_of),
+            "time_index": frame["time_index"].gather(set_rows).gather(set_of),
+            "asset_uid": assets["asset_uid"].gather(asset_of),
+            "asset": assets["asset"].gather(asset_of),
+            **{c: netted[c] for c in EXPOSURE_COLUMNS},
+            "n_sources": netted["n_sources"],
+        }
+    )
+
+
+def _fold_kinds(cells: pl.DataFrame, n_kinds: int) -> pl.DataFrame:
+    """One row per cell (set, asset) with each kind's value in its exposure column and ``n_sources``.
+
+    The kinds of one (set, asset) are adjacent rows with the same cell (at most ``n_kinds`` of
+    them): each row's value goes to its kind's column, and the few cells with several kinds have
+    their following rows folded into their first.
+    """
     cell = pl.col("__cell")
     cells = cells.with_columns(
         (cell != cell.shift(1)).fill_null(True).alias("__head"),
@@ -494,18 +535,7 @@ def _net(
             *[netted[c].scatter(at, folded[c]) for c in EXPOSURE_COLUMNS],
             netted["n_sources"].scatter(at, folded["__n"]),
         )
-    set_rows = frame["position_set_uid"].is_first_distinct().arg_true()  # each set's first target row
-    set_of, asset_of = (netted["__cell"] // n_assets).cast(pl.UInt32), (netted["__cell"] % n_assets).cast(pl.UInt32)
-    return pl.DataFrame(
-        {
-            "position_set_uid": frame["position_set_uid"].gather(set_rows).gather(set_of),
-            "time_index": frame["time_index"].gather(set_rows).gather(set_of),
-            "asset_uid": assets["asset_uid"].gather(asset_of),
-            "asset": assets["asset"].gather(asset_of),
-            **{c: netted[c] for c in EXPOSURE_COLUMNS},
-            "n_sources": netted["n_sources"],
-        }
-    )
+    return netted
 
 
 def _asset_dictionary(frame: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:

@@ -2,8 +2,9 @@
 
 The same rules are written once more, on purpose, as DuckDB constraints in
 ``msm/store/sql/msm_0002_adr_0027_portfolio_aware_targets.sql`` so that no path can store a bad
-row. Here they run over a whole polars frame at once (any number of rows and snapshots) and
-report *every* bad row with its 1-based row number, field, value and rule.
+row. Here they are declared as data (:func:`target_rules`, :class:`msm.rules.Rule` each) and run by
+the one rule engine (:mod:`msm.rules`) over a whole polars frame at once (any number of rows and
+snapshots), which reports *every* bad row with its 1-based row number, field, value and rule.
 
 A target row names exactly one target: an asset (``asset_uid``, or the ``asset`` unique
 identifier in import files and the UI) or a portfolio (``portfolio_uid`` / ``portfolio``).

@@ -400,6 +400,7 @@ def duckdb_weights_source(store: Store) -> WeightsSource:
     """
 
     def source(portfolio_uids: list[str], until: datetime | None) -> pl.DataFrame:
+        """The composition history of ``portfolio_uids`` up to ``until`` (every time when ``None``)."""
         wanted = pa.table({"uid": pa.array([str(u) for u in portfolio_uids], pa.string())})
         bounded = "AND w.time_index <= $until" if until is not None else ""
         with store.connect() as con:

@@ -136,13 +136,21 @@ def expand_targets_spark(
     diagnostics = _check(pairs, history, used)
 
     # One output row per (portfolio row, constituent); asset rows pass through.
+    expanded = _passed(direct).unionByName(_via(ported, pairs, used))
+    rows = _output(expanded, _asset_names(direct, used), net)
+    return SparkExpansion(rows, diagnostics, asked, bound, net)
+
+
+# -- steps ---------------------------------------------------------------------------------------
+def _via(ported: DataFrame, pairs: DataFrame, used: DataFrame) -> DataFrame:
+    """One row per (portfolio row, constituent), its scaled exposures times the constituent weight."""
     constituents = used.select(
         "portfolio_uid",
         F.col("time_index").alias("weights_time"),
         F.col("asset_uid").alias("__casset"),
         F.col("weight").alias("__weight"),
     )
-    via = (
+    return (
         ported.join(pairs.select("portfolio_uid", "__wtime", "weights_time"), ["portfolio_uid", "__wtime"], "inner")
         .join(constituents, ["portfolio_uid", "weights_time"], "inner")
         .select(
@@ -158,7 +166,11 @@ def expand_targets_spark(
             *LABEL_COLUMNS,
         )
     )
-    passed = direct.select(
+
+
+def _passed(direct: DataFrame) -> DataFrame:
+    """The asset rows, passed through in the expanded shape."""
+    return direct.select(
         "position_set_uid",
         "time_index",
         F.col("target_type").alias("source_target_type"),
@@ -170,29 +182,25 @@ def expand_targets_spark(
         *EXPOSURE_COLUMNS,  # x * 1.0 == x: the core's scaling of an asset row changes nothing
         *LABEL_COLUMNS,
     )
-    expanded = passed.unionByName(via)
-    names = _asset_names(direct, used)
 
-    if net:
-        rows = (
-            expanded.groupBy("position_set_uid", "asset_uid")
-            .agg(
-                F.min("time_index").alias("time_index"),  # one time per set (the database enforces it)
-                *[
-                    F.sum(c).alias(c) for c in EXPOSURE_COLUMNS
-                ],  # Spark's sum of nothing but nulls is null, as the core's
-                F.count(F.lit(1)).alias("n_sources"),
-                *[F.min(c).alias(c) for c in LABEL_COLUMNS],
-            )
-            .join(F.broadcast(names), "asset_uid", "left")
-            .select(*NET_COLUMNS, *LABEL_COLUMNS)
+
+def _output(expanded: DataFrame, names: DataFrame, net: bool) -> DataFrame:
+    """The expanded rows named, or (``net``) summed per (position set, asset)."""
+    if not net:
+        return expanded.join(F.broadcast(names), "asset_uid", "left").select(*EXPANSION_COLUMNS, *LABEL_COLUMNS)
+    return (
+        expanded.groupBy("position_set_uid", "asset_uid")
+        .agg(
+            F.min("time_index").alias("time_index"),  # one time per set (the database enforces it)
+            *[F.sum(c).alias(c) for c in EXPOSURE_COLUMNS],  # Spark's sum of nothing but nulls is null, as the core's
+            F.count(F.lit(1)).alias("n_sources"),
+            *[F.min(c).alias(c) for c in LABEL_COLUMNS],
         )
-    else:
-        rows = expanded.join(F.broadcast(names), "asset_uid", "left").select(*EXPANSION_COLUMNS, *LABEL_COLUMNS)
-    return SparkExpansion(rows, diagnostics, asked, bound, net)
+        .join(F.broadcast(names), "asset_uid", "left")
+        .select(*NET_COLUMNS, *LABEL_COLUMNS)
+    )
 
 
-# -- steps ---------------------------------------------------------------------------------------
 def _as_of(pairs: DataFrame, times: DataFrame) -> DataFrame:
     """``pairs`` with ``weights_time``: the latest composition time at or before ``__wtime`` (null if none).
 
@@ -233,75 +241,11 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
 
     Three kinds of rows come back to the driver, never the data itself: the (portfolio, weights time)
     pairs with no composition at or before (:class:`MissingCompositionError`, checked first, as in
-    the core); the composition rows used that break a rule (at most ``_MAX_BAD_ROWS``, worded by the
-    core's own :func:`msm.expansion.check_composition_rows`); and the compositions used whose weights do not sum to 1.
+    the core); the composition rows used that break a rule (at most ``_MAX_BAD_ROWS``, worded by
+    the core's own :func:`msm.expansion.check_composition_rows`); and the compositions used whose
+    weights do not sum to 1.
     """
-    null_text, null_double = F.lit(None).cast(T.StringType()), F.lit(None).cast(T.DoubleType())
-    names = history.groupBy("portfolio_uid").agg(F.min("portfolio").alias("__wname"))
-    missing = (
-        pairs.filter(F.col("weights_time").isNull())
-        .join(names, "portfolio_uid", "left")
-        .select(
-            F.lit("missing").alias("kind"),
-            "portfolio_uid",
-            F.coalesce("__pname", "__wname", "portfolio_uid").alias("portfolio"),
-            F.unix_micros("__wtime").alias("at"),
-            null_text.alias("asset_uid"),
-            null_text.alias("asset"),
-            null_double.alias("value"),
-        )
-    )
-
-    # A composition row used: a weight each, finite, one row per asset (the core's rules).
-    per_asset = Window.partitionBy("portfolio_uid", "time_index", "asset_uid")
-    named = pairs.filter(F.col("__pname").isNotNull()).groupBy("portfolio_uid").agg(F.min("__pname").alias("__pname"))
-    bad = (
-        used.withColumn("__copies", F.count(F.lit(1)).over(per_asset))
-        .filter(
-            F.col("asset_uid").isNull()
-            | F.col("weight").isNull()
-            | F.isnan("weight")
-            | (F.abs("weight") == float("inf"))
-            | (F.col("asset_uid").isNotNull() & (F.col("__copies") > 1))
-        )
-        .limit(_MAX_BAD_ROWS)
-        .join(named, "portfolio_uid", "left")
-        .select(
-            F.lit("bad").alias("kind"),
-            "portfolio_uid",
-            F.coalesce("portfolio", "__pname").alias("portfolio"),
-            F.unix_micros("time_index").alias("at"),
-            "asset_uid",
-            "asset",
-            F.col("weight").alias("value"),
-        )
-    )
-
-    # Compositions used whose weights do not sum to 1, named as the core names them.
-    sums = used.groupBy("portfolio_uid", "time_index").agg(
-        F.sum("weight").alias("weight_sum"), F.min("portfolio").alias("__wname")
-    )
-    off = (
-        pairs.join(sums.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner")
-        .filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
-        .groupBy("portfolio_uid", "weights_time")
-        .agg(
-            F.min("__pname").alias("__pname"),
-            F.min("__wname").alias("__wname"),
-            F.first("weight_sum").alias("weight_sum"),
-        )
-        .select(
-            F.lit("off").alias("kind"),
-            "portfolio_uid",
-            F.coalesce("__pname", "__wname").alias("portfolio"),
-            F.unix_micros("weights_time").alias("at"),
-            null_text.alias("asset_uid"),
-            null_text.alias("asset"),
-            F.col("weight_sum").alias("value"),
-        )
-    )
-    found = missing.unionByName(bad).unionByName(off).collect()
-
+    found = _missing(pairs, history).unionByName(_broken(pairs, used)).unionByName(_off(pairs, used)).collect()
     if any(r["kind"] == "missing" for r in found):
         raise MissingCompositionError(
             sorted((r["portfolio"], _from_micros(r["at"])) for r in found if r["kind"] == "missing")
@@ -330,6 +274,85 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
         {"portfolio_uid": "portfolio_uid", "portfolio": "portfolio", "weights_time": "at", "weight_sum": "value"},
     )
     return diagnostics.sort("portfolio", "portfolio_uid", "weights_time", nulls_last=True).select(DIAGNOSTIC_COLUMNS)
+
+
+def _null(dtype: T.DataType) -> Column:
+    """A typed null column (built per call: a Spark column needs the active session)."""
+    return F.lit(None).cast(dtype)
+
+
+def _missing(pairs: DataFrame, history: DataFrame) -> DataFrame:
+    """The (portfolio, weights time) pairs with no composition at or before, as ``kind = 'missing'`` rows."""
+    names = history.groupBy("portfolio_uid").agg(F.min("portfolio").alias("__wname"))
+    return (
+        pairs.filter(F.col("weights_time").isNull())
+        .join(names, "portfolio_uid", "left")
+        .select(
+            F.lit("missing").alias("kind"),
+            "portfolio_uid",
+            F.coalesce("__pname", "__wname", "portfolio_uid").alias("portfolio"),
+            F.unix_micros("__wtime").alias("at"),
+            _null(T.StringType()).alias("asset_uid"),
+            _null(T.StringType()).alias("asset"),
+            _null(T.DoubleType()).alias("value"),
+        )
+    )
+
+
+def _broken(pairs: DataFrame, used: DataFrame) -> DataFrame:
+    """Composition rows used that break a rule of :data:`msm.expansion.COMPOSITION_ROW_RULES` (``kind = 'bad'``).
+
+    Spark only finds them (a weight each, finite, one row per asset); the core's rules word them.
+    """
+    per_asset = Window.partitionBy("portfolio_uid", "time_index", "asset_uid")
+    named = pairs.filter(F.col("__pname").isNotNull()).groupBy("portfolio_uid").agg(F.min("__pname").alias("__pname"))
+    return (
+        used.withColumn("__copies", F.count(F.lit(1)).over(per_asset))
+        .filter(
+            F.col("asset_uid").isNull()
+            | F.col("weight").isNull()
+            | F.isnan("weight")
+            | (F.abs("weight") == float("inf"))
+            | (F.col("asset_uid").isNotNull() & (F.col("__copies") > 1))
+        )
+        .limit(_MAX_BAD_ROWS)
+        .join(named, "portfolio_uid", "left")
+        .select(
+            F.lit("bad").alias("kind"),
+            "portfolio_uid",
+            F.coalesce("portfolio", "__pname").alias("portfolio"),
+            F.unix_micros("time_index").alias("at"),
+            "asset_uid",
+            "asset",
+            F.col("weight").alias("value"),
+        )
+    )
+
+
+def _off(pairs: DataFrame, used: DataFrame) -> DataFrame:
+    """Compositions used whose weights do not sum to 1, named as the core names them (``kind = 'off'``)."""
+    sums = used.groupBy("portfolio_uid", "time_index").agg(
+        F.sum("weight").alias("weight_sum"), F.min("portfolio").alias("__wname")
+    )
+    return (
+        pairs.join(sums.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner")
+        .filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
+        .groupBy("portfolio_uid", "weights_time")
+        .agg(
+            F.min("__pname").alias("__pname"),
+            F.min("__wname").alias("__wname"),
+            F.first("weight_sum").alias("weight_sum"),
+        )
+        .select(
+            F.lit("off").alias("kind"),
+            "portfolio_uid",
+            F.coalesce("__pname", "__wname").alias("portfolio"),
+            F.unix_micros("weights_time").alias("at"),
+            _null(T.StringType()).alias("asset_uid"),
+            _null(T.StringType()).alias("asset"),
+            F.col("weight_sum").alias("value"),
+        )
+    )
 
 
 def _frame(rows: list[Any], columns: dict[str, str]) -> pl.DataFrame:

@@ -37,6 +37,8 @@ _INPUT_DATASETS = ("target_positions", "portfolio_weights")
 
 @dataclass(frozen=True)
 class JobResult:
+    """What :func:`run_expand` wrote: the output folder, the row count and the diagnostics."""
+
     output: str
     rows: int
     net: bool
