@@ -44,7 +44,8 @@ def isin(store: msm.Store):
     msm.migrate(store, msm_portfolios.MIGRATIONS)  # the whole workbench schema, as `msm init` makes it
     sql, field_source = _example()
     store.execute(sql)
-    field = eval(field_source, {"Field": Field, "Flag": Flag})  # the page's own line
+    line = [ln for ln in field_source.splitlines() if ln.startswith("Field(")]
+    field = eval(line[0], {"Field": Field, "Flag": Flag})  # the page's own line
     return store, CATALOG.with_field("asset", field)
 
 
