@@ -4,8 +4,8 @@
 row per row of ``target_positions``, with its account, allocation and target labels), partitioned
 by the UTC date of its snapshot. With ``expanded``, ``OUT/target_exposure/...`` holds the
 look-through rows of the same snapshots (:func:`msm.expansion.expand_targets`), partitioned the
-same way. Beside them, so that an export folder holds everything a look-through needs (design
-section 8, e.g. ``python -m msm_spark expand``), ``OUT/assets/`` holds the asset registry and, when
+same way. Beside them, so that an export folder holds everything a look-through needs (a Spark
+job, ``python -m msm_spark expand``, reads nothing else), ``OUT/assets/`` holds the asset registry and, when
 a ``weights`` source is given, ``OUT/portfolio_weights/`` holds every stored composition row with
 its portfolio's and asset's unique identifiers (both unpartitioned). UUIDs are text, times are
 ``timestamp[us, UTC]``, exposures and weights ``double``; polars, pyarrow and DuckDB read the
