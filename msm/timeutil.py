@@ -31,11 +31,11 @@ def parse_utc(value: Any, *, field: str = "time", entity: str = "timestamp", row
 
     >>> parse_utc("2026-05-25T09:00:00+09:00")
     datetime.datetime(2026, 5, 25, 0, 0, tzinfo=datetime.timezone.utc)
-    >>> parse_utc("2026-05-25T00:00:00")
+    >>> parse_utc("2026-05-25T00:00:00")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     msm.errors.ValidationError: 1 problem found; nothing was stored:
-      timestamp: `time` = '2026-05-25T00:00:00': has no UTC offset (naive times are refused); give an ISO-8601 time with a UTC offset, e.g. 2026-05-25T00:00:00Z or 2026-05-25T09:00:00+09:00
+      timestamp: `time` = '2026-05-25T00:00:00': has no UTC offset (naive times are refused); give an ISO-8601 ...
     """
     if isinstance(value, datetime):
         if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
@@ -105,7 +105,7 @@ def ensure_utc_column(frame: pl.DataFrame, column: str, *, entity: str, row_colu
         rows = bad[row_column].to_list() if row_column else [None] * bad.height
         errors: list[RowError] = []
         recovered: dict[int, datetime] = {}
-        for i, raw, row in zip(bad["__i"].to_list(), bad[column].to_list(), rows):
+        for i, raw, row in zip(bad["__i"].to_list(), bad[column].to_list(), rows, strict=True):
             if raw is None:
                 errors.append(RowError(entity, row, column, raw, f"is required; give {_ALLOWED}"))
                 continue

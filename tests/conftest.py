@@ -23,6 +23,9 @@ from typing import Any
 
 import pytest
 
+# The app tests' demo-database fixtures (``demo``, ``demo_template``), shared by every module that asks.
+from app_harness import demo, demo_template  # noqa: F401
+
 import msm
 from msm.store import MSM_MIGRATIONS, MigrationSet, Store, fetch, migrate, quote_ident
 from msm.store import migrations as _migrations

@@ -151,7 +151,8 @@ def test_paging_keeps_the_total_and_walks_every_result_once(catalog) -> None:
 
 def test_the_default_limit_is_25(seeded) -> None:
     seeded.store.execute(
-        "INSERT INTO asset (uid, unique_identifier) SELECT gen_random_uuid(), 'Z' || lpad(i::VARCHAR, 3, '0') FROM range(40) t(i)"
+        "INSERT INTO asset (uid, unique_identifier)"
+        " SELECT gen_random_uuid(), 'Z' || lpad(i::VARCHAR, 3, '0') FROM range(40) t(i)"
     )
     page = search_candidates(seeded.store, "z")
     assert page.count == 40

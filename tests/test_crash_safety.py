@@ -56,20 +56,56 @@ SEED = int(os.environ.get("MSM_CRASH_SEED", "10"))
 TYPICAL_SECONDS = {"snapshot": 1.8, "overwrite": 2.6, "import": 0.6, "export": 0.8}
 EXPORT_DATASETS = ("target_positions", "portfolio_weights", "assets")
 
-# Every rule of the schema (design section 3), as a query counting the rows that break it.
+# Every rule of the schema (tables, keys, CHECKs), as a query counting the rows that break it.
 CONSTRAINTS = {
-    "position set without rows": "SELECT count(*) FROM position_set p WHERE NOT EXISTS (SELECT 1 FROM target_positions t WHERE t.position_set_uid = p.uid)",
-    "row without its position set": "SELECT count(*) FROM target_positions t LEFT JOIN position_set p ON p.uid = t.position_set_uid WHERE p.uid IS NULL",
-    "row time is not its set's time": "SELECT count(*) FROM target_positions t JOIN position_set p ON p.uid = t.position_set_uid WHERE t.time_index <> p.position_set_time",
-    "target reference": "SELECT count(*) FROM target_positions WHERE NOT coalesce((target_type = 'asset' AND asset_uid IS NOT NULL AND portfolio_uid IS NULL AND target_uid = asset_uid) OR (target_type = 'portfolio' AND portfolio_uid IS NOT NULL AND asset_uid IS NULL AND target_uid = portfolio_uid), false)",
-    "one exposure": "SELECT count(*) FROM target_positions WHERE (weight_notional_exposure IS NOT NULL)::INT + (constant_notional_exposure IS NOT NULL)::INT + (single_asset_quantity IS NOT NULL)::INT <> 1",
-    "finite exposure": "SELECT count(*) FROM target_positions WHERE NOT coalesce(isfinite(coalesce(weight_notional_exposure, constant_notional_exposure, single_asset_quantity)), false)",
-    "unknown asset": "SELECT count(*) FROM target_positions t LEFT JOIN asset a ON a.uid = t.asset_uid WHERE t.asset_uid IS NOT NULL AND a.uid IS NULL",
-    "unknown portfolio": "SELECT count(*) FROM target_positions t LEFT JOIN portfolio p ON p.uid = t.portfolio_uid WHERE t.portfolio_uid IS NOT NULL AND p.uid IS NULL",
-    "duplicate target row": "SELECT count(*) FROM (SELECT 1 FROM target_positions GROUP BY time_index, position_set_uid, target_type, target_uid HAVING count(*) > 1)",
-    "duplicate position set": "SELECT count(*) FROM (SELECT 1 FROM position_set GROUP BY account_target_allocation_uid, position_set_time HAVING count(*) > 1)",
+    "position set without rows": (
+        "SELECT count(*) FROM position_set p WHERE NOT EXISTS (SELECT 1 FROM target_positions t"
+        " WHERE t.position_set_uid = p.uid)"
+    ),
+    "row without its position set": (
+        "SELECT count(*) FROM target_positions t LEFT JOIN position_set p ON p.uid = t.position_set_uid"
+        " WHERE p.uid IS NULL"
+    ),
+    "row time is not its set's time": (
+        "SELECT count(*) FROM target_positions t JOIN position_set p ON p.uid = t.position_set_uid"
+        " WHERE t.time_index <> p.position_set_time"
+    ),
+    "target reference": (
+        "SELECT count(*) FROM target_positions WHERE NOT coalesce((target_type = 'asset'"
+        " AND asset_uid IS NOT NULL AND portfolio_uid IS NULL AND target_uid = asset_uid)"
+        " OR (target_type = 'portfolio' AND portfolio_uid IS NOT NULL AND asset_uid IS NULL"
+        " AND target_uid = portfolio_uid), false)"
+    ),
+    "one exposure": (
+        "SELECT count(*) FROM target_positions WHERE (weight_notional_exposure IS NOT NULL)::INT"
+        " + (constant_notional_exposure IS NOT NULL)::INT"
+        " + (single_asset_quantity IS NOT NULL)::INT <> 1"
+    ),
+    "finite exposure": (
+        "SELECT count(*) FROM target_positions"
+        " WHERE NOT coalesce(isfinite(coalesce(weight_notional_exposure, constant_notional_exposure,"
+        " single_asset_quantity)), false)"
+    ),
+    "unknown asset": (
+        "SELECT count(*) FROM target_positions t LEFT JOIN asset a ON a.uid = t.asset_uid"
+        " WHERE t.asset_uid IS NOT NULL AND a.uid IS NULL"
+    ),
+    "unknown portfolio": (
+        "SELECT count(*) FROM target_positions t LEFT JOIN portfolio p ON p.uid = t.portfolio_uid"
+        " WHERE t.portfolio_uid IS NOT NULL AND p.uid IS NULL"
+    ),
+    "duplicate target row": (
+        "SELECT count(*) FROM (SELECT 1 FROM target_positions"
+        " GROUP BY time_index, position_set_uid, target_type, target_uid HAVING count(*) > 1)"
+    ),
+    "duplicate position set": (
+        "SELECT count(*) FROM (SELECT 1 FROM position_set"
+        " GROUP BY account_target_allocation_uid, position_set_time HAVING count(*) > 1)"
+    ),
     "duplicate asset": "SELECT count(*) FROM (SELECT 1 FROM asset GROUP BY unique_identifier HAVING count(*) > 1)",
-    "metadata not an object": "SELECT count(*) FROM target_positions WHERE metadata_json IS NOT NULL AND json_type(metadata_json) <> 'OBJECT'",
+    "metadata not an object": (
+        "SELECT count(*) FROM target_positions WHERE metadata_json IS NOT NULL AND json_type(metadata_json) <> 'OBJECT'"
+    ),
 }
 
 
@@ -201,7 +237,8 @@ def _check_database(
         at = row["at"].isoformat()
         if row["n"] != writer.ROWS or row["versions"] != 1:
             problems.append(
-                f"snapshot at {at}: {row['n']} rows in {row['versions']} versions; expected {writer.ROWS} rows of one version"
+                f"snapshot at {at}: {row['n']} rows in {row['versions']} versions;"
+                f" expected {writer.ROWS} rows of one version"
             )
             continue
         version = round(row["weight"] * 1e6)
@@ -320,7 +357,7 @@ def test_sigkill_never_leaves_half_a_write(template: Path, tmp_path: Path, figur
 
 
 def test_next_export_removes_a_stale_staging_folder(template: Path, tmp_path: Path) -> None:
-    """An export killed mid-way leaves its staging folder (and the previous export whole); the next export removes it."""
+    """An export killed mid-way leaves its staging folder (and the previous export whole); the next one removes it."""
     for attempt, delay in enumerate((0.25, 0.1, 0.4, 0.15, 0.5)):
         folder = tmp_path / f"attempt-{attempt}"
         events, _ = _run_trial(template, folder, seed=attempt, first="export", delay=delay)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from app_harness import assert_clean, messages, open_page
 
 import msm
 import msm_portfolios
-from tests.app_harness import assert_clean, demo, demo_template, messages, open_page  # noqa: F401 - fixtures
 
 INJECTION = [
     "'; DROP TABLE asset; --",

@@ -23,7 +23,8 @@ MAX_LIMIT = 1000
 
 _CANDIDATES = """
 WITH candidates AS (
-    SELECT 'asset' AS target_type, uid::VARCHAR AS target_uid, uid::VARCHAR AS asset_uid, NULL::VARCHAR AS portfolio_uid,
+    SELECT 'asset' AS target_type, uid::VARCHAR AS target_uid, uid::VARCHAR AS asset_uid,
+           NULL::VARCHAR AS portfolio_uid,
            unique_identifier, coalesce(name, unique_identifier) AS display_label, ticker AS secondary_label,
            lower(concat_ws(' ', unique_identifier, name, ticker)) AS haystack
     FROM asset
@@ -58,7 +59,8 @@ def search_candidates(
     >>> from msm.store import Store, migrate
     >>> from msm.services.registry import add_asset, add_portfolio
     >>> store = Store(":memory:"); _ = migrate(store)
-    >>> _ = add_asset(store, "BTC", name="Bitcoin", ticker="BTC"); _ = add_portfolio(store, "CRYPTO-EW", portfolio_name="Crypto EW")
+    >>> _ = add_asset(store, "BTC", name="Bitcoin", ticker="BTC")
+    >>> _ = add_portfolio(store, "CRYPTO-EW", portfolio_name="Crypto EW")
     >>> page = search_candidates(store, "crypto")
     >>> page.count, page.results["unique_identifier"].to_list()
     (1, ['CRYPTO-EW'])
@@ -78,7 +80,8 @@ def search_candidates(
         ((count,),) = con.execute(f"SELECT count(*) FROM ({_CANDIDATES})", params).fetchall()
         page = fetch(
             con,
-            f"{_CANDIDATES} ORDER BY target_type, lower(display_label), unique_identifier, target_uid LIMIT $limit OFFSET $offset",
+            f"{_CANDIDATES} ORDER BY target_type, lower(display_label), unique_identifier, target_uid"
+            " LIMIT $limit OFFSET $offset",
             {**params, "limit": limit, "offset": offset},
         )
     return CandidatePage(count=int(count), results=page, limit=limit, offset=offset)

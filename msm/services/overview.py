@@ -45,7 +45,8 @@ def latest_snapshots(store: Store, *, limit: int | None = None) -> pl.DataFrame:
     """
     sql = """
         WITH ranked AS (
-            SELECT p.uid, p.position_set_time, p.source, al.unique_identifier AS allocation, a.unique_identifier AS account,
+            SELECT p.uid, p.position_set_time, p.source, al.unique_identifier AS allocation,
+                   a.unique_identifier AS account,
                    a.account_name,
                    row_number() OVER (PARTITION BY a.uid ORDER BY p.position_set_time DESC, p.uid DESC) AS rank
             FROM position_set AS p
