@@ -8,7 +8,7 @@ look-through expansion, over an embedded DuckDB store. Core ``msm`` never import
 >>> import msm
 >>> store = msm.Store(":memory:")
 >>> [str(m) for m in msm.migrate(store)]
-['msm 0001 registry_and_asset_targets', 'msm 0002 adr_0027_portfolio_aware_targets']
+['msm 0001 registry_and_asset_targets', 'msm 0002 adr_0027_portfolio_aware_targets', 'msm 0003 holdings_prices_fx']
 
 In a notebook, ``msm.open()`` opens the workbench database (``$MSM_DB``, else ``data/msm.duckdb``)
 read-only; ``msm.open(path, read_only=False)`` opens it for writing (see :mod:`msm.handle`).
@@ -90,6 +90,19 @@ _LAZY = {
     "save_snapshot": "msm.services.snapshots",
     "save_snapshots": "msm.services.snapshots",
     "snapshot_history": "msm.services.snapshots",
+    "Drift": "msm.drift",
+    "MissingCashAssetError": "msm.drift",
+    "MissingMarketDataError": "msm.drift",
+    "compute_drift": "msm.drift",
+    "account_drift": "msm.services.drift",
+    "Holdings": "msm.services.holdings",
+    "HoldingsImport": "msm.services.holdings",
+    "HoldingsSetExistsError": "msm.services.holdings",
+    "holdings_history": "msm.services.holdings",
+    "import_holdings": "msm.services.holdings",
+    "read_holdings": "msm.services.holdings",
+    "import_fx_rates": "msm.services.marketdata",
+    "import_prices": "msm.services.marketdata",
     "StoreReadOnlyError": "msm.errors",
     "open": "msm.handle",
     "TargetSetCheck": "msm.services.targetsets",

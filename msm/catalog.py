@@ -21,12 +21,12 @@ than the standard library, so a read command pays nothing for it.
 'unique_identifier'
 >>> CATALOG["account"].columns  # doctest: +NORMALIZE_WHITESPACE
 ('unique_identifier', 'account_name', 'is_paper', 'account_is_active', 'account_group_uid',
- 'metadata_json')
+ 'metadata_json', 'base_currency')
 >>> group = CATALOG["account"].field("group")
 >>> group.column, group.ref, CATALOG[group.ref].key
 ('account_group_uid', 'account_group', 'group_name')
 >>> [f.name for f in CATALOG.with_field("asset", Field("isin", "text", "ISIN", "ISIN code"))["asset"].fields]
-['unique_identifier', 'name', 'ticker', 'asset_type', 'metadata_json', 'isin']
+['unique_identifier', 'name', 'ticker', 'asset_type', 'metadata_json', 'currency', 'isin']
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ __all__ = [
     "ALLOCATION_MODEL",
     "ASSET",
     "CATALOG",
+    "CURRENCY",
     "KINDS",
     "MAX_TEXT",
     "PORTFOLIO",
@@ -179,6 +180,8 @@ class Field:
         return self.widget or implied.get(self.kind, "text_input")
 
 
+#: An ISO 4217 currency code, as the database's CHECKs state it.
+CURRENCY = Pattern(r"^[A-Z]{3}$", "an ISO 4217 currency code of three upper-case letters, e.g. USD")
 #: Every entity's metadata: a JSON object (or nothing).
 METADATA = Field("metadata_json", "json", "Metadata (JSON object)", 'Optional, e.g. {"sector": "L1"}')
 #: The business key of the entities named by a unique identifier.
@@ -351,6 +354,15 @@ ASSET = Entity(
             heading="type",
         ),
         METADATA,
+        Field(
+            "currency",
+            "text",
+            "Currency",
+            "ISO 4217 code its prices are in; a cash asset (type cash) is worth 1 of it, e.g. USD",
+            pattern=CURRENCY,
+            flag=Flag("--currency", "ISO 4217 currency code, e.g. USD (required for a cash asset)", metavar="CCY"),
+            heading="currency",
+        ),
     ),
 )
 
@@ -466,6 +478,16 @@ ACCOUNT = Entity(
             listed_as="account_group",
         ),
         METADATA,
+        Field(
+            "base_currency",
+            "text",
+            "Base currency",
+            "ISO 4217 code its NAV, target values and drift are computed in, e.g. USD",
+            default="USD",
+            pattern=CURRENCY,
+            flag=Flag("--base-currency", "ISO 4217 code of its NAV and drift", metavar="CCY"),
+            heading="base",
+        ),
     ),
 )
 

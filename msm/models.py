@@ -113,7 +113,7 @@ def record_model(entity: Entity) -> type[BaseModel]:
     """The pydantic record of one catalog entity: a field per column (``account_group_uid``, not ``group``).
 
     >>> record_model(CATALOG["asset"]) is AssetIn, list(AssetIn.model_fields)
-    (True, ['unique_identifier', 'name', 'ticker', 'asset_type', 'metadata_json'])
+    (True, ['unique_identifier', 'name', 'ticker', 'asset_type', 'metadata_json', 'currency'])
     """
     return create_model(
         entity.model,

@@ -83,7 +83,14 @@ def _add_argument(parser: argparse.ArgumentParser, field: CatalogField) -> None:
             flag.name, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default, help=flag.help
         )
     else:
-        parser.add_argument(flag.name, dest=field.name, metavar=flag.shown, required=field.required, help=flag.help)
+        parser.add_argument(
+            flag.name,
+            dest=field.name,
+            metavar=flag.shown,
+            required=field.required,
+            default=field.default,
+            help=flag.help + (f" (default {field.default})" if field.default is not None else ""),
+        )
 
 
 def _import_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None:

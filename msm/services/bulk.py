@@ -11,8 +11,9 @@ The row rules (required, a flag that is true or false, a known reference, a key 
 metadata that is a JSON object, ...) are declared from those fields as :class:`msm.rules.Rule`
 values and run by the one rule engine.
 
->>> [c.name + ("*" if c.required else "") for c in BULK_ENTITIES["accounts"].columns]
-['unique_identifier*', 'account_name*', 'is_paper', 'account_is_active', 'group', 'metadata_json']
+>>> [c.name + ("*" if c.required else "") for c in BULK_ENTITIES["accounts"].columns]  # doctest: +NORMALIZE_WHITESPACE
+['unique_identifier*', 'account_name*', 'is_paper', 'account_is_active', 'group', 'metadata_json',
+ 'base_currency']
 
 (\\* required.) Text is stripped; an empty cell is "not given": a new row gets the default (null
 text, ``true`` for the flags) and, with ``upsert``, an existing row keeps its stored value, as it
