@@ -140,7 +140,8 @@ def test_unknown_rows_are_not_found(seeded, name, add, get, list_, update, chang
         (lambda s: msm.add_asset(s, "   "), r"asset: `unique_identifier` = '   '"),
         (
             lambda s: msm.add_asset(s, "X", asset_type="portfolio"),
-            r"`asset_type` = 'portfolio': an asset never represents a portfolio; add it with `msm portfolios add` instead",
+            r"`asset_type` = 'portfolio': an asset never represents a portfolio; add it with `msm portfolios add` "
+            r"instead",
         ),
         (
             lambda s: msm.add_asset(s, "X", metadata_json=[1]),
@@ -177,7 +178,8 @@ def test_unknown_rows_are_not_found(seeded, name, add, get, list_, update, chang
         ),
         (
             lambda s: msm.update_asset(s, "BTC", colour="orange"),
-            r"asset: `colour` = 'orange': is not a field of asset; allowed: unique_identifier, name, ticker, asset_type, metadata_json",
+            r"asset: `colour` = 'orange': is not a field of asset; allowed: unique_identifier, name, ticker, "
+            r"asset_type, metadata_json",
         ),
         (lambda s: msm.update_asset(s, "BTC", asset_type="portfolio"), r"an asset never represents a portfolio"),
         (
@@ -263,13 +265,15 @@ def test_an_account_with_allocations_cannot_change_group_and_says_why(seeded, db
     for group in ("satellite", None):
         with pytest.raises(
             ConflictError,
-            match=r"account 'alpha': account_group_uid cannot be changed while other rows reference it .*known DuckDB foreign-key limitation",
+            match=r"account 'alpha': account_group_uid cannot be changed while other rows reference it .*known "
+            r"DuckDB foreign-key limitation",
         ):
             msm.update_account(store, "alpha", group=group)
         assert db_contents(store) == before
     with pytest.raises(
         ConflictError,
-        match=r"account group 'core' is still referenced by 1 row in account\.account_group_uid; .*an account that has target allocations cannot be moved",
+        match=r"account group 'core' is still referenced by 1 row in account\.account_group_uid; .*an account that "
+        r"has target allocations cannot be moved",
     ):
         msm.delete_account_group(store, "core")
     assert db_contents(store) == before
@@ -403,23 +407,27 @@ def test_delete_of_unknown_rows(seeded) -> None:
         (
             msm.delete_asset,
             "BTC",
-            r"asset 'BTC' is still referenced by 2 rows in target_positions\.asset_uid; delete or retarget those rows first",
+            r"asset 'BTC' is still referenced by 2 rows in target_positions\.asset_uid; delete or retarget those "
+            r"rows first",
         ),
         (msm.delete_asset, "ETH", r"asset 'ETH' is still referenced by 2 rows in target_positions\.asset_uid"),
         (
             msm.delete_portfolio,
             "CRYPTO-EW",
-            r"portfolio 'CRYPTO-EW' is still referenced by 1 row in target_positions\.portfolio_uid; delete or retarget account target positions",
+            r"portfolio 'CRYPTO-EW' is still referenced by 1 row in target_positions\.portfolio_uid; delete or "
+            r"retarget account target positions",
         ),
         (
             msm.delete_allocation_model,
             "balanced",
-            r"allocation model 'balanced' is still referenced by 3 rows in account_target_allocation\.account_allocation_model_uid; delete those target allocations first",
+            r"allocation model 'balanced' is still referenced by 3 rows in "
+            r"account_target_allocation\.account_allocation_model_uid; delete those target allocations first",
         ),
         (
             msm.delete_account_group,
             "core",
-            r"account group 'core' is still referenced by 1 row in account\.account_group_uid; move those accounts to another group \(or none\) first",
+            r"account group 'core' is still referenced by 1 row in account\.account_group_uid; move those accounts "
+            r"to another group \(or none\) first",
         ),
     ],
     ids=["asset", "asset by two sets", "portfolio", "model", "group"],
@@ -458,7 +466,7 @@ def test_unreferenced_rows_can_be_deleted(seeded, delete, ref: str, getter) -> N
 
 def test_an_asset_becomes_deletable_once_its_rows_are_gone(two_accounts) -> None:
     store = two_accounts.store
-    with pytest.raises(ConflictError, match="still referenced by 1 row in target_positions.asset_uid"):
+    with pytest.raises(ConflictError, match=r"still referenced by 1 row in target_positions\.asset_uid"):
         msm.delete_asset(store, "SOL")
     msm.delete_allocation(store, "alpha-alt")
     msm.delete_asset(store, "SOL")
