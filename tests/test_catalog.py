@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -112,3 +113,24 @@ def test_the_worked_example_adds_the_field_to_the_app_form(isin) -> None:
     (field,) = [f for f in form.fields if f.name == "isin"]
     assert (field.label, field.kind, field.required, field.editable) == ("ISIN", "text", False, True)
     assert "isin" in form.columns
+
+
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        ("ALTER TABLE account ADD COLUMN extra VARCHAR", None),
+        ("ALTER TABLE account ADD COLUMN extra VARCHAR DEFAULT 'USD'", None),
+        ("ALTER TABLE account ADD COLUMN extra VARCHAR NOT NULL DEFAULT 'USD'", "depend on it"),
+        ("ALTER TABLE asset ADD COLUMN extra VARCHAR CHECK (extra ~ '^[A-Z]{3}$')", "not supported"),
+    ],
+    ids=["nullable", "nullable with a default", "not null on a referenced table", "check"],
+)
+def test_what_a_column_migration_can_say(store: msm.Store, sql: str, refused: str | None) -> None:
+    """The DuckDB limits docs/architecture.md states for a column's migration (so the page says what holds)."""
+    msm.migrate(store, msm_portfolios.MIGRATIONS)
+    if refused is None:
+        store.execute(sql)
+        assert "extra" in store.query("SELECT * FROM account LIMIT 0").columns
+    else:
+        with pytest.raises(duckdb.Error, match=refused):
+            store.execute(sql)
