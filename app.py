@@ -1,6 +1,6 @@
 """msm workbench: the Streamlit app's router (`streamlit run app.py`, or `make run`).
 
-Pages live in ``app_pages/``; each is thin (widgets, calls to ``msm`` / ``msm_portfolios``
+Pages live in ``msm_app/pages/``; each is thin (widgets, calls to ``msm`` / ``msm_portfolios``
 services, rendering). The database is ``$MSM_DB`` (default ``data/msm.duckdb``), opened briefly
 for each read or write through one cached ``msm.Store``, so the command line and notebooks keep
 working on the same file while the app runs.
@@ -16,16 +16,18 @@ st.set_page_config(
 
 PAGES = {
     "Workbench": [
-        st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("app_pages/builder.py", title="Target set builder", icon=":material/edit_note:", url_path="builder"),
-        st.Page("app_pages/snapshots.py", title="Snapshots", icon=":material/history:", url_path="snapshots"),
+        st.Page("msm_app/pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page(
-            "app_pages/lookthrough.py", title="Look-through", icon=":material/account_tree:", url_path="lookthrough"
+            "msm_app/pages/builder.py", title="Target set builder", icon=":material/edit_note:", url_path="builder"
+        ),
+        st.Page("msm_app/pages/snapshots.py", title="Snapshots", icon=":material/history:", url_path="snapshots"),
+        st.Page(
+            "msm_app/pages/lookthrough.py", title="Look-through", icon=":material/account_tree:", url_path="lookthrough"
         ),
     ],
     "Data": [
-        st.Page("app_pages/reference.py", title="Reference data", icon=":material/database:", url_path="reference"),
-        st.Page("app_pages/export.py", title="Export", icon=":material/download:", url_path="export"),
+        st.Page("msm_app/pages/reference.py", title="Reference data", icon=":material/database:", url_path="reference"),
+        st.Page("msm_app/pages/export.py", title="Export", icon=":material/download:", url_path="export"),
     ],
 }
 

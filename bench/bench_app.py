@@ -70,7 +70,7 @@ def _app(page: str):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.switch_page(f"app_pages/{page}.py")
+    at.switch_page(f"msm_app/pages/{page}.py")
     return at
 
 

@@ -20,12 +20,12 @@ from msm_examples import account_portfolio_workflow as account_example
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 PAGES = {
-    "overview": "app_pages/overview.py",
-    "builder": "app_pages/builder.py",
-    "snapshots": "app_pages/snapshots.py",
-    "lookthrough": "app_pages/lookthrough.py",
-    "reference": "app_pages/reference.py",
-    "export": "app_pages/export.py",
+    "overview": "msm_app/pages/overview.py",
+    "builder": "msm_app/pages/builder.py",
+    "snapshots": "msm_app/pages/snapshots.py",
+    "lookthrough": "msm_app/pages/lookthrough.py",
+    "reference": "msm_app/pages/reference.py",
+    "export": "msm_app/pages/export.py",
 }
 TITLES = {
     "overview": "Overview",

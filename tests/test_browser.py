@@ -215,7 +215,7 @@ def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) 
     grid = page.locator("[data-testid='stDataFrame']").first
     grid.scroll_into_view_if_needed()
     box = grid.locator("[data-testid='data-grid-canvas']").bounding_box()
-    # fixed column widths (app_pages/builder.py): row marker 32 px, target 240 px, then 100 px per exposure
+    # fixed column widths (msm_app/pages/builder.py): row marker 32 px, target 240 px, then 100 px per exposure
     row_y = [box["y"] + 35 * (r + 1) + 17 for r in range(2)]
     target_x, weight_x = box["x"] + 32 + 120, box["x"] + 32 + 240 + 50
     _type_cell(page, target_x, row_y[0], "BTC")  # the dropdown is searchable: the first match is picked

@@ -277,7 +277,7 @@ def misuses(units: Iterator[str]) -> list[str]:
 def _scanned() -> Iterator[tuple[str, list[str]]]:
     for path in MARKDOWN:
         yield _rel(path), misuses(_md_units(path.read_text()))
-    packages = ("msm", "msm_portfolios", "msm_cli", "msm_app", "msm_spark", "app_pages", "examples")
+    packages = ("msm", "msm_portfolios", "msm_cli", "msm_app", "msm_spark", "examples")
     for path in sorted([ROOT / "app.py", *(p for d in packages for p in (ROOT / d).rglob("*.py"))]):
         yield _rel(path), misuses(_python_units(path.read_text()))
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
@@ -551,7 +551,7 @@ def _ui_texts() -> tuple[set[str], list[re.Pattern[str]]]:
     """Every string literal of the app (router, pages, helpers), and each f-string as a pattern."""
     literals: set[str] = set()
     templates: list[re.Pattern[str]] = []
-    for path in [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")), *sorted((ROOT / "msm_app").glob("*.py"))]:
+    for path in [ROOT / "app.py", *sorted((ROOT / "msm_app").rglob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 literals.add(node.value)

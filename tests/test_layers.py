@@ -212,7 +212,7 @@ _SQL = re.compile(
     r"\b(SELECT\s+.+\s+FROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE|DROP\s+TABLE)\b",
     re.IGNORECASE,
 )
-_APP_FILES = sorted([ROOT / "app.py", *(ROOT / "app_pages").glob("*.py"), *(ROOT / "msm_app").glob("*.py")])
+_APP_FILES = sorted([ROOT / "app.py", *(ROOT / "msm_app").rglob("*.py")])
 
 
 @pytest.mark.parametrize("path", _APP_FILES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -77,7 +77,7 @@ def render() -> None:
             placeholder="—",
             column_config={"table": "Table", "rows": st.column_config.NumberColumn("Rows", format="localized")},
         )
-    st.page_link("app_pages/builder.py", label="Build a target set", icon=":material/edit_note:")
+    st.page_link("msm_app/pages/builder.py", label="Build a target set", icon=":material/edit_note:")
 
 
 ui.guard(render)

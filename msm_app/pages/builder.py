@@ -83,7 +83,7 @@ def render() -> None:
             "There is no account yet. Add one (and its target allocation) under **Reference data**, or load the demo "
             "data from the **Overview**."
         )
-        st.page_link("app_pages/reference.py", label="Reference data", icon=":material/database:")
+        st.page_link("msm_app/pages/reference.py", label="Reference data", icon=":material/database:")
         return
     options = ui.target_options(path)
 
@@ -106,7 +106,7 @@ def render() -> None:
             f"Account {ui.escape_md(account)} has no active target allocation (mandate). Create one under **Reference data → "
             "Target allocations**, or with `msm allocations add ID --account ACCOUNT --model MODEL`."
         )
-        st.page_link("app_pages/reference.py", label="Reference data", icon=":material/database:")
+        st.page_link("msm_app/pages/reference.py", label="Reference data", icon=":material/database:")
         return
     allocation = top[1].selectbox(
         "Target allocation",
@@ -239,7 +239,7 @@ def render() -> None:
             f"{verb} the snapshot of {ui.escape_md(saved['account'])} at {ui.when(saved['at'])} ({saved['rows']} rows)."
         )
         SS.snapshots_account = saved["account"]
-        st.page_link("app_pages/snapshots.py", label="Open it in Snapshots", icon=":material/history:")
+        st.page_link("msm_app/pages/snapshots.py", label="Open it in Snapshots", icon=":material/history:")
 
     _apply_to_many(store, rows, check, at)
 

@@ -37,7 +37,7 @@ def render() -> None:
     history = ui.history(ui.db_path(), account)
     if history.height == 0:
         st.info(f"Account {ui.escape_md(account)} has no snapshot yet. Build one in the **Target set builder**.")
-        st.page_link("app_pages/builder.py", label="Target set builder", icon=":material/edit_note:")
+        st.page_link("msm_app/pages/builder.py", label="Target set builder", icon=":material/edit_note:")
         return
 
     tab_history, tab_one, tab_diff = st.tabs(["History", "One snapshot", "Compare two"])
@@ -83,7 +83,7 @@ def render() -> None:
             },
         )
         st.caption(f"Position set {snap.position_set_uid} · allocation {snap.allocation} · source {snap.source or '—'}")
-        st.page_link("app_pages/lookthrough.py", label="Look through this snapshot", icon=":material/account_tree:")
+        st.page_link("msm_app/pages/lookthrough.py", label="Look through this snapshot", icon=":material/account_tree:")
         SS.lookthrough_request = {"account": account, "at": chosen}
 
     with tab_diff:
