@@ -28,7 +28,7 @@ from msm_cli.output import report_error
 __all__ = ["AREAS", "MODULES", "build_parser", "main"]
 
 #: Area modules (in ``msm_cli``), in the order their commands appear in ``msm --help``.
-MODULES = ("database", "demo", "registry", "portfolios", "targets", "candidates", "lookthrough")
+MODULES = ("database", "demo", "registry", "portfolios", "targets", "candidates", "lookthrough", "export")
 #: Each top-level command, and the area modules that declare it or its subcommands.
 AREAS = {
     "init": ("database",),
@@ -41,7 +41,7 @@ AREAS = {
     "groups": ("registry",),
     "targets": ("targets", "lookthrough"),
     "candidates": ("candidates",),
-    "export": ("lookthrough",),
+    "export": ("export",),
 }
 
 
