@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import msm  # noqa: E402
 import msm_portfolios  # noqa: E402
+from msm_app import links  # noqa: E402
 from msm_examples import account_portfolio_workflow, sample_book  # noqa: E402
 
 PAGES = [
@@ -70,7 +71,7 @@ def _app(page: str):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.switch_page(f"msm_app/pages/{page}.py")
+    at.switch_page(links.PAGES[page].script)
     return at
 
 
@@ -80,7 +81,7 @@ def warm_up() -> float:
 
     started = time.perf_counter()
     AppTest.from_string(
-        "import altair, polars, streamlit\nimport msm, msm_portfolios\nfrom msm_app import charts, grid, ui",
+        "import altair, polars, streamlit\nimport msm, msm_portfolios\nfrom msm_app import charts, grid, links, ui",
         default_timeout=120,
     ).run()
     return time.perf_counter() - started
