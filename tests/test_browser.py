@@ -148,7 +148,10 @@ def _settle(page) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " && !document.querySelector('[data-testid=\"stSkeleton\"]')"
-        " && !document.querySelector('[data-stale=\"true\"]')",  # elements of the previous run still on the page
+        " && !document.querySelector('[data-stale=\"true\"]')"  # elements of the previous run still on the page
+        # an element whose code is still loading (a table, an expander, a link) is an empty container
+        ' && [...document.querySelectorAll(\'[data-testid="stMain"] [data-testid="stElementContainer"]\')]'
+        ".every(c => c.querySelector('[data-testid]'))",
         timeout=30_000,
     )
     page.wait_for_timeout(400)
@@ -263,6 +266,9 @@ def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) 
     # the live look-through preview (second table on the page): BTC direct 0.6 + its share of the 0.4 sleeve
     preview = _cells(page, 1)
     assert "BTC" in preview and "ETH" in preview
+    page.keyboard.press("Escape")  # the grid's cell selection is not part of the picture
+    page.mouse.move(1200, 780)
+    page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "builder.png"), full_page=False)
 
     page.get_by_role("button", name="Save snapshot").click()
@@ -428,7 +434,7 @@ def test_tutorial_reference_data_and_mandate_in_the_browser(page, server: dict) 
     )
 
 
-def test_tutorial_export_in_the_browser(page, server: dict) -> None:
+def test_tutorial_export_in_the_browser(page, server: dict, shots: Path) -> None:
     """Tutorial 7: export every snapshot with the look-through into `daily` under the export root, then the zip."""
     _open(page, server, "export", "Export")
     page.get_by_role("textbox", name="Folder (under the export root)").fill(
@@ -442,6 +448,8 @@ def test_tutorial_export_in_the_browser(page, server: dict) -> None:
     success = page.locator("[data-testid='stAlertContentSuccess']").inner_text()
     assert "to the folder daily under the export root data/exports" in success, success
     assert "/tmp" not in page.locator("[data-testid='stMain']").inner_text()  # no temporary path on the page
+    page.locator("[data-testid='stDownloadButton']").scroll_into_view_if_needed()  # the result, with its datasets
+    page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "export.png"))
     out = Path(server["exports"]) / "daily"
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
