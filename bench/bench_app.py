@@ -52,6 +52,7 @@ def _load_avg() -> float:
 
 
 def build(db: Path, accounts: int, rows: int) -> None:
+    """The demo data, a sample book and one ``rows``-row snapshot of ACCOUNT, in ``db``."""
     store = msm_portfolios.init_store(db)
     account_portfolio_workflow.run(store)
     sample_book.build_sample_book(store, accounts=accounts, assets=max(600, rows))
@@ -88,6 +89,7 @@ def warm_up() -> float:
 
 
 def first_renders() -> dict[str, float]:
+    """Seconds of the first render of each page, in a new session with cold caches."""
     from streamlit import runtime
 
     timings = {}
@@ -103,6 +105,7 @@ def first_renders() -> dict[str, float]:
 
 
 def builder_reruns(rows: int, repeats: int) -> list[float]:
+    """Seconds of each rerun after one cell edit with a ``rows``-row set in the builder."""
     at = _app("builder")
     at.run()
     at.selectbox(key="builder_account").set_value(ACCOUNT).run()
@@ -126,6 +129,7 @@ def builder_reruns(rows: int, repeats: int) -> list[float]:
 
 
 def main() -> None:
+    """Build the book, measure, write bench/results/app.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=500)

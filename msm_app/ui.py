@@ -103,11 +103,13 @@ def history(path: str, account: str) -> pl.DataFrame:
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def model_names(path: str) -> list[str]:
+    """Every allocation model's name, sorted."""
     return msm.list_allocation_models(_store_for(path))["allocation_model_name"].sort().to_list()
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def accounts_of_model(path: str, model: str) -> list[str]:
+    """The accounts whose active allocation follows ``model``."""
     return msm.accounts_following_model(_store_for(path), model)["account"].to_list()
 
 

@@ -73,6 +73,7 @@ def usage_error(parser: argparse.ArgumentParser) -> Callable[[str], int]:
     """Report a usage error the way argparse does (usage + message on stderr), returning exit code 2."""
 
     def report(message: str) -> int:
+        """Print ``message`` as argparse prints a usage error; exit code 2."""
         parser.print_usage(sys.stderr)
         sys.stderr.write(f"{parser.prog}: error: {message}\n")
         return 2

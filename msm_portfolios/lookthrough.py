@@ -245,6 +245,7 @@ def _once(source: WeightsSource) -> WeightsSource:
     answers: dict[tuple[tuple[str, ...], datetime | None], pl.DataFrame] = {}
 
     def cached(portfolio_uids: list[str], until: datetime | None) -> pl.DataFrame:
+        """The compositions of ``portfolio_uids`` up to ``until``, read once per question."""
         key = (tuple(portfolio_uids), until)
         if key not in answers:
             answers[key] = source(portfolio_uids, until)
