@@ -30,6 +30,7 @@ class Field:
     kind: str = "text"  # text | bool | json | group | account | model
     required: bool = False
     editable: bool = True  # some keys are frozen once created
+    default: Any = None  # a new row's value when the form leaves it empty
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def _form_field(field: catalog.Field) -> Field:
         kind=kind,
         required=field.required or field.kind == "key",
         editable=not field.frozen,
+        default=field.default,
     )
 
 
@@ -116,6 +118,8 @@ def form_values(entity: Entity, values: dict[str, Any]) -> tuple[Any, dict[str, 
             value = parse_metadata(value, entity=entity.noun)
         elif field.kind != "bool" and isinstance(value, str):
             value = value.strip() or None
+        if value is None and field.default is not None:
+            continue  # left empty: the new row gets the field's default
         kwargs[field.name] = value
     key = kwargs.pop(entity.fields[0].name)
     return key, kwargs

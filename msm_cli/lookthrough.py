@@ -104,7 +104,8 @@ def diagnostics_records(diagnostics: pl.DataFrame) -> list[dict[str, Any]]:
     return diagnostics.select("portfolio_uid", "portfolio", "weights_time", "weight_sum").to_dicts()
 
 
-def _write_file(path: str, write: Callable[[Path], None]) -> None:
+def write_file(path: str, write: Callable[[Path], None]) -> None:
+    """Write an output file through ``write``; a path that cannot be written is an msm error, not a traceback."""
     target = Path(path)
     try:
         write(target)
@@ -124,7 +125,7 @@ def expand(args: argparse.Namespace) -> int | None:
     rows = view.net if args.net else view.rows
 
     if args.format == "parquet":
-        _write_file(args.out, rows.write_parquet)
+        write_file(args.out, rows.write_parquet)
     else:
         buffer = io.StringIO()
         with redirect_stdout(buffer):
@@ -134,7 +135,7 @@ def expand(args: argparse.Namespace) -> int | None:
             if args.format != "json":  # in JSON the diagnostics are in the document
                 warn_diagnostics(view.diagnostics)
             return None
-        _write_file(args.out, lambda path: path.write_text(buffer.getvalue(), encoding="utf-8"))
+        write_file(args.out, lambda path: path.write_text(buffer.getvalue(), encoding="utf-8"))
     warn_diagnostics(view.diagnostics)  # the output went to a file: say it here too
     n = rows.height
     write_lines(f"wrote {n} {'netted ' if args.net else ''}row{'s' if n != 1 else ''} ({args.format}) to {args.out}")
