@@ -262,7 +262,8 @@ def busy_text(exc: StoreBusyError) -> str:
     """The message for a busy database file: who holds it (when known) and how long the page waited."""
     who = f"{exc.program or 'a program'} (PID {exc.pid})" if exc.pid is not None else "another program"
     return (
-        f"The database file is busy: {escape_md(who)} is writing to it (waited {exc.waited:g} s). Nothing was "
+        f"The database file is busy: it is in use by {escape_md(who)}, which is writing to it "
+        f"(waited {exc.waited:g} s). Nothing was "
         "lost; try again in a moment."
     )
 
