@@ -220,13 +220,17 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
             con.execute(f"INSERT INTO {table} {select}")
             con.unregister("__gen")
 
-        insert("asset", assets, "SELECT uid::UUID, unique_identifier, NULL, NULL, 'synthetic', NULL FROM __gen")
+        insert(
+            "asset (uid, unique_identifier, asset_type)",
+            assets,
+            "SELECT uid::UUID, unique_identifier, 'synthetic' FROM __gen",
+        )
         insert("portfolio", portfolios, "SELECT uid::UUID, unique_identifier, unique_identifier, NULL FROM __gen")
         con.execute("INSERT INTO account_allocation_model VALUES (?, 'bench model', NULL, NULL)", [model_uid])
         insert(
-            "account",
+            "account (uid, unique_identifier, account_name, is_paper, account_is_active)",
             accounts,
-            "SELECT uid::UUID, unique_identifier, unique_identifier, true, true, NULL, NULL FROM __gen",
+            "SELECT uid::UUID, unique_identifier, unique_identifier, true, true FROM __gen",
         )
         insert(
             "account_target_allocation",
@@ -236,12 +240,14 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
     with store.transaction() as con:  # DuckDB checks foreign keys against committed rows
         con.register("__gen", sets.to_arrow())
         con.execute(
-            "INSERT INTO position_set SELECT uid::UUID, account_target_allocation_uid::UUID, position_set_time, 'bench', NULL FROM __gen"
+            "INSERT INTO position_set SELECT uid::UUID, account_target_allocation_uid::UUID, position_set_time, "
+            "'bench', NULL FROM __gen"
         )
     with store.transaction() as con:
         con.register("__gen", targets.to_arrow())
         con.execute(
-            "INSERT INTO target_positions BY NAME SELECT time_index, position_set_uid::UUID AS position_set_uid, target_type, "
+            "INSERT INTO target_positions BY NAME SELECT time_index, position_set_uid::UUID AS position_set_uid, "
+            "target_type, "
             "target_uid::UUID AS target_uid, asset_uid::UUID AS asset_uid, portfolio_uid::UUID AS portfolio_uid, "
             "weight_notional_exposure, constant_notional_exposure, single_asset_quantity FROM __gen"
         )
@@ -265,7 +271,8 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
 
 # -- shared reads ------------------------------------------------------------------------------------
 TARGETS_SQL = """
-SELECT t.position_set_uid::VARCHAR AS position_set_uid, t.time_index, t.target_type, t.target_uid::VARCHAR AS target_uid,
+SELECT t.position_set_uid::VARCHAR AS position_set_uid, t.time_index, t.target_type,
+       t.target_uid::VARCHAR AS target_uid,
        t.asset_uid::VARCHAR AS asset_uid, t.portfolio_uid::VARCHAR AS portfolio_uid,
        t.weight_notional_exposure, t.constant_notional_exposure, t.single_asset_quantity,
        coalesce(a.unique_identifier, p.unique_identifier) AS unique_identifier
@@ -293,7 +300,8 @@ def sql_expansion(net: bool, weights_as_of: str) -> str:
     expanded AS (
         SELECT position_set_uid, time_index, 'asset' AS source_target_type, target_uid AS source_target_uid,
                NULL::VARCHAR AS portfolio_uid, asset_uid, unique_identifier AS asset, NULL::DOUBLE AS portfolio_weight,
-               NULL::TIMESTAMPTZ AS weights_time, weight_notional_exposure, constant_notional_exposure, single_asset_quantity
+               NULL::TIMESTAMPTZ AS weights_time, weight_notional_exposure, constant_notional_exposure,
+               single_asset_quantity
         FROM t WHERE target_type = 'asset'
         UNION ALL
         SELECT p.position_set_uid, p.time_index, 'portfolio', p.target_uid, p.portfolio_uid, w.asset_uid::VARCHAR,
@@ -312,7 +320,8 @@ def sql_expansion(net: bool, weights_as_of: str) -> str:
         expanded
         + """
     SELECT position_set_uid, min(time_index) AS time_index, asset_uid, min(asset) AS asset,
-           sum(weight_notional_exposure) AS weight_notional_exposure, sum(constant_notional_exposure) AS constant_notional_exposure,
+           sum(weight_notional_exposure) AS weight_notional_exposure,
+           sum(constant_notional_exposure) AS constant_notional_exposure,
            sum(single_asset_quantity) AS single_asset_quantity, count(*) AS n_sources
     FROM expanded GROUP BY position_set_uid, asset_uid ORDER BY position_set_uid, asset, asset_uid
     """
@@ -484,7 +493,8 @@ def stage_reference(args: argparse.Namespace) -> dict[str, Any]:
             SELECT w.asset_uid::VARCHAR, a.unique_identifier, w.weight, epoch_us(w.time_index)
             FROM portfolio_weights AS w JOIN asset AS a ON a.uid = w.asset_uid
             WHERE w.portfolio_uid = ?
-              AND w.time_index = (SELECT max(time_index) FROM portfolio_weights WHERE portfolio_uid = ? AND time_index <= ?)
+              AND w.time_index = (SELECT max(time_index) FROM portfolio_weights
+                                  WHERE portfolio_uid = ? AND time_index <= ?)
             """,
             [portfolio_uid, portfolio_uid, at],
         ).fetchall()
