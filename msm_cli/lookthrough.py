@@ -75,6 +75,12 @@ def register(tree: CommandTree) -> None:
     p.add_argument(
         "--weights-as-of", default=None, metavar="now|position-set|TS", help=f"with --expanded: {_WEIGHTS_HELP}"
     )
+    p.add_argument(
+        "--drift",
+        action="store_true",
+        help="also write drift/ (every active account) and its inputs: accounts, allocations, asset_prices, fx_rates",
+    )
+    p.add_argument("--drift-as-of", metavar="TS", help="with --drift: the valuation time (default: now)")
     p.add_argument("--overwrite", action="store_true", help="replace datasets that already exist under --out")
     p.add_argument(
         "--account",
@@ -206,8 +212,10 @@ def _expansion_table(args: argparse.Namespace, snap: msm.Snapshot, targets: pl.D
     else:
         weights = f"as of {format_utc(result.weights_time_bound)}"
     write_lines(
-        f"account {account!r}: snapshot at {format_utc(snap.position_set_time)}, look-through{' netted per asset' if args.net else ''}",
-        f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), position set {snap.position_set_uid}",
+        f"account {account!r}: snapshot at {format_utc(snap.position_set_time)}, "
+        f"look-through{' netted per asset' if args.net else ''}",
+        f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), "
+        f"position set {snap.position_set_uid}",
         f"portfolio weights {weights}",
         "",
     )
@@ -215,7 +223,7 @@ def _expansion_table(args: argparse.Namespace, snap: msm.Snapshot, targets: pl.D
     if args.net:
         write_table(rows, [("asset", "asset"), *_EXPOSURES, ("n_sources", "sources")])
     else:
-        names = dict(zip(targets["target_uid"].to_list(), targets["unique_identifier"].to_list()))
+        names = dict(zip(targets["target_uid"].to_list(), targets["unique_identifier"].to_list(), strict=True))
         for row in rows:
             row["source"] = names.get(row["source_target_uid"], row["source_target_uid"])
         write_table(
@@ -233,7 +241,8 @@ def _expansion_table(args: argparse.Namespace, snap: msm.Snapshot, targets: pl.D
     write_lines(
         "",
         f"  rows          {result.rows.height} (from {targets.height} target{'s' if targets.height != 1 else ''})",
-        f"  weight sum    {number(weight_sum, decimals=12)}  (look-through; the snapshot's is {number(snap.weight_sum, decimals=12)})",
+        f"  weight sum    {number(weight_sum, decimals=12)}  "
+        f"(look-through; the snapshot's is {number(snap.weight_sum, decimals=12)})",
         f"  residual      {number(1.0 - weight_sum, decimals=12)}  (1 - weight sum; unallocated, never renormalized)",
     )
 
@@ -242,6 +251,9 @@ def _expansion_table(args: argparse.Namespace, snap: msm.Snapshot, targets: pl.D
 def export(args: argparse.Namespace) -> int | None:
     if args.weights_as_of is not None and not args.expanded:
         return args.usage_error("--weights-as-of applies to the look-through dataset: add --expanded")
+    if args.drift_as_of is not None and not args.drift:
+        return args.usage_error("--drift-as-of applies to the drift dataset: add --drift")
+    drift_as_of = parse_utc(args.drift_as_of, field="drift_as_of", entity="export") if args.drift_as_of else None
     asked = weights_as_of(args.weights_as_of or "now")
     store = open_store(args)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -261,6 +273,8 @@ def export(args: argparse.Namespace) -> int | None:
             accounts=args.account,
             date_from=args.date_from,
             date_to=args.date_to,
+            drift=args.drift,
+            drift_as_of=drift_as_of,
         )
     except OSError as exc:  # --out is a file, not writable, ...: nothing was exported
         raise msm.MsmError(f"cannot export to {args.out}: {exc.strerror or exc}") from None

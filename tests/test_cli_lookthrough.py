@@ -779,7 +779,7 @@ def test_export_round_trip(world: World) -> None:
     out = world.folder / "export"
     doc = world.cli.ok("export", "--out", str(out), "--format", "json").json()
     assert doc["out"] == str(out) and doc["snapshots"] == 2
-    assert list(doc["datasets"]) == ["target_positions", "portfolio_weights", "assets"]
+    assert list(doc["datasets"]) == ["target_positions", "portfolio_weights", "assets", "account_holdings"]
     assert doc["datasets"]["target_positions"] == {"path": str(out / "target_positions"), "rows": 5}
     assert sorted(p.name for p in (out / "target_positions").iterdir()) == [
         "snapshot_date=2026-02-01",
@@ -825,7 +825,7 @@ def test_export_holds_compositions_and_assets(world: World) -> None:
     assert weights.height == stored == doc["datasets"]["portfolio_weights"]["rows"]
     assert set(weights["portfolio"]) == {"P"}
     assets = pl.read_parquet(out / "assets")
-    assert assets.columns == ["uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json"]
+    assert assets.columns == ["uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json", "currency"]
     assert (
         assets.height
         == world.cli.store.query("SELECT count(*) AS n FROM asset")["n"][0]
@@ -879,8 +879,8 @@ def test_export_refusals(world: World) -> None:
         "--out",
         str(out),
         match=(
-            r"already holds an export \(target_positions, portfolio_weights, assets\); choose another --out or pass "
-            r"--overwrite"
+            r"already holds an export \(target_positions, portfolio_weights, assets, account_holdings\); "
+            r"choose another --out or pass --overwrite"
         ),
     )
     cli.fails(
@@ -888,7 +888,7 @@ def test_export_refusals(world: World) -> None:
         "--out",
         str(out),
         "--expanded",
-        match=r"already holds an export \(target_positions, portfolio_weights, assets\)",
+        match=r"already holds an export \(target_positions, portfolio_weights, assets, account_holdings\)",
     )
     assert {p: p.read_bytes() for p in out.rglob("*.parquet")} == written and not (out / "target_exposure").exists()
     cli.fails(
