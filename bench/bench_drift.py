@@ -344,7 +344,7 @@ def _checks(folder: Path) -> dict[str, Any]:
         worst = max(worst, float(diff.filter(~both_null).fill_null(float("inf")).max() or 0.0))
     differ = joined.filter(joined["breach"] != joined["breach_sql"])
     # a flag may differ only where |drift_abs| is the band itself, up to float rounding
-    at_band = differ.filter(((pl.col("drift_abs").abs() - 0.05).abs() <= 1e-9 * 0.05)).height
+    at_band = differ.filter((pl.col("drift_abs").abs() - 0.05).abs() <= 1e-9 * 0.05).height
     return {
         "same_columns_and_rows": same_shape,
         "max_relative_difference": worst,
