@@ -33,6 +33,7 @@ _WEIGHTS_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m msm_spark`` parser (one command, ``expand``)."""
     parser = argparse.ArgumentParser(
         prog="python -m msm_spark",
         description="msm workbench look-through on Apache Spark, over the Parquet of `msm export`.",
@@ -122,6 +123,7 @@ def spark_session(master: str | None = None, *, app_name: str = "msm look-throug
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m msm_spark ...``; return its exit code (0 success, 1 domain error, 2 usage error)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -129,8 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
         return _expand(args) if args.command == "expand" else _drift(args)
-    except MsmError as exc:
+    except MsmError as exc:  # as `msm` prints it: the message on stderr; with --format json, the error's data too
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "format", "text") == "json":  # the error as data: one JSON line, last on stderr
+            print(json.dumps(exc.to_dict(), ensure_ascii=False, separators=(",", ":")), file=sys.stderr)
         return 1
 
 

@@ -4,8 +4,8 @@
 row per row of ``target_positions``, with its account, allocation and target labels), partitioned
 by the UTC date of its snapshot. With ``expanded``, ``OUT/target_exposure/...`` holds the
 look-through rows of the same snapshots (:func:`msm.expansion.expand_targets`), partitioned the
-same way. Beside them, so that an export folder holds everything a look-through needs (design
-section 8, e.g. ``python -m msm_spark expand``), ``OUT/assets/`` holds the asset registry and, when
+same way. Beside them, so that an export folder holds everything a look-through needs (a Spark
+job, ``python -m msm_spark expand``, reads nothing else), ``OUT/assets/`` holds the asset registry and, when
 a ``weights`` source is given, ``OUT/portfolio_weights/`` holds every stored composition row with
 its portfolio's and asset's unique identifiers (both unpartitioned). UUIDs are text, times are
 ``timestamp[us, UTC]``, exposures and weights ``double``; polars, pyarrow and DuckDB read the
@@ -167,10 +167,7 @@ def export_snapshots(
         names.remove("portfolio_weights")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
-        raise ConflictError(
-            f"{out} already holds an export ({', '.join(taken)}); "
-            "choose another --out or pass --overwrite to replace it"
-        )
+        raise ConflictError.occupied(out, taken, holds="an export", option="--out")
 
     sets = _chosen_sets(store, accounts, date_from, date_to)
     history = _all_compositions(store, weights) if weights is not None else None
@@ -441,7 +438,10 @@ def _write_part(frame: pl.DataFrame, dataset: Path, day: date | None, part: int)
 def _dated(
     frame: pl.DataFrame, dataset: Path, part: int, *, column: str = "time_index"
 ) -> list[tuple[pl.DataFrame, Path, date, int]]:
-    """The files of one chunk: ``part-PART.parquet`` for each UTC date of ``column`` (``_write_part`` arguments)."""
+    """The files of one chunk: ``part-PART.parquet`` for each UTC date of ``column`` that ``frame`` holds.
+
+    Each item is the arguments of ``_write_part``.
+    """
     day = pl.col(column).dt.convert_time_zone("UTC").dt.date().alias("__day")
     split = frame.with_columns(day).partition_by("__day", as_dict=True, maintain_order=True)
     return [(rows.drop("__day"), dataset, value, part) for (value,), rows in split.items()]
