@@ -228,7 +228,8 @@ withcash AS (
       AND NOT EXISTS (SELECT 1 FROM tv WHERE tv.account_uid = r.account_uid AND tv.asset_uid = r.cash_uid)
 ),
 final AS (
-    SELECT w.*, CASE WHEN w.asset_uid = r.cash_uid THEN w.target_value + r.residual ELSE w.target_value END AS tval
+    SELECT w.*, CASE WHEN w.asset_uid = r.cash_uid AND abs(r.residual) > 1e-9 * r.nav
+                     THEN w.target_value + r.residual ELSE w.target_value END AS tval
     FROM withcash AS w JOIN residual AS r USING (account_uid)
 ),
 weights AS (SELECT *, market_value / nav AS current_weight, tval / nav AS target_weight FROM final)

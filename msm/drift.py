@@ -551,6 +551,8 @@ def _with_residual(book: _Book, rows: pl.DataFrame) -> pl.DataFrame:
             )
         ).with_columns(pl.lit(0.0).alias("market_value"), pl.lit(0.0).alias("target_value"))
         rows = pl.concat([rows, added.select(rows.columns)])
+    # A residual within the tolerance is float noise of the sums: nothing is unallocated.
+    residuals = residuals.with_columns(pl.when(material).then(pl.col("__residual")).otherwise(0.0).alias("__residual"))
     residual = book.accounts.join(
         residuals.select("__acc", "__residual"), on="__acc", how="left", maintain_order="left"
     )

@@ -297,7 +297,11 @@ def _residual(rows: DataFrame, assets: DataFrame) -> DataFrame:
     )
     columns = added.columns
     rows = rows.select(*columns).unionByName(added)
-    return rows.join(per_account.select("account_uid", "__cash", "__residual"), "account_uid", "left").withColumn(
+    # A residual within the tolerance is float noise of the sums: nothing is unallocated.
+    residual = per_account.select(
+        "account_uid", "__cash", F.when(material, F.col("__residual")).otherwise(F.lit(0.0)).alias("__residual")
+    )
+    return rows.join(residual, "account_uid", "left").withColumn(
         "target_value",
         F.when(F.col("asset_uid") == F.col("__cash"), F.col("target_value") + F.col("__residual")).otherwise(
             F.col("target_value")

@@ -949,7 +949,13 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
     assert first["next"] == [
         f"msm --db {cli.db} targets show example-account-alpha",
         f"msm --db {cli.db} targets expand example-account-alpha --net",
+        f"msm --db {cli.db} drift --all --as-of 2026-06-02T00:00:00Z",
     ]
+    assert first["holdings"] == {
+        "cash": "USD",
+        "holdings_time": "2026-06-02T00:00:00Z",
+        "accounts": ["example-account-alpha", "example-account-beta"],
+    }
     loaded = contents(cli.store)
     second = cli.ok("demo", "--format", "json").json()
     assert second == {**first, "created": False, "applied": []}
