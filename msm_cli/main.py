@@ -28,7 +28,18 @@ from msm_cli.output import report_error
 __all__ = ["AREAS", "MODULES", "build_parser", "main"]
 
 #: Area modules (in ``msm_cli``), in the order their commands appear in ``msm --help``.
-MODULES = ("database", "demo", "registry", "portfolios", "targets", "candidates", "lookthrough", "holdings", "drift")
+MODULES = (
+    "database",
+    "demo",
+    "registry",
+    "portfolios",
+    "targets",
+    "candidates",
+    "lookthrough",
+    "export",
+    "holdings",
+    "drift",
+)
 #: Each top-level command, and the area modules that declare it or its subcommands.
 AREAS = {
     "init": ("database",),
@@ -41,7 +52,7 @@ AREAS = {
     "groups": ("registry",),
     "targets": ("targets", "lookthrough"),
     "candidates": ("candidates",),
-    "export": ("lookthrough",),
+    "export": ("export",),
     "holdings": ("holdings",),
     "prices": ("holdings",),
     "fx": ("holdings",),
