@@ -514,6 +514,8 @@ STATE_PREFIX = {
     "builder": "builder_",
     "snapshots": "snapshots_",
     "lookthrough": "lookthrough_",
+    "holdings": "holdings_",
+    "drift": "drift_",
     "reference": "ref_",
     "export": "export_",
 }
