@@ -21,6 +21,8 @@ PAGES = {
         links.page("builder"),
         links.page("snapshots"),
         links.page("lookthrough"),
+        links.page("holdings"),
+        links.page("drift"),
     ],
     "Data": [
         links.page("reference"),

@@ -52,6 +52,7 @@ __all__ = [
     "Flag",
     "Pattern",
     "Refusal",
+    "Requirement",
 ]
 
 Kind = Literal["key", "text", "bool", "json", "ref"]
@@ -101,6 +102,24 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Requirement:
+    """A field that must be given when another field of the row takes a value (compared case-insensitively).
+
+    >>> Requirement("asset_type", "cash", "a cash asset is worth 1 of its currency").message
+    "is required when asset_type is 'cash' (a cash asset is worth 1 of its currency)"
+    """
+
+    field: str
+    value: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        """What a row that leaves the field empty is told."""
+        return f"is required when {self.field} is '{self.value}' ({self.reason})"
+
+
+@dataclass(frozen=True)
 class Pattern:
     """A regular expression every given value of a text field matches, and how to say it.
 
@@ -129,7 +148,8 @@ class Field:
       ``json`` (a JSON object or null) or ``ref`` (a row of the entity ``ref`` names, by its key);
     - ``required``: a new row must give it; ``default``: a new row's value when it is not given;
     - ``frozen``: never changes once stored (an update is refused);
-    - ``refuse`` / ``pattern``: values refused, or a form every given value has;
+    - ``refuse`` / ``pattern``: values refused, or a form every given value has; ``required_if``:
+      required when another field takes a value (a cash asset names its currency);
     - ``label`` and ``help``: a form's label and help text; ``widget`` overrides the form widget
       the kind implies (``text_input``, ``text_area``, ``checkbox``, ``selectbox``);
     - ``flag``: how ``msm COMMAND add`` takes it (``None``: not on the command line);
@@ -149,6 +169,7 @@ class Field:
     frozen: bool = False
     refuse: Refusal | None = None
     pattern: Pattern | None = None
+    required_if: Requirement | None = None
     flag: Flag | None = None
     heading: str | None = None
     shown: tuple[str, str] | None = None
@@ -360,6 +381,7 @@ ASSET = Entity(
             "Currency",
             "ISO 4217 code its prices are in; a cash asset (type cash) is worth 1 of it, e.g. USD",
             pattern=CURRENCY,
+            required_if=Requirement("asset_type", "cash", "a cash asset is worth 1 of its currency"),
             flag=Flag("--currency", "ISO 4217 currency code, e.g. USD (required for a cash asset)", metavar="CCY"),
             heading="currency",
         ),

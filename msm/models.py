@@ -21,12 +21,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
 )
 
-from msm.catalog import CATALOG, MAX_TEXT, Entity, Pattern, Refusal
+from msm.catalog import CATALOG, MAX_TEXT, Entity, Pattern, Refusal, Requirement
 from msm.catalog import Field as CatalogField
 from msm.contract import EXPOSURE_COLUMNS, TARGET_TYPES, metadata_object
 from msm.timeutil import parse_utc
@@ -88,6 +89,18 @@ def _checks(field: CatalogField) -> list[AfterValidator]:
     ]
 
 
+def _required_if(requirement: Requirement) -> AfterValidator:
+    """Refuse an empty value when the row's other field takes the requirement's value."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        other = info.data.get(requirement.field)
+        if value is None and isinstance(other, str) and other.strip().lower() == requirement.value:
+            raise ValueError(requirement.message)
+        return value
+
+    return AfterValidator(check)
+
+
 def _definition(field: CatalogField) -> tuple[Any, Any]:
     """A catalog field as a pydantic field definition: ``(type, default)``.
 
@@ -105,6 +118,8 @@ def _definition(field: CatalogField) -> tuple[Any, Any]:
         kind = Annotated[kind, *checks]
     if field.required:
         return kind, Identifier if field.kind in ("key", "text") else ...
+    if field.required_if is not None:  # checked even when the field is not given
+        return Annotated[kind, _required_if(field.required_if)], Field(default=field.default, validate_default=True)
     return kind, field.default
 
 

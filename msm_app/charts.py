@@ -17,7 +17,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-__all__ = ["MAX_DATE_TICKS", "exposure_chart", "time_axis_format", "time_x", "weight_timeline"]
+__all__ = ["MAX_DATE_TICKS", "drift_chart", "exposure_chart", "time_axis_format", "time_x", "weight_timeline"]
 
 #: At most this many date labels on a time axis whose points are days apart.
 MAX_DATE_TICKS = 8
@@ -89,5 +89,51 @@ def weight_timeline(
             tooltip=tooltip,
         )
         .properties(height=height)
+    )
+    st.altair_chart(chart, width="stretch", key=key)
+
+
+def drift_chart(positions: pl.DataFrame, *, key: str) -> None:
+    """One account's current and target weight per asset, side by side; assets in breach are marked.
+
+    ``positions``: an account's rows of :attr:`msm.Drift.positions` (``asset``, ``current_weight``,
+    ``target_weight``, ``drift_abs``, ``breach``).
+    """
+    if positions.height == 0:
+        st.caption("No position to chart.")
+        return
+    long = positions.select(
+        pl.col("asset").fill_null(pl.col("asset_uid")),
+        "drift_abs",
+        pl.when(pl.col("breach")).then(pl.lit("in breach")).otherwise(pl.lit("within band")).alias("band"),
+        "current_weight",
+        "target_weight",
+    ).unpivot(
+        index=["asset", "drift_abs", "band"],
+        on=["current_weight", "target_weight"],
+        variable_name="weight_of",
+        value_name="weight",
+    )
+    long = long.with_columns(pl.col("weight_of").replace({"current_weight": "current", "target_weight": "target"}))
+    chart = (
+        alt.Chart(long.to_pandas())
+        .mark_bar(size=12)
+        .encode(
+            x=alt.X("weight:Q", title="Weight of NAV", axis=alt.Axis(format="%")),
+            y=alt.Y("asset:N", title=None, sort=alt.EncodingSortField(field="drift_abs", op="max", order="descending")),
+            yOffset=alt.YOffset("weight_of:N", scale=alt.Scale(domain=["current", "target"])),
+            color=alt.Color("weight_of:N", title="Weight", scale=alt.Scale(domain=["current", "target"])),
+            opacity=alt.Opacity(
+                "band:N", title="Band", scale=alt.Scale(domain=["in breach", "within band"], range=[1.0, 0.45])
+            ),
+            tooltip=[
+                alt.Tooltip("asset:N", title="Asset"),
+                alt.Tooltip("weight_of:N", title="Weight"),
+                alt.Tooltip("weight:Q", title="Weight of NAV", format=".2%"),
+                alt.Tooltip("drift_abs:Q", title="Drift (current − target)", format="+.2%"),
+                alt.Tooltip("band:N", title="Band"),
+            ],
+        )
+        .properties(height=min(max(160, 60 + 34 * positions.height), 560))
     )
     st.altair_chart(chart, width="stretch", key=key)

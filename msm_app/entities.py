@@ -110,7 +110,11 @@ def parse_metadata(text: str | None, *, entity: str) -> dict[str, Any] | None:
 
 
 def form_values(entity: Entity, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The key and the keyword arguments for ``entity.add`` from a form's raw values (blank text is None)."""
+    """The key and the keyword arguments for ``entity.add`` from a form's raw values.
+
+    Blank text is not given: the field is left out, so the service applies its default (none, or
+    the catalog's, e.g. an account's base currency USD).
+    """
     kwargs: dict[str, Any] = {}
     for field in entity.fields:
         value = values.get(field.name)
@@ -122,4 +126,5 @@ def form_values(entity: Entity, values: dict[str, Any]) -> tuple[Any, dict[str, 
             continue  # left empty: the new row gets the field's default
         kwargs[field.name] = value
     key = kwargs.pop(entity.fields[0].name)
+    kwargs = {name: value for name, value in kwargs.items() if value is not None}
     return key, kwargs

@@ -110,6 +110,8 @@ PAGES: dict[str, Page] = {
         Page("builder", "Target set builder", ":material/edit_note:", (ACCOUNT,)),
         Page("snapshots", "Snapshots", ":material/history:", (ACCOUNT, AT)),
         Page("lookthrough", "Look-through", ":material/account_tree:", (ACCOUNT, AT, WEIGHTS)),
+        Page("holdings", "Holdings", ":material/inventory_2:", (ACCOUNT, AT)),
+        Page("drift", "Drift", ":material/balance:", (ACCOUNT, AT)),
         Page("reference", "Reference data", ":material/database:"),
         Page("export", "Export", ":material/download:"),
     )

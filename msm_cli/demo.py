@@ -2,8 +2,9 @@
 
 The data are the runnable examples (packaged as ``msm_examples``): the portfolio example (assets
 BTC/ETH/SOL, the portfolio CRYPTO-MAJORS-EW and three compositions), then the account example
-(two accounts whose snapshots target BTC directly and the portfolio as a sleeve). Loading is
-idempotent: a second run leaves the same rows.
+(two accounts whose snapshots target BTC directly and the portfolio as a sleeve), then the holdings
+example (a USD cash asset, prices and an EUR/USD rate, and both accounts' holdings, so drift has
+something to show). Loading is idempotent: a second run leaves the same rows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def register(tree: CommandTree) -> None:
         help="load the example portfolio and accounts (creates the database when missing; idempotent)",
         description="Create or migrate the database (like `msm init`), then load the chained example: assets BTC, ETH "
         "and SOL, the portfolio CRYPTO-MAJORS-EW with three compositions, and two accounts whose snapshots hold BTC "
-        "directly and the portfolio as a sleeve. Running it again changes nothing.",
+        "directly and the portfolio as a sleeve, and their holdings with prices, an EUR/USD rate and a USD cash asset "
+        "(so `msm drift` has something to show). Running it again changes nothing.",
     )
     p.add_argument(
         "--accounts",
@@ -49,6 +51,7 @@ def _count(text: str) -> int:
 
 def demo(args: argparse.Namespace) -> int | None:
     from msm_examples import account_portfolio_workflow as account_example  # the examples load what they need
+    from msm_examples import holdings_and_drift as holdings_example
     from msm_examples import portfolio_equal_weight as portfolio_example
     from msm_examples import sample_book
 
@@ -56,6 +59,7 @@ def demo(args: argparse.Namespace) -> int | None:
     existed = store.exists
     applied = msm.migrate(store, migration_sets())
     account_example.run(store)
+    holdings = holdings_example.build_holdings_example(store)
     sample = sample_book.build_sample_book(store, accounts=args.accounts) if args.accounts else None
     portfolio = msm.get_portfolio(store, portfolio_example.PORTFOLIO)
     compositions = msm_portfolios.composition_history(store, portfolio["uid"])["weights_time"].sort().to_list()
@@ -74,7 +78,11 @@ def demo(args: argparse.Namespace) -> int | None:
     assets = [ident for ident, _, _ in portfolio_example.ASSETS]
     db = "" if str(args.db) == msm.default_db_path() else f" --db {args.db}"
     first = accounts[0]["unique_identifier"]
-    hints = [f"msm{db} targets show {first}", f"msm{db} targets expand {first} --net"]
+    hints = [
+        f"msm{db} targets show {first}",
+        f"msm{db} targets expand {first} --net",
+        f"msm{db} drift --all --as-of {holdings['holdings_time']}",
+    ]
 
     if args.format == "json":
         document: dict[str, Any] = {
@@ -88,29 +96,50 @@ def demo(args: argparse.Namespace) -> int | None:
                 "compositions": compositions,
             },
             "accounts": accounts,
+            "holdings": {k: holdings[k] for k in ("cash", "holdings_time", "accounts")},
             "next": hints,
         }
         if sample:
             document["sample_book"] = sample
         write_json(document)
         return None
+    _report(store.path, existed, applied, assets, portfolio, compositions, accounts, holdings, sample, hints)
+    return None
+
+
+def _report(
+    path: str,
+    existed: bool,
+    applied: list[Any],
+    assets: list[str],
+    portfolio: dict[str, Any],
+    compositions: list[Any],
+    accounts: list[dict[str, Any]],
+    holdings: dict[str, Any],
+    sample: dict[str, Any] | None,
+    hints: list[str],
+) -> None:
+    """The text output of ``msm demo``: what was loaded, and what to try next."""
     if not existed:
-        write_lines(f"created database {store.path}")
+        write_lines(f"created database {path}")
     write_lines(*(f"applied migration {m}" for m in applied))
     write_lines(
-        f"demo data loaded in {store.path} (running `msm demo` again changes nothing)",
+        f"demo data loaded in {path} (running `msm demo` again changes nothing)",
         f"  assets      {', '.join(assets)}",
         f"  portfolio   {portfolio['unique_identifier']} ({portfolio['portfolio_name']}): compositions from "
         + ", ".join(format_utc(t) or "" for t in compositions),
         *(
-            f"  account     {a['unique_identifier']} ({a['account_name']}): snapshot{'s' if len(a['snapshots']) != 1 else ''} at "
+            f"  account     {a['unique_identifier']} ({a['account_name']}): "
+            f"snapshot{'s' if len(a['snapshots']) != 1 else ''} at "
             + ", ".join(format_utc(t) or "" for t in a["snapshots"])
             for a in accounts
         ),
+        f"  holdings    {', '.join(holdings['accounts'])} at {holdings['holdings_time']}, with prices and an "
+        f"EUR/USD rate then; cash asset {holdings['cash']}",
         *(
             [
-                f"  sample book {sample['accounts']} accounts sample-0001..., {sample['assets']} assets, {sample['portfolios']} portfolios "
-                f"({sample['added_accounts']} accounts added now)"
+                f"  sample book {sample['accounts']} accounts sample-0001..., {sample['assets']} assets, "
+                f"{sample['portfolios']} portfolios ({sample['added_accounts']} accounts added now)"
             ]
             if sample
             else []
@@ -119,4 +148,3 @@ def demo(args: argparse.Namespace) -> int | None:
         "try:",
         *(f"  {hint}" for hint in hints),
     )
-    return None

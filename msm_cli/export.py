@@ -15,6 +15,7 @@ import polars as pl
 
 import msm
 import msm_portfolios
+from msm.timeutil import parse_utc
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, open_store
 from msm_cli.lookthrough import WEIGHTS_HELP, diagnostics_records, usage_error, warn_diagnostics, weights_as_of
@@ -31,7 +32,9 @@ def register(tree: CommandTree) -> None:
         help="write every snapshot as hive-partitioned Parquet",
         description="Write OUT/target_positions/snapshot_date=YYYY-MM-DD/*.parquet: every stored target row, with its "
         "account, allocation and target labels; with --expanded also OUT/target_exposure/...: the look-through rows of "
-        "the same snapshots. polars, pyarrow, DuckDB, Spark and Trino read the datasets natively. The export is "
+        "the same snapshots; OUT/account_holdings/...: every holdings row; with --drift also OUT/drift/...: the "
+        "drift of every active account, and its inputs. polars, pyarrow, DuckDB, Spark and Trino read the datasets "
+        "natively. The export is "
         "staged and moved into place at the end: a failed export leaves nothing behind.",
     )
     p.add_argument(
@@ -41,6 +44,12 @@ def register(tree: CommandTree) -> None:
     p.add_argument(
         "--weights-as-of", default=None, metavar="now|position-set|TS", help=f"with --expanded: {WEIGHTS_HELP}"
     )
+    p.add_argument(
+        "--drift",
+        action="store_true",
+        help="also write drift/ (every active account) and its inputs: accounts, allocations, asset_prices, fx_rates",
+    )
+    p.add_argument("--drift-as-of", metavar="TS", help="with --drift: the valuation time (default: now)")
     p.add_argument("--overwrite", action="store_true", help="replace datasets that already exist under --out")
     p.add_argument(
         "--account",
@@ -80,6 +89,9 @@ def export(args: argparse.Namespace) -> int | None:
     """``msm export``: the chosen snapshots (and with --expanded their look-through) as Parquet datasets."""
     if args.weights_as_of is not None and not args.expanded:
         return args.usage_error("--weights-as-of applies to the look-through dataset: add --expanded")
+    if args.drift_as_of is not None and not args.drift:
+        return args.usage_error("--drift-as-of applies to the drift dataset: add --drift")
+    drift_as_of = parse_utc(args.drift_as_of, field="drift_as_of", entity="export") if args.drift_as_of else None
     asked = weights_as_of(args.weights_as_of or "now")
     store = open_store(args)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -96,6 +108,8 @@ def export(args: argparse.Namespace) -> int | None:
             accounts=args.account,
             date_from=args.date_from,
             date_to=args.date_to,
+            drift=args.drift,
+            drift_as_of=drift_as_of,
         )
     except OSError as exc:  # --out is a file, not writable, ...: nothing was exported
         raise msm.MsmError(f"cannot export to {args.out}: {exc.strerror or exc}") from None

@@ -195,11 +195,14 @@ def export_snapshots(
     date_from: date | None = None,
     date_to: date | None = None,
     now: datetime | None = None,
+    drift: bool = False,
+    drift_as_of: datetime | None = None,
 ) -> ExportResult:
     """Every chosen snapshot as hive-partitioned Parquet under ``out``, with this package's compositions.
 
     :func:`msm.services.export.export_snapshots` with ``weights`` the stored compositions: it writes
-    ``portfolio_weights/`` and, with ``expanded``, ``target_exposure/`` (the look-through rows).
+    ``portfolio_weights/`` and, with ``expanded``, ``target_exposure/`` (the look-through rows); with
+    ``drift``, ``drift/`` (every active account at ``drift_as_of``, default now) and its inputs.
     """
     from msm.services.export import export_snapshots as export
 
@@ -214,6 +217,8 @@ def export_snapshots(
         date_from=date_from,
         date_to=date_to,
         now=now,
+        drift=drift,
+        drift_as_of=drift_as_of,
     )
 
 

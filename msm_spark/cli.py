@@ -1,7 +1,10 @@
-"""``python -m msm_spark expand``: the look-through of an ``msm export`` folder, on Spark.
+"""``python -m msm_spark expand|drift``: the look-through, and the drift, of an ``msm export`` folder, on Spark.
 
 ``python -m msm_spark expand --input DIR --output DIR2 [--weights-as-of now|position-set|TS] [--net]
 [--master URL] [--overwrite] [--format text|json]``
+
+``python -m msm_spark drift --input DIR --output DIR2 [--as-of TS] [--weights-as-of ...] [--band-abs X]
+[--band-rel Y] [--master URL] [--overwrite]``
 
 Exit codes, as ``msm``: 0 success; 1 a domain or validation error (one ``error: ...`` line on
 stderr, no traceback), including a Spark that cannot start; 2 a usage error. The master is
@@ -17,8 +20,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from msm.drift import DEFAULT_BAND_ABS
 from msm.errors import MsmError
-from msm.timeutil import format_utc, parse_utc
+from msm.timeutil import format_utc, parse_utc, utc_now
 
 __all__ = ["build_parser", "main", "spark_session"]
 
@@ -64,7 +68,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace target_exposure/ and diagnostics/ when OUTPUT holds them"
     )
     p.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON document on stdout")
+    _drift_parser(commands)
     return parser
+
+
+def _drift_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "drift",
+        help="the drift of every active account of an export",
+        description="Read an export written by `msm export --out INPUT --drift` and write "
+        "OUTPUT/drift/snapshot_date=YYYY-MM-DD/*.parquet with the rows and columns of the export's drift/ "
+        "(as `msm drift --all --format parquet`, with valuation_time) for the valuation time --as-of.",
+    )
+    p.add_argument("--input", required=True, metavar="DIR", help="an export folder (msm export --out DIR --drift)")
+    p.add_argument("--output", required=True, metavar="DIR2", help="folder to write drift/ into")
+    p.add_argument("--as-of", metavar="TS", help="valuation time, ISO-8601 with a UTC offset (default: now)")
+    p.add_argument(
+        "--weights-as-of",
+        default=None,
+        metavar="now|position-set|TS",
+        help="which compositions portfolio targets use (default: the valuation time)",
+    )
+    p.add_argument("--band-abs", type=float, default=DEFAULT_BAND_ABS, metavar="X", help="absolute band (default 0.05)")
+    p.add_argument("--band-rel", type=float, default=None, metavar="Y", help="relative band (default: not checked)")
+    p.add_argument("--master", default=None, metavar="URL", help="Spark master (default: local[*])")
+    p.add_argument("--overwrite", action="store_true", help="replace drift/ when OUTPUT holds it")
 
 
 def spark_session(master: str | None = None, *, app_name: str = "msm look-through") -> Any:
@@ -102,10 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2): argparse has printed the message
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
-        return _expand(args)
+        return _expand(args) if args.command == "expand" else _drift(args)
     except MsmError as exc:  # as `msm` prints it: the message on stderr; with --format json, the error's data too
         print(f"error: {exc}", file=sys.stderr)
-        if args.format == "json":  # the error as data: one JSON line, last on stderr (stdout stays empty)
+        if getattr(args, "format", "text") == "json":  # the error as data: one JSON line, last on stderr
             print(json.dumps(exc.to_dict(), ensure_ascii=False, separators=(",", ":")), file=sys.stderr)
         return 1
 
@@ -117,21 +145,9 @@ def _expand(args: argparse.Namespace) -> int:
             args.weights_as_of, field="weights_as_of", entity="expansion"
         )  # naive or unparsable: exit 1 before Spark starts
         asked = args.weights_as_of
-    try:
-        from pyspark.errors import PySparkException
-    except ImportError:
-        raise MsmError(
-            "pyspark is not installed; install the spark extra: pip install 'msm-workbench[spark]'"
-        ) from None
+    spark = _session(args.master)
     from msm_spark.job import run_expand
 
-    try:
-        spark = spark_session(args.master)
-    except PySparkException as exc:
-        raise MsmError(
-            f"cannot start Spark (master {args.master or 'local[*]'}): {_first_line(exc)}; "
-            "Spark needs Java 17 or later (JAVA_HOME)"
-        ) from None
     result = run_expand(spark, args.input, args.output, weights_as_of=asked, net=args.net, overwrite=args.overwrite)
     diagnostics = [{**d, "weights_time": format_utc(d["weights_time"])} for d in result.diagnostics]
     if args.format == "json":
@@ -173,6 +189,48 @@ def _expand(args: argparse.Namespace) -> int:
             "not 1; expanded as stored (never renormalized)"
         )
     return 0
+
+
+def _drift(args: argparse.Namespace) -> int:
+    """``python -m msm_spark drift``: checks the times before Spark starts, then runs the job."""
+    at = parse_utc(args.as_of, field="as_of", entity="drift") if args.as_of else utc_now()
+    asked = None
+    if args.weights_as_of is not None:
+        asked = args.weights_as_of.strip().lower()
+        if asked not in ("now", "position-set"):
+            parse_utc(args.weights_as_of, field="weights_as_of", entity="expansion")
+            asked = args.weights_as_of
+    from msm_spark.drift import run_drift
+
+    spark = _session(args.master)
+    rows = run_drift(
+        spark,
+        args.input,
+        args.output,
+        as_of=at,
+        weights_as_of=asked,
+        band_abs=args.band_abs,
+        band_rel=args.band_rel,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {rows} drift rows at {format_utc(at)} to {args.output.rstrip('/')}/drift")
+    return 0
+
+
+def _session(master: str | None) -> Any:
+    try:
+        from pyspark.errors import PySparkException
+    except ImportError:
+        raise MsmError(
+            "pyspark is not installed; install the spark extra: pip install 'msm-workbench[spark]'"
+        ) from None
+    try:
+        return spark_session(master)
+    except PySparkException as exc:
+        raise MsmError(
+            f"cannot start Spark (master {master or 'local[*]'}): {_first_line(exc)}; "
+            "Spark needs Java 17 or later (JAVA_HOME)"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

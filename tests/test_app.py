@@ -514,6 +514,8 @@ STATE_PREFIX = {
     "builder": "builder_",
     "snapshots": "snapshots_",
     "lookthrough": "lookthrough_",
+    "holdings": "holdings_",
+    "drift": "drift_",
     "reference": "ref_",
     "export": "export_",
 }
@@ -641,7 +643,12 @@ def test_export_names_the_folder_as_the_user_chose_it(
     done = messages(at, "success")
     assert done == [f"Exported 3 snapshots to the folder daily under the export root {root}."]
     datasets = table(at, "dataset", "rows")
-    assert datasets["dataset"].tolist() == ["daily/target_positions/", "daily/portfolio_weights/", "daily/assets/"]
+    assert datasets["dataset"].tolist() == [
+        "daily/target_positions/",
+        "daily/portfolio_weights/",
+        "daily/assets/",
+        "daily/account_holdings/",
+    ]
     resolved = str((root / "daily").resolve())
     shown = [*messages(at, "success"), *[t.value for t in at.text], *[c.value for c in at.caption]]
     assert not any(resolved in text for text in shown)  # never the resolved output path

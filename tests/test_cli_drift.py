@@ -358,3 +358,37 @@ def test_drift_without_a_cash_asset_says_how_to_add_it(cli: Cli) -> None:
         match=r"account 'alpha' leaves 10\.0000% of its NAV unallocated and has no USD cash asset: .*"
         r"add it with `msm assets add USD --type cash --currency USD`",
     )
+
+
+# -- export ---------------------------------------------------------------------------------------------------
+def test_export_writes_holdings_and_with_drift_the_drift_and_its_inputs(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    doc = cli.ok("export", "--out", str(out), "--drift", "--drift-as-of", AFTER, "--format", "json").json()
+    assert list(doc["datasets"]) == [
+        "target_positions",
+        "portfolio_weights",
+        "assets",
+        "account_holdings",
+        "drift",
+        "accounts",
+        "allocations",
+        "asset_prices",
+        "fx_rates",
+    ]
+    holdings = pl.read_parquet(out / "account_holdings", hive_partitioning=True)
+    assert holdings.height == 3 == doc["datasets"]["account_holdings"]["rows"]
+    assert holdings["snapshot_date"].cast(pl.String).unique().to_list() == ["2026-06-01"]
+    assert sorted(holdings["asset"]) == ["BTC", "ETH", "USD"]
+    exported = pl.read_parquet(out / "drift", hive_partitioning=True)
+    assert exported["snapshot_date"].cast(pl.String).unique().to_list() == ["2026-06-02"]
+    local = tmp_path / "local.parquet"
+    cli.ok("drift", "--all", "--as-of", AFTER, "--format", "parquet", "--out", str(local))
+    assert exported.select(ROW_COLUMNS).equals(pl.read_parquet(local))
+    accounts = pl.read_parquet(out / "accounts")
+    assert set(accounts.columns) >= {"uid", "unique_identifier", "base_currency", "account_is_active"}
+    assert pl.read_parquet(out / "asset_prices").height == 3
+    assert "currency" in pl.read_parquet(out / "assets").columns
+
+
+def test_export_drift_as_of_needs_drift(cli: Cli, tmp_path: Path) -> None:
+    cli.fails("export", "--out", str(tmp_path / "x"), "--drift-as-of", AFTER, match="add --drift", code=2)

@@ -777,7 +777,7 @@ def test_export_round_trip(world: World) -> None:
     out = world.folder / "export"
     doc = world.cli.ok("export", "--out", str(out), "--format", "json").json()
     assert doc["out"] == str(out) and doc["snapshots"] == 2
-    assert list(doc["datasets"]) == ["target_positions", "portfolio_weights", "assets"]
+    assert list(doc["datasets"]) == ["target_positions", "portfolio_weights", "assets", "account_holdings"]
     assert doc["datasets"]["target_positions"] == {"path": str(out / "target_positions"), "rows": 5}
     assert sorted(p.name for p in (out / "target_positions").iterdir()) == [
         "snapshot_date=2026-02-01",
@@ -823,7 +823,7 @@ def test_export_holds_compositions_and_assets(world: World) -> None:
     assert weights.height == stored == doc["datasets"]["portfolio_weights"]["rows"]
     assert set(weights["portfolio"]) == {"P"}
     assets = pl.read_parquet(out / "assets")
-    assert assets.columns == ["uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json"]
+    assert assets.columns == ["uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json", "currency"]
     assert (
         assets.height
         == world.cli.store.query("SELECT count(*) AS n FROM asset")["n"][0]
@@ -876,15 +876,17 @@ def test_export_refusals(world: World) -> None:
         "export",
         "--out",
         str(out),
-        match=r"already holds an export \(target_positions, portfolio_weights, assets\); "
-        r"choose another --out or pass --overwrite",
+        match=(
+            r"already holds an export \(target_positions, portfolio_weights, assets, account_holdings\); "
+            r"choose another --out or pass --overwrite"
+        ),
     )
     cli.fails(
         "export",
         "--out",
         str(out),
         "--expanded",
-        match=r"already holds an export \(target_positions, portfolio_weights, assets\)",
+        match=r"already holds an export \(target_positions, portfolio_weights, assets, account_holdings\)",
     )
     assert {p: p.read_bytes() for p in out.rglob("*.parquet")} == written and not (out / "target_exposure").exists()
     cli.fails(
@@ -945,7 +947,13 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
     assert first["next"] == [
         f"msm --db {cli.db} targets show example-account-alpha",
         f"msm --db {cli.db} targets expand example-account-alpha --net",
+        f"msm --db {cli.db} drift --all --as-of 2026-06-02T00:00:00Z",
     ]
+    assert first["holdings"] == {
+        "cash": "USD",
+        "holdings_time": "2026-06-02T00:00:00Z",
+        "accounts": ["example-account-alpha", "example-account-beta"],
+    }
     loaded = contents(cli.store)
     second = cli.ok("demo", "--format", "json").json()
     assert second == {**first, "created": False, "applied": []}

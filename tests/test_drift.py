@@ -410,3 +410,14 @@ def test_bad_drift_arguments(store_book: Seeded, kwargs: dict[str, Any], message
     weights = msm_portfolios.duckdb_weights_source(store_book.store)
     with pytest.raises(msm.ValidationError, match=message):
         msm.account_drift(store_book.store, ["alpha"], weights=weights, **kwargs)
+
+
+def test_float_noise_in_the_target_sum_is_not_a_residual() -> None:
+    # 0.1 + 0.2 + 0.7 is not exactly 1 in floating point; the held cash's target stays exactly 0
+    result = _drift(
+        _accounts("a"),
+        _holdings(("u-a", "btc", 1.0), ("u-a", "usd", 5_000.0)),
+        _targets(("u-a", "btc", 0.1, None, None), ("u-a", "eth", 0.2, None, None), ("u-a", "sol", 0.7, None, None)),
+    )
+    usd = _by_asset(result)["USD"]
+    assert usd["target_value"] == 0.0 and usd["target_weight"] == 0.0 and usd["drift_rel"] is None

@@ -74,7 +74,7 @@ def test_existing_export_is_refused_then_replaced_whole(demo: msm.Store, tmp_pat
         export_snapshots(demo, tmp_path / "out")
     export_snapshots(demo, tmp_path / "out", overwrite=True)
     # the earlier look-through would no longer match these snapshots, so it is gone
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["assets", "target_positions"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["account_holdings", "assets", "target_positions"]
 
 
 def test_an_empty_database_exports_readable_empty_datasets(tmp_path: Path) -> None:
@@ -82,8 +82,14 @@ def test_an_empty_database_exports_readable_empty_datasets(tmp_path: Path) -> No
     result = export_snapshots(
         store, tmp_path / "out", expanded=True, weights=msm_portfolios.duckdb_weights_source(store)
     )
-    assert result.datasets == {"target_positions": 0, "target_exposure": 0, "portfolio_weights": 0, "assets": 0}
-    for name in ("portfolio_weights", "assets"):
+    assert result.datasets == {
+        "target_positions": 0,
+        "target_exposure": 0,
+        "portfolio_weights": 0,
+        "assets": 0,
+        "account_holdings": 0,
+    }
+    for name in ("portfolio_weights", "assets", "account_holdings"):
         assert pl.read_parquet(tmp_path / "out" / name).height == 0
     frame = pl.scan_parquet(
         tmp_path / "out" / "target_positions" / "**" / "*.parquet", hive_partitioning=True

@@ -237,3 +237,15 @@ def test_bad_fx_rates_are_refused(book: Seeded, change: dict, message: str) -> N
     with pytest.raises(msm.ValidationError, match=r"fx rates row 1: " + message):
         msm.import_fx_rates(book.store, [{**FX[0], **change}])
     assert contents(book.store) == before
+
+
+def test_a_dry_run_checks_everything_and_writes_nothing(book: Seeded) -> None:
+    msm.import_holdings(book.store, ROWS, at=T0)
+    before = contents(book.store)
+    plan = msm.import_holdings(book.store, ROWS[:1], at=T0, overwrite=True, dry_run=True)
+    assert plan.dry_run and plan.rows == 1 and plan.to_dict()["replaced"] == 1
+    with pytest.raises(msm.HoldingsSetExistsError):
+        msm.import_holdings(book.store, ROWS[:1], at=T0, dry_run=True)
+    with pytest.raises(msm.ValidationError, match="no asset has this"):
+        msm.import_holdings(book.store, [{"account": "alpha", "asset": "NOPE", "quantity": 1}], at=T1, dry_run=True)
+    assert contents(book.store) == before

@@ -754,15 +754,32 @@ CASES = [
     ),
     Case(
         "asset: cash without a currency",
-        message="",
+        message=r"`currency`.*is required when asset_type is 'cash' \(a cash asset is worth 1 of its currency\)",
+        service=lambda w: msm.add_asset(w.store, "EUR", asset_type="cash"),
+        cli=lambda w: ["assets", "add", "EUR", "--type", "cash"],
         raw=lambda w: [
             ("INSERT INTO asset (uid, unique_identifier, asset_type) VALUES (gen_random_uuid(), 'EUR', 'cash')", [])
         ],
         raw_message="currency IS NOT NULL",
     ),
     Case(
+        "asset: cash without a currency, in a file",
+        **_bulk(
+            "assets",
+            "assets",
+            [{"unique_identifier": "EUR", "asset_type": "Cash"}],
+            r"row 1: `currency`: is required when asset_type is 'cash'",
+            lambda w: [
+                ("INSERT INTO asset (uid, unique_identifier, asset_type) VALUES (gen_random_uuid(), 'EUR', 'Cash')", [])
+            ],
+            raw_message="currency IS NOT NULL",
+        ),
+    ),
+    Case(
         "asset: a currency that is not a code",
-        message="",
+        message=r"`currency` = 'usd': must be an ISO 4217 currency code of three upper-case letters",
+        service=lambda w: msm.add_asset(w.store, "X", currency="usd"),
+        cli=lambda w: ["assets", "add", "X", "--currency", "usd"],
         raw=lambda w: [
             ("INSERT INTO asset (uid, unique_identifier, currency) VALUES (gen_random_uuid(), 'X', 'usd')", [])
         ],
@@ -770,7 +787,9 @@ CASES = [
     ),
     Case(
         "account: a base currency that is not a code",
-        message="",
+        message=r"`base_currency` = 'dollar': must be an ISO 4217 currency code",
+        service=lambda w: msm.add_account(w.store, "b", account_name="B", base_currency="dollar"),
+        cli=lambda w: ["accounts", "add", "b", "--name", "B", "--base-currency", "dollar"],
         raw=lambda w: [
             (
                 "INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active, "

@@ -247,6 +247,28 @@ def _field_rules(label: str, field: CatalogField) -> list[Rule]:
     return rules
 
 
+def _requirement_rules(label: str, spec: ImportSpec, frame: pl.DataFrame) -> list[Rule]:
+    """A field the file leaves empty on a row whose other field requires it (a cash asset's currency)."""
+    rules = []
+    for field in spec.columns:
+        need = field.required_if
+        if need is None or need.field not in frame.columns:
+            continue
+        value = pl.col(field.name) if field.name in frame.columns else pl.lit(None, pl.String)
+        other = pl.col(need.field).cast(pl.String).str.strip_chars().str.to_lowercase()
+        rules.append(
+            Rule(
+                label,
+                field.name,
+                f"{field.name}_required_if",
+                need.message,
+                (other == need.value) & value.is_null(),
+                _NONE,
+            )
+        )
+    return rules
+
+
 def _file_rules(spec: ImportSpec, frame: pl.DataFrame) -> list[Rule]:
     """Every rule that needs only the file: each given column's, a repeated header, a key given twice."""
     label, key = spec.entity.label, spec.key.name
@@ -255,6 +277,7 @@ def _file_rules(spec: ImportSpec, frame: pl.DataFrame) -> list[Rule]:
     first = pl.col(ROW).min().over(key)
     return [
         *(rule for field in given for rule in _field_rules(label, field)),
+        *_requirement_rules(label, spec, frame),
         Rule(
             label,
             key,

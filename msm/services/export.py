@@ -58,10 +58,23 @@ __all__ = [
 #: Where the app writes exports unless ``$MSM_EXPORT_ROOT`` says otherwise.
 DEFAULT_EXPORT_ROOT = "data/exports"
 
-EXPORT_DATASETS = ("target_positions", "target_exposure", "portfolio_weights", "assets")
+EXPORT_DATASETS = (
+    "target_positions",
+    "target_exposure",
+    "portfolio_weights",
+    "assets",
+    "account_holdings",
+    "drift",
+    "accounts",
+    "allocations",
+    "asset_prices",
+    "fx_rates",
+)
+#: Written only with ``drift``: the drift and what another engine needs to recompute it.
+DRIFT_DATASETS = ("drift", "accounts", "allocations", "asset_prices", "fx_rates")
 #: Columns of ``portfolio_weights/`` (every composition row) and ``assets/`` (the asset registry).
 WEIGHTS_EXPORT_COLUMNS = ("time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight")
-ASSET_EXPORT_COLUMNS = ("uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json")
+ASSET_EXPORT_COLUMNS = ("uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json", "currency")
 PARTITION = "snapshot_date"
 #: Name prefix of an export's staging folder inside ``OUT`` (then the writer's PID and a random part).
 STAGING_PREFIX = ".msm-export-"
@@ -70,7 +83,12 @@ CHUNK_SETS = 2_000
 #: DuckDB's memory limit while an export reads chunks (a constant, not user text).
 EXPORT_DUCKDB_MEMORY = "512MB"
 #: Which datasets are hive-partitioned by snapshot date (the others are one file each).
-PARTITION_BY = {"target_positions": PARTITION, "target_exposure": PARTITION}
+PARTITION_BY = {
+    "target_positions": PARTITION,
+    "target_exposure": PARTITION,
+    "account_holdings": PARTITION,
+    "drift": PARTITION,
+}
 
 _TARGET_COLUMNS = (
     "position_set_uid",
@@ -118,6 +136,8 @@ def export_snapshots(
     date_to: date | None = None,
     chunk_sets: int = CHUNK_SETS,
     now: datetime | None = None,
+    drift: bool = False,
+    drift_as_of: datetime | None = None,
 ) -> ExportResult:
     """Write every stored snapshot as hive-partitioned Parquet under ``out``.
 
@@ -132,12 +152,17 @@ def export_snapshots(
     Snapshots are read, expanded and written in chunks of one snapshot date and at most
     ``chunk_sets`` position sets, so memory does not grow with the book; ``now`` fixes the
     ``"now"`` weights time once for every chunk (default: the current time).
+
+    ``account_holdings`` (every holdings row) is always written; ``drift`` (it needs ``weights``)
+    adds ``drift/`` (every active account at ``drift_as_of``, default ``now``) and its inputs
+    (:mod:`msm.services.holdings_export`).
     """
     now = now or datetime.now(UTC)
     out = Path(out)
-    if expanded and weights is None:
-        raise ValueError("expanded export needs `weights` (e.g. msm_portfolios.duckdb_weights_source(store))")
-    names = [n for n in EXPORT_DATASETS if n != "target_exposure" or expanded]
+    if (expanded or drift) and weights is None:
+        kind = "expanded" if expanded else "drift"
+        raise ValueError(f"{kind} export needs `weights` (e.g. msm_portfolios.duckdb_weights_source(store))")
+    names = [n for n in EXPORT_DATASETS if (n != "target_exposure" or expanded) and (n not in DRIFT_DATASETS or drift)]
     if weights is None:
         names.remove("portfolio_weights")
     taken = [n for n in names if (out / n).exists()]
@@ -146,6 +171,7 @@ def export_snapshots(
 
     sets = _chosen_sets(store, accounts, date_from, date_to)
     history = _all_compositions(store, weights) if weights is not None else None
+    extra = _holdings_datasets(store, history if drift else None, drift_as_of or now, now)
 
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(out, before=time.time())
@@ -186,10 +212,11 @@ def export_snapshots(
             counts["portfolio_weights"] = _write_part(history, staging / "portfolio_weights", None, 0)
         assets = store.query(
             "SELECT uid::VARCHAR AS uid, unique_identifier, name, ticker, asset_type, "
-            "metadata_json::VARCHAR AS metadata_json "
-            "FROM asset ORDER BY unique_identifier"
+            "metadata_json::VARCHAR AS metadata_json, currency FROM asset ORDER BY unique_identifier"
         )
         counts["assets"] = _write_part(assets, staging / "assets", None, 0)
+        for name, frame in extra.items():
+            counts[name] = _write_dataset(frame, staging / name, partitioned=name in PARTITION_BY)
         # An overwrite replaces the whole export: a dataset not written this time (the look-through
         # of an earlier --expanded export) would no longer match, so it goes too.
         # Old datasets are moved aside (into the staging folder, deleted with it), then the new
@@ -212,6 +239,28 @@ def export_snapshots(
         if diagnostics
         else None,
     )
+
+
+def _holdings_datasets(
+    store: Store, history: pl.DataFrame | None, at: datetime, now: datetime
+) -> dict[str, pl.DataFrame]:
+    """``account_holdings``, and with ``history`` (a drift export) ``drift`` and its inputs."""
+    from msm.services.holdings_export import drift_datasets, holdings_rows
+
+    datasets = {"account_holdings": holdings_rows(store)}
+    if history is not None:
+        datasets |= drift_datasets(store, history, at=at, now=now)
+    return datasets
+
+
+def _write_dataset(frame: pl.DataFrame, dataset: Path, *, partitioned: bool) -> int:
+    """One file, or (``partitioned``) one per UTC date of the first time column; an empty one keeps the columns."""
+    if not partitioned or frame.height == 0:
+        return _write_part(frame, dataset, None, 0)
+    column = "valuation_time" if "valuation_time" in frame.columns else "time_index"
+    for rows, folder, day, part in _dated(frame, dataset, 0, column=column):
+        _write_part(rows, folder, day, part)
+    return frame.height
 
 
 def _remove_stale_staging(out: Path, *, before: float) -> None:
@@ -386,12 +435,14 @@ def _write_part(frame: pl.DataFrame, dataset: Path, day: date | None, part: int)
     return frame.height
 
 
-def _dated(frame: pl.DataFrame, dataset: Path, part: int) -> list[tuple[pl.DataFrame, Path, date, int]]:
-    """The files of one chunk: ``part-PART.parquet`` for each snapshot date ``frame`` holds.
+def _dated(
+    frame: pl.DataFrame, dataset: Path, part: int, *, column: str = "time_index"
+) -> list[tuple[pl.DataFrame, Path, date, int]]:
+    """The files of one chunk: ``part-PART.parquet`` for each UTC date of ``column`` that ``frame`` holds.
 
     Each item is the arguments of ``_write_part``.
     """
-    day = pl.col("time_index").dt.convert_time_zone("UTC").dt.date().alias("__day")
+    day = pl.col(column).dt.convert_time_zone("UTC").dt.date().alias("__day")
     split = frame.with_columns(day).partition_by("__day", as_dict=True, maintain_order=True)
     return [(rows.drop("__day"), dataset, value, part) for (value,), rows in split.items()]
 

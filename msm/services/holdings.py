@@ -66,6 +66,7 @@ class HoldingsImport:
 
     holdings_time: datetime
     sets: pl.DataFrame  # account, account_uid, holdings_set_uid, rows, replaced
+    dry_run: bool = False  # nothing was written: what would be
 
     @property
     def rows(self) -> int:
@@ -124,12 +125,14 @@ def import_holdings(
     overwrite: bool = False,
     source: str | None = None,
     sheet: str | None = None,
+    dry_run: bool = False,
 ) -> HoldingsImport:
     """Validate ``rows`` (a frame, a file path, or records) and write one holdings set per account at ``at``.
 
     Raises :class:`~msm.errors.ValidationError` naming every bad row (nothing is written), and
     :class:`HoldingsSetExistsError` when a set exists at ``at`` for an account of the file and
-    ``overwrite`` is not given (with it, each such set is replaced whole).
+    ``overwrite`` is not given (with it, each such set is replaced whole). ``dry_run`` runs every
+    check against the database and returns what would be written, writing nothing.
     """
     when = parse_utc(at, field="holdings_time", entity=_ENTITY)
     frame = input_frame(
@@ -137,7 +140,7 @@ def import_holdings(
     )
     with store.connect() as con:
         frame = _validate(frame, con)
-        return _write(store, frame, when, overwrite=overwrite, source=source)
+        return _write(store, frame, when, overwrite=overwrite, source=source, dry_run=dry_run)
 
 
 def _validate(frame: pl.DataFrame, con: Any) -> pl.DataFrame:
@@ -200,26 +203,40 @@ def _validate(frame: pl.DataFrame, con: Any) -> pl.DataFrame:
     )
 
 
-def _write(store: Store, frame: pl.DataFrame, when: datetime, *, overwrite: bool, source: str | None) -> HoldingsImport:
+def _existing_sets(con: Any, when: datetime, *, overwrite: bool) -> pl.DataFrame:
+    """The stored sets at ``when`` of the accounts in ``__holdings_sets``; refused unless ``overwrite``."""
+    existing = fetch(
+        con,
+        """
+        SELECT s.uid::VARCHAR AS holdings_set_uid, s.account_uid::VARCHAR AS account_uid, n.account
+        FROM account_holdings_set AS s JOIN __holdings_sets AS n ON s.account_uid = n.account_uid::UUID
+        WHERE s.holdings_time = ?
+        ORDER BY n.account
+        """,
+        [when],
+    )
+    if existing.height and not overwrite:
+        listed = ", ".join(f"'{a}'" for a in existing["account"].head(10))
+        more = f" and {existing.height - 10} more" if existing.height > 10 else ""
+        raise HoldingsSetExistsError(
+            f"holdings set exists at {format_utc(when)} for account {listed}{more}; "
+            "pass overwrite (--overwrite) to replace the whole set"
+        )
+    return existing
+
+
+def _write(
+    store: Store, frame: pl.DataFrame, when: datetime, *, overwrite: bool, source: str | None, dry_run: bool
+) -> HoldingsImport:
     sets = frame.group_by("account_uid", "account").agg(pl.len().cast(pl.Int64).alias("rows")).sort("account")
     with store.transaction() as con:
         con.register("__holdings_sets", sets.to_arrow())
-        existing = fetch(
-            con,
-            """
-            SELECT s.uid::VARCHAR AS holdings_set_uid, s.account_uid::VARCHAR AS account_uid, n.account
-            FROM account_holdings_set AS s JOIN __holdings_sets AS n ON s.account_uid = n.account_uid::UUID
-            WHERE s.holdings_time = ?
-            ORDER BY n.account
-            """,
-            [when],
-        )
-        if existing.height and not overwrite:
-            listed = ", ".join(f"'{a}'" for a in existing["account"].head(10))
-            more = f" and {existing.height - 10} more" if existing.height > 10 else ""
-            raise HoldingsSetExistsError(
-                f"holdings set exists at {format_utc(when)} for account {listed}{more}; "
-                "pass overwrite (--overwrite) to replace the whole set"
+        existing = _existing_sets(con, when, overwrite=overwrite)
+        if dry_run:
+            planned = sets.join(existing.select("account_uid", "holdings_set_uid"), on="account_uid", how="left")
+            planned = planned.with_columns(pl.col("holdings_set_uid").is_not_null().alias("replaced"))
+            return HoldingsImport(
+                when, planned.select("account", "account_uid", "holdings_set_uid", "rows", "replaced"), True
             )
         if existing.height:
             con.register("__holdings_existing", existing.select("holdings_set_uid").to_arrow())

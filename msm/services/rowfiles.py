@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from msm import rules as engine
 from msm.errors import NO_VALUE, RowError, ValidationError
 from msm.io import frame_from_records, read_table_file
 from msm.store.connection import fetch, quote_ident
@@ -43,7 +44,11 @@ CURRENCY_RULE = "must be a three-letter upper-case ISO 4217 currency code, such 
 
 @dataclass(frozen=True)
 class Rule:
-    """One row rule: rows where ``bad`` is true are bad in ``field``; ``value`` is what the message shows."""
+    """One row rule of an import whose entity :class:`FileRules` knows: rows where ``bad`` is true are bad in ``field``.
+
+    ``value`` is what the message shows (default: the column). :meth:`FileRules.enforce` declares it
+    on the rule engine as :class:`msm.rules.Rule`.
+    """
 
     field: str
     name: str
@@ -65,31 +70,13 @@ class FileRules:
         self.rules.extend(rules)
 
     def enforce(self, frame: pl.DataFrame, *, summary: str) -> None:
-        """Raise one :class:`ValidationError` with every column error and every row that breaks a rule."""
-        errors = list(self.errors)
-        masks = [rule.bad.fill_null(False) for rule in self.rules]
-        if masks and frame.height and frame.select(pl.any_horizontal(*(m.any() for m in masks))).item():
-            found = pl.concat(
-                [
-                    frame.lazy()
-                    .select(
-                        pl.col(ROW).alias("row"),
-                        mask.alias("__bad"),
-                        (rule.value if rule.value is not None else pl.col(rule.field)).cast(pl.String).alias("value"),
-                        (rule.message if isinstance(rule.message, pl.Expr) else pl.lit(rule.message))
-                        .cast(pl.String)
-                        .alias("rule"),
-                        pl.lit(rule.field).alias("field"),
-                    )
-                    .filter("__bad")
-                    .drop("__bad")
-                    for rule, mask in zip(self.rules, masks, strict=True)
-                ]
-            ).collect()
-            errors.extend(
-                RowError(self.entity, r["row"], r["field"], NO_VALUE if r["value"] is None else r["value"], r["rule"])
-                for r in found.iter_rows(named=True)
-            )
+        """Raise one :class:`ValidationError` with every column error and every row that breaks a rule.
+
+        The rules run on the one rule engine (:func:`msm.rules.find_violations`), so each error also
+        carries its rule's name (``quantity_long_only``).
+        """
+        declared = [engine.Rule(self.entity, r.field, r.name, r.message, r.bad, r.value) for r in self.rules]
+        errors = [*self.errors, *engine.violation_errors(engine.find_violations(frame, declared))]
         if errors:
             n = len(errors)
             raise ValidationError(
