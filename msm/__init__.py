@@ -8,7 +8,7 @@ look-through expansion, over an embedded DuckDB store. Core ``msm`` never import
 >>> import msm
 >>> store = msm.Store(":memory:")
 >>> [str(m) for m in msm.migrate(store)]
-['msm 0001 registry_and_asset_targets', 'msm 0002 adr_0027_portfolio_aware_targets']
+['msm 0001 registry_and_asset_targets', 'msm 0002 adr_0027_portfolio_aware_targets', 'msm 0003 holdings_prices_fx']
 """
 
 # Only the errors and the store are imported eagerly; every service is imported on first use
@@ -90,13 +90,46 @@ _LAZY = {
     "save_snapshot": "msm.services.snapshots",
     "save_snapshots": "msm.services.snapshots",
     "snapshot_history": "msm.services.snapshots",
+    "Drift": "msm.drift",
+    "MissingCashAssetError": "msm.drift",
+    "MissingMarketDataError": "msm.drift",
+    "compute_drift": "msm.drift",
+    "account_drift": "msm.services.drift",
+    "Holdings": "msm.services.holdings",
+    "HoldingsImport": "msm.services.holdings",
+    "HoldingsSetExistsError": "msm.services.holdings",
+    "holdings_history": "msm.services.holdings",
+    "import_holdings": "msm.services.holdings",
+    "read_holdings": "msm.services.holdings",
+    "import_fx_rates": "msm.services.marketdata",
+    "import_prices": "msm.services.marketdata",
     "TargetSetCheck": "msm.services.targetsets",
     "accounts_following_model": "msm.services.targetsets",
     "check_target_set": "msm.services.targetsets",
     "save_target_set_to_accounts": "msm.services.targetsets",
 }
 
-__all__ = sorted([*(name for name in dir() if not name.startswith("_")), *_LAZY])
+__all__ = [
+    "MSM_MIGRATIONS",
+    "ConflictError",
+    "MigrationError",
+    "MigrationSet",
+    "MsmError",
+    "NotFoundError",
+    "RowError",
+    "SchemaError",
+    "SnapshotExistsError",
+    "Store",
+    "StoreBusyError",
+    "ValidationError",
+    "check_schema",
+    "default_db_path",
+    "errors",
+    "lazy",
+    "migrate",
+    "store",
+]
+__all__ += sorted(_LAZY)
 
 
 __getattr__, __dir__ = _lazy_exports("msm", _LAZY, globals())

@@ -156,7 +156,7 @@ def _apply_upto(store: Store, upto: Mapping[str, int], sets: tuple[MigrationSet,
                 if mig.version > upto.get(mset.namespace, 0):
                     continue
                 con.execute("BEGIN TRANSACTION")
-                con.execute(mig.sql)
+                mig.apply(con)
                 con.execute(
                     "INSERT INTO schema_migrations (namespace, version, name) VALUES (?, ?, ?)",
                     [mig.namespace, mig.version, mig.name],

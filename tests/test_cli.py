@@ -88,7 +88,10 @@ def _build_world(cli: Cli) -> dict[str, str]:
 
 
 def _add_two_snapshots(cli: Cli, folder: Path) -> None:
-    """ACC-1 at T1: BTC 0.6, CRYPTO-EW 0.3 (with metadata), ETH 0.1; at T2: BTC 0.5, CRYPTO-EW 0.3 (other metadata), SOL notional 500."""
+    """ACC-1 at T1: BTC 0.6, CRYPTO-EW 0.3 (with metadata), ETH 0.1.
+
+    At T2: BTC 0.5, CRYPTO-EW 0.3 (other metadata), SOL notional 500.
+    """
     first = [
         {"asset": "BTC", "portfolio": None, W: "0.6", "constant_notional_exposure": None, "metadata_json": None},
         {
@@ -145,7 +148,12 @@ def two_snapshots(cli: Cli, _templates: tuple[Path, Path, dict[str, str]]) -> Wo
 def test_init_creates_then_reports_up_to_date(cli: Cli) -> None:
     first = cli.ok("init", "--format", "json").json()
     assert first["database"] == str(cli.db) and first["created"] is True
-    assert [(m["namespace"], m["version"]) for m in first["applied"]] == [("msm", 1), ("msm", 2), ("msm_portfolios", 1)]
+    assert [(m["namespace"], m["version"]) for m in first["applied"]] == [
+        ("msm", 1),
+        ("msm", 2),
+        ("msm", 3),
+        ("msm_portfolios", 1),
+    ]
     assert all(set(m) == {"namespace", "version", "name"} for m in first["applied"])
     assert cli.ok("init", "--format", "json").json() == {"database": str(cli.db), "created": False, "applied": []}
     assert "is up to date" in cli.ok("init").out
@@ -156,6 +164,7 @@ def test_init_text_lists_applied_migrations(cli: Cli) -> None:
     assert f"created database {cli.db}" in out
     assert "applied migration msm 0001 registry_and_asset_targets" in out
     assert "applied migration msm 0002 adr_0027_portfolio_aware_targets" in out
+    assert "applied migration msm 0003 holdings_prices_fx" in out
     assert "applied migration msm_portfolios 0001 portfolio_weights" in out
 
 
@@ -189,7 +198,7 @@ def test_save_without_database_creates_no_file(cli: Cli, tmp_path: Path) -> None
 def test_empty_database_file_needs_init(cli: Cli) -> None:
     duckdb.connect(str(cli.db)).close()
     before = contents(cli.store)
-    cli.fails("assets", "list", match=r"needs migrations \(msm 0 < 2.*run `msm init`")
+    cli.fails("assets", "list", match=r"needs migrations \(msm 0 < 3.*run `msm init`")
     assert contents(cli.store) == before
 
 
@@ -197,7 +206,8 @@ def test_partially_migrated_database_needs_init(cli: Cli) -> None:
     store = cli.store
     with store.connect() as con:
         con.execute(
-            "CREATE TABLE schema_migrations (namespace VARCHAR, version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+            "CREATE TABLE schema_migrations (namespace VARCHAR, version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ "
+            "DEFAULT now())"
         )
         first = MSM_MIGRATIONS.migrations[0]
         con.execute(first.sql)
@@ -206,10 +216,11 @@ def test_partially_migrated_database_needs_init(cli: Cli) -> None:
             [first.namespace, first.version, first.name],
         )
     before = contents(store)
-    cli.fails("targets", "show", "ACC-1", match=r"needs migrations \(msm 1 < 2")
+    cli.fails("targets", "show", "ACC-1", match=r"needs migrations \(msm 1 < 3")
     assert contents(store) == before
     applied = cli.ok("init", "--format", "json").json()["applied"]
     assert ("msm", 2) in [(m["namespace"], m["version"]) for m in applied]
+    assert ("msm", 3) in [(m["namespace"], m["version"]) for m in applied]
     assert cli.ok("assets", "list", "--format", "json").json() == {"assets": []}
 
 
@@ -515,7 +526,7 @@ def test_show_table_and_csv(two_snapshots: World) -> None:
     rows = list(csv.DictReader(io.StringIO(cli.ok("targets", "show", "ACC-1", "--at", T1, "--format", "csv").out)))
     assert [r["unique_identifier"] for r in rows] == [p["unique_identifier"] for p in as_json["positions"]]
     assert list(rows[0]) == POSITION_COLUMNS
-    for row, pos in zip(rows, as_json["positions"]):
+    for row, pos in zip(rows, as_json["positions"], strict=True):
         assert float(row["weight_notional_exposure"]) == pos["weight_notional_exposure"]
         assert (json.loads(row["metadata_json"]) if row["metadata_json"] else None) == pos["metadata_json"]
         assert row["constant_notional_exposure"] == ""
@@ -616,7 +627,10 @@ def test_overwrite_replaces_the_whole_set(two_snapshots: World, tmp_path: Path) 
         T1,
         "--file",
         str(f),
-        match=r"snapshot exists: account 'ACC-1' \(allocation 'ACC-1-CORE'\) at 2026-05-25T00:00:00Z; pass overwrite \(--overwrite\)",
+        match=(
+            r"snapshot exists: account 'ACC-1' \(allocation 'ACC-1-CORE'\) at 2026-05-25T00:00:00Z; pass overwrite "
+            r"\(--overwrite\)"
+        ),
     )
     assert cli.ok("targets", "show", "ACC-1", "--at", T1, "--format", "json").json() == before
     out = cli.ok("targets", "save", "ACC-1", "--at", T1, "--file", str(f), "--overwrite").out
@@ -855,14 +869,16 @@ BAD_INPUT = [
         "no active allocation",
         "t.csv",
         [{"asset": "BTC", W: 0.5}],
-        r"`account` = 'ACC-0': has no active target allocation; create one with `msm allocations add ID --account ACC-0",
+        r"`account` = 'ACC-0': has no active target allocation; create one with `msm allocations add ID --account "
+        r"ACC-0",
         account="ACC-0",
     ),
     Bad(
         "several active allocations",
         "t.csv",
         [{"asset": "BTC", W: 0.5}],
-        r"`account` = 'ACC-2': has 2 active target allocations \(ACC-2-A, ACC-2-B\); choose one with `allocation` \(--allocation\)",
+        r"`account` = 'ACC-2': has 2 active target allocations \(ACC-2-A, ACC-2-B\); choose one with `allocation` "
+        r"\(--allocation\)",
         account="ACC-2",
     ),
     Bad(

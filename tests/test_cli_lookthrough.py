@@ -577,7 +577,10 @@ def test_expand_reports_compositions_not_summing_to_one(world: World) -> None:
         "--file",
         str(write_rows(world.folder / "p.csv", [{"asset": "BTC", "weight": 0.6}, {"asset": "ETH", "weight": 0.3}])),
     )
-    warning = "warning: the composition of portfolio 'P' at 2026-05-01T00:00:00Z sums to 0.9, not 1; expanded as stored (never renormalized)\n"
+    warning = (
+        "warning: the composition of portfolio 'P' at 2026-05-01T00:00:00Z sums to 0.9, not 1; "
+        "expanded as stored (never renormalized)\n"
+    )
     doc = cli.ok("targets", "expand", "A", "--at", S1, "--format", "json").json()
     assert [(r["asset"], r[W]) for r in doc["rows"] if r["source_target_type"] == "portfolio"] == [
         ("BTC", 0.3),
@@ -689,7 +692,10 @@ def test_expand_missing_composition_at_position_set_time(world: World) -> None:
         "json",
         "--out",
         str(out),
-        match=r"portfolio 'P' has no composition at or before 2025-06-01T00:00:00Z; store one with `msm portfolios weights P --at TS --file F`",
+        match=(
+            r"portfolio 'P' has no composition at or before 2025-06-01T00:00:00Z; store one with `msm portfolios "
+            r"weights P --at TS --file F`"
+        ),
     )
     assert not out.exists()
     assert (
@@ -788,7 +794,11 @@ def test_export_round_trip(world: World) -> None:
     for other in frames[1:]:
         assert other.select(DATA_COLUMNS, "snapshot_date").equals(first.select(DATA_COLUMNS, "snapshot_date"))
     assert set(
-        zip(first["snapshot_date"].to_list(), first["time_index"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_list())
+        zip(
+            first["snapshot_date"].to_list(),
+            first["time_index"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_list(),
+            strict=True,
+        )
     ) == {("2026-02-01", S1), ("2026-04-01", S2)}
     # the stored rows, as `targets show` has them
     for at in (S1, S2):
@@ -868,7 +878,10 @@ def test_export_refusals(world: World) -> None:
         "export",
         "--out",
         str(out),
-        match=r"already holds an export \(target_positions, portfolio_weights, assets\); choose another --out or pass --overwrite",
+        match=(
+            r"already holds an export \(target_positions, portfolio_weights, assets\); choose another --out or pass "
+            r"--overwrite"
+        ),
     )
     cli.fails(
         "export",
@@ -916,7 +929,12 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
     cli = Cli(tmp_path / "sub" / "demo.duckdb")
     first = cli.ok("demo", "--format", "json").json()
     assert first["created"] is True and first["database"] == str(cli.db)
-    assert [(m["namespace"], m["version"]) for m in first["applied"]] == [("msm", 1), ("msm", 2), ("msm_portfolios", 1)]
+    assert [(m["namespace"], m["version"]) for m in first["applied"]] == [
+        ("msm", 1),
+        ("msm", 2),
+        ("msm", 3),
+        ("msm_portfolios", 1),
+    ]
     assert first["assets"] == ["BTC", "ETH", "SOL"]
     assert first["portfolio"]["unique_identifier"] == "CRYPTO-MAJORS-EW"
     assert first["portfolio"]["compositions"] == [
@@ -939,8 +957,8 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
     text = cli.ok("demo").out
     assert "created database" not in text and "applied migration" not in text
     assert (
-        "account     example-account-alpha (Example Account Alpha): snapshots at 2026-05-25T00:00:00Z, 2026-06-01T00:00:00Z"
-        in text
+        "account     example-account-alpha (Example Account Alpha): snapshots at 2026-05-25T00:00:00Z, "
+        "2026-06-01T00:00:00Z" in text
     )
     assert f"msm --db {cli.db} targets show example-account-alpha" in text
     assert contents(cli.store) == loaded

@@ -7,6 +7,11 @@ code does not know (it was migrated by newer code) is refused, never touched.
 
 Core ``msm`` knows only its own series, :data:`MSM_MIGRATIONS`; ``msm_portfolios`` adds its own
 and callers pass the series they need (``msm_portfolios.MIGRATIONS`` lists both, in order).
+
+A migration that gives existing tables new CHECKs declares them in a header line of its file,
+``-- rebuilds: asset, account``: DuckDB can neither add a CHECK to a table nor drop a table that a
+foreign key references, so those tables and every table referencing them are rebuilt around the
+migration's SQL (:mod:`msm.store.rebuild`), in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import polars as pl
 
 from msm.errors import MigrationError, SchemaError
 from msm.store.connection import Store, fetch
+from msm.store.rebuild import rebuilding
 
 __all__ = [
     "MSM_MIGRATIONS",
@@ -34,6 +40,7 @@ __all__ = [
 ]
 
 _FILE = re.compile(r"^(?P<ns>[a-z_]+?)_(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+_REBUILDS = re.compile(r"^-- rebuilds: (?P<tables>[a-z_, ]+)$", re.MULTILINE)
 
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -48,14 +55,32 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 @dataclass(frozen=True)
 class Migration:
+    """One numbered SQL file of a namespace."""
+
     namespace: str
     version: int
     name: str
     sql: str
 
+    @property
+    def rebuilds(self) -> tuple[str, ...]:
+        """The existing tables this migration recreates (its ``-- rebuilds: a, b`` header line)."""
+        match = _REBUILDS.search(self.sql)
+        return tuple(t.strip() for t in match["tables"].split(",") if t.strip()) if match else ()
+
+    def apply(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Run the migration's SQL on ``con`` (inside the caller's transaction), rebuilding what it declares."""
+        if not self.rebuilds:
+            con.execute(self.sql)
+            return
+        with rebuilding(con, self.rebuilds):
+            con.execute(self.sql)
+
 
 @dataclass(frozen=True)
 class AppliedMigration:
+    """A migration recorded in ``schema_migrations``."""
+
     namespace: str
     version: int
     name: str
@@ -105,7 +130,8 @@ def schema_versions(store: Store) -> dict[str, int]:
 
 def _versions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     ((exists,),) = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' AND table_schema = 'main'"
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_name = 'schema_migrations' AND table_schema = 'main'"
     ).fetchall()
     if not exists:
         return {}
@@ -139,7 +165,7 @@ def migrate(
                     continue
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    con.execute(mig.sql)
+                    mig.apply(con)
                     con.execute(
                         "INSERT INTO schema_migrations (namespace, version, name) VALUES (?, ?, ?)",
                         [mig.namespace, mig.version, mig.name],
@@ -161,7 +187,8 @@ def check_schema(store: Store, sets: tuple[MigrationSet, ...] | list[MigrationSe
     sets = tuple(sets)
     if not store.exists:
         raise SchemaError(
-            f"no database at {store.path}; create it with `msm init` (in Python: msm.migrate(store, msm_portfolios.MIGRATIONS))"
+            f"no database at {store.path}; create it with `msm init` "
+            "(in Python: msm.migrate(store, msm_portfolios.MIGRATIONS))"
         )
     current = schema_versions(store)
     _refuse_newer(current, sets, store.path)
@@ -184,5 +211,6 @@ def applied_migrations(store: Store) -> pl.DataFrame:
             return pl.DataFrame(schema={"namespace": pl.String, "version": pl.Int32, "name": pl.String})
         return fetch(
             con,
-            "SELECT namespace, version, name, applied_at FROM schema_migrations ORDER BY applied_at, namespace, version",
+            "SELECT namespace, version, name, applied_at FROM schema_migrations "
+            "ORDER BY applied_at, namespace, version",
         )

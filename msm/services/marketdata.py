@@ -1,0 +1,235 @@
+"""Market data for valuation: asset prices (``asset_price``) and FX rates (``fx_rate``).
+
+:func:`import_prices` takes rows with ``asset``, ``time``, ``price``, ``currency`` (a price is in
+``currency`` per unit of the asset); :func:`import_fx_rates` rows with ``base``, ``quote``,
+``time``, ``rate`` (1 ``base`` = ``rate`` ``quote``). Both take CSV, JSON, Parquet or Excel files,
+frames or records (an optional ``source`` column records provenance), validate every row first and
+report every bad one (row, field, value, rule), then write all rows in one transaction or none.
+A row whose key (asset and time; base, quote and time) is stored already is refused unless
+``upsert``, which replaces its values. Currencies are ISO codes as given: ``usd`` or ``US`` is
+refused, never upper-cased. A cash asset is worth 1 of its currency and takes no price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from msm.services.bulk import ImportResult
+from msm.services.rowfiles import (
+    CURRENCY_PATTERN,
+    CURRENCY_RULE,
+    FileRules,
+    Rule,
+    input_frame,
+    lookup_keys,
+    number_column,
+    text_column,
+    time_column,
+)
+from msm.store.connection import Store, fetch, quote_ident
+from msm.validation import ROW
+
+__all__ = ["FX_COLUMNS", "PRICE_COLUMNS", "import_fx_rates", "import_prices"]
+
+#: The columns of a price file (``source`` is optional).
+PRICE_COLUMNS = ("asset", "time", "price", "currency")
+#: The columns of an FX file (``source`` is optional): 1 ``base`` = ``rate`` ``quote``.
+FX_COLUMNS = ("base", "quote", "time", "rate")
+
+Source = pl.DataFrame | str | Path | Sequence[Mapping[str, Any]]
+
+
+def _currency(frame: pl.DataFrame, column: str, rules: FileRules) -> pl.DataFrame:
+    frame = text_column(frame, column, rules, required=True)
+    rules.add(
+        Rule(
+            column,
+            f"{column}_code",
+            CURRENCY_RULE,
+            pl.col(column).is_not_null() & ~pl.col(column).str.contains(CURRENCY_PATTERN),
+        )
+    )
+    return frame
+
+
+def _positive(rules: FileRules, column: str) -> None:
+    rules.add(Rule(column, f"{column}_positive", "must be > 0", pl.col(column) <= 0, pl.col(f"__given_{column}")))
+
+
+def _shown_time() -> pl.Expr:
+    return pl.col("time").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
+
+
+# -- prices --------------------------------------------------------------------------------------------
+def import_prices(
+    store: Store, rows: Source, *, upsert: bool = False, source: str | None = None, sheet: str | None = None
+) -> ImportResult:
+    """Validate price rows and write them in one transaction (``upsert`` replaces stored prices at the same time)."""
+    rules = FileRules("prices")
+    frame = input_frame(rows, entity="prices", required=PRICE_COLUMNS, optional=("source",), sheet=sheet)
+    frame = text_column(frame, "asset", rules, required=True)
+    frame = time_column(frame, "time", rules).with_columns(pl.col("time").alias("time_index"))
+    frame = number_column(frame, "price", rules)
+    _positive(rules, "price")
+    frame = _currency(frame, "currency", rules)
+    frame = text_column(frame, "source", rules).with_columns(pl.col("source").fill_null(pl.lit(source, pl.String)))
+    with store.connect() as con:
+        assets = lookup_keys(con, "asset", frame["asset"], extra=("unique_identifier", "asset_type", "currency"))
+        assets = assets.rename({"key": "asset", "uid": "asset_uid", "currency": "__cash_currency"})
+        frame = frame.join(assets, on="asset", how="left", maintain_order="left")
+        first = pl.col(ROW).min().over(pl.coalesce("asset_uid", "asset"), "time")
+        rules.add(
+            Rule(
+                "asset",
+                "asset_exists",
+                "no asset has this unique_identifier or uid; add it first (msm assets add ID)",
+                pl.col("asset").is_not_null() & pl.col("asset_uid").is_null(),
+            ),
+            Rule(
+                "asset",
+                "cash_takes_no_price",
+                pl.lit("is a cash asset, worth 1 ")
+                + pl.col("__cash_currency")
+                + pl.lit(" by definition; it takes no price"),
+                pl.col("asset_type").str.strip_chars().str.to_lowercase() == "cash",
+            ),
+            Rule(
+                "time",
+                "price_once_per_time",
+                pl.lit("duplicate price of '")
+                + pl.col("asset")
+                + pl.lit("' at this time; first given at row ")
+                + first.cast(pl.String),
+                pl.col("asset").is_not_null() & pl.col("time").is_not_null() & (pl.col(ROW) > first),
+                _shown_time(),
+            ),
+        )
+        frame = _existing(con, frame, "asset_price", ("asset_uid", "time_index"), ("price", "currency", "source"))
+        _refuse_existing(rules, upsert, "a price of this asset at this time")
+        rules.enforce(frame, summary="prices import")
+    return _write(store, frame, "prices", "asset_price", ("asset_uid", "time_index"), ("price", "currency", "source"))
+
+
+# -- FX rates -----------------------------------------------------------------------------------------
+def import_fx_rates(
+    store: Store, rows: Source, *, upsert: bool = False, source: str | None = None, sheet: str | None = None
+) -> ImportResult:
+    """Validate FX rows (1 ``base`` = ``rate`` ``quote``) and write them in one transaction."""
+    rules = FileRules("fx rates")
+    frame = input_frame(rows, entity="fx rates", required=FX_COLUMNS, optional=("source",), sheet=sheet)
+    frame = _currency(frame, "base", rules)
+    frame = _currency(frame, "quote", rules)
+    frame = time_column(frame, "time", rules).with_columns(pl.col("time").alias("time_index"))
+    frame = number_column(frame, "rate", rules)
+    _positive(rules, "rate")
+    frame = text_column(frame, "source", rules).with_columns(pl.col("source").fill_null(pl.lit(source, pl.String)))
+    first = pl.col(ROW).min().over("base", "quote", "time")
+    rules.add(
+        Rule(
+            "quote",
+            "two_currencies",
+            "must differ from base (a currency's rate to itself is 1 by definition)",
+            pl.col("base") == pl.col("quote"),
+        ),
+        Rule(
+            "time",
+            "rate_once_per_time",
+            pl.lit("duplicate rate ")
+            + pl.col("base")
+            + pl.lit("/")
+            + pl.col("quote")
+            + pl.lit(" at this time; first given at row ")
+            + first.cast(pl.String),
+            pl.col("base").is_not_null()
+            & pl.col("quote").is_not_null()
+            & pl.col("time").is_not_null()
+            & (pl.col(ROW) > first),
+            _shown_time(),
+        ),
+    )
+    frame = frame.with_columns(pl.col("base").alias("base_currency"), pl.col("quote").alias("quote_currency"))
+    key = ("time_index", "base_currency", "quote_currency")
+    with store.connect() as con:
+        frame = _existing(con, frame, "fx_rate", key, ("rate", "source"))
+        _refuse_existing(rules, upsert, "a rate of this pair at this time")
+        rules.enforce(frame, summary="fx rates import")
+    return _write(store, frame, "fx rates", "fx_rate", key, ("rate", "source"))
+
+
+# -- shared: stored rows, the plan, the write -----------------------------------------------------------------
+def _existing(
+    con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, table: str, key: Sequence[str], values: Sequence[str]
+) -> pl.DataFrame:
+    """``frame`` with ``__exists`` and ``__stored_<value>`` columns from the stored rows of the same key."""
+    keys = frame.select(*key).drop_nulls().unique()
+    con.register("__market_keys", keys.to_arrow())
+    try:
+        joins = " AND ".join(f"t.{quote_ident(c)} = k.{quote_ident(c)}{_cast(c)}" for c in key)
+        selected = [f"k.{quote_ident(c)}" for c in key] + [f"t.{quote_ident(c)} AS __stored_{c}" for c in values]
+        stored = fetch(
+            con,
+            f"SELECT {', '.join(selected)}, true AS __exists "
+            f"FROM {quote_ident(table)} AS t JOIN __market_keys AS k ON {joins}",
+        )
+    finally:
+        con.unregister("__market_keys")
+    if stored.height == 0:
+        return frame.with_columns(
+            pl.lit(False).alias("__exists"), *[pl.lit(None).alias(f"__stored_{c}") for c in values]
+        )
+    stored = stored.with_columns(pl.col("time_index").dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+    frame = frame.join(stored, on=list(key), how="left", maintain_order="left", nulls_equal=False)
+    return frame.with_columns(pl.col("__exists").fill_null(False))
+
+
+def _cast(column: str) -> str:
+    return "::UUID" if column.endswith("_uid") else ""
+
+
+def _refuse_existing(rules: FileRules, upsert: bool, what: str) -> None:
+    if not upsert:
+        rules.add(
+            Rule(
+                "time",
+                "not_stored_yet",
+                f"{what} is stored already; pass --upsert (upsert=True) to replace it",
+                pl.col("__exists"),
+                _shown_time(),
+            )
+        )
+
+
+def _write(
+    store: Store, frame: pl.DataFrame, entity: str, table: str, key: Sequence[str], values: Sequence[str]
+) -> ImportResult:
+    changed = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"__stored_{c}")) for c in values)
+    action = (
+        pl.when(~pl.col("__exists"))
+        .then(pl.lit("add"))
+        .when(changed)
+        .then(pl.lit("update"))
+        .otherwise(pl.lit("unchanged"))
+    )
+    frame = frame.with_columns(action.alias("__action"))
+    columns = [*key, *values]
+    names = ", ".join(quote_ident(c) for c in columns)
+    with store.transaction() as con:
+        inserts = frame.filter(pl.col("__action") == "add").select(columns)
+        if inserts.height:
+            con.register("__market_new", inserts.to_arrow())
+            typed = ", ".join(f"{quote_ident(c)}{_cast(c)}" for c in columns)
+            con.execute(f"INSERT INTO {quote_ident(table)} ({names}) SELECT {typed} FROM __market_new")
+        updates = frame.filter(pl.col("__action") == "update").select(columns)
+        if updates.height:
+            con.register("__market_updates", updates.to_arrow())
+            sets = ", ".join(f"{quote_ident(c)} = u.{quote_ident(c)}" for c in values)
+            where = " AND ".join(f"t.{quote_ident(c)} = u.{quote_ident(c)}{_cast(c)}" for c in key)
+            con.execute(f"UPDATE {quote_ident(table)} AS t SET {sets} FROM __market_updates AS u WHERE {where}")
+    rows = frame.select(pl.col(ROW).alias("row"), pl.col("__action").alias("action"))
+    counts = dict(rows["action"].value_counts().iter_rows())
+    return ImportResult(entity, counts.get("add", 0), counts.get("update", 0), counts.get("unchanged", 0), rows)
