@@ -26,7 +26,7 @@ from msm_cli.commands import CommandTree
 __all__ = ["AREAS", "MODULES", "build_parser", "main"]
 
 #: Area modules (in ``msm_cli``), in the order their commands appear in ``msm --help``.
-MODULES = ("database", "demo", "registry", "portfolios", "targets", "candidates", "lookthrough")
+MODULES = ("database", "demo", "registry", "portfolios", "targets", "candidates", "lookthrough", "rebalance")
 #: Each top-level command, and the area modules that declare it or its subcommands.
 AREAS = {
     "init": ("database",),
@@ -40,6 +40,7 @@ AREAS = {
     "targets": ("targets", "lookthrough"),
     "candidates": ("candidates",),
     "export": ("lookthrough",),
+    "rebalance": ("rebalance",),
 }
 
 

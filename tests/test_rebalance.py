@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from msm import ValidationError
-from msm.rebalance import ACCOUNT_COLUMNS, ORDER_COLUMNS, ORDER_REASONS, ORDER_SIDES, propose_rebalance
+from msm.rebalancing import ACCOUNT_COLUMNS, ORDER_COLUMNS, ORDER_REASONS, ORDER_SIDES, propose_rebalance
 
 # -- building drift frames the way the drift service computes them -------------------------------------------
 
@@ -144,7 +144,7 @@ def test_the_relative_band_edge_is_the_narrower_of_both_bands() -> None:
     # AAA: target 0.3, current 0.5. abs band 0.1 -> edge 0.4; rel band 0.5 -> 0.15 wide -> edge 0.45.
     proposal = propose_rebalance(drift_frame(ALPHA), mode="bands", to="edge", band_abs=0.1, band_rel=0.5)
     assert order(proposal, "AAA")["projected_weight"] == pytest.approx(0.4)
-    rel_only = propose_rebalance(drift_frame(ALPHA), mode="bands", to="edge", band_rel=0.5)
+    rel_only = propose_rebalance(drift_frame(ALPHA), mode="bands", to="edge", band_abs=None, band_rel=0.5)
     assert order(rel_only, "AAA")["projected_weight"] == pytest.approx(0.45)
     # BBB: target 0.4, current 0.2, drift_rel -0.5: not above the rel band 0.5 -> within band.
     assert order(rel_only, "BBB")["reason"] == "within_band"
@@ -272,6 +272,7 @@ BAD_OPTIONS = [
     ({"band_abs": math.nan}, r"`band_abs` = nan: a band must be"),
     ({"cash_reserve": -0.01}, r"`cash_reserve` = -0.01: must be a fraction of NAV' from 0 to 1 \(--cash-reserve\)"),
     ({"cash_reserve": 1.5}, r"`cash_reserve` = 1.5: must be a fraction"),
+    ({"mode": "bands", "band_abs": None}, r"`band_abs` = None: mode bands needs a band"),
     ({"min_trade": -1.0}, r"`min_trade` = -1.0: must be a finite base-currency value >= 0 \(--min-trade\)"),
     ({"cash_flow": math.inf}, r"`cash_flow` = inf: must be a finite amount"),
     ({"mode": "buy-only", "cash_flow": -10.0}, r"`cash_flow` = -10.0: a withdrawal \(< 0\) needs sells"),
@@ -308,7 +309,7 @@ def test_positions_without_a_price_or_fx_rate_are_named_at_once() -> None:
         price=pl.when(pl.col("asset") == "AAA").then(None).otherwise(pl.col("price")),
         fx_rate=pl.when(pl.col("asset") == "BBB").then(None).otherwise(pl.col("fx_rate")),
     )
-    with pytest.raises(ValidationError, match=r"2 position\(s\) cannot be valued") as info:
+    with pytest.raises(ValidationError, match=r"2 positions cannot be valued") as info:
         propose_rebalance(frame)
     text = str(info.value)
     assert "account 'alpha': `price` = 'AAA': has no price" in text
@@ -356,16 +357,23 @@ options_st = st.fixed_dictionaries(
         "cash_reserve": st.sampled_from([0.0, 0.0, 0.05, 0.3]),
         "min_trade": st.sampled_from([0.0, 0.0, 50.0]),
         "whole_units": st.booleans(),
-        "band_abs": st.sampled_from([None, 0.01, 0.1]),
+        "band_abs": st.sampled_from([None, 0.05, 0.01, 0.1]),
         "band_rel": st.sampled_from([None, 0.2]),
     }
 )
 
 
-def _propose(frame: pl.DataFrame, options: dict[str, Any]) -> Any:
+def _valid(options: dict[str, Any]) -> dict[str, Any]:
+    """The options, made valid: bands mode has a band, buy-only no withdrawal."""
     options = dict(options)
+    if options["mode"] == "bands" and options["band_abs"] is None and options["band_rel"] is None:
+        options["band_abs"] = 0.05
     if options["mode"] == "buy-only":
         options["cash_flow"] = max(options["cash_flow"], 0.0)
+    return options
+
+
+def _propose(frame: pl.DataFrame, options: dict[str, Any]) -> Any:
     try:
         return propose_rebalance(frame, **options)
     except ValidationError as exc:  # only a withdrawal the account cannot raise may be refused
@@ -373,60 +381,53 @@ def _propose(frame: pl.DataFrame, options: dict[str, Any]) -> Any:
         return None
 
 
-def _joined(frame: pl.DataFrame, proposal: Any) -> pl.DataFrame:
-    return proposal.orders.join(
-        frame.select("account", "asset", "quantity", "drift_abs", "drift_rel", "fx_rate").rename({"quantity": "held"}),
-        on=["account", "asset"],
-    )
-
-
-def _flows(frame: pl.DataFrame, proposal: Any, options: dict[str, Any]) -> pl.DataFrame:
-    per = proposal.orders.group_by("account").agg(
-        pl.col("value").filter(pl.col("side") == "buy").sum().alias("buys"),
-        pl.col("value").filter(pl.col("side") == "sell").sum().alias("sells"),
-    )
-    return proposal.accounts.join(per, on="account", how="left").fill_null(0.0)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(books(), options_st)
-def test_every_proposal_keeps_the_invariants(frame: pl.DataFrame, options: dict[str, Any]) -> None:
-    proposal = _propose(frame, options)
-    if proposal is None:
-        return
-    flow = options["cash_flow"] if options["mode"] != "buy-only" else max(options["cash_flow"], 0.0)
-    orders = _joined(frame, proposal)
+def check_invariants(positions: pl.DataFrame, accounts: pl.DataFrame, orders: pl.DataFrame, options: dict) -> None:
+    """Every invariant of a proposal (``positions``: the drift positions it was computed from)."""
+    flow = options.get("cash_flow", 0.0)
+    held = positions.select("account", "asset", "quantity", "drift_abs", "drift_rel").rename({"quantity": "held"})
+    orders = orders.join(held, on=["account", "asset"])
     assert set(orders["side"]) <= set(ORDER_SIDES) and set(orders["reason"]) <= set(ORDER_REASONS)
     assert (orders["value"] >= 0).all() and (orders["quantity"] >= 0).all()
-    # never sells more than held
     sells = orders.filter(pl.col("side") == "sell")
-    assert (sells["quantity"] <= sells["held"]).all()
-    if options["mode"] == "buy-only":
+    assert (sells["quantity"] <= sells["held"]).all()  # never sells more than held
+    if options.get("mode") == "buy-only":
         assert sells.height == 0
-    if options["min_trade"] > 0:
+    if options.get("min_trade", 0) > 0:
         assert (orders.filter(pl.col("side") != "none")["value"] >= options["min_trade"]).all()
-    if options["whole_units"]:
+    if options.get("whole_units"):
         assert (orders["quantity"] == orders["quantity"].floor()).all()
-    if options["mode"] == "bands":
-        band_abs, band_rel = options["band_abs"], options["band_rel"]
-        if band_abs is None and band_rel is None:
-            band_abs = 0.05
+    if options.get("mode") == "bands":  # only breaches trade
+        band_abs, band_rel = options.get("band_abs", 0.05), options.get("band_rel")
         breach = pl.lit(False)
         if band_abs is not None:
             breach = breach | (pl.col("drift_abs").abs() > band_abs)
         if band_rel is not None:
             breach = breach | (pl.col("drift_rel").abs() > band_rel).fill_null(False)
         assert orders.filter(pl.col("side") != "none").select(breach.all()).item()
-    for row in _flows(frame, proposal, options).iter_rows(named=True):
+    per = orders.group_by("account").agg(
+        pl.col("value").filter(pl.col("side") == "buy").sum().alias("buys"),
+        pl.col("value").filter(pl.col("side") == "sell").sum().alias("sells"),
+    )
+    flows = accounts.filter(pl.col("nav").is_not_null()).join(per, on="account", how="left").fill_null(0.0)
+    for row in flows.iter_rows(named=True):
         scale = max(row["nav"], 1.0)
         # cash before - buys + sells + flow = cash after
         assert row["cash_before"] - row["buys"] + row["sells"] + flow == pytest.approx(
             row["cash_after"], abs=TOL * scale
         )
         # buys never exceed the cash available
-        available = row["cash_before"] + row["sells"] + flow - options["cash_reserve"] * (row["nav"] + flow)
+        available = row["cash_before"] + row["sells"] + flow - options.get("cash_reserve", 0.0) * (row["nav"] + flow)
         assert row["buys"] <= max(available, 0.0) + TOL * scale
         assert row["cash_after"] >= -TOL * scale
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(books(), options_st)
+def test_every_proposal_keeps_the_invariants(frame: pl.DataFrame, options: dict[str, Any]) -> None:
+    options = _valid(options)
+    proposal = _propose(frame, options)
+    if proposal is not None:
+        check_invariants(frame, proposal.accounts, proposal.orders, options)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -445,6 +446,7 @@ def test_full_mode_without_trade_rules_reaches_the_targets_exactly(frame: pl.Dat
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books(), options_st, st.randoms(use_true_random=False))
 def test_the_same_positions_give_byte_identical_output(frame: pl.DataFrame, options: dict[str, Any], rnd: Any) -> None:
+    options = _valid(options)
     first = _propose(frame, options)
     if first is None:
         return

@@ -70,6 +70,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from msm.drift import DEFAULT_BAND_ABS
 from msm.errors import NO_VALUE, RowError, ValidationError
 
 __all__ = [
@@ -98,9 +99,6 @@ ORDER_REASONS = (
     "cash_limited",
     "buy_only",
 )
-#: The band used when neither ``band_abs`` nor ``band_rel`` is given (as for drift).
-DEFAULT_BAND_ABS = 0.05
-
 #: The drift position columns a proposal reads (other columns are ignored).
 POSITION_COLUMNS = (
     "account",
@@ -172,13 +170,14 @@ _SCALE_NOISE = 1e-9
 class RebalanceOptions:
     """The options of a proposal; :meth:`checked` refuses bad ones, naming each option.
 
-    ``cash_flow`` is an amount in each account's base currency (deposit > 0, withdrawal < 0);
-    ``cash_reserve`` a fraction of NAV' kept as cash; ``min_trade`` a base-currency value.
+    ``band_abs`` / ``band_rel``: the bands of drift (``None``: not checked; by default only the
+    absolute band of 0.05). ``cash_flow`` is an amount in each account's base currency (deposit > 0,
+    withdrawal < 0); ``cash_reserve`` a fraction of NAV' kept as cash; ``min_trade`` a base-currency value.
     """
 
     mode: Mode = "full"
     to: To = "target"
-    band_abs: float | None = None
+    band_abs: float | None = DEFAULT_BAND_ABS
     band_rel: float | None = None
     cash_flow: float = 0.0
     cash_reserve: float = 0.0
@@ -189,13 +188,12 @@ class RebalanceOptions:
         """These options, or a :class:`ValidationError` listing every bad one (nothing is computed)."""
         errors = [RowError(_OPTION, None, field, value, rule) for field, value, rule in self._problems()]
         if errors:
-            raise ValidationError(errors, summary=f"{len(errors)} bad rebalance option(s); nothing was computed")
+            summary = f"{_count(len(errors), 'bad rebalance option')}; nothing was computed"
+            raise ValidationError(errors, summary=summary)
         return self
 
     def bands(self) -> tuple[float | None, float | None]:
-        """``(band_abs, band_rel)`` as applied: ``band_abs`` is 0.05 when neither is given."""
-        if self.band_abs is None and self.band_rel is None:
-            return DEFAULT_BAND_ABS, None
+        """``(band_abs, band_rel)``: the bands a position is checked against (``None``: not checked)."""
         return self.band_abs, self.band_rel
 
     def _problems(self) -> list[tuple[str, Any, str]]:
@@ -210,6 +208,8 @@ class RebalanceOptions:
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and math.isfinite(value) and value > 0):
                 problems.append((name, value, f"a band must be a finite number > 0 ({_FLAGS[name]})"))
+        if self.mode == "bands" and self.band_abs is None and self.band_rel is None:
+            problems.append(("band_abs", None, "mode bands needs a band: give --band-abs or --band-rel"))
         if not (_is_number(self.cash_flow) and math.isfinite(self.cash_flow)):
             problems.append(("cash_flow", self.cash_flow, "must be a finite amount in base currency (--cash-flow)"))
         elif self.mode == "buy-only" and self.cash_flow < 0:
@@ -225,6 +225,10 @@ class RebalanceOptions:
         if not isinstance(self.whole_units, bool):
             problems.append(("whole_units", self.whole_units, "must be true or false (--whole-units)"))
         return problems
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _is_number(value: Any) -> bool:
@@ -255,7 +259,7 @@ def propose_rebalance(
     *,
     mode: Mode = "full",
     to: To = "target",
-    band_abs: float | None = None,
+    band_abs: float | None = DEFAULT_BAND_ABS,
     band_rel: float | None = None,
     cash_flow: float = 0.0,
     cash_reserve: float = 0.0,
@@ -324,7 +328,7 @@ def _check_prices(frame: pl.DataFrame) -> None:
         )
         for account, asset, price, currency in bad.select("account", "asset", "price", "price_currency").iter_rows()
     ]
-    raise ValidationError(errors, summary=f"{len(errors)} position(s) cannot be valued; nothing was computed")
+    raise ValidationError(errors, summary=f"{_count(len(errors), 'position')} cannot be valued; nothing was computed")
 
 
 def _goals(frame: pl.DataFrame, options: RebalanceOptions) -> pl.DataFrame:
@@ -437,7 +441,7 @@ def _check_withdrawal(frame: pl.DataFrame, options: RebalanceOptions) -> None:
         )
         for account, currency, cash, sells, _ in short.iter_rows()
     ]
-    raise ValidationError(errors, summary=f"the withdrawal is larger than {len(errors)} account(s) can raise")
+    raise ValidationError(errors, summary=f"the withdrawal is larger than {_count(len(errors), 'account')} can raise")
 
 
 def _has_rules(options: RebalanceOptions) -> bool:
