@@ -59,6 +59,7 @@ __all__ = [
     "ACCOUNT_COLUMNS",
     "DEFAULT_BAND_ABS",
     "POSITION_COLUMNS",
+    "ROW_COLUMNS",
     "STATUSES",
     "Drift",
     "MissingCashAssetError",
@@ -87,6 +88,8 @@ POSITION_COLUMNS = (
     "drift_rel",
     "breach",
 )
+#: The flat form (``drift --format csv|parquet``, the export): one row per (account, asset), ``account`` first.
+ROW_COLUMNS = ("account", "base_currency", *POSITION_COLUMNS[1:])
 #: One row per account asked.
 ACCOUNT_COLUMNS = (
     "account",
@@ -160,6 +163,13 @@ class Drift:
     positions: pl.DataFrame  # POSITION_COLUMNS plus account_uid, sorted by account then asset
     band_abs: float | None = DEFAULT_BAND_ABS
     band_rel: float | None = None
+    #: Compositions the look-through used whose weights do not sum to 1 (see :class:`msm.expansion.Expansion`).
+    diagnostics: pl.DataFrame | None = None
+
+    def rows(self) -> pl.DataFrame:
+        """The flat form: :data:`ROW_COLUMNS`, one row per (account, asset)."""
+        currencies = self.accounts.select("account_uid", "base_currency")
+        return self.positions.join(currencies, on="account_uid", how="left", maintain_order="left").select(ROW_COLUMNS)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``msm drift --format json`` document."""

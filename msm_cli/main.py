@@ -26,7 +26,18 @@ from msm_cli.commands import CommandTree
 __all__ = ["AREAS", "MODULES", "build_parser", "main"]
 
 #: Area modules (in ``msm_cli``), in the order their commands appear in ``msm --help``.
-MODULES = ("database", "demo", "registry", "portfolios", "targets", "candidates", "lookthrough", "rebalance")
+MODULES = (
+    "database",
+    "demo",
+    "registry",
+    "portfolios",
+    "targets",
+    "candidates",
+    "lookthrough",
+    "holdings",
+    "drift",
+    "rebalance",
+)
 #: Each top-level command, and the area modules that declare it or its subcommands.
 AREAS = {
     "init": ("database",),
@@ -40,6 +51,10 @@ AREAS = {
     "targets": ("targets", "lookthrough"),
     "candidates": ("candidates",),
     "export": ("lookthrough",),
+    "holdings": ("holdings",),
+    "prices": ("holdings",),
+    "fx": ("holdings",),
+    "drift": ("drift",),
     "rebalance": ("rebalance",),
 }
 

@@ -97,7 +97,10 @@ BAD_HOLDINGS = [
     ([{"account": "ghost", "asset": "BTC", "quantity": 1}], r"row 1: `account` = 'ghost': no account has this"),
     ([{"account": "alpha", "asset": "NOPE", "quantity": 1}], r"row 1: `asset` = 'NOPE': no asset has this"),
     ([{"account": "alpha", "asset": "CRYPTO-EW", "quantity": 1}], r"row 1: `asset` = 'CRYPTO-EW': no asset has this"),
-    ([{"account": "alpha", "asset": "BTC", "quantity": -1}], r"row 1: `quantity` = '-1': must be >= 0 \(holdings are long-only\)"),
+    (
+        [{"account": "alpha", "asset": "BTC", "quantity": -1}],
+        r"row 1: `quantity` = '-1': must be >= 0 \(holdings are long-only\)",
+    ),
     ([{"account": "alpha", "asset": "BTC", "quantity": "NaN"}], r"row 1: `quantity` = 'NaN': must be finite"),
     ([{"account": "alpha", "asset": "BTC", "quantity": "inf"}], r"row 1: `quantity` = 'inf': must be finite"),
     ([{"account": "alpha", "asset": "BTC", "quantity": "lots"}], r"row 1: `quantity` = 'lots': must be a number"),

@@ -35,6 +35,17 @@ GHOST = str(uuid.UUID(int=424242))
 
 TARGET_INSERT = STORE_INSERT  # the raw insert of tests/test_store.py
 WEIGHT_INSERT = "INSERT INTO portfolio_weights VALUES ($t::TIMESTAMPTZ, $p::UUID, $a::UUID, $w::DOUBLE)"
+HOLDING_INSERT = (
+    "INSERT INTO account_holdings (time_index, holdings_set_uid, asset_uid, quantity, metadata_json) "
+    "VALUES ($t::TIMESTAMPTZ, $s::UUID, $a::UUID, $q::DOUBLE, $m::JSON)"
+)
+PRICE_INSERT = (
+    "INSERT INTO asset_price (time_index, asset_uid, price, currency) VALUES ($t::TIMESTAMPTZ, $a::UUID, $p::DOUBLE, "
+    "$c)"
+)
+FX_INSERT = (
+    "INSERT INTO fx_rate (time_index, base_currency, quote_currency, rate) VALUES ($t::TIMESTAMPTZ, $b, $q, $r::DOUBLE)"
+)
 
 
 @dataclass
@@ -46,6 +57,7 @@ class World:
     folder: Path
     uid: dict[str, str]
     set_uid: str
+    holdings_uid: str = ""  # a holdings set of alpha at T0 (no rows)
 
     def target(self, kind: str = "asset", **changes: Any) -> tuple[str, dict[str, Any]]:
         uid = self.uid["BTC"] if kind == "asset" else self.uid["CRYPTO-EW"]
@@ -65,6 +77,15 @@ class World:
 
     def weight(self, **changes: Any) -> tuple[str, dict[str, Any]]:
         return WEIGHT_INSERT, {"t": T0, "p": self.uid["CRYPTO-EW"], "a": self.uid["BTC"], "w": 0.5} | changes
+
+    def holding(self, **changes: Any) -> tuple[str, dict[str, Any]]:
+        return HOLDING_INSERT, {"t": T0, "s": self.holdings_uid, "a": self.uid["BTC"], "q": 1.0, "m": None} | changes
+
+    def price(self, **changes: Any) -> tuple[str, dict[str, Any]]:
+        return PRICE_INSERT, {"t": T0, "a": self.uid["BTC"], "p": 60000.0, "c": "USD"} | changes
+
+    def rate(self, **changes: Any) -> tuple[str, dict[str, Any]]:
+        return FX_INSERT, {"t": T0, "b": "EUR", "q": "USD", "r": 1.1} | changes
 
     def file(self, name: str, rows: list[dict[str, Any]]) -> str:
         return str(write_rows(self.folder / name, _resolve(self, rows)))
@@ -119,6 +140,41 @@ def _bulk(
         **kw,
     )
 
+
+def _holdings(
+    rows: list[dict[str, Any]], message: str, raw: Raw | None = None, at: str = T1, **kw: Any
+) -> dict[str, Any]:
+    return dict(
+        message=message,
+        service=lambda w: msm.import_holdings(w.store, rows, at=at),
+        cli=lambda w: ["holdings", "import", w.file("holdings.json", rows), "--at", at],
+        raw=raw,
+        **kw,
+    )
+
+
+def _prices(rows: list[dict[str, Any]], message: str, raw: Raw | None = None, **kw: Any) -> dict[str, Any]:
+    return dict(
+        message=message,
+        service=lambda w: msm.import_prices(w.store, rows),
+        cli=lambda w: ["prices", "import", w.file("prices.csv", rows)],
+        raw=raw,
+        **kw,
+    )
+
+
+def _rates(rows: list[dict[str, Any]], message: str, raw: Raw | None = None, **kw: Any) -> dict[str, Any]:
+    return dict(
+        message=message,
+        service=lambda w: msm.import_fx_rates(w.store, rows),
+        cli=lambda w: ["fx", "import", w.file("fx.json", rows)],
+        raw=raw,
+        **kw,
+    )
+
+
+PRICE = {"asset": "BTC", "time": T1, "price": 60000, "currency": "USD"}
+RATE = {"base": "EUR", "quote": "USD", "time": T1, "rate": 1.1}
 
 CASES = [
     # -- target rows ------------------------------------------------------------------------------
@@ -494,6 +550,237 @@ CASES = [
         ],
         raw_message="foreign key",
     ),
+    # -- holdings -----------------------------------------------------------------------------------
+    Case(
+        "holdings: a negative quantity",
+        **_holdings(
+            [{"account": "alpha", "asset": "BTC", "quantity": -1}],
+            r"row 1: `quantity` = '-1': must be >= 0 \(holdings are long-only\)",
+            lambda w: [w.holding(q=-1.0)],
+            raw_message="quantity >= 0",
+        ),
+    ),
+    Case(
+        "holdings: a NaN quantity",
+        **_holdings(
+            [{"account": "alpha", "asset": "BTC", "quantity": "NaN"}],
+            r"row 1: `quantity` = 'NaN': must be finite",
+            lambda w: [w.holding(q=float("nan"))],
+            raw_message="isfinite",
+        ),
+    ),
+    Case(
+        "holdings: no quantity",
+        **_holdings(
+            [{"account": "alpha", "asset": "BTC", "quantity": None}],
+            r"row 1: `quantity`: must not be empty",
+            lambda w: [w.holding(q=None)],
+            raw_message="NOT NULL",
+        ),
+    ),
+    Case(
+        "holdings: an unknown asset",
+        **_holdings(
+            [{"account": "alpha", "asset": "NOPE", "quantity": 1}],
+            r"row 1: `asset` = 'NOPE': no asset has this unique_identifier or uid",
+            lambda w: [w.holding(a=GHOST)],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "holdings: an unknown account",
+        **_holdings(
+            [{"account": "ghost", "asset": "BTC", "quantity": 1}],
+            r"row 1: `account` = 'ghost': no account has this unique_identifier or uid",
+            lambda w: [
+                (
+                    "INSERT INTO account_holdings_set (uid, account_uid, holdings_time) "
+                    "VALUES (gen_random_uuid(), ?::UUID, ?)",
+                    [GHOST, T0],
+                )
+            ],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "holdings: an asset twice in one set",
+        **_holdings(
+            [{"account": "alpha", "asset": "BTC", "quantity": 1}, {"account": "alpha", "asset": "BTC", "quantity": 2}],
+            r"row 2: `asset` = 'BTC': duplicate asset for account 'alpha' in one file; first given at row 1",
+            lambda w: [w.holding(), w.holding(q=2.0)],
+            raw_message="(?i)duplicate key",
+        ),
+    ),
+    Case(
+        "holdings: metadata_json an array",
+        **_holdings(
+            [{"account": "alpha", "asset": "BTC", "quantity": 1, "metadata_json": "[1]"}],
+            r"row 1: `metadata_json`.*must be a JSON object",
+            lambda w: [w.holding(m="[1]")],
+            raw_message="json_type",
+        ),
+    ),
+    Case(
+        "holdings: a set that exists",
+        **_holdings(
+            [{"account": "alpha", "asset": "BTC", "quantity": 1}],
+            r"holdings set exists at 2026-03-01T00:00:00Z for account 'alpha'; pass overwrite \(--overwrite\)",
+            lambda w: [
+                (
+                    "INSERT INTO account_holdings_set (uid, account_uid, holdings_time) "
+                    "VALUES (gen_random_uuid(), ?::UUID, ?)",
+                    [w.uid["alpha"], T0],
+                )
+            ],
+            at="2026-03-01T00:00:00Z",
+            raw_message="(?i)duplicate key",
+        ),
+    ),
+    Case(
+        "holdings: a naive time",
+        **_holdings(
+            [{"account": "alpha", "asset": "BTC", "quantity": 1}],
+            r"`holdings_time` = '2026-03-02T00:00:00': has no UTC offset",
+            at="2026-03-02T00:00:00",
+            raw_gap="TIMESTAMPTZ has no naive values: DuckDB reads a naive literal in the session zone (UTC here)",
+        ),
+    ),
+    Case(
+        "holdings: time_index not the set's time",
+        message="",
+        raw=lambda w: [w.holding(t=datetime(2026, 3, 5, tzinfo=UTC))],
+        raw_message="foreign key",
+    ),
+    # -- prices and FX rates ----------------------------------------------------------------------
+    Case(
+        "price: zero",
+        **_prices(
+            [{**PRICE, "price": 0}],
+            r"row 1: `price` = '0': must be > 0",
+            lambda w: [w.price(p=0.0)],
+            raw_message="price > 0",
+        ),
+    ),
+    Case(
+        "price: infinite",
+        **_prices(
+            [{**PRICE, "price": "inf"}],
+            r"row 1: `price` = 'inf': must be finite",
+            lambda w: [w.price(p=float("inf"))],
+            raw_message="isfinite",
+        ),
+    ),
+    Case(
+        "price: a lower-case currency",
+        **_prices(
+            [{**PRICE, "currency": "usd"}],
+            r"row 1: `currency` = 'usd': must be a three-letter upper-case ISO 4217 currency code",
+            lambda w: [w.price(c="usd")],
+            raw_message="regexp_full_match",
+        ),
+    ),
+    Case(
+        "price: a two-letter currency",
+        **_prices(
+            [{**PRICE, "currency": "US"}],
+            r"row 1: `currency` = 'US': must be a three-letter",
+            lambda w: [w.price(c="US")],
+            raw_message="regexp_full_match",
+        ),
+    ),
+    Case(
+        "price: an unknown asset",
+        **_prices(
+            [{**PRICE, "asset": "NOPE"}],
+            r"row 1: `asset` = 'NOPE': no asset has this",
+            lambda w: [w.price(a=GHOST)],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "price: twice at one time",
+        **_prices(
+            [PRICE, PRICE],
+            r"row 2: `time` = '2026-03-02T00:00:00Z': duplicate price of 'BTC'",
+            lambda w: [w.price(), w.price(p=1.0)],
+            raw_message="(?i)duplicate key",
+        ),
+    ),
+    Case(
+        "price: of a cash asset",
+        **_prices(
+            [{**PRICE, "asset": "USD"}],
+            r"row 1: `asset` = 'USD': is a cash asset, worth 1 USD by definition; it takes no price",
+            raw_gap=(
+                "a rule across two tables (the asset's type): the one import path refuses it; valuation never reads one"
+            ),
+        ),
+    ),
+    Case(
+        "fx: a rate of zero",
+        **_rates(
+            [{**RATE, "rate": 0}],
+            r"row 1: `rate` = '0': must be > 0",
+            lambda w: [w.rate(r=0.0)],
+            raw_message="rate > 0",
+        ),
+    ),
+    Case(
+        "fx: a currency to itself",
+        **_rates(
+            [{**RATE, "quote": "EUR"}],
+            r"row 1: `quote` = 'EUR': must differ from base",
+            lambda w: [w.rate(q="EUR")],
+            raw_message="base_currency != quote_currency",
+        ),
+    ),
+    Case(
+        "fx: a bad currency code",
+        **_rates(
+            [{**RATE, "base": "Euro"}],
+            r"row 1: `base` = 'Euro': must be a three-letter",
+            lambda w: [w.rate(b="Euro")],
+            raw_message="regexp_full_match",
+        ),
+    ),
+    Case(
+        "fx: twice at one time",
+        **_rates(
+            [RATE, RATE],
+            r"row 2: `time`.*duplicate rate EUR/USD at this time; first given at row 1",
+            lambda w: [w.rate(), w.rate(r=1.2)],
+            raw_message="(?i)duplicate key",
+        ),
+    ),
+    Case(
+        "asset: cash without a currency",
+        message="",
+        raw=lambda w: [
+            ("INSERT INTO asset (uid, unique_identifier, asset_type) VALUES (gen_random_uuid(), 'EUR', 'cash')", [])
+        ],
+        raw_message="currency IS NOT NULL",
+    ),
+    Case(
+        "asset: a currency that is not a code",
+        message="",
+        raw=lambda w: [
+            ("INSERT INTO asset (uid, unique_identifier, currency) VALUES (gen_random_uuid(), 'X', 'usd')", [])
+        ],
+        raw_message="regexp_full_match",
+    ),
+    Case(
+        "account: a base currency that is not a code",
+        message="",
+        raw=lambda w: [
+            (
+                "INSERT INTO account (uid, unique_identifier, account_name, is_paper, account_is_active, "
+                "base_currency) "
+                "VALUES (gen_random_uuid(), 'b', 'B', true, true, 'dollar')",
+                [],
+            )
+        ],
+        raw_message="regexp_full_match",
+    ),
     # -- bulk-import rows -------------------------------------------------------------------------
     Case(
         "bulk: a key twice in the file",
@@ -562,7 +849,7 @@ _WAYS = [(c, way) for c in CASES for way in ("raw", "service", "cli") if getattr
 
 
 @pytest.fixture(scope="module")
-def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str]:
+def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str, str]:
     folder = tmp_path_factory.mktemp("invariants")
     store = msm.Store(folder / "template.duckdb")
     msm.migrate(store, msm_portfolios.MIGRATIONS)
@@ -573,19 +860,27 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     uid["alpha"] = msm.add_account(store, "alpha", account_name="Alpha", group=group["uid"])["uid"]
     uid["balanced"] = msm.add_allocation_model(store, "balanced")["uid"]
     uid["alpha-main"] = msm.add_allocation(store, "alpha-main", account="alpha", model="balanced")["uid"]
-    set_uid = str(uuid.uuid4())
+    set_uid, holdings_uid = str(uuid.uuid4()), str(uuid.uuid4())
     store.execute(
         "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (?::UUID, ?::UUID, ?)",
         [set_uid, uid["alpha-main"], T0],
     )
-    return folder / "template.duckdb", uid, set_uid
+    store.execute(
+        "INSERT INTO account_holdings_set (uid, account_uid, holdings_time) VALUES (?::UUID, ?::UUID, ?)",
+        [holdings_uid, uid["alpha"], T0],
+    )
+    store.execute(
+        "INSERT INTO asset (uid, unique_identifier, asset_type, currency) VALUES (gen_random_uuid(), 'USD', 'cash', "
+        "'USD')"
+    )
+    return folder / "template.duckdb", uid, set_uid, holdings_uid
 
 
 @pytest.fixture
-def world(tmp_path: Path, _template: tuple[Path, dict[str, str], str]) -> World:
+def world(tmp_path: Path, _template: tuple[Path, dict[str, str], str, str]) -> World:
     path = tmp_path / "msm.duckdb"
     path.write_bytes(_template[0].read_bytes())
-    return World(msm.Store(path), Cli(path), tmp_path, dict(_template[1]), _template[2])
+    return World(msm.Store(path), Cli(path), tmp_path, dict(_template[1]), _template[2], _template[3])
 
 
 def _resolve(world: World, rows: Any) -> Any:

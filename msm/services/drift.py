@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import duckdb
@@ -72,7 +73,7 @@ def account_drift(
         )
         if accounts is not None:
             _refuse_incomparable(frame, at)
-        targets = _targets(store, sets, weights, asked, now)
+        targets, diagnostics = _targets(store, sets, weights, asked, now)
         needed = pl.concat([held.select("asset_uid"), targets.select("asset_uid")]).unique()
         assets, prices, rates = _market(con, needed, at)
     frame = frame.with_columns(
@@ -83,7 +84,7 @@ def account_drift(
     )
     if accounts is not None:
         _refuse_incomparable(result.accounts, at)
-    return result
+    return replace(result, diagnostics=diagnostics)
 
 
 def _check_bands(band_abs: float | None, band_rel: float | None) -> None:
@@ -151,11 +152,11 @@ def _latest_position_sets(con: duckdb.DuckDBPyConnection, at: datetime) -> pl.Da
 
 def _targets(
     store: Store, sets: pl.DataFrame, weights: pl.DataFrame | WeightsSource, asked: object, now: datetime
-) -> pl.DataFrame:
-    """The netted look-through of every chosen position set, keyed by ``account_uid``."""
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The netted look-through of every chosen position set, keyed by ``account_uid``, and its diagnostics."""
     rows = read_target_rows(store, sets["position_set_uid"].to_list()) if sets.height else pl.DataFrame()
     if rows.height == 0:
-        return pl.DataFrame(
+        empty = pl.DataFrame(
             schema={
                 "account_uid": pl.String,
                 "asset_uid": pl.String,
@@ -164,10 +165,10 @@ def _targets(
                 "single_asset_quantity": pl.Float64,
             }
         )
-    net = expand_targets(rows, weights, weights_as_of=asked, net=True, now=now).rows  # type: ignore[arg-type]
-    return net.join(sets.select("position_set_uid", "account_uid"), on="position_set_uid").drop(
-        "position_set_uid", "time_index", "n_sources", "asset"
-    )
+        return empty, None
+    expansion = expand_targets(rows, weights, weights_as_of=asked, net=True, now=now)  # type: ignore[arg-type]
+    net = expansion.rows.join(sets.select("position_set_uid", "account_uid"), on="position_set_uid")
+    return net.drop("position_set_uid", "time_index", "n_sources", "asset"), expansion.diagnostics
 
 
 def _market(

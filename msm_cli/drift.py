@@ -1,0 +1,196 @@
+"""``msm drift``: how far each account's holdings are from its targets.
+
+One call of :func:`msm.account_drift` for every account asked (or ``--all`` active accounts), with
+the DuckDB weights source of ``msm_portfolios`` for the look-through. ``--format json`` prints the
+drift document; ``csv`` / ``parquet`` one row per (account, asset), ``account`` first; the table
+gives each account's NAV in its base currency, weights in percent and drift in percentage points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from contextlib import redirect_stdout
+from typing import Any
+
+import msm
+import msm_portfolios
+from msm.drift import DEFAULT_BAND_ABS, ROW_COLUMNS
+from msm_cli.commands import CommandTree
+from msm_cli.context import add_format, open_store
+from msm_cli.lookthrough import _usage_error, _warn_diagnostics, _write_file, weights_as_of
+from msm_cli.output import write_csv, write_json, write_lines, write_table
+
+__all__ = ["register"]
+
+
+def _band(text: str) -> float | None:
+    """A band as a fraction >= 0 (``0.05`` = 5 points), or ``none`` to leave it unchecked."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a number >= 0 (0.05 = 5 points) or 'none', got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"takes a number >= 0 (0.05 = 5 points) or 'none', got {text!r}")
+    return value
+
+
+def register(tree: CommandTree) -> None:
+    """Add ``msm drift``."""
+    p = tree.command(
+        "drift",
+        drift,
+        help="how far accounts' holdings are from their targets",
+        description="Value each account's latest holdings at or before --as-of (default now) with the latest prices "
+        "and FX rates at or before it, in the account's base currency, and compare them with its latest target "
+        "snapshot, expanded through its portfolios and netted per asset. The unallocated residual is the target of the "
+        "base-currency cash asset. A position is in breach when |drift_abs| > --band-abs or |drift_rel| > --band-rel. "
+        "Name accounts, or give --all: every active account, where one without holdings or targets is reported as "
+        "such.",
+    )
+    p.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="account unique identifiers or uids")
+    p.add_argument("--all", action="store_true", help="every active account")
+    p.add_argument("--as-of", metavar="TS", help="valuation time, ISO-8601 with a UTC offset (default: now)")
+    p.add_argument(
+        "--weights-as-of",
+        default=None,
+        metavar="now|position-set|TS",
+        help="which compositions portfolio targets use: the latest at or before the valuation time (default), 'now', "
+        "'position-set' (each snapshot's own time) or a time TS",
+    )
+    p.add_argument(
+        "--band-abs",
+        type=_band,
+        default=DEFAULT_BAND_ABS,
+        metavar="X",
+        help="absolute band on drift_abs, a fraction (default 0.05 = 5 points; 'none' to not check it)",
+    )
+    p.add_argument(
+        "--band-rel", type=_band, default=None, metavar="Y", help="relative band on drift_rel, a fraction (0.2 = 20%%)"
+    )
+    add_format(p, ("table", "json", "csv", "parquet"))
+    p.add_argument("--out", metavar="F", help="write the output to this file instead of stdout (required for parquet)")
+    p.set_defaults(usage_error=_usage_error(p))
+
+
+def drift(args: argparse.Namespace) -> int | None:
+    """``msm drift ACCOUNT... | --all``."""
+    if bool(args.accounts) == bool(args.all):
+        return args.usage_error("name one or more accounts, or give --all (not both)")
+    if args.format == "parquet" and not args.out:
+        return args.usage_error("--format parquet writes a file: give --out F")
+    asked = weights_as_of(args.weights_as_of) if args.weights_as_of is not None else None
+    store = open_store(args)
+    result = msm.account_drift(
+        store,
+        None if args.all else args.accounts,
+        weights=msm_portfolios.duckdb_weights_source(store),
+        as_of=args.as_of,
+        weights_as_of=asked,
+        band_abs=args.band_abs,
+        band_rel=args.band_rel,
+    )
+    diagnostics = result.diagnostics
+    if args.format == "parquet":
+        _write_file(args.out, result.rows().write_parquet)
+    else:
+        buffer = io.StringIO()
+        with redirect_stdout(buffer):
+            _render(args.format, result)
+        if not args.out:
+            sys.stdout.write(buffer.getvalue())
+            if diagnostics is not None:
+                _warn_diagnostics(diagnostics)
+            return None
+        _write_file(args.out, lambda path: path.write_text(buffer.getvalue(), encoding="utf-8"))
+    if diagnostics is not None:
+        _warn_diagnostics(diagnostics)
+    n = result.positions.height
+    accounts = result.accounts.height
+    write_lines(
+        f"wrote {n:,} position{'s' if n != 1 else ''} of {accounts:,} account{'s' if accounts != 1 else ''} "
+        f"({args.format}) to {args.out}"
+    )
+    return None
+
+
+def _render(fmt: str, result: msm.Drift) -> None:
+    if fmt == "json":
+        write_json(result.to_dict())
+    elif fmt == "csv":
+        write_csv(result.rows().iter_rows(named=True), ROW_COLUMNS)
+    else:
+        _tables(result)
+
+
+# -- the table ----------------------------------------------------------------------------------------------
+def _money(value: float | None) -> str:
+    return "" if value is None else f"{value:,.2f}"
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def _points(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:+.2f} pp"
+
+
+def _tables(result: msm.Drift) -> None:
+    document = result.to_dict()
+    bands = [f"|drift_abs| > {_points(result.band_abs)[1:]}" if result.band_abs is not None else None]
+    bands.append(f"|drift_rel| > {_percent(result.band_rel)}" if result.band_rel is not None else None)
+    shown = " or ".join(b for b in bands if b) or "no band checked"
+    write_lines(f"drift at {document['valuation_time']} (breach: {shown})")
+    for account in document["accounts"]:
+        write_lines("")
+        if account["status"] != "ok":
+            write_lines(
+                f"account {account['account']!r}: {account['status']} at or before {document['valuation_time']}"
+            )
+            continue
+        currency = account["base_currency"]
+        write_lines(
+            f"account {account['account']!r}: NAV {_money(account['nav'])} {currency}; holdings at "
+            f"{account['holdings_time']}, targets at {account['position_set_time']}, portfolio weights as of "
+            f"{account['weights_time']}",
+            f"  max |drift| {_points(account['max_abs_drift'])[1:]}, {account['n_breaches']} in breach",
+        )
+        write_table(_table_rows(account["positions"]), _table_columns(currency))
+
+
+def _table_rows(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            **p,
+            "price_text": "" if p["price"] is None else f"{p['price']:,.6g} {p['price_currency']}",
+            "market_value": _money(p["market_value"]),
+            "target_value": _money(p["target_value"]),
+            "current_weight": _percent(p["current_weight"]),
+            "target_weight": _percent(p["target_weight"]),
+            "drift_abs": _points(p["drift_abs"]),
+            "drift_rel": _percent(p["drift_rel"]),
+            "breach": "BREACH" if p["breach"] else "",
+        }
+        for p in positions
+    ]
+
+
+def _table_columns(currency: str) -> list[tuple[str, str]]:
+    return [
+        ("asset", "asset"),
+        ("asset_type", "type"),
+        ("quantity", "quantity (units)"),
+        ("price_text", "price"),
+        ("fx_rate", f"fx to {currency}"),
+        ("market_value", f"value ({currency})"),
+        ("current_weight", "current"),
+        ("target_weight", "target"),
+        ("target_value", f"target ({currency})"),
+        ("drift_abs", "drift"),
+        ("drift_rel", "drift rel"),
+        ("breach", "breach"),
+    ]

@@ -1,0 +1,189 @@
+"""Holdings and market data: ``msm holdings import|show|history``, ``msm prices import``, ``msm fx import``.
+
+Every command goes through the core services (:mod:`msm.services.holdings`,
+:mod:`msm.services.marketdata`), the same path as the app and notebooks: the whole file is checked
+first, every bad row is reported, and all rows are written in one transaction or none.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import msm
+from msm.services.holdings import HOLDINGS_POSITION_COLUMNS
+from msm.timeutil import format_utc
+from msm_cli.commands import CommandTree
+from msm_cli.context import add_format, open_store
+from msm_cli.output import write_csv, write_json, write_lines, write_table
+
+__all__ = ["register"]
+
+_FILE_HELP = "the file (.csv, .json (a list of objects), .parquet or .xlsx)"
+
+
+def register(tree: CommandTree) -> None:
+    """Add the holdings, prices and fx commands."""
+    _register_holdings(tree)
+    for group, what, columns, key in (
+        ("prices", "asset prices", "asset, time, price, currency (a price is in `currency` per unit)", "asset, time"),
+        ("fx", "FX rates", "base, quote, time, rate (1 base = rate quote)", "base, quote, time"),
+    ):
+        p = tree.subcommand(
+            group,
+            "import",
+            import_prices if group == "prices" else import_fx,
+            group_help=f"{what} for valuation",
+            help=f"add (or with --upsert replace) {what} from a file",
+            description=f"Import {what} from a CSV, JSON, Parquet or Excel file with the columns {columns}, and an "
+            "optional source. Times carry a UTC offset; currencies are ISO codes in upper case (USD). The whole file "
+            "is checked first and every bad row is reported; then all rows are written in one transaction, or none. "
+            f"A row whose key ({key}) is stored already is refused unless --upsert.",
+        )
+        p.add_argument("file", metavar="FILE", help=_FILE_HELP)
+        p.add_argument("--upsert", action="store_true", help="replace stored rows with the same key (default: refuse)")
+        p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+        p.add_argument("--source", metavar="S", help="provenance recorded where the file has no source cell")
+        add_format(p)
+
+
+def _register_holdings(tree: CommandTree) -> None:
+    group_help = "what accounts hold (import a file, show, history)"
+    p = tree.subcommand(
+        "holdings",
+        "import",
+        import_holdings,
+        group_help=group_help,
+        help="store holdings of one or many accounts from a file",
+        description="Import holdings from a CSV, JSON, Parquet or Excel file with the columns account, asset, quantity "
+        "(units held, finite and >= 0) and an optional metadata_json, for any number of accounts, all at the time "
+        "--at. The whole file is checked first and every bad row is reported; then one holdings set per account is "
+        "written, all in one transaction, or nothing. A set that exists at that time is refused unless --overwrite, "
+        "which replaces the whole set.",
+    )
+    p.add_argument("file", metavar="FILE", help=_FILE_HELP)
+    p.add_argument("--at", required=True, metavar="TS", help="holdings time, ISO-8601 with a UTC offset")
+    p.add_argument("--overwrite", action="store_true", help="replace the whole set of an account that has one at --at")
+    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    p.add_argument("--source", default="cli", metavar="S", help="provenance recorded on each set (default: cli)")
+    add_format(p)
+
+    p = tree.subcommand(
+        "holdings",
+        "show",
+        show,
+        help="show an account's holdings",
+        description="Show the account's latest holdings set, or the latest at or before --as-of.",
+    )
+    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    p.add_argument("--as-of", metavar="TS", help="the latest set at or before this time (default: the latest)")
+    add_format(p, ("table", "json", "csv"))
+
+    p = tree.subcommand("holdings", "history", history, help="list every holdings set of an account, newest first")
+    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_format(p)
+
+
+# -- holdings ----------------------------------------------------------------------------------------------
+def import_holdings(args: argparse.Namespace) -> None:
+    """``msm holdings import FILE --at TS``."""
+    store = open_store(args)
+    result = msm.import_holdings(
+        store, args.file, at=args.at, overwrite=args.overwrite, source=args.source, sheet=args.sheet
+    )
+    document = result.to_dict()
+    if args.format == "json":
+        write_json(document)
+        return
+    replaced = f" ({document['replaced']:,} replaced whole)" if document["replaced"] else ""
+    n = document["accounts"]
+    write_lines(
+        f"imported holdings at {document['holdings_time']} from {args.file}: "
+        f"{document['rows']:,} rows, {n:,} account{'s' if n != 1 else ''}{replaced}"
+    )
+
+
+def show(args: argparse.Namespace) -> None:
+    """``msm holdings show ACCOUNT [--as-of TS]``."""
+    store = open_store(args)
+    holdings = msm.read_holdings(store, args.account, as_of=args.as_of)
+    document = holdings.to_dict()
+    if args.format == "json":
+        write_json(document)
+    elif args.format == "csv":
+        write_csv(document["positions"], HOLDINGS_POSITION_COLUMNS)
+    elif holdings.is_empty:
+        when = f" at or before {args.as_of}" if args.as_of else ""
+        write_lines(f"account {holdings.account['unique_identifier']!r} has no holdings{when}")
+    else:
+        write_lines(
+            f"account {holdings.account['unique_identifier']!r}: holdings at {format_utc(holdings.holdings_time)} "
+            f"(set {holdings.holdings_set_uid}, source {holdings.source or '-'})",
+            "",
+        )
+        write_table(
+            document["positions"],
+            [
+                ("asset", "asset"),
+                ("name", "name"),
+                ("asset_type", "type"),
+                ("currency", "currency"),
+                ("quantity", "quantity (units)"),
+            ],
+        )
+        write_lines("", f"  rows  {holdings.positions.height}")
+
+
+def history(args: argparse.Namespace) -> None:
+    """``msm holdings history ACCOUNT``."""
+    store = open_store(args)
+    account = msm.get_account(store, args.account)
+    frame = msm.holdings_history(store, account["uid"])
+    sets = [
+        {
+            "holdings_set_uid": r["holdings_set_uid"],
+            "holdings_time": r["holdings_time"],
+            "rows": int(r["rows"]),
+            "source": r["source"],
+        }
+        for r in frame.iter_rows(named=True)
+    ]
+    if args.format == "json":
+        write_json(
+            {"account": {"uid": account["uid"], "unique_identifier": account["unique_identifier"]}, "sets": sets}
+        )
+        return
+    write_lines(f"account {account['unique_identifier']!r}: {len(sets)} holdings set{'s' if len(sets) != 1 else ''}")
+    write_table(
+        sets,
+        [("holdings_time", "time"), ("rows", "rows"), ("source", "source"), ("holdings_set_uid", "holdings set")],
+        empty="(no holdings)",
+    )
+
+
+# -- market data ---------------------------------------------------------------------------------------------
+def import_prices(args: argparse.Namespace) -> None:
+    """``msm prices import FILE [--upsert]``."""
+    _report(
+        args,
+        "prices",
+        msm.import_prices(open_store(args), args.file, upsert=args.upsert, source=args.source, sheet=args.sheet),
+    )
+
+
+def import_fx(args: argparse.Namespace) -> None:
+    """``msm fx import FILE [--upsert]``."""
+    _report(
+        args,
+        "FX rates",
+        msm.import_fx_rates(open_store(args), args.file, upsert=args.upsert, source=args.source, sheet=args.sheet),
+    )
+
+
+def _report(args: argparse.Namespace, what: str, result: msm.ImportResult) -> None:
+    if args.format == "json":
+        write_json(result.to_dict())
+        return
+    write_lines(
+        f"imported {what} from {args.file}: {result.added:,} added, {result.updated:,} updated, "
+        f"{result.unchanged:,} unchanged"
+    )
