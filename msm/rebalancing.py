@@ -84,6 +84,8 @@ __all__ = [
     "REBALANCE_TO",
     "RebalanceOptions",
     "RebalanceProposal",
+    "account_key",
+    "base_cash",
     "propose_rebalance",
 ]
 
@@ -274,17 +276,40 @@ def propose_rebalance(
     :class:`ValidationError` naming the option, the account or the asset.
     """
     options = RebalanceOptions(mode, to, band_abs, band_rel, cash_flow, cash_reserve, min_trade, whole_units).checked()
-    frame = _prepared(positions)
-    frame = _goals(frame, options)
-    frame = _sells(frame, options)
+    frame = _sells(_goals(_prepared(positions), options), options)
     _check_withdrawal(frame, options)
-    frame = _buys(frame, options)
-    frame = _outcome(frame, options)
+    frame = _outcome(_buys(frame, options), options)
     return RebalanceProposal(_accounts(frame, options), _orders(frame), options)
 
 
+def base_cash() -> pl.Expr:
+    """True on the base-currency cash asset's rows: type ``cash`` (any case) priced in the base currency."""
+    is_cash = pl.col("asset_type").str.strip_chars().str.to_lowercase() == "cash"
+    return (is_cash & (pl.col("price_currency") == pl.col("base_currency"))).fill_null(False)
+
+
+def account_key(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` sorted by (account, asset) (a sorted one is not sorted again) with ``_acct``, an integer per account.
+
+    Per-account sums group by ``_acct`` rather than by the account's text: the same groups, cheaper.
+    Raises :class:`ValidationError` when an (account, asset) pair appears twice.
+    """
+    account, asset = pl.col("account"), pl.col("asset")
+    after = (account > account.shift()) | ((account == account.shift()) & (asset > asset.shift()))
+    if not frame.select(after.fill_null(True).all()).item():
+        frame = frame.sort("account", "asset", maintain_order=True)
+        twice = frame.filter((account == account.shift()) & (asset == asset.shift()))
+        if twice.height:
+            errors = [
+                RowError(f"account '{a}'", None, "asset", b, "appears twice in the drift positions")
+                for a, b in twice.select("account", "asset").unique(maintain_order=True).iter_rows()
+            ]
+            raise ValidationError(errors, summary="the drift positions repeat positions; nothing was computed")
+    return frame.with_columns((account != account.shift()).fill_null(True).cum_sum().alias("_acct"))
+
+
 def _prepared(positions: pl.DataFrame) -> pl.DataFrame:
-    """The needed columns, typed, sorted by (account, asset), with the base-cash flag and unit value."""
+    """The needed columns, typed, sorted by (account, asset), with the account key, base-cash flag and unit value."""
     missing = [c for c in POSITION_COLUMNS if c not in positions.columns]
     if missing:
         raise ValidationError(
@@ -297,12 +322,9 @@ def _prepared(positions: pl.DataFrame) -> pl.DataFrame:
         *(pl.col(c).cast(pl.String) for c in ("account", "base_currency", "asset", "asset_uid", "asset_type")),
         pl.col("price_currency").cast(pl.String),
         *(pl.col(c).cast(pl.Float64) for c in floats),
-    ).sort("account", "asset", maintain_order=True)
-    is_cash = (pl.col("asset_type").str.strip_chars().str.to_lowercase() == "cash") & (
-        pl.col("price_currency") == pl.col("base_currency")
     )
-    frame = frame.with_columns(
-        is_cash.fill_null(False).alias("_cash"),
+    frame = account_key(frame).with_columns(
+        base_cash().alias("_cash"),
         (pl.col("price") * pl.col("fx_rate")).alias("_unit"),
     )
     _check_prices(frame)
@@ -311,11 +333,10 @@ def _prepared(positions: pl.DataFrame) -> pl.DataFrame:
 
 def _check_prices(frame: pl.DataFrame) -> None:
     """Every position that may trade has a price and an FX rate to base currency (all named at once)."""
-    bad = frame.filter(
-        ~pl.col("_cash") & (pl.col("_unit").is_null() | ~pl.col("_unit").is_finite() | (pl.col("_unit") <= 0))
-    )
-    if bad.height == 0:
+    unvalued = ~pl.col("_cash") & (pl.col("_unit").is_null() | ~pl.col("_unit").is_finite() | (pl.col("_unit") <= 0))
+    if not frame.select(unvalued.any()).item():
         return
+    bad = frame.filter(unvalued)
     errors = [
         RowError(
             f"account '{account}'",
@@ -398,8 +419,8 @@ def _sells(frame: pl.DataFrame, options: RebalanceOptions) -> pl.DataFrame:
     sells = (pl.col("_sell") * pl.col("_unit")).fill_null(0.0)
     cash = pl.when(pl.col("_cash")).then(pl.col("market_value")).otherwise(0.0)
     return frame.with_columns(
-        sells.sum().over("account").alias("_sells"),
-        cash.sum().over("account").alias("_cash_before"),
+        sells.sum().over("_acct").alias("_sells"),
+        cash.sum().over("_acct").alias("_cash_before"),
     )
 
 
@@ -419,7 +440,8 @@ def _check_withdrawal(frame: pl.DataFrame, options: RebalanceOptions) -> None:
     """A withdrawal must not exceed an account's cash plus its sells (every such account is named)."""
     if options.cash_flow >= 0:
         return
-    accounts = frame.group_by("account", maintain_order=True).agg(
+    accounts = frame.group_by("_acct", maintain_order=True).agg(
+        pl.col("account").first(),
         pl.col("base_currency").first(),
         pl.col("_cash_before").first(),
         pl.col("_sells").first(),
@@ -439,7 +461,9 @@ def _check_withdrawal(frame: pl.DataFrame, options: RebalanceOptions) -> None:
             f"account '{account}' can raise at most {cash + sells:,.2f} {currency} "
             f"(cash {cash:,.2f} + sells {sells:,.2f}{rules}); a withdrawal (--cash-flow) must not exceed it",
         )
-        for account, currency, cash, sells, _ in short.iter_rows()
+        for account, currency, cash, sells in short.select(
+            "account", "base_currency", "_cash_before", "_sells"
+        ).iter_rows()
     ]
     raise ValidationError(errors, summary=f"the withdrawal is larger than {_count(len(errors), 'account')} can raise")
 
@@ -458,7 +482,7 @@ def _buys(frame: pl.DataFrame, options: RebalanceOptions) -> pl.DataFrame:
     available = (pl.col("_cash_before") + pl.col("_sells") + flow - reserve * pl.col("_nav_after")).clip(
         lower_bound=0.0
     )
-    total = pl.col("_buy_value_wanted").sum().over("account")
+    total = pl.col("_buy_value_wanted").sum().over("_acct")
     frame = frame.with_columns(
         available.alias("_available"),
         pl.when(total > available).then(available / total).otherwise(1.0).alias("_scale"),
@@ -484,7 +508,7 @@ def _outcome(frame: pl.DataFrame, options: RebalanceOptions) -> pl.DataFrame:
         .otherwise(pl.lit("none"))
         .alias("side"),
         (pl.col("_sell") + pl.col("_buy")).alias("_quantity"),
-        buys.sum().over("account").alias("_buys"),
+        buys.sum().over("_acct").alias("_buys"),
     )
     frame = frame.with_columns(
         (pl.col("_quantity") * pl.col("_unit")).fill_null(0.0).alias("_value"),
@@ -510,8 +534,9 @@ def _accounts(frame: pl.DataFrame, options: RebalanceOptions) -> pl.DataFrame:
     cash_drift = (cash_after - cash_target).abs() / nav_after
     nav = pl.col("nav").first()
     return (
-        frame.group_by("account", maintain_order=True)
+        frame.group_by("_acct", maintain_order=True)
         .agg(
+            pl.col("account").first(),
             pl.col("base_currency").first(),
             nav,
             pl.col("_cash_before").first().alias("cash_before"),
@@ -529,17 +554,22 @@ def _accounts(frame: pl.DataFrame, options: RebalanceOptions) -> pl.DataFrame:
 
 def _orders(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per account and non-cash asset, in :data:`ORDER_COLUMNS`."""
-    return frame.filter(~pl.col("_cash")).select(
-        "account",
-        "asset",
-        "asset_uid",
-        "side",
-        pl.col("_quantity").alias("quantity"),
-        "price",
-        "price_currency",
-        pl.col("_value").alias("value"),
-        "current_weight",
-        "target_weight",
-        "projected_weight",
-        pl.col("_reason").alias("reason"),
+    return (
+        frame.lazy()
+        .filter(~pl.col("_cash"))
+        .select(
+            "account",
+            "asset",
+            "asset_uid",
+            "side",
+            pl.col("_quantity").alias("quantity"),
+            "price",
+            "price_currency",
+            pl.col("_value").alias("value"),
+            "current_weight",
+            "target_weight",
+            "projected_weight",
+            pl.col("_reason").alias("reason"),
+        )
+        .collect()
     )

@@ -316,6 +316,14 @@ def test_positions_without_a_price_or_fx_rate_are_named_at_once() -> None:
     assert "account 'alpha': `fx_rate` = 'BBB': has no FX rate from USD" in text
 
 
+def test_a_position_given_twice_is_refused() -> None:
+    frame = drift_frame(ALPHA)
+    with pytest.raises(
+        ValidationError, match=r"account 'alpha': `asset` = 'BBB': appears twice in the drift positions"
+    ):
+        propose_rebalance(pl.concat([frame, frame.filter(pl.col("asset") == "BBB")]))
+
+
 def test_missing_columns_are_named() -> None:
     with pytest.raises(ValidationError, match=r"`target_value`: column is missing"):
         propose_rebalance(drift_frame(ALPHA).drop("target_value"))

@@ -22,7 +22,16 @@ import polars as pl
 
 from msm.drift import DEFAULT_BAND_ABS, Drift
 from msm.expansion import WeightsAsOf, WeightsSource
-from msm.rebalancing import ACCOUNT_COLUMNS, ORDER_COLUMNS, Mode, RebalanceOptions, To, propose_rebalance
+from msm.rebalancing import (
+    ACCOUNT_COLUMNS,
+    ORDER_COLUMNS,
+    Mode,
+    RebalanceOptions,
+    To,
+    account_key,
+    base_cash,
+    propose_rebalance,
+)
 from msm.services.drift import account_drift
 from msm.store.connection import Store
 from msm.timeutil import format_utc
@@ -132,17 +141,16 @@ def _settled(positions: pl.DataFrame) -> pl.DataFrame:
     Drift sums each account's market values and target values over rows in the order its joins
     produce them, which varies from run to run, so the last bit of NAV and of the cash residual can
     differ between two runs on the same database. A proposal must be byte-identical, so NAV is
-    summed again in (account, asset) order, the base-currency cash asset's target is again NAV
-    minus the other targets (when the account has exactly one such asset; drift gives it the
-    residual), and the weights and drift follow from those. The values are drift's to the last bit.
+    summed again in (account, asset) order (drift returns its positions in that order), the
+    base-currency cash asset's target is again NAV minus the other targets (when the account has
+    exactly one such asset; drift gives it the residual), and the weights and drift follow from
+    those. The values are drift's to the last bit.
     """
-    is_cash = (pl.col("asset_type").str.strip_chars().str.to_lowercase() == "cash").fill_null(False) & (
-        pl.col("price_currency") == pl.col("base_currency")
-    )
-    frame = positions.sort("account", "asset").with_columns(is_cash.alias("_cash"))
-    nav = pl.col("market_value").sum().over("account")
-    others = pl.col("target_value").filter(~pl.col("_cash")).sum().over("account")
-    single = pl.col("_cash").sum().over("account") == 1
+
+    frame = account_key(positions).with_columns(base_cash().alias("_cash"))
+    nav = pl.col("market_value").sum().over("_acct")
+    others = pl.col("target_value").filter(~pl.col("_cash")).sum().over("_acct")
+    single = pl.col("_cash").sum().over("_acct") == 1
     frame = frame.with_columns(
         nav.alias("nav"),
         pl.when(pl.col("_cash") & single).then(nav - others).otherwise(pl.col("target_value")).alias("target_value"),
@@ -152,4 +160,4 @@ def _settled(positions: pl.DataFrame) -> pl.DataFrame:
         (pl.col("target_value") / pl.col("nav")).alias("target_weight"),
     ).with_columns((pl.col("current_weight") - pl.col("target_weight")).alias("drift_abs"))
     drift_rel = pl.when(pl.col("target_weight") != 0).then(pl.col("drift_abs") / pl.col("target_weight"))
-    return frame.with_columns(drift_rel.alias("drift_rel")).drop("_cash")
+    return frame.with_columns(drift_rel.alias("drift_rel")).drop("_cash", "_acct")
