@@ -1,14 +1,15 @@
-# msm workbench: the two commands of the README are `make run` and `make test`.
+# msm workbench: the two commands of the README are `make run` and `make test` (`make notebook` for JupyterLab).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DB     ?= $(or $(MSM_DB),data/msm.duckdb)
 PORT   ?= 8501
+NOTEBOOK_PORT ?= 8888
 # Test workers (pytest-xdist); each test module runs on one worker so its app server/Spark session is shared.
 WORKERS ?= auto
 
-.PHONY: run test venv demo bench fuzz reliability screenshots system-deps clean
+.PHONY: run notebook test venv demo bench fuzz reliability screenshots system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,17 @@ run: $(STAMP)
 	fi
 	MSM_DB="$(DB)" $(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true \
 	  --browser.gatherUsageStats false
+
+## make notebook: the same database as make run (the demo data when missing), then JupyterLab on 127.0.0.1 only,
+## with its token, opening notebooks/ (the kernel runs there, so the paths it is given are absolute). Jupyter
+## refuses to run as root unless told; as root (a container) it is told.
+notebook: $(STAMP)
+	@if [ ! -f "$(DB)" ]; then \
+	  $(BIN)/msm --db "$(DB)" demo; \
+	fi
+	MSM_DB="$(abspath $(DB))" MSM_EXPORT_DIR="$(abspath exports)" $(BIN)/jupyter lab --no-browser \
+	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(NOTEBOOK_PORT) --ServerApp.root_dir=notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## make test: install everything the tests need and run every test.
 test: $(STAMP) system-deps

@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,16 +64,7 @@ FULL = dict(
     assets=2_000,
     accounts=100,
 )
-SMALL = dict(
-    sets=500,
-    targets_per_set=20,
-    portfolio_share=0.3,
-    portfolios=40,
-    constituents=100,
-    dates=12,
-    assets=500,
-    accounts=10,
-)
+SMALL = FULL | dict(sets=500, portfolios=40, assets=500, accounts=10)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIRST_COMPOSITION = datetime(2025, 12, 1, tzinfo=UTC)
@@ -83,18 +75,16 @@ def _uuids(rng: random.Random, n: int) -> list[str]:
     return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
 
 
-def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
-    """Write the book into a fresh database at ``db``; return what was generated."""
-    from msm_portfolios import init_store
+def _indexed(frame: pl.DataFrame, index: str, uid: str) -> pl.DataFrame:
+    """``frame``'s row numbers (Int64, named ``index``) and its uids (named ``uid``), to join picks on."""
+    return (
+        frame.with_row_index(index).with_columns(pl.col(index).cast(pl.Int64)).select(index, pl.col("uid").alias(uid))
+    )
 
-    started = time.perf_counter()
-    rng = random.Random(seed)
-    store = init_store(db)
-    n_sets, per_set = size["sets"], size["targets_per_set"]
-    n_port_targets = round(per_set * size["portfolio_share"])
-    n_asset_targets = per_set - n_port_targets
-    n_assets, n_portfolios, n_const, n_dates = size["assets"], size["portfolios"], size["constituents"], size["dates"]
 
+def _registry(rng: random.Random, size: dict[str, Any]) -> dict[str, Any]:
+    """Assets, portfolios, accounts, one allocation per account and the model's uid, drawn from ``rng`` in turn."""
+    n_assets, n_portfolios, n_accounts = size["assets"], size["portfolios"], size["accounts"]
     assets = pl.DataFrame(
         {"uid": _uuids(rng, n_assets), "unique_identifier": [f"ASSET-{i:05d}" for i in range(n_assets)]}
     )
@@ -102,28 +92,43 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
         {"uid": _uuids(rng, n_portfolios), "unique_identifier": [f"PORT-{i:04d}" for i in range(n_portfolios)]}
     )
     accounts = pl.DataFrame(
-        {"uid": _uuids(rng, size["accounts"]), "unique_identifier": [f"ACC-{i:04d}" for i in range(size["accounts"])]}
+        {"uid": _uuids(rng, n_accounts), "unique_identifier": [f"ACC-{i:04d}" for i in range(n_accounts)]}
     )
     allocations = pl.DataFrame(
         {
-            "uid": _uuids(rng, size["accounts"]),
+            "uid": _uuids(rng, n_accounts),
             "account_uid": accounts["uid"],
-            "unique_identifier": [f"ALLOC-{i:04d}" for i in range(size["accounts"])],
+            "unique_identifier": [f"ALLOC-{i:04d}" for i in range(n_accounts)],
         }
     )
     model_uid = _uuids(rng, 1)[0]
-    # Set i belongs to allocation i % accounts; times spread over 2026 so the as-of case picks every month.
+    return {
+        "assets": assets,
+        "portfolios": portfolios,
+        "accounts": accounts,
+        "allocations": allocations,
+        "model_uid": model_uid,
+    }
+
+
+def _position_sets(rng: random.Random, n_sets: int, allocations: pl.DataFrame) -> pl.DataFrame:
+    """Set i belongs to allocation i % accounts; times spread over 2026 so the as-of case picks every month."""
     step = timedelta(days=360) / n_sets
-    sets = pl.DataFrame(
+    return pl.DataFrame(
         {
             "uid": _uuids(rng, n_sets),
-            "account_target_allocation_uid": [allocations["uid"][i % size["accounts"]] for i in range(n_sets)],
+            "account_target_allocation_uid": [allocations["uid"][i % allocations.height] for i in range(n_sets)],
             "position_set_time": [T0 + step * i for i in range(n_sets)],
         }
     ).with_columns(pl.col("position_set_time").cast(pl.Datetime("us", "UTC")))
 
-    # Targets: per set, n_asset_targets distinct assets and n_port_targets distinct portfolios, picked by
-    # a hashed start and a stride coprime to the universe size (so no duplicate within a set).
+
+def _targets(sets: pl.DataFrame, registry: dict[str, Any], size: dict[str, Any], seed: int) -> pl.DataFrame:
+    """Per set, distinct assets and distinct portfolios, picked by a hashed start and a stride coprime to the
+    universe size (so no duplicate within a set); the measure of each row drawn from the same hash."""
+    n_sets, per_set = sets.height, size["targets_per_set"]
+    n_asset_targets = per_set - round(per_set * size["portfolio_share"])
+    n_assets, n_portfolios = size["assets"], size["portfolios"]
     k = pl.int_range(per_set, dtype=pl.Int64)
     grid = sets.select(
         pl.col("uid").alias("position_set_uid"),
@@ -143,21 +148,9 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
         pl.when(is_port).then(port_idx).alias("pi"),
         ((pl.col("h") // 1_048_576) % 10_000 / 100_000.0 + 0.001).alias("x"),
     )
-    targets = targets.join(
-        assets.with_row_index("ai")
-        .with_columns(pl.col("ai").cast(pl.Int64))
-        .select("ai", pl.col("uid").alias("asset_uid")),
-        on="ai",
-        how="left",
-    )
-    targets = targets.join(
-        portfolios.with_row_index("pi")
-        .with_columns(pl.col("pi").cast(pl.Int64))
-        .select("pi", pl.col("uid").alias("portfolio_uid")),
-        on="pi",
-        how="left",
-    )
-    targets = targets.select(
+    targets = targets.join(_indexed(registry["assets"], "ai", "asset_uid"), on="ai", how="left")
+    targets = targets.join(_indexed(registry["portfolios"], "pi", "portfolio_uid"), on="pi", how="left")
+    return targets.select(
         "time_index",
         "position_set_uid",
         "target_type",
@@ -171,7 +164,10 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
         pl.when((kind >= 95) & ~is_port).then(pl.col("x") * 100).alias("single_asset_quantity"),
     )
 
-    # Compositions: n_const distinct assets per (portfolio, month); weights sum to 1 except ~5%.
+
+def _weights(registry: dict[str, Any], size: dict[str, Any], seed: int) -> pl.DataFrame:
+    """Compositions: ``constituents`` distinct assets per (portfolio, month); weights sum to 1 except ~5%."""
+    n_assets, n_portfolios, n_const, n_dates = size["assets"], size["portfolios"], size["constituents"], size["dates"]
     comp = (
         pl.DataFrame({"p": range(n_portfolios)})
         .join(pl.DataFrame({"d": range(n_dates)}), how="cross")
@@ -198,75 +194,95 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
             ),
             on="d",
         )
-        .join(
-            assets.with_row_index("ai")
-            .with_columns(pl.col("ai").cast(pl.Int64))
-            .select("ai", pl.col("uid").alias("asset_uid")),
-            on="ai",
-        )
-        .join(
-            portfolios.with_row_index("p")
-            .with_columns(pl.col("p").cast(pl.Int64))
-            .select("p", pl.col("uid").alias("portfolio_uid")),
-            on="p",
-        )
+        .join(_indexed(registry["assets"], "ai", "asset_uid"), on="ai")
+        .join(_indexed(registry["portfolios"], "p", "portfolio_uid"), on="p")
     )
-    weights = weights.select("time_index", "portfolio_uid", "asset_uid", "weight")
+    return weights.select("time_index", "portfolio_uid", "asset_uid", "weight")
 
+
+def _write_book(
+    store: Any, registry: dict[str, Any], sets: pl.DataFrame, targets: pl.DataFrame, weights: pl.DataFrame
+) -> None:
+    """Insert the book with Arrow: the registry, then the position sets, then targets and weights."""
+    model_uid = registry["model_uid"]
     with store.transaction() as con:
 
         def insert(table: str, frame: pl.DataFrame, select: str) -> None:
+            """Insert ``frame`` into ``table`` through ``select`` (which reads ``__gen``)."""
             con.register("__gen", frame.to_arrow())
             con.execute(f"INSERT INTO {table} {select}")
             con.unregister("__gen")
 
-        insert("asset", assets, "SELECT uid::UUID, unique_identifier, NULL, NULL, 'synthetic', NULL FROM __gen")
-        insert("portfolio", portfolios, "SELECT uid::UUID, unique_identifier, unique_identifier, NULL FROM __gen")
+        insert(
+            "asset", registry["assets"], "SELECT uid::UUID, unique_identifier, NULL, NULL, 'synthetic', NULL FROM __gen"
+        )
+        insert(
+            "portfolio",
+            registry["portfolios"],
+            "SELECT uid::UUID, unique_identifier, unique_identifier, NULL FROM __gen",
+        )
         con.execute("INSERT INTO account_allocation_model VALUES (?, 'bench model', NULL, NULL)", [model_uid])
         insert(
             "account",
-            accounts,
+            registry["accounts"],
             "SELECT uid::UUID, unique_identifier, unique_identifier, true, true, NULL, NULL FROM __gen",
         )
         insert(
             "account_target_allocation",
-            allocations.with_columns(pl.lit(model_uid).alias("model")),
+            registry["allocations"].with_columns(pl.lit(model_uid).alias("model")),
             "SELECT uid::UUID, unique_identifier, account_uid::UUID, model::UUID, NULL, true, 'bench', NULL FROM __gen",
         )
     with store.transaction() as con:  # DuckDB checks foreign keys against committed rows
         con.register("__gen", sets.to_arrow())
         con.execute(
-            "INSERT INTO position_set SELECT uid::UUID, account_target_allocation_uid::UUID, position_set_time, 'bench', NULL FROM __gen"
+            "INSERT INTO position_set SELECT uid::UUID, account_target_allocation_uid::UUID, position_set_time, "
+            "'bench', NULL FROM __gen"
         )
     with store.transaction() as con:
         con.register("__gen", targets.to_arrow())
         con.execute(
-            "INSERT INTO target_positions BY NAME SELECT time_index, position_set_uid::UUID AS position_set_uid, target_type, "
-            "target_uid::UUID AS target_uid, asset_uid::UUID AS asset_uid, portfolio_uid::UUID AS portfolio_uid, "
-            "weight_notional_exposure, constant_notional_exposure, single_asset_quantity FROM __gen"
+            "INSERT INTO target_positions BY NAME SELECT time_index, position_set_uid::UUID AS position_set_uid, "
+            "target_type, target_uid::UUID AS target_uid, asset_uid::UUID AS asset_uid, "
+            "portfolio_uid::UUID AS portfolio_uid, weight_notional_exposure, constant_notional_exposure, "
+            "single_asset_quantity FROM __gen"
         )
         con.register("__gen_w", weights.to_arrow())
         con.execute(
             "INSERT INTO portfolio_weights SELECT time_index, portfolio_uid::UUID, asset_uid::UUID, weight FROM __gen_w"
         )
+
+
+def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
+    """Write the book into a fresh database at ``db``; return what was generated."""
+    from msm_portfolios import init_store
+
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    store = init_store(db)
+    registry = _registry(rng, size)
+    sets = _position_sets(rng, size["sets"], registry["allocations"])
+    targets = _targets(sets, registry, size, seed)
+    weights = _weights(registry, size, seed)
+    _write_book(store, registry, sets, targets, weights)
     return {
         "seconds": round(time.perf_counter() - started, 2),
-        "position_sets": n_sets,
+        "position_sets": size["sets"],
         "target_rows": targets.height,
         "portfolio_target_rows": int((targets["target_type"] == "portfolio").sum()),
-        "portfolios": n_portfolios,
-        "constituents_per_composition": n_const,
-        "compositions_per_portfolio": n_dates,
+        "portfolios": size["portfolios"],
+        "constituents_per_composition": size["constituents"],
+        "compositions_per_portfolio": size["dates"],
         "weight_rows": weights.height,
-        "assets": n_assets,
+        "assets": size["assets"],
         "db_bytes": os.path.getsize(db),
     }
 
 
 # -- shared reads ------------------------------------------------------------------------------------
 TARGETS_SQL = """
-SELECT t.position_set_uid::VARCHAR AS position_set_uid, t.time_index, t.target_type, t.target_uid::VARCHAR AS target_uid,
-       t.asset_uid::VARCHAR AS asset_uid, t.portfolio_uid::VARCHAR AS portfolio_uid,
+SELECT t.position_set_uid::VARCHAR AS position_set_uid, t.time_index, t.target_type,
+       t.target_uid::VARCHAR AS target_uid, t.asset_uid::VARCHAR AS asset_uid,
+       t.portfolio_uid::VARCHAR AS portfolio_uid,
        t.weight_notional_exposure, t.constant_notional_exposure, t.single_asset_quantity,
        coalesce(a.unique_identifier, p.unique_identifier) AS unique_identifier
 FROM target_positions AS t
@@ -276,11 +292,13 @@ LEFT JOIN portfolio AS p ON p.uid = t.portfolio_uid
 
 
 def read_targets(store: Any) -> pl.DataFrame:
+    """All target rows with their identifiers, as the stages read them."""
     return store.query(TARGETS_SQL)
 
 
 # The same expansion as one DuckDB query: ASOF JOIN for the composition, equi-join for constituents.
 def sql_expansion(net: bool, weights_as_of: str) -> str:
+    """The expansion (or, with ``net``, the netted expansion) as one DuckDB query."""
     when = "t.time_index" if weights_as_of == "position-set" else "$now"
     expanded = f"""
     WITH t AS ({TARGETS_SQL}),
@@ -293,7 +311,8 @@ def sql_expansion(net: bool, weights_as_of: str) -> str:
     expanded AS (
         SELECT position_set_uid, time_index, 'asset' AS source_target_type, target_uid AS source_target_uid,
                NULL::VARCHAR AS portfolio_uid, asset_uid, unique_identifier AS asset, NULL::DOUBLE AS portfolio_weight,
-               NULL::TIMESTAMPTZ AS weights_time, weight_notional_exposure, constant_notional_exposure, single_asset_quantity
+               NULL::TIMESTAMPTZ AS weights_time, weight_notional_exposure, constant_notional_exposure,
+               single_asset_quantity
         FROM t WHERE target_type = 'asset'
         UNION ALL
         SELECT p.position_set_uid, p.time_index, 'portfolio', p.target_uid, p.portfolio_uid, w.asset_uid::VARCHAR,
@@ -312,7 +331,8 @@ def sql_expansion(net: bool, weights_as_of: str) -> str:
         expanded
         + """
     SELECT position_set_uid, min(time_index) AS time_index, asset_uid, min(asset) AS asset,
-           sum(weight_notional_exposure) AS weight_notional_exposure, sum(constant_notional_exposure) AS constant_notional_exposure,
+           sum(weight_notional_exposure) AS weight_notional_exposure,
+           sum(constant_notional_exposure) AS constant_notional_exposure,
            sum(single_asset_quantity) AS single_asset_quantity, count(*) AS n_sources
     FROM expanded GROUP BY position_set_uid, asset_uid ORDER BY position_set_uid, asset, asset_uid
     """
@@ -335,6 +355,7 @@ def _best(fn: Any, repeat: int) -> tuple[float, list[float], Any]:
 
 
 def stage_polars_db(args: argparse.Namespace) -> dict[str, Any]:
+    """Read the targets from DuckDB, then ``expand_targets`` with the DuckDB weights source."""
     from msm.expansion import expand_targets
     from msm.store import Store
     from msm_portfolios import duckdb_weights_source
@@ -372,6 +393,7 @@ def stage_polars_db(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stage_polars_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    """``expand_targets`` on frames already in memory, plain and netted, alternated."""
     from msm.expansion import expand_targets
     from msm.store import Store
     from msm_portfolios import duckdb_weights_source
@@ -421,11 +443,13 @@ def stage_polars_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stage_sql(args: argparse.Namespace) -> dict[str, Any]:
+    """The same expansion as one DuckDB query, materialized to Arrow, plain and netted."""
     import duckdb
 
     params = {"now": datetime.now(UTC)} if args.weights_as_of == "now" else None
 
     def run(net: bool) -> pa.Table:
+        """One run of the query on a fresh connection."""
         con = duckdb.connect(args.db, read_only=True)
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -456,42 +480,33 @@ def stage_sql(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def stage_reference(args: argparse.Namespace) -> dict[str, Any]:
-    """Row by row, as the reference did: one resolver query per portfolio target row, a Python loop per constituent.
-
-    The resolver is given the set's time (the reference passed none); that only makes its answer
-    comparable with ours, it costs the same query.
-    """
-    import duckdb
-
-    from msm.store import Store
-
-    store = Store(args.db)
-    targets = read_targets(store)
-    sample_sets = targets["position_set_uid"].unique().sort().head(args.sample_sets)
-    sample = targets.filter(pl.col("position_set_uid").is_in(sample_sets.implode())).sort(
-        "position_set_uid", "target_type", "target_uid"
-    )
-    records = sample.to_dicts()
-    now = datetime.now(UTC)
-    con = duckdb.connect(args.db, read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
+def _reference_resolver(con: Any) -> Callable[[str, datetime], list[tuple[Any, ...]]]:
+    """The reference's resolver: one query per call for a portfolio's weights as of a time."""
 
     def resolver(portfolio_uid: str, at: datetime) -> list[tuple[Any, ...]]:
+        """The constituents (asset uid, identifier, weight, composition time) of the composition as of ``at``."""
         # Times travel as epoch microseconds: fetchall() of a TIMESTAMPTZ needs pytz, which we do not ship.
         found = con.execute(
             """
             SELECT w.asset_uid::VARCHAR, a.unique_identifier, w.weight, epoch_us(w.time_index)
             FROM portfolio_weights AS w JOIN asset AS a ON a.uid = w.asset_uid
             WHERE w.portfolio_uid = ?
-              AND w.time_index = (SELECT max(time_index) FROM portfolio_weights WHERE portfolio_uid = ? AND time_index <= ?)
+              AND w.time_index = (
+                  SELECT max(time_index) FROM portfolio_weights WHERE portfolio_uid = ? AND time_index <= ?
+              )
             """,
             [portfolio_uid, portfolio_uid, at],
         ).fetchall()
         return [(a, n, w, EPOCH + timedelta(microseconds=us)) for a, n, w, us in found]
 
-    before = _maxrss_mb()
-    started = time.perf_counter()
+    return resolver
+
+
+def _reference_loop(records: list[dict[str, Any]], resolver: Callable, now: datetime | None) -> list[dict[str, Any]]:
+    """The reference's loop: per target row, its own output row or, for a portfolio, one per constituent.
+
+    Weights are as of each row's own time, or as of ``now`` when given.
+    """
     out: list[dict[str, Any]] = []
     for row in records:
         base = {
@@ -515,7 +530,7 @@ def stage_reference(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
             continue
-        at = row["time_index"] if args.weights_as_of == "position-set" else now
+        at = row["time_index"] if now is None else now
         for asset_uid, asset, weight, weights_time in sorted(
             resolver(row["portfolio_uid"], at), key=lambda r: (r[1], r[0])
         ):
@@ -533,6 +548,33 @@ def stage_reference(args: argparse.Namespace) -> dict[str, Any]:
                     "single_asset_quantity": None,
                 }
             )
+    return out
+
+
+def stage_reference(args: argparse.Namespace) -> dict[str, Any]:
+    """Row by row, as the reference did: one resolver query per portfolio target row, a Python loop per constituent.
+
+    The resolver is given the set's time (the reference passed none); that only makes its answer
+    comparable with ours, it costs the same query.
+    """
+    import duckdb
+
+    from msm.store import Store
+
+    store = Store(args.db)
+    targets = read_targets(store)
+    sample_sets = targets["position_set_uid"].unique().sort().head(args.sample_sets)
+    sample = targets.filter(pl.col("position_set_uid").is_in(sample_sets.implode())).sort(
+        "position_set_uid", "target_type", "target_uid"
+    )
+    records = sample.to_dicts()
+    now = datetime.now(UTC)
+    con = duckdb.connect(args.db, read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    resolver = _reference_resolver(con)
+    before = _maxrss_mb()
+    started = time.perf_counter()
+    out = _reference_loop(records, resolver, None if args.weights_as_of == "position-set" else now)
     rows = pl.DataFrame(out, infer_schema_length=None)
     elapsed = time.perf_counter() - started
     con.close()
@@ -590,6 +632,7 @@ STAGES = {
 
 
 def run_stage(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one stage in a child process; its JSON result and the seconds the process took."""
     command = [
         sys.executable,
         __file__,
@@ -620,7 +663,7 @@ def _close(a: dict[str, float], b: dict[str, float]) -> bool:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="a quick run on a small book")
     parser.add_argument("--db", help="database file for the book (default: a temporary directory)")
@@ -632,30 +675,77 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights-as-of", default="position-set", choices=["position-set", "now"])
     parser.add_argument("--out", default=str(RESULT), help="where to write the JSON result")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def _book(args: argparse.Namespace) -> dict[str, Any]:
+    """Generate the book into ``args.db`` (or, with --reuse, keep the one there); what it holds."""
+    if args.reuse and Path(args.db).exists():
+        return {"reused": args.db}
+    for suffix in ("", ".wal"):
+        Path(args.db + suffix).unlink(missing_ok=True)
+    print(f"generating the book in {args.db} ...", file=sys.stderr)
+    return generate(args.db, SMALL if args.small else FULL)
+
+
+def _summary(stages: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of the stages: times, throughputs, ratios, peak memory."""
+    pipe, sql, ref, db = stages["polars_pipeline"], stages["sql"], stages["reference"], stages["polars_db"]
+    return {
+        "output_rows": pipe["plain"]["output_rows"],
+        "polars_with_duckdb_read_s": db["wall_s"],
+        "polars_pipeline_s": pipe["plain"]["best_s"],
+        "polars_pipeline_rows_per_s": pipe["plain"]["rows_per_s"],
+        "polars_net_s": pipe["net"]["best_s"],
+        "sql_s": sql["plain"]["best_s"],
+        "sql_rows_per_s": sql["plain"]["rows_per_s"],
+        "sql_net_s": sql["net"]["best_s"],
+        "reference_scaled_s": ref["scaled_full_s"],
+        "reference_rows_per_s": ref["rows_per_s"],
+        "ratio_polars_pipeline_over_sql": round(pipe["plain"]["best_s"] / sql["plain"]["best_s"], 3),
+        "ratio_polars_with_read_over_sql": round(db["wall_s"] / sql["plain"]["best_s"], 3),
+        "ratio_polars_net_over_sql_net": round(pipe["net"]["best_s"] / sql["net"]["best_s"], 3),
+        "speedup_polars_pipeline_over_reference": round(ref["scaled_full_s"] / pipe["plain"]["best_s"], 1),
+        "speedup_polars_with_read_over_reference": round(ref["scaled_full_s"] / db["wall_s"], 1),
+        "ratio_net_over_plain": pipe["net_over_plain"],
+        "ratio_net_over_plain_median": pipe["net_over_plain_median"],
+        "peak_rss_mb": {
+            "polars_db": db["peak_rss_mb"],
+            "polars_pipeline": pipe["peak_rss_mb"],
+            "sql": sql["peak_rss_mb"],
+            "reference_sample": ref["peak_rss_mb"],
+        },
+    }
+
+
+def _checks(stages: dict[str, Any]) -> dict[str, bool]:
+    """Whether the approaches agree: totals, netted totals, row digests, the reference sample."""
+    pipe, sql, ref, db = stages["polars_pipeline"], stages["sql"], stages["reference"], stages["polars_db"]
+    return {
+        "polars_equals_sql_totals": _close(pipe["totals"], sql["totals"]),
+        "polars_net_equals_sql_net_totals": _close(pipe["net_totals"], sql["net_totals"]),
+        "polars_db_equals_pipeline_totals": _close(db["totals"], pipe["totals"]),
+        "polars_rows_identical_to_sql_rows": pipe["fingerprint"] == sql["fingerprint"] == db["fingerprint"],
+        "reference_sample_equals_polars": _close(ref["sample_totals"], stages["check_sample"]["sample_totals"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate the book, run every stage in its own process, write and print the JSON result."""
+    args = _parse_args(argv)
     if args.stage:
         print(json.dumps(STAGES[args.stage](args)))
         return 0
 
-    size = SMALL if args.small else FULL
     load_before = list(os.getloadavg())  # other work on the machine shows in every timing
     with tempfile.TemporaryDirectory(prefix="msm-bench-") as tmp:
         if not args.db:
             args.db = str(Path(tmp) / "book.duckdb")
-        if args.reuse and Path(args.db).exists():
-            book: dict[str, Any] = {"reused": args.db}
-        else:
-            for suffix in ("", ".wal"):
-                Path(args.db + suffix).unlink(missing_ok=True)
-            print(f"generating the book in {args.db} ...", file=sys.stderr)
-            book = generate(args.db, size)
+        book = _book(args)
         stages = {
             name: run_stage(name, args) for name in ("polars_db", "polars_pipeline", "sql", "reference", "check_sample")
         }
 
-    pipe, sql, ref, db = stages["polars_pipeline"], stages["sql"], stages["reference"], stages["polars_db"]
-    full_rows = pipe["plain"]["output_rows"]
     result = {
         "benchmark": "msm.expansion.expand_targets",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -672,38 +762,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "book": book,
         "stages": stages,
-        "summary": {
-            "output_rows": full_rows,
-            "polars_with_duckdb_read_s": db["wall_s"],
-            "polars_pipeline_s": pipe["plain"]["best_s"],
-            "polars_pipeline_rows_per_s": pipe["plain"]["rows_per_s"],
-            "polars_net_s": pipe["net"]["best_s"],
-            "sql_s": sql["plain"]["best_s"],
-            "sql_rows_per_s": sql["plain"]["rows_per_s"],
-            "sql_net_s": sql["net"]["best_s"],
-            "reference_scaled_s": ref["scaled_full_s"],
-            "reference_rows_per_s": ref["rows_per_s"],
-            "ratio_polars_pipeline_over_sql": round(pipe["plain"]["best_s"] / sql["plain"]["best_s"], 3),
-            "ratio_polars_with_read_over_sql": round(db["wall_s"] / sql["plain"]["best_s"], 3),
-            "ratio_polars_net_over_sql_net": round(pipe["net"]["best_s"] / sql["net"]["best_s"], 3),
-            "speedup_polars_pipeline_over_reference": round(ref["scaled_full_s"] / pipe["plain"]["best_s"], 1),
-            "speedup_polars_with_read_over_reference": round(ref["scaled_full_s"] / db["wall_s"], 1),
-            "ratio_net_over_plain": pipe["net_over_plain"],
-            "ratio_net_over_plain_median": pipe["net_over_plain_median"],
-            "peak_rss_mb": {
-                "polars_db": db["peak_rss_mb"],
-                "polars_pipeline": pipe["peak_rss_mb"],
-                "sql": sql["peak_rss_mb"],
-                "reference_sample": ref["peak_rss_mb"],
-            },
-        },
-        "checks": {
-            "polars_equals_sql_totals": _close(pipe["totals"], sql["totals"]),
-            "polars_net_equals_sql_net_totals": _close(pipe["net_totals"], sql["net_totals"]),
-            "polars_db_equals_pipeline_totals": _close(db["totals"], pipe["totals"]),
-            "polars_rows_identical_to_sql_rows": pipe["fingerprint"] == sql["fingerprint"] == db["fingerprint"],
-            "reference_sample_equals_polars": _close(ref["sample_totals"], stages["check_sample"]["sample_totals"]),
-        },
+        "summary": _summary(stages),
+        "checks": _checks(stages),
     }
     stages["reference"].pop("sample_sets_list", None)
     text = json.dumps(result, indent=2, default=str)

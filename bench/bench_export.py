@@ -48,6 +48,7 @@ def _count(path: Path) -> int:
 
 
 def stage_msm(db: str, out: str) -> dict[str, Any]:
+    """``msm export --expanded`` as a user runs it; its seconds and peak RSS."""
     from msm_cli.main import main
 
     started = time.perf_counter()
@@ -58,6 +59,7 @@ def stage_msm(db: str, out: str) -> dict[str, Any]:
 
 
 def stage_copy(db: str, out: str) -> dict[str, Any]:
+    """DuckDB writing both datasets itself with COPY (the floor); its seconds and peak RSS."""
     import duckdb
     from bench_expansion import sql_expansion
 
@@ -68,10 +70,12 @@ def stage_copy(db: str, out: str) -> dict[str, Any]:
     """
     targets = f"""
         SELECT t.position_set_uid::VARCHAR AS position_set_uid, t.time_index, l.account, l.allocation, t.target_type,
-               t.target_uid::VARCHAR AS target_uid, t.asset_uid::VARCHAR AS asset_uid, t.portfolio_uid::VARCHAR AS portfolio_uid,
+               t.target_uid::VARCHAR AS target_uid, t.asset_uid::VARCHAR AS asset_uid,
+               t.portfolio_uid::VARCHAR AS portfolio_uid,
                coalesce(a.unique_identifier, p.unique_identifier) AS unique_identifier,
                coalesce(a.name, p.portfolio_name, a.unique_identifier, p.unique_identifier) AS display_label,
-               t.weight_notional_exposure, t.constant_notional_exposure, t.single_asset_quantity, t.metadata_json::VARCHAR AS metadata_json,
+               t.weight_notional_exposure, t.constant_notional_exposure, t.single_asset_quantity,
+               t.metadata_json::VARCHAR AS metadata_json,
                strftime(t.time_index, '%Y-%m-%d') AS snapshot_date
         FROM target_positions AS t JOIN ({labels}) AS l ON l.position_set_uid = t.position_set_uid
         LEFT JOIN asset AS a ON a.uid = t.asset_uid LEFT JOIN portfolio AS p ON p.uid = t.portfolio_uid
@@ -120,6 +124,7 @@ def _book(db: str, sets: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Run both stages on each book, twice, interleaved; write and print the JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=10, help="the larger book has this many times the position sets")
     parser.add_argument("--skip-large", action="store_true", help="only the bench book")

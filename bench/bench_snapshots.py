@@ -30,6 +30,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -78,7 +79,8 @@ def build_reference(path: str, n_accounts: int) -> dict:
             "INSERT INTO account_allocation_model (uid, allocation_model_name) VALUES (?, 'bench model')", [model]
         )
         con.execute(
-            "INSERT INTO account_target_allocation (uid, unique_identifier, account_uid, account_allocation_model_uid, is_active) "
+            "INSERT INTO account_target_allocation "
+            "(uid, unique_identifier, account_uid, account_allocation_model_uid, is_active) "
             "SELECT uid::UUID, unique_identifier, account_uid::UUID, ?::UUID, true FROM al",
             [model],
         )
@@ -148,24 +150,11 @@ def _validated_floor_tables(book: pl.DataFrame, ref: dict) -> tuple[pl.DataFrame
     return sets, rows
 
 
-# -- stages (each in its own process) ----------------------------------------------------------------
-def stage_bulk_write(db: str, book_path: str) -> dict:
-    book = pl.read_parquet(book_path)
-    store = Store(db)
-    start = time.perf_counter()
-    written = msm.save_snapshots(store, book)
-    elapsed = time.perf_counter() - start
-    return {"seconds": elapsed, "position_sets": written.height, "rows": int(written["rows"].sum())}
-
-
-def stage_floor(db: str, sets_path: str, rows_path: str) -> dict:
-    sets, rows = pl.read_parquet(sets_path), pl.read_parquet(rows_path)
-    sets_arrow, rows_arrow = sets.to_arrow(), rows.to_arrow()
-    store = Store(db)
-    start = time.perf_counter()
+def _insert_floor_tables(store: Store, sets: Any, rows: Any) -> None:
+    """Insert prepared position sets and rows (Arrow tables) in one transaction: the floor's whole work."""
     with store.transaction() as con:
-        con.register("s", sets_arrow)
-        con.register("r", rows_arrow)
+        con.register("s", sets)
+        con.register("r", rows)
         con.execute(
             "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) "
             "SELECT position_set_uid::UUID, allocation_uid::UUID, position_set_time FROM s"
@@ -175,10 +164,31 @@ def stage_floor(db: str, sets_path: str, rows_path: str) -> dict:
             "asset_uid::UUID, portfolio_uid::UUID, weight_notional_exposure, constant_notional_exposure, "
             "single_asset_quantity, metadata_json::JSON FROM r"
         )
+
+
+# -- stages (each in its own process) ----------------------------------------------------------------
+def stage_bulk_write(db: str, book_path: str) -> dict:
+    """Save the book through ``msm.save_snapshots``; the seconds it takes."""
+    book = pl.read_parquet(book_path)
+    store = Store(db)
+    start = time.perf_counter()
+    written = msm.save_snapshots(store, book)
+    elapsed = time.perf_counter() - start
+    return {"seconds": elapsed, "position_sets": written.height, "rows": int(written["rows"].sum())}
+
+
+def stage_floor(db: str, sets_path: str, rows_path: str) -> dict:
+    """Insert the already validated rows with DuckDB alone; the seconds it takes."""
+    sets, rows = pl.read_parquet(sets_path), pl.read_parquet(rows_path)
+    sets_arrow, rows_arrow = sets.to_arrow(), rows.to_arrow()
+    store = Store(db)
+    start = time.perf_counter()
+    _insert_floor_tables(store, sets_arrow, rows_arrow)
     return {"seconds": time.perf_counter() - start, "rows": rows.height}
 
 
 def stage_read_latest(db: str, n_accounts: int, samples: int) -> dict:
+    """Read the latest snapshot of ``samples`` random accounts; median and p95 in ms."""
     store = Store(db)
     rng = np.random.default_rng(7)
     picks = [f"acct-{i:06d}" for i in rng.integers(0, n_accounts, samples)]
@@ -211,7 +221,7 @@ def _run_stage(*args: str) -> dict:
     return result
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="1/20 of the full size")
     parser.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
@@ -219,15 +229,102 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of the write and the floor (best of each is compared)"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _stage(name: str, *rest: str) -> dict:
+    """Run one stage in this process (the child side of ``_run_stage``)."""
+    return {
+        "bulk_write": lambda: stage_bulk_write(*rest),
+        "floor": lambda: stage_floor(*rest),
+        "read_latest": lambda: stage_read_latest(rest[0], int(rest[1]), int(rest[2])),
+    }[name]()
+
+
+def _base_database(tmp: Path, n_sets: int, n_accounts: int) -> tuple[str, dict, float]:
+    """The base database: reference data and ``n_sets`` earlier snapshots; its path, the reference, seconds."""
+    base = str(tmp / "base.duckdb")
+    ref = build_reference(base, n_accounts)
+    existing = make_book(ref, n_sets, T0, seed=1)
+    gen_start = time.perf_counter()
+    sets, rows = _validated_floor_tables(existing, ref)
+    _insert_floor_tables(Store(base), sets.to_arrow(), rows.to_arrow())
+    return base, ref, time.perf_counter() - gen_start
+
+
+def _write_and_floor(tmp: Path, base: str, ref: dict, n_sets: int, repeat: int) -> tuple[list[dict], list[dict]]:
+    """The new book written ``repeat`` times through msm and by the floor, alternated; every run of each."""
+    book = make_book(ref, n_sets, T0 + timedelta(days=365), seed=2)
+    book.write_parquet(tmp / "book.parquet")
+    floor_sets, floor_rows = _validated_floor_tables(book, ref)
+    floor_sets.write_parquet(tmp / "sets.parquet")
+    floor_rows.write_parquet(tmp / "rows.parquet")
+    # Alternate the two, each time on a fresh copy of the same database; keep every run and
+    # compare the best of each (a shared 2-core machine is noisy).
+    floors, ourses = [], []
+    for _ in range(repeat):
+        shutil.copy(base, tmp / "floor.duckdb")
+        floors.append(
+            _run_stage("floor", str(tmp / "floor.duckdb"), str(tmp / "sets.parquet"), str(tmp / "rows.parquet"))
+        )
+        shutil.copy(base, tmp / "ours.duckdb")
+        ourses.append(_run_stage("bulk_write", str(tmp / "ours.duckdb"), str(tmp / "book.parquet")))
+    return ourses, floors
+
+
+def _grow(big: str, ref: dict, n_sets: int, read_rows: int) -> None:
+    """Add later snapshots to the written database until it holds ``read_rows`` target rows."""
+    held = 2 * n_sets * ROWS_PER_SET
+    seed = 3
+    while held < read_rows:
+        more = make_book(ref, n_sets, T0 + timedelta(days=365 * seed), seed=seed)
+        s, r = _validated_floor_tables(more, ref)
+        _insert_floor_tables(Store(big), s.to_arrow(), r.to_arrow())
+        held += r.height
+        seed += 1
+
+
+def _summary(args: argparse.Namespace, n_sets: int, ourses: list[dict], floors: list[dict]) -> dict:
+    """The result document's machine, bulk write and floor parts."""
+    floor = min(floors, key=lambda r: r["seconds"])
+    ours = min(ourses, key=lambda r: r["seconds"])
+    return {
+        "benchmark": "snapshots",
+        "small": args.small,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "duckdb": __import__("duckdb").__version__,
+            "polars": pl.__version__,
+        },
+        "bulk_write": {
+            "snapshots": n_sets,
+            "rows": ours["rows"],
+            "existing_rows": n_sets * ROWS_PER_SET,
+            "portfolio_share": PORTFOLIO_SHARE,
+            "seconds": round(ours["seconds"], 3),
+            "rows_per_second": round(ours["rows"] / ours["seconds"]),
+            "peak_rss_mb": ours["peak_rss_mb"],
+            "runs_s": [round(r["seconds"], 3) for r in ourses],
+        },
+        "floor": {
+            "seconds": round(floor["seconds"], 3),
+            "rows_per_second": round(floor["rows"] / floor["seconds"]),
+            "peak_rss_mb": floor["peak_rss_mb"],
+            "runs_s": [round(r["seconds"], 3) for r in floors],
+        },
+        "bulk_vs_floor": round(ours["seconds"] / floor["seconds"], 3),
+        "bulk_vs_floor_median": round(
+            statistics.median(r["seconds"] for r in ourses) / statistics.median(r["seconds"] for r in floors), 3
+        ),
+    }
+
+
+def main() -> None:
+    """Run the stages (or, with --stage, one of them) and write the JSON result."""
+    args = _parse_args()
     if args.stage:
-        name, *rest = args.stage
-        result = {
-            "bulk_write": lambda: stage_bulk_write(*rest),
-            "floor": lambda: stage_floor(*rest),
-            "read_latest": lambda: stage_read_latest(rest[0], int(rest[1]), int(rest[2])),
-        }[name]()
-        print(json.dumps(result))
+        print(json.dumps(_stage(*args.stage)))
         return
 
     scale = 20 if args.small else 1
@@ -236,92 +333,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="msm-bench-"))
     try:
         # 1. base database: reference data + 1,000,000 existing rows (20,000 earlier snapshots)
-        base = str(tmp / "base.duckdb")
-        ref = build_reference(base, n_accounts)
-        existing = make_book(ref, n_sets, T0, seed=1)
-        gen_start = time.perf_counter()
-        sets, rows = _validated_floor_tables(existing, ref)
-        stage_floor_inline = Store(base)
-        with stage_floor_inline.transaction() as con:
-            con.register("s", sets.to_arrow())
-            con.register("r", rows.to_arrow())
-            con.execute(
-                "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) SELECT position_set_uid::UUID, allocation_uid::UUID, position_set_time FROM s"
-            )
-            con.execute(
-                "INSERT INTO target_positions SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, asset_uid::UUID, portfolio_uid::UUID, weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json::JSON FROM r"
-            )
-        generate_seconds = time.perf_counter() - gen_start
-
+        base, ref, generate_seconds = _base_database(tmp, n_sets, n_accounts)
         # 2. the new book (later times), and the same rows pre-validated for the floor
-        book = make_book(ref, n_sets, T0 + timedelta(days=365), seed=2)
-        book.write_parquet(tmp / "book.parquet")
-        floor_sets, floor_rows = _validated_floor_tables(book, ref)
-        floor_sets.write_parquet(tmp / "sets.parquet")
-        floor_rows.write_parquet(tmp / "rows.parquet")
-        # Alternate the two, each time on a fresh copy of the same database; keep every run and
-        # compare the best of each (a shared 2-core machine is noisy).
-        floors, ourses = [], []
-        for _ in range(args.repeat):
-            shutil.copy(base, tmp / "floor.duckdb")
-            floors.append(
-                _run_stage("floor", str(tmp / "floor.duckdb"), str(tmp / "sets.parquet"), str(tmp / "rows.parquet"))
-            )
-            shutil.copy(base, tmp / "ours.duckdb")
-            ourses.append(_run_stage("bulk_write", str(tmp / "ours.duckdb"), str(tmp / "book.parquet")))
-        floor = min(floors, key=lambda r: r["seconds"])
-        ours = min(ourses, key=lambda r: r["seconds"])
-
+        ourses, floors = _write_and_floor(tmp, base, ref, n_sets, args.repeat)
         # 3. reads on a database of 10,000,000 rows: grow the written database with more snapshots
         big = str(tmp / "ours.duckdb")
-        held = 2 * n_sets * ROWS_PER_SET
-        seed = 3
-        while held < read_rows:
-            more = make_book(ref, n_sets, T0 + timedelta(days=365 * seed), seed=seed)
-            s, r = _validated_floor_tables(more, ref)
-            with Store(big).transaction() as con:
-                con.register("s", s.to_arrow())
-                con.register("r", r.to_arrow())
-                con.execute(
-                    "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) SELECT position_set_uid::UUID, allocation_uid::UUID, position_set_time FROM s"
-                )
-                con.execute(
-                    "INSERT INTO target_positions SELECT time_index, position_set_uid::UUID, target_type, target_uid::UUID, asset_uid::UUID, portfolio_uid::UUID, weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json::JSON FROM r"
-                )
-            held += r.height
-            seed += 1
+        _grow(big, ref, n_sets, read_rows)
         read = _run_stage("read_latest", big, str(n_accounts), "200")
         ((total_rows,),) = Store(big).query("SELECT count(*) AS n FROM target_positions").rows()
 
         result = {
-            "benchmark": "snapshots",
-            "small": args.small,
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": sys.version.split()[0],
-                "duckdb": __import__("duckdb").__version__,
-                "polars": pl.__version__,
-            },
-            "bulk_write": {
-                "snapshots": n_sets,
-                "rows": ours["rows"],
-                "existing_rows": n_sets * ROWS_PER_SET,
-                "portfolio_share": PORTFOLIO_SHARE,
-                "seconds": round(ours["seconds"], 3),
-                "rows_per_second": round(ours["rows"] / ours["seconds"]),
-                "peak_rss_mb": ours["peak_rss_mb"],
-                "runs_s": [round(r["seconds"], 3) for r in ourses],
-            },
-            "floor": {
-                "seconds": round(floor["seconds"], 3),
-                "rows_per_second": round(floor["rows"] / floor["seconds"]),
-                "peak_rss_mb": floor["peak_rss_mb"],
-                "runs_s": [round(r["seconds"], 3) for r in floors],
-            },
-            "bulk_vs_floor": round(ours["seconds"] / floor["seconds"], 3),
-            "bulk_vs_floor_median": round(
-                statistics.median(r["seconds"] for r in ourses) / statistics.median(r["seconds"] for r in floors), 3
-            ),
+            **_summary(args, n_sets, ourses, floors),
             "read_latest": {
                 "database_rows": int(total_rows),
                 **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in read.items()},

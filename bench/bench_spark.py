@@ -1,6 +1,6 @@
 """Benchmark of the look-through on Spark (msm_spark) against `msm export --expanded`. Not a test: it asserts no timing.
 
-    python bench/bench_spark.py                   # the book of bench/ (bench_expansion.py's full book), then one 10x larger
+    python bench/bench_spark.py                   # bench_expansion.py's full book, then one 10x larger
     python bench/bench_spark.py --sizes full      # only the book of bench/
     python bench/bench_spark.py --sizes small     # a quick run (500 sets)
 
@@ -17,10 +17,10 @@ book (10,000 sets, ~6.1M look-through rows), ``x10`` the same with ten times the
 
 Every stage is its own process tree; its peak memory is the largest sum of the resident set sizes
 of the tree (the Python driver and Spark's JVM together) seen by polling /proc every 0.2 s
-(``ru_maxrss`` of RUSAGE_CHILDREN would miss the JVM, a grandchild). Stages that exceed ``--timeout`` are stopped and recorded as
-such. ``checks`` compare the Spark output with the export's (rows, exposure totals). The machine's
-load average is recorded: other work on it shows in every number. Prints one JSON document and
-writes it to ``bench/results/spark.json``.
+(``ru_maxrss`` of RUSAGE_CHILDREN would miss the JVM, a grandchild). Stages that exceed ``--timeout``
+are stopped and recorded as such. ``checks`` compare the Spark output with the export's (rows,
+exposure totals). The machine's load average is recorded: other work on it shows in every number.
+Prints one JSON document and writes it to ``bench/results/spark.json``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def _bench_expansion() -> Any:
 
 
 def sizes() -> dict[str, dict[str, Any]]:
+    """The books by name: bench_expansion.py's small and full, and one with ten times the sets and accounts."""
     bench = _bench_expansion()
     return {
         "small": bench.SMALL,
@@ -177,6 +178,7 @@ def spark_stage(args: argparse.Namespace) -> dict[str, Any]:
 
 # -- checks ----------------------------------------------------------------------------------------
 def totals(folder: Path) -> dict[str, float]:
+    """Rows and exposure totals of the Parquet files under ``folder``."""
     import polars as pl
 
     frame = pl.scan_parquet(str(folder / "**" / "*.parquet"), hive_partitioning=False)
@@ -188,96 +190,42 @@ def _close(a: dict[str, float], b: dict[str, float]) -> bool:
     return a["rows"] == b["rows"] and all(abs(a[k] - b[k]) <= 1e-9 * max(1.0, abs(a[k]), abs(b[k])) for k in EXPOSURES)
 
 
-def run_book(name: str, size: dict[str, Any], folder: Path, args: argparse.Namespace) -> dict[str, Any]:
-    bench = _bench_expansion()
-    db = folder / f"{name}.duckdb"
-    print(f"[{name}] generating the book ...", file=sys.stderr, flush=True)
-    book = bench.generate(str(db), size)
-    export = folder / f"{name}-export"
-    notes: list[str] = []
+def _msm_export(db: Path, export: Path, *options: str) -> list[str]:
+    """The ``msm export`` command line for ``db`` into ``export``, with ``options``, printing JSON."""
+    cli = [sys.executable, "-m", "msm_cli.main", "--db", str(db)]
+    return [*cli, "export", "--out", str(export), *options, "--format", "json"]
+
+
+def _export(name: str, db: Path, export: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """Export the book (expanded, or only the job's input for the books skipped); the stage and any note."""
     if name in args.skip_expanded_export:
         # The look-through of this book does not fit this machine's memory in one polars process (the
         # full book's export peaks near 4 GB for 6.1M rows): only the job's input is exported.
         print(f"[{name}] msm export (input only, no --expanded) ...", file=sys.stderr, flush=True)
-        stages: dict[str, Any] = {
-            "msm_export_input_only": measure(
-                [
-                    sys.executable,
-                    "-m",
-                    "msm_cli.main",
-                    "--db",
-                    str(db),
-                    "export",
-                    "--out",
-                    str(export),
-                    "--format",
-                    "json",
-                ],
-                args.timeout,
-            )
-        }
-        stages["msm_export_input_only"].pop("stdout")
-        notes.append(
+        stage = measure(_msm_export(db, export), args.timeout)
+        stage.pop("stdout")
+        note = (
             "msm export --expanded not run on this book: its peak memory, extrapolated from the full book "
             "(~4 GB for 6.1M rows), exceeds this machine's memory; Spark's output is not compared with it"
         )
-    else:
-        print(f"[{name}] msm export --expanded ...", file=sys.stderr, flush=True)
-        stages = {
-            "msm_export": measure(
-                [
-                    sys.executable,
-                    "-m",
-                    "msm_cli.main",
-                    "--db",
-                    str(db),
-                    "export",
-                    "--out",
-                    str(export),
-                    "--expanded",
-                    "--weights-as-of",
-                    args.weights_as_of,
-                    "--format",
-                    "json",
-                ],
-                args.timeout,
-            )
-        }
-        stages["msm_export"].pop("stdout")
-    checks: dict[str, Any] = {}
-    expected = totals(export / "target_exposure") if stages.get("msm_export", {}).get("exit_code") == 0 else None
-    for master in args.masters:
-        key = "spark_" + master.replace("[", "").replace("]", "").replace("*", "all")
-        out = folder / f"{name}-{key}"
-        print(f"[{name}] msm_spark --master {master} ...", file=sys.stderr, flush=True)
-        stage = measure(
-            [
-                sys.executable,
-                __file__,
-                "--spark-stage",
-                "--master",
-                master,
-                "--input",
-                str(export),
-                "--output",
-                str(out),
-                "--weights-as-of",
-                args.weights_as_of,
-            ],
-            args.timeout,
-        )
-        text = stage.pop("stdout").strip()
-        if stage.get("timed_out_after_s"):
-            notes.append(f"msm_spark on {master} stopped after {args.timeout:.0f} s (--timeout): not measured")
-        if stage["exit_code"] == 0 and text:
-            stage.update(json.loads(text.splitlines()[-1]))
-            if expected is not None:
-                checks[f"{key}_equals_msm_export_totals"] = _close(totals(out / "target_exposure"), expected)
-        stages[key] = stage
-        shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(export, ignore_errors=True)
-    for suffix in ("", ".wal"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
+        return {"msm_export_input_only": stage}, [note]
+    print(f"[{name}] msm export --expanded ...", file=sys.stderr, flush=True)
+    stage = measure(_msm_export(db, export, "--expanded", "--weights-as-of", args.weights_as_of), args.timeout)
+    stage.pop("stdout")
+    return {"msm_export": stage}, []
+
+
+def _spark_run(name: str, master: str, export: Path, out: Path, args: argparse.Namespace) -> tuple[dict, str | None]:
+    """``python -m msm_spark expand`` on ``master`` (through this file's --spark-stage); the stage and its JSON."""
+    print(f"[{name}] msm_spark --master {master} ...", file=sys.stderr, flush=True)
+    command = [sys.executable, __file__, "--spark-stage", "--master", master, "--input", str(export)]
+    stage = measure([*command, "--output", str(out), "--weights-as-of", args.weights_as_of], args.timeout)
+    text = stage.pop("stdout").strip()
+    return stage, (text.splitlines()[-1] if stage["exit_code"] == 0 and text else None)
+
+
+def _summary(stages: dict[str, Any], expected: dict[str, float] | None) -> dict[str, Any]:
+    """Output rows and the Spark stages' times over the export's."""
     rows = [stage["rows"] for stage in stages.values() if "rows" in stage]
     summary: dict[str, Any] = {"output_rows": int(expected["rows"]) if expected else (rows[0] if rows else None)}
     exp = stages.get("msm_export")
@@ -289,10 +237,39 @@ def run_book(name: str, size: dict[str, Any], folder: Path, args: argparse.Names
         summary["speedup_job_local2_over_local1"] = round(
             stages["spark_local1"]["job_s"] / stages["spark_local2"]["job_s"], 2
         )
-    return {"book": book, "stages": stages, "summary": summary, "checks": checks, "notes": notes}
+    return summary
+
+
+def run_book(name: str, size: dict[str, Any], folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Generate one book, export it, run the Spark job on each master; stages, summary, checks, notes."""
+    bench = _bench_expansion()
+    db = folder / f"{name}.duckdb"
+    print(f"[{name}] generating the book ...", file=sys.stderr, flush=True)
+    book = bench.generate(str(db), size)
+    export = folder / f"{name}-export"
+    stages, notes = _export(name, db, export, args)
+    checks: dict[str, Any] = {}
+    expected = totals(export / "target_exposure") if stages.get("msm_export", {}).get("exit_code") == 0 else None
+    for master in args.masters:
+        key = "spark_" + master.replace("[", "").replace("]", "").replace("*", "all")
+        out = folder / f"{name}-{key}"
+        stage, text = _spark_run(name, master, export, out, args)
+        if stage.get("timed_out_after_s"):
+            notes.append(f"msm_spark on {master} stopped after {args.timeout:.0f} s (--timeout): not measured")
+        if text is not None:
+            stage.update(json.loads(text))
+            if expected is not None:
+                checks[f"{key}_equals_msm_export_totals"] = _close(totals(out / "target_exposure"), expected)
+        stages[key] = stage
+        shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(export, ignore_errors=True)
+    for suffix in ("", ".wal"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    return {"book": book, "stages": stages, "summary": _summary(stages, expected), "checks": checks, "notes": notes}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run every chosen book (or, with --spark-stage, the Spark stage); write and print the JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="full,x10", help="comma-separated: small, full, x10 (default: full,x10)")
     parser.add_argument("--masters", default="local[2],local[1]", help="comma-separated Spark masters to compare")

@@ -9,6 +9,9 @@ look-through expansion, over an embedded DuckDB store. Core ``msm`` never import
 >>> store = msm.Store(":memory:")
 >>> [str(m) for m in msm.migrate(store)]
 ['msm 0001 registry_and_asset_targets', 'msm 0002 adr_0027_portfolio_aware_targets', 'msm 0003 holdings_prices_fx']
+
+In a notebook, ``msm.open()`` opens the workbench database (``$MSM_DB``, else ``data/msm.duckdb``)
+read-only; ``msm.open(path, read_only=False)`` opens it for writing (see :mod:`msm.handle`).
 """
 
 # Only the errors and the store are imported eagerly; every service is imported on first use
@@ -105,12 +108,16 @@ _LAZY = {
     "read_holdings": "msm.services.holdings",
     "import_fx_rates": "msm.services.marketdata",
     "import_prices": "msm.services.marketdata",
+    "StoreReadOnlyError": "msm.errors",
+    "open": "msm.handle",
     "TargetSetCheck": "msm.services.targetsets",
     "accounts_following_model": "msm.services.targetsets",
     "check_target_set": "msm.services.targetsets",
     "save_target_set_to_accounts": "msm.services.targetsets",
 }
 
+# ``open`` is left out of ``__all__`` so that ``from msm import *`` never hides the builtin ``open``;
+# ``msm.open`` and ``dir(msm)`` (tab completion) still have it.
 __all__ = [
     "MSM_MIGRATIONS",
     "ConflictError",
@@ -124,14 +131,17 @@ __all__ = [
     "Store",
     "StoreBusyError",
     "ValidationError",
+    "__version__",
     "check_schema",
     "default_db_path",
-    "errors",
-    "lazy",
     "migrate",
-    "store",
 ]
-__all__ += sorted(_LAZY)
+__all__ += sorted(name for name in _LAZY if name != "open")
 
 
-__getattr__, __dir__ = _lazy_exports("msm", _LAZY, globals())
+__getattr__, _dir_all = _lazy_exports("msm", _LAZY, globals())
+
+
+def __dir__() -> list[str]:
+    """The public names, ``open`` included."""
+    return sorted([*_dir_all(), "open"])

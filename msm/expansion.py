@@ -53,30 +53,35 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import polars as pl
 
+from msm import rules
+from msm.contract import EXPOSURE_COLUMNS, SCALED_EXPOSURES
 from msm.errors import NO_VALUE, MsmError, NotFoundError, RowError, ValidationError
+from msm.rules import Rule, find_violations, raise_violations, uid_text
 from msm.timeutil import ensure_utc_column, format_utc, parse_utc, utc_now
+from msm.validation import NO_EXPOSURE_COLUMN, ONE_EXPOSURE, portfolio_quantity_rule, target_type_rule
 
 __all__ = [
+    "COMPOSITION_ROW_RULES",
     "DIAGNOSTIC_COLUMNS",
     "EXPANSION_COLUMNS",
     "NET_COLUMNS",
+    "TARGET_ROW_RULES",
     "WEIGHTS_COLUMNS",
     "WEIGHT_SUM_TOLERANCE",
     "Expansion",
     "MissingCompositionError",
     "WeightsAsOf",
     "WeightsSource",
+    "check_composition_rows",
+    "check_target_rows",
     "expand_targets",
     "weights_time",
 ]
 
-EXPOSURES = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
-#: Scaled by the constituent weight; ``single_asset_quantity`` never is (it only exists on asset rows).
-SCALED = ("weight_notional_exposure", "constant_notional_exposure")
 
 EXPANSION_COLUMNS = (
     "position_set_uid",
@@ -88,9 +93,9 @@ EXPANSION_COLUMNS = (
     "asset",
     "portfolio_weight",
     "weights_time",
-    *EXPOSURES,
+    *EXPOSURE_COLUMNS,
 )
-NET_COLUMNS = ("position_set_uid", "time_index", "asset_uid", "asset", *EXPOSURES, "n_sources")
+NET_COLUMNS = ("position_set_uid", "time_index", "asset_uid", "asset", *EXPOSURE_COLUMNS, "n_sources")
 #: A composition-history frame: one row per (time_index, portfolio_uid, asset_uid). ``asset`` (the
 #: asset's unique identifier) and ``portfolio`` (the portfolio's) are optional.
 WEIGHTS_COLUMNS = ("time_index", "portfolio_uid", "asset_uid", "asset", "weight")
@@ -101,7 +106,7 @@ WEIGHT_SUM_TOLERANCE = 1e-9
 #: ``(portfolio uids, latest weights time needed) -> composition-history frame``. It may return more
 #: history (or more portfolios) than asked; rows after the bound are ignored.
 WeightsSource = Callable[[list[str], datetime | None], pl.DataFrame]
-WeightsAsOf = Union[Literal["now", "position-set"], datetime, str]
+WeightsAsOf = Literal["now", "position-set"] | datetime | str
 
 _UTC = pl.Datetime("us", "UTC")
 _ROWS_SCHEMA = {
@@ -114,14 +119,14 @@ _ROWS_SCHEMA = {
     "asset": pl.String,
     "portfolio_weight": pl.Float64,
     "weights_time": _UTC,
-    **{c: pl.Float64 for c in EXPOSURES},
+    **{c: pl.Float64 for c in EXPOSURE_COLUMNS},
 }
 _NET_SCHEMA = {
     "position_set_uid": pl.String,
     "time_index": _UTC,
     "asset_uid": pl.String,
     "asset": pl.String,
-    **{c: pl.Float64 for c in EXPOSURES},
+    **{c: pl.Float64 for c in EXPOSURE_COLUMNS},
     "n_sources": pl.UInt32,
 }
 _DIAGNOSTICS_SCHEMA = {
@@ -133,6 +138,83 @@ _DIAGNOSTICS_SCHEMA = {
 _TARGETS = "targets"
 _WEIGHTS = "portfolio weights"
 _STORE_HINT = "store one with `msm portfolios weights ID --at TS --file F` (msm_portfolios.save_composition)"
+
+_IS_ASSET, _IS_PORTFOLIO = pl.col("target_type") == "asset", pl.col("target_type") == "portfolio"
+_DERIVED_UID = pl.when(_IS_ASSET).then(pl.col("asset_uid")).when(_IS_PORTFOLIO).then(pl.col("portfolio_uid"))
+
+#: The rules of storage-shaped target rows the expansion reads (rows a database checked pass them all).
+TARGET_ROW_RULES = (
+    rules.required(_TARGETS, "position_set_uid"),
+    target_type_rule(_TARGETS, required=True),
+    Rule(
+        _TARGETS,
+        "asset_uid",
+        "asset_row_asset_uid",
+        "an asset row needs asset_uid",
+        _IS_ASSET & pl.col("asset_uid").is_null(),
+    ),
+    Rule(
+        _TARGETS,
+        "portfolio_uid",
+        "asset_row_no_portfolio_uid",
+        "an asset row has no portfolio_uid",
+        _IS_ASSET & pl.col("portfolio_uid").is_not_null(),
+    ),
+    Rule(
+        _TARGETS,
+        "portfolio_uid",
+        "portfolio_row_portfolio_uid",
+        "a portfolio row needs portfolio_uid",
+        _IS_PORTFOLIO & pl.col("portfolio_uid").is_null(),
+    ),
+    Rule(
+        _TARGETS,
+        "asset_uid",
+        "portfolio_row_no_asset_uid",
+        "a portfolio row has no asset_uid",
+        _IS_PORTFOLIO & pl.col("asset_uid").is_not_null(),
+    ),
+    portfolio_quantity_rule(_TARGETS, pl.col("target_type")),
+    Rule(
+        _TARGETS,
+        "target_uid",
+        "target_uid_matches",
+        "must equal the row's asset_uid or portfolio_uid",
+        pl.col("target_uid").is_not_null() & _DERIVED_UID.is_not_null() & (pl.col("target_uid") != _DERIVED_UID),
+    ),
+    Rule(
+        _TARGETS,
+        "exposure",
+        "one_exposure",
+        ONE_EXPOSURE,
+        pl.sum_horizontal(*[pl.col(c).is_not_null() for c in EXPOSURE_COLUMNS]) != 1,
+        pl.lit(None, pl.String),
+    ),
+    *(rules.finite(_TARGETS, c) for c in EXPOSURE_COLUMNS),
+)
+
+_IN_COMPOSITION = (
+    pl.lit(" in portfolio '")
+    + pl.coalesce("portfolio", "portfolio_uid")
+    + pl.lit("' at ")
+    + pl.col("time_index").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
+)
+#: The rules of the composition rows an expansion uses: a weight each, finite, one row per asset.
+COMPOSITION_ROW_RULES = (
+    rules.required(
+        _WEIGHTS, "asset_uid", message=pl.lit("is required") + _IN_COMPOSITION, value=pl.coalesce("asset", "asset_uid")
+    ),
+    rules.required(_WEIGHTS, "weight", message=pl.lit("is required") + _IN_COMPOSITION),
+    rules.finite(_WEIGHTS, "weight", message=pl.lit("must be finite") + _IN_COMPOSITION),
+    Rule(
+        _WEIGHTS,
+        "asset_uid",
+        "asset_listed_once",
+        pl.lit("is listed more than once") + _IN_COMPOSITION,
+        pl.col("asset_uid").is_not_null() & (pl.len().over("portfolio_uid", "time_index", "asset_uid") > 1),
+        pl.coalesce("asset", "asset_uid"),
+    ),
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,6 +241,8 @@ class MissingCompositionError(NotFoundError):
     ``missing`` lists every ``(portfolio, weights time)`` pair (the portfolio's unique identifier,
     or its uid when that is unknown), so one error names them all.
     """
+
+    fields = ("entity", "key", "missing", "hint")
 
     def __init__(self, missing: Sequence[tuple[str, datetime]]) -> None:
         self.missing = list(missing)
@@ -223,60 +307,9 @@ def expand_targets(
         pl.when(is_portfolio).then(pl.lit(bound, _UTC) if bound is not None else pl.col("time_index")).alias("__wtime")
     )
     wanted = frame.filter(is_portfolio).select("portfolio_uid", "__wtime", "unique_identifier")
-
-    if wanted.height:
-        uids = sorted(wanted["portfolio_uid"].unique().to_list())
-        until = bound if bound is not None else wanted["__wtime"].max()
-        history = weights(uids, until) if callable(weights) else weights
-        if not isinstance(history, pl.DataFrame):
-            raise TypeError(f"the weights source must return a polars DataFrame, got {type(history).__name__}")
-        history = _normalize_weights(history, uids, until)  # type: ignore[arg-type]
-    else:
-        history = _empty_weights()
-
-    # Which composition each (portfolio, weights time) uses: one as-of join over distinct pairs.
-    pairs = wanted.group_by("portfolio_uid", "__wtime").agg(
-        pl.col("unique_identifier").drop_nulls().first().alias("__pname")
-    )
-    stored = history.select("portfolio_uid", "time_index").unique()
-    pairs = (
-        pairs.sort("__wtime")
-        .join_asof(
-            stored.sort("time_index").with_columns(pl.col("time_index").alias("weights_time")),
-            left_on="__wtime",
-            right_on="time_index",
-            by="portfolio_uid",
-            check_sortedness=False,  # both sides are sorted on the time key; `by` groups inherit that
-        )
-        .drop("time_index")
-    )
-    _raise_missing(pairs, history)
-
-    # Keep only the compositions used; check their rows; lay them out in output order.
-    used = pairs.select("portfolio_uid", pl.col("weights_time").alias("time_index")).unique()
-    history = history.join(used, on=["portfolio_uid", "time_index"], how="semi")
-    named = pairs.group_by("portfolio_uid").agg(pl.col("__pname").drop_nulls().first())
-    history = (
-        history.join(named, on="portfolio_uid", how="left")
-        .with_columns(pl.coalesce("portfolio", "__pname").alias("portfolio"))
-        .drop("__pname")
-    )
-    _check_weights(history)
-    assets = _asset_dictionary(frame, history)
-    history = (
-        history.join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left")
-        .sort("portfolio_uid", "time_index", "__akey")
-        .with_row_index("__w")
-    )
-    compositions = history.group_by("portfolio_uid", "time_index").agg(
-        pl.col("__w").first().alias("__start"),
-        pl.len().alias("__n"),
-        pl.col("weight").sum().alias("weight_sum"),
-        pl.col("portfolio").drop_nulls().first().alias("__wname"),
-    )
-    pairs = pairs.join(
-        compositions.rename({"time_index": "weights_time"}), on=["portfolio_uid", "weights_time"], how="left"
-    )
+    history = _history(wanted, weights, bound)
+    pairs = _choose_compositions(wanted, history)
+    history, assets, pairs = _lay_out_compositions(frame, history, pairs)
     diagnostics = _diagnostics(pairs)
 
     frame = frame.join(
@@ -299,10 +332,83 @@ def expand_targets(
 
 
 # -- steps ---------------------------------------------------------------------------------------
+def _history(wanted: pl.DataFrame, weights: pl.DataFrame | WeightsSource, bound: datetime | None) -> pl.DataFrame:
+    """The composition history of the portfolios ``wanted`` names, up to the latest weights time needed."""
+    if not wanted.height:
+        return _empty_weights()
+    uids = sorted(wanted["portfolio_uid"].unique().to_list())
+    until = bound if bound is not None else wanted["__wtime"].max()
+    history = weights(uids, until) if callable(weights) else weights
+    if not isinstance(history, pl.DataFrame):
+        raise TypeError(f"the weights source must return a polars DataFrame, got {type(history).__name__}")
+    return _normalize_weights(history, uids, until)  # type: ignore[arg-type]
+
+
+def _choose_compositions(wanted: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """Which composition each distinct (portfolio, weights time) uses: one as-of join over the pairs.
+
+    Raises :class:`MissingCompositionError` naming every pair with none at or before its time.
+    """
+    pairs = wanted.group_by("portfolio_uid", "__wtime").agg(
+        pl.col("unique_identifier").drop_nulls().first().alias("__pname")
+    )
+    stored = history.select("portfolio_uid", "time_index").unique()
+    pairs = (
+        pairs.sort("__wtime")
+        .join_asof(
+            stored.sort("time_index").with_columns(pl.col("time_index").alias("weights_time")),
+            left_on="__wtime",
+            right_on="time_index",
+            by="portfolio_uid",
+            check_sortedness=False,  # both sides are sorted on the time key; `by` groups inherit that
+        )
+        .drop("time_index")
+    )
+    _raise_missing(pairs, history)
+    return pairs
+
+
+def _lay_out_compositions(
+    frame: pl.DataFrame, history: pl.DataFrame, pairs: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Keep only the compositions used; check their rows; lay them out in output order.
+
+    Returns the history numbered ``__w`` in output order, the asset dictionary, and ``pairs`` with
+    each composition's first row ``__start``, length ``__n`` and ``weight_sum``.
+    """
+    used = pairs.select("portfolio_uid", pl.col("weights_time").alias("time_index")).unique()
+    history = history.join(used, on=["portfolio_uid", "time_index"], how="semi")
+    named = pairs.group_by("portfolio_uid").agg(pl.col("__pname").drop_nulls().first())
+    history = (
+        history.join(named, on="portfolio_uid", how="left")
+        .with_columns(pl.coalesce("portfolio", "__pname").alias("portfolio"))
+        .drop("__pname")
+    )
+    check_composition_rows(history)
+    assets = _asset_dictionary(frame, history)
+    history = (
+        history.join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left")
+        .sort("portfolio_uid", "time_index", "__akey")
+        .with_row_index("__w")
+    )
+    compositions = history.group_by("portfolio_uid", "time_index").agg(
+        pl.col("__w").first().alias("__start"),
+        pl.len().alias("__n"),
+        pl.col("weight").sum().alias("weight_sum"),
+        pl.col("portfolio").drop_nulls().first().alias("__wname"),
+    )
+    pairs = pairs.join(
+        compositions.rename({"time_index": "weights_time"}), on=["portfolio_uid", "weights_time"], how="left"
+    )
+    return history, assets, pairs
+
+
 def _scaled(frame: pl.DataFrame, weight: pl.Series, t_idx: pl.Series) -> dict[str, pl.Series]:
     """The three exposures of each output row: the source row's, times the constituent weight if scaled."""
     scale = weight.fill_null(1.0)  # asset rows: x * 1.0 == x exactly
-    return {c: frame[c].gather(t_idx) * scale if c in SCALED else frame[c].gather(t_idx) for c in EXPOSURES}
+    return {
+        c: frame[c].gather(t_idx) * scale if c in SCALED_EXPOSURES else frame[c].gather(t_idx) for c in EXPOSURE_COLUMNS
+    }
 
 
 def _plain(
@@ -338,14 +444,16 @@ def _net(
     repeated ones are aggregated. The (at most three) kinds of one (set, asset) are then adjacent
     and become the three exposure columns; a kind that never occurs stays null, not 0.
     """
-    n_assets, n_kinds = max(assets.height, 1), len(EXPOSURES)
+    n_assets, n_kinds = max(assets.height, 1), len(EXPOSURE_COLUMNS)
     set_id = frame["position_set_uid"].rle_id()  # the frame is sorted by set
     n_keys = (int(set_id.max() or 0) + 1) * n_assets * n_kinds  # type: ignore[operator]
     dtype = pl.UInt32 if n_keys < 2**32 else pl.UInt64
-    kind = pl.coalesce(*[pl.when(pl.col(c).is_not_null()).then(pl.lit(i, dtype)) for i, c in enumerate(EXPOSURES)])
+    kind = pl.coalesce(
+        *[pl.when(pl.col(c).is_not_null()).then(pl.lit(i, dtype)) for i, c in enumerate(EXPOSURE_COLUMNS)]
+    )
     per_target = frame.select(
         ((set_id.cast(dtype) * n_assets + pl.col("__akey").fill_null(0).cast(dtype)) * n_kinds + kind).alias("key"),
-        pl.coalesce(*EXPOSURES).alias("value"),
+        pl.coalesce(*EXPOSURE_COLUMNS).alias("value"),
     )
     # Asset rows have no weight row: they point at an extra one, of key part 0 and weight 1.
     per_weight = pl.concat(
@@ -381,32 +489,7 @@ def _net(
             "__n": pl.Series([1], dtype=pl.UInt32).new_from_index(0, heads.height).scatter(at, summed["__n"]),
         }
     )
-    # The kinds of one (set, asset) are adjacent rows with the same cell (at most n_kinds of them):
-    # each row's value goes to its kind's column, and the few cells with several kinds have their
-    # following rows folded into their first.
-    cell = pl.col("__cell")
-    cells = cells.with_columns(
-        (cell != cell.shift(1)).fill_null(True).alias("__head"),
-        (cell == cell.shift(-1)).fill_null(False).alias("__more"),
-        *[pl.when(pl.col("__kind") == i).then(pl.col("__value")).alias(c) for i, c in enumerate(EXPOSURES)],
-    )
-    netted = cells.filter("__head").select("__cell", "__more", *EXPOSURES, pl.col("__n").alias("n_sources"))
-    starts = cells.select((pl.col("__head") & pl.col("__more")).arg_true())[:, 0]  # where a multi-kind cell begins
-    if starts.len():
-        folded = cells.select(pl.col("__cell", "__n", *EXPOSURES).gather(starts))
-        for j in range(1, n_kinds):
-            following = cells.select(
-                pl.col("__cell", "__n", *EXPOSURES).gather((starts + j).clip(upper_bound=cells.height - 1))
-            )
-            same = (following["__cell"] == folded["__cell"]) & (starts + j < cells.height)
-            folded = folded.with_columns(
-                *[pl.col(c).fill_null(pl.when(same).then(following[c])) for c in EXPOSURES],
-                (pl.col("__n") + pl.when(same).then(following["__n"]).otherwise(0)).cast(pl.UInt32),
-            )
-        at = netted["__more"].arg_true()  # the same cells, as positions in `netted` (same order)
-        netted = netted.with_columns(
-            *[netted[c].scatter(at, folded[c]) for c in EXPOSURES], netted["n_sources"].scatter(at, folded["__n"])
-        )
+    netted = _fold_kinds(cells, n_kinds)
     set_rows = frame["position_set_uid"].is_first_distinct().arg_true()  # each set's first target row
     set_of, asset_of = (netted["__cell"] // n_assets).cast(pl.UInt32), (netted["__cell"] % n_assets).cast(pl.UInt32)
     return pl.DataFrame(
@@ -415,10 +498,44 @@ def _net(
             "time_index": frame["time_index"].gather(set_rows).gather(set_of),
             "asset_uid": assets["asset_uid"].gather(asset_of),
             "asset": assets["asset"].gather(asset_of),
-            **{c: netted[c] for c in EXPOSURES},
+            **{c: netted[c] for c in EXPOSURE_COLUMNS},
             "n_sources": netted["n_sources"],
         }
     )
+
+
+def _fold_kinds(cells: pl.DataFrame, n_kinds: int) -> pl.DataFrame:
+    """One row per cell (set, asset) with each kind's value in its exposure column and ``n_sources``.
+
+    The kinds of one (set, asset) are adjacent rows with the same cell (at most ``n_kinds`` of
+    them): each row's value goes to its kind's column, and the few cells with several kinds have
+    their following rows folded into their first.
+    """
+    cell = pl.col("__cell")
+    cells = cells.with_columns(
+        (cell != cell.shift(1)).fill_null(True).alias("__head"),
+        (cell == cell.shift(-1)).fill_null(False).alias("__more"),
+        *[pl.when(pl.col("__kind") == i).then(pl.col("__value")).alias(c) for i, c in enumerate(EXPOSURE_COLUMNS)],
+    )
+    netted = cells.filter("__head").select("__cell", "__more", *EXPOSURE_COLUMNS, pl.col("__n").alias("n_sources"))
+    starts = cells.select((pl.col("__head") & pl.col("__more")).arg_true())[:, 0]  # where a multi-kind cell begins
+    if starts.len():
+        folded = cells.select(pl.col("__cell", "__n", *EXPOSURE_COLUMNS).gather(starts))
+        for j in range(1, n_kinds):
+            following = cells.select(
+                pl.col("__cell", "__n", *EXPOSURE_COLUMNS).gather((starts + j).clip(upper_bound=cells.height - 1))
+            )
+            same = (following["__cell"] == folded["__cell"]) & (starts + j < cells.height)
+            folded = folded.with_columns(
+                *[pl.col(c).fill_null(pl.when(same).then(following[c])) for c in EXPOSURE_COLUMNS],
+                (pl.col("__n") + pl.when(same).then(following["__n"]).otherwise(0)).cast(pl.UInt32),
+            )
+        at = netted["__more"].arg_true()  # the same cells, as positions in `netted` (same order)
+        netted = netted.with_columns(
+            *[netted[c].scatter(at, folded[c]) for c in EXPOSURE_COLUMNS],
+            netted["n_sources"].scatter(at, folded["__n"]),
+        )
+    return netted
 
 
 def _asset_dictionary(frame: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
@@ -459,7 +576,7 @@ def _raise_missing(pairs: pl.DataFrame, history: pl.DataFrame) -> None:
         .with_columns(pl.coalesce("__pname", "__wname", "portfolio_uid").alias("__name"))
         .sort("__name", "__wtime")
     )
-    raise MissingCompositionError(list(zip(missing["__name"].to_list(), missing["__wtime"].to_list())))
+    raise MissingCompositionError(list(zip(missing["__name"].to_list(), missing["__wtime"].to_list(), strict=True)))
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -486,10 +603,6 @@ def weights_time(weights_as_of: Any, now: datetime | None = None) -> tuple[datet
     return at, at
 
 
-def _uid_text(column: str) -> pl.Expr:
-    return pl.col(column).cast(pl.String).str.strip_chars().str.to_lowercase()
-
-
 def _normalize_targets(targets: pl.DataFrame) -> pl.DataFrame:
     if not isinstance(targets, pl.DataFrame):
         raise TypeError(f"targets must be a polars DataFrame, got {type(targets).__name__}")
@@ -499,73 +612,40 @@ def _normalize_targets(targets: pl.DataFrame) -> pl.DataFrame:
         for c in required
         if c not in targets.columns
     ]
-    if not set(EXPOSURES) & set(targets.columns):
+    if not set(EXPOSURE_COLUMNS) & set(targets.columns):
         errors.append(
             RowError(
                 _TARGETS,
                 None,
                 "weight_notional_exposure",
                 NO_VALUE,
-                f"column is missing: give one of {', '.join(EXPOSURES)}",
+                NO_EXPOSURE_COLUMN,
             )
         )
-    for c in EXPOSURES:
+    for c in EXPOSURE_COLUMNS:
         if c in targets.columns and not (targets.schema[c].is_numeric() or targets.schema[c] == pl.Null):
             errors.append(RowError(_TARGETS, None, c, NO_VALUE, f"must hold numbers, got a {targets.schema[c]} column"))
     if errors:
         raise ValidationError(errors)
 
     optional = {c: pl.lit(None, pl.String) for c in ("target_uid", "unique_identifier") if c not in targets.columns}
-    optional |= {c: pl.lit(None, pl.Float64) for c in EXPOSURES if c not in targets.columns}
+    optional |= {c: pl.lit(None, pl.Float64) for c in EXPOSURE_COLUMNS if c not in targets.columns}
     frame = targets.with_columns(**optional).select(
-        _uid_text("position_set_uid").alias("position_set_uid"),
+        uid_text("position_set_uid").alias("position_set_uid"),
         "time_index",
         pl.col("target_type").cast(pl.String).str.strip_chars().alias("target_type"),
-        _uid_text("target_uid").alias("target_uid"),
-        _uid_text("asset_uid").alias("asset_uid"),
-        _uid_text("portfolio_uid").alias("portfolio_uid"),
+        uid_text("target_uid").alias("target_uid"),
+        uid_text("asset_uid").alias("asset_uid"),
+        uid_text("portfolio_uid").alias("portfolio_uid"),
         pl.col("unique_identifier").cast(pl.String),
-        *[pl.col(c).cast(pl.Float64) for c in EXPOSURES],
+        *[pl.col(c).cast(pl.Float64) for c in EXPOSURE_COLUMNS],
     )
     if frame.height == 0:
         return frame.with_columns(pl.col("time_index").cast(_UTC, strict=False))
     frame = ensure_utc_column(frame, "time_index", entity=_TARGETS)
 
-    is_asset, is_portfolio = pl.col("target_type") == "asset", pl.col("target_type") == "portfolio"
-    derived = pl.when(is_asset).then(pl.col("asset_uid")).when(is_portfolio).then(pl.col("portfolio_uid"))
-    checks = [
-        (pl.col("position_set_uid").is_null(), "position_set_uid", "is required"),
-        (
-            ~pl.col("target_type").is_in(["asset", "portfolio"]).fill_null(False),
-            "target_type",
-            "must be 'asset' or 'portfolio'",
-        ),
-        (is_asset & pl.col("asset_uid").is_null(), "asset_uid", "an asset row needs asset_uid"),
-        (is_asset & pl.col("portfolio_uid").is_not_null(), "portfolio_uid", "an asset row has no portfolio_uid"),
-        (is_portfolio & pl.col("portfolio_uid").is_null(), "portfolio_uid", "a portfolio row needs portfolio_uid"),
-        (is_portfolio & pl.col("asset_uid").is_not_null(), "asset_uid", "a portfolio row has no asset_uid"),
-        (
-            is_portfolio & pl.col("single_asset_quantity").is_not_null(),
-            "single_asset_quantity",
-            "a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure",
-        ),
-        (
-            pl.col("target_uid").is_not_null() & derived.is_not_null() & (pl.col("target_uid") != derived),
-            "target_uid",
-            "must equal the row's asset_uid or portfolio_uid",
-        ),
-        (
-            pl.sum_horizontal(*[pl.col(c).is_not_null() for c in EXPOSURES]) != 1,
-            "exposure",
-            f"exactly one of {', '.join(EXPOSURES)} must be set",
-        ),
-        *[
-            (pl.col(c).is_nan() | pl.col(c).is_infinite(), c, "must be finite (NaN and infinity are refused)")
-            for c in EXPOSURES
-        ],
-    ]
-    _raise_checks(frame, checks, _TARGETS)
-    return frame.with_columns(pl.coalesce("target_uid", derived).alias("target_uid"))
+    check_target_rows(frame)
+    return frame.with_columns(pl.coalesce("target_uid", _DERIVED_UID).alias("target_uid"))
 
 
 def _normalize_weights(history: pl.DataFrame, uids: list[str], until: datetime) -> pl.DataFrame:
@@ -588,8 +668,8 @@ def _normalize_weights(history: pl.DataFrame, uids: list[str], until: datetime) 
     optional = {c: pl.lit(None, pl.String) for c in ("asset", "portfolio") if c not in history.columns}
     history = history.with_columns(**optional).select(
         "time_index",
-        _uid_text("portfolio_uid").alias("portfolio_uid"),
-        _uid_text("asset_uid").alias("asset_uid"),
+        uid_text("portfolio_uid").alias("portfolio_uid"),
+        uid_text("asset_uid").alias("asset_uid"),
         pl.col("asset").cast(pl.String),
         pl.col("portfolio").cast(pl.String),
         pl.col("weight").cast(pl.Float64),
@@ -600,66 +680,24 @@ def _normalize_weights(history: pl.DataFrame, uids: list[str], until: datetime) 
     return history.filter(pl.col("portfolio_uid").is_in(uids) & (pl.col("time_index") <= pl.lit(until, _UTC)))
 
 
-def _check_weights(history: pl.DataFrame) -> None:
-    """The rows of the compositions actually used: a weight each, finite, one row per asset."""
-    name = pl.coalesce("portfolio", "portfolio_uid")
-    at = pl.col("time_index").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
-    where = pl.lit(" in portfolio '") + name + pl.lit("' at ") + at
-    checks = [
-        (pl.col("asset_uid").is_null(), "asset_uid", pl.lit("is required") + where),
-        (pl.col("weight").is_null(), "weight", pl.lit("is required") + where),
-        (pl.col("weight").is_nan() | pl.col("weight").is_infinite(), "weight", pl.lit("must be finite") + where),
-        (
-            pl.col("asset_uid").is_not_null() & (pl.len().over("portfolio_uid", "time_index", "asset_uid") > 1),
-            "asset_uid",
-            pl.lit("is listed more than once") + where,
-        ),
-    ]
-    # Row numbers of a weights source mean nothing to the user: the rule says where instead.
-    _raise_checks(history, checks, _WEIGHTS, value_of={"asset_uid": pl.coalesce("asset", "asset_uid")}, numbered=False)
+def check_target_rows(frame: pl.DataFrame) -> None:
+    """Raise one :class:`ValidationError` listing every storage-shaped target row that breaks :data:`TARGET_ROW_RULES`.
+
+    ``frame`` holds the columns as :func:`expand_targets` reads them (uids in lower case, exposures
+    Float64); rows are numbered 1..n in the order given.
+    """
+    raise_violations(find_violations(frame, TARGET_ROW_RULES))
 
 
-def _raise_checks(
-    frame: pl.DataFrame,
-    checks: list[tuple[pl.Expr, str, str | pl.Expr]],
-    entity: str,
-    *,
-    value_of: dict[str, pl.Expr] | None = None,
-    numbered: bool = True,
-) -> None:
-    """Raise one :class:`ValidationError` listing every row any ``(mask, field, rule)`` flags."""
-    masks = [mask.fill_null(False) for mask, _, _ in checks]
-    if not frame.select(pl.any_horizontal(masks).any()).item():
-        return  # the usual case: no message is built
-    value_of = value_of or {}
-    found = pl.concat(
-        [
-            frame.lazy()
-            .with_row_index("__row", offset=1)
-            .filter(mask)
-            .select(
-                "__row",
-                value_of.get(field, pl.col(field) if field in frame.columns else pl.lit(None))
-                .cast(pl.String)
-                .alias("__value"),
-                (rule if isinstance(rule, pl.Expr) else pl.lit(rule)).cast(pl.String).alias("__rule"),
-                pl.lit(field).alias("__field"),
-            )
-            for mask, (_, field, rule) in zip(masks, checks)
-        ]
-    ).collect()
-    raise ValidationError(
-        [
-            RowError(
-                entity,
-                r["__row"] if numbered else None,
-                r["__field"],
-                NO_VALUE if r["__value"] is None else r["__value"],
-                r["__rule"],
-            )
-            for r in found.iter_rows(named=True)
-        ]
-    )
+def check_composition_rows(history: pl.DataFrame) -> None:
+    """Raise one :class:`ValidationError` listing every composition row used that breaks :data:`COMPOSITION_ROW_RULES`.
+
+    ``history`` has ``time_index``, ``portfolio_uid``, ``asset_uid``, ``asset``, ``portfolio`` and
+    ``weight``. Row numbers of a weights source mean nothing to the user: each message says which
+    portfolio and time instead. Any engine expanding the same way (``msm_spark`` too) checks with this.
+    """
+    violations = find_violations(history, COMPOSITION_ROW_RULES)
+    raise_violations(violations.with_columns(pl.lit(None, pl.Int64).alias("row")))
 
 
 def _empty(net: bool) -> pl.DataFrame:

@@ -2,17 +2,32 @@
 
 Whole target sets are validated as frames by :mod:`msm.validation` (vectorized); these models
 describe one record each and reject unknown fields, so a typo is an error rather than lost data.
+The registry records (``AssetIn``, ... ``AccountTargetAllocationIn``) are built from the entity
+catalog (:mod:`msm.catalog`) by :func:`record_model`: a column added there is a field here.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from msm.catalog import CATALOG, MAX_TEXT, Entity, Pattern, Refusal
+from msm.catalog import Field as CatalogField
 from msm.contract import EXPOSURE_COLUMNS, TARGET_TYPES, metadata_object
 from msm.timeutil import parse_utc
 
@@ -26,71 +41,95 @@ __all__ = [
     "AssetIn",
     "PortfolioIn",
     "TargetPositionIn",
+    "record_model",
 ]
 
 
-Identifier = Field(min_length=1, max_length=255, pattern=r"\S")
+Identifier = Field(min_length=1, max_length=MAX_TEXT, pattern=r"\S")
 
 
-class _Record(BaseModel):
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
+
+class _Record(_Strict):
     @field_validator("metadata_json", mode="before", check_fields=False)
     @classmethod
     def _metadata_is_object(cls, value: Any) -> Any:
         return metadata_object(value)
 
 
-class AssetIn(_Record):
-    unique_identifier: str = Identifier
-    name: str | None = None
-    ticker: str | None = None
-    asset_type: str | None = None
-    metadata_json: dict[str, Any] | None = None
-
-    @field_validator("asset_type")
-    @classmethod
-    def _not_a_portfolio(cls, value: str | None) -> str | None:
-        if value is not None and value.lower() == "portfolio":
-            raise ValueError("an asset never represents a portfolio; add it with `msm portfolios add` instead")
+# -- registry records: one per catalog entity ----------------------------------------------------
+def _refusing(refusal: Refusal) -> AfterValidator:
+    def check(value: str | None) -> str | None:
+        if value is not None and value.lower() == refusal.value.lower():
+            raise ValueError(f"{refusal.reason}; {refusal.fix}")
         return value
 
-
-class PortfolioIn(_Record):
-    unique_identifier: str = Identifier
-    portfolio_name: str | None = None
-    metadata_json: dict[str, Any] | None = None
+    return AfterValidator(check)
 
 
-class AccountGroupIn(_Record):
-    group_name: str = Identifier
-    group_description: str | None = None
-    metadata_json: dict[str, Any] | None = None
+def _matching(pattern: Pattern) -> AfterValidator:
+    compiled = re.compile(pattern.regex)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not compiled.search(value):
+            raise ValueError(pattern.message)
+        return value
+
+    return AfterValidator(check)
 
 
-class AccountIn(_Record):
-    unique_identifier: str = Identifier
-    account_name: str = Identifier
-    is_paper: bool = True
-    account_is_active: bool = True
-    account_group_uid: UUID | None = None
-    metadata_json: dict[str, Any] | None = None
+def _checks(field: CatalogField) -> list[AfterValidator]:
+    """The text rules of a field (a refused value, a pattern) as validators."""
+    return [
+        *([_refusing(field.refuse)] if field.refuse else []),
+        *([_matching(field.pattern)] if field.pattern else []),
+    ]
 
 
-class AccountAllocationModelIn(_Record):
-    allocation_model_name: str = Identifier
-    allocation_model_description: str | None = None
-    metadata_json: dict[str, Any] | None = None
+def _definition(field: CatalogField) -> tuple[Any, Any]:
+    """A catalog field as a pydantic field definition: ``(type, default)``.
+
+    Text is ``str`` (a required one an :data:`Identifier`), a flag ``bool``, JSON a ``dict`` (an
+    object), a reference the referenced row's ``UUID``; a field that is neither required nor
+    defaulted also takes ``None``.
+    """
+    optional = not field.required and field.default is None
+    kind: Any = {"key": str, "text": str, "bool": bool, "json": dict[str, Any], "ref": UUID}[field.kind]
+    if optional or field.kind == "json":
+        kind = kind | None
+    if field.kind == "json":
+        kind = Annotated[kind, BeforeValidator(metadata_object)]
+    elif checks := _checks(field):
+        kind = Annotated[kind, *checks]
+    if field.required:
+        return kind, Identifier if field.kind in ("key", "text") else ...
+    return kind, field.default
 
 
-class AccountTargetAllocationIn(_Record):
-    unique_identifier: str = Identifier
-    account_uid: UUID
-    account_allocation_model_uid: UUID
-    display_name: str | None = None
-    is_active: bool = True
-    source: str | None = None
-    metadata_json: dict[str, Any] | None = None
+@cache
+def record_model(entity: Entity) -> type[BaseModel]:
+    """The pydantic record of one catalog entity: a field per column (``account_group_uid``, not ``group``).
+
+    >>> record_model(CATALOG["asset"]) is AssetIn, list(AssetIn.model_fields)
+    (True, ['unique_identifier', 'name', 'ticker', 'asset_type', 'metadata_json', 'currency'])
+    """
+    return create_model(
+        entity.model,
+        __base__=_Strict,
+        __module__=__name__,
+        __doc__=f"One {entity.label} row as a form, a payload or a CLI argument gives it (from the catalog).",
+        **{field.column: _definition(field) for field in entity.fields},
+    )
+
+
+AssetIn = record_model(CATALOG["asset"])
+PortfolioIn = record_model(CATALOG["portfolio"])
+AccountGroupIn = record_model(CATALOG["account_group"])
+AccountIn = record_model(CATALOG["account"])
+AccountAllocationModelIn = record_model(CATALOG["account_allocation_model"])
+AccountTargetAllocationIn = record_model(CATALOG["account_target_allocation"])
 
 
 class TargetPositionIn(_Record):
@@ -142,7 +181,8 @@ class TargetPositionIn(_Record):
             raise ValueError(f"{given[0]} must be finite, got {getattr(self, given[0])}")
         if derived == "portfolio" and self.single_asset_quantity is not None:
             raise ValueError(
-                "a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure"
+                "a portfolio target cannot use single_asset_quantity; "
+                "use weight_notional_exposure or constant_notional_exposure"
             )
         return self
 

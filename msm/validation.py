@@ -2,8 +2,9 @@
 
 The same rules are written once more, on purpose, as DuckDB constraints in
 ``msm/store/sql/msm_0002_adr_0027_portfolio_aware_targets.sql`` so that no path can store a bad
-row. Here they run over a whole polars frame at once (any number of rows and snapshots) and
-report *every* bad row with its 1-based row number, field, value and rule.
+row. Here they are declared as data (:func:`target_rules`, :class:`msm.rules.Rule` each) and run by
+the one rule engine (:mod:`msm.rules`) over a whole polars frame at once (any number of rows and
+snapshots), which reports *every* bad row with its 1-based row number, field, value and rule.
 
 A target row names exactly one target: an asset (``asset_uid``, or the ``asset`` unique
 identifier in import files and the UI) or a portfolio (``portfolio_uid`` / ``portfolio``).
@@ -14,7 +15,8 @@ three exposures is given and it is finite; a portfolio row never uses ``single_a
 >>> import polars as pl
 >>> assets = pl.DataFrame({"uid": ["0b8e8a4c-6f43-4c43-9a52-3a3f8e1f0001"], "unique_identifier": ["BTC"]})
 >>> frame = target_rows_frame([{"asset": "BTC", "weight_notional_exposure": 0.6}])
->>> validate_target_rows(frame, assets=assets, portfolios=empty_reference()).select("target_type", "target_uid", "weight_notional_exposure")
+>>> valid = validate_target_rows(frame, assets=assets, portfolios=empty_reference())
+>>> valid.select("target_type", "target_uid", "weight_notional_exposure")
 shape: (1, 3)
 ┌─────────────┬─────────────────────────────────┬──────────────────────────┐
 │ target_type ┆ target_uid                      ┆ weight_notional_exposure │
@@ -28,19 +30,25 @@ shape: (1, 3)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
 
-from msm.contract import EXPOSURE_COLUMNS
+from msm import rules
+from msm.contract import EXPOSURE_COLUMNS, TARGET_TYPES
 from msm.errors import NO_VALUE, RowError, ValidationError
 from msm.io import frame_from_records
+from msm.rules import ROW, Rule, clean_text, empty_target_set, enforce, find_violations, is_uuid
 
 if TYPE_CHECKING:  # pydantic is imported only by the code that builds records
     from msm.models import TargetPositionIn
 
 __all__ = [
+    "NO_EXPOSURE_COLUMN",
+    "ONE_EXPOSURE",
+    "PORTFOLIO_QUANTITY",
     "ROW",
     "SET_KEY",
     "STORAGE_COLUMNS",
@@ -48,13 +56,15 @@ __all__ = [
     "RowChecks",
     "check_columns",
     "empty_reference",
+    "metadata_rules",
     "normalize_metadata",
+    "portfolio_quantity_rule",
     "target_rows_frame",
+    "target_rules",
+    "target_type_rule",
     "validate_target_rows",
 ]
 
-#: Column holding each row's 1-based number as the user sees it (file row, list position).
-ROW = "__row"
 #: Column naming the snapshot a row belongs to (duplicates are looked for within it).
 SET_KEY = "__set"
 
@@ -79,8 +89,8 @@ STORAGE_COLUMNS = (
     *EXPOSURE_COLUMNS,
     "metadata_json",
 )
-_UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-_UUID_HINT = "must be a UUID like 123e4567-e89b-42d3-a456-426614174000"
+#: What a frame of target rows without any exposure column is told.
+NO_EXPOSURE_COLUMN = f"column is missing: give one of {', '.join(EXPOSURE_COLUMNS)}"
 _ASSET_IDENTIFIER = "target rows use `asset_uid` (or the `asset` column in an import file), not `asset_identifier`"
 
 
@@ -138,17 +148,158 @@ def check_columns(frame: pl.DataFrame, *, entity: str = "target set", extra: Seq
                 None,
                 "weight_notional_exposure",
                 NO_VALUE,
-                f"column is missing: give one of {', '.join(EXPOSURE_COLUMNS)}",
+                NO_EXPOSURE_COLUMN,
             )
         )
     if errors:
         raise ValidationError(errors)
 
 
-def _text(column: str) -> pl.Expr:
-    """A column as stripped text, empty text as null (CSV cells)."""
-    text = pl.col(column).cast(pl.String).str.strip_chars()
-    return pl.when(text.str.len_chars() > 0).then(text)
+def _exposure_count_message() -> pl.Expr:
+    given = _given_exposures()
+    listing = pl.concat_str(
+        [
+            pl.when(pl.col(f"__raw_{c}").is_not_null()).then(pl.lit(f"{c}=") + pl.col(f"__raw_{c}").cast(pl.String))
+            for c in EXPOSURE_COLUMNS
+        ],
+        separator=", ",
+        ignore_nulls=True,
+    )
+    return (
+        pl.when(given == 0)
+        .then(pl.lit(f"{ONE_EXPOSURE}, none was"))
+        .otherwise(pl.lit(f"{ONE_EXPOSURE}, got ") + given.cast(pl.String) + pl.lit(": ") + listing)
+    )
+
+
+def _given_exposures() -> pl.Expr:
+    return pl.sum_horizontal(pl.col(f"__raw_{c}").is_not_null().cast(pl.Int32) for c in EXPOSURE_COLUMNS)
+
+
+#: What a target row needs: exactly one of the three exposures.
+ONE_EXPOSURE = f"exactly one of {', '.join(EXPOSURE_COLUMNS)} must be set"
+#: What a portfolio row with a quantity is told.
+PORTFOLIO_QUANTITY = (
+    "a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure"
+)
+
+
+def portfolio_quantity_rule(entity: str, target_type: pl.Expr, value: pl.Expr | None = None) -> Rule:
+    """A portfolio row (``target_type`` is 'portfolio') never uses ``single_asset_quantity``."""
+    return Rule(
+        entity,
+        "single_asset_quantity",
+        "portfolio_without_quantity",
+        PORTFOLIO_QUANTITY,
+        (target_type == "portfolio") & pl.col("single_asset_quantity").is_not_null(),
+        value,
+    )
+
+
+def target_type_rule(entity: str, *, required: bool) -> Rule:
+    """``target_type`` is 'asset' or 'portfolio' (or, unless ``required``, not given)."""
+    allowed = pl.col("target_type").is_in(TARGET_TYPES)
+    bad = ~allowed.fill_null(False) if required else pl.col("target_type").is_not_null() & ~allowed
+    return Rule(entity, "target_type", "target_type_allowed", "must be 'asset' or 'portfolio'", bad)
+
+
+def _exposure_rules(entity: str) -> list[Rule]:
+    """Each exposure parses as a number and is finite; exactly one is given."""
+    return [
+        *(rules.number(entity, c, pl.col(f"__raw_{c}")) for c in EXPOSURE_COLUMNS),
+        Rule(entity, "exposure", "one_exposure", _exposure_count_message(), _given_exposures() != 1, pl.lit(None)),
+        *(rules.finite(entity, c, pl.col(f"__raw_{c}")) for c in EXPOSURE_COLUMNS),
+    ]
+
+
+def _reference_rules(entity: str, kind: str) -> list[Rule]:
+    """The uid and the unique identifier of a ``kind`` (asset, portfolio) name one that exists, the same one."""
+    resolved = pl.col(f"__{kind}_resolved")
+    well_formed = pl.col(f"__wellformed_{kind}_uid")
+    return [
+        rules.known_identifier(entity, kind, kind, resolved=resolved),
+        rules.known_uid(entity, kind, f"{kind}_uid", well_formed=well_formed, found=pl.col(f"__{kind}_identifier")),
+        rules.names_agree(entity, kind, uid=f"{kind}_uid", identifier=kind, resolved=resolved),
+    ]
+
+
+def _target_rules(entity: str) -> list[Rule]:
+    """Exactly one target; a declared ``target_type`` / ``target_uid`` agrees with it."""
+    has_asset, has_portfolio = pl.col("__asset_target").is_not_null(), pl.col("__portfolio_target").is_not_null()
+    named_asset = pl.col("asset_uid").is_not_null() | pl.col("asset").is_not_null()
+    named_portfolio = pl.col("portfolio_uid").is_not_null() | pl.col("portfolio").is_not_null()
+    declared, derived = pl.col("target_type"), pl.col("__type")
+    return [
+        Rule(
+            entity,
+            "asset_uid",
+            "one_target",
+            pl.lit("exactly one of `asset_uid` / `portfolio_uid` must be set, got both (portfolio_uid=")
+            + pl.col("__portfolio_target")
+            + pl.lit(")"),
+            has_asset & has_portfolio,
+            pl.col("__asset_target"),
+        ),
+        Rule(
+            entity,
+            "asset_uid",
+            "one_target",
+            "exactly one of `asset_uid` / `portfolio_uid` must be set "
+            "(or `asset` / `portfolio` in an import file), got neither",
+            ~named_asset & ~named_portfolio,
+            pl.lit(None, pl.String),
+        ),
+        target_type_rule(entity, required=False),
+        Rule(
+            entity,
+            "target_type",
+            "target_type_matches",
+            pl.lit("does not match the target given (") + derived + pl.lit(")"),
+            declared.is_in(TARGET_TYPES) & derived.is_not_null() & (declared != derived),
+        ),
+        Rule(
+            entity,
+            "target_uid",
+            "target_uid_matches",
+            pl.lit("must equal ") + derived + pl.lit("_uid ") + pl.col("__uid"),
+            pl.col("__wellformed_target_uid")
+            & pl.col("__uid").is_not_null()
+            & (pl.col("target_uid") != pl.col("__uid")),
+        ),
+        portfolio_quantity_rule(entity, derived, pl.col("__raw_single_asset_quantity")),
+    ]
+
+
+def _duplicate_rule(entity: str, snapshot_key: Sequence[str]) -> Rule:
+    """A target appears once per snapshot."""
+    name = pl.coalesce(
+        pl.when(pl.col("__type") == "asset").then(pl.col("__asset_name")).otherwise(pl.col("__portfolio_name")),
+        pl.col("__uid"),
+    )
+    return rules.unique_within(
+        entity,
+        "target_uid",
+        key=[*snapshot_key, "__type", "__uid"],
+        label=pl.lit("target '") + name + pl.lit("' (") + pl.col("__type") + pl.lit(")"),
+        scope="snapshot",
+        value=pl.col("__uid"),
+    )
+
+
+def target_rules(entity: str = "target set", *, snapshot_key: Sequence[str] = (SET_KEY,)) -> list[Rule]:
+    """Every row rule of target rows, as data, over the columns :func:`validate_target_rows` prepares."""
+    return [
+        *_exposure_rules(entity),
+        *(
+            rules.well_formed_uuid(entity, c, well_formed=pl.col(f"__wellformed_{c}"), value=pl.col(f"__given_{c}"))
+            for c in UUID_COLUMNS
+        ),
+        *_reference_rules(entity, "asset"),
+        *_reference_rules(entity, "portfolio"),
+        *_target_rules(entity),
+        *metadata_rules(entity),
+        _duplicate_rule(entity, snapshot_key),
+    ]
 
 
 def validate_target_rows(
@@ -170,13 +321,13 @@ def validate_target_rows(
     ``target_uid``, ``asset_uid``, ``portfolio_uid``, the three exposures (Float64),
     ``metadata_json`` (JSON text or null) and ``unique_identifier``, plus the ``passthrough``
     columns (which the caller has checked) and any ``__`` columns of ``frame``.
+
+    The rules are :func:`target_rules`; this prepares the columns they read and runs them once.
     """
     check_columns(frame, entity=entity, extra=passthrough)
     carried = [c for c in frame.columns if (c.startswith("__") and c not in (ROW, SET_KEY)) or c in passthrough]
     if frame.height == 0:
-        raise ValidationError(
-            [RowError(entity, None, "rows", NO_VALUE, "the target set is empty; give at least one target row")]
-        )
+        raise empty_target_set(entity)
     if ROW not in frame.columns:
         frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     snapshot_key = list(snapshot_key)
@@ -185,75 +336,55 @@ def validate_target_rows(
     missing = [c for c in TARGET_INPUT_COLUMNS if c not in frame.columns]
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
 
-    checks = RowChecks(entity)
-    bad = checks.bad
+    frame = _prepare_exposures(frame, entity)
+    frame = _prepare_uuids(frame)
+    frame = frame.with_columns(clean_text("asset").alias("asset"), clean_text("portfolio").alias("portfolio"))
+    for kind, ref in (("asset", assets), ("portfolio", portfolios)):
+        frame = _resolve(frame, kind, ref)
+    frame = _derive_target(frame)
+    frame = normalize_metadata(frame)
+    enforce(frame, target_rules(entity, snapshot_key=snapshot_key))
+    return frame.select(
+        ROW,
+        *[c for c in [SET_KEY] if c in frame.columns],
+        *carried,
+        pl.col("__type").alias("target_type"),
+        pl.col("__uid").alias("target_uid"),
+        pl.when(pl.col("__type") == "asset").then(pl.col("__uid")).alias("asset_uid"),
+        pl.when(pl.col("__type") == "portfolio").then(pl.col("__uid")).alias("portfolio_uid"),
+        *[pl.col(c) for c in EXPOSURE_COLUMNS],
+        pl.col("metadata_json"),
+        pl.coalesce(pl.col("__asset_name"), pl.col("__portfolio_name")).alias("unique_identifier"),
+    )
 
-    # -- exposures: numbers, exactly one, finite -----------------------------------------------
-    exposure_errors: list[RowError] = []
+
+def _prepare_exposures(frame: pl.DataFrame, entity: str) -> pl.DataFrame:
+    """Each exposure as Float64, and ``__raw_{exposure}`` as given (text stripped) for the messages.
+
+    A column of another kind (dates, lists) is refused as a whole before any row rule runs.
+    """
+    errors: list[RowError] = []
     for column in EXPOSURE_COLUMNS:
-        dtype = frame.schema[column]
+        dtype, raw = frame.schema[column], f"__raw_{column}"
         if dtype == pl.String:
-            frame = frame.with_columns(_text(column).alias(column))
-            bad(
-                pl.col(f"__raw_{column}").is_not_null() & pl.col(column).is_null(),
-                column,
-                "must be a number",
-                value=pl.col(f"__raw_{column}"),
-            )
-            frame = frame.with_columns(
-                pl.col(column).alias(f"__raw_{column}"), pl.col(column).cast(pl.Float64, strict=False)
-            )
+            text = clean_text(column)
+            frame = frame.with_columns(text.alias(raw), text.cast(pl.Float64, strict=False).alias(column))
         elif dtype.is_numeric():
-            frame = frame.with_columns(
-                pl.col(column).cast(pl.Float64).alias(f"__raw_{column}"), pl.col(column).cast(pl.Float64)
-            )
+            frame = frame.with_columns(pl.col(column).cast(pl.Float64).alias(raw), pl.col(column).cast(pl.Float64))
         elif dtype == pl.Null:
-            frame = frame.with_columns(
-                pl.col(column).cast(pl.Float64), pl.lit(None, pl.String).alias(f"__raw_{column}")
-            )
+            frame = frame.with_columns(pl.col(column).cast(pl.Float64), pl.lit(None, pl.String).alias(raw))
         else:
-            exposure_errors.append(RowError(entity, None, column, NO_VALUE, f"must hold numbers, got a {dtype} column"))
-            frame = frame.with_columns(
-                pl.lit(None, pl.Float64).alias(column), pl.lit(None, pl.String).alias(f"__raw_{column}")
-            )
-    if exposure_errors:
-        raise ValidationError(exposure_errors)
-    given = pl.sum_horizontal(pl.col(f"__raw_{c}").is_not_null().cast(pl.Int32) for c in EXPOSURE_COLUMNS)
-    listing = pl.concat_str(
-        [
-            pl.when(pl.col(f"__raw_{c}").is_not_null()).then(pl.lit(f"{c}=") + pl.col(f"__raw_{c}").cast(pl.String))
-            for c in EXPOSURE_COLUMNS
-        ],
-        separator=", ",
-        ignore_nulls=True,
-    )
-    bad(
-        given != 1,
-        "exposure",
-        pl.when(given == 0)
-        .then(pl.lit(f"exactly one of {', '.join(EXPOSURE_COLUMNS)} must be set, none was"))
-        .otherwise(
-            pl.lit(f"exactly one of {', '.join(EXPOSURE_COLUMNS)} must be set, got ")
-            + given.cast(pl.String)
-            + pl.lit(": ")
-            + listing
-        ),
-        value=pl.lit(None, pl.String),
-    )
-    for column in EXPOSURE_COLUMNS:
-        value = pl.col(column)
-        bad(
-            value.is_nan() | value.is_infinite(),
-            column,
-            "must be finite (NaN and infinity are refused)",
-            value=pl.col(f"__raw_{column}"),
-        )
+            errors.append(RowError(entity, None, column, NO_VALUE, f"must hold numbers, got a {dtype} column"))
+    if errors:
+        raise ValidationError(errors)
+    return frame
 
-    # -- UUIDs are well formed ------------------------------------------------------------------
+
+def _prepare_uuids(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each uid column in lower case, ``__given_{c}`` as given and ``__wellformed_{c}``."""
     for column in UUID_COLUMNS:
-        # keep the text as given for the message; compare in lower case
         given = pl.col(column).cast(pl.String)
-        if frame.select((given.str.contains(_UUID_RE) | given.is_null()).all()).item():
+        if frame.select((is_uuid(given) | given.is_null()).all()).item():
             # already canonical (the common case for machine-made frames): no text clean-up needed
             frame = frame.with_columns(
                 given.alias(f"__given_{column}"),
@@ -261,73 +392,40 @@ def validate_target_rows(
                 given.is_not_null().alias(f"__wellformed_{column}"),
             )
         else:
-            lowered = _text(column).str.to_lowercase()
+            lowered = clean_text(column).str.to_lowercase()
             frame = frame.with_columns(
-                _text(column).alias(f"__given_{column}"),
+                clean_text(column).alias(f"__given_{column}"),
                 lowered.alias(column),
-                lowered.str.contains(_UUID_RE).alias(f"__wellformed_{column}"),
+                is_uuid(lowered).alias(f"__wellformed_{column}"),
             )
-        bad(
-            pl.col(column).is_not_null() & ~pl.col(f"__wellformed_{column}"),
-            column,
-            _UUID_HINT,
-            value=pl.col(f"__given_{column}"),
-        )
-    for column in ("asset", "portfolio"):
-        frame = frame.with_columns(_text(column).alias(column))
+    return frame
 
-    # -- resolve unique identifiers, check that named targets exist ----------------------------
-    for kind, ref in (("asset", assets), ("portfolio", portfolios)):
-        ref = ref.select(pl.col("uid").cast(pl.String).str.to_lowercase(), pl.col("unique_identifier").cast(pl.String))
-        # Left joins that keep the frame's order; a column that is entirely empty needs no join.
-        for key, names in (
-            (kind, {"uid": f"__{kind}_resolved", "unique_identifier": kind}),
-            (f"{kind}_uid", {"uid": f"{kind}_uid", "unique_identifier": f"__{kind}_identifier"}),
-        ):
-            added = next(n for n in names.values() if n != key)
-            if frame[key].null_count() == frame.height:
-                frame = frame.with_columns(pl.lit(None, pl.String).alias(added))
-            else:
-                frame = frame.join(ref.rename(names), on=key, how="left", maintain_order="left")
-        ident, uid, resolved = pl.col(kind), pl.col(f"{kind}_uid"), pl.col(f"__{kind}_resolved")
-        well_formed = pl.col(f"__wellformed_{kind}_uid")
-        bad(
-            ident.is_not_null() & resolved.is_null(),
-            kind,
-            f"no {kind} has this unique_identifier; add it first (msm {kind}s add ID)",
-        )
-        bad(well_formed & pl.col(f"__{kind}_identifier").is_null(), f"{kind}_uid", f"no {kind} has this uid")
-        bad(
-            ident.is_not_null() & resolved.is_not_null() & uid.is_not_null() & (uid != resolved),
-            f"{kind}_uid",
-            pl.lit(f"names a different {kind} than `{kind}` = '")
-            + ident
-            + pl.lit("' (")
-            + resolved
-            + pl.lit("); give one or make them agree"),
-        )
-        frame = frame.with_columns(
-            pl.coalesce(uid, resolved).alias(f"__{kind}_target"),
-            pl.coalesce(pl.col(f"__{kind}_identifier"), ident).alias(f"__{kind}_name"),
-        )
 
+def _resolve(frame: pl.DataFrame, kind: str, ref: pl.DataFrame) -> pl.DataFrame:
+    """Resolve ``kind`` (asset, portfolio) by unique identifier and by uid, keeping the frame's order.
+
+    Adds ``__{kind}_resolved`` (the uid the identifier names), ``__{kind}_identifier`` (the
+    identifier the uid names), ``__{kind}_target`` (the uid) and ``__{kind}_name``.
+    """
+    ref = ref.select(pl.col("uid").cast(pl.String).str.to_lowercase(), pl.col("unique_identifier").cast(pl.String))
+    for key, names in (
+        (kind, {"uid": f"__{kind}_resolved", "unique_identifier": kind}),
+        (f"{kind}_uid", {"uid": f"{kind}_uid", "unique_identifier": f"__{kind}_identifier"}),
+    ):
+        added = next(n for n in names.values() if n != key)
+        if frame[key].null_count() == frame.height:  # a column that is entirely empty needs no join
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(added))
+        else:
+            frame = frame.join(ref.rename(names), on=key, how="left", maintain_order="left")
+    return frame.with_columns(
+        pl.coalesce(f"{kind}_uid", f"__{kind}_resolved").alias(f"__{kind}_target"),
+        pl.coalesce(f"__{kind}_identifier", kind).alias(f"__{kind}_name"),
+    )
+
+
+def _derive_target(frame: pl.DataFrame) -> pl.DataFrame:
+    """``__type`` and ``__uid``: the one target a row names (null when it names none or two)."""
     has_asset, has_portfolio = pl.col("__asset_target").is_not_null(), pl.col("__portfolio_target").is_not_null()
-    named_asset = pl.col("asset_uid").is_not_null() | pl.col("asset").is_not_null()
-    named_portfolio = pl.col("portfolio_uid").is_not_null() | pl.col("portfolio").is_not_null()
-    bad(
-        has_asset & has_portfolio,
-        "asset_uid",
-        pl.lit("exactly one of `asset_uid` / `portfolio_uid` must be set, got both (portfolio_uid=")
-        + pl.col("__portfolio_target")
-        + pl.lit(")"),
-        value=pl.col("__asset_target"),
-    )
-    bad(
-        ~named_asset & ~named_portfolio,
-        "asset_uid",
-        "exactly one of `asset_uid` / `portfolio_uid` must be set (or `asset` / `portfolio` in an import file), got neither",
-        value=pl.lit(None, pl.String),
-    )
     derived_type = (
         pl.when(has_asset & ~has_portfolio)
         .then(pl.lit("asset"))
@@ -340,65 +438,8 @@ def validate_target_rows(
         .when(derived_type == "portfolio")
         .then(pl.col("__portfolio_target"))
     )
-    frame = frame.with_columns(
-        _text("target_type").alias("target_type"), derived_type.alias("__type"), derived_uid.alias("__uid")
-    )
-    declared = pl.col("target_type")
-    bad(
-        declared.is_not_null() & ~declared.is_in(["asset", "portfolio"]),
-        "target_type",
-        "must be 'asset' or 'portfolio'",
-    )
-    bad(
-        declared.is_in(["asset", "portfolio"]) & pl.col("__type").is_not_null() & (declared != pl.col("__type")),
-        "target_type",
-        pl.lit("does not match the target given (") + pl.col("__type") + pl.lit(")"),
-    )
-    bad(
-        pl.col("__wellformed_target_uid") & pl.col("__uid").is_not_null() & (pl.col("target_uid") != pl.col("__uid")),
-        "target_uid",
-        pl.lit("must equal ") + pl.col("__type") + pl.lit("_uid ") + pl.col("__uid"),
-    )
-    bad(
-        (pl.col("__type") == "portfolio") & pl.col("single_asset_quantity").is_not_null(),
-        "single_asset_quantity",
-        "a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure",
-        value=pl.col("__raw_single_asset_quantity"),
-    )
-
-    # -- metadata_json is a JSON object or empty ------------------------------------------------
-    frame = normalize_metadata(frame, bad)
-
-    # -- a target appears once per snapshot ----------------------------------------------------
-    name = pl.coalesce(
-        pl.when(pl.col("__type") == "asset").then(pl.col("__asset_name")).otherwise(pl.col("__portfolio_name")),
-        pl.col("__uid"),
-    )
-    first = pl.col(ROW).min().over(*snapshot_key, "__type", "__uid")
-    bad(
-        pl.col("__uid").is_not_null() & (pl.col(ROW) > first),
-        "target_uid",
-        pl.lit("duplicate target '")
-        + name
-        + pl.lit("' (")
-        + pl.col("__type")
-        + pl.lit(") in one snapshot; first given at row ")
-        + first.cast(pl.String),
-        value=pl.col("__uid"),
-    )
-
-    checks.raise_found(frame)
-    return frame.select(
-        ROW,
-        *[c for c in [SET_KEY] if c in frame.columns],
-        *carried,
-        pl.col("__type").alias("target_type"),
-        pl.col("__uid").alias("target_uid"),
-        pl.when(pl.col("__type") == "asset").then(pl.col("__uid")).alias("asset_uid"),
-        pl.when(pl.col("__type") == "portfolio").then(pl.col("__uid")).alias("portfolio_uid"),
-        *[pl.col(c) for c in EXPOSURE_COLUMNS],
-        pl.col("metadata_json"),
-        pl.coalesce(pl.col("__asset_name"), pl.col("__portfolio_name")).alias("unique_identifier"),
+    return frame.with_columns(
+        clean_text("target_type").alias("target_type"), derived_type.alias("__type"), derived_uid.alias("__uid")
     )
 
 
@@ -414,85 +455,82 @@ _JSON_KINDS = {
 }
 
 
-def normalize_metadata(frame: pl.DataFrame, bad: Any) -> pl.DataFrame:
-    """``metadata_json`` as JSON object text (or null); declares the rules on ``bad`` (:meth:`RowChecks.bad`)."""
+def metadata_rules(entity: str) -> list[Rule]:
+    """``metadata_json`` is valid JSON and an object (over ``__meta_kind``, which :func:`normalize_metadata` adds)."""
+    kind = pl.col("__meta_kind")
+    return [
+        Rule(
+            entity,
+            "metadata_json",
+            "metadata_json_valid",
+            'is not valid JSON; give a JSON object such as {"portfolio_role": "satellite_sleeve"}',
+            kind == "INVALID",
+        ),
+        Rule(
+            entity,
+            "metadata_json",
+            "metadata_json_object",
+            pl.lit("must be a JSON object (or empty), got a JSON ") + kind.replace_strict(_JSON_KINDS, default="value"),
+            kind.is_not_null() & (kind != "INVALID") & (kind != "OBJECT"),
+        ),
+    ]
+
+
+def normalize_metadata(frame: pl.DataFrame, bad: Any = None) -> pl.DataFrame:
+    """``metadata_json`` as JSON object text (or null), with ``__meta_kind`` for :func:`metadata_rules`.
+
+    ``bad`` (a :meth:`RowChecks.bad`, for callers that collect rules one by one) receives the
+    metadata rules; without it the caller runs :func:`metadata_rules` itself.
+    """
+    if bad is not None:
+        for rule in metadata_rules("metadata"):
+            bad(rule.bad, rule.field, rule.message, rule.value, name=rule.name)
     dtype = frame.schema["metadata_json"]
     if isinstance(dtype, pl.Struct):
         frame = frame.with_columns(pl.col("metadata_json").struct.json_encode())
     elif dtype == pl.Null:
-        return frame.with_columns(pl.col("metadata_json").cast(pl.String))
+        return frame.with_columns(pl.col("metadata_json").cast(pl.String), pl.lit(None, pl.String).alias("__meta_kind"))
     elif dtype != pl.String:
         frame = frame.with_columns(pl.col("metadata_json").cast(pl.String, strict=False))
-    frame = frame.with_columns(_text("metadata_json").alias("metadata_json"))
+    frame = frame.with_columns(clean_text("metadata_json").alias("metadata_json"))
     # JSON parsing, vectorized, by DuckDB's JSON functions over the Arrow column (no file touched).
     scratch = duckdb.connect(":memory:")
     scratch.register("meta", frame.select("metadata_json").to_arrow())
     kinds = scratch.sql(
-        "SELECT CASE WHEN metadata_json IS NULL THEN NULL WHEN json_valid(metadata_json) THEN json_type(metadata_json) ELSE 'INVALID' END AS k FROM meta"
+        "SELECT CASE WHEN metadata_json IS NULL THEN NULL WHEN json_valid(metadata_json) "
+        "THEN json_type(metadata_json) ELSE 'INVALID' END AS k FROM meta"
     ).to_arrow_table()
-    frame = frame.with_columns(pl.Series("__meta_kind", pl.from_arrow(kinds).to_series(), dtype=pl.String))
-    kind = pl.col("__meta_kind")
-    bad(
-        kind == "INVALID",
-        "metadata_json",
-        'is not valid JSON; give a JSON object such as {"portfolio_role": "satellite_sleeve"}',
-    )
-    bad(
-        kind.is_not_null() & (kind != "INVALID") & (kind != "OBJECT"),
-        "metadata_json",
-        pl.lit("must be a JSON object (or empty), got a JSON ") + kind.replace_strict(_JSON_KINDS, default="value"),
-    )
-    return frame
+    return frame.with_columns(pl.Series("__meta_kind", pl.from_arrow(kinds).to_series(), dtype=pl.String))
 
 
 class RowChecks:
-    """Vectorized row rules, collected and raised as one :class:`ValidationError`.
+    """Row rules collected one by one, then run by the engine (:func:`msm.rules.enforce`).
 
-    ``bad(mask, field, rule, value=None)`` declares a rule: rows where ``mask`` is true are bad in
-    ``field``; ``value`` (default: the field's column) is what the message shows; ``rule`` is text or
-    a per-row expression. ``raise_found(frame)`` evaluates every rule over the whole frame at once
+    ``bad(mask, field, rule, value=None, name=None)`` declares a :class:`~msm.rules.Rule`: rows
+    where ``mask`` is true are bad in ``field``; ``value`` (default: the field's column) is what the
+    message shows; ``rule`` is the message, text or a per-row expression; ``name`` the rule's name
+    (default: the field). ``raise_found(frame)`` evaluates every rule over the whole frame at once
     and raises with each bad row's number (from the ``row`` column), or returns when all pass.
     """
 
     def __init__(self, entity: str, *, row: str = ROW) -> None:
         self.entity, self.row = entity, row
-        self._checks: list[tuple[pl.Expr, str, pl.Expr, pl.Expr]] = []
+        self.rules: list[Rule] = []
 
-    def bad(self, mask: pl.Expr, field: str, rule: str | pl.Expr, value: pl.Expr | None = None) -> None:
-        shown = (value if value is not None else pl.col(field)).cast(pl.String)
-        self._checks.append((mask.fill_null(False), field, shown, rule if isinstance(rule, pl.Expr) else pl.lit(rule)))
+    def bad(
+        self, mask: pl.Expr, field: str, rule: str | pl.Expr, value: pl.Expr | None = None, *, name: str | None = None
+    ) -> None:
+        """Declare one rule (see the class)."""
+        self.rules.append(Rule(self.entity, field, name or field, rule, mask, value))
+
+    def add(self, rules: Iterable[Rule]) -> None:
+        """Declare rules written as data (their entity becomes this collector's)."""
+        self.rules.extend(replace(r, entity=self.entity) for r in rules)
+
+    def violations(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Every violation of the declared rules, as data (:func:`msm.rules.find_violations`)."""
+        return find_violations(frame, self.rules, row=self.row)
 
     def raise_found(self, frame: pl.DataFrame, *, summary: str | None = None) -> None:
-        # Cheap pass first: only the masks. Messages are built only when something is wrong.
-        if not self._checks:
-            return
-        any_bad = frame.select(pl.any_horizontal(*(mask.any() for mask, *_ in self._checks))).item()
-        if not any_bad:
-            return
-        # Masks, values and rules are evaluated on the whole frame before filtering, so window
-        # expressions (the first row of a duplicate) see every row.
-        found = pl.concat(
-            [
-                frame.lazy()
-                .select(
-                    pl.col(self.row).alias("row"),
-                    mask.alias("__bad"),
-                    pl.lit(field).alias("field"),
-                    value.alias("value"),
-                    rule.cast(pl.String).alias("rule"),
-                )
-                .filter("__bad")
-                .drop("__bad")
-                for mask, field, value, rule in self._checks
-            ]
-        ).collect()
-        if found.height:
-            errors = [
-                RowError(self.entity, r["row"], r["field"], NO_VALUE if r["value"] is None else r["value"], r["rule"])
-                for r in found.iter_rows(named=True)
-            ]
-            n = len(errors)
-            raise ValidationError(
-                errors,
-                summary=f"{summary}: {n} problem{'s' if n != 1 else ''} found; nothing was stored" if summary else None,
-            )
+        """Raise one :class:`ValidationError` with every violation, or return when all pass."""
+        enforce(frame, self.rules, row=self.row, summary=summary)

@@ -1,7 +1,7 @@
 """The registry entities as the Reference data page shows them: fields, services, labels.
 
-One table drives the page's browse/add/edit/delete forms for every entity, so a new field is one
-line here rather than one more form.
+Everything here is derived from the entity catalog (:data:`msm.catalog.CATALOG`): a new column of an
+entity is one field in the catalog (plus its migration) and appears in the page's forms by itself.
 """
 
 from __future__ import annotations
@@ -12,12 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import msm
+from msm import catalog
 from msm.errors import ValidationError
+
+#: A reference field's form widget, by the entity it names (a select box of that entity's keys).
+_REF_KINDS = {"account_group": "group", "account": "account", "account_allocation_model": "model"}
 
 
 @dataclass(frozen=True)
 class Field:
-    name: str  # the service's keyword (or the key, for the first field)
+    """One form field: the service's keyword (the key, for the first field), its label, help and widget kind."""
+
+    name: str
     label: str
     help: str
     kind: str = "text"  # text | bool | json | group | account | model
@@ -27,6 +33,8 @@ class Field:
 
 @dataclass(frozen=True)
 class Entity:
+    """One tab of the Reference data page: its fields, its services and the columns its table shows."""
+
     title: str  # the tab's title
     noun: str  # how messages name one
     import_name: str  # the bulk-import entity name (msm.import_reference)
@@ -40,163 +48,38 @@ class Entity:
     delete_warning: str = ""
 
 
-META = Field("metadata_json", "Metadata (JSON object)", 'Optional, e.g. {"sector": "L1"}', kind="json")
+def _form_field(field: catalog.Field) -> Field:
+    """The form field of one catalog field."""
+    kind = _REF_KINDS[field.ref] if field.kind == "ref" else {"key": "text"}.get(field.kind, field.kind)
+    return Field(
+        field.name,
+        field.label,
+        field.help,
+        kind=kind,
+        required=field.required or field.kind == "key",
+        editable=not field.frozen,
+    )
 
-ENTITIES: tuple[Entity, ...] = (
-    Entity(
-        "Assets",
-        "asset",
-        "assets",
-        "unique_identifier",
-        (
-            Field(
-                "unique_identifier",
-                "Unique identifier",
-                "How targets and files name the asset, e.g. BTC",
-                required=True,
-                editable=False,
-            ),
-            Field("name", "Name", "Display name, e.g. Bitcoin"),
-            Field("ticker", "Ticker", "Exchange ticker"),
-            Field("asset_type", "Type", "e.g. crypto, equity; never 'portfolio' (a portfolio is not an asset)"),
-            META,
-        ),
-        msm.list_assets,
-        msm.add_asset,
-        msm.update_asset,
-        msm.delete_asset,
-        ("unique_identifier", "name", "ticker", "asset_type", "metadata_json"),
-    ),
-    Entity(
-        "Portfolios",
-        "portfolio",
-        "portfolios",
-        "unique_identifier",
-        (
-            Field(
-                "unique_identifier",
-                "Unique identifier",
-                "How targets and files name the portfolio",
-                required=True,
-                editable=False,
-            ),
-            Field("portfolio_name", "Name", "Display name, e.g. Crypto Majors EW"),
-            META,
-        ),
-        msm.list_portfolios,
-        msm.add_portfolio,
-        msm.update_portfolio,
-        msm.delete_portfolio,
-        ("unique_identifier", "portfolio_name", "metadata_json"),
-    ),
-    Entity(
-        "Account groups",
-        "account group",
-        "account_groups",
-        "group_name",
-        (
-            Field("group_name", "Group name", "Unique name of the group", required=True),
-            Field("group_description", "Description", "What the accounts of this group have in common"),
-            META,
-        ),
-        msm.list_account_groups,
-        msm.add_account_group,
-        msm.update_account_group,
-        msm.delete_account_group,
-        ("group_name", "group_description", "metadata_json"),
-    ),
-    Entity(
-        "Accounts",
-        "account",
-        "accounts",
-        "unique_identifier",
-        (
-            Field(
-                "unique_identifier",
-                "Unique identifier",
-                "How files and the CLI name the account",
-                required=True,
-                editable=False,
-            ),
-            Field("account_name", "Name", "Display name", required=True),
-            Field("group", "Account group", "Optional group", kind="group"),
-            Field("is_paper", "Paper account", "A paper (simulated) account rather than a live one", kind="bool"),
-            Field("account_is_active", "Active", "Inactive accounts are kept with their history", kind="bool"),
-            META,
-        ),
-        msm.list_accounts,
-        msm.add_account,
-        msm.update_account,
-        msm.delete_account,
-        ("unique_identifier", "account_name", "is_paper", "account_is_active", "account_group_uid", "metadata_json"),
-        delete_warning="Deleting an account also deletes its target allocations and every snapshot of them.",
-    ),
-    Entity(
-        "Allocation models",
-        "allocation model",
-        "allocation_models",
-        "allocation_model_name",
-        (
-            Field("allocation_model_name", "Model name", "Unique name of the reusable allocation model", required=True),
-            Field("allocation_model_description", "Description", "What the model aims at"),
-            META,
-        ),
-        msm.list_allocation_models,
-        msm.add_allocation_model,
-        msm.update_allocation_model,
-        msm.delete_allocation_model,
-        ("allocation_model_name", "allocation_model_description", "metadata_json"),
-    ),
-    Entity(
-        "Target allocations",
-        "target allocation",
-        "allocations",
-        "unique_identifier",
-        (
-            Field(
-                "unique_identifier",
-                "Unique identifier",
-                "Names the mandate, e.g. alpha-target",
-                required=True,
-                editable=False,
-            ),
-            Field(
-                "account",
-                "Account",
-                "The account this mandate belongs to",
-                kind="account",
-                required=True,
-                editable=False,
-            ),
-            Field(
-                "model",
-                "Allocation model",
-                "The model the account follows",
-                kind="model",
-                required=True,
-                editable=False,
-            ),
-            Field("display_name", "Display name", "Optional label"),
-            Field("is_active", "Active", "Snapshots are saved to the account's active allocation", kind="bool"),
-            Field("source", "Source", "Where the mandate comes from"),
-            META,
-        ),
-        msm.list_allocations,
-        msm.add_allocation,
-        msm.update_allocation,
-        msm.delete_allocation,
-        (
-            "unique_identifier",
-            "display_name",
-            "account_uid",
-            "account_allocation_model_uid",
-            "is_active",
-            "source",
-            "metadata_json",
-        ),
-        delete_warning="Deleting a target allocation also deletes every snapshot saved to it.",
-    ),
-)
+
+def page_entity(entity: catalog.Entity) -> Entity:
+    """The Reference data tab of one catalog entity (forms, services and columns all derived from it)."""
+    return Entity(
+        entity.title,
+        entity.label,
+        entity.plural,
+        entity.key,
+        tuple(_form_field(f) for f in entity.fields),
+        getattr(msm, f"list_{entity.plural}"),
+        getattr(msm, f"add_{entity.name}"),
+        getattr(msm, f"update_{entity.name}"),
+        getattr(msm, f"delete_{entity.name}"),
+        entity.columns,
+        delete_warning=entity.cascade or "",
+    )
+
+
+#: Every registry entity of :data:`msm.catalog.CATALOG`, in its order.
+ENTITIES: tuple[Entity, ...] = tuple(page_entity(e) for e in catalog.CATALOG)
 
 
 def parse_metadata(text: str | None, *, entity: str) -> dict[str, Any] | None:

@@ -1,8 +1,9 @@
-"""``msm``: the workbench command line (design section 5).
+"""``msm``: the workbench command line.
 
 ``msm [--db PATH] COMMAND ...``. Exit codes: 0 success; 1 a domain or validation error (one
-``error: ...`` message on stderr, no traceback); 2 a usage error (argparse). Any other exception
-is a bug and is left to raise.
+``error: ...`` message on stderr, no traceback; a command given ``--format json`` adds the error
+as data, :meth:`msm.errors.MsmError.to_dict`, as one JSON line last on stderr); 2 a usage error
+(argparse). Any other exception is a bug and is left to raise.
 
 The parser is built from per-area modules, each with a ``register(tree)`` function (see
 :mod:`msm_cli.commands`); adding an area means adding its module to :data:`MODULES` and its
@@ -22,6 +23,7 @@ from importlib import import_module
 from msm.errors import MsmError
 from msm.store import default_db_path
 from msm_cli.commands import CommandTree
+from msm_cli.output import report_error
 
 __all__ = ["AREAS", "MODULES", "build_parser", "main"]
 
@@ -105,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.held = held
             return args.handler(args) or 0
     except MsmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, as_json=getattr(args, "format", None) == "json")
         return 1
     except BrokenPipeError:  # `msm ... | head`: the reader left; not an error worth a traceback
         devnull = os.open(os.devnull, os.O_WRONLY)

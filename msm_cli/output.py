@@ -7,6 +7,8 @@ one of the writers here, so every command formats the same way:
   UTC with a ``Z`` (:func:`msm.timeutil.format_utc`), NaN/infinity are refused (never printed).
 - :func:`write_table` prints a simple aligned text table for humans (numbers right-aligned).
 - :func:`write_csv` prints CSV with a header row (empty cell = null, objects as JSON text).
+- :func:`report_error` prints an error: ``error: MESSAGE`` on stderr, and with ``--format json``
+  also the error as data (:meth:`msm.errors.MsmError.to_dict`), one JSON line, last on stderr.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, TextIO
 
 import polars as pl
 
+from msm.errors import MsmError
 from msm.timeutil import format_utc
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "cell",
     "frame_records",
     "number",
+    "report_error",
     "write_csv",
     "write_json",
     "write_lines",
@@ -50,6 +54,7 @@ def write_json(document: Any, out: TextIO | None = None) -> None:
 
 
 def write_lines(*lines: str, out: TextIO | None = None) -> None:
+    """Print each of ``lines`` on its own line."""
     out = out or sys.stdout
     for line in lines:
         out.write(line + "\n")
@@ -119,8 +124,10 @@ def write_table(
     widths = [max(len(headers[i]), *(len(line[i]) for line in cells)) for i in range(len(columns))]
 
     def render(values: Sequence[str], align_numbers: bool) -> str:
+        """One table line: numeric columns right-aligned when ``align_numbers``."""
         parts = [
-            v.rjust(w) if (align_numbers and numeric[i]) else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))
+            v.rjust(w) if (align_numbers and numeric[i]) else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
         ]
         return "  ".join(parts).rstrip()
 
@@ -153,3 +160,17 @@ def frame_records(frame: pl.DataFrame, *, json_columns: Sequence[str] = ("metada
             if isinstance(record.get(key), str):
                 record[key] = json.loads(record[key])
     return records
+
+
+def report_error(exc: MsmError, *, as_json: bool = False, err: TextIO | None = None) -> None:
+    """``error: MESSAGE`` on stderr; with ``as_json`` also the error as data, as the last line of stderr.
+
+    That line is ``exc.to_dict()`` as one compact JSON document (class name, message and the
+    error's own fields, never a parse of the message), e.g.
+    ``{"error": "SnapshotExistsError", "message": "...", "account": "ACC-1", ...}``. stdout stays
+    empty, so a failed command never prints half a result.
+    """
+    err = err or sys.stderr
+    err.write(f"error: {exc}\n")
+    if as_json:
+        err.write(json.dumps(exc.to_dict(), allow_nan=False, ensure_ascii=False, separators=(",", ":")) + "\n")

@@ -1,309 +1,228 @@
 """Reference data: ``msm assets|portfolios|groups|accounts|models|allocations add|list|import``.
 
-``add`` prints what it created with its uid (``--format json``: the stored row); ``list`` prints
-a table (``--format json``: ``{"<entities>": [rows]}``, ordered by business key); ``import FILE``
-loads a whole file through :func:`msm.import_reference` (``--format json``:
-``{"added": N, "updated": N, "unchanged": N}``).
+Every command here is derived from the entity catalog (:mod:`msm.catalog`): an entity's command
+group, its ``add`` arguments (a field's ``flag``), its ``list`` table (a field's ``heading``) and
+its ``import`` file columns. ``add`` prints what it created with its uid (``--format json``: the
+stored row); ``list`` prints a table (``--format json``: ``{"<entities>": [rows]}``, ordered by
+business key, each reference's key beside its uid); ``import FILE`` loads a whole file through
+:func:`msm.import_reference` (``--format json``: ``{"added": N, "updated": N, "unchanged": N}``).
+
+A reference to an entity that has no ``add`` command of its own (an account's ``--group``) creates
+the referenced row when it does not exist yet, and says so.
 """
 
 from __future__ import annotations
 
 import argparse
-import uuid
 from typing import Any
 
 import msm
+from msm.catalog import CATALOG, Catalog, Entity
+from msm.catalog import Field as CatalogField
+from msm.rules import is_uuid_text
+from msm.services.registry import services
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, open_store
 from msm_cli.output import frame_records, write_json, write_lines, write_table
 
 __all__ = ["register"]
 
+#: ``msm allocations list --account A``: the one listing with a filter (:func:`msm.list_allocations`).
+_ACCOUNT_FILTER = ("--account", "A", "only this account's allocations (unique identifier or uid)")
 
-def register(tree: CommandTree) -> None:
-    # -- assets ----------------------------------------------------------------------------------
-    help_ = "single instruments a target can name"
-    p = tree.subcommand("assets", "add", add_asset, help="add an asset", group_help=help_)
-    p.add_argument("id", metavar="ID", help="unique identifier, e.g. BTC")
-    p.add_argument("--name", help="display name, e.g. Bitcoin")
-    p.add_argument("--ticker", help="ticker, e.g. BTC")
-    p.add_argument("--type", dest="asset_type", metavar="X", help="asset type, e.g. crypto (never 'portfolio')")
-    add_format(p)
-    add_format(tree.subcommand("assets", "list", list_assets, help="list assets"))
 
-    # -- portfolios ------------------------------------------------------------------------------
-    help_ = "constructed portfolios a target can name"
-    p = tree.subcommand("portfolios", "add", add_portfolio, help="add a portfolio", group_help=help_)
-    p.add_argument("id", metavar="ID", help="unique identifier, e.g. CRYPTO-MAJORS-EW")
-    p.add_argument("--name", help="portfolio name, e.g. 'Crypto Majors EW'")
-    add_format(p)
-    add_format(tree.subcommand("portfolios", "list", list_portfolios, help="list portfolios"))
-
-    # -- accounts --------------------------------------------------------------------------------
-    help_ = "the holders of target allocations"
-    p = tree.subcommand(
-        "accounts",
-        "add",
-        add_account,
-        group_help=help_,
-        help="add an account (active)",
-        description="Add an active account. --group names an account group; it is created when it does not exist yet "
-        "(the output says so).",
-    )
-    p.add_argument("id", metavar="ID", help="unique identifier, e.g. ACC-001")
-    p.add_argument("--name", required=True, help="account name")
-    p.add_argument("--group", metavar="G", help="account group name (created when missing) or uid")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--paper", dest="is_paper", action="store_true", default=True, help="a paper account (default)")
-    mode.add_argument("--live", dest="is_paper", action="store_false", help="a live account")
-    add_format(p)
-    add_format(tree.subcommand("accounts", "list", list_accounts, help="list accounts"))
-
-    # -- allocation models -----------------------------------------------------------------------
-    help_ = "allocation models (strategies) a target allocation follows"
-    p = tree.subcommand("models", "add", add_model, help="add an allocation model", group_help=help_)
-    p.add_argument("name", metavar="NAME", help="allocation model name (unique)")
-    p.add_argument("--description", metavar="D", help="description")
-    add_format(p)
-    add_format(tree.subcommand("models", "list", list_models, help="list allocation models"))
-
-    # -- target allocations ----------------------------------------------------------------------
-    help_ = "account target allocations (account -> allocation model)"
-    p = tree.subcommand("allocations", "add", add_allocation, help="add an active target allocation", group_help=help_)
-    p.add_argument("id", metavar="ID", help="unique identifier, e.g. ACC-001-CORE")
-    p.add_argument("--account", required=True, metavar="A", help="account unique identifier or uid")
-    p.add_argument("--model", required=True, metavar="M", help="allocation model name or uid")
-    p.add_argument("--display-name", metavar="N", help="display name")
-    add_format(p)
-    p = tree.subcommand("allocations", "list", list_allocations, help="list target allocations")
-    p.add_argument("--account", metavar="A", help="only this account's allocations (unique identifier or uid)")
-    add_format(p)
-
-    # -- account groups --------------------------------------------------------------------------
-    help_ = "account groups (accounts name theirs in a `group` column)"
-    add_format(tree.subcommand("groups", "list", list_groups, help="list account groups", group_help=help_))
-
-    # -- bulk import: one command per entity ----------------------------------------------------
-    for group, entity in IMPORTS.items():
-        spec = msm.BULK_ENTITIES[entity]
-        columns = ", ".join(c.name + ("*" if c.required else "") for c in spec.columns)
+def register(tree: CommandTree, catalog: Catalog = CATALOG) -> None:
+    """Add every entity's ``add``, ``list`` and ``import`` commands, as ``catalog`` describes them."""
+    for entity in catalog:
+        if entity.add_help is not None:
+            _add_command(tree, entity, catalog)
         p = tree.subcommand(
-            group,
-            "import",
-            import_file,
-            help=f"add (or with --upsert update) {entity.replace('_', ' ')} from a file",
-            description=f"Import {entity.replace('_', ' ')} from a CSV, JSON (a list of objects), Parquet or Excel (.xlsx) file "
-            f"with the columns {columns} (* required). The whole file is checked first and every bad row is reported; then "
-            "all rows are written in one transaction, or none. Empty cells are not given: a new row gets the default, an "
-            "existing row (with --upsert) keeps its value.",
+            entity.command,
+            "list",
+            list_rows,
+            help=f"list {entity.title.lower()}",
+            group_help=entity.command_help,
         )
-        p.set_defaults(entity=entity)
-        p.add_argument("file", metavar="FILE", help="the file (.csv, .json, .parquet or .xlsx)")
-        p.add_argument("--upsert", action="store_true", help="update rows whose key exists (default: refuse them)")
-        p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
-        p.add_argument(
-            "--dry-run",
-            action="store_true",
-            help="check the file against the database and say what would change; write nothing",
-        )
+        p.set_defaults(registry_entity=entity, catalog=catalog)
+        if entity.table == "account_target_allocation":
+            option, metavar, help_ = _ACCOUNT_FILTER
+            p.add_argument(option, metavar=metavar, help=help_)
         add_format(p)
+    for entity in catalog:
+        _import_command(tree, entity, catalog)
 
 
-#: ``msm GROUP import`` -> the entity it imports (msm.BULK_ENTITIES).
-IMPORTS = {
-    "assets": "assets",
-    "portfolios": "portfolios",
-    "groups": "account_groups",
-    "accounts": "accounts",
-    "models": "allocation_models",
-    "allocations": "allocations",
-}
+def _add_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None:
+    """``msm COMMAND add KEY [--flag VALUE ...]``: one argument per field that has a flag."""
+    p = tree.subcommand(
+        entity.command,
+        "add",
+        add_row,
+        help=entity.add_help or "",
+        description=entity.add_description,
+        group_help=entity.command_help,
+    )
+    p.set_defaults(registry_entity=entity, catalog=catalog)
+    for field in entity.fields:
+        if field.flag is not None:
+            _add_argument(p, field)
+    add_format(p)
 
 
-def _created(args: argparse.Namespace, entity: str, key: str, row: dict[str, Any], *notes: str) -> None:
-    if args.format == "json":
-        write_json(row)
+def _add_argument(parser: argparse.ArgumentParser, field: CatalogField) -> None:
+    flag = field.flag
+    assert flag is not None
+    if flag.positional:
+        parser.add_argument(field.name, metavar=flag.shown, help=flag.help)
+    elif field.kind == "bool" and flag.negative:
+        both = parser.add_mutually_exclusive_group()
+        both.add_argument(flag.name, dest=field.name, action="store_true", default=field.default, help=flag.help)
+        both.add_argument(flag.negative, dest=field.name, action="store_false", help=flag.negative_help)
+    elif field.kind == "bool":
+        parser.add_argument(
+            flag.name, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default, help=flag.help
+        )
     else:
-        write_lines(*notes, f"added {entity} {row[key]!r} (uid {row['uid']})")
+        parser.add_argument(
+            flag.name,
+            dest=field.name,
+            metavar=flag.shown,
+            required=field.required,
+            default=field.default,
+            help=flag.help + (f" (default {field.default})" if field.default is not None else ""),
+        )
+
+
+def _import_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None:
+    """``msm COMMAND import FILE``: the entity's bulk import."""
+    what = entity.plural.replace("_", " ")
+    columns = ", ".join(f.name + ("*" if f.required else "") for f in entity.fields)
+    p = tree.subcommand(
+        entity.command,
+        "import",
+        import_file,
+        help=f"add (or with --upsert update) {what} from a file",
+        description=f"Import {what} from a CSV, JSON (a list of objects), Parquet or Excel (.xlsx) file "
+        f"with the columns {columns} (* required). The whole file is checked first and every bad row is reported; then "
+        "all rows are written in one transaction, or none. Empty cells are not given: a new row gets the default, an "
+        "existing row (with --upsert) keeps its value.",
+    )
+    p.set_defaults(import_name=entity.plural, catalog=catalog)
+    p.add_argument("file", metavar="FILE", help="the file (.csv, .json, .parquet or .xlsx)")
+    p.add_argument("--upsert", action="store_true", help="update rows whose key exists (default: refuse them)")
+    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the file against the database and say what would change; write nothing",
+    )
+    add_format(p)
 
 
 # -- add -----------------------------------------------------------------------------------------
-def add_asset(args: argparse.Namespace) -> None:
-    store = open_store(args)
-    row = msm.add_asset(store, args.id, name=args.name, ticker=args.ticker, asset_type=args.asset_type)
-    _created(args, "asset", "unique_identifier", row)
+def _find_or_create(store: msm.Store, target: Entity, catalog: Catalog, ref: str) -> tuple[dict[str, Any], bool]:
+    """The ``target`` row named ``ref`` (key or uid), created when missing; whether it was created.
 
-
-def add_portfolio(args: argparse.Namespace) -> None:
-    store = open_store(args)
-    row = msm.add_portfolio(store, args.id, portfolio_name=args.name)
-    _created(args, "portfolio", "unique_identifier", row)
-
-
-def add_account(args: argparse.Namespace) -> None:
-    store = open_store(args)
-    group, created_group = None, False
-    if args.group is not None:
-        try:
-            group = msm.get_account_group(store, args.group)
-        except msm.NotFoundError:
-            if _is_uuid(args.group):  # a uid names an existing group; never invent a group named like one
-                raise
-            group, created_group = msm.add_account_group(store, args.group), True
+    A uid names an existing row: a row keyed like a uid is never invented.
+    """
+    found = services(target, catalog)
     try:
-        row = msm.add_account(
-            store, args.id, account_name=args.name, is_paper=args.is_paper, group=group["uid"] if group else None
-        )
-    except BaseException:
-        if created_group:  # leave the database as it was: no orphan group from a refused account
-            msm.delete_account_group(store, group["uid"])
+        return found.get(store, ref), False
+    except msm.NotFoundError:
+        if is_uuid_text(ref):
+            raise
+        return found.add(store, ref), True
+
+
+def add_row(args: argparse.Namespace) -> None:
+    """``msm COMMAND add``: add one row from the arguments; references without an add command are created."""
+    entity, catalog = args.registry_entity, args.catalog
+    store = open_store(args)
+    values = {f.name: getattr(args, f.name) for f in entity.fields[1:] if f.flag is not None}
+    named = [f for f in entity.references if f.name in values and catalog[f.ref].add_help is None]
+    made: dict[CatalogField, tuple[Entity, dict[str, Any] | None, bool]] = {}
+    try:
+        for field in named:
+            target, given = catalog[field.ref], values[field.name]
+            row, created = _find_or_create(store, target, catalog, given) if given is not None else (None, False)
+            values[field.name] = row["uid"] if row is not None else None
+            made[field] = (target, row, created)
+        row = services(entity, catalog).add(store, getattr(args, entity.key), **values)
+    except BaseException:  # leave the database as it was: no orphan row from a refused add
+        for target, created_row, created in made.values():
+            if created and created_row is not None:
+                services(target, catalog).delete(store, created_row["uid"])
         raise
     if args.format == "json":
-        write_json(
-            {
-                **row,
-                "account_group": None
-                if group is None
-                else {"uid": group["uid"], "group_name": group["group_name"], "created": created_group},
-            }
-        )
+        write_json({**row, **{f.listed_as or f.ref: _made(*found) for f, found in made.items()}})
         return
-    notes = [f"created account group {group['group_name']!r} (uid {group['uid']})"] if created_group else []
-    _created(args, "account", "unique_identifier", row, *notes)
+    notes = [f"created {t.label} {r[t.key]!r} (uid {r['uid']})" for t, r, c in made.values() if c and r is not None]
+    write_lines(*notes, f"added {entity.label} {row[entity.key]!r} (uid {row['uid']})")
 
 
-def add_model(args: argparse.Namespace) -> None:
-    store = open_store(args)
-    row = msm.add_allocation_model(store, args.name, allocation_model_description=args.description)
-    _created(args, "allocation model", "allocation_model_name", row)
-
-
-def add_allocation(args: argparse.Namespace) -> None:
-    store = open_store(args)
-    row = msm.add_allocation(store, args.id, account=args.account, model=args.model, display_name=args.display_name)
-    _created(args, "target allocation", "unique_identifier", row)
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+def _made(target: Entity, row: dict[str, Any] | None, created: bool) -> dict[str, Any] | None:
+    return None if row is None else {"uid": row["uid"], target.key: row[target.key], "created": created}
 
 
 # -- list ----------------------------------------------------------------------------------------
-def _listed(args: argparse.Namespace, key: str, rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
-    if args.format == "json":
-        write_json({key: rows})
+def _keys_by_uid(store: msm.Store, entity: Entity, catalog: Catalog) -> dict[str, Any]:
+    frame = services(entity, catalog).list(store)
+    return dict(zip(frame["uid"].to_list(), frame[entity.key].to_list(), strict=True))
+
+
+def list_rows(args: argparse.Namespace) -> None:
+    """``msm COMMAND list``: every row, each reference's key beside its uid (``listed_as``)."""
+    entity, catalog = args.registry_entity, args.catalog
+    store = open_store(args)
+    if entity.table == "account_target_allocation":
+        frame = msm.list_allocations(store, account=args.account)
     else:
-        write_table(rows, columns, empty=f"(no {key})")
-
-
-def _mode(row: dict[str, Any]) -> str:
-    return "paper" if row["is_paper"] else "live"
-
-
-def list_assets(args: argparse.Namespace) -> None:
-    rows = frame_records(msm.list_assets(open_store(args)))
-    _listed(
-        args,
-        "assets",
-        rows,
-        [
-            ("unique_identifier", "asset"),
-            ("name", "name"),
-            ("ticker", "ticker"),
-            ("asset_type", "type"),
-            ("uid", "uid"),
-        ],
-    )
-
-
-def list_portfolios(args: argparse.Namespace) -> None:
-    rows = frame_records(msm.list_portfolios(open_store(args)))
-    _listed(args, "portfolios", rows, [("unique_identifier", "portfolio"), ("portfolio_name", "name"), ("uid", "uid")])
-
-
-def list_accounts(args: argparse.Namespace) -> None:
-    store = open_store(args)
-    groups = {g["uid"]: g["group_name"] for g in msm.list_account_groups(store).iter_rows(named=True)}
-    rows = [{**r, "account_group": groups.get(r["account_group_uid"])} for r in frame_records(msm.list_accounts(store))]
+        frame = services(entity, catalog).list(store)
+    rows = frame_records(frame)
+    for field in (f for f in entity.references if f.listed_as):
+        keys = _keys_by_uid(store, catalog[field.ref], catalog)
+        rows = [{**r, field.listed_as: keys.get(r[field.column])} for r in rows]
     if args.format == "json":
-        write_json({"accounts": rows})
+        write_json({entity.command: rows})
         return
-    write_table(
-        [{**r, "mode": _mode(r)} for r in rows],
-        [
-            ("unique_identifier", "account"),
-            ("account_name", "name"),
-            ("mode", "mode"),
-            ("account_is_active", "active"),
-            ("account_group", "group"),
-            ("uid", "uid"),
-        ],
-        empty="(no accounts)",
-    )
+    headed = [f for f in entity.fields if f.heading]
+    table = [{**{f.heading: _cell(f, r) for f in headed}, "uid": r["uid"]} for r in rows]
+    columns = [(f.heading, f.heading) for f in headed] + [("uid", "uid")]
+    write_table(table, columns, empty=f"(no {entity.command})")
 
 
-def list_models(args: argparse.Namespace) -> None:
-    rows = frame_records(msm.list_allocation_models(open_store(args)))
-    _listed(
-        args,
-        "models",
-        rows,
-        [("allocation_model_name", "model"), ("allocation_model_description", "description"), ("uid", "uid")],
-    )
-
-
-def list_allocations(args: argparse.Namespace) -> None:
-    store = open_store(args)
-    accounts = {a["uid"]: a["unique_identifier"] for a in msm.list_accounts(store).iter_rows(named=True)}
-    models = {m["uid"]: m["allocation_model_name"] for m in msm.list_allocation_models(store).iter_rows(named=True)}
-    rows = [
-        {
-            **r,
-            "account": accounts.get(r["account_uid"]),
-            "allocation_model": models.get(r["account_allocation_model_uid"]),
-        }
-        for r in frame_records(msm.list_allocations(store, account=args.account))
-    ]
-    _listed(
-        args,
-        "allocations",
-        rows,
-        [
-            ("unique_identifier", "allocation"),
-            ("account", "account"),
-            ("allocation_model", "model"),
-            ("is_active", "active"),
-            ("display_name", "display name"),
-            ("uid", "uid"),
-        ],
-    )
-
-
-def list_groups(args: argparse.Namespace) -> None:
-    rows = frame_records(msm.list_account_groups(open_store(args)))
-    _listed(args, "groups", rows, [("group_name", "group"), ("group_description", "description"), ("uid", "uid")])
+def _cell(field: CatalogField, row: dict[str, Any]) -> Any:
+    """A field's value in a ``list`` table: a reference's key, a bool's word, else the stored value."""
+    if field.listed_as:
+        return row[field.listed_as]
+    value = row[field.column]
+    if field.shown is not None and value is not None:
+        return field.shown[bool(value)]
+    return value
 
 
 # -- import ----------------------------------------------------------------------------------------
 def import_file(args: argparse.Namespace) -> None:
+    """``msm COMMAND import FILE``: the whole file in one transaction, or nothing."""
     store = open_store(args)
     result = msm.import_reference(
-        store, args.entity, args.file, upsert=args.upsert, dry_run=args.dry_run, sheet=args.sheet
+        store,
+        args.import_name,
+        args.file,
+        upsert=args.upsert,
+        dry_run=args.dry_run,
+        sheet=args.sheet,
+        catalog=args.catalog,
     )
     if args.format == "json":
         write_json(result.to_dict())
         return
-    what = args.entity.replace("_", " ")
+    what = args.import_name.replace("_", " ")
+    counts = f"{result.added:,} added, {result.updated:,} updated, {result.unchanged:,} unchanged"
     if args.dry_run:
         write_lines(
             f"dry run, nothing written: {result.added:,} {what} would be added, {result.updated:,} updated, "
             f"{result.unchanged:,} unchanged"
         )
     else:
-        write_lines(
-            f"imported {what} from {args.file}: {result.added:,} added, {result.updated:,} updated, {result.unchanged:,} unchanged"
-        )
+        write_lines(f"imported {what} from {args.file}: {counts}")

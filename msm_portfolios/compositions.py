@@ -22,24 +22,27 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Union
+from typing import Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
+from msm import rules
 from msm.errors import NO_VALUE, ConflictError, RowError, ValidationError
 from msm.expansion import MissingCompositionError, WeightsSource
 from msm.io import frame_from_records, percent_to_fraction, read_table_file
+from msm.rules import ROW, Rule, clean_text, enforce, is_uuid
 from msm.services.registry import get_portfolio, reference_frame
 from msm.store import Store, fetch
 from msm.timeutil import format_utc, parse_utc, utc_now
-from msm.validation import RowChecks
 
 __all__ = [
     "COMPOSITION_COLUMNS",
+    "EMPTY_COMPOSITION",
     "WeightsInput",
     "composition_history",
+    "composition_rules",
     "duckdb_weights_source",
     "equal_weights",
     "fixed_weights",
@@ -52,11 +55,12 @@ __all__ = [
 #: Columns a composition input may have: the asset (by uid or unique identifier) and its weight.
 COMPOSITION_COLUMNS = ("asset_uid", "asset", "weight")
 #: A frame, a list of ``{"asset" | "asset_uid": ..., "weight": ...}`` records, or ``{asset: weight}``.
-WeightsInput = Union[pl.DataFrame, Sequence[Mapping[str, Any]], Mapping[str, Any]]
+WeightsInput = pl.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
 _ENTITY = "composition"
-_UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-_UUID_HINT = "must be a UUID like 123e4567-e89b-42d3-a456-426614174000"
+#: The message of a composition without rows.
+EMPTY_COMPOSITION = "the composition is empty; give at least one (asset, weight) row"
+_ASSET_IDENTIFIER = "compositions name assets by `asset` (unique identifier) or `asset_uid`, not `asset_identifier`"
 
 _SELECT = """
 SELECT w.portfolio_uid::VARCHAR AS portfolio_uid,
@@ -130,38 +134,21 @@ def _input_frame(weights: WeightsInput) -> pl.DataFrame:
 
 
 # -- validation ----------------------------------------------------------------------------------
-def _text(column: str) -> pl.Expr:
-    text = pl.col(column).cast(pl.String).str.strip_chars()
-    return pl.when(text.str.len_chars() > 0).then(text)
+def _empty_composition() -> ValidationError:
+    return ValidationError([RowError(_ENTITY, None, "rows", NO_VALUE, EMPTY_COMPOSITION)])
 
 
 def _check_columns(frame: pl.DataFrame) -> None:
+    """Refuse an empty composition, unknown columns, and a frame without an asset or a numeric weight column."""
     if frame.height == 0 and not frame.columns:
-        raise ValidationError(
-            [
-                RowError(
-                    _ENTITY, None, "rows", NO_VALUE, "the composition is empty; give at least one (asset, weight) row"
-                )
-            ]
-        )
+        raise _empty_composition()
     errors = []
     for column in frame.columns:
         if column == "asset_identifier":
-            errors.append(
-                RowError(
-                    _ENTITY,
-                    None,
-                    column,
-                    NO_VALUE,
-                    "compositions name assets by `asset` (unique identifier) or `asset_uid`, not `asset_identifier`",
-                )
-            )
+            errors.append(RowError(_ENTITY, None, column, NO_VALUE, _ASSET_IDENTIFIER))
         elif column not in COMPOSITION_COLUMNS:
-            errors.append(
-                RowError(
-                    _ENTITY, None, column, NO_VALUE, f"is not a known column; allowed: {', '.join(COMPOSITION_COLUMNS)}"
-                )
-            )
+            allowed = ", ".join(COMPOSITION_COLUMNS)
+            errors.append(RowError(_ENTITY, None, column, NO_VALUE, f"is not a known column; allowed: {allowed}"))
     if "asset" not in frame.columns and "asset_uid" not in frame.columns:
         errors.append(
             RowError(
@@ -177,13 +164,35 @@ def _check_columns(frame: pl.DataFrame) -> None:
     if errors:
         raise ValidationError(errors)
     if frame.height == 0:
-        raise ValidationError(
-            [
-                RowError(
-                    _ENTITY, None, "rows", NO_VALUE, "the composition is empty; give at least one (asset, weight) row"
-                )
-            ]
-        )
+        raise _empty_composition()
+
+
+def composition_rules(entity: str = _ENTITY) -> list[Rule]:
+    """Every row rule of a composition, as data, over the columns :func:`validate_composition` prepares.
+
+    A weight each, a number, finite; the asset named by a well-formed uid or a unique identifier
+    (or, in ``asset``, the uid) of an existing asset, both names agreeing; each asset once.
+    """
+    raw, name = pl.col("__raw_weight"), pl.col("asset")
+    by_name = pl.coalesce("__by_name", "__asset_as_uid")
+    duplicate = {"key": ["__uid"], "label": pl.lit("asset '") + pl.col("__label") + pl.lit("'"), "scope": _ENTITY}
+    return [
+        rules.required(entity, "weight", raw.is_null()),
+        rules.number(entity, "weight", raw),
+        rules.finite(entity, "weight", raw),
+        rules.well_formed_uuid(entity, "asset_uid"),
+        rules.known_uid(entity, "asset", "asset_uid", well_formed=is_uuid("asset_uid"), found=pl.col("__uid_name")),
+        rules.known_identifier(entity, "asset", "asset", resolved=by_name),
+        rules.names_agree(entity, "asset", uid="asset_uid", identifier="asset", resolved=by_name),
+        rules.required(
+            entity,
+            "asset",
+            pl.col("asset_uid").is_null() & name.is_null(),
+            message="is required: give `asset` (unique identifier) or `asset_uid`",
+        ),
+        rules.unique_within(entity, "asset", where=name.is_not_null(), **duplicate),
+        rules.unique_within(entity, "asset_uid", where=name.is_null(), **duplicate),
+    ]
 
 
 def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: str | None = None) -> pl.DataFrame:
@@ -193,36 +202,36 @@ def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: 
     An ``asset`` value is a unique identifier, or else the uid of an existing asset. Every bad
     value (unknown column or asset, malformed uid, missing / non-numeric / non-finite weight,
     duplicate asset) is reported, each with its 1-based row number; ``context`` (which portfolio
-    and time) heads the message.
+    and time) heads the message. The rules are :func:`composition_rules`.
     """
     _check_columns(frame)
     missing = {c: pl.lit(None, pl.String) for c in ("asset_uid", "asset") if c not in frame.columns}
     frame = (
         frame.with_columns(**missing)
-        .with_row_index("__row", offset=1)
+        .with_row_index(ROW, offset=1)
         .select(
-            pl.col("__row").cast(pl.Int64),
-            _text("asset").alias("asset"),
-            _text("asset_uid").str.to_lowercase().alias("asset_uid"),
+            pl.col(ROW).cast(pl.Int64),
+            clean_text("asset").alias("asset"),
+            clean_text("asset_uid").str.to_lowercase().alias("asset_uid"),
             pl.col("weight").alias("__raw_weight"),
         )
     )
-    checks = RowChecks(_ENTITY)
-    bad = checks.bad
-
     # Weights: text (CSV cells) is parsed here, so a bad cell is named rather than nulled.
-    raw = pl.col("__raw_weight")
     if frame.schema["__raw_weight"] == pl.String:
-        raw = _text("__raw_weight")
-        frame = frame.with_columns(raw.alias("__raw_weight"))
-        raw = pl.col("__raw_weight")
-    frame = frame.with_columns(raw.cast(pl.Float64, strict=False).alias("weight"))
-    weight = pl.col("weight")
-    bad(raw.is_null(), "weight", "is required")
-    bad(raw.is_not_null() & weight.is_null(), "weight", "must be a number", value=raw)
-    bad(weight.is_nan() | weight.is_infinite(), "weight", "must be finite (NaN and infinity are refused)", value=raw)
+        frame = frame.with_columns(clean_text("__raw_weight").alias("__raw_weight"))
+    frame = _resolve_assets(
+        frame.with_columns(pl.col("__raw_weight").cast(pl.Float64, strict=False).alias("weight")), assets
+    )
+    enforce(frame, composition_rules(), summary=context)
+    return frame.select(ROW, pl.col("__uid").alias("asset_uid"), pl.col("__label").alias("asset"), "weight")
 
-    # Assets: by uid, by unique identifier, or (in `asset`) by the uid of an existing asset.
+
+def _resolve_assets(frame: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
+    """The asset of each row: by uid, by unique identifier, or (in ``asset``) by the uid of an existing asset.
+
+    Adds ``__by_name``, ``__uid_name``, ``__asset_as_uid(_name)``, then ``__uid`` (the asset, null
+    when the row's two names disagree, so it is not also reported as a duplicate) and ``__label``.
+    """
     ref = assets.select(pl.col("uid").cast(pl.String).str.to_lowercase(), pl.col("unique_identifier").cast(pl.String))
     frame = (
         frame.join(ref.rename({"uid": "__by_name", "unique_identifier": "asset"}), on="asset", how="left")
@@ -235,52 +244,16 @@ def validate_composition(frame: pl.DataFrame, *, assets: pl.DataFrame, context: 
             right_on="uid",
             how="left",
         )
-        .sort("__row")
+        .sort(ROW)
     )
     uid, name = pl.col("asset_uid"), pl.col("asset")
     by_name = pl.coalesce("__by_name", "__asset_as_uid")
-    bad(uid.is_not_null() & ~uid.str.contains(_UUID_RE), "asset_uid", _UUID_HINT)
-    bad(uid.str.contains(_UUID_RE) & pl.col("__uid_name").is_null(), "asset_uid", "no asset has this uid")
-    bad(
-        name.is_not_null() & by_name.is_null(),
-        "asset",
-        "no asset has this unique_identifier; add it first (msm assets add ID)",
-    )
     conflict = uid.is_not_null() & by_name.is_not_null() & (uid != by_name)
-    bad(
-        conflict,
-        "asset_uid",
-        pl.lit("names a different asset than `asset` = '")
-        + name
-        + pl.lit("' (")
-        + by_name
-        + pl.lit("); give one or make them agree"),
-    )
-    bad(
-        uid.is_null() & name.is_null(),
-        "asset",
-        "is required: give `asset` (unique identifier) or `asset_uid`",
-        value=pl.lit(None, pl.String),
-    )
-    # A row whose two names disagree resolves to nothing (so it is not also reported as a duplicate).
     resolved = pl.when(~conflict.fill_null(False)).then(
         pl.coalesce(pl.when(pl.col("__uid_name").is_not_null()).then(uid), by_name)
     )
     label = pl.coalesce("__uid_name", pl.when(pl.col("__by_name").is_not_null()).then(name), "__asset_as_uid_name")
-    frame = frame.with_columns(resolved.alias("__uid"), label.alias("__label"))
-    first = pl.col("__row").min().over("__uid")
-    duplicate = (
-        pl.lit("duplicate asset '")
-        + pl.col("__label")
-        + pl.lit("' in one composition; first given at row ")
-        + first.cast(pl.String)
-    )
-    repeated = pl.col("__uid").is_not_null() & (pl.col("__row") > first)
-    bad(repeated & name.is_not_null(), "asset", duplicate)
-    bad(repeated & name.is_null(), "asset_uid", duplicate)
-
-    checks.raise_found(frame, summary=context)
-    return frame.select("__row", pl.col("__uid").alias("asset_uid"), pl.col("__label").alias("asset"), "weight")
+    return frame.with_columns(resolved.alias("__uid"), label.alias("__label"))
 
 
 # -- writes --------------------------------------------------------------------------------------
@@ -312,6 +285,11 @@ def save_composition(
     rows = validate_composition(frame, assets=assets, context=where)
 
     data = pa.table({"asset_uid": rows["asset_uid"].to_arrow(), "weight": rows["weight"].to_arrow()})
+    key = {
+        "entity": _ENTITY,
+        "key": "portfolio, time_index",
+        "value": {"portfolio": target["unique_identifier"], "time_index": at},
+    }
     try:
         with store.transaction() as con:
             ((existing,),) = con.execute(
@@ -320,7 +298,8 @@ def save_composition(
             if existing and not overwrite:
                 raise ConflictError(
                     f"{where} already exists ({existing} asset{'s' if existing != 1 else ''}); "
-                    "pass overwrite=True (--overwrite) to replace it whole, or choose another time"
+                    "pass overwrite=True (--overwrite) to replace it whole, or choose another time",
+                    **key,
                 )
             if existing:
                 con.execute(
@@ -337,7 +316,7 @@ def save_composition(
                 con.unregister("__composition")
     except duckdb.ConstraintException as exc:  # a concurrent writer got there first
         detail = str(exc).split("\n")[0].removeprefix("Constraint Error: ")
-        raise ConflictError(f"{where} was refused by the database: {detail}") from None
+        raise ConflictError(f"{where} was refused by the database: {detail}", **key) from None
     return read_composition(store, target["uid"], as_of=at)
 
 
@@ -377,7 +356,9 @@ def read_composition(store: Store, portfolio: str, *, as_of: datetime | str | No
         _SELECT
         + """
         WHERE w.portfolio_uid = $uid
-          AND w.time_index = (SELECT max(time_index) FROM portfolio_weights WHERE portfolio_uid = $uid AND time_index <= $at)
+          AND w.time_index = (
+              SELECT max(time_index) FROM portfolio_weights WHERE portfolio_uid = $uid AND time_index <= $at
+          )
         ORDER BY a.unique_identifier, w.asset_uid
         """,
         {"uid": target["uid"], "at": at},
@@ -388,12 +369,15 @@ def read_composition(store: Store, portfolio: str, *, as_of: datetime | str | No
 
 
 def composition_history(store: Store, portfolio: str) -> pl.DataFrame:
-    """Every composition of ``portfolio``, newest first: ``portfolio_uid, portfolio, weights_time, n_assets, weight_sum``."""
+    """Every composition of ``portfolio``, newest first.
+
+    Columns ``portfolio_uid, portfolio, weights_time, n_assets, weight_sum``.
+    """
     target = get_portfolio(store, portfolio)
     return store.query(
         """
-        SELECT w.portfolio_uid::VARCHAR AS portfolio_uid, p.unique_identifier AS portfolio, w.time_index AS weights_time,
-               count(*) AS n_assets, sum(w.weight) AS weight_sum
+        SELECT w.portfolio_uid::VARCHAR AS portfolio_uid, p.unique_identifier AS portfolio,
+               w.time_index AS weights_time, count(*) AS n_assets, sum(w.weight) AS weight_sum
         FROM portfolio_weights AS w
         JOIN portfolio AS p ON p.uid = w.portfolio_uid
         WHERE w.portfolio_uid = ?
@@ -416,6 +400,7 @@ def duckdb_weights_source(store: Store) -> WeightsSource:
     """
 
     def source(portfolio_uids: list[str], until: datetime | None) -> pl.DataFrame:
+        """The composition history of ``portfolio_uids`` up to ``until`` (every time when ``None``)."""
         wanted = pa.table({"uid": pa.array([str(u) for u in portfolio_uids], pa.string())})
         bounded = "AND w.time_index <= $until" if until is not None else ""
         with store.connect() as con:

@@ -1,4 +1,4 @@
-"""msm_spark: the look-through of design section 4 on Apache Spark, over the Parquet of ``msm export``.
+"""msm_spark: the core's look-through (``msm.expansion``) on Apache Spark, over the Parquet of ``msm export``.
 
 A surface, like ``msm_cli``: it imports ``msm`` (column names, the missing-composition error, time
 parsing, the composition checks); ``msm`` never imports it or pyspark. ``python -m msm_spark expand

@@ -29,6 +29,7 @@ _WEIGHTS_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m msm_spark`` parser (one command, ``expand``)."""
     parser = argparse.ArgumentParser(
         prog="python -m msm_spark",
         description="msm workbench look-through on Apache Spark, over the Parquet of `msm export`.",
@@ -94,6 +95,7 @@ def spark_session(master: str | None = None, *, app_name: str = "msm look-throug
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m msm_spark ...``; return its exit code (0 success, 1 domain error, 2 usage error)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -101,8 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
         return _expand(args)
-    except MsmError as exc:
+    except MsmError as exc:  # as `msm` prints it: the message on stderr; with --format json, the error's data too
         print(f"error: {exc}", file=sys.stderr)
+        if args.format == "json":  # the error as data: one JSON line, last on stderr (stdout stays empty)
+            print(json.dumps(exc.to_dict(), ensure_ascii=False, separators=(",", ":")), file=sys.stderr)
         return 1
 
 
@@ -125,7 +129,8 @@ def _expand(args: argparse.Namespace) -> int:
         spark = spark_session(args.master)
     except PySparkException as exc:
         raise MsmError(
-            f"cannot start Spark (master {args.master or 'local[*]'}): {_first_line(exc)}; Spark needs Java 17 or later (JAVA_HOME)"
+            f"cannot start Spark (master {args.master or 'local[*]'}): {_first_line(exc)}; "
+            "Spark needs Java 17 or later (JAVA_HOME)"
         ) from None
     result = run_expand(spark, args.input, args.output, weights_as_of=asked, net=args.net, overwrite=args.overwrite)
     diagnostics = [{**d, "weights_time": format_utc(d["weights_time"])} for d in result.diagnostics]
@@ -152,7 +157,8 @@ def _expand(args: argparse.Namespace) -> int:
         return 0
     kind = "netted" if result.net else "expanded"
     print(
-        f"wrote {result.rows} {kind} rows to {result.output.rstrip('/')}/target_exposure (hive-partitioned by snapshot_date)"
+        f"wrote {result.rows} {kind} rows to {result.output.rstrip('/')}/target_exposure "
+        "(hive-partitioned by snapshot_date)"
     )
     print(f"look-through weights as of {asked}")
     n = len(diagnostics)
@@ -162,7 +168,8 @@ def _expand(args: argparse.Namespace) -> int:
     )
     for d in diagnostics:
         print(
-            f"  portfolio '{d['portfolio'] or d['portfolio_uid']}' at {d['weights_time']} sums to {d['weight_sum']:.12g}, "
+            f"  portfolio '{d['portfolio'] or d['portfolio_uid']}' at {d['weights_time']} "
+            f"sums to {d['weight_sum']:.12g}, "
             "not 1; expanded as stored (never renormalized)"
         )
     return 0

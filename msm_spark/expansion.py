@@ -1,6 +1,6 @@
 """The look-through of :func:`msm.expansion.expand_targets` as Spark DataFrame operations.
 
-Same semantics, same rows and columns (design section 4), over DataFrames of any size:
+Same semantics, same rows and columns as the core's look-through, over DataFrames of any size:
 
 - asset rows pass through; a portfolio row becomes one row per constituent of its portfolio's
   composition at the weights time (``now``, an explicit UTC time, or ``position-set``: each set's
@@ -27,7 +27,7 @@ How it maps onto Spark, without a Python UDF and without bringing the data to th
 - only small results reach the driver: the missing (portfolio, time) pairs when there are any, the
   few composition rows that break a rule, and the diagnostics.
 
-Inputs are the datasets of ``msm export`` (design section 8): ``target_positions`` (storage-shaped
+Inputs are the datasets of ``msm export``: ``target_positions`` (storage-shaped
 target rows with ``unique_identifier``, ``account`` and ``allocation``) and ``portfolio_weights``
 (:data:`msm.services.export.WEIGHTS_EXPORT_COLUMNS`). Their rows were checked by the database the
 export came from (every CHECK of ``target_positions``, the key and NOT NULL finite weight of
@@ -46,6 +46,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from msm.contract import EXPOSURE_COLUMNS, SCALED_EXPOSURES
 from msm.errors import NO_VALUE, RowError, ValidationError
 from msm.expansion import (
     DIAGNOSTIC_COLUMNS,
@@ -54,14 +55,13 @@ from msm.expansion import (
     WEIGHT_SUM_TOLERANCE,
     MissingCompositionError,
     WeightsAsOf,
-    _check_weights,
+    check_composition_rows,
     weights_time,
 )
+from msm.validation import NO_EXPOSURE_COLUMN
 
 __all__ = ["LABEL_COLUMNS", "SparkExpansion", "expand_targets_spark", "weights_time_bound"]
 
-EXPOSURES = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
-SCALED = ("weight_notional_exposure", "constant_notional_exposure")
 #: The export's labels of each position set, carried onto every output row (as ``msm export --expanded`` does).
 LABEL_COLUMNS = ("account", "allocation")
 
@@ -136,13 +136,21 @@ def expand_targets_spark(
     diagnostics = _check(pairs, history, used)
 
     # One output row per (portfolio row, constituent); asset rows pass through.
+    expanded = _passed(direct).unionByName(_via(ported, pairs, used))
+    rows = _output(expanded, _asset_names(direct, used), net)
+    return SparkExpansion(rows, diagnostics, asked, bound, net)
+
+
+# -- steps ---------------------------------------------------------------------------------------
+def _via(ported: DataFrame, pairs: DataFrame, used: DataFrame) -> DataFrame:
+    """One row per (portfolio row, constituent), its scaled exposures times the constituent weight."""
     constituents = used.select(
         "portfolio_uid",
         F.col("time_index").alias("weights_time"),
         F.col("asset_uid").alias("__casset"),
         F.col("weight").alias("__weight"),
     )
-    via = (
+    return (
         ported.join(pairs.select("portfolio_uid", "__wtime", "weights_time"), ["portfolio_uid", "__wtime"], "inner")
         .join(constituents, ["portfolio_uid", "weights_time"], "inner")
         .select(
@@ -154,11 +162,15 @@ def expand_targets_spark(
             F.col("__casset").alias("asset_uid"),
             F.col("__weight").alias("portfolio_weight"),
             "weights_time",
-            *[(F.col(c) * F.col("__weight")).alias(c) if c in SCALED else F.col(c) for c in EXPOSURES],
+            *[(F.col(c) * F.col("__weight")).alias(c) if c in SCALED_EXPOSURES else F.col(c) for c in EXPOSURE_COLUMNS],
             *LABEL_COLUMNS,
         )
     )
-    passed = direct.select(
+
+
+def _passed(direct: DataFrame) -> DataFrame:
+    """The asset rows, passed through in the expanded shape."""
+    return direct.select(
         "position_set_uid",
         "time_index",
         F.col("target_type").alias("source_target_type"),
@@ -167,30 +179,28 @@ def expand_targets_spark(
         "asset_uid",
         F.lit(None).cast(T.DoubleType()).alias("portfolio_weight"),
         F.lit(None).cast(T.TimestampType()).alias("weights_time"),
-        *EXPOSURES,  # x * 1.0 == x: the core's scaling of an asset row changes nothing
+        *EXPOSURE_COLUMNS,  # x * 1.0 == x: the core's scaling of an asset row changes nothing
         *LABEL_COLUMNS,
     )
-    expanded = passed.unionByName(via)
-    names = _asset_names(direct, used)
 
-    if net:
-        rows = (
-            expanded.groupBy("position_set_uid", "asset_uid")
-            .agg(
-                F.min("time_index").alias("time_index"),  # one time per set (the database enforces it)
-                *[F.sum(c).alias(c) for c in EXPOSURES],  # Spark's sum of nothing but nulls is null, as the core's
-                F.count(F.lit(1)).alias("n_sources"),
-                *[F.min(c).alias(c) for c in LABEL_COLUMNS],
-            )
-            .join(F.broadcast(names), "asset_uid", "left")
-            .select(*NET_COLUMNS, *LABEL_COLUMNS)
+
+def _output(expanded: DataFrame, names: DataFrame, net: bool) -> DataFrame:
+    """The expanded rows named, or (``net``) summed per (position set, asset)."""
+    if not net:
+        return expanded.join(F.broadcast(names), "asset_uid", "left").select(*EXPANSION_COLUMNS, *LABEL_COLUMNS)
+    return (
+        expanded.groupBy("position_set_uid", "asset_uid")
+        .agg(
+            F.min("time_index").alias("time_index"),  # one time per set (the database enforces it)
+            *[F.sum(c).alias(c) for c in EXPOSURE_COLUMNS],  # Spark's sum of nothing but nulls is null, as the core's
+            F.count(F.lit(1)).alias("n_sources"),
+            *[F.min(c).alias(c) for c in LABEL_COLUMNS],
         )
-    else:
-        rows = expanded.join(F.broadcast(names), "asset_uid", "left").select(*EXPANSION_COLUMNS, *LABEL_COLUMNS)
-    return SparkExpansion(rows, diagnostics, asked, bound, net)
+        .join(F.broadcast(names), "asset_uid", "left")
+        .select(*NET_COLUMNS, *LABEL_COLUMNS)
+    )
 
 
-# -- steps ---------------------------------------------------------------------------------------
 def _as_of(pairs: DataFrame, times: DataFrame) -> DataFrame:
     """``pairs`` with ``weights_time``: the latest composition time at or before ``__wtime`` (null if none).
 
@@ -231,12 +241,50 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
 
     Three kinds of rows come back to the driver, never the data itself: the (portfolio, weights time)
     pairs with no composition at or before (:class:`MissingCompositionError`, checked first, as in
-    the core); the composition rows used that break a rule (at most ``_MAX_BAD_ROWS``, worded by the
-    core's own check); and the compositions used whose weights do not sum to 1.
+    the core); the composition rows used that break a rule (at most ``_MAX_BAD_ROWS``, worded by
+    the core's own :func:`msm.expansion.check_composition_rows`); and the compositions used whose
+    weights do not sum to 1.
     """
-    null_text, null_double = F.lit(None).cast(T.StringType()), F.lit(None).cast(T.DoubleType())
+    found = _missing(pairs, history).unionByName(_broken(pairs, used)).unionByName(_off(pairs, used)).collect()
+    if any(r["kind"] == "missing" for r in found):
+        raise MissingCompositionError(
+            sorted((r["portfolio"], _from_micros(r["at"])) for r in found if r["kind"] == "missing")
+        )
+    broken = sorted(
+        (r for r in found if r["kind"] == "bad"),
+        key=lambda r: (r["portfolio"] or "", r["at"], r["asset"] or "", r["asset_uid"] or ""),
+    )
+    if broken:
+        check_composition_rows(
+            _frame(
+                broken,
+                {
+                    "time_index": "at",
+                    "portfolio_uid": "portfolio_uid",
+                    "asset_uid": "asset_uid",
+                    "asset": "asset",
+                    "portfolio": "portfolio",
+                    "weight": "value",
+                },
+            )
+        )
+        raise AssertionError("composition rows broke a rule the core's check does not know")  # pragma: no cover
+    diagnostics = _frame(
+        [r for r in found if r["kind"] == "off"],
+        {"portfolio_uid": "portfolio_uid", "portfolio": "portfolio", "weights_time": "at", "weight_sum": "value"},
+    )
+    return diagnostics.sort("portfolio", "portfolio_uid", "weights_time", nulls_last=True).select(DIAGNOSTIC_COLUMNS)
+
+
+def _null(dtype: T.DataType) -> Column:
+    """A typed null column (built per call: a Spark column needs the active session)."""
+    return F.lit(None).cast(dtype)
+
+
+def _missing(pairs: DataFrame, history: DataFrame) -> DataFrame:
+    """The (portfolio, weights time) pairs with no composition at or before, as ``kind = 'missing'`` rows."""
     names = history.groupBy("portfolio_uid").agg(F.min("portfolio").alias("__wname"))
-    missing = (
+    return (
         pairs.filter(F.col("weights_time").isNull())
         .join(names, "portfolio_uid", "left")
         .select(
@@ -244,16 +292,21 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
             "portfolio_uid",
             F.coalesce("__pname", "__wname", "portfolio_uid").alias("portfolio"),
             F.unix_micros("__wtime").alias("at"),
-            null_text.alias("asset_uid"),
-            null_text.alias("asset"),
-            null_double.alias("value"),
+            _null(T.StringType()).alias("asset_uid"),
+            _null(T.StringType()).alias("asset"),
+            _null(T.DoubleType()).alias("value"),
         )
     )
 
-    # A composition row used: a weight each, finite, one row per asset (the core's rules).
+
+def _broken(pairs: DataFrame, used: DataFrame) -> DataFrame:
+    """Composition rows used that break a rule of :data:`msm.expansion.COMPOSITION_ROW_RULES` (``kind = 'bad'``).
+
+    Spark only finds them (a weight each, finite, one row per asset); the core's rules word them.
+    """
     per_asset = Window.partitionBy("portfolio_uid", "time_index", "asset_uid")
     named = pairs.filter(F.col("__pname").isNotNull()).groupBy("portfolio_uid").agg(F.min("__pname").alias("__pname"))
-    bad = (
+    return (
         used.withColumn("__copies", F.count(F.lit(1)).over(per_asset))
         .filter(
             F.col("asset_uid").isNull()
@@ -275,11 +328,13 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
         )
     )
 
-    # Compositions used whose weights do not sum to 1, named as the core names them.
+
+def _off(pairs: DataFrame, used: DataFrame) -> DataFrame:
+    """Compositions used whose weights do not sum to 1, named as the core names them (``kind = 'off'``)."""
     sums = used.groupBy("portfolio_uid", "time_index").agg(
         F.sum("weight").alias("weight_sum"), F.min("portfolio").alias("__wname")
     )
-    off = (
+    return (
         pairs.join(sums.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner")
         .filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
         .groupBy("portfolio_uid", "weights_time")
@@ -293,41 +348,11 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
             "portfolio_uid",
             F.coalesce("__pname", "__wname").alias("portfolio"),
             F.unix_micros("weights_time").alias("at"),
-            null_text.alias("asset_uid"),
-            null_text.alias("asset"),
+            _null(T.StringType()).alias("asset_uid"),
+            _null(T.StringType()).alias("asset"),
             F.col("weight_sum").alias("value"),
         )
     )
-    found = missing.unionByName(bad).unionByName(off).collect()
-
-    if any(r["kind"] == "missing" for r in found):
-        raise MissingCompositionError(
-            sorted((r["portfolio"], _from_micros(r["at"])) for r in found if r["kind"] == "missing")
-        )
-    broken = sorted(
-        (r for r in found if r["kind"] == "bad"),
-        key=lambda r: (r["portfolio"] or "", r["at"], r["asset"] or "", r["asset_uid"] or ""),
-    )
-    if broken:
-        _check_weights(
-            _frame(
-                broken,
-                {
-                    "time_index": "at",
-                    "portfolio_uid": "portfolio_uid",
-                    "asset_uid": "asset_uid",
-                    "asset": "asset",
-                    "portfolio": "portfolio",
-                    "weight": "value",
-                },
-            )
-        )
-        raise AssertionError("composition rows broke a rule the core's check does not know")  # pragma: no cover
-    diagnostics = _frame(
-        [r for r in found if r["kind"] == "off"],
-        {"portfolio_uid": "portfolio_uid", "portfolio": "portfolio", "weights_time": "at", "weight_sum": "value"},
-    )
-    return diagnostics.sort("portfolio", "portfolio_uid", "weights_time", nulls_last=True).select(DIAGNOSTIC_COLUMNS)
 
 
 def _frame(rows: list[Any], columns: dict[str, str]) -> pl.DataFrame:
@@ -377,10 +402,8 @@ def _normalize_targets(targets: DataFrame) -> DataFrame:
         ("position_set_uid", "time_index", "target_type", "asset_uid", "portfolio_uid"),
         "expansion takes storage-shaped target rows (an export's target_positions)",
     )
-    if not set(EXPOSURES) & set(targets.columns):
-        raise ValidationError.single(
-            _TARGETS, "weight_notional_exposure", NO_VALUE, f"column is missing: give one of {', '.join(EXPOSURES)}"
-        )
+    if not set(EXPOSURE_COLUMNS) & set(targets.columns):
+        raise ValidationError.single(_TARGETS, "weight_notional_exposure", NO_VALUE, NO_EXPOSURE_COLUMN)
     _require_time(targets, "time_index", _TARGETS)
     target_type = F.trim(F.col("target_type").cast(T.StringType()))
     derived = F.when(target_type == "asset", _uid_text("asset_uid")).when(
@@ -395,7 +418,7 @@ def _normalize_targets(targets: DataFrame) -> DataFrame:
         _uid_text("asset_uid").alias("asset_uid"),
         _uid_text("portfolio_uid").alias("portfolio_uid"),
         _optional(targets, "unique_identifier", T.StringType()).alias("unique_identifier"),
-        *[_optional(targets, c, T.DoubleType()).alias(c) for c in EXPOSURES],
+        *[_optional(targets, c, T.DoubleType()).alias(c) for c in EXPOSURE_COLUMNS],
         *[_optional(targets, c, T.StringType()).alias(c) for c in LABEL_COLUMNS],
     )
 

@@ -1,6 +1,6 @@
 """The Spark job: read an ``msm export`` folder, expand, write ``target_exposure/`` and ``diagnostics/``.
 
-``INPUT`` is a folder written by ``msm export --out INPUT`` (design section 8): ``target_positions/``
+``INPUT`` is a folder written by ``msm export --out INPUT``: ``target_positions/``
 (hive-partitioned by ``snapshot_date``) and ``portfolio_weights/``. The job writes
 
 - ``OUTPUT/target_exposure/snapshot_date=YYYY-MM-DD/*.parquet``: the rows and columns of
@@ -37,6 +37,8 @@ _INPUT_DATASETS = ("target_positions", "portfolio_weights")
 
 @dataclass(frozen=True)
 class JobResult:
+    """What :func:`run_expand` wrote: the output folder, the row count and the diagnostics."""
+
     output: str
     rows: int
     net: bool
@@ -83,9 +85,7 @@ def run_expand(
     if _is_local(out) and not overwrite:
         taken = [name for name in OUTPUT_DATASETS if Path(_local(out), name).exists()]
         if taken:
-            raise ConflictError(
-                f"{output} already holds a look-through ({', '.join(taken)}); choose another --output or pass --overwrite to replace it"
-            )
+            raise ConflictError.occupied(output, taken, holds="a look-through", option="--output")
     targets, weights = read_export(spark, input)
     result = expand_targets_spark(targets, weights, weights_as_of=weights_as_of, net=net, now=now)
     mode = "overwrite" if overwrite else "errorifexists"

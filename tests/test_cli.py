@@ -250,6 +250,7 @@ def test_registry_add_and_list_round_trip(cli: Cli) -> None:
         "ticker": "XBT",
         "asset_type": "crypto",
         "metadata_json": None,
+        "currency": None,
     }
     assert cli.ok("assets", "list", "--format", "json").json() == {"assets": [asset]}
 
@@ -275,6 +276,7 @@ def test_registry_add_and_list_round_trip(cli: Cli) -> None:
     assert account["unique_identifier"] == "ACC-1" and account["account_name"] == "Account one"
     assert account["is_paper"] is False and account["account_is_active"] is True
     assert account["account_group_uid"] is None and account["account_group"] is None
+    assert account["base_currency"] == "USD"  # the default
     listed = cli.ok("accounts", "list", "--format", "json").json()["accounts"]
     assert listed == [account]  # the add row, and account_group (the group's name) is None
 

@@ -551,7 +551,9 @@ def _ui_texts() -> tuple[set[str], list[re.Pattern[str]]]:
     """Every string literal of the app (router, pages, helpers), and each f-string as a pattern."""
     literals: set[str] = set()
     templates: list[re.Pattern[str]] = []
-    for path in [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")), *sorted((ROOT / "msm_app").glob("*.py"))]:
+    app_files = [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")), *sorted((ROOT / "msm_app").glob("*.py"))]
+    # the Reference data page's form labels and entity titles come from the entity catalog
+    for path in [*app_files, ROOT / "msm" / "catalog.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 literals.add(node.value)

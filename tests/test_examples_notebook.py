@@ -1,4 +1,4 @@
-"""The chained examples run as scripts, are idempotent, and the notebook runs top to bottom."""
+"""The chained examples run as scripts and are idempotent (the notebooks: tests/test_notebooks.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import polars as pl
 import pytest
-from nbclient import NotebookClient
 
 import msm
 import msm_portfolios
@@ -94,27 +92,3 @@ def test_account_example_expands_with_the_composition_in_force(tmp_path: Path) -
     assert sleeve["weight_notional_exposure"].sum() == pytest.approx(0.4)
     later = expand_targets(targets, source, weights_as_of="2026-07-01T00:00:00Z").rows
     assert sorted(later.filter(pl.col("source_target_type") == "portfolio")["asset"].to_list()) == ["BTC", "ETH"]
-
-
-def test_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = tmp_path / "demo.duckdb"
-    account_example.run(msm.Store(db))
-    monkeypatch.setenv("MSM_DB", str(db))
-    monkeypatch.setenv("MSM_EXPORT_DIR", str(tmp_path / "exports"))
-    nb = nbformat.read(ROOT / "notebooks" / "adhoc_expansion.ipynb", as_version=4)
-    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [
-        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
-    ]
-    assert not errors
-    exported = pl.scan_parquet(
-        tmp_path / "exports" / "target_exposure" / "**" / "*.parquet", hive_partitioning=True
-    ).collect()
-    assert exported.height > 0
-    # the chart cell produced a Vega-Lite spec
-    assert any(
-        "application/vnd.vegalite.v5+json" in o.get("data", {}) or "text/plain" in o.get("data", {})
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )

@@ -163,6 +163,8 @@ def test_busy_file_raises_store_busy_error_naming_file_and_pid(store: Store) -> 
         assert f"PID {proc.pid}" in message
         assert "0.3 s" in message
         assert 0.3 <= elapsed < 2.0
+        # the same facts as data (what the app and `--format json` read)
+        assert (info.value.path, info.value.pid, info.value.waited) == (store.path, proc.pid, 0.3)
     finally:
         proc.kill()
         proc.wait()
@@ -180,6 +182,116 @@ def test_busy_file_is_retried_until_the_holder_exits(store: Store) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- read-only handles (msm.open) --------------------------------------------------------------------
+def _refusal(path: str, refused: str) -> str:
+    return (
+        f"database file {path} is open read-only, so {refused} was refused and nothing was written; "
+        f"to write, open it with msm.open({path!r}, read_only=False)"
+    )
+
+
+TRANSACTION = "a write (a transaction)"
+WRITES = [
+    pytest.param(lambda s: msm.add_asset(s, "DOGE", name="Dogecoin"), TRANSACTION, id="service"),
+    pytest.param(
+        lambda s: msm.import_reference(s, "assets", pl.DataFrame({"unique_identifier": ["DOGE"]})),
+        TRANSACTION,
+        id="bulk-import",
+    ),
+    pytest.param(lambda s: msm.delete_asset(s, "BTC"), TRANSACTION, id="cascading-delete"),
+    pytest.param(lambda s: s.execute("DELETE FROM asset"), TRANSACTION, id="execute"),
+    pytest.param(lambda s: s.query("UPDATE asset SET name = 'x'"), "a statement of type UPDATE", id="raw-update"),
+    pytest.param(lambda s: s.query("CREATE TABLE t (x INTEGER)"), "a statement of type CREATE", id="raw-create"),
+    pytest.param(lambda s: msm.migrate(s), "a statement of type CREATE", id="migrate"),
+]
+
+
+@pytest.mark.parametrize(("write", "refused"), WRITES)
+def test_a_write_through_a_read_only_handle_is_refused_and_says_how_to_write(
+    seeded, db_contents, write, refused: str
+) -> None:
+    before = db_contents(seeded.store)
+    handle = msm.open(seeded.store.path)
+    with pytest.raises(msm.StoreReadOnlyError) as info:
+        write(handle)
+    assert str(info.value) == _refusal(seeded.store.path, refused)
+    assert (info.value.path, info.value.refused) == (seeded.store.path, refused)
+    assert isinstance(info.value, msm.MsmError)
+    assert db_contents(seeded.store) == before
+    # the handle still reads, and a writable handle on the same file writes (no connection was kept)
+    assert msm.get_asset(handle, "BTC")["name"] == "Bitcoin"
+    msm.add_asset(msm.open(seeded.store.path, read_only=False), "DOGE", name="Dogecoin")
+    assert msm.get_asset(handle, "DOGE")["name"] == "Dogecoin"
+
+
+def test_open_reads_like_a_store_and_defaults_its_path_like_the_cli(
+    seeded, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MSM_DB", seeded.store.path)
+    handle = msm.open()
+    assert (handle.path, handle.read_only) == (seeded.store.path, True)
+    assert repr(handle) == f"Store({seeded.store.path!r}, read_only=True)"
+    assert msm.list_assets(handle).equals(msm.list_assets(seeded.store))
+    writable = msm.open(read_only=False)
+    assert (writable.path, writable.read_only, repr(writable)) == (
+        seeded.store.path,
+        False,
+        f"Store({seeded.store.path!r})",
+    )
+    monkeypatch.delenv("MSM_DB")
+    monkeypatch.chdir(tmp_path)
+    assert msm.open(read_only=False).path == "data/msm.duckdb"
+    assert Store().read_only is False  # every other store keeps read-write
+
+
+def test_open_read_only_refuses_a_missing_file_and_never_creates_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "msm.duckdb"
+    with pytest.raises(msm.SchemaError, match=r"no database at .*msm\.duckdb; create it with `msm init`"):
+        msm.open(missing)
+    with pytest.raises(msm.errors.StoreOpenError) as info:
+        Store(missing, read_only=True).query("SELECT 1")
+    assert str(info.value) == (
+        f"cannot open database file {missing}: it does not exist (a read-only store never creates it); "
+        f"create it with `msm --db {missing} demo` (the demo data) or `msm --db {missing} init`"
+    )
+    assert not missing.parent.exists()
+
+
+def test_open_read_only_refuses_a_database_that_needs_migrations(store_at) -> None:
+    old = store_at({"msm": 1})
+    with pytest.raises(msm.SchemaError, match=r"needs migrations \(msm 1 < 2\); run `msm init`"):
+        msm.open(old.path)
+    assert msm.open(old.path, read_only=False).path == old.path  # a writable handle may migrate it
+    assert [str(m) for m in msm.migrate(msm.open(old.path, read_only=False))] == [
+        "msm 0002 adr_0027_portfolio_aware_targets"
+    ]
+    assert msm.open(old.path).read_only
+
+
+def test_an_in_memory_database_cannot_be_read_only() -> None:
+    with pytest.raises(msm.errors.StoreOpenError, match=r"an in-memory database cannot be opened read-only"):
+        Store(":memory:", read_only=True)
+
+
+def test_a_read_only_handle_waits_for_a_writer_like_any_store(store: Store) -> None:
+    proc = _hold(Path(store.path), 1.0)
+    try:
+        started = time.monotonic()
+        assert msm.open(store.path).query("SELECT count(*) AS n FROM asset")["n"].to_list() == [0]
+        assert time.monotonic() - started < 8
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_star_import_does_not_hide_the_builtin_open() -> None:
+    namespace: dict[str, object] = {}
+    exec("from msm import *", namespace)
+    assert "open" not in namespace and "Store" in namespace
+    assert "open" in dir(msm) and msm.open.__module__ == "msm.handle"
 
 
 # -- the target_positions DDL (raw SQL, no service in between) ---------------------------------------
@@ -239,7 +351,10 @@ def test_valid_raw_rows_are_accepted(raw) -> None:
 
 OTHER = str(uuid.UUID(int=12345))
 # Which DuckDB constraint each bad row must hit (a fragment of DuckDB's own message).
-REFERENCE = r"CHECK constraint failed on table \"target_positions\" with expression CHECK\(\(\(\(target_type = 'asset'\) AND \(asset_uid IS NOT NULL\)"
+REFERENCE = (
+    r"CHECK constraint failed on table \"target_positions\" with expression "
+    r"CHECK\(\(\(\(target_type = 'asset'\) AND \(asset_uid IS NOT NULL\)"
+)
 TYPES = r"CHECK\(\(target_type IN \('asset', 'portfolio'\)\)\)"
 ONE_EXPOSURE = r"CHECK\(\(\(\(CAST\(\(weight_notional_exposure IS NOT NULL\) AS INTEGER\)"
 FINITE = r"CHECK\(isfinite\(COALESCE\(weight_notional_exposure"
@@ -309,7 +424,7 @@ def test_database_refuses_bad_raw_rows(raw, db_contents, case: str) -> None:
 def test_database_refuses_a_duplicate_primary_key(raw) -> None:
     seeded, row = raw
     seeded.store.execute(INSERT, row("asset"))
-    with pytest.raises(duckdb.ConstraintException, match="(?i)duplicate key"):
+    with pytest.raises(duckdb.ConstraintException, match=r"(?i)duplicate key"):
         seeded.store.execute(INSERT, row("asset", weight_notional_exposure=0.1))
     # the same uid as a different kind is a different identity, but it still has to satisfy the FKs
     with pytest.raises(duckdb.ConstraintException):
@@ -349,7 +464,8 @@ def test_target_positions_indexes(store: Store) -> None:
 
 def test_target_positions_columns_and_types(store: Store) -> None:
     frame = store.query(
-        "SELECT column_name, data_type, is_nullable FROM duckdb_columns() WHERE table_name = 'target_positions' ORDER BY column_index"
+        "SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
+        "WHERE table_name = 'target_positions' ORDER BY column_index"
     )
     assert frame.rows() == [
         ("time_index", "TIMESTAMP WITH TIME ZONE", False),
@@ -399,7 +515,10 @@ def test_registry_tables_have_the_contract_columns(store: Store, table_columns, 
 
 
 def test_position_set_is_unique_per_allocation_and_time(seeded) -> None:
-    sql = "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) VALUES (gen_random_uuid(), ?::UUID, ?)"
+    sql = (
+        "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time) "
+        "VALUES (gen_random_uuid(), ?::UUID, ?)"
+    )
     seeded.store.execute(sql, [seeded.allocation["uid"], T0])
     with pytest.raises(duckdb.ConstraintException):
         seeded.store.execute(sql, [seeded.allocation["uid"], T0])

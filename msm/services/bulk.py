@@ -1,21 +1,19 @@
-"""Bulk reference data: one vectorized import per registry entity (design section 6).
+"""Bulk reference data: one vectorized import per registry entity.
 
 ``import_reference(store, "assets", frame)`` validates a whole frame (a file read by
 :func:`msm.io.read_table_file`, or rows) with every rule of the single-row path, reports *every*
 bad row at once (row, field, value, rule), and then writes all rows in one transaction, or none.
 
-Entities and their file columns (the table's own column names; references by business key):
+An entity's file columns are its fields in the catalog (:mod:`msm.catalog`), named as files name
+them: the table's own column names, and a reference by the referenced row's business key
+(``group``: a group name, ``account``: an account unique identifier, ``model``: a model name).
+The row rules (required, a flag that is true or false, a known reference, a key given once,
+metadata that is a JSON object, ...) are declared from those fields as :class:`msm.rules.Rule`
+values and run by the one rule engine.
 
-========================  ==============================================================================
-``assets``                ``unique_identifier``\\*, ``name``, ``ticker``, ``asset_type``, ``metadata_json``
-``portfolios``            ``unique_identifier``\\*, ``portfolio_name``, ``metadata_json``
-``account_groups``        ``group_name``\\*, ``group_description``, ``metadata_json``
-``accounts``              ``unique_identifier``\\*, ``account_name``\\*, ``is_paper``, ``account_is_active``,
-                          ``group`` (group name), ``metadata_json``
-``allocation_models``     ``allocation_model_name``\\*, ``allocation_model_description``, ``metadata_json``
-``allocations``           ``unique_identifier``\\*, ``account``\\* (account unique identifier), ``model``\\*
-                          (allocation model name), ``display_name``, ``is_active``, ``source``, ``metadata_json``
-========================  ==============================================================================
+>>> [c.name + ("*" if c.required else "") for c in BULK_ENTITIES["accounts"].columns]  # doctest: +NORMALIZE_WHITESPACE
+['unique_identifier*', 'account_name*', 'is_paper', 'account_is_active', 'group', 'metadata_json',
+ 'base_currency']
 
 (\\* required.) Text is stripped; an empty cell is "not given": a new row gets the default (null
 text, ``true`` for the flags) and, with ``upsert``, an existing row keeps its stored value, as it
@@ -44,98 +42,46 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from msm.catalog import CATALOG, MAX_TEXT, Catalog, Entity
+from msm.catalog import Field as CatalogField
 from msm.errors import NO_VALUE, ConflictError, RowError, ValidationError
 from msm.io import frame_from_records, read_table_file
-from msm.services.registry import ACCOUNT, ALLOCATION, ASSET, GROUP, MODEL, PORTFOLIO, _Entity
+from msm.rules import ROW, Rule, clean_text, enforce
+from msm.services.registry import foreign_keys
 from msm.store.connection import Store, fetch, quote_ident
-from msm.validation import ROW, RowChecks, normalize_metadata
+from msm.validation import metadata_rules, normalize_metadata
 
-__all__ = ["BULK_ENTITIES", "ImportResult", "import_reference"]
+__all__ = ["BULK_ENTITIES", "ImportResult", "ImportSpec", "import_reference", "import_specs"]
 
-_MAX_KEY = 255
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
+_NONE = pl.lit(None, pl.String)
 
 
 @dataclass(frozen=True)
-class _Column:
-    name: str  # the file's column
-    kind: str  # key | text | bool | json | ref
-    required: bool = False
-    ref: _Entity | None = None  # kind ref: the entity named by its business key
-    target: str | None = None  # the table column (default: name)
-    default: Any = None  # a new row's value when the cell is empty
-    frozen: bool = False  # cannot change on an existing row
+class ImportSpec:
+    """What an import of one entity reads: its catalog entry, and its file columns (the key first)."""
+
+    entity: Entity
 
     @property
-    def column(self) -> str:
-        return self.target or self.name
-
-
-@dataclass(frozen=True)
-class _Bulk:
-    entity: _Entity
-    columns: tuple[_Column, ...]
+    def columns(self) -> tuple[CatalogField, ...]:
+        """The file's columns: the entity's fields (``name`` is the file's column, ``column`` the table's)."""
+        return self.entity.fields
 
     @property
-    def key(self) -> _Column:
-        return self.columns[0]
+    def key(self) -> CatalogField:
+        """The business key, which matches a file row to a stored row."""
+        return self.entity.fields[0]
 
 
-_META = _Column("metadata_json", "json")
+def import_specs(catalog: Catalog = CATALOG) -> dict[str, ImportSpec]:
+    """The importable entities of ``catalog`` by import name (each entity's plural)."""
+    return {e.plural: ImportSpec(e) for e in catalog}
+
 
 #: The importable entities by name, with their file columns (the key first).
-BULK_ENTITIES: dict[str, _Bulk] = {
-    "assets": _Bulk(
-        ASSET,
-        (
-            _Column("unique_identifier", "key", True),
-            _Column("name", "text"),
-            _Column("ticker", "text"),
-            _Column("asset_type", "text"),
-            _META,
-        ),
-    ),
-    "portfolios": _Bulk(
-        PORTFOLIO, (_Column("unique_identifier", "key", True), _Column("portfolio_name", "text"), _META)
-    ),
-    "account_groups": _Bulk(GROUP, (_Column("group_name", "key", True), _Column("group_description", "text"), _META)),
-    "accounts": _Bulk(
-        ACCOUNT,
-        (
-            _Column("unique_identifier", "key", True),
-            _Column("account_name", "text", True),
-            _Column("is_paper", "bool", default=True),
-            _Column("account_is_active", "bool", default=True),
-            _Column("group", "ref", ref=GROUP, target="account_group_uid"),
-            _META,
-        ),
-    ),
-    "allocation_models": _Bulk(
-        MODEL, (_Column("allocation_model_name", "key", True), _Column("allocation_model_description", "text"), _META)
-    ),
-    "allocations": _Bulk(
-        ALLOCATION,
-        (
-            _Column("unique_identifier", "key", True),
-            _Column("account", "ref", True, ref=ACCOUNT, target="account_uid", frozen=True),
-            _Column("model", "ref", True, ref=MODEL, target="account_allocation_model_uid", frozen=True),
-            _Column("display_name", "text"),
-            _Column("is_active", "bool", default=True),
-            _Column("source", "text"),
-            _META,
-        ),
-    ),
-}
-
-#: Table columns a file might carry by mistake, and what to give instead.
-_INSTEAD = {
-    "uid": "uids are assigned by the database; leave the column out",
-    "account_group_uid": "name the group in a `group` column (its group_name)",
-    "account_uid": "name the account in an `account` column (its unique_identifier)",
-    "account_allocation_model_uid": "name the model in a `model` column (its allocation_model_name)",
-    "asset_identifier": "assets are keyed by `unique_identifier`",
-}
+BULK_ENTITIES: dict[str, ImportSpec] = import_specs()
 
 
 @dataclass(frozen=True)
@@ -150,6 +96,7 @@ class ImportResult:
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, int]:
+        """The counts: ``{"added": N, "updated": N, "unchanged": N}``."""
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged}
 
 
@@ -161,17 +108,18 @@ def import_reference(
     upsert: bool = False,
     dry_run: bool = False,
     sheet: str | None = None,
+    catalog: Catalog = CATALOG,
 ) -> ImportResult:
     """Validate ``source`` (a frame, a file path, or rows) as ``entity`` rows and write them in one transaction.
 
     Raises :class:`ValidationError` naming every bad row (nothing is written); ``dry_run``
-    validates against the database and returns the plan without writing.
+    validates against the database and returns the plan without writing. ``catalog`` is the
+    entity catalog the import follows (the workbench's own by default).
     """
-    spec = BULK_ENTITIES.get(entity)
+    spec = import_specs(catalog).get(entity)
     if spec is None:
-        raise ValidationError.single(
-            "import", "entity", entity, f"is not importable; use one of {', '.join(BULK_ENTITIES)}"
-        )
+        names = ", ".join(e.plural for e in catalog)
+        raise ValidationError.single("import", "entity", entity, f"is not importable; use one of {names}")
     label = spec.entity.label
     if isinstance(source, (str, Path)):
         frame = read_table_file(source, entity=f"{label} file", sheet=sheet)
@@ -179,12 +127,11 @@ def import_reference(
         frame = source
     else:
         frame = frame_from_records([dict(r) for r in source])
-    frame = _check_columns(spec, frame)
-    checks = RowChecks(label)
-    frame = _normalize(spec, frame, checks)
+    frame = _normalize(spec, _check_columns(spec, catalog, frame))
+    rules = _file_rules(spec, frame)
     with store.connect() as con:
-        frame = _resolve(spec, frame, checks, con, upsert=upsert)
-        checks.raise_found(frame, summary=f"{label} import")
+        frame, found = _resolve(spec, catalog, frame, con, upsert=upsert)
+        enforce(frame, [*rules, *found], summary=f"{label} import")
         result = _plan(spec, entity, frame, dry_run=dry_run)
     if not dry_run and result.added + result.updated:
         _write(spec, frame, store)
@@ -192,12 +139,28 @@ def import_reference(
 
 
 # -- columns and cells -----------------------------------------------------------------------------
-def _check_columns(spec: _Bulk, frame: pl.DataFrame) -> pl.DataFrame:
+def _instead(entity: Entity, catalog: Catalog) -> dict[str, str]:
+    """Table columns a file might carry by mistake, and what to give instead."""
+    hints = {
+        "uid": "uids are assigned by the database; leave the column out",
+        "asset_identifier": "assets are keyed by `unique_identifier`",
+    }
+    for field in entity.references:
+        hints[field.column] = f"name the {field.name} in a `{field.name}` column (its {catalog[field.ref].key})"
+    return hints
+
+
+def _misfit(label: str, errors: list[RowError]) -> ValidationError:
+    return ValidationError(errors, summary=f"{label} import: the file's columns do not fit; nothing was stored")
+
+
+def _check_columns(spec: ImportSpec, catalog: Catalog, frame: pl.DataFrame) -> pl.DataFrame:
     label, names = spec.entity.label, [c.name for c in spec.columns]
+    instead = _instead(spec.entity, catalog)
     errors = []
     for column in frame.columns:
         if column not in names and not column.startswith("__"):
-            hint = _INSTEAD.get(column, f"allowed: {', '.join(names)}")
+            hint = instead.get(column, f"allowed: {', '.join(names)}")
             errors.append(RowError(label, None, column, NO_VALUE, f"is not a column of a {label} file; {hint}"))
     for column in spec.columns:
         if column.required and column.name not in frame.columns:
@@ -205,175 +168,219 @@ def _check_columns(spec: _Bulk, frame: pl.DataFrame) -> pl.DataFrame:
     if frame.height == 0 and not errors:
         errors.append(RowError(label, None, "rows", NO_VALUE, "the file has no rows"))
     if errors:
-        raise ValidationError(errors, summary=f"{label} import: the file's columns do not fit; nothing was stored")
+        raise _misfit(label, errors)
     if ROW not in frame.columns:
         frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     return frame
 
 
-def _text(name: str) -> pl.Expr:
-    text = pl.col(name).cast(pl.String).str.strip_chars()
-    return pl.when(text.str.len_chars() > 0).then(text)
+def _textual(dtype: pl.DataType) -> bool:
+    return dtype == pl.String or dtype.is_integer() or dtype == pl.Null
 
 
-def _normalize(spec: _Bulk, frame: pl.DataFrame, checks: RowChecks) -> pl.DataFrame:
-    """Cells to their column's kind (text stripped, flags as booleans, metadata as JSON object text)."""
-    label, bad = spec.entity.label, checks.bad
+def _normalize(spec: ImportSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """Cells to their field's kind: text stripped, flags as booleans (``__given_*`` keeps the text), metadata as
+    JSON object text. A column of the wrong type altogether is refused here."""
     errors = []
-    for column in spec.columns:
-        name = column.name
-        if name not in frame.columns:
-            continue
-        dtype = frame.schema[name]
-        if column.kind == "json":
-            frame = normalize_metadata(frame, bad)
-        elif column.kind == "bool":
-            if dtype == pl.Boolean:
-                continue
-            if dtype == pl.String or dtype.is_integer() or dtype == pl.Null:
-                given = _text(name).str.to_lowercase()
-                frame = frame.with_columns(
-                    _text(name).alias(f"__given_{name}"),
-                    pl.when(given.is_in(_TRUE)).then(True).when(given.is_in(_FALSE)).then(False).alias(name),
-                )
-                bad(
-                    pl.col(f"__given_{name}").is_not_null() & pl.col(name).is_null(),
-                    name,
-                    "must be true or false (also yes/no, 1/0)",
-                    value=pl.col(f"__given_{name}"),
-                )
-            else:
-                errors.append(
-                    RowError(label, None, name, NO_VALUE, f"must hold true/false values, got a {dtype} column")
-                )
-        elif dtype == pl.String or dtype.is_integer() or dtype == pl.Null:
-            frame = frame.with_columns(_text(name).alias(name))
+    for field in (f for f in spec.columns if f.name in frame.columns):
+        name, dtype = field.name, frame.schema[field.name]
+        if field.kind == "json":
+            frame = normalize_metadata(frame)
+        elif field.kind == "bool" and dtype == pl.Boolean:
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(f"__given_{name}"))
+        elif field.kind == "bool" and _textual(dtype):
+            given = clean_text(name).str.to_lowercase()
+            frame = frame.with_columns(
+                clean_text(name).alias(f"__given_{name}"),
+                pl.when(given.is_in(_TRUE)).then(True).when(given.is_in(_FALSE)).then(False).alias(name),
+            )
+        elif field.kind != "bool" and _textual(dtype):
+            frame = frame.with_columns(clean_text(name).alias(name))
         else:
-            errors.append(RowError(label, None, name, NO_VALUE, f"must hold text, got a {dtype} column"))
+            wanted = "true/false values" if field.kind == "bool" else "text"
+            errors.append(
+                RowError(spec.entity.label, None, name, NO_VALUE, f"must hold {wanted}, got a {dtype} column")
+            )
     if errors:
-        raise ValidationError(errors, summary=f"{label} import: the file's columns do not fit; nothing was stored")
-
-    key = spec.key.name
-    named = [c.name for c in spec.columns if c.name in frame.columns]
-    bad(
-        pl.all_horizontal(pl.col(c).cast(pl.String) == c for c in named),
-        key,
-        "repeats the header row (a second header, or a file pasted twice); remove that row",
-        value=pl.lit(None, pl.String),
-    )
-    for column in spec.columns:
-        if column.required:
-            bad(pl.col(column.name).is_null(), column.name, "must not be empty", value=pl.lit(None, pl.String))
-        if column.kind == "key" or (column.required and column.kind == "text"):
-            bad(pl.col(column.name).str.len_chars() > _MAX_KEY, column.name, f"is longer than {_MAX_KEY} characters")
-    first = pl.col(ROW).min().over(key)
-    bad(
-        pl.col(key).is_not_null() & (pl.col(ROW) > first),
-        key,
-        pl.lit(f"duplicate {key} in the file; first given at row ") + first.cast(pl.String),
-    )
-    if "asset_type" in frame.columns:
-        bad(
-            pl.col("asset_type").str.to_lowercase() == "portfolio",
-            "asset_type",
-            "an asset never represents a portfolio; import it as a portfolio (msm portfolios import) instead",
-        )
+        raise _misfit(spec.entity.label, errors)
     return frame
+
+
+# -- the row rules, declared from the catalog -------------------------------------------------------
+def _field_rules(label: str, field: CatalogField) -> list[Rule]:
+    """The rules on one given column that need only the file: its kind, required, length, refused values, form."""
+    name, column = field.name, pl.col(field.name)
+    rules = []
+    if field.kind == "bool":
+        rules.append(
+            Rule(
+                label,
+                name,
+                f"{name}_bool",
+                "must be true or false (also yes/no, 1/0)",
+                pl.col(f"__given_{name}").is_not_null() & column.is_null(),
+                pl.col(f"__given_{name}"),
+            )
+        )
+    if field.kind == "json":
+        rules.extend(metadata_rules(label))
+    if field.required:
+        rules.append(Rule(label, name, f"{name}_required", "must not be empty", column.is_null(), _NONE))
+    if field.kind == "key" or (field.required and field.kind == "text"):
+        rules.append(
+            Rule(
+                label,
+                name,
+                f"{name}_length",
+                f"is longer than {MAX_TEXT} characters",
+                column.str.len_chars() > MAX_TEXT,
+            )
+        )
+    if field.refuse is not None:
+        refused = field.refuse
+        message = f"{refused.reason}; {refused.fix_in_file}"
+        bad = column.str.to_lowercase() == refused.value.lower()
+        rules.append(Rule(label, name, f"{name}_refused", message, bad))
+    if field.pattern is not None:
+        bad = column.is_not_null() & ~column.str.contains(field.pattern.regex)
+        rules.append(Rule(label, name, f"{name}_pattern", field.pattern.message, bad))
+    return rules
+
+
+def _file_rules(spec: ImportSpec, frame: pl.DataFrame) -> list[Rule]:
+    """Every rule that needs only the file: each given column's, a repeated header, a key given twice."""
+    label, key = spec.entity.label, spec.key.name
+    given = [f for f in spec.columns if f.name in frame.columns]
+    header = pl.all_horizontal(pl.col(f.name).cast(pl.String) == f.name for f in given)
+    first = pl.col(ROW).min().over(key)
+    return [
+        *(rule for field in given for rule in _field_rules(label, field)),
+        Rule(
+            label,
+            key,
+            "header_repeated",
+            "repeats the header row (a second header, or a file pasted twice); remove that row",
+            header,
+            _NONE,
+        ),
+        Rule(
+            label,
+            key,
+            f"{key}_unique_in_file",
+            pl.lit(f"duplicate {key} in the file; first given at row ") + first.cast(pl.String),
+            pl.col(key).is_not_null() & (pl.col(ROW) > first),
+        ),
+    ]
 
 
 # -- the database: references and existing rows ----------------------------------------------------
 def _lookup(
-    con: duckdb.DuckDBPyConnection, entity: _Entity, values: pl.Series, *, extra: Sequence[str] = ()
+    con: duckdb.DuckDBPyConnection, entity: Entity, values: pl.Series, *, extra: Sequence[str] = ()
 ) -> pl.DataFrame:
     """``(key, uid, *extra)`` of ``entity``'s rows whose business key is one of ``values``."""
+    uuids = {f.column for f in entity.references}
     con.register("__bulk_keys", pl.DataFrame({"k": values.cast(pl.String).drop_nulls().unique()}).to_arrow())
     try:
-        columns = ", ".join(
-            f"t.{quote_ident(c)}" + ("::VARCHAR" if c.endswith("_uid") else "") + f" AS {quote_ident(c)}" for c in extra
+        columns = "".join(
+            f", t.{quote_ident(c)}" + ("::VARCHAR" if c in uuids else "") + f" AS {quote_ident(c)}" for c in extra
         )
+        key = quote_ident(entity.key)
         return fetch(
             con,
-            f"SELECT t.{quote_ident(entity.key)} AS k, t.uid::VARCHAR AS uid{', ' + columns if columns else ''} "
-            f"FROM {quote_ident(entity.table)} AS t SEMI JOIN __bulk_keys AS b ON t.{quote_ident(entity.key)} = b.k",
+            f"SELECT t.{key} AS k, t.uid::VARCHAR AS uid{columns} "
+            f"FROM {quote_ident(entity.table)} AS t SEMI JOIN __bulk_keys AS b ON t.{key} = b.k",
         )
     finally:
         con.unregister("__bulk_keys")
 
 
 def _resolve(
-    spec: _Bulk, frame: pl.DataFrame, checks: RowChecks, con: duckdb.DuckDBPyConnection, *, upsert: bool
-) -> pl.DataFrame:
-    label, bad, key = spec.entity.label, checks.bad, spec.key.name
+    spec: ImportSpec, catalog: Catalog, frame: pl.DataFrame, con: duckdb.DuckDBPyConnection, *, upsert: bool
+) -> tuple[pl.DataFrame, list[Rule]]:
+    """Join each reference's uid and each row's stored values; the rules that need them."""
+    entity, key = spec.entity, spec.key.name
+    label, rules = entity.label, []
     given = [c for c in spec.columns if c.name in frame.columns]
-    for column in (c for c in given if c.kind == "ref"):
-        assert column.ref is not None
-        found = _lookup(con, column.ref, frame[column.name]).select(
-            pl.col("k").alias(column.name), pl.col("uid").alias(column.column)
+    for field in (c for c in given if c.kind == "ref"):
+        target = catalog[field.ref]
+        found = _lookup(con, target, frame[field.name]).select(
+            pl.col("k").alias(field.name), pl.col("uid").alias(field.column)
         )
-        frame = frame.join(found, on=column.name, how="left", maintain_order="left")
-        bad(
-            pl.col(column.name).is_not_null() & pl.col(column.column).is_null(),
-            column.name,
-            f"no {column.ref.label} has this {column.ref.key}; add it first",
+        frame = frame.join(found, on=field.name, how="left", maintain_order="left")
+        missing = pl.col(field.name).is_not_null() & pl.col(field.column).is_null()
+        rules.append(
+            Rule(
+                label,
+                field.name,
+                f"{field.ref}_exists",
+                f"no {target.label} has this {target.key}; add it first",
+                missing,
+            )
         )
-
     stored = [c.column for c in given if c.kind != "key"]
-    existing = _lookup(con, spec.entity, frame[key], extra=stored)
+    existing = _lookup(con, entity, frame[key], extra=stored)
     existing = existing.rename({"k": key, "uid": "__uid", **{c: f"__stored_{c}" for c in stored}})
     frame = frame.join(existing, on=key, how="left", maintain_order="left")
     exists = pl.col("__uid").is_not_null()
     if not upsert:
-        bad(exists, key, f"a {label} with this {key} already exists; pass --upsert (upsert=True) to update it")
-        return frame
-    for column in (c for c in given if c.frozen):
-        bad(
-            exists
-            & pl.col(column.column).is_not_null()
-            & (pl.col(column.column) != pl.col(f"__stored_{column.column}")),
-            column.name,
-            f"cannot be changed on an existing {label}; create a new {label} instead",
-        )
-    if spec.entity is ACCOUNT and "group" in frame.columns:
-        frame = _refuse_group_moves(frame, checks, con)
-    return frame
+        message = f"a {label} with this {key} already exists; pass --upsert (upsert=True) to update it"
+        return frame, [*rules, Rule(label, key, f"{key}_new", message, exists)]
+    for field in (c for c in given if c.frozen and c.kind != "key"):
+        changed = pl.col(field.column).is_not_null() & (pl.col(field.column) != pl.col(f"__stored_{field.column}"))
+        message = f"cannot be changed on an existing {label}; create a new {label} instead"
+        rules.append(Rule(label, field.name, f"{field.name}_frozen", message, exists & changed))
+    for field in (c for c in given if c.kind == "ref" and not c.frozen):
+        frame, rule = _refuse_moves(spec, catalog, field, frame, con)
+        rules.append(rule)
+    return frame, rules
 
 
-def _refuse_group_moves(frame: pl.DataFrame, checks: RowChecks, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    # DuckDB rewrites a row whose foreign-key column changes and refuses that while other rows
-    # reference it, so an account with target allocations cannot change group (docs/architecture.md).
-    moves = frame.filter(
+def _moves(field: CatalogField) -> pl.Expr:
+    """Existing rows whose reference ``field`` is given and differs from the stored one."""
+    column = pl.col(field.column)
+    return (
         pl.col("__uid").is_not_null()
-        & pl.col("account_group_uid").is_not_null()
-        & (pl.col("account_group_uid") != pl.col("__stored_account_group_uid").fill_null(""))
+        & column.is_not_null()
+        & (column != pl.col(f"__stored_{field.column}").fill_null(""))
     )
-    if moves.height == 0:
-        return frame.with_columns(pl.lit(0, pl.Int64).alias("__allocations"))
-    con.register("__bulk_moves", moves.select(pl.col("__uid").alias("uid")).to_arrow())
+
+
+def _refuse_moves(
+    spec: ImportSpec, catalog: Catalog, field: CatalogField, frame: pl.DataFrame, con: duckdb.DuckDBPyConnection
+) -> tuple[pl.DataFrame, Rule]:
+    """The rule refusing to change ``field`` on rows that other rows reference.
+
+    DuckDB rewrites a row whose foreign-key column changes and refuses that while other rows
+    reference it, so an account with target allocations cannot change group (docs/architecture.md).
+    """
+    labels = {e.table: e.label for e in catalog}
+    moving = frame.filter(_moves(field)).select(pl.col("__uid").alias("uid"))
+    counts = []
+    con.register("__bulk_moves", moving.to_arrow())
     try:
-        counts = fetch(
-            con,
-            "SELECT m.uid, count(*) AS n FROM __bulk_moves AS m JOIN account_target_allocation AS a "
-            "ON a.account_uid = m.uid::UUID GROUP BY m.uid",
-        )
+        for i, (child, column) in enumerate(foreign_keys(con, spec.entity.table) if moving.height else []):
+            found = fetch(
+                con,
+                f"SELECT m.uid AS __uid, count(*) AS n FROM __bulk_moves AS m JOIN {quote_ident(child)} AS c "
+                f"ON c.{quote_ident(column)} = m.uid::UUID GROUP BY m.uid",
+            ).select("__uid", pl.col("n").cast(pl.Int64).alias(f"__refs_{i}"))
+            frame = frame.join(found, on="__uid", how="left", maintain_order="left")
+            counts.append((f"__refs_{i}", labels.get(child, f"{child} row")))
     finally:
         con.unregister("__bulk_moves")
-    counts = counts.select(pl.col("uid").alias("__uid"), pl.col("n").cast(pl.Int64).alias("__allocations"))
-    frame = frame.join(counts, on="__uid", how="left", maintain_order="left").with_columns(
-        pl.col("__allocations").fill_null(0)
+    held = [pl.when(pl.col(n) > 0).then(pl.col(n).cast(pl.String) + pl.lit(f" {what}(s)")) for n, what in counts]
+    listed = pl.concat_str(held, separator=" and ", ignore_nulls=True) if held else _NONE
+    message = (
+        pl.lit(f"cannot move {spec.entity.indefinite} that has ")
+        + listed
+        + pl.lit(f" to another {field.name} (a DuckDB foreign-key limitation, see docs/architecture.md)")
     )
-    checks.bad(
-        (pl.col("__allocations") > 0)
-        & (pl.col("account_group_uid") != pl.col("__stored_account_group_uid").fill_null("")),
-        "group",
-        pl.lit("cannot move an account that has ")
-        + pl.col("__allocations").cast(pl.String)
-        + pl.lit(" target allocation(s) to another group (a DuckDB foreign-key limitation, see docs/architecture.md)"),
-    )
-    return frame
+    referenced = pl.any_horizontal(pl.col(n).fill_null(0) > 0 for n, _ in counts) if counts else pl.lit(False)
+    return frame, Rule(spec.entity.label, field.name, f"{field.name}_move", message, _moves(field) & referenced)
 
 
 # -- plan and write --------------------------------------------------------------------------------
-def _changed(spec: _Bulk, frame: pl.DataFrame) -> pl.Expr:
+def _changed(spec: ImportSpec, frame: pl.DataFrame) -> pl.Expr:
     """True for existing rows where a given cell differs from the stored value."""
     diffs = [
         pl.col(c.column).is_not_null()
@@ -384,7 +391,7 @@ def _changed(spec: _Bulk, frame: pl.DataFrame) -> pl.Expr:
     return pl.any_horizontal(diffs) if diffs else pl.lit(False)
 
 
-def _plan(spec: _Bulk, entity: str, frame: pl.DataFrame, *, dry_run: bool) -> ImportResult:
+def _plan(spec: ImportSpec, entity: str, frame: pl.DataFrame, *, dry_run: bool) -> ImportResult:
     key = spec.key.name
     action = (
         pl.when(pl.col("__uid").is_null())
@@ -395,59 +402,79 @@ def _plan(spec: _Bulk, entity: str, frame: pl.DataFrame, *, dry_run: bool) -> Im
     )
     rows = frame.select(pl.col(ROW).alias("row"), pl.col(key), action.alias("action"))
     counts = rows["action"].value_counts()
-    n = dict(zip(counts["action"].to_list(), counts["count"].to_list()))
+    n = dict(zip(counts["action"].to_list(), counts["count"].to_list(), strict=True))
     return ImportResult(entity, n.get("add", 0), n.get("update", 0), n.get("unchanged", 0), rows, dry_run)
 
 
-def _write(spec: _Bulk, frame: pl.DataFrame, store: Store) -> None:
-    table, label = quote_ident(spec.entity.table), spec.entity.label
-    given = [c for c in spec.columns if c.name in frame.columns]
-    columns = [c.column for c in given]
-    updates = frame.filter(pl.col("__uid").is_not_null() & _changed(spec, frame))
-    # Columns that are never indexed: set from the file where a cell is given (COALESCE keeps the rest).
-    plain = [c.column for c in given if c.kind not in ("key", "ref")]
-    moved = [c.column for c in given if c.kind == "ref" and not c.frozen]  # a foreign key: only rows where it changes
+def _cast(field: CatalogField) -> str:
+    """How a column registered from polars (text) becomes the table's type."""
+    return {"json": "::JSON", "ref": "::UUID"}.get(field.kind, "")
+
+
+def _new_rows(spec: ImportSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows to insert, by table column, every default filled in (an empty cell gets its field's default)."""
+    given = {c.column for c in spec.columns if c.name in frame.columns}
     inserts = frame.filter(pl.col("__uid").is_null())
-    defaults = {c.column: c.default for c in spec.columns if c.default is not None}
-    new_columns = ["uid", *dict.fromkeys([*columns, *defaults])]
+    columns = [
+        (pl.col(c.column) if c.column in given else pl.lit(None)).fill_null(c.default).alias(c.column)
+        if c.default is not None
+        else pl.col(c.column)
+        for c in spec.columns
+        if c.column in given or c.default is not None
+    ]
+    return inserts.select(columns)
 
-    def value(column: str) -> str:
-        cast = "::JSON" if column == "metadata_json" else ("::UUID" if column.endswith("_uid") else "")
-        if column not in columns:
-            return "true" if defaults[column] is True else "false"
-        if column in defaults:
-            return f"COALESCE(n.{quote_ident(column)}, {'true' if defaults[column] else 'false'})"
-        return f"n.{quote_ident(column)}{cast}"
 
+def _insert(con: duckdb.DuckDBPyConnection, spec: ImportSpec, new: pl.DataFrame) -> None:
+    fields = [spec.entity.field(c) for c in new.columns]
+    con.register("__bulk_new", new.to_arrow())
+    con.execute(
+        f"INSERT INTO {quote_ident(spec.entity.table)} (uid, {', '.join(quote_ident(f.column) for f in fields)}) "
+        f"SELECT gen_random_uuid(), {', '.join(f'n.{quote_ident(f.column)}{_cast(f)}' for f in fields)} "
+        "FROM __bulk_new AS n"
+    )
+
+
+def _update(con: duckdb.DuckDBPyConnection, spec: ImportSpec, updates: pl.DataFrame) -> None:
+    """Set given cells of existing rows (COALESCE keeps the rest); a reference only where it changes."""
+    table = quote_ident(spec.entity.table)
+    given = [c for c in spec.columns if c.name in updates.columns]
+    plain = [c for c in given if c.kind not in ("key", "ref")]  # columns that are never indexed
+    if plain:
+        con.register(
+            "__bulk_updates", updates.select(pl.col("__uid").alias("uid"), *(c.column for c in plain)).to_arrow()
+        )
+        sets = ", ".join(
+            f"{quote_ident(c.column)} = COALESCE(u.{quote_ident(c.column)}{_cast(c)}, t.{quote_ident(c.column)})"
+            for c in plain
+        )
+        con.execute(f"UPDATE {table} AS t SET {sets} FROM __bulk_updates AS u WHERE t.uid = u.uid::UUID")
+    for field in (c for c in given if c.kind == "ref" and not c.frozen):  # a foreign key: only rows where it changes
+        changes = updates.filter(_moves(field))
+        if changes.height:
+            con.register(
+                "__bulk_moves", changes.select(pl.col("__uid").alias("uid"), pl.col(field.column).alias("v")).to_arrow()
+            )
+            con.execute(
+                f"UPDATE {table} AS t SET {quote_ident(field.column)} = m.v::UUID "
+                "FROM __bulk_moves AS m WHERE t.uid = m.uid::UUID"
+            )
+
+
+def _write(spec: ImportSpec, frame: pl.DataFrame, store: Store) -> None:
+    updates = frame.filter(pl.col("__uid").is_not_null() & _changed(spec, frame))
+    new = _new_rows(spec, frame)
     try:
         with store.transaction() as con:
-            if updates.height and plain:
-                con.register("__bulk_updates", updates.select(pl.col("__uid").alias("uid"), *plain).to_arrow())
-                sets = ", ".join(
-                    f"{quote_ident(c)} = COALESCE(u.{quote_ident(c)}{'::JSON' if c == 'metadata_json' else ''}, t.{quote_ident(c)})"
-                    for c in plain
-                )
-                con.execute(f"UPDATE {table} AS t SET {sets} FROM __bulk_updates AS u WHERE t.uid = u.uid::UUID")
-            for column in moved:
-                changes = updates.filter(
-                    pl.col(column).is_not_null() & (pl.col(column) != pl.col(f"__stored_{column}").fill_null(""))
-                )
-                if changes.height:
-                    con.register(
-                        "__bulk_moves",
-                        changes.select(pl.col("__uid").alias("uid"), pl.col(column).alias("v")).to_arrow(),
-                    )
-                    con.execute(
-                        f"UPDATE {table} AS t SET {quote_ident(column)} = m.v::UUID FROM __bulk_moves AS m WHERE t.uid = m.uid::UUID"
-                    )
-            if inserts.height:
-                con.register("__bulk_new", inserts.select(*columns).to_arrow())
-                con.execute(
-                    f"INSERT INTO {table} ({', '.join(quote_ident(c) for c in new_columns)}) "
-                    f"SELECT gen_random_uuid(), {', '.join(value(c) for c in new_columns[1:])} FROM __bulk_new AS n"
-                )
+            if updates.height:
+                _update(con, spec, updates)
+            if new.height:
+                _insert(con, spec, new)
             for name in ("__bulk_updates", "__bulk_moves", "__bulk_new"):
                 con.unregister(name)  # a no-op for a name that was not registered
     except duckdb.Error as exc:
         detail = str(exc).split("\n")[0].removeprefix("Constraint Error: ")
-        raise ConflictError(f"{label} import refused by the database, nothing was stored: {detail}") from None
+        label = spec.entity.label
+        raise ConflictError(
+            f"{label} import refused by the database, nothing was stored: {detail}", entity=label
+        ) from None

@@ -4,8 +4,8 @@
 row per row of ``target_positions``, with its account, allocation and target labels), partitioned
 by the UTC date of its snapshot. With ``expanded``, ``OUT/target_exposure/...`` holds the
 look-through rows of the same snapshots (:func:`msm.expansion.expand_targets`), partitioned the
-same way. Beside them, so that an export folder holds everything a look-through needs (design
-section 8, e.g. ``python -m msm_spark expand``), ``OUT/assets/`` holds the asset registry and, when
+same way. Beside them, so that an export folder holds everything a look-through needs (a Spark
+job, ``python -m msm_spark expand``, reads nothing else), ``OUT/assets/`` holds the asset registry and, when
 a ``weights`` source is given, ``OUT/portfolio_weights/`` holds every stored composition row with
 its portfolio's and asset's unique identifiers (both unpartitioned). UUIDs are text, times are
 ``timestamp[us, UTC]``, exposures and weights ``double``; polars, pyarrow and DuckDB read the
@@ -142,9 +142,7 @@ def export_snapshots(
         names.remove("portfolio_weights")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
-        raise ConflictError(
-            f"{out} already holds an export ({', '.join(taken)}); choose another --out or pass --overwrite to replace it"
-        )
+        raise ConflictError.occupied(out, taken, holds="an export", option="--out")
 
     sets = _chosen_sets(store, accounts, date_from, date_to)
     history = _all_compositions(store, weights) if weights is not None else None
@@ -187,7 +185,8 @@ def export_snapshots(
         if history is not None:
             counts["portfolio_weights"] = _write_part(history, staging / "portfolio_weights", None, 0)
         assets = store.query(
-            "SELECT uid::VARCHAR AS uid, unique_identifier, name, ticker, asset_type, metadata_json::VARCHAR AS metadata_json "
+            "SELECT uid::VARCHAR AS uid, unique_identifier, name, ticker, asset_type, "
+            "metadata_json::VARCHAR AS metadata_json "
             "FROM asset ORDER BY unique_identifier"
         )
         counts["assets"] = _write_part(assets, staging / "assets", None, 0)
@@ -291,7 +290,8 @@ def _chosen_sets(
 ) -> pl.DataFrame:
     """``(position_set_uid, time_index, day)`` of the chosen snapshots, in time order (one row per snapshot)."""
     sets = store.query(
-        "SELECT ps.uid::VARCHAR AS position_set_uid, ps.position_set_time AS time_index, acc.unique_identifier AS account "
+        "SELECT ps.uid::VARCHAR AS position_set_uid, ps.position_set_time AS time_index, "
+        "acc.unique_identifier AS account "
         "FROM position_set AS ps JOIN account_target_allocation AS al ON al.uid = ps.account_target_allocation_uid "
         "JOIN account AS acc ON acc.uid = al.account_uid ORDER BY ps.position_set_time, ps.uid"
     ).with_columns(pl.col("time_index").dt.convert_time_zone("UTC").dt.date().alias("day"))
@@ -324,7 +324,10 @@ def _export_chunks(
     weights_as_of: str | datetime,
     now: datetime,
 ) -> None:
-    """Read, expand (when ``history`` is given) and write the snapshots chunk by chunk; add to ``counts`` and ``diagnostics``."""
+    """Read, expand (when ``history`` is given) and write the snapshots chunk by chunk.
+
+    Adds to ``counts`` and ``diagnostics``.
+    """
     writing: list[Future[int]] = []
     for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
         rows = read_target_rows(store, uids, between=(first, last))
@@ -384,7 +387,10 @@ def _write_part(frame: pl.DataFrame, dataset: Path, day: date | None, part: int)
 
 
 def _dated(frame: pl.DataFrame, dataset: Path, part: int) -> list[tuple[pl.DataFrame, Path, date, int]]:
-    """The files of one chunk: ``part-PART.parquet`` for each snapshot date ``frame`` holds (``_write_part`` arguments)."""
+    """The files of one chunk: ``part-PART.parquet`` for each snapshot date ``frame`` holds.
+
+    Each item is the arguments of ``_write_part``.
+    """
     day = pl.col("time_index").dt.convert_time_zone("UTC").dt.date().alias("__day")
     split = frame.with_columns(day).partition_by("__day", as_dict=True, maintain_order=True)
     return [(rows.drop("__day"), dataset, value, part) for (value,), rows in split.items()]

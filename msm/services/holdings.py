@@ -147,7 +147,10 @@ def _validate(frame: pl.DataFrame, con: Any) -> pl.DataFrame:
     frame = text_column(frame, "asset", rules, required=True)
     frame = number_column(frame, "quantity", rules)
     frame = normalize_metadata(
-        frame, lambda mask, field, rule, value=None: rules.add(Rule(field, "metadata_json_object", rule, mask, value))
+        frame,
+        lambda mask, field, rule, value=None, name=None: rules.add(
+            Rule(field, name or "metadata_json_object", rule, mask, value)
+        ),
     )
     accounts = lookup_keys(con, "account", frame["account"], extra=("unique_identifier",)).rename(
         {"key": "account", "uid": "account_uid", "unique_identifier": "__account_name"}

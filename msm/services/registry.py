@@ -1,36 +1,53 @@
 """Registry rows: assets, portfolios, account groups, accounts, allocation models, target allocations.
 
-Each entity has ``add_*``, ``update_*``, ``get_*``, ``list_*`` and ``delete_*``. Rows are addressed
-by their business key (``unique_identifier`` or name) or by ``uid``. Writes are single
-transactions with parameters. DuckDB has no ON DELETE CASCADE, so deletes that the design lets
-cascade (account, target allocation, position set) remove the children here, and deletes that
-must be refused (asset, portfolio, allocation model, group) say how many rows still reference
-the row.
+Each entity of the catalog (:mod:`msm.catalog`) has ``add_*``, ``get_*``, ``list_*``, ``update_*``
+and ``delete_*``, all derived from its catalog entry by :func:`services`: ``add_asset``'s
+keywords are the asset's fields, a reference (``group``, ``account``, ``model``) takes the
+referenced row's business key or uid, and a column added to the catalog is a keyword here. Rows
+are addressed by their business key (``unique_identifier`` or name) or by ``uid``. Writes are
+single transactions with parameters. DuckDB has no ON DELETE CASCADE, so deletes that the design
+lets cascade (account, target allocation, position set) remove the children here, and deletes
+that must be refused (asset, portfolio, allocation model, group) raise a
+:class:`~msm.errors.ConflictError` whose ``references`` count the rows that still reference it.
 
 A DuckDB limitation shapes two of these: DuckDB checks foreign keys against committed data, so
 a parent cannot be deleted in the transaction that deleted its children. Cascading deletes
 therefore run one committed step per level, leaf first; every intermediate state satisfies all
 constraints, and re-running an interrupted delete finishes it.
+
+>>> import inspect
+>>> str(inspect.signature(add_portfolio))
+"(store: 'Store', unique_identifier: 'str', *, portfolio_name: 'str | None' = None, \
+metadata_json: 'dict[str, Any] | None' = None) -> 'dict[str, Any]'"
+>>> [str(p) for p in inspect.signature(add_account).parameters.values()][2:5]
+["account_name: 'str'", "is_paper: 'bool' = True", "account_is_active: 'bool' = True"]
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import cache
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import polars as pl
 
+from msm.catalog import CATALOG, Catalog, Entity
+from msm.catalog import Field as CatalogField
 from msm.errors import ConflictError, NotFoundError, RowError, ValidationError
+from msm.rules import is_uuid_text
 from msm.store.connection import Store, fetch, quote_ident
 
 if TYPE_CHECKING:  # pydantic (msm.models) is imported by the writes that build records, not by reads
     from pydantic import BaseModel
 
 __all__ = [
+    "ENTITIES",
+    "Services",
     "add_account",
     "add_account_group",
     "add_allocation",
@@ -44,6 +61,7 @@ __all__ = [
     "delete_asset",
     "delete_portfolio",
     "delete_position_set",
+    "foreign_keys",
     "get_account",
     "get_account_group",
     "get_allocation",
@@ -58,6 +76,7 @@ __all__ = [
     "list_portfolios",
     "model_from",
     "reference_frame",
+    "services",
     "update_account",
     "update_account_group",
     "update_allocation",
@@ -66,54 +85,15 @@ __all__ = [
     "update_portfolio",
 ]
 
-
-@dataclass(frozen=True)
-class _Entity:
-    table: str
-    label: str  # how messages name it
-    key: str  # the business key column
-    model: str  # the msm.models record (imported when a write needs it)
-    columns: tuple[str, ...]  # the record's fields: the table's columns besides uid (tests check they agree)
-
-
-_META = "metadata_json"
-ASSET = _Entity(
-    "asset", "asset", "unique_identifier", "AssetIn", ("unique_identifier", "name", "ticker", "asset_type", _META)
-)
-PORTFOLIO = _Entity(
-    "portfolio", "portfolio", "unique_identifier", "PortfolioIn", ("unique_identifier", "portfolio_name", _META)
-)
-GROUP = _Entity(
-    "account_group", "account group", "group_name", "AccountGroupIn", ("group_name", "group_description", _META)
-)
-ACCOUNT = _Entity(
-    "account",
-    "account",
-    "unique_identifier",
-    "AccountIn",
-    ("unique_identifier", "account_name", "is_paper", "account_is_active", "account_group_uid", _META),
-)
-MODEL = _Entity(
-    "account_allocation_model",
-    "allocation model",
-    "allocation_model_name",
-    "AccountAllocationModelIn",
-    ("allocation_model_name", "allocation_model_description", _META),
-)
-ALLOCATION = _Entity(
-    "account_target_allocation",
-    "target allocation",
-    "unique_identifier",
-    "AccountTargetAllocationIn",
-    ("unique_identifier", "account_uid", "account_allocation_model_uid", "display_name", "is_active", "source", _META),
-)
-ENTITIES = (ASSET, PORTFOLIO, GROUP, ACCOUNT, MODEL, ALLOCATION)
-
-_UUID_COLUMNS = {"uid", "account_group_uid", "account_uid", "account_allocation_model_uid"}
+#: The registry entities (the catalog's), each with its table, key, record and columns.
+ENTITIES = CATALOG.entities
 
 
 def model_from(model: type[BaseModel] | str, entity: str, data: dict[str, Any]) -> Any:
-    """Build a pydantic record (a class, or its name in :mod:`msm.models`), turning its errors into one :class:`ValidationError`."""
+    """Build a pydantic record (a class, or its name in :mod:`msm.models`).
+
+    Its errors become one :class:`ValidationError` naming each field, value and rule.
+    """
     from pydantic import ValidationError as PydanticValidationError
 
     if isinstance(model, str):
@@ -131,95 +111,108 @@ def model_from(model: type[BaseModel] | str, entity: str, data: dict[str, Any]) 
         raise ValidationError(errors) from None
 
 
-def _select(entity: _Entity) -> str:
+def _record(entity: Entity, values: dict[str, Any]) -> BaseModel:
+    """``values`` (by column) as ``entity``'s pydantic record (:func:`msm.models.record_model`)."""
+    return model_from(import_module("msm.models").record_model(entity), entity.label, values)
+
+
+# -- SQL over one entity's table ------------------------------------------------------------------
+def _uuid_columns(entity: Entity) -> set[str]:
+    return {"uid", *(f.column for f in entity.references)}
+
+
+def _json_columns(entity: Entity) -> set[str]:
+    return {f.column for f in entity.fields if f.kind == "json"}
+
+
+def _select(entity: Entity) -> str:
+    uuids = _uuid_columns(entity)
     columns = ", ".join(
-        f"{quote_ident(c)}::VARCHAR AS {quote_ident(c)}" if c in _UUID_COLUMNS else quote_ident(c)
-        for c in _columns(entity)
+        f"{quote_ident(c)}::VARCHAR AS {quote_ident(c)}" if c in uuids else quote_ident(c)
+        for c in ("uid", *entity.columns)
     )
     return f"SELECT {columns} FROM {quote_ident(entity.table)}"
 
 
-def _columns(entity: _Entity) -> list[str]:
-    return ["uid", *entity.columns]
-
-
-def _params(record: BaseModel) -> dict[str, Any]:
+def _params(entity: Entity, record: BaseModel) -> dict[str, Any]:
     values = record.model_dump()
-    if "metadata_json" in values and values["metadata_json"] is not None:
-        values["metadata_json"] = json.dumps(values["metadata_json"])
+    for column in _json_columns(entity) & values.keys():
+        if values[column] is not None:
+            values[column] = json.dumps(values[column])
     return values
-
-
-def _insert(store: Store, entity: _Entity, record: BaseModel) -> dict[str, Any]:
-    values = {"uid": str(uuid.uuid4()), **_params(record)}
-    columns = ", ".join(quote_ident(c) for c in values)
-    marks = ", ".join(f"${c}" for c in values)
-    try:
-        with store.transaction() as con:
-            con.execute(f"INSERT INTO {quote_ident(entity.table)} ({columns}) VALUES ({marks})", values)
-    except duckdb.ConstraintException as exc:
-        key = getattr(record, entity.key)
-        if "Duplicate key" in str(exc) or "unique" in str(exc).lower():
-            raise ConflictError(f"{entity.label} {key!r} already exists ({entity.key} must be unique)") from None
-        raise ConflictError(f"{entity.label} {key!r} was refused by the database: {_first_line(exc)}") from None
-    return _get(store, entity, values["uid"])
 
 
 def _first_line(exc: Exception) -> str:
     return str(exc).split("\n")[0].removeprefix("Constraint Error: ")
 
 
-def _is_uuid(text: str) -> bool:
+def _insert(store: Store, entity: Entity, record: BaseModel) -> dict[str, Any]:
+    values = {"uid": str(uuid.uuid4()), **_params(entity, record)}
+    columns = ", ".join(quote_ident(c) for c in values)
+    marks = ", ".join(f"${c}" for c in values)
+    key = getattr(record, entity.key)
     try:
-        uuid.UUID(str(text))
-    except ValueError:
-        return False
-    return True
+        with store.transaction() as con:
+            con.execute(f"INSERT INTO {quote_ident(entity.table)} ({columns}) VALUES ({marks})", values)
+    except duckdb.ConstraintException as exc:
+        if "Duplicate key" in str(exc) or "unique" in str(exc).lower():
+            raise ConflictError.duplicate(entity.label, entity.key, key) from None
+        raise ConflictError(
+            f"{entity.label} {key!r} was refused by the database: {_first_line(exc)}",
+            entity=entity.label,
+            key=entity.key,
+            value=key,
+        ) from None
+    return _get(store, entity, values["uid"])
 
 
-def _get(store: Store, entity: _Entity, ref: str | uuid.UUID) -> dict[str, Any]:
+def _get(store: Store, entity: Entity, ref: str | uuid.UUID) -> dict[str, Any]:
     """A row by uid or business key, as a dict; :class:`NotFoundError` when there is none."""
     ref = str(ref)
-    column = "uid" if _is_uuid(ref) else entity.key
-    frame = store.query(f"{_select(entity)} WHERE {quote_ident(column)} = ? LIMIT 1", [ref])
-    if frame.height == 0 and column == "uid":  # a business key that happens to look like a UUID
+    by_uid = is_uuid_text(ref)
+    column, value = ("uid", ref.strip().lower()) if by_uid else (entity.key, ref)
+    frame = store.query(f"{_select(entity)} WHERE {quote_ident(column)} = ? LIMIT 1", [value])
+    if frame.height == 0 and by_uid:  # a business key that happens to look like a UUID
         frame = store.query(f"{_select(entity)} WHERE {quote_ident(entity.key)} = ? LIMIT 1", [ref])
     if frame.height == 0:
-        raise NotFoundError(entity.label, entity.key if column != "uid" else "uid or " + entity.key, ref, _hint(entity))
+        key = "uid or " + entity.key if by_uid else entity.key
+        raise NotFoundError(entity.label, key, ref, f"create it with `{entity.create}`")
     row = frame.row(0, named=True)
-    if row.get("metadata_json") is not None:
-        row["metadata_json"] = json.loads(row["metadata_json"])
+    for column in _json_columns(entity):
+        if row.get(column) is not None:
+            row[column] = json.loads(row[column])
     return row
 
 
-def _hint(entity: _Entity) -> str:
-    command = {
-        "asset": "msm assets add ID",
-        "portfolio": "msm portfolios add ID",
-        "account_group": "msm accounts add ID --name N --group G",
-        "account": "msm accounts add ID --name N",
-        "account_allocation_model": "msm models add NAME",
-        "account_target_allocation": "msm allocations add ID --account A --model M",
-    }[entity.table]
-    return f"create it with `{command}`"
-
-
-def _list(store: Store, entity: _Entity, where: str = "", params: list[Any] | None = None) -> pl.DataFrame:
+def _list(store: Store, entity: Entity, where: str = "", params: list[Any] | None = None) -> pl.DataFrame:
     return store.query(f"{_select(entity)} {where} ORDER BY {quote_ident(entity.key)}", params or [])
 
 
-def _update(
-    store: Store, entity: _Entity, ref: str | uuid.UUID, changes: dict[str, Any], frozen: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def _resolve(store: Store, catalog: Catalog, field: CatalogField, value: Any) -> str | None:
+    """A reference field's value (the referenced row's business key or uid) as that row's uid."""
+    return None if value is None else _get(store, catalog[field.ref], value)["uid"]
+
+
+def _by_column(store: Store, entity: Entity, catalog: Catalog, values: dict[str, Any]) -> dict[str, Any]:
+    """Values named by field (``group``) as values by column (``account_group_uid``), references resolved."""
+    out = dict(values)
+    for field in entity.references:
+        if field.name in out:
+            out[field.column] = _resolve(store, catalog, field, out.pop(field.name))
+    return out
+
+
+def _update(store: Store, entity: Entity, catalog: Catalog, ref: str | uuid.UUID, changes: dict[str, Any]) -> dict:
     current = _get(store, entity, ref)
-    bad = [k for k in changes if k in frozen or k == "uid"]
+    frozen = {"uid", *(n for f in entity.fields if f.frozen for n in (f.name, f.column))}
+    bad = [k for k in changes if k in frozen]
     if bad:
         raise ValidationError(
             [RowError(entity.label, None, k, changes[k], "cannot be changed; create a new row instead") for k in bad]
         )
+    changes = _by_column(store, entity, catalog, changes)
     merged = {k: v for k, v in current.items() if k != "uid"} | changes
-    record = model_from(entity.model, entity.label, merged)
-    values = _params(record)
+    values = _params(entity, _record(entity, merged))
     assignments = ", ".join(f"{quote_ident(c)} = ${c}" for c in values if c in changes)
     if not assignments:
         return current
@@ -230,28 +223,45 @@ def _update(
                 {**{c: values[c] for c in changes}, "uid": current["uid"]},
             )
     except duckdb.ConstraintException as exc:
-        if "still referenced" in str(exc):
-            raise ConflictError(
-                f"{entity.label} {current[entity.key]!r}: {', '.join(changes)} cannot be changed while other rows reference it "
-                f"(DuckDB rewrites a row whose indexed column changes, and refuses while it is referenced); "
-                "this is a known DuckDB foreign-key limitation, see docs/architecture.md"
-            ) from None
-        raise ConflictError(f"{entity.label} {current[entity.key]!r}: update refused: {_first_line(exc)}") from None
+        raise _update_refused(store, entity, current, list(changes), exc) from None
     return _get(store, entity, current["uid"])
 
 
-def _references(con: duckdb.DuckDBPyConnection, table: str, uid: str) -> dict[str, int]:
-    """How many rows of every other table reference ``table``'s row ``uid`` (found via the catalog)."""
-    fks = con.execute(
+def _update_refused(
+    store: Store, entity: Entity, current: dict[str, Any], changed: list[str], exc: Exception
+) -> ConflictError:
+    key = current[entity.key]
+    fields = {"entity": entity.label, "key": entity.key, "value": key}
+    if "still referenced" not in str(exc):
+        return ConflictError(f"{entity.label} {key!r}: update refused: {_first_line(exc)}", **fields)
+    with store.connect() as con:
+        references = _references(con, entity.table, current["uid"])
+    return ConflictError(
+        f"{entity.label} {key!r}: {', '.join(changed)} cannot be changed while other rows reference it "
+        f"(DuckDB rewrites a row whose indexed column changes, and refuses while it is referenced); "
+        "this is a known DuckDB foreign-key limitation, see docs/architecture.md",
+        references=references,
+        **fields,
+    )
+
+
+def foreign_keys(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """``(table, column)`` of every foreign key to ``table``'s ``uid``, from DuckDB's own constraints."""
+    return con.execute(
         """
         SELECT table_name, constraint_column_names[1] AS column_name
         FROM duckdb_constraints()
         WHERE constraint_type = 'FOREIGN KEY' AND referenced_table = ? AND referenced_column_names[1] = 'uid'
+        ORDER BY table_name, column_name
         """,
         [table],
     ).fetchall()
+
+
+def _references(con: duckdb.DuckDBPyConnection, table: str, uid: str) -> dict[str, int]:
+    """How many rows of every other table reference ``table``'s row ``uid`` (``table.column`` -> count)."""
     counts = {}
-    for child, column in fks:
+    for child, column in foreign_keys(con, table):
         ((n,),) = con.execute(
             f"SELECT count(*) FROM {quote_ident(child)} WHERE {quote_ident(column)} = ?", [uid]
         ).fetchall()
@@ -260,98 +270,229 @@ def _references(con: duckdb.DuckDBPyConnection, table: str, uid: str) -> dict[st
     return counts
 
 
-def _delete_restricted(store: Store, entity: _Entity, ref: str | uuid.UUID, advice: str) -> dict[str, Any]:
+def _delete_restricted(store: Store, entity: Entity, ref: str | uuid.UUID) -> dict[str, Any]:
     row = _get(store, entity, ref)
     with store.transaction() as con:
         refs = _references(con, entity.table, row["uid"])
         if refs:
-            listed = ", ".join(f"{n} row{'s' if n != 1 else ''} in {where}" for where, n in refs.items())
-            raise ConflictError(f"{entity.label} {row[entity.key]!r} is still referenced by {listed}; {advice}")
+            raise ConflictError.still_referenced(entity.label, entity.key, row[entity.key], refs, entity.refused_delete)
         con.execute(f"DELETE FROM {quote_ident(entity.table)} WHERE uid = ?", [row["uid"]])
     return row
 
 
-# -- assets and portfolios -----------------------------------------------------------------------
-def add_asset(
-    store: Store,
-    unique_identifier: str,
-    *,
-    name: str | None = None,
-    ticker: str | None = None,
-    asset_type: str | None = None,
-    metadata_json: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Add an asset; returns the stored row (with its new ``uid``)."""
-    record = model_from(
-        "AssetIn",
-        "asset",
-        dict(
-            unique_identifier=unique_identifier,
-            name=name,
-            ticker=ticker,
-            asset_type=asset_type,
-            metadata_json=metadata_json,
+# The tables a delete cascades through, parent to leaf, each with its foreign key to the one before.
+_CHAIN: tuple[tuple[str, str], ...] = (
+    ("account", ""),
+    ("account_target_allocation", "account_uid"),
+    ("position_set", "account_target_allocation_uid"),
+    ("target_positions", "position_set_uid"),
+)
+
+
+def _cascade(store: Store, table: str, parent_uid: str) -> None:
+    """Delete the rows below ``table``'s row ``parent_uid``, down to the leaf, then that row itself.
+
+    One committed transaction per level, leaf first (see the module docstring for why).
+    """
+    chain = [t for t, _ in _CHAIN]
+    below = _CHAIN[chain.index(table) + 1 :]
+    # Subqueries that select each level's rows from the parent uid, leaf last.
+    selectors: list[str] = []
+    for i, (_, column) in enumerate(below):
+        source = "?" if i == 0 else f"(SELECT uid FROM {quote_ident(below[i - 1][0])} WHERE {selectors[i - 1]})"
+        selectors.append(f"{quote_ident(column)} {'=' if i == 0 else 'IN'} {source}")
+    steps = [
+        *reversed([(child, where) for (child, _), where in zip(below, selectors, strict=True)]),
+        (table, "uid = ?"),
+    ]
+    for child, where in steps:
+        with store.transaction() as con:
+            con.execute(f"DELETE FROM {quote_ident(child)} WHERE {where}", [parent_uid])
+
+
+def _delete_cascading(store: Store, entity: Entity, ref: str | uuid.UUID) -> dict[str, Any]:
+    row = _get(store, entity, ref)
+    _cascade(store, entity.table, row["uid"])
+    return row
+
+
+# -- the services, derived from the catalog ----------------------------------------------------------
+class Services(NamedTuple):
+    """One entity's registry services: ``add(store, key, **fields)``, ``get(store, ref)``, ``list(store)``,
+    ``update(store, ref, **changes)`` and ``delete(store, ref)``."""
+
+    add: Callable[..., dict[str, Any]]
+    get: Callable[[Store, str | uuid.UUID], dict[str, Any]]
+    list: Callable[[Store], pl.DataFrame]
+    update: Callable[..., dict[str, Any]]
+    delete: Callable[[Store, str | uuid.UUID], dict[str, Any]]
+
+
+_ANNOTATIONS = {
+    "key": "str",
+    "text": "str | None",
+    "bool": "bool",
+    "json": "dict[str, Any] | None",
+    "ref": "str | uuid.UUID | None",
+}
+
+
+def _add_signature(entity: Entity) -> inspect.Signature:
+    """``(store, KEY, *, field=default, ...)``: the key positional, the other fields keyword-only."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter("store", positional, annotation="Store")]
+    parameters.append(inspect.Parameter(entity.key, positional, annotation="str"))
+    for field in entity.fields[1:]:
+        annotation = _ANNOTATIONS[field.kind]
+        if field.required or field.default is not None:
+            annotation = annotation.removesuffix(" | None")
+        default = inspect.Parameter.empty if field.required else field.default
+        parameters.append(inspect.Parameter(field.name, keyword, default=default, annotation=annotation))
+    return inspect.Signature(parameters, return_annotation="dict[str, Any]")
+
+
+def _field_doc(catalog: Catalog, field: CatalogField) -> str:
+    """One line of an ``add_*`` docstring: the field, its help, whether it is required or defaulted."""
+    what = field.help
+    if field.kind == "ref":
+        target = catalog[field.ref]
+        what = f"{what}: the {target.label}'s {target.key} or uid"
+    if field.required:
+        what += " (required)"
+    elif field.default is not None:
+        what += f" (default {field.default!r})"
+    return f"- ``{field.name}``: {what}"
+
+
+def _named(function: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
+    function.__name__ = function.__qualname__ = name
+    function.__module__ = __name__
+    function.__doc__ = doc
+    return function
+
+
+def _adder(entity: Entity, catalog: Catalog) -> Callable[..., dict[str, Any]]:
+    signature = _add_signature(entity)
+
+    def add(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        store = values.pop("store")
+        return _insert(store, entity, _record(entity, _by_column(store, entity, catalog, values)))
+
+    add.__signature__ = signature  # type: ignore[attr-defined]
+    fields = "\n".join(_field_doc(catalog, f) for f in entity.fields)
+    return _named(
+        add,
+        f"add_{entity.name}",
+        f"Add {entity.indefinite}; returns the stored row (with its new ``uid``).\n\n{fields}\n",
+    )
+
+
+def _derive(entity: Entity, catalog: Catalog) -> Services:
+    label, key = entity.label, entity.key
+
+    def get(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
+        return _get(store, entity, ref)
+
+    def list_(store: Store) -> pl.DataFrame:
+        return _list(store, entity)
+
+    def update(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict[str, Any]:
+        return _update(store, entity, catalog, ref, changes)
+
+    def delete(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
+        return (_delete_cascading if entity.cascade else _delete_restricted)(store, entity, ref)
+
+    frozen = ", ".join(f"``{f.name}``" for f in entity.fields if f.frozen) or "nothing"
+    deletes = (
+        f"{entity.cascade.rstrip('.')} (one committed step per level, leaf first)."
+        if entity.cascade
+        else f"Refused with :class:`ConflictError` (``references``: the counts) while rows reference it: "
+        f"{entity.refused_delete}."
+    )
+    return Services(
+        _adder(entity, catalog),
+        _named(
+            get,
+            f"get_{entity.name}",
+            f"The {label} with this uid or {key}, as a dict (:class:`NotFoundError` when none).",
         ),
+        _named(list_, f"list_{entity.plural}", f"Every {label}, ordered by {key} (uids as text)."),
+        _named(
+            update,
+            f"update_{entity.name}",
+            f"Change fields of the {label} ``ref`` (uid or {key}); returns the stored row. Never changes: {frozen}.",
+        ),
+        _named(delete, f"delete_{entity.name}", f"Delete the {label} ``ref`` (uid or {key}). {deletes}"),
     )
-    return _insert(store, ASSET, record)
 
 
-def get_asset(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    return _get(store, ASSET, ref)
+@cache
+def _services(entity: Entity, catalog: Catalog) -> Services:
+    return _derive(entity, catalog)
 
 
-def list_assets(store: Store) -> pl.DataFrame:
-    return _list(store, ASSET)
+def services(entity: Entity | str, catalog: Catalog = CATALOG) -> Services:
+    """The registry services of one catalog entity (an :class:`~msm.catalog.Entity` or its table name).
+
+    A copy of the catalog with another field (:meth:`~msm.catalog.Catalog.with_field`) gives
+    services that take and store it, which is how ``tests/test_catalog.py`` checks the worked
+    example of ``docs/architecture.md``.
+    """
+    return _services(catalog[entity] if isinstance(entity, str) else entity, catalog)
 
 
-def update_asset(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict[str, Any]:
-    return _update(store, ASSET, ref, changes, frozen=("unique_identifier",))
+add_asset, get_asset, list_assets, update_asset, delete_asset = services("asset")
+add_portfolio, get_portfolio, list_portfolios, update_portfolio, delete_portfolio = services("portfolio")
+add_account_group, get_account_group, list_account_groups, update_account_group, delete_account_group = services(
+    "account_group"
+)
+add_account, get_account, list_accounts, update_account, delete_account = services("account")
+add_allocation_model, get_allocation_model, list_allocation_models, update_allocation_model, delete_allocation_model = (
+    services("account_allocation_model")
+)
+add_allocation, get_allocation, _list_allocations, update_allocation, delete_allocation = services(
+    "account_target_allocation"
+)
 
 
-def delete_asset(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    """Delete an asset no target or weight row references; otherwise say how many do."""
-    return _delete_restricted(store, ASSET, ref, "delete or retarget those rows first")
-
-
-def add_portfolio(
-    store: Store,
-    unique_identifier: str,
-    *,
-    portfolio_name: str | None = None,
-    metadata_json: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    record = model_from(
-        "PortfolioIn",
-        "portfolio",
-        dict(unique_identifier=unique_identifier, portfolio_name=portfolio_name, metadata_json=metadata_json),
+def list_allocations(
+    store: Store, *, account: str | uuid.UUID | None = None, active_only: bool = False
+) -> pl.DataFrame:
+    """Every target allocation, ordered by unique_identifier; only ``account``'s, only active ones when asked."""
+    clauses, params = [], []
+    if account is not None:
+        clauses.append("account_uid = ?")
+        params.append(get_account(store, account)["uid"])
+    if active_only:
+        clauses.append("is_active")
+    return _list(
+        store, CATALOG["account_target_allocation"], ("WHERE " + " AND ".join(clauses)) if clauses else "", params
     )
-    return _insert(store, PORTFOLIO, record)
 
 
-def get_portfolio(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    return _get(store, PORTFOLIO, ref)
-
-
-def list_portfolios(store: Store) -> pl.DataFrame:
-    return _list(store, PORTFOLIO)
-
-
-def update_portfolio(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict[str, Any]:
-    return _update(store, PORTFOLIO, ref, changes, frozen=("unique_identifier",))
-
-
-def delete_portfolio(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    """Delete a portfolio no target or weight row references; otherwise say how many do."""
-    return _delete_restricted(
-        store, PORTFOLIO, ref, "delete or retarget account target positions (and its compositions) first"
+def delete_position_set(store: Store, position_set_uid: str | uuid.UUID) -> dict[str, Any]:
+    """Delete one snapshot (position set and its target rows)."""
+    frame = store.query(
+        "SELECT uid::VARCHAR AS uid, account_target_allocation_uid::VARCHAR AS account_target_allocation_uid, "
+        "position_set_time FROM position_set WHERE uid = TRY_CAST(? AS UUID)",
+        [str(position_set_uid)],
     )
+    if frame.height == 0:
+        raise NotFoundError("position set", "uid", str(position_set_uid))
+    _cascade(store, "position_set", frame["uid"][0])
+    return frame.row(0, named=True)
 
 
 def reference_frame(
     store: Store, table: str, *, uids: pl.Series | None = None, identifiers: pl.Series | None = None
 ) -> pl.DataFrame:
     """``(uid, unique_identifier)`` of the assets or portfolios matching any of ``uids`` / ``identifiers``."""
-    entity = {"asset": ASSET, "portfolio": PORTFOLIO}[table]
+    if table not in ("asset", "portfolio"):
+        raise KeyError(f"reference_frame is for assets and portfolios, not {table!r}")
 
     def distinct(values: pl.Series | None, *, lower: bool) -> pl.DataFrame:
         text = (
@@ -366,242 +507,15 @@ def reference_frame(
     with store.connect() as con:
         con.register("__refs", distinct(uids, lower=True).to_arrow())
         con.register("__names", distinct(identifiers, lower=False).to_arrow())
-        table = quote_ident(entity.table)
+        quoted = quote_ident(CATALOG[table].table)
         # Two equality semi-joins (an OR of two IN lists would not use the hash join).
         return fetch(
             con,
             f"""
-            SELECT t.uid::VARCHAR AS uid, t.unique_identifier FROM {table} AS t SEMI JOIN __refs AS r ON t.uid = TRY_CAST(r.v AS UUID)
+            SELECT t.uid::VARCHAR AS uid, t.unique_identifier FROM {quoted} AS t
+            SEMI JOIN __refs AS r ON t.uid = TRY_CAST(r.v AS UUID)
             UNION
-            SELECT t.uid::VARCHAR AS uid, t.unique_identifier FROM {table} AS t SEMI JOIN __names AS n ON t.unique_identifier = n.v
+            SELECT t.uid::VARCHAR AS uid, t.unique_identifier FROM {quoted} AS t
+            SEMI JOIN __names AS n ON t.unique_identifier = n.v
             """,
         )
-
-
-# -- account groups --------------------------------------------------------------------------------
-def add_account_group(
-    store: Store, group_name: str, *, group_description: str | None = None, metadata_json: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    record = model_from(
-        "AccountGroupIn",
-        "account group",
-        dict(group_name=group_name, group_description=group_description, metadata_json=metadata_json),
-    )
-    return _insert(store, GROUP, record)
-
-
-def get_account_group(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    return _get(store, GROUP, ref)
-
-
-def list_account_groups(store: Store) -> pl.DataFrame:
-    return _list(store, GROUP)
-
-
-def update_account_group(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict[str, Any]:
-    return _update(store, GROUP, ref, changes)
-
-
-def delete_account_group(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    """Delete a group with no member accounts; otherwise say how many accounts are members."""
-    return _delete_restricted(
-        store,
-        GROUP,
-        ref,
-        "move those accounts to another group (or none) first; an account that has target allocations cannot be moved "
-        "(a DuckDB foreign-key limitation), so such a group stays until its accounts are deleted",
-    )
-
-
-# -- accounts ------------------------------------------------------------------------------------
-def _group_uid(store: Store, group: str | uuid.UUID | None) -> str | None:
-    return None if group is None else get_account_group(store, group)["uid"]
-
-
-def add_account(
-    store: Store,
-    unique_identifier: str,
-    *,
-    account_name: str,
-    is_paper: bool = True,
-    account_is_active: bool = True,
-    group: str | uuid.UUID | None = None,
-    metadata_json: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Add an account (active by default); ``group`` is a group name or uid."""
-    record = model_from(
-        "AccountIn",
-        "account",
-        dict(
-            unique_identifier=unique_identifier,
-            account_name=account_name,
-            is_paper=is_paper,
-            account_is_active=account_is_active,
-            account_group_uid=_group_uid(store, group),
-            metadata_json=metadata_json,
-        ),
-    )
-    return _insert(store, ACCOUNT, record)
-
-
-def get_account(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    return _get(store, ACCOUNT, ref)
-
-
-def list_accounts(store: Store) -> pl.DataFrame:
-    return _list(store, ACCOUNT)
-
-
-def update_account(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict[str, Any]:
-    """Change an account's fields; ``group=`` takes a group name or uid (``None`` to leave its group)."""
-    if "group" in changes:
-        changes["account_group_uid"] = _group_uid(store, changes.pop("group"))
-    return _update(store, ACCOUNT, ref, changes, frozen=("unique_identifier",))
-
-
-def delete_account(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    """Delete an account with its target allocations, position sets and target rows."""
-    account = get_account(store, ref)
-    _cascade(store, "account_target_allocation.account_uid", account["uid"])
-    with store.transaction() as con:
-        con.execute("DELETE FROM account WHERE uid = ?", [account["uid"]])
-    return account
-
-
-# -- allocation models ---------------------------------------------------------------------------------
-def add_allocation_model(
-    store: Store,
-    allocation_model_name: str,
-    *,
-    allocation_model_description: str | None = None,
-    metadata_json: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    record = model_from(
-        "AccountAllocationModelIn",
-        "allocation model",
-        dict(
-            allocation_model_name=allocation_model_name,
-            allocation_model_description=allocation_model_description,
-            metadata_json=metadata_json,
-        ),
-    )
-    return _insert(store, MODEL, record)
-
-
-def get_allocation_model(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    return _get(store, MODEL, ref)
-
-
-def list_allocation_models(store: Store) -> pl.DataFrame:
-    return _list(store, MODEL)
-
-
-def update_allocation_model(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict[str, Any]:
-    return _update(store, MODEL, ref, changes)
-
-
-def delete_allocation_model(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    """Delete a model no target allocation uses; otherwise say how many do."""
-    return _delete_restricted(store, MODEL, ref, "delete those target allocations first")
-
-
-# -- target allocations --------------------------------------------------------------------------------
-def add_allocation(
-    store: Store,
-    unique_identifier: str,
-    *,
-    account: str | uuid.UUID,
-    model: str | uuid.UUID,
-    display_name: str | None = None,
-    is_active: bool = True,
-    source: str | None = None,
-    metadata_json: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Add a target allocation (the account -> allocation model mandate), active by default."""
-    record = model_from(
-        "AccountTargetAllocationIn",
-        "target allocation",
-        dict(
-            unique_identifier=unique_identifier,
-            account_uid=get_account(store, account)["uid"],
-            account_allocation_model_uid=get_allocation_model(store, model)["uid"],
-            display_name=display_name,
-            is_active=is_active,
-            source=source,
-            metadata_json=metadata_json,
-        ),
-    )
-    return _insert(store, ALLOCATION, record)
-
-
-def get_allocation(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    return _get(store, ALLOCATION, ref)
-
-
-def list_allocations(
-    store: Store, *, account: str | uuid.UUID | None = None, active_only: bool = False
-) -> pl.DataFrame:
-    clauses, params = [], []
-    if account is not None:
-        clauses.append("account_uid = ?")
-        params.append(get_account(store, account)["uid"])
-    if active_only:
-        clauses.append("is_active")
-    return _list(store, ALLOCATION, ("WHERE " + " AND ".join(clauses)) if clauses else "", params)
-
-
-def update_allocation(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict[str, Any]:
-    return _update(
-        store, ALLOCATION, ref, changes, frozen=("unique_identifier", "account_uid", "account_allocation_model_uid")
-    )
-
-
-def delete_allocation(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-    """Delete a target allocation with its position sets and their target rows."""
-    allocation = get_allocation(store, ref)
-    _cascade(store, "position_set.account_target_allocation_uid", allocation["uid"])
-    with store.transaction() as con:
-        con.execute("DELETE FROM account_target_allocation WHERE uid = ?", [allocation["uid"]])
-    return allocation
-
-
-def delete_position_set(store: Store, position_set_uid: str | uuid.UUID) -> dict[str, Any]:
-    """Delete one snapshot (position set and its target rows)."""
-    frame = store.query(
-        "SELECT uid::VARCHAR AS uid, account_target_allocation_uid::VARCHAR AS account_target_allocation_uid, position_set_time "
-        "FROM position_set WHERE uid = TRY_CAST(? AS UUID)",
-        [str(position_set_uid)],
-    )
-    if frame.height == 0:
-        raise NotFoundError("position set", "uid", str(position_set_uid))
-    with store.transaction() as con:
-        con.execute("DELETE FROM target_positions WHERE position_set_uid = ?", [str(position_set_uid)])
-    with store.transaction() as con:
-        con.execute("DELETE FROM position_set WHERE uid = ?", [str(position_set_uid)])
-    return frame.row(0, named=True)
-
-
-# The cascade chain below account: (child table, FK column to parent) from parent to leaf.
-_CHAIN: tuple[tuple[str, str], ...] = (
-    ("account_target_allocation", "account_uid"),
-    ("position_set", "account_target_allocation_uid"),
-    ("target_positions", "position_set_uid"),
-)
-
-
-def _cascade(store: Store, start: str, parent_uid: str) -> None:
-    """Delete the rows below ``parent_uid`` from ``start`` (``table.column``) down to the leaf.
-
-    One committed transaction per level, leaf first (see the module docstring for why).
-    """
-    tables = [t for t, _ in _CHAIN]
-    first = tables.index(start.split(".")[0])
-    chain = _CHAIN[first:]
-    # Subqueries that select each level's rows from the parent uid, leaf last.
-    selectors: list[str] = []
-    for i, (table, column) in enumerate(chain):
-        source = "?" if i == 0 else f"(SELECT uid FROM {quote_ident(chain[i - 1][0])} WHERE {selectors[i - 1]})"
-        selectors.append(f"{quote_ident(column)} {'=' if i == 0 else 'IN'} {source}")
-    for (table, _), where in reversed(list(zip(chain, selectors))):
-        with store.transaction() as con:
-            con.execute(f"DELETE FROM {quote_ident(table)} WHERE {where}", [parent_uid])

@@ -22,6 +22,7 @@ import polars as pl
 
 from msm.contract import EXPOSURE_COLUMNS, metadata_object
 from msm.errors import NO_VALUE, NotFoundError, RowError, SnapshotExistsError, ValidationError
+from msm.rules import Rule, empty_target_set, enforce, find_violations, raise_violations
 from msm.services.registry import get_account, get_allocation, reference_frame
 from msm.store.connection import Store, fetch
 from msm.timeutil import ensure_utc_column, format_utc, parse_utc
@@ -44,6 +45,8 @@ __all__ = [
 
 #: Columns of a bulk frame that say which snapshot a row belongs to.
 SNAPSHOT_KEY_COLUMNS = ("account", "allocation", "position_set_time")
+
+_TARGET_SET = "target set"
 
 POSITION_COLUMNS = (
     "target_type",
@@ -73,6 +76,7 @@ class Snapshot:
 
     @property
     def is_empty(self) -> bool:
+        """No snapshot was found (the account has none at that time)."""
         return self.position_set_uid is None
 
     @property
@@ -86,7 +90,7 @@ class Snapshot:
         return 1.0 - self.weight_sum
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``targets show --format json`` document (design section 5)."""
+        """The ``targets show --format json`` document."""
         return {
             "account": {"uid": self.account["uid"], "unique_identifier": self.account["unique_identifier"]},
             "position_set_uid": self.position_set_uid,
@@ -111,6 +115,8 @@ class SnapshotDiff:
     unchanged: int = field(default=0)
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``targets diff --format json`` document."""
+
         def side(s: Snapshot) -> dict[str, Any]:
             return {
                 "position_set_uid": s.position_set_uid,
@@ -162,13 +168,7 @@ def save_snapshot(
         acct = get_account(store, account)
         alloc = _choose_allocation(store, acct, allocation)
         if frame.height == 0:
-            raise ValidationError(
-                [
-                    RowError(
-                        "target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row"
-                    )
-                ]
-            )
+            raise empty_target_set()
         frame = frame.with_columns(
             pl.lit(alloc["uid"]).alias("__allocation_uid"),
             pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"),
@@ -192,9 +192,7 @@ def save_snapshots(
     ``position_set_time``, ``rows``, ``replaced``.
     """
     if rows.height == 0:
-        raise ValidationError(
-            [RowError("target set", None, "rows", NO_VALUE, "the target set is empty; give at least one target row")]
-        )
+        raise empty_target_set()
     missing = [c for c in ("account", "position_set_time") if c not in rows.columns]
     if missing:
         raise ValidationError(
@@ -233,133 +231,146 @@ def _choose_allocation(store: Store, account: dict[str, Any], allocation: str | 
                 f"belongs to another account, not {account['unique_identifier']!r}",
             )
         if not alloc["is_active"]:
-            raise ValidationError.single(
-                "snapshot", "allocation", str(allocation), "is inactive; reactivate it or choose an active one"
-            )
+            raise ValidationError.single("snapshot", "allocation", str(allocation), _INACTIVE)
         return alloc
     active = store.query(
-        "SELECT uid::VARCHAR AS uid, unique_identifier FROM account_target_allocation WHERE account_uid = ? AND is_active ORDER BY unique_identifier",
+        "SELECT uid::VARCHAR AS uid, unique_identifier FROM account_target_allocation "
+        "WHERE account_uid = ? AND is_active ORDER BY unique_identifier",
         [account["uid"]],
     )
-    return get_allocation(
-        store, _single_active(account["unique_identifier"], active["unique_identifier"].to_list(), row=None)[0]
+    names = active["unique_identifier"].to_list()
+    key = pl.DataFrame(
+        {
+            "account_uid": [account["uid"]],
+            "allocation": [None],
+            "account_identifier": [account["unique_identifier"]],
+            "active_names": [names],
+        },
+        schema={
+            "account_uid": pl.String,
+            "allocation": pl.String,
+            "account_identifier": pl.String,
+            "active_names": pl.List(pl.String),
+        },
     )
+    # The account as a whole, not a row of the caller's: the violation carries no row number.
+    violations = find_violations(key, [_single_active_rule()], row="__key")
+    raise_violations(violations.with_columns(pl.lit(None, pl.Int64).alias("row")))
+    return get_allocation(store, names[0])
 
 
-def _single_active(account: str, active: list[str], row: int | None) -> tuple[str, None] | tuple[None, RowError]:
-    if len(active) == 1:
-        return active[0], None
-    if not active:
-        rule = f"has no active target allocation; create one with `msm allocations add ID --account {account} --model MODEL`"
-    else:
-        rule = f"has {len(active)} active target allocations ({', '.join(active)}); choose one with `allocation` (--allocation)"
-    error = RowError("account", row, "account", account, rule)
-    if row is None:
-        raise ValidationError([error])
-    return None, error
+_INACTIVE = "is inactive; reactivate it or choose an active one"
+
+
+def _single_active_rule() -> Rule:
+    """An account named without an allocation has exactly one active target allocation."""
+    names = pl.col("active_names")
+    n = names.list.len().fill_null(0)
+    account = pl.col("account_identifier")
+    message = (
+        pl.when(n == 0)
+        .then(
+            pl.lit("has no active target allocation; create one with `msm allocations add ID --account ")
+            + account
+            + pl.lit(" --model MODEL`")
+        )
+        .otherwise(
+            pl.lit("has ")
+            + n.cast(pl.String)
+            + pl.lit(" active target allocations (")
+            + names.list.join(", ")
+            + pl.lit("); choose one with `allocation` (--allocation)")
+        )
+    )
+    bad = pl.col("account_uid").is_not_null() & pl.col("allocation").is_null() & (n != 1)
+    return Rule("account", "account", "single_active_allocation", message, bad, account)
+
+
+def _allocation_rules() -> list[Rule]:
+    """Each (account, allocation) of a bulk frame names an account, and an active allocation of it."""
+    given, chosen = pl.col("allocation").is_not_null(), pl.col("chosen_uid").is_not_null()
+    known = pl.col("account_uid").is_not_null()
+    return [
+        Rule(
+            _TARGET_SET,
+            "account",
+            "account_exists",
+            "no account has this unique_identifier or uid; create it with `msm accounts add ID --name N`",
+            ~known,
+        ),
+        Rule(
+            _TARGET_SET,
+            "allocation",
+            "allocation_exists",
+            "no target allocation has this unique_identifier or uid",
+            known & given & ~chosen,
+        ),
+        Rule(
+            _TARGET_SET,
+            "allocation",
+            "allocation_of_account",
+            pl.lit("belongs to another account, not '") + pl.col("account_identifier") + pl.lit("'"),
+            known & chosen & (pl.col("chosen_account") != pl.col("account_uid")),
+        ),
+        Rule(
+            _TARGET_SET,
+            "allocation",
+            "allocation_active",
+            _INACTIVE,
+            known & chosen & (pl.col("chosen_account") == pl.col("account_uid")) & ~pl.col("chosen_active"),
+        ),
+        _single_active_rule(),
+    ]
+
+
+_ALLOCATIONS_SQL = """
+WITH named AS (  -- equality joins only (an OR in a join condition is a nested loop)
+    SELECT k.account, k.allocation,
+           coalesce(a1.uid, a2.uid) AS account_uid,
+           coalesce(a1.unique_identifier, a2.unique_identifier) AS account_identifier,
+           coalesce(c1.uid, c2.uid) AS chosen_uid
+    FROM __keys AS k
+    LEFT JOIN account AS a1 ON a1.unique_identifier = k.account
+    LEFT JOIN account AS a2 ON a2.uid = TRY_CAST(k.account AS UUID)
+    LEFT JOIN account_target_allocation AS c1 ON c1.unique_identifier = k.allocation
+    LEFT JOIN account_target_allocation AS c2 ON c2.uid = TRY_CAST(k.allocation AS UUID)
+)
+SELECT n.account, n.allocation, n.account_identifier, n.account_uid::VARCHAR AS account_uid,
+       list(al.uid::VARCHAR ORDER BY al.unique_identifier) FILTER (WHERE al.is_active) AS active_uids,
+       list(al.unique_identifier ORDER BY al.unique_identifier) FILTER (WHERE al.is_active) AS active_names,
+       any_value(c.uid::VARCHAR) AS chosen_uid, any_value(c.is_active) AS chosen_active,
+       any_value(c.account_uid::VARCHAR) AS chosen_account
+FROM named AS n
+LEFT JOIN account_target_allocation AS al ON al.account_uid = n.account_uid
+LEFT JOIN account_target_allocation AS c ON c.uid = n.chosen_uid
+GROUP BY ALL
+"""
 
 
 def _resolve_allocations(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
-    """Add ``__allocation_uid`` to every row from its ``account`` / ``allocation`` (vectorized)."""
+    """Add ``__allocation_uid`` to every row from its ``account`` / ``allocation`` (vectorized).
+
+    The distinct (account, allocation) pairs are resolved in one query and checked by
+    :func:`_allocation_rules`; a bad pair is reported at the first row that names it.
+    """
     if "allocation" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("allocation"))
+    frame = frame.with_columns(pl.col("account").cast(pl.String), pl.col("allocation").cast(pl.String))
     keys = frame.group_by("account", "allocation").agg(pl.col(ROW).min().alias("first_row"))
     with store.connect() as con:
-        con.register(
-            "__keys", keys.select(pl.col("account").cast(pl.String), pl.col("allocation").cast(pl.String)).to_arrow()
-        )
-        found = fetch(
-            con,
-            """
-            WITH named AS (  -- equality joins only (an OR in a join condition is a nested loop)
-                SELECT k.account, k.allocation,
-                       coalesce(a1.uid, a2.uid) AS account_uid, coalesce(a1.unique_identifier, a2.unique_identifier) AS account_identifier,
-                       coalesce(c1.uid, c2.uid) AS chosen_uid
-                FROM __keys AS k
-                LEFT JOIN account AS a1 ON a1.unique_identifier = k.account
-                LEFT JOIN account AS a2 ON a2.uid = TRY_CAST(k.account AS UUID)
-                LEFT JOIN account_target_allocation AS c1 ON c1.unique_identifier = k.allocation
-                LEFT JOIN account_target_allocation AS c2 ON c2.uid = TRY_CAST(k.allocation AS UUID)
-            )
-            SELECT n.account, n.allocation, n.account_identifier, n.account_uid::VARCHAR AS account_uid,
-                   list(al.uid::VARCHAR ORDER BY al.unique_identifier) FILTER (WHERE al.is_active) AS active_uids,
-                   list(al.unique_identifier ORDER BY al.unique_identifier) FILTER (WHERE al.is_active) AS active_names,
-                   any_value(c.uid::VARCHAR) AS chosen_uid, any_value(c.is_active) AS chosen_active,
-                   any_value(c.account_uid::VARCHAR) AS chosen_account
-            FROM named AS n
-            LEFT JOIN account_target_allocation AS al ON al.account_uid = n.account_uid
-            LEFT JOIN account_target_allocation AS c ON c.uid = n.chosen_uid
-            GROUP BY ALL
-            """,
-        )
-    keys = keys.join(found, on=["account", "allocation"], how="left", nulls_equal=True)
-    errors: list[RowError] = []
-    resolved: dict[tuple[Any, Any], str] = {}
-    for key in keys.iter_rows(named=True):  # one iteration per distinct (account, allocation), not per row
-        row, account = key["first_row"], key["account"]
-        if key["account_uid"] is None:
-            errors.append(
-                RowError(
-                    "target set",
-                    row,
-                    "account",
-                    account,
-                    "no account has this unique_identifier or uid; create it with `msm accounts add ID --name N`",
-                )
-            )
-        elif key["allocation"] is not None:
-            if key["chosen_uid"] is None:
-                errors.append(
-                    RowError(
-                        "target set",
-                        row,
-                        "allocation",
-                        key["allocation"],
-                        "no target allocation has this unique_identifier or uid",
-                    )
-                )
-            elif key["chosen_account"] != key["account_uid"]:
-                errors.append(
-                    RowError(
-                        "target set",
-                        row,
-                        "allocation",
-                        key["allocation"],
-                        f"belongs to another account, not {key['account_identifier']!r}",
-                    )
-                )
-            elif not key["chosen_active"]:
-                errors.append(
-                    RowError(
-                        "target set",
-                        row,
-                        "allocation",
-                        key["allocation"],
-                        "is inactive; reactivate it or choose an active one",
-                    )
-                )
-            else:
-                resolved[(account, key["allocation"])] = key["chosen_uid"]
-        else:
-            names = key["active_names"] or []
-            _, error = _single_active(key["account_identifier"], names, row) if len(names) != 1 else (None, None)
-            if error:
-                errors.append(error)
-            else:
-                resolved[(account, None)] = key["active_uids"][0]
-    if errors:
-        raise ValidationError(errors)
-    mapping = pl.DataFrame(
-        {
-            "account": [k[0] for k in resolved],
-            "allocation": [k[1] for k in resolved],
-            "__allocation_uid": list(resolved.values()),
-        },
-        schema={"account": frame.schema["account"], "allocation": pl.String, "__allocation_uid": pl.String},
+        con.register("__keys", keys.select("account", "allocation").to_arrow())
+        found = fetch(con, _ALLOCATIONS_SQL)
+    keys = keys.join(found, on=["account", "allocation"], how="left", nulls_equal=True).sort("first_row")
+    enforce(keys, _allocation_rules(), row="first_row")
+    mapping = keys.select(
+        "account",
+        "allocation",
+        pl.when(pl.col("allocation").is_not_null())
+        .then(pl.col("chosen_uid"))
+        .otherwise(pl.col("active_uids").list.first())
+        .alias("__allocation_uid"),
     )
-    return frame.with_columns(pl.col("allocation").cast(pl.String)).join(
-        mapping, on=["account", "allocation"], how="left", nulls_equal=True
-    )
+    return frame.join(mapping, on=["account", "allocation"], how="left", nulls_equal=True, maintain_order="left")
 
 
 def _write(
@@ -383,26 +394,10 @@ def _write(
     meta = json.dumps(metadata_json) if metadata_json is not None else None
     with store.transaction() as con:
         con.register("__sets", sets.to_arrow())
-        existing = fetch(
-            con,
-            """
-            SELECT s.__allocation_uid, s.position_set_time, p.uid::VARCHAR AS position_set_uid,
-                   al.unique_identifier AS allocation, a.unique_identifier AS account
-            FROM __sets AS s
-            JOIN position_set AS p ON p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time
-            JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
-            JOIN account AS a ON a.uid = al.account_uid
-            ORDER BY a.unique_identifier, s.position_set_time
-            """,
-        )
+        existing = fetch(con, _EXISTING_SQL)
         if existing.height and not overwrite:
-            listed = "; ".join(
-                f"account {r['account']!r} (allocation {r['allocation']!r}) at {format_utc(r['position_set_time'])}"
-                for r in existing.head(10).iter_rows(named=True)
-            )
-            more = f" and {existing.height - 10} more" if existing.height > 10 else ""
-            raise SnapshotExistsError(
-                f"snapshot exists: {listed}{more}; pass overwrite (--overwrite) to replace the whole set"
+            raise SnapshotExistsError.from_rows(
+                existing.rename({"__allocation_uid": "account_target_allocation_uid"}).to_dicts()
             )
         if existing.height:
             con.register("__existing", existing.select("position_set_uid").to_arrow())
@@ -410,55 +405,21 @@ def _write(
                 "DELETE FROM target_positions WHERE position_set_uid IN (SELECT position_set_uid::UUID FROM __existing)"
             )
             con.execute(
-                "UPDATE position_set SET source = ?, metadata_json = ? WHERE uid IN (SELECT position_set_uid::UUID FROM __existing)",
+                "UPDATE position_set SET source = ?, metadata_json = ? "
+                "WHERE uid IN (SELECT position_set_uid::UUID FROM __existing)",
                 [source, meta],
             )
-        created = fetch(
-            con,
-            """
-            INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, source, metadata_json)
-            SELECT gen_random_uuid(), s.__allocation_uid::UUID, s.position_set_time, ?, ?::JSON
-            FROM __sets AS s
-            WHERE NOT EXISTS (SELECT 1 FROM position_set AS p
-                              WHERE p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time)
-            RETURNING uid::VARCHAR AS position_set_uid, account_target_allocation_uid::VARCHAR AS __allocation_uid, position_set_time
-            """,
-            [source, meta],
-        )
-        set_uids = pl.concat(
-            [
-                created.with_columns(pl.lit(False).alias("replaced")),
-                existing.select("__allocation_uid", "position_set_time", "position_set_uid").with_columns(
-                    pl.lit(True).alias("replaced")
-                ),
-            ],
-            how="diagonal_relaxed",
-        ).with_columns(pl.col("position_set_time").dt.cast_time_unit("us").dt.convert_time_zone("UTC"))
-        # Rows find their position set in DuckDB (a hash join over the sets just written), in
-        # the frame's order, so the insert sees rows grouped by set as the caller gave them.
-        con.register(
-            "__rows",
-            valid.select(
-                "__allocation_uid",
-                "position_set_time",
-                "target_type",
-                "target_uid",
-                "asset_uid",
-                "portfolio_uid",
-                *EXPOSURE_COLUMNS,
-                "metadata_json",
-            ).to_arrow(),
-        )
-        con.execute(
-            """
-            INSERT INTO target_positions
-            SELECT r.position_set_time, p.uid, r.target_type, r.target_uid::UUID, r.asset_uid::UUID, r.portfolio_uid::UUID,
-                   r.weight_notional_exposure, r.constant_notional_exposure, r.single_asset_quantity, r.metadata_json::JSON
-            FROM __rows AS r
-            JOIN position_set AS p
-              ON p.account_target_allocation_uid = r.__allocation_uid::UUID AND p.position_set_time = r.position_set_time
-            """
-        )
+        created = fetch(con, _CREATE_SETS_SQL, [source, meta])
+        _insert_rows(con, valid)
+    set_uids = pl.concat(
+        [
+            created.with_columns(pl.lit(False).alias("replaced")),
+            existing.select("__allocation_uid", "position_set_time", "position_set_uid").with_columns(
+                pl.lit(True).alias("replaced")
+            ),
+        ],
+        how="diagonal_relaxed",
+    ).with_columns(pl.col("position_set_time").dt.cast_time_unit("us").dt.convert_time_zone("UTC"))
     return (
         set_uids.join(sets, on=["__allocation_uid", "position_set_time"])
         .select(
@@ -469,6 +430,62 @@ def _write(
             "replaced",
         )
         .sort("position_set_time", "account_target_allocation_uid")
+    )
+
+
+#: The position sets of ``__sets`` that exist already, with their account and allocation identifiers.
+_EXISTING_SQL = """
+SELECT s.__allocation_uid, s.position_set_time, p.uid::VARCHAR AS position_set_uid,
+       al.unique_identifier AS allocation, a.unique_identifier AS account
+FROM __sets AS s
+JOIN position_set AS p
+  ON p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time
+JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
+JOIN account AS a ON a.uid = al.account_uid
+ORDER BY a.unique_identifier, s.position_set_time
+"""
+#: Create the position sets of ``__sets`` that do not exist yet (parameters: source, metadata_json).
+_CREATE_SETS_SQL = """
+INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, source, metadata_json)
+SELECT gen_random_uuid(), s.__allocation_uid::UUID, s.position_set_time, ?, ?::JSON
+FROM __sets AS s
+WHERE NOT EXISTS (
+    SELECT 1 FROM position_set AS p
+    WHERE p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time
+)
+RETURNING uid::VARCHAR AS position_set_uid, account_target_allocation_uid::VARCHAR AS __allocation_uid,
+          position_set_time
+"""
+
+
+def _insert_rows(con: Any, valid: pl.DataFrame) -> None:
+    """Insert the validated rows; each finds its position set in DuckDB (a hash join over the sets just written).
+
+    Rows keep the frame's order, so the insert sees rows grouped by set as the caller gave them.
+    """
+    con.register(
+        "__rows",
+        valid.select(
+            "__allocation_uid",
+            "position_set_time",
+            "target_type",
+            "target_uid",
+            "asset_uid",
+            "portfolio_uid",
+            *EXPOSURE_COLUMNS,
+            "metadata_json",
+        ).to_arrow(),
+    )
+    con.execute(
+        """
+        INSERT INTO target_positions
+        SELECT r.position_set_time, p.uid, r.target_type, r.target_uid::UUID, r.asset_uid::UUID,
+               r.portfolio_uid::UUID, r.weight_notional_exposure, r.constant_notional_exposure,
+               r.single_asset_quantity, r.metadata_json::JSON
+        FROM __rows AS r
+        JOIN position_set AS p
+          ON p.account_target_allocation_uid = r.__allocation_uid::UUID AND p.position_set_time = r.position_set_time
+        """
     )
 
 
@@ -529,7 +546,8 @@ def read_snapshot(
         chosen = fetch(
             con,
             """
-            SELECT p.uid::VARCHAR AS uid, p.position_set_time, p.account_target_allocation_uid::VARCHAR AS allocation_uid,
+            SELECT p.uid::VARCHAR AS uid, p.position_set_time,
+                   p.account_target_allocation_uid::VARCHAR AS allocation_uid,
                    al.unique_identifier AS allocation, p.source, p.metadata_json::VARCHAR AS metadata_json
             FROM position_set AS p
             JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
@@ -598,7 +616,8 @@ def read_target_rows(
         return fetch(
             con,
             f"""
-            SELECT t.time_index, t.position_set_uid::VARCHAR AS position_set_uid, t.target_type, t.target_uid::VARCHAR AS target_uid,
+            SELECT t.time_index, t.position_set_uid::VARCHAR AS position_set_uid, t.target_type,
+                   t.target_uid::VARCHAR AS target_uid,
                    t.asset_uid::VARCHAR AS asset_uid, t.portfolio_uid::VARCHAR AS portfolio_uid,
                    t.weight_notional_exposure, t.constant_notional_exposure, t.single_asset_quantity,
                    t.metadata_json::VARCHAR AS metadata_json,

@@ -14,8 +14,12 @@ transaction, all or none.
 >>> store = Store(":memory:"); _ = migrate(store); _ = add_asset(store, "BTC")
 >>> check = check_target_set(store, [{"asset": "BTC", "weight_notional_exposure": 0.6},
 ...                                  {"asset": "XYZ", "weight_notional_exposure": 0.1}])
->>> check.ok, check.weight_sum, [str(e) for e in check.errors]
-(False, 0.6, ["target set row 2: `asset` = 'XYZ': no asset has this unique_identifier; add it first (msm assets add ID)"])
+>>> check.ok, check.weight_sum
+(False, 0.6)
+>>> [(e.row, e.field, e.value, e.code) for e in check.errors]
+[(2, 'asset', 'XYZ', 'asset_exists')]
+>>> print(check.errors[0])
+target set row 2: `asset` = 'XYZ': no asset has this unique_identifier; add it first (msm assets add ID)
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from msm.errors import NO_VALUE, RowError, ValidationError
+from msm.rules import empty_target_set
 from msm.services.registry import get_allocation_model, reference_frame
 from msm.services.snapshots import save_snapshots
 from msm.store.connection import Store, fetch
@@ -57,6 +62,7 @@ class TargetSetCheck:
 
     @property
     def ok(self) -> bool:
+        """Every row passes and there is at least one."""
         return not self.errors and self.n_rows > 0
 
     @property
@@ -73,8 +79,7 @@ class TargetSetCheck:
         """Each row's problems as ``field = value: rule`` texts (key ``None``: the set as a whole)."""
         found: dict[int | None, list[str]] = {}
         for error in self.errors:
-            text = str(error).split(": ", 1)[1] if ": " in str(error) else str(error)
-            found.setdefault(error.row, []).append(text)
+            found.setdefault(error.row, []).append(error.problem)
         return found
 
 
@@ -93,11 +98,7 @@ def check_target_set(
         return TargetSetCheck(_empty_rows(), exc.errors, 0)
     n = frame.height
     if n == 0:
-        return TargetSetCheck(
-            _empty_rows(),
-            [RowError(entity, None, "rows", NO_VALUE, "the target set is empty; add at least one target row")],
-            0,
-        )
+        return TargetSetCheck(_empty_rows(), empty_target_set(entity).errors, 0)
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     with store.connect():
         assets = reference_frame(store, "asset", uids=_col(frame, "asset_uid"), identifiers=_col(frame, "asset"))
@@ -136,7 +137,8 @@ def accounts_following_model(store: Store, model: str | uuid.UUID) -> pl.DataFra
             """
             SELECT a.unique_identifier AS account, a.account_name, a.uid::VARCHAR AS account_uid,
                    al.unique_identifier AS allocation,
-                   (SELECT count(*) FROM account_target_allocation AS x WHERE x.account_uid = a.uid AND x.is_active) AS active_allocations
+                   (SELECT count(*) FROM account_target_allocation AS x
+                    WHERE x.account_uid = a.uid AND x.is_active) AS active_allocations
             FROM account_target_allocation AS al
             JOIN account AS a ON a.uid = al.account_uid
             WHERE al.is_active AND al.account_allocation_model_uid = ?::UUID
@@ -175,9 +177,7 @@ def save_target_set_to_accounts(
     if duplicated:
         raise ValidationError([RowError("target set", None, "accounts", a, "is chosen twice") for a in duplicated])
     if targets.height == 0:
-        raise ValidationError(
-            [RowError("target set", None, "rows", NO_VALUE, "the target set is empty; add at least one target row")]
-        )
+        raise empty_target_set()
     bulk = keys.join(targets, how="cross").with_columns(pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"))
     return save_snapshots(store, bulk, overwrite=overwrite, source=source)
 

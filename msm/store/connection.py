@@ -6,6 +6,11 @@ process. So :class:`Store` never keeps a connection: each read or write opens th
 work and closes it. When another process holds the file, opening is retried with a short backoff
 for ``busy_timeout`` seconds, then :class:`~msm.errors.StoreBusyError` says who holds it.
 
+A store opened with ``read_only=True`` (what :func:`msm.open` does by default) opens the file with
+DuckDB's read-only mode: it never creates the file, refuses :meth:`Store.transaction` (the write
+path) and turns DuckDB's refusal of any other write into :class:`~msm.errors.StoreReadOnlyError`,
+which says how to open the file for writing.
+
 Every query goes through :meth:`Store.query` / :meth:`Store.execute` (or a connection from
 :meth:`Store.transaction`) with parameters; no user text is ever formatted into SQL.
 Identifiers (table and column names, which only ever come from code) go through :func:`quote_ident`.
@@ -25,13 +30,14 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from msm.errors import StoreBusyError, StoreOpenError
+from msm.errors import StoreBusyError, StoreOpenError, StoreReadOnlyError
 
 __all__ = ["DEFAULT_DB", "Store", "default_db_path", "quote_ident"]
 
 DEFAULT_DB = "data/msm.duckdb"
 _LOCK_MESSAGE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
+_READ_ONLY_REFUSAL = re.compile(r'Cannot execute statement of type "(?P<kind>\w+)" .* attached in read-only mode')
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -61,21 +67,33 @@ class Store:
     └────────┘
 
     ``":memory:"`` keeps one connection for the life of the object (there is no file to reopen).
+    ``read_only=True`` opens the file in DuckDB's read-only mode and refuses every write with
+    :class:`~msm.errors.StoreReadOnlyError` (an in-memory database cannot be read-only).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 10.0, read_only: bool = False
+    ) -> None:
         self.path = str(path) if path is not None else default_db_path()
         self.busy_timeout = busy_timeout
+        self.read_only = read_only
+        if read_only and self.path == ":memory:":
+            raise StoreOpenError(
+                self.path,
+                "an in-memory database cannot be opened read-only (it starts empty and could never be filled); "
+                "open it with read_only=False",
+            )
         self._local = threading.local()
         self._memory = duckdb.connect(":memory:") if self.path == ":memory:" else None
         if self._memory is not None:
             _configure(self._memory)
 
     def __repr__(self) -> str:
-        return f"Store({self.path!r})"
+        return f"Store({self.path!r}, read_only=True)" if self.read_only else f"Store({self.path!r})"
 
     @property
     def exists(self) -> bool:
+        """Whether the database is there (always for ``":memory:"``; for a file, whether it exists)."""
         return self._memory is not None or Path(self.path).exists()
 
     # -- connections -------------------------------------------------------------------------
@@ -101,6 +119,11 @@ class Store:
         local.con, local.depth, local.in_transaction = con, 1, False
         try:
             yield con
+        except duckdb.Error as exc:
+            refused = _READ_ONLY_REFUSAL.search(str(exc)) if self.read_only else None
+            if refused is None:
+                raise
+            raise StoreReadOnlyError(self.path, f"a statement of type {refused['kind']}") from None
         finally:
             local.con = None
             con.close()
@@ -109,8 +132,11 @@ class Store:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection inside ``BEGIN`` ... ``COMMIT``; any exception rolls everything back.
 
-        Inside an open transaction of the same thread, it joins that transaction.
+        Inside an open transaction of the same thread, it joins that transaction. A read-only store
+        refuses it (a transaction is how every write is made) before the file is opened.
         """
+        if self.read_only:
+            raise StoreReadOnlyError(self.path, "a write (a transaction)")
         with self.connect() as con:
             if self._local.in_transaction:
                 yield con
@@ -127,22 +153,31 @@ class Store:
             con.execute("COMMIT")
 
     def _open_with_retry(self) -> duckdb.DuckDBPyConnection:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.read_only:
+            if not Path(self.path).exists():
+                raise StoreOpenError(
+                    self.path,
+                    "it does not exist (a read-only store never creates it); "
+                    f"create it with `msm --db {self.path} demo` (the demo data) or `msm --db {self.path} init`",
+                )
+        else:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.02
         while True:
             try:
-                con = duckdb.connect(self.path)
+                con = duckdb.connect(self.path, read_only=self.read_only)
             except duckdb.Error as exc:
                 if not _LOCK_MESSAGE.search(str(exc)):
                     detail = str(exc).split("\n")[0]
-                    raise StoreOpenError(f"cannot open database file {self.path}: {detail}") from None
+                    raise StoreOpenError(self.path, detail) from None
                 if time.monotonic() >= deadline:
                     holder = _LOCK_HOLDER.search(str(exc))
-                    who = f"{holder['prog']} (PID {holder['pid']})" if holder else "another process"
                     raise StoreBusyError(
-                        f"database file {self.path} is in use by {who}; waited {self.busy_timeout:g} s for it. "
-                        "Close the program that keeps it open (or let its write finish) and try again"
+                        self.path,
+                        int(holder["pid"]) if holder else None,
+                        program=holder["prog"] if holder else None,
+                        waited=self.busy_timeout,
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)

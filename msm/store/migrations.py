@@ -109,7 +109,7 @@ class MigrationSet:
         found.sort(key=lambda m: m.version)
         versions = [m.version for m in found]
         if versions != list(range(1, len(found) + 1)):
-            raise SchemaError(f"migrations of namespace {self.namespace!r} are not numbered 1..n: {versions}")
+            raise SchemaError.misnumbered(self.namespace, versions)
         return tuple(found)
 
     @property
@@ -143,10 +143,7 @@ def _refuse_newer(current: dict[str, int], sets: tuple[MigrationSet, ...], path:
     for mset in sets:
         have = current.get(mset.namespace, 0)
         if have > mset.latest:
-            raise SchemaError(
-                f"database {path} is at {mset.namespace} migration {have}, newer than this code knows "
-                f"(latest {mset.latest}); upgrade msm-workbench instead of using an older version on it"
-            )
+            raise SchemaError.newer(path, mset.namespace, have, mset.latest)
 
 
 def migrate(
@@ -174,9 +171,7 @@ def migrate(
                     con.execute("ROLLBACK")
                     detail = str(exc).split("\n")[0]
                     detail = re.sub(r"^[A-Za-z ]+Error: ", "", detail)
-                    raise MigrationError(
-                        f"migration {mig.namespace} {mig.version:04d} {mig.name} failed and changed nothing: {detail}"
-                    ) from None
+                    raise MigrationError(mig.namespace, mig.version, mig.name, detail, path=store.path) from None
                 con.execute("COMMIT")
                 applied.append(AppliedMigration(mig.namespace, mig.version, mig.name))
     return applied
@@ -186,22 +181,14 @@ def check_schema(store: Store, sets: tuple[MigrationSet, ...] | list[MigrationSe
     """Raise :class:`SchemaError` unless the database has exactly the migrations of ``sets``."""
     sets = tuple(sets)
     if not store.exists:
-        raise SchemaError(
-            f"no database at {store.path}; create it with `msm init` "
-            "(in Python: msm.migrate(store, msm_portfolios.MIGRATIONS))"
-        )
+        raise SchemaError.missing(store.path)
     current = schema_versions(store)
     _refuse_newer(current, sets, store.path)
-    behind = [
-        f"{s.namespace} {current.get(s.namespace, 0)} < {s.latest}"
-        for s in sets
-        if current.get(s.namespace, 0) < s.latest
-    ]
+    behind = {
+        s.namespace: (current.get(s.namespace, 0), s.latest) for s in sets if current.get(s.namespace, 0) < s.latest
+    }
     if behind:
-        raise SchemaError(
-            f"database {store.path} needs migrations ({', '.join(behind)}); run `msm init` to apply them "
-            "(in Python: msm.migrate(store, msm_portfolios.MIGRATIONS))"
-        )
+        raise SchemaError.needs_migrations(store.path, behind)
 
 
 def applied_migrations(store: Store) -> pl.DataFrame:
