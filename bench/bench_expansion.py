@@ -214,7 +214,9 @@ def _write_book(
             con.unregister("__gen")
 
         insert(
-            "asset", registry["assets"], "SELECT uid::UUID, unique_identifier, NULL, NULL, 'synthetic', NULL FROM __gen"
+            "asset (uid, unique_identifier, asset_type)",
+            registry["assets"],
+            "SELECT uid::UUID, unique_identifier, 'synthetic' FROM __gen",
         )
         insert(
             "portfolio",
@@ -223,9 +225,9 @@ def _write_book(
         )
         con.execute("INSERT INTO account_allocation_model VALUES (?, 'bench model', NULL, NULL)", [model_uid])
         insert(
-            "account",
+            "account (uid, unique_identifier, account_name, is_paper, account_is_active)",
             registry["accounts"],
-            "SELECT uid::UUID, unique_identifier, unique_identifier, true, true, NULL, NULL FROM __gen",
+            "SELECT uid::UUID, unique_identifier, unique_identifier, true, true FROM __gen",
         )
         insert(
             "account_target_allocation",

@@ -52,7 +52,7 @@ from typing import Any
 
 import polars as pl
 
-from msm.errors import MsmError, NotFoundError
+from msm.errors import MsmError, NotFoundError, RowError, ValidationError
 from msm.timeutil import format_utc
 
 __all__ = [
@@ -160,7 +160,7 @@ class Drift:
 
     valuation_time: datetime
     accounts: pl.DataFrame  # ACCOUNT_COLUMNS, sorted by account
-    positions: pl.DataFrame  # POSITION_COLUMNS plus account_uid, sorted by account then asset
+    positions: pl.DataFrame  # account_uid, base_currency and POSITION_COLUMNS, sorted by account then asset
     band_abs: float | None = DEFAULT_BAND_ABS
     band_rel: float | None = None
     #: Compositions the look-through used whose weights do not sum to 1 (see :class:`msm.expansion.Expansion`).
@@ -168,8 +168,7 @@ class Drift:
 
     def rows(self) -> pl.DataFrame:
         """The flat form: :data:`ROW_COLUMNS`, one row per (account, asset)."""
-        currencies = self.accounts.select("account_uid", "base_currency")
-        return self.positions.join(currencies, on="account_uid", how="left", maintain_order="left").select(ROW_COLUMNS)
+        return self.positions.select(ROW_COLUMNS)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``msm drift --format json`` document."""
@@ -223,52 +222,34 @@ def compute_drift(
     cash assets. ``prices``: ``asset_uid``, ``time_index``, ``price``, ``currency``; ``fx_rates``:
     ``time_index``, ``base_currency``, ``quote_currency``, ``rate`` (history is fine: rows after
     ``valuation_time`` are ignored; ``None`` is no rows).
+
+    Accounts and assets are numbered once, in output order; every later join, group-by and sort
+    runs on those integers, and text columns are gathered by number at the end.
     """
-    accounts = _status(accounts)
-    ok = accounts.filter(pl.col("status") == "ok").select("account_uid", "base_currency")
-    assets = assets.select(
-        pl.col("asset_uid").cast(pl.String),
-        pl.col("asset").cast(pl.String),
-        pl.col("asset_type").cast(pl.String),
-        pl.col("currency").cast(pl.String),
-        (pl.col("asset_type").cast(pl.String).str.strip_chars().str.to_lowercase() == "cash")
-        .fill_null(False)
-        .alias("__cash"),
-    )
-    rows = _rows(ok, holdings, targets).join(assets, on="asset_uid", how="left")
-    rows = _valued(rows, _latest_prices(prices, valuation_time), _latest_rates(fx_rates, valuation_time))
-    _raise_missing_market_data(rows, assets, valuation_time)
+    book = _Book.of(accounts, assets, prices, fx_rates, valuation_time)
+    rows = book.valued(_rows(book, holdings, targets))
+    _raise_missing_market_data(book, rows, valuation_time)
     rows = rows.with_columns(
         pl.when(pl.col("quantity") == 0)
         .then(0.0)
         .otherwise(pl.col("quantity") * pl.col("__unit"))
         .alias("market_value")
     )
-    navs = rows.group_by("account_uid").agg(pl.col("market_value").sum().alias("nav"))
-    accounts = accounts.join(navs, on="account_uid", how="left").with_columns(
-        pl.when((pl.col("status") == "ok") & (pl.col("nav").fill_null(0.0) <= 0))
-        .then(pl.lit("holdings worth 0"))
-        .otherwise(pl.col("status"))
-        .alias("status")
-    )
-    valued = accounts.filter(pl.col("status") == "ok").select("account_uid", "account", "base_currency", "nav")
-    rows = rows.join(valued.select("account_uid", "nav"), on="account_uid", how="inner")
-    rows = _with_residual(_targeted(rows), valued, assets)
-    rows = _drifted(rows, band_abs, band_rel)
-    summary = rows.group_by("account_uid").agg(
+    book = book.with_navs(rows)
+    nav = book.accounts["nav"].gather(rows["__acc"])
+    rows = rows.with_columns(nav.alias("nav")).filter(pl.col("nav") > 0)
+    rows = _drifted(_with_residual(book, _targeted(rows)), band_abs, band_rel)
+    summary = rows.group_by("__acc").agg(
         pl.col("drift_abs").abs().max().alias("max_abs_drift"),
         pl.col("breach").sum().cast(pl.Int64).alias("n_breaches"),
     )
-    accounts = (
-        accounts.join(summary, on="account_uid", how="left")
-        .with_columns(pl.when(pl.col("status") == "ok").then(pl.col("nav")).alias("nav"))
-        .select(ACCOUNT_COLUMNS)
-        .sort("account")
-    )
-    positions = rows.join(accounts.select("account_uid", "account"), on="account_uid").select(
-        "account_uid", *POSITION_COLUMNS
-    )
-    return Drift(valuation_time, accounts, positions.sort("account", "asset"), band_abs, band_rel)
+    summary_of = book.accounts.select("__acc").join(summary, on="__acc", how="left", maintain_order="left")
+    accounts_out = book.accounts.with_columns(
+        pl.when(pl.col("status") == "ok").then(pl.col("nav")).alias("nav"),
+        summary_of["max_abs_drift"],
+        summary_of["n_breaches"],
+    ).select(ACCOUNT_COLUMNS)
+    return Drift(valuation_time, accounts_out, book.positions(rows), band_abs, band_rel)
 
 
 # -- steps ---------------------------------------------------------------------------------------------
@@ -286,6 +267,101 @@ def account_status() -> pl.Expr:
     )
 
 
+@dataclass(frozen=True)
+class _Book:
+    """Accounts and assets numbered in output order (``__acc``, ``__ast``), with what valuation needs per number.
+
+    ``accounts``: one row per account, row i is number i (status, base currency and its number
+    ``__base``, later ``nav``, the base-currency cash asset ``__cash``). ``assets``: row j is asset
+    number j (identifier, type, price, price currency). ``fx``: the rate from asset j's price
+    currency to base currency b at row ``j * n_bases + b``.
+    """
+
+    accounts: pl.DataFrame
+    assets: pl.DataFrame
+    fx: pl.Series
+    n_bases: int
+
+    @classmethod
+    def of(
+        cls,
+        accounts: pl.DataFrame,
+        assets: pl.DataFrame,
+        prices: pl.DataFrame | None,
+        fx_rates: pl.DataFrame | None,
+        at: datetime,
+    ) -> _Book:
+        accounts = _status(accounts).sort("account", "account_uid").with_row_index("__acc")
+        bases = accounts.select(pl.col("base_currency").unique().sort()).with_row_index("__base")
+        accounts = accounts.join(bases, on="base_currency", how="left", maintain_order="left")
+        assets = _numbered_assets(assets, _latest_prices(prices, at))
+        cash = (
+            assets.filter(pl.col("__cash") & pl.col("currency").is_not_null())
+            .sort(pl.col("asset") != pl.col("currency"), "asset")  # by convention the code itself (USD) first
+            .group_by("currency", maintain_order=True)
+            .first()
+            .select(pl.col("currency").alias("base_currency"), pl.col("__ast").alias("__cash"))
+        )
+        accounts = accounts.join(cash, on="base_currency", how="left", maintain_order="left")
+        grid = assets.select("__ast", "price_currency").join(bases, how="cross")
+        rates = _latest_rates(fx_rates, at)
+        grid = grid.join(
+            rates, left_on=["price_currency", "base_currency"], right_on=["__from", "__to"], how="left"
+        ).with_columns(
+            pl.when(pl.col("price_currency") == pl.col("base_currency")).then(1.0).otherwise(pl.col("__fx")).alias("fx")
+        )
+        n_bases = max(bases.height, 1)
+        fx = grid.sort(pl.col("__ast").cast(pl.UInt64) * n_bases + pl.col("__base"))["fx"]
+        return cls(accounts, assets, fx, n_bases)
+
+    @property
+    def n_assets(self) -> int:
+        """How many assets are numbered (the stride of a row key)."""
+        return max(self.assets.height, 1)
+
+    def valued(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Rows (``__acc``, ``__ast``) with ``price`` (1 for cash), ``price_currency``, ``fx_rate``, ``__unit``."""
+        base = self.accounts["__base"].gather(rows["__acc"])
+        fx = self.fx.gather(rows["__ast"].cast(pl.UInt64) * self.n_bases + base)
+        price = self.assets["price"].gather(rows["__ast"])
+        return rows.with_columns(
+            price.alias("price"),
+            self.assets["price_currency"].gather(rows["__ast"]).alias("price_currency"),
+            fx.alias("fx_rate"),
+            (price * fx).alias("__unit"),
+        )
+
+    def with_navs(self, rows: pl.DataFrame) -> _Book:
+        """The accounts with their NAV, and ``holdings worth 0`` where it is not above 0."""
+        navs = rows.group_by("__acc").agg(pl.col("market_value").sum().alias("nav"))
+        accounts = self.accounts.join(navs, on="__acc", how="left", maintain_order="left").with_columns(
+            pl.when((pl.col("status") == "ok") & (pl.col("nav").fill_null(0.0) <= 0))
+            .then(pl.lit("holdings worth 0"))
+            .otherwise(pl.col("status"))
+            .alias("status")
+        )
+        return _Book(
+            accounts.with_columns(pl.when(pl.col("status") == "ok").then(pl.col("nav")).alias("nav")),
+            self.assets,
+            self.fx,
+            self.n_bases,
+        )
+
+    def positions(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """The output rows in (account, asset) order, text columns gathered by number."""
+        rows = rows.sort("__key")
+        acc, ast = rows["__acc"], rows["__ast"]
+        return rows.select(
+            self.accounts["account_uid"].gather(acc).alias("account_uid"),
+            self.accounts["account"].gather(acc).alias("account"),
+            self.accounts["base_currency"].gather(acc).alias("base_currency"),
+            self.assets["asset"].gather(ast).alias("asset"),
+            self.assets["asset_uid"].gather(ast).alias("asset_uid"),
+            self.assets["asset_type"].gather(ast).alias("asset_type"),
+            *POSITION_COLUMNS[4:],
+        )
+
+
 def _status(accounts: pl.DataFrame) -> pl.DataFrame:
     return accounts.select(
         pl.col("account_uid").cast(pl.String),
@@ -296,30 +372,69 @@ def _status(accounts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _rows(ok: pl.DataFrame, holdings: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
-    """Held and targeted assets of the accounts that can be compared: one row per (account, asset)."""
-    held = (
-        holdings.select(pl.col("account_uid").cast(pl.String), pl.col("asset_uid").cast(pl.String), "quantity")
-        .join(ok.select("account_uid"), on="account_uid", how="semi")
-        .group_by("account_uid", "asset_uid")
-        .agg(pl.col("quantity").cast(pl.Float64).sum())
-    )
-    missing = {c: pl.lit(None, pl.Float64) for c in _EXPOSURES if c not in targets.columns}
-    wanted = (
-        targets.with_columns(**missing)
-        .select(
-            pl.col("account_uid").cast(pl.String),
+def _numbered_assets(assets: pl.DataFrame, prices: pl.DataFrame) -> pl.DataFrame:
+    """One row per asset, numbered by identifier (then uid), with its latest price (1 of its currency for cash)."""
+    assets = (
+        assets.select(
             pl.col("asset_uid").cast(pl.String),
-            *[pl.col(c).cast(pl.Float64) for c in _EXPOSURES],
+            pl.col("asset").cast(pl.String),
+            pl.col("asset_type").cast(pl.String),
+            pl.col("currency").cast(pl.String),
         )
-        .join(ok.select("account_uid"), on="account_uid", how="semi")
-        .group_by("account_uid", "asset_uid")
-        .agg(*[pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in _EXPOSURES])
+        .unique("asset_uid", keep="first", maintain_order=True)
+        .sort("asset", "asset_uid", nulls_last=True)
+        .with_row_index("__ast")
+        .with_columns(
+            (pl.col("asset_type").str.strip_chars().str.to_lowercase() == "cash").fill_null(False).alias("__cash")
+        )
     )
-    return (
-        held.join(wanted, on=["account_uid", "asset_uid"], how="full", coalesce=True)
-        .with_columns(pl.col("quantity").fill_null(0.0))
-        .join(ok, on="account_uid", how="left")
+    assets = assets.join(prices, on="asset_uid", how="left", maintain_order="left")
+    return assets.with_columns(
+        pl.when(pl.col("__cash")).then(1.0).otherwise(pl.col("__price")).alias("price"),
+        pl.when(pl.col("__cash"))
+        .then(pl.col("currency"))
+        .otherwise(pl.col("__price_currency"))
+        .alias("price_currency"),
+    )
+
+
+def _rows(book: _Book, holdings: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """Held and targeted assets of the accounts that can be compared: one row per (account, asset) key."""
+    ok = book.accounts.filter(pl.col("status") == "ok").select("account_uid", "__acc")
+    numbers = book.assets.select("asset_uid", "__ast")
+    key = pl.col("__acc").cast(pl.UInt64) * book.n_assets + pl.col("__ast")
+
+    def keyed(frame: pl.DataFrame, values: list[pl.Expr], what: str) -> pl.DataFrame:
+        frame = (
+            frame.select(pl.col("account_uid").cast(pl.String), pl.col("asset_uid").cast(pl.String), *values)
+            .join(ok, on="account_uid", how="inner")
+            .join(numbers, on="asset_uid", how="left")
+        )
+        unknown = frame.filter(pl.col("__ast").is_null())["asset_uid"].unique().sort()
+        if unknown.len():
+            raise ValidationError(
+                [
+                    RowError("drift", None, "asset_uid", uid, f"is in the {what} but not in the assets")
+                    for uid in unknown
+                ]
+            )
+        return frame.select(key.alias("__key"), *[v.meta.output_name() for v in values])
+
+    held = keyed(holdings, [pl.col("quantity").cast(pl.Float64)], "holdings")
+    held = held.group_by("__key").agg(pl.col("quantity").sum())
+    missing = {c: pl.lit(None, pl.Float64) for c in _EXPOSURES if c not in targets.columns}
+    wanted = keyed(targets.with_columns(**missing), [pl.col(c).cast(pl.Float64) for c in _EXPOSURES], "targets")
+    wanted = wanted.group_by("__key").agg(
+        *[pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in _EXPOSURES]
+    )
+    rows = held.join(wanted, on="__key", how="full", coalesce=True).with_columns(pl.col("quantity").fill_null(0.0))
+    return _split_key(rows, book.n_assets)
+
+
+def _split_key(rows: pl.DataFrame, n_assets: int) -> pl.DataFrame:
+    return rows.with_columns(
+        (pl.col("__key") // n_assets).cast(pl.UInt32).alias("__acc"),
+        (pl.col("__key") % n_assets).cast(pl.UInt32).alias("__ast"),
     )
 
 
@@ -342,7 +457,7 @@ def _latest_prices(prices: pl.DataFrame | None, at: datetime) -> pl.DataFrame:
 
 
 def _latest_rates(fx_rates: pl.DataFrame | None, at: datetime) -> pl.DataFrame:
-    """The latest rate per ordered pair at or before ``at``, both ways: ``__from``, ``__to``, ``__fx``, ``__fx_time``.
+    """The latest rate per ordered pair at or before ``at``, both ways: ``__from``, ``__to``, ``__fx``.
 
     A stored rate (1 base = rate quote) converts base to quote by ``rate`` and quote to base by
     ``1 / rate``; when both directions are stored, the later one is used (the direct one on a tie).
@@ -385,38 +500,23 @@ def _latest_rates(fx_rates: pl.DataFrame | None, at: datetime) -> pl.DataFrame:
     )
 
 
-def _valued(rows: pl.DataFrame, prices: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
-    """Price (1 for cash), its currency, the rate to the base currency and ``__unit`` = price x fx."""
-    rows = rows.join(prices, on="asset_uid", how="left").with_columns(
-        pl.when(pl.col("__cash")).then(1.0).otherwise(pl.col("__price")).alias("price"),
-        pl.when(pl.col("__cash"))
-        .then(pl.col("currency"))
-        .otherwise(pl.col("__price_currency"))
-        .alias("price_currency"),
-    )
-    rows = rows.join(
-        rates, left_on=["price_currency", "base_currency"], right_on=["__from", "__to"], how="left"
-    ).with_columns(
-        pl.when(pl.col("price_currency") == pl.col("base_currency"))
-        .then(1.0)
-        .otherwise(pl.col("__fx"))
-        .alias("fx_rate")
-    )
-    return rows.with_columns((pl.col("price") * pl.col("fx_rate")).alias("__unit"))
-
-
-def _raise_missing_market_data(rows: pl.DataFrame, assets: pl.DataFrame, at: datetime) -> None:
+def _raise_missing_market_data(book: _Book, rows: pl.DataFrame, at: datetime) -> None:
     """Every price and rate a value depends on (a held quantity, a quantity target) must be there."""
     needed = (pl.col("quantity") != 0) | (pl.col("single_asset_quantity").fill_null(0.0) != 0)
     no_price = needed & pl.col("price").is_null()
     no_rate = needed & pl.col("price").is_not_null() & pl.col("fx_rate").is_null()
     if not rows.select((no_price | no_rate).any()).item():
         return
-    prices = rows.filter(no_price).select(pl.coalesce("asset", "asset_uid")).unique().to_series().sort().to_list()
+    unpriced = rows.filter(no_price)["__ast"].unique()
+    named = book.assets.select(pl.coalesce("asset", "asset_uid")).to_series().gather(unpriced).sort().to_list()
+    unconverted = rows.filter(no_rate)
     pairs = (
-        rows.filter(no_rate).select("price_currency", "base_currency").unique().sort("price_currency", "base_currency")
+        unconverted.select("price_currency")
+        .with_columns(book.accounts["base_currency"].gather(unconverted["__acc"]).alias("base_currency"))
+        .unique()
+        .sort("price_currency", "base_currency")
     )
-    raise MissingMarketDataError(at, prices, list(pairs.iter_rows()))
+    raise MissingMarketDataError(at, named, list(pairs.iter_rows()))
 
 
 def _targeted(rows: pl.DataFrame) -> pl.DataFrame:
@@ -426,57 +526,39 @@ def _targeted(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns((weight * pl.col("nav") + notional + by_quantity).alias("target_value"))
 
 
-def _with_residual(rows: pl.DataFrame, valued: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
+def _with_residual(book: _Book, rows: pl.DataFrame) -> pl.DataFrame:
     """Give each account's unallocated residual (NAV - sum of target values) to its base-currency cash asset."""
-    cash = (
-        assets.filter(pl.col("__cash") & pl.col("currency").is_not_null())
-        .sort(pl.col("asset") != pl.col("currency"), "asset")  # by convention the code itself (USD) first
-        .group_by("currency", maintain_order=True)
-        .first()
-        .select(pl.col("currency").alias("base_currency"), pl.col("asset_uid").alias("__cash_uid"))
-    )
-    sums = rows.group_by("account_uid").agg(pl.col("target_value").sum().alias("__allocated"))
+    allocated = rows.group_by("__acc").agg(pl.col("target_value").sum().alias("__allocated"))
     residuals = (
-        valued.join(sums, on="account_uid", how="left")
+        book.accounts.filter(pl.col("nav") > 0)
+        .join(allocated, on="__acc", how="left")
         .with_columns((pl.col("nav") - pl.col("__allocated").fill_null(0.0)).alias("__residual"))
-        .join(cash, on="base_currency", how="left")
     )
     material = pl.col("__residual").abs() > RESIDUAL_TOLERANCE * pl.col("nav")
-    lacking = residuals.filter(material & pl.col("__cash_uid").is_null()).sort("account")
+    lacking = residuals.filter(material & pl.col("__cash").is_null()).sort("__acc")
     if lacking.height:
-        raise MissingCashAssetError(
-            list(
-                zip(
-                    lacking["account"],
-                    lacking["base_currency"],
-                    (lacking["__residual"] / lacking["nav"]).to_list(),
-                    strict=True,
-                )
-            )
-        )
-    present = rows.select("account_uid", pl.col("asset_uid").alias("__cash_uid"))
-    added = (
-        residuals.filter(material & pl.col("__cash_uid").is_not_null())
-        .join(present, on=["account_uid", "__cash_uid"], how="anti")
-        .select("account_uid", pl.col("__cash_uid").alias("asset_uid"), "base_currency", "nav")
-        .join(assets, on="asset_uid", how="left")
-        .with_columns(
-            pl.lit(0.0).alias("quantity"),
-            pl.lit(1.0).alias("price"),
-            pl.col("currency").alias("price_currency"),
-            pl.lit(1.0).alias("fx_rate"),
-            pl.lit(0.0).alias("market_value"),
-            pl.lit(0.0).alias("target_value"),
-        )
+        shares = (lacking["__residual"] / lacking["nav"]).to_list()
+        raise MissingCashAssetError(list(zip(lacking["account"], lacking["base_currency"], shares, strict=True)))
+    cash_keys = residuals.filter(material).select(
+        (pl.col("__acc").cast(pl.UInt64) * book.n_assets + pl.col("__cash")).alias("__key"),
+        "nav",
     )
-    rows = pl.concat([rows, added], how="diagonal_relaxed")
-    return rows.join(
-        residuals.select("account_uid", "__cash_uid", "__residual"), on="account_uid", how="left"
-    ).with_columns(
-        pl.when(pl.col("asset_uid") == pl.col("__cash_uid"))
-        .then(pl.col("target_value") + pl.col("__residual"))
-        .otherwise(pl.col("target_value"))
-        .alias("target_value")
+    added = cash_keys.filter(~pl.col("__key").is_in(rows["__key"].implode()))
+    if added.height:
+        added = book.valued(
+            _split_key(added, book.n_assets).with_columns(
+                pl.lit(0.0).alias("quantity"), *[pl.lit(None, pl.Float64).alias(c) for c in _EXPOSURES]
+            )
+        ).with_columns(pl.lit(0.0).alias("market_value"), pl.lit(0.0).alias("target_value"))
+        rows = pl.concat([rows, added.select(rows.columns)])
+    residual = book.accounts.join(
+        residuals.select("__acc", "__residual"), on="__acc", how="left", maintain_order="left"
+    )
+    cash_of = book.accounts["__cash"].gather(rows["__acc"])
+    extra = residual["__residual"].gather(rows["__acc"])
+    is_cash = (rows["__ast"] == cash_of).fill_null(False)
+    return rows.with_columns(
+        pl.when(is_cash).then(pl.col("target_value") + extra).otherwise(pl.col("target_value")).alias("target_value")
     )
 
 

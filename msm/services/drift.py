@@ -26,7 +26,6 @@ from msm.drift import DEFAULT_BAND_ABS, Drift, account_status, compute_drift
 from msm.errors import RowError, ValidationError
 from msm.expansion import WeightsAsOf, WeightsSource, expand_targets, weights_time
 from msm.services.rowfiles import lookup_keys
-from msm.services.snapshots import read_target_rows
 from msm.store.connection import Store, fetch
 from msm.timeutil import format_utc, parse_utc, utc_now
 
@@ -73,7 +72,7 @@ def account_drift(
         )
         if accounts is not None:
             _refuse_incomparable(frame, at)
-        targets, diagnostics = _targets(store, sets, weights, asked, now)
+        targets, diagnostics = _targets(con, sets, weights, asked, now)
         needed = pl.concat([held.select("asset_uid"), targets.select("asset_uid")]).unique()
         assets, prices, rates = _market(con, needed, at)
     frame = frame.with_columns(
@@ -151,10 +150,31 @@ def _latest_position_sets(con: duckdb.DuckDBPyConnection, at: datetime) -> pl.Da
 
 
 def _targets(
-    store: Store, sets: pl.DataFrame, weights: pl.DataFrame | WeightsSource, asked: object, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    sets: pl.DataFrame,
+    weights: pl.DataFrame | WeightsSource,
+    asked: object,
+    now: datetime,
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """The netted look-through of every chosen position set, keyed by ``account_uid``, and its diagnostics."""
-    rows = read_target_rows(store, sets["position_set_uid"].to_list()) if sets.height else pl.DataFrame()
+    """The netted look-through of every chosen position set, keyed by ``account_uid``, and its diagnostics.
+
+    Each account has one chosen set, so the account's uid stands in for the set's as the expansion's
+    grouping key: the netted rows come out keyed by account with no join back.
+    """
+    con.register("__drift_sets", sets.to_arrow())
+    rows = fetch(
+        con,
+        """
+        SELECT s.account_uid AS position_set_uid, t.time_index, t.target_type, t.target_uid::VARCHAR AS target_uid,
+               t.asset_uid::VARCHAR AS asset_uid, t.portfolio_uid::VARCHAR AS portfolio_uid,
+               t.weight_notional_exposure, t.constant_notional_exposure, t.single_asset_quantity,
+               coalesce(a.unique_identifier, p.unique_identifier) AS unique_identifier
+        FROM target_positions AS t
+        JOIN __drift_sets AS s ON t.position_set_uid = s.position_set_uid::UUID AND t.time_index = s.position_set_time
+        LEFT JOIN asset AS a ON a.uid = t.asset_uid
+        LEFT JOIN portfolio AS p ON p.uid = t.portfolio_uid
+        """,
+    )
     if rows.height == 0:
         empty = pl.DataFrame(
             schema={
@@ -167,8 +187,8 @@ def _targets(
         )
         return empty, None
     expansion = expand_targets(rows, weights, weights_as_of=asked, net=True, now=now)  # type: ignore[arg-type]
-    net = expansion.rows.join(sets.select("position_set_uid", "account_uid"), on="position_set_uid")
-    return net.drop("position_set_uid", "time_index", "n_sources", "asset"), expansion.diagnostics
+    net = expansion.rows.rename({"position_set_uid": "account_uid"})
+    return net.drop("time_index", "n_sources", "asset"), expansion.diagnostics
 
 
 def _market(
