@@ -86,6 +86,8 @@ __all__ = [
     "RebalanceProposal",
     "account_key",
     "base_cash",
+    "prepare_positions",
+    "propose_prepared",
     "propose_rebalance",
 ]
 
@@ -276,7 +278,12 @@ def propose_rebalance(
     :class:`ValidationError` naming the option, the account or the asset.
     """
     options = RebalanceOptions(mode, to, band_abs, band_rel, cash_flow, cash_reserve, min_trade, whole_units).checked()
-    frame = _sells(_goals(_prepared(positions), options), options)
+    return propose_prepared(prepare_positions(positions), options)
+
+
+def propose_prepared(frame: pl.DataFrame, options: RebalanceOptions) -> RebalanceProposal:
+    """:func:`propose_rebalance` on a frame from :func:`prepare_positions`, with ``options`` already checked."""
+    frame = _sells(_goals(frame, options), options)
     _check_withdrawal(frame, options)
     frame = _outcome(_buys(frame, options), options)
     return RebalanceProposal(_accounts(frame, options), _orders(frame), options)
@@ -308,8 +315,12 @@ def account_key(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns((account != account.shift()).fill_null(True).cum_sum().alias("_acct"))
 
 
-def _prepared(positions: pl.DataFrame) -> pl.DataFrame:
-    """The needed columns, typed, sorted by (account, asset), with the account key, base-cash flag and unit value."""
+def prepare_positions(positions: pl.DataFrame) -> pl.DataFrame:
+    """The positions a proposal reads: :data:`POSITION_COLUMNS` typed, sorted by (account, asset), and
+    ``_acct`` (:func:`account_key`), ``_cash`` (:func:`base_cash`) and ``_unit`` (price x FX rate).
+
+    Refuses missing columns, a repeated position and a position without a price or FX rate.
+    """
     missing = [c for c in POSITION_COLUMNS if c not in positions.columns]
     if missing:
         raise ValidationError(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +28,8 @@ from msm.rebalancing import (
     Mode,
     RebalanceOptions,
     To,
-    account_key,
-    base_cash,
-    propose_rebalance,
+    prepare_positions,
+    propose_prepared,
 )
 from msm.services.drift import account_drift
 from msm.store.connection import Store
@@ -123,9 +122,12 @@ def rebalance(
         band_rel=band_rel,
         now=now,
     )
-    per_account = drift.accounts.select("account_uid", "base_currency")
-    positions = drift.positions.join(per_account, on="account_uid", how="left", maintain_order="left")
-    proposal = propose_rebalance(_settled(positions), **asdict(options))
+    positions = drift.positions
+    if "base_currency" not in positions.columns:
+        per_account = drift.accounts.select("account_uid", "base_currency")
+        positions = positions.join(per_account, on="account_uid", how="left", maintain_order="left")
+    unsummed = positions.with_columns(nav=pl.lit(None, pl.Float64))  # drift's positions carry no NAV: _settled sums it
+    proposal = propose_prepared(_settled(prepare_positions(unsummed)), options)
     listed = (
         drift.accounts.select("account", "base_currency", "status")
         .join(proposal.accounts.drop("base_currency"), on="account", how="left", maintain_order="left")
@@ -135,19 +137,16 @@ def rebalance(
     return Rebalance(drift.valuation_time, options, listed, proposal.orders.select(ORDER_COLUMNS), drift)
 
 
-def _settled(positions: pl.DataFrame) -> pl.DataFrame:
-    """Drift positions with NAV, the cash residual and the weights summed in one fixed order.
+def _settled(frame: pl.DataFrame) -> pl.DataFrame:
+    """Prepared drift positions with NAV, the cash residual and the weights summed in one fixed order.
 
     Drift sums each account's market values and target values over rows in the order its joins
     produce them, which varies from run to run, so the last bit of NAV and of the cash residual can
     differ between two runs on the same database. A proposal must be byte-identical, so NAV is
-    summed again in (account, asset) order (drift returns its positions in that order), the
-    base-currency cash asset's target is again NAV minus the other targets (when the account has
-    exactly one such asset; drift gives it the residual), and the weights and drift follow from
-    those. The values are drift's to the last bit.
+    summed here in (account, asset) order, the base-currency cash asset's target is again NAV minus
+    the other targets (when the account has exactly one such asset; drift gives it the residual),
+    and the weights and drift follow from those. The values are drift's to the last bit.
     """
-
-    frame = account_key(positions).with_columns(base_cash().alias("_cash"))
     nav = pl.col("market_value").sum().over("_acct")
     others = pl.col("target_value").filter(~pl.col("_cash")).sum().over("_acct")
     single = pl.col("_cash").sum().over("_acct") == 1
@@ -160,4 +159,4 @@ def _settled(positions: pl.DataFrame) -> pl.DataFrame:
         (pl.col("target_value") / pl.col("nav")).alias("target_weight"),
     ).with_columns((pl.col("current_weight") - pl.col("target_weight")).alias("drift_abs"))
     drift_rel = pl.when(pl.col("target_weight") != 0).then(pl.col("drift_abs") / pl.col("target_weight"))
-    return frame.with_columns(drift_rel.alias("drift_rel")).drop("_cash", "_acct")
+    return frame.with_columns(drift_rel.alias("drift_rel"))
