@@ -83,11 +83,13 @@ def _book(seeded: Seeded) -> None:
 
 @pytest.fixture
 def book(seeded_with) -> Seeded:
+    """A fresh copy of the small book (alpha, beta, idle)."""
     return seeded_with("rebalance_book", _book)[0]
 
 
 @pytest.fixture
 def cli(book: Seeded, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """The ``msm`` runner on the book's database."""
     monkeypatch.delenv("MSM_DB", raising=False)
     return Cli(book.store.path)
 
