@@ -323,7 +323,8 @@ def _rebalance_section(r: dict) -> list[str]:
         f"{_s(core['bands']['best_s'])}, buy-only {_s(core['buy-only']['best_s'])} (wall). A rebalance is the drift, "
         "NAV and the cash residual summed again in a fixed order (so the output is byte-identical), the proposal, "
         "and the orders file. Every rebalance computes the whole drift first, so a ratio below 1 does not mean less "
-        "work: bands writes 1.5% of the rows drift writes, and on this shared machine wall times of stages with "
+        f"work: bands writes {stages['bands']['rows'] / stages['drift']['rows']:.1%} of the rows drift writes, and on "
+        "this shared machine wall times of stages with "
         "about the same CPU time differ by up to 2x; the CPU column is the steadier comparison.",
         "",
     ]
