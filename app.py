@@ -1,14 +1,15 @@
 """msm workbench: the Streamlit app's router (`streamlit run app.py`, or `make run`).
 
-Pages live in ``app_pages/``; each is thin (widgets, calls to ``msm`` / ``msm_portfolios``
-services, rendering). The database is ``$MSM_DB`` (default ``data/msm.duckdb``), opened briefly
-for each read or write through one cached ``msm.Store``, so the command line and notebooks keep
-working on the same file while the app runs.
+The pages live in ``msm_app/pages/``, one module each, and are declared (title, icon, address,
+query parameters) in :mod:`msm_app.links`; this file lists them in navigation order. Each page is
+thin: widgets, a call to ``msm`` / ``msm_portfolios`` services, rendering. The database is
+``$MSM_DB`` (default ``data/msm.duckdb``), opened briefly for each read or write through one cached
+``msm.Store``, so the command line and notebooks keep working on the same file while the app runs.
 """
 
 import streamlit as st
 
-from msm_app import ui
+from msm_app import links, ui
 
 st.set_page_config(
     page_title="msm workbench", page_icon=":material/account_balance:", layout="wide", initial_sidebar_state="collapsed"
@@ -16,16 +17,14 @@ st.set_page_config(
 
 PAGES = {
     "Workbench": [
-        st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("app_pages/builder.py", title="Target set builder", icon=":material/edit_note:", url_path="builder"),
-        st.Page("app_pages/snapshots.py", title="Snapshots", icon=":material/history:", url_path="snapshots"),
-        st.Page(
-            "app_pages/lookthrough.py", title="Look-through", icon=":material/account_tree:", url_path="lookthrough"
-        ),
+        links.page("overview"),
+        links.page("builder"),
+        links.page("snapshots"),
+        links.page("lookthrough"),
     ],
     "Data": [
-        st.Page("app_pages/reference.py", title="Reference data", icon=":material/database:", url_path="reference"),
-        st.Page("app_pages/export.py", title="Export", icon=":material/download:", url_path="export"),
+        links.page("reference"),
+        links.page("export"),
     ],
 }
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import msm  # noqa: E402
 import msm_portfolios  # noqa: E402
+from msm_app import links  # noqa: E402
 from msm_examples import account_portfolio_workflow, sample_book  # noqa: E402
 
 PAGES = [
@@ -51,6 +52,7 @@ def _load_avg() -> float:
 
 
 def build(db: Path, accounts: int, rows: int) -> None:
+    """The demo data, a sample book and one ``rows``-row snapshot of ACCOUNT, in ``db``."""
     store = msm_portfolios.init_store(db)
     account_portfolio_workflow.run(store)
     sample_book.build_sample_book(store, accounts=accounts, assets=max(600, rows))
@@ -70,7 +72,7 @@ def _app(page: str):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.switch_page(f"app_pages/{page}.py")
+    at.switch_page(links.PAGES[page].script)
     return at
 
 
@@ -80,13 +82,14 @@ def warm_up() -> float:
 
     started = time.perf_counter()
     AppTest.from_string(
-        "import altair, polars, streamlit\nimport msm, msm_portfolios\nfrom msm_app import charts, grid, ui",
+        "import altair, polars, streamlit\nimport msm, msm_portfolios\nfrom msm_app import charts, grid, links, ui",
         default_timeout=120,
     ).run()
     return time.perf_counter() - started
 
 
 def first_renders() -> dict[str, float]:
+    """Seconds of the first render of each page, in a new session with cold caches."""
     from streamlit import runtime
 
     timings = {}
@@ -102,6 +105,7 @@ def first_renders() -> dict[str, float]:
 
 
 def builder_reruns(rows: int, repeats: int) -> list[float]:
+    """Seconds of each rerun after one cell edit with a ``rows``-row set in the builder."""
     at = _app("builder")
     at.run()
     at.selectbox(key="builder_account").set_value(ACCOUNT).run()
@@ -125,6 +129,7 @@ def builder_reruns(rows: int, repeats: int) -> list[float]:
 
 
 def main() -> None:
+    """Build the book, measure, write bench/results/app.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=500)

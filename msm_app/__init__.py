@@ -1,4 +1,4 @@
-"""The Streamlit workbench (a surface): shared page helpers; the pages live in ``app_pages/``.
+"""The Streamlit workbench (a surface): the pages (``msm_app/pages/``) and the helpers they share.
 
 ``app.py`` at the repository root is the router. Nothing here holds a database connection or
 writes SQL: pages call ``msm`` / ``msm_portfolios`` services through the ``Store`` handle that

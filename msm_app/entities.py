@@ -14,6 +14,7 @@ from typing import Any
 import msm
 from msm import catalog
 from msm.errors import ValidationError
+from msm.services.registry import services
 
 #: A reference field's form widget, by the entity it names (a select box of that entity's keys).
 _REF_KINDS = {"account_group": "group", "account": "account", "account_allocation_model": "model"}
@@ -29,6 +30,7 @@ class Field:
     kind: str = "text"  # text | bool | json | group | account | model
     required: bool = False
     editable: bool = True  # some keys are frozen once created
+    default: Any = None  # a new row's value when the form leaves it empty
 
 
 @dataclass(frozen=True)
@@ -58,21 +60,28 @@ def _form_field(field: catalog.Field) -> Field:
         kind=kind,
         required=field.required or field.kind == "key",
         editable=not field.frozen,
+        default=field.default,
     )
 
 
-def page_entity(entity: catalog.Entity) -> Entity:
-    """The Reference data tab of one catalog entity (forms, services and columns all derived from it)."""
+def page_entity(entity: catalog.Entity, entities: catalog.Catalog = catalog.CATALOG) -> Entity:
+    """The Reference data tab of one catalog entity (forms, services and columns all derived from it).
+
+    ``entities`` is the catalog the entity belongs to (its references are looked up there); the
+    services are :func:`msm.services.registry.services` of it, so ``msm.add_asset`` and the like for the
+    workbench's own catalog.
+    """
+    derived = services(entity, entities)
     return Entity(
         entity.title,
         entity.label,
         entity.plural,
         entity.key,
         tuple(_form_field(f) for f in entity.fields),
-        getattr(msm, f"list_{entity.plural}"),
-        getattr(msm, f"add_{entity.name}"),
-        getattr(msm, f"update_{entity.name}"),
-        getattr(msm, f"delete_{entity.name}"),
+        derived.list,
+        derived.add,
+        derived.update,
+        derived.delete,
         entity.columns,
         delete_warning=entity.cascade or "",
     )
@@ -109,6 +118,8 @@ def form_values(entity: Entity, values: dict[str, Any]) -> tuple[Any, dict[str, 
             value = parse_metadata(value, entity=entity.noun)
         elif field.kind != "bool" and isinstance(value, str):
             value = value.strip() or None
+        if value is None and field.default is not None:
+            continue  # left empty: the new row gets the field's default
         kwargs[field.name] = value
     key = kwargs.pop(entity.fields[0].name)
     return key, kwargs

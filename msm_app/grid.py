@@ -20,7 +20,15 @@ import polars as pl
 
 from msm.contract import EXPOSURE_COLUMNS
 
-__all__ = ["GRID_COLUMNS", "ROW_COLUMNS", "empty_grid", "grid_from_rows", "rows_from_grid"]
+__all__ = [
+    "GRID_COLUMNS",
+    "ROW_COLUMNS",
+    "empty_grid",
+    "grid_from_rows",
+    "problems_table",
+    "rows_from_grid",
+    "without_blank_rows",
+]
 
 GRID_COLUMNS = ("target", *EXPOSURE_COLUMNS, "notes")
 #: The target-row columns the grid becomes (the CLI's import file columns).
@@ -31,6 +39,38 @@ _SCHEMA = {"target": pl.String, **{c: pl.Float64 for c in EXPOSURE_COLUMNS}, "no
 def empty_grid(rows: int = 0) -> pl.DataFrame:
     """A grid with ``rows`` blank rows."""
     return pl.DataFrame({c: [None] * rows for c in GRID_COLUMNS}, schema=_SCHEMA)
+
+
+def without_blank_rows(grid: pl.DataFrame) -> pl.DataFrame:
+    """The grid without its blank rows: a row with nothing typed in it (a starter row) is not a target yet.
+
+    >>> without_blank_rows(empty_grid(2)).height
+    0
+    """
+    if grid.height == 0:
+        return grid
+    blank = [
+        pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") if dtype == pl.String else pl.col(c).is_null()
+        for c, dtype in grid.schema.items()
+    ]
+    return grid.filter(~pl.all_horizontal(blank))
+
+
+def problems_table(grid: pl.DataFrame, by_row: dict[int | None, list[str]]) -> pl.DataFrame:
+    """One row per grid row that breaks a rule: ``row`` (1-based), ``target`` and ``check`` (its problems).
+
+    ``by_row`` is :meth:`msm.TargetSetCheck.messages_by_row` (key ``None``, the set as a whole, is left out).
+
+    >>> grid = pl.DataFrame({"target": ["BTC · asset", "EW · portfolio"]})
+    >>> problems_table(grid, {2: ["a", "b"], None: ["empty"]}).rows()
+    [(2, 'EW · portfolio', 'a; b')]
+    """
+    numbered = {row: "; ".join(found) for row, found in by_row.items() if row is not None}
+    problems = pl.DataFrame(
+        {"row": list(numbered), "check": list(numbered.values())}, schema={"row": pl.Int64, "check": pl.String}
+    )
+    targets = grid.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("row"), pl.col("target").cast(pl.String))
+    return targets.join(problems, on="row", how="inner").sort("row").select("row", "target", "check")
 
 
 def rows_from_grid(grid: pl.DataFrame, options: pl.DataFrame) -> pl.DataFrame:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -25,7 +27,8 @@ import streamlit as st
 
 import msm
 import msm_portfolios
-from msm.errors import MsmError, StoreBusyError, ValidationError
+from msm.errors import MsmError, SnapshotExistsError, StoreBusyError, ValidationError
+from msm.io import read_table_file
 
 CACHE_SECONDS = 30
 #: Largest file the app reads from an upload (bytes); larger ones are refused before parsing.
@@ -100,11 +103,13 @@ def history(path: str, account: str) -> pl.DataFrame:
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def model_names(path: str) -> list[str]:
+    """Every allocation model's name, sorted."""
     return msm.list_allocation_models(_store_for(path))["allocation_model_name"].sort().to_list()
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def accounts_of_model(path: str, model: str) -> list[str]:
+    """The accounts whose active allocation follows ``model``."""
     return msm.accounts_following_model(_store_for(path), model)["account"].to_list()
 
 
@@ -116,6 +121,61 @@ def accounts(path: str) -> pl.DataFrame:
         .select("unique_identifier", "account_name", "account_is_active", "uid")
         .sort("unique_identifier")
     )
+
+
+# -- widgets shared by the pages -------------------------------------------------------------------------
+def account_picker(accounts: pl.DataFrame, *, key: str, wanted: str | None = None, where: Any = st) -> str:
+    """The searchable account list (identifier — name); ``wanted`` (a link's account) is chosen first.
+
+    A ``wanted`` account that is not in the database is named in a warning and the first one is shown.
+    """
+    idents = accounts["unique_identifier"].to_list()
+    names = dict(zip(idents, accounts["account_name"].to_list(), strict=True))
+    if wanted is not None and wanted not in names:
+        st.warning(f"The link's account {escape_md(wanted)} is not in this database; showing another account.")
+    return where.selectbox(
+        "Account",
+        idents,
+        index=idents.index(wanted) if wanted in names else 0,
+        key=key,
+        format_func=lambda a: f"{a} — {names[a]}" if names[a] and names[a] != a else a,
+        help="Type to search by identifier or name.",
+    )
+
+
+def read_upload(upload: Any, *, entity: str) -> pl.DataFrame | None:
+    """An uploaded CSV, JSON, Parquet or Excel file as a frame (read as ``msm`` reads such files).
+
+    A file over :data:`MAX_UPLOAD_BYTES` is refused before it is read: a message, and ``None``.
+    A file that cannot be read raises the reader's :class:`msm.MsmError`.
+    """
+    if upload.size > MAX_UPLOAD_BYTES:
+        st.error(
+            f"{escape_md(upload.name)} is {upload.size:,} bytes; the limit is {MAX_UPLOAD_BYTES:,}. Nothing was read."
+        )
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(upload.name).name
+        path.write_bytes(upload.getvalue())
+        return read_table_file(path, entity=entity)
+
+
+def utc_datetime(day: Any, clock: Any, fallback: datetime) -> datetime:
+    """A UTC time from a date input and a time input (each empty one taken from ``fallback``)."""
+    return datetime.combine(
+        day if isinstance(day, date) else fallback.date(),
+        clock if isinstance(clock, time) else fallback.time(),
+        tzinfo=UTC,
+    )
+
+
+def composition_warnings(diagnostics: pl.DataFrame) -> None:
+    """A warning per composition whose weights do not sum to 100% (a look-through's ``diagnostics``)."""
+    for row in diagnostics.iter_rows(named=True):
+        st.warning(
+            f"Composition of {escape_md(row['portfolio'] or row['portfolio_uid'])} at {when(row['weights_time'])} "
+            f"sums to {pct(row['weight_sum'], 4)}, not 100%: expanded as stored, not renormalized."
+        )
 
 
 # -- formatting ----------------------------------------------------------------------------------------
@@ -160,22 +220,51 @@ EXPOSURE_CONFIG = {
 
 # -- errors ----------------------------------------------------------------------------------------------
 def show_error(exc: BaseException, *, where: Any = st) -> None:
-    """One error as a message (its lines as a list), user text escaped."""
+    """One error as a message, built from the error's attributes (its rows as a list), user text escaped."""
     if isinstance(exc, ValidationError):
-        head, _, _ = str(exc).partition(":\n")
-        lines = [str(e) for e in exc.errors[: msm.errors.MAX_LISTED_ERRORS]]
-        more = len(exc.errors) - len(lines)
-        body = escape_md(head) + "".join(f"\n- {escape_md(line)}" for line in lines)
-        if more > 0:
-            body += f"\n- … and {more} more"
-        where.error(body)
+        where.error(_validation_text(exc))
+    elif isinstance(exc, SnapshotExistsError):
+        where.error(_snapshot_exists_text(exc))
     elif isinstance(exc, MsmError):
         where.error(escape_md(str(exc)))
     else:
         where.error(
-            f"Something went wrong ({escape_md(type(exc).__name__)}: {escape_md(exc)}). Nothing was written by this step; "
-            "try again, and if it persists run the same action with the `msm` command line to see details."
+            f"Something went wrong ({escape_md(type(exc).__name__)}: {escape_md(exc)}). Nothing was written by this "
+            "step; try again, and if it persists run the same action with the `msm` command line to see details."
         )
+
+
+def _bullets(lines: list[str], total: int) -> str:
+    """Markdown list items of ``lines`` (escaped), with a last item counting the ``total`` not listed."""
+    body = "".join(f"\n- {escape_md(line)}" for line in lines)
+    return body + (f"\n- … and {total - len(lines):,} more" if total > len(lines) else "")
+
+
+def _validation_text(exc: ValidationError) -> str:
+    n = len(exc.errors)
+    head = exc.summary or f"{n} problem{'s' if n != 1 else ''} found; nothing was stored"
+    shown = [str(e) for e in exc.errors[: msm.errors.MAX_LISTED_ERRORS]]
+    return escape_md(head) + _bullets(shown, n)
+
+
+def _snapshot_exists_text(exc: SnapshotExistsError) -> str:
+    n = len(exc.existing)
+    head = f"A snapshot exists at that time for {n} account{'s' if n != 1 else ''}; nothing was written"
+    shown = [
+        f"{e['account']} (allocation {e.get('allocation') or e.get('account_target_allocation_uid')}) at "
+        f"{when(e['position_set_time'])}"
+        for e in exc.existing[: msm.errors.MAX_LISTED_ERRORS]
+    ]
+    return escape_md(head) + _bullets(shown, n) + "\n\nReplace it on purpose with the overwrite option."
+
+
+def busy_text(exc: StoreBusyError) -> str:
+    """The message for a busy database file: who holds it (when known) and how long the page waited."""
+    who = f"{exc.program or 'a program'} (PID {exc.pid})" if exc.pid is not None else "another program"
+    return (
+        f"The database file is busy: {escape_md(who)} is writing to it (waited {exc.waited:g} s). Nothing was "
+        "lost; try again in a moment."
+    )
 
 
 def guard(render: Callable[[], None]) -> None:
@@ -189,13 +278,11 @@ def guard(render: Callable[[], None]) -> None:
         with store().connect():
             render()
     except StoreBusyError as exc:
-        st.warning("The database file is busy: another program is writing to it.  \n" + escape_md(str(exc)))
+        st.warning(busy_text(exc))
         st.button(
             "Retry", key="busy_retry", help="Try again now; the write that holds the file is usually over in a moment."
         )
-    except MsmError as exc:
-        show_error(exc)
-    except Exception as exc:
+    except Exception as exc:  # a domain error shows its message; anything else a short one, never a traceback
         show_error(exc)
 
 

@@ -19,7 +19,7 @@ import msm_portfolios
 from msm.drift import DEFAULT_BAND_ABS, ROW_COLUMNS
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, open_store
-from msm_cli.lookthrough import _usage_error, _warn_diagnostics, _write_file, weights_as_of
+from msm_cli.lookthrough import usage_error, warn_diagnostics, weights_as_of, write_file
 from msm_cli.output import write_csv, write_json, write_lines, write_table
 
 __all__ = ["register"]
@@ -73,7 +73,7 @@ def register(tree: CommandTree) -> None:
     )
     add_format(p, ("table", "json", "csv", "parquet"))
     p.add_argument("--out", metavar="F", help="write the output to this file instead of stdout (required for parquet)")
-    p.set_defaults(usage_error=_usage_error(p))
+    p.set_defaults(usage_error=usage_error(p))
 
 
 def drift(args: argparse.Namespace) -> int | None:
@@ -95,7 +95,7 @@ def drift(args: argparse.Namespace) -> int | None:
     )
     diagnostics = result.diagnostics
     if args.format == "parquet":
-        _write_file(args.out, result.rows().write_parquet)
+        write_file(args.out, result.rows().write_parquet)
     else:
         buffer = io.StringIO()
         with redirect_stdout(buffer):
@@ -103,11 +103,11 @@ def drift(args: argparse.Namespace) -> int | None:
         if not args.out:
             sys.stdout.write(buffer.getvalue())
             if diagnostics is not None:
-                _warn_diagnostics(diagnostics)
+                warn_diagnostics(diagnostics)
             return None
-        _write_file(args.out, lambda path: path.write_text(buffer.getvalue(), encoding="utf-8"))
+        write_file(args.out, lambda path: path.write_text(buffer.getvalue(), encoding="utf-8"))
     if diagnostics is not None:
-        _warn_diagnostics(diagnostics)
+        warn_diagnostics(diagnostics)
     n = result.positions.height
     accounts = result.accounts.height
     write_lines(

@@ -117,14 +117,16 @@ def weights(args: argparse.Namespace) -> None:
         return
     if args.percent:
         write_lines(
-            f"weights were read in percent and divided by 100 (file sum {number(document['weight_sum'] * 100, decimals=10)}, "
+            f"weights were read in percent and divided by 100 (file sum "
+            f"{number(document['weight_sum'] * 100, decimals=10)}, "
             f"stored sum {number(document['weight_sum'], decimals=12)}; not renormalized)"
         )
     where = f"portfolio {document['portfolio']['unique_identifier']!r} at {format_utc(document['weights_time'])}"
     _print_composition(
         document,
         f"stored composition of {where}{' (replaced the whole previous composition)' if replaced else ''}",
-        f"  portfolio uid {document['portfolio']['uid']}; in force from {format_utc(document['weights_time'])} until the next composition",
+        f"  portfolio uid {document['portfolio']['uid']}; in force from {format_utc(document['weights_time'])} until "
+        f"the next composition",
     )
 
 

@@ -26,7 +26,7 @@ from msm.rebalancing import ORDER_COLUMNS, REBALANCE_MODES, REBALANCE_TO
 from msm.services.rebalance import DESK_COLUMNS
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, open_store
-from msm_cli.lookthrough import _usage_error, _warn_diagnostics, _write_file
+from msm_cli.lookthrough import usage_error, warn_diagnostics, write_file
 from msm_cli.output import write_csv, write_json, write_lines, write_table
 
 __all__ = ["register"]
@@ -94,7 +94,7 @@ def register(tree: CommandTree) -> None:
         help="write the orders file a trading desk loads (orders that trade: account, asset, side, quantity, price, "
         "currency, value) to F: CSV, or JSON/Parquet with --format json/parquet",
     )
-    p.set_defaults(usage_error=_usage_error(p))
+    p.set_defaults(usage_error=usage_error(p))
 
 
 def rebalance(args: argparse.Namespace) -> int | None:
@@ -134,10 +134,10 @@ def _write_orders(path: str, fmt: str, result: msm.Rebalance) -> None:
     """The trading desk's orders file at ``path`` and one line on stdout saying what it holds."""
     orders = result.desk_orders()
     if fmt == "parquet":
-        _write_file(path, orders.write_parquet)
+        write_file(path, orders.write_parquet)
     else:
         fmt = "json" if fmt == "json" else "csv"
-        _write_file(path, lambda target: _write_text(target, fmt, orders))
+        write_file(path, lambda target: _write_text(target, fmt, orders))
     n, accounts = orders.height, result.accounts.height
     write_lines(
         f"wrote {n:,} order{'s' if n != 1 else ''} of {accounts:,} account{'s' if accounts != 1 else ''} "
@@ -156,7 +156,7 @@ def _write_text(target: Path, fmt: str, orders: pl.DataFrame) -> None:
 def _warn(result: msm.Rebalance) -> None:
     """On stderr: compositions that do not sum to 1, and accounts listed without a proposal."""
     if result.diagnostics is not None:
-        _warn_diagnostics(result.diagnostics)
+        warn_diagnostics(result.diagnostics)
     skipped = result.accounts.filter(pl.col("status") != "ok").select("account", "status")
     for account, status in skipped.iter_rows():
         sys.stderr.write(f"note: account '{account}' has no proposal: {status}\n")

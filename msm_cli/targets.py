@@ -29,6 +29,7 @@ _GROUP_HELP = "account target snapshots (save from a file, show, history, diff, 
 
 
 def register(tree: CommandTree) -> None:
+    """Declare ``msm targets save``, ``show``, ``history`` and ``diff``."""
     p = tree.subcommand(
         "targets",
         "save",
@@ -95,6 +96,7 @@ def register(tree: CommandTree) -> None:
 
 # -- save ----------------------------------------------------------------------------------------
 def save(args: argparse.Namespace) -> None:
+    """``msm targets save``: one snapshot from a file, written atomically."""
     store = open_store(args)
     rows = read_table_file(args.file, entity="import file", sheet=args.sheet)
     if args.percent:
@@ -110,7 +112,8 @@ def save(args: argparse.Namespace) -> None:
     counted = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in kinds)
     replaced = " (replaced the whole previous set)" if snap.position_set_uid in before else ""
     write_lines(
-        f"saved snapshot of account {snap.account['unique_identifier']!r} at {format_utc(snap.position_set_time)}{replaced}",
+        f"saved snapshot of account {snap.account['unique_identifier']!r} at "
+        f"{format_utc(snap.position_set_time)}{replaced}",
         f"  allocation    {snap.allocation} (uid {snap.account_target_allocation_uid})",
         f"  position set  {snap.position_set_uid}",
         f"  rows          {snap.positions.height} ({counted})",
@@ -128,6 +131,7 @@ def _sums(snap: msm.Snapshot) -> list[str]:
 
 # -- show ----------------------------------------------------------------------------------------
 def show(args: argparse.Namespace) -> None:
+    """``msm targets show``: one snapshot's rows, sums and residual."""
     store = open_store(args)
     snap = msm.read_snapshot(store, args.account, at=args.at, as_of=args.as_of, allocation=args.allocation)
     document = snap.to_dict()
@@ -141,7 +145,8 @@ def show(args: argparse.Namespace) -> None:
     else:
         write_lines(
             f"account {snap.account['unique_identifier']!r}: snapshot at {format_utc(snap.position_set_time)}",
-            f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), position set {snap.position_set_uid}",
+            f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), "
+            f"position set {snap.position_set_uid}",
             "",
         )
         write_table(
@@ -159,6 +164,7 @@ def show(args: argparse.Namespace) -> None:
 
 # -- history -------------------------------------------------------------------------------------
 def history(args: argparse.Namespace) -> None:
+    """``msm targets history``: every snapshot of an account, newest first."""
     store = open_store(args)
     account = msm.get_account(store, args.account)
     frame = msm.snapshot_history(store, account["uid"])
@@ -182,7 +188,7 @@ def history(args: argparse.Namespace) -> None:
             }
         )
         return
-    active = dict(zip(frame["position_set_uid"].to_list(), frame["allocation_is_active"].to_list()))
+    active = dict(zip(frame["position_set_uid"].to_list(), frame["allocation_is_active"].to_list(), strict=True))
     table = [
         {
             **s,
@@ -193,7 +199,8 @@ def history(args: argparse.Namespace) -> None:
         for s in snapshots
     ]
     write_lines(
-        f"account {account['unique_identifier']!r}: {len(snapshots)} snapshot{'s' if len(snapshots) != 1 else ''}, newest first"
+        f"account {account['unique_identifier']!r}: {len(snapshots)} snapshot{'s' if len(snapshots) != 1 else ''}, "
+        "newest first"
     )
     write_table(
         table,
@@ -212,6 +219,7 @@ def history(args: argparse.Namespace) -> None:
 
 # -- diff ----------------------------------------------------------------------------------------
 def diff(args: argparse.Namespace) -> None:
+    """``msm targets diff``: what changed between two snapshots of an account."""
     store = open_store(args)
     result = msm.diff_snapshots(store, args.account, before=args.before, after=args.after, allocation=args.allocation)
     document = result.to_dict()

@@ -46,7 +46,8 @@ _LAZY = {
         "msm_portfolios.compositions",
     ),
     **dict.fromkeys(
-        ("DRAFT_SET", "LookThrough", "look_through", "look_through_snapshot"), "msm_portfolios.lookthrough"
+        ("DRAFT_SET", "LookThrough", "export_snapshots", "look_through", "look_through_snapshot", "net_rows"),
+        "msm_portfolios.lookthrough",
     ),
 }
 __all__ += sorted(_LAZY)

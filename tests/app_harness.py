@@ -9,32 +9,21 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import msm
 import msm_portfolios
+from msm_app import links
 from msm_examples import account_portfolio_workflow as account_example
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-PAGES = {
-    "overview": "app_pages/overview.py",
-    "builder": "app_pages/builder.py",
-    "snapshots": "app_pages/snapshots.py",
-    "lookthrough": "app_pages/lookthrough.py",
-    "reference": "app_pages/reference.py",
-    "export": "app_pages/export.py",
-}
-TITLES = {
-    "overview": "Overview",
-    "builder": "Target set builder",
-    "snapshots": "Snapshots",
-    "lookthrough": "Look-through",
-    "reference": "Reference data",
-    "export": "Export",
-}
+#: Each page's file, as the router registers it (declared once, in msm_app.links).
+PAGES = {name: page.script for name, page in links.PAGES.items()}
+TITLES = {name: page.title for name, page in links.PAGES.items()}
 
 
 def build_demo(path: Path) -> Path:
@@ -52,14 +41,34 @@ def copy_db(template: Path, target: Path) -> Path:
     return target
 
 
-def open_page(monkeypatch: pytest.MonkeyPatch, db: Path, page: str, *, timeout: float = 60) -> AppTest:
-    """An AppTest of the whole app (router included) on ``page``, run once, with ``$MSM_DB`` = ``db``."""
+def open_page(
+    monkeypatch: pytest.MonkeyPatch, db: Path, page: str, *, timeout: float = 60, query: dict[str, str] | None = None
+) -> AppTest:
+    """An AppTest of the whole app (router included) on ``page``, run once, with ``$MSM_DB`` = ``db``.
+
+    ``query``: the address's query parameters (what a shared link carries).
+    """
     monkeypatch.setenv("MSM_DB", str(db))
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.switch_page(PAGES[page])
+    at.query_params = dict(query or {})
     at.run()
     return at
+
+
+def page_links(at: AppTest) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each page link on the page: label -> (the page it opens, its query parameters)."""
+    return {p.proto.label: (p.proto.page, dict(parse_qsl(p.proto.query_string))) for p in at.get("page_link")}
+
+
+def follow(at: AppTest, label: str) -> AppTest:
+    """Click the page link ``label`` (AppTest cannot): open its page with its query parameters."""
+    url_path, query = page_links(at)[label]
+    name = next(n for n, p in links.PAGES.items() if p.url_path == url_path)
+    at.switch_page(PAGES[name])
+    at.query_params = query
+    return at.run()
 
 
 def unescape(text: str) -> str:

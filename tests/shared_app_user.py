@@ -37,7 +37,7 @@ def main(db: str, log_path: str, seconds: str) -> None:
     os.environ["MSM_DB"] = db
     os.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.switch_page("app_pages/builder.py")
+    at.switch_page("msm_app/pages/builder.py")
     at.run()
     account = at.selectbox(key="builder_account").value
     at.radio(key="builder_start").set_value("Latest snapshot")

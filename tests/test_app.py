@@ -1,33 +1,42 @@
-"""The Streamlit workbench driven with AppTest: every page, the builder's whole flow, bad input.
+"""The Streamlit workbench driven with AppTest: every page, the builder's whole flow, bad input,
+the links between pages (query parameters), errors shown from their attributes, and what a user sees.
 
 Every test runs the real router (``app.py``) against its own copy of a demo database file. What
 AppTest cannot do (type into the grid's cells, open the searchable dropdown, see the rendered
-page) is covered by tests/test_browser.py in headless Chromium.
+page, rerun only the builder's grid fragment) is covered by tests/test_browser.py in headless Chromium.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import textwrap
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from app_harness import (
     PAGES,
+    ROOT,
     TITLES,
     assert_clean,
+    follow,
     label,
     messages,
     open_page,
+    page_links,
     table,
 )
 
 import msm
 import msm_portfolios
+from msm.errors import RowError, SnapshotExistsError, ValidationError
+from msm_app import links, ui
 
 ALPHA = "example-account-alpha"
 BETA = "example-account-beta"
@@ -100,9 +109,9 @@ def test_builder_full_flow(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     # the live look-through preview: BTC direct 0.5 plus its share of the 0.3 sleeve, at the snapshot's time
     composition = msm_portfolios.read_composition(store, PORTFOLIO, as_of=AT)
-    share = dict(zip(composition["asset"], composition["weight"]))
+    share = dict(zip(composition["asset"], composition["weight"], strict=False))
     preview = table(at, "asset", "n_sources")
-    net = dict(zip(preview["asset"], preview["weight_notional_exposure"]))
+    net = dict(zip(preview["asset"], preview["weight_notional_exposure"], strict=False))
     assert net == pytest.approx({a: (0.5 if a == "BTC" else 0.0) + 0.3 * w for a, w in share.items()})
 
     at.button(key="builder_save").click().run()
@@ -113,7 +122,8 @@ def test_builder_full_flow(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     saved = msm.read_snapshot(store, ALPHA, at=AT)
     assert saved.source == "workbench"
-    assert sorted(zip(saved.positions["unique_identifier"], saved.positions["weight_notional_exposure"])) == [
+    stored = zip(saved.positions["unique_identifier"], saved.positions["weight_notional_exposure"], strict=True)
+    assert sorted(stored) == [
         ("BTC", 0.5),
         (PORTFOLIO, 0.3),
     ]
@@ -169,7 +179,7 @@ def test_builder_shows_each_rule_on_its_row_and_writes_nothing(
     )
     problems = table(at, "row", "check")
     assert problems["row"].tolist() == [1, 2, 3]
-    text = dict(zip(problems["row"], problems["check"]))
+    text = dict(zip(problems["row"], problems["check"], strict=False))
     assert "exactly one" in text[1]
     assert "single_asset_quantity" in text[2] and "portfolio" in text[2]
     assert "metadata_json" in text[3]
@@ -244,11 +254,11 @@ def test_lookthrough_of_the_demo_snapshot(demo: Path, monkeypatch: pytest.Monkey
     at.selectbox(key="lookthrough_account").set_value(BETA).run()
     assert_clean(at)
     composition = msm_portfolios.read_composition(store, PORTFOLIO)
-    share = dict(zip(composition["asset"], composition["weight"]))
+    share = dict(zip(composition["asset"], composition["weight"], strict=False))
     net = table(at, "asset", "direct")
-    got = dict(zip(net["asset"], net["weight_notional_exposure"]))
+    got = dict(zip(net["asset"], net["weight_notional_exposure"], strict=False))
     assert got["BTC"] == pytest.approx(0.6 + 0.4 * share["BTC"])
-    assert dict(zip(net["asset"], net["direct"]))["BTC"] == pytest.approx(0.6)
+    assert dict(zip(net["asset"], net["direct"], strict=False))["BTC"] == pytest.approx(0.6)
     rows = table(at, "source", "portfolio_weight")
     assert set(rows["source"]) == {"BTC", PORTFOLIO}
     assert [b.label for b in at.download_button] == ["Download Parquet", "Download CSV"]
@@ -391,7 +401,10 @@ def test_builder_imports_the_grid_from_a_file_and_refuses_a_bad_one(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = _builder(monkeypatch, demo)
-    good = f'asset,portfolio,weight_notional_exposure,metadata_json\nBTC,,0.5,\n,{PORTFOLIO},0.5,"{{""notes"": ""sleeve""}}"\n'
+    good = (
+        "asset,portfolio,weight_notional_exposure,metadata_json\n"
+        f'BTC,,0.5,\n,{PORTFOLIO},0.5,"{{""notes"": ""sleeve""}}"\n'
+    )
     at.file_uploader(key="builder_upload_0").upload("targets.csv", good.encode(), "text/csv").run()
     assert_clean(at)
     grid = at.data_editor[0].value
@@ -406,3 +419,239 @@ def test_builder_imports_the_grid_from_a_file_and_refuses_a_bad_one(
     assert at.session_state["builder_version"] == version and len(at.data_editor[0].value) == 2
     # the grid exports as the CSV `msm targets save --file` reads
     assert "Export grid as CSV" in [b.label for b in at.download_button]
+
+
+# -- links between pages: what a page needs travels in the address -------------------------------------------
+FIRST, SECOND = "2026-05-25T00:00:00Z", "2026-06-01T00:00:00Z"  # the demo's two snapshots of alpha
+FIRST_AT = datetime(2026, 5, 25, tzinfo=UTC)
+
+
+def test_a_snapshots_link_opens_that_account_and_snapshot_and_leads_on(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(monkeypatch, demo, "snapshots", query={"account": ALPHA, "at": FIRST})
+    assert_clean(at)
+    assert at.selectbox(key="snapshots_pick").value == ALPHA
+    assert at.selectbox(key="snapshots_one").value == FIRST_AT
+    assert at.query_params == {"account": ALPHA, "at": FIRST}  # the address is a link to what is shown
+    assert page_links(at)["Look through this snapshot"] == ("lookthrough", {"account": ALPHA, "at": FIRST})
+    follow(at, "Look through this snapshot")
+    assert_clean(at)
+    assert [t.value for t in at.title] == ["Look-through"]
+    assert at.selectbox(key="lookthrough_account").value == ALPHA
+    assert at.selectbox(key="lookthrough_time").value == FIRST_AT
+    assert at.query_params == {"account": ALPHA, "at": FIRST, "weights": "now"}
+    at.radio(key="lookthrough_mode").set_value("the snapshot's time").run()
+    assert at.query_params["weights"] == "position-set"
+    at.selectbox(key="lookthrough_time").set_value(datetime(2026, 6, 1, tzinfo=UTC)).run()
+    assert at.query_params == {"account": ALPHA, "at": SECOND, "weights": "position-set"}
+
+
+def test_a_reloaded_lookthrough_link_restores_the_weights_time(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(
+        monkeypatch, demo, "lookthrough", query={"account": BETA, "at": FIRST, "weights": "2026-04-15T06:30:00Z"}
+    )
+    assert_clean(at)
+    assert at.radio(key="lookthrough_mode").value == "a chosen time"
+    assert at.date_input(key="lookthrough_wdate").value == date(2026, 4, 15)
+    assert any("weights as of a chosen time (2026-04-15 06:30 UTC)" in c.value for c in at.caption)
+    assert at.query_params["weights"] == "2026-04-15T06:30:00Z"
+
+
+@pytest.mark.parametrize(
+    ("page", "query", "warning"),
+    [
+        (
+            "lookthrough",
+            {"at": "2026-05-25 00:00"},
+            "The link's `at` = '2026-05-25 00:00' is ignored: has no UTC offset",
+        ),
+        ("snapshots", {"at": "yesterday"}, "The link's `at` = 'yesterday' is ignored"),
+        ("lookthrough", {"weights": "later"}, "The link's `weights` = 'later' is ignored"),
+        ("snapshots", {"account": "nobody"}, "The link's account nobody is not in this database"),
+        ("builder", {"account": "<b>x</b>"}, "The link's account <b>x</b> is not in this database"),
+    ],
+)
+def test_a_bad_link_is_named_and_the_page_still_opens(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, page: str, query: dict[str, str], warning: str
+) -> None:
+    at = open_page(monkeypatch, demo, page, query=query)
+    assert not at.exception and not at.error
+    assert [t.value for t in at.title] == [TITLES[page]]
+    assert any(warning in w for w in messages(at, "warning")), messages(at, "warning")
+
+
+def test_the_builder_opens_on_the_linked_account_and_links_to_the_saved_snapshot(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = msm.Store(demo)
+    at = open_page(monkeypatch, demo, "builder", query={"account": BETA})
+    assert at.selectbox(key="builder_account").value == BETA
+    at.date_input(key="builder_date").set_value(AT.date())
+    at.time_input(key="builder_time").set_value(AT.time())
+    at.run()
+    _edit(at, [{"target": label(store, "BTC", "asset"), "weight_notional_exposure": 1.0}])
+    at.button(key="builder_save").click().run()
+    assert_clean(at)
+    assert page_links(at)["Open it in Snapshots"] == ("snapshots", {"account": BETA, "at": "2026-07-01T09:30:00Z"})
+    follow(at, "Open it in Snapshots")
+    assert_clean(at)
+    assert at.selectbox(key="snapshots_pick").value == BETA and at.selectbox(key="snapshots_one").value == AT
+
+
+def test_a_link_names_only_declared_parameters() -> None:
+    assert links.encode("snapshots", account="a", at=FIRST_AT) == {"account": "a", "at": FIRST}
+    with pytest.raises(TypeError, match="page 'overview' declares no parameter account"):
+        links.encode("overview", account="a")
+    assert set(links.PAGES) == set(PAGES) and all((ROOT / p.script).is_file() for p in links.PAGES.values())
+    router = (ROOT / "app.py").read_text()
+    assert sorted(re.findall(r'links\.page\("(\w+)"\)', router)) == sorted(links.PAGES)  # one line per page
+
+
+#: The prefix of every session-state key (widget keys included) of each page: a page keeps its own state only.
+STATE_PREFIX = {
+    "overview": "overview_",
+    "builder": "builder_",
+    "snapshots": "snapshots_",
+    "lookthrough": "lookthrough_",
+    "reference": "ref_",
+    "export": "export_",
+}
+_STATE_KEY = re.compile(
+    r"""(?:key=|SS\.(?:get|setdefault|pop)\(|session_state\[|session_state\.(?:get|setdefault|pop)\()f?["']([A-Za-z_]+)"""
+    r"""|\bSS\.(?!get\b|setdefault\b|pop\b|update\b)([a-z_]+)"""
+)
+
+
+def test_pages_hand_nothing_to_each_other_through_session_state() -> None:
+    owners: dict[str, set[str]] = {}
+    for name, prefix in STATE_PREFIX.items():
+        source = (ROOT / links.PAGES[name].script).read_text()
+        keys = {a or b for a, b in _STATE_KEY.findall(source)}
+        assert all(k.startswith(prefix) for k in keys), (name, sorted(k for k in keys if not k.startswith(prefix)))
+        for key in keys:
+            owners.setdefault(key, set()).add(name)
+    assert all(len(pages) == 1 for pages in owners.values())
+    helpers = "".join((ROOT / "msm_app" / f).read_text() for f in ("ui.py", "grid.py", "charts.py", "links.py"))
+    assert {a or b for a, b in _STATE_KEY.findall(helpers)} == {"busy_retry"}
+
+
+# -- errors are shown from their attributes --------------------------------------------------------------------
+class _Shown:
+    """Stands in for ``st``: records what ``ui.show_error`` would show."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def error(self, text: str) -> None:
+        self.texts.append(text)
+
+
+def _existing(account: str) -> dict[str, Any]:
+    return {
+        "account": account,
+        "allocation": f"{account}-target",
+        "account_target_allocation_uid": None,
+        "position_set_time": AT,
+        "position_set_uid": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (
+            ValidationError([RowError("target set", 2, "weight", "x", "must be a number")], summary="Bad file: see"),
+            ["Bad file: see", "- target set row 2: `weight` = 'x': must be a number"],
+        ),
+        (
+            ValidationError([RowError("asset", None, "metadata_json", [1], "must be a JSON object")]),
+            ["1 problem found; nothing was stored", "- asset: `metadata_json` = [1]: must be a JSON object"],
+        ),
+        (
+            SnapshotExistsError.from_rows([_existing(ALPHA), _existing(BETA)]),
+            [
+                "A snapshot exists at that time for 2 accounts; nothing was written",
+                f"- {ALPHA} (allocation {ALPHA}-target) at 2026-07-01 09:30 UTC",
+                f"- {BETA} (allocation {BETA}-target) at 2026-07-01 09:30 UTC",
+            ],
+        ),
+        (
+            msm.NotFoundError("asset", "unique_identifier", "NOPE"),
+            ["asset with unique_identifier 'NOPE' does not exist"],
+        ),
+    ],
+)
+def test_errors_are_shown_from_their_fields(error: Exception, shown: list[str]) -> None:
+    where = _Shown()
+    ui.show_error(error, where=where)
+    text = "\n".join(re.sub(r"\\(.)", r"\1", t) for t in where.texts)
+    lines = text.splitlines()
+    assert lines[: len(shown)] == shown
+
+
+# -- what a user sees -----------------------------------------------------------------------------------------
+def _x_axis(at) -> dict[str, Any]:
+    spec = json.loads(next(iter(at.get("vega_lite_chart"))).proto.spec)
+    return spec["encoding"]["x"]
+
+
+def test_the_snapshot_timeline_shows_dates_when_snapshots_are_days_apart(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(monkeypatch, demo, "snapshots", query={"account": ALPHA})  # 2026-05-25 and 2026-06-01
+    axis = _x_axis(at)
+    assert axis["axis"]["format"] == "%Y-%m-%d" and axis["axis"]["tickCount"] == {"interval": "day", "step": 1}
+    assert axis["scale"] == {"type": "utc"}
+    store = msm.Store(demo)  # two more snapshots, six hours apart: the axis shows the time of day too
+    for hour in (9, 15):
+        msm.save_snapshot(
+            store, BETA, datetime(2026, 6, 2, hour, tzinfo=UTC), [{"asset": "BTC", "weight_notional_exposure": 1.0}]
+        )
+    at = open_page(monkeypatch, demo, "snapshots", query={"account": BETA})
+    assert _x_axis(at)["axis"]["format"] == "%Y-%m-%d %H:%M" and "tickCount" not in _x_axis(at)["axis"]
+
+
+def test_the_builder_starts_with_blank_rows_that_are_not_errors(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = msm.Store(demo)
+    at = _builder(monkeypatch, demo)
+    assert_clean(at)
+    assert len(at.data_editor[0].value) == 2 and at.data_editor[0].value.isna().all().all()
+    columns = json.loads(at.data_editor[0].proto.columns)
+    assert not any(c.get("required") for c in columns.values())  # the grid marks no blank cell as missing
+    assert {m.label: m.value for m in at.metric}["Rows with problems"] == "0"
+    # once something is typed, a row without a target is named by the checks
+    _edit(
+        at,
+        [{"weight_notional_exposure": 0.5}, {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.5}],
+    )
+    problems = table(at, "row", "check")
+    assert problems["row"].tolist() == [1]
+
+
+def test_export_names_the_folder_as_the_user_chose_it(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root = tmp_path / "exports"
+    monkeypatch.setenv("MSM_EXPORT_ROOT", str(root))
+    at = open_page(monkeypatch, demo, "export")
+    at.text_input(key="export_folder").set_value(" daily ")
+    next(b for b in at.button if b.label == "Export").click().run()
+    assert_clean(at)
+    done = messages(at, "success")
+    assert done == [f"Exported 3 snapshots to the folder daily under the export root {root}."]
+    datasets = table(at, "dataset", "rows")
+    assert datasets["dataset"].tolist() == ["daily/target_positions/", "daily/portfolio_weights/", "daily/assets/"]
+    resolved = str((root / "daily").resolve())
+    shown = [*messages(at, "success"), *[t.value for t in at.text], *[c.value for c in at.caption]]
+    assert not any(resolved in text for text in shown)  # never the resolved output path
+
+
+def test_a_snapshot_diff_is_one_frame(demo: Path) -> None:
+    store = msm.Store(demo)
+    diff = msm.diff_snapshots(store, ALPHA, before=FIRST, after=SECOND)
+    frame = diff.to_frame()
+    assert frame.columns[0] == "change" and frame.columns[1:] == diff.changed.columns
+    assert frame["change"].to_list() == ["changed", "changed"] and frame.height == diff.changed.height
+    same = msm.diff_snapshots(store, ALPHA, before=SECOND, after=SECOND).to_frame()
+    assert same.height == 0 and same.columns == frame.columns

@@ -4,8 +4,10 @@ One app server and one browser for the module (against a temporary copy of the d
 Playwright drives Debian's chromium (/usr/bin/chromium, installed by `make test`); Playwright's own
 browser download is not used. This covers what AppTest cannot: typing into the grid's cells and
 picking a target from the grid's searchable dropdown, the overwrite dialog as rendered, and every
-page as a user sees it (no exception, no error box). A screenshot of each page is saved to
-``$MSM_SCREENSHOTS`` (``make screenshots`` sets it to docs/img; by default a temporary folder).
+page as a user sees it (no exception, no error box), and that an edit in the builder's grid reruns
+only its fragment. A screenshot of each page is saved to ``$MSM_SCREENSHOTS`` (``make screenshots``
+sets it to docs/img; by default a temporary folder). The server runs in its own folder with the
+default layout (``data/msm.duckdb``, ``data/exports``), so the pages show what a user's would.
 
 The builder steps here are the browser tutorial's steps (docs/tutorial/).
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from app_harness import ROOT, build_demo
+from streamlit.proto.BackMsg_pb2 import BackMsg
 
 import msm
 import msm_portfolios
@@ -57,16 +60,18 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     folder = tmp_path_factory.mktemp("browser")
-    db = build_demo(folder / "msm.duckdb")
+    (folder / "data").mkdir()
+    db = build_demo(folder / "data" / "msm.duckdb")
     port = _free_port()
-    env = {**os.environ, "MSM_DB": str(db), "MSM_EXPORT_ROOT": str(folder / "exports")}
+    # the defaults a user has: the database and the export root relative to where the app is started
+    env = {**os.environ, "MSM_DB": "data/msm.duckdb", "MSM_EXPORT_ROOT": "data/exports"}
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "streamlit",
             "run",
-            "app.py",
+            str(ROOT / "app.py"),
             "--server.port",
             str(port),
             "--server.address",
@@ -76,7 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "--browser.gatherUsageStats",
             "false",
         ],
-        cwd=ROOT,
+        cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -96,7 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             pytest.fail(f"streamlit did not start: {proc.stdout.read() if proc.stdout else ''}")
         time.sleep(0.3)
     try:
-        yield {"url": url, "db": db, "exports": folder / "exports"}
+        yield {"url": url, "db": db, "exports": folder / "data" / "exports"}
     finally:
         proc.terminate()
         try:
@@ -141,15 +146,19 @@ def _settle(page) -> None:
     """Wait until Streamlit has finished the rerun (its status widget is gone) and the page is still."""
     page.wait_for_timeout(300)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')"
-        " && !document.querySelector('[data-stale=\"true\"]')",  # elements of the previous run still on the page
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]')"
+        " && !document.querySelector('[data-stale=\"true\"]')"  # elements of the previous run still on the page
+        # an element whose code is still loading (a table, an expander, a link) is an empty container
+        ' && [...document.querySelectorAll(\'[data-testid="stMain"] [data-testid="stElementContainer"]\')]'
+        ".every(c => c.querySelector('[data-testid]'))",
         timeout=30_000,
     )
     page.wait_for_timeout(400)
 
 
 def _assert_no_error(page) -> None:
-    """No exception box, no error message, no traceback (on failure the page is saved as failure.png in the temp folder)."""
+    """No exception box, no error message, no traceback (on failure: failure.png in the temp folder)."""
     try:
         assert page.locator("[data-testid='stException']").count() == 0, page.locator(
             "[data-testid='stException']"
@@ -197,7 +206,7 @@ def _type_cell(page, x: float, y: float, text: str) -> None:
         ("snapshots", "Snapshots", "snapshots"),
         ("lookthrough", "Look-through", None),
         ("reference", "Reference data", "reference"),
-        ("export", "Export", "export"),
+        ("export", "Export", None),  # its screenshot is taken after an export (test_tutorial_export_in_the_browser)
     ],
 )
 def test_every_page_opens_without_an_error(
@@ -209,13 +218,33 @@ def test_every_page_opens_without_an_error(
         page.screenshot(path=str(shots / f"{shot}.png"))
 
 
+def _reruns(page) -> list[BackMsg]:
+    """Record every rerun request the page sends to the server (from now on, on its websocket)."""
+    sent: list[BackMsg] = []
+
+    def frame(payload: str | bytes) -> None:
+        if isinstance(payload, bytes):
+            message = BackMsg.FromString(payload)
+            if message.WhichOneof("type") == "rerun_script":
+                sent.append(message)
+
+    page.on("websocket", lambda ws: ws.on("framesent", frame))
+    return sent
+
+
 def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) -> None:
     store = msm.Store(server["db"])
+    reruns = _reruns(page)
     _open(page, server, "builder", "Target set builder")
+    # before anything is typed, the blank starter rows are not marked as errors
+    _assert_no_error(page)
+    assert _metric(page, "Rows with problems") == "0"
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "builder-empty.png"))  # to look at; not in the docs
+    opened = len(reruns)
     grid = page.locator("[data-testid='stDataFrame']").first
     grid.scroll_into_view_if_needed()
     box = grid.locator("[data-testid='data-grid-canvas']").bounding_box()
-    # fixed column widths (app_pages/builder.py): row marker 32 px, target 240 px, then 100 px per exposure
+    # fixed column widths (msm_app/pages/builder.py): row marker 32 px, target 240 px, then 100 px per exposure
     row_y = [box["y"] + 35 * (r + 1) + 17 for r in range(2)]
     target_x, weight_x = box["x"] + 32 + 120, box["x"] + 32 + 240 + 50
     _type_cell(page, target_x, row_y[0], "BTC")  # the dropdown is searchable: the first match is picked
@@ -227,11 +256,19 @@ def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) 
     page.wait_for_selector("[data-testid='stDataFrame'] [role='gridcell']:text-is('ETH')", state="attached")
     _settle(page)
     _assert_no_error(page)
+    # each edit in the grid reran the grid's fragment only, never the whole page
+    edits = reruns[opened:]
+    assert len(edits) >= 4 and all(m.rerun_script.fragment_id for m in edits), [
+        m.rerun_script.fragment_id for m in edits
+    ]
     assert _metric(page, "Weight sum") == "100.00%"
     assert _metric(page, "Residual") == "0.00%"
     # the live look-through preview (second table on the page): BTC direct 0.6 + its share of the 0.4 sleeve
     preview = _cells(page, 1)
     assert "BTC" in preview and "ETH" in preview
+    page.keyboard.press("Escape")  # the grid's cell selection is not part of the picture
+    page.mouse.move(1200, 780)
+    page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "builder.png"), full_page=False)
 
     page.get_by_role("button", name="Save snapshot").click()
@@ -264,7 +301,8 @@ def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) 
             *msm_portfolios.read_composition(store, PORTFOLIO)
             .select("asset", "weight")
             .to_dict(as_series=False)
-            .values()
+            .values(),
+            strict=False,
         )
     )
     cells = _cells(page, 0)
@@ -366,7 +404,7 @@ def test_tutorial_reference_data_and_mandate_in_the_browser(page, server: dict) 
     _settle(page)
     page.wait_for_selector("[data-testid='stAlertContentSuccess']:has-text('Stored the composition of L1-EW')")
     stored = msm_portfolios.read_composition(store, "L1-EW", as_of="2026-06-01T00:00:00Z")
-    assert dict(zip(stored["asset"], stored["weight"])) == {"ADA": 0.25, "ETH": 0.5, "SOL": 0.25}
+    assert dict(zip(stored["asset"], stored["weight"], strict=False)) == {"ADA": 0.25, "ETH": 0.5, "SOL": 0.25}
     # tutorial 4: the account and its mandate
     _add(page, "Account groups", {"Group name": "Tutorial Accounts"}, "Add account group")
     _add(
@@ -396,7 +434,7 @@ def test_tutorial_reference_data_and_mandate_in_the_browser(page, server: dict) 
     )
 
 
-def test_tutorial_export_in_the_browser(page, server: dict) -> None:
+def test_tutorial_export_in_the_browser(page, server: dict, shots: Path) -> None:
     """Tutorial 7: export every snapshot with the look-through into `daily` under the export root, then the zip."""
     _open(page, server, "export", "Export")
     page.get_by_role("textbox", name="Folder (under the export root)").fill(
@@ -407,6 +445,12 @@ def test_tutorial_export_in_the_browser(page, server: dict) -> None:
     _settle(page)
     _assert_no_error(page)
     page.wait_for_selector("[data-testid='stAlertContentSuccess']:has-text('Exported')")
+    success = page.locator("[data-testid='stAlertContentSuccess']").inner_text()
+    assert "to the folder daily under the export root data/exports" in success, success
+    assert "/tmp" not in page.locator("[data-testid='stMain']").inner_text()  # no temporary path on the page
+    page.locator("[data-testid='stDownloadButton']").scroll_into_view_if_needed()  # the result, with its datasets
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "export.png"))
     out = Path(server["exports"]) / "daily"
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "assets",

@@ -391,3 +391,22 @@ def test_cli_refuses_bad_files_and_stores_nothing(
     before = contents(cli.store)
     cli.fails(group, "import", str(make(tmp_path)), match=message)
     assert contents(cli.store) == before
+
+
+def test_bulk_rules_are_named(seeded: Any) -> None:
+    """Each refused row names the declared rule it broke (``RowError.code``), not only its message."""
+    rows = [
+        {"unique_identifier": "A"},
+        {"unique_identifier": "A"},
+        {"unique_identifier": "BTC"},
+        {"unique_identifier": " "},
+        {"unique_identifier": "P", "asset_type": "portfolio"},
+    ]
+    with pytest.raises(msm.ValidationError) as caught:
+        _import(seeded.store, "assets", rows)
+    assert [(e.row, e.code) for e in caught.value.errors] == [
+        (2, "unique_identifier_unique_in_file"),
+        (3, "unique_identifier_new"),
+        (4, "unique_identifier_required"),
+        (5, "asset_type_refused"),
+    ]

@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -21,7 +22,7 @@ import msm_portfolios
 from msm.catalog import CATALOG, Field, Flag
 from msm.services.bulk import import_reference
 from msm.services.registry import services
-from msm_app.entities import ENTITIES, page_entity
+from msm_app.entities import ENTITIES, form_values, page_entity
 from msm_cli import registry as cli_registry
 from msm_cli.commands import CommandTree
 
@@ -107,8 +108,40 @@ def test_the_worked_example_adds_the_column_to_the_command_line(isin, capsys: py
 
 
 def test_the_worked_example_adds_the_field_to_the_app_form(isin) -> None:
-    _, catalog = isin
-    form = page_entity(catalog["asset"])
+    store, catalog = isin
+    form = page_entity(catalog["asset"], catalog)
     (field,) = [f for f in form.fields if f.name == "isin"]
     assert (field.label, field.kind, field.required, field.editable) == ("ISIN", "text", False, True)
     assert "isin" in form.columns
+    # what the page does on "Add asset" and "Save changes": form values -> the tab's own services
+    key, kwargs = form_values(form, {"unique_identifier": " AAPL ", "name": "", "isin": "US0378331005"})
+    row = form.add(store, key, **kwargs)
+    assert (row["unique_identifier"], row["name"], row["isin"]) == ("AAPL", None, "US0378331005")
+    assert form.update(store, row["uid"], isin="US0378331006")["isin"] == "US0378331006"
+    assert "isin" in form.list(store).columns
+
+
+def test_the_app_tabs_use_the_workbench_services() -> None:
+    assert [e.add for e in ENTITIES][:2] == [msm.add_asset, msm.add_portfolio]
+    assert ENTITIES[3].update is msm.update_account and ENTITIES[5].delete is msm.delete_allocation
+
+
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        ("ALTER TABLE account ADD COLUMN extra VARCHAR", None),
+        ("ALTER TABLE account ADD COLUMN extra VARCHAR DEFAULT 'USD'", None),
+        ("ALTER TABLE account ADD COLUMN extra VARCHAR NOT NULL DEFAULT 'USD'", "depend on it"),
+        ("ALTER TABLE asset ADD COLUMN extra VARCHAR CHECK (extra ~ '^[A-Z]{3}$')", "not supported"),
+    ],
+    ids=["nullable", "nullable with a default", "not null on a referenced table", "check"],
+)
+def test_what_a_column_migration_can_say(store: msm.Store, sql: str, refused: str | None) -> None:
+    """The DuckDB limits docs/architecture.md states for a column's migration (so the page says what holds)."""
+    msm.migrate(store, msm_portfolios.MIGRATIONS)
+    if refused is None:
+        store.execute(sql)
+        assert "extra" in store.query("SELECT * FROM account LIMIT 0").columns
+    else:
+        with pytest.raises(duckdb.Error, match=refused):
+            store.execute(sql)

@@ -324,7 +324,7 @@ def test_registry_text_output_names_what_was_created(cli: Cli) -> None:
         in cli.ok("allocations", "add", "A-CORE", "--account", "A", "--model", "core").out
     )
     table = cli.ok("assets", "list").out.splitlines()
-    assert table[0].split() == ["asset", "name", "ticker", "type", "uid"] and table[2].startswith("BTC")
+    assert table[0].split() == ["asset", "name", "ticker", "type", "currency", "uid"] and table[2].startswith("BTC")
     assert cli.ok("accounts", "list").out.splitlines()[2].split()[:4] == ["A", "n", "paper", "true"]
     assert "A-CORE" in cli.ok("allocations", "list").out
     assert "(no portfolios)" not in cli.ok("portfolios", "list").out

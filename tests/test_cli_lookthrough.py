@@ -692,10 +692,8 @@ def test_expand_missing_composition_at_position_set_time(world: World) -> None:
         "json",
         "--out",
         str(out),
-        match=(
-            r"portfolio 'P' has no composition at or before 2025-06-01T00:00:00Z; store one with `msm portfolios "
-            r"weights P --at TS --file F`"
-        ),
+        match=r"portfolio 'P' has no composition at or before 2025-06-01T00:00:00Z; "
+        r"store one with `msm portfolios weights P --at TS --file F`",
     )
     assert not out.exists()
     assert (
@@ -878,10 +876,8 @@ def test_export_refusals(world: World) -> None:
         "export",
         "--out",
         str(out),
-        match=(
-            r"already holds an export \(target_positions, portfolio_weights, assets\); choose another --out or pass "
-            r"--overwrite"
-        ),
+        match=r"already holds an export \(target_positions, portfolio_weights, assets\); "
+        r"choose another --out or pass --overwrite",
     )
     cli.fails(
         "export",
@@ -957,8 +953,8 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
     text = cli.ok("demo").out
     assert "created database" not in text and "applied migration" not in text
     assert (
-        "account     example-account-alpha (Example Account Alpha): snapshots at 2026-05-25T00:00:00Z, "
-        "2026-06-01T00:00:00Z" in text
+        "account     example-account-alpha (Example Account Alpha): snapshots at "
+        "2026-05-25T00:00:00Z, 2026-06-01T00:00:00Z" in text
     )
     assert f"msm --db {cli.db} targets show example-account-alpha" in text
     assert contents(cli.store) == loaded

@@ -53,7 +53,7 @@ def _book_template(tmp_path_factory: pytest.TempPathFactory) -> Book:
 
 @pytest.fixture
 def book(tmp_path: Path, _book_template: Book) -> Book:
-    """A database migrated with both namespaces, assets BTC/ETH/SOL, portfolios CRYPTO-EW and DEFI (a file copy per test)."""
+    """A database migrated with both namespaces, assets BTC/ETH/SOL, portfolios CRYPTO-EW and DEFI (copied per test)."""
     path = tmp_path / "t.duckdb"
     for suffix in ("", ".wal"):
         if Path(_book_template.store.path + suffix).exists():
@@ -62,7 +62,7 @@ def book(tmp_path: Path, _book_template: Book) -> Book:
 
 
 def weights_of(frame: pl.DataFrame) -> dict[str, float]:
-    return dict(zip(frame["asset"].to_list(), frame["weight"].to_list()))
+    return dict(zip(frame["asset"].to_list(), frame["weight"].to_list(), strict=True))
 
 
 # -- migrations ---------------------------------------------------------------------------------------
@@ -82,7 +82,8 @@ def test_init_store_creates_and_migrates_both_namespaces(tmp_path: Path) -> None
     store = msm_portfolios.init_store(tmp_path / "sub" / "new.duckdb")
     assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 1}
     columns = store.query(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'portfolio_weights' ORDER BY column_index"
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'portfolio_weights' ORDER BY "
+        "column_index"
     ).rows()
     assert columns == [
         ("time_index", "TIMESTAMP WITH TIME ZONE"),
@@ -387,7 +388,8 @@ def test_a_composition_at_a_taken_time_is_refused_without_overwrite(
     before = db_contents(book.store)
     with pytest.raises(
         ConflictError,
-        match=r"composition of portfolio 'CRYPTO-EW' at 2026-01-01T00:00:00Z already exists \(2 assets\); pass overwrite=True",
+        match=r"composition of portfolio 'CRYPTO-EW' at 2026-01-01T00:00:00Z already exists \(2 assets\); pass "
+        r"overwrite=True",
     ):
         save_composition(book.store, "CRYPTO-EW", "2026-01-01T01:00:00+01:00", {"SOL": 1.0})  # the same instant
     assert db_contents(book.store) == before
@@ -449,7 +451,7 @@ def test_save_from_excel_first_sheet_or_named_sheet(book: Book, tmp_path: Path) 
 
     other = read_table_file(path, sheet="Other")
     assert other.rows() == [("SOL", "x")]  # cells kept as text: validation names 'x'
-    with pytest.raises(ValidationError, match="could not be read as EXCEL: .*Nope"):
+    with pytest.raises(ValidationError, match=r"could not be read as EXCEL: .*Nope"):
         read_table_file(path, sheet="Nope")
 
 

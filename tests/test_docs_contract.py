@@ -243,7 +243,8 @@ def test_browser_tutorial_covers_the_whole_path() -> None:
 # -- 2. asset_identifier only where the migration or the refusal is explained ---------------------------
 #: words that mark a mention as explaining the old contract, its migration, or the refusal of it
 CONTEXT = re.compile(
-    r"refus|reject|never|no `?asset_identifier|not `{0,2}asset_identifier|pre-adr|legacy|old contract|the old |migrat|convert"
+    r"refus|reject|never|no `?asset_identifier|not `{0,2}asset_identifier|pre-adr|legacy|old contract|the old "
+    r"|migrat|convert"
     r"|no longer|before the adr|msm 0001|0001_|gone|removed",
     re.IGNORECASE,
 )
@@ -252,8 +253,7 @@ SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[A-Z`(*])")
 
 def _md_units(text: str) -> Iterator[str]:
     """Code blocks whole; table rows one by one; other paragraphs sentence by sentence."""
-    for block in FENCE.findall(text):
-        yield block
+    yield from FENCE.findall(text)
     for paragraph in re.split(r"\n\s*\n", FENCE.sub("\n\n", text)):
         for item in re.split(r"\n(?=\s*(?:[-*|]|\d+\.)\s)", paragraph):
             yield from SENTENCE.split(item)
@@ -277,7 +277,7 @@ def misuses(units: Iterator[str]) -> list[str]:
 def _scanned() -> Iterator[tuple[str, list[str]]]:
     for path in MARKDOWN:
         yield _rel(path), misuses(_md_units(path.read_text()))
-    packages = ("msm", "msm_portfolios", "msm_cli", "msm_app", "msm_spark", "app_pages", "examples")
+    packages = ("msm", "msm_portfolios", "msm_cli", "msm_app", "msm_spark", "examples")
     for path in sorted([ROOT / "app.py", *(p for d in packages for p in (ROOT / d).rglob("*.py"))]):
         yield _rel(path), misuses(_python_units(path.read_text()))
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
@@ -551,9 +551,8 @@ def _ui_texts() -> tuple[set[str], list[re.Pattern[str]]]:
     """Every string literal of the app (router, pages, helpers), and each f-string as a pattern."""
     literals: set[str] = set()
     templates: list[re.Pattern[str]] = []
-    app_files = [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")), *sorted((ROOT / "msm_app").glob("*.py"))]
     # the Reference data page's form labels and entity titles come from the entity catalog
-    for path in [*app_files, ROOT / "msm" / "catalog.py"]:
+    for path in [ROOT / "app.py", *sorted((ROOT / "msm_app").rglob("*.py")), ROOT / "msm" / "catalog.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 literals.add(node.value)
@@ -629,7 +628,8 @@ def test_browser_tutorial_forms_work(tmp_path: Path, monkeypatch: pytest.MonkeyP
     at.button(key="ref_comp_save").click().run()
     assert_clean(at)
     composition = msm_portfolios.read_composition(store, "L1-EW", as_of="2026-06-01T00:00:00Z")
-    assert dict(zip(composition["asset"], composition["weight"])) == {"ETH": 0.5, "SOL": 0.25, "ADA": 0.25}
+    stored = dict(zip(composition["asset"], composition["weight"], strict=True))
+    assert stored == {"ETH": 0.5, "SOL": 0.25, "ADA": 0.25}
     assert "L1-EW" not in msm.list_assets(store)["unique_identifier"].to_list()
 
     # Tutorial 4: the account and its mandate
@@ -683,6 +683,6 @@ def test_browser_tutorial_forms_work(tmp_path: Path, monkeypatch: pytest.MonkeyP
     at.selectbox(key="lookthrough_account").set_value("gamma").run()
     assert_clean(at)
     net = next(d.value for d in at.dataframe if "via_portfolio" in d.value.columns)
-    assert dict(zip(net["asset"], net["weight_notional_exposure"])) == pytest.approx(
+    assert dict(zip(net["asset"], net["weight_notional_exposure"], strict=False)) == pytest.approx(
         {"BTC": 0.6, "ETH": 0.2, "SOL": 0.1, "ADA": 0.1}
     )

@@ -235,7 +235,13 @@ def test_position_set_mode_uses_each_sets_own_time(two_compositions: pl.DataFram
         target("exact", T2, portfolio="P", wne=1.0),
     )
     out = expand_targets(rows, two_compositions, weights_as_of="position-set").rows
-    picked = dict(zip(out["position_set_uid"].to_list(), zip(out["weights_time"].to_list(), out["asset"].to_list())))
+    picked = dict(
+        zip(
+            out["position_set_uid"].to_list(),
+            zip(out["weights_time"].to_list(), out["asset"].to_list(), strict=True),
+            strict=True,
+        )
+    )
     assert picked == {uid("early"): (T0, "A"), uid("late"): (T2, "B"), uid("exact"): (T2, "B")}
 
 
@@ -287,7 +293,8 @@ def test_a_missing_composition_names_every_portfolio_and_time_at_once() -> None:
     assert info.value.missing == [("P", T0), ("Q", T1), ("R", T2)]
     assert str(info.value).startswith(
         "3 portfolios have no composition at or before their weights time: 'P' at 2026-01-01T00:00:00Z, "
-        "'Q' at 2026-02-01T00:00:00Z, 'R' at 2026-03-01T00:00:00Z; store one with `msm portfolios weights ID --at TS --file F`"
+        "'Q' at 2026-02-01T00:00:00Z, 'R' at 2026-03-01T00:00:00Z; store one with `msm portfolios weights ID --at TS "
+        "--file F`"
     )
 
 
@@ -419,7 +426,7 @@ def test_many_sets_at_once_match_a_row_by_row_oracle() -> None:
             continue
         when = max(t for t in times if t <= r["time_index"])
         for a, w in compositions[(r["unique_identifier"], when)].items():
-            scale = lambda x: None if x is None else x * w  # noqa: E731
+            scale = lambda x, w=w: None if x is None else x * w  # noqa: E731
             expected.append(
                 (
                     r["position_set_uid"],
@@ -462,7 +469,8 @@ def _frame(**changes: Any) -> pl.DataFrame:
         ),
         (
             _frame(weight_notional_exposure=None),
-            r"row 1: `exposure`: exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity must be set",
+            r"row 1: `exposure`: exactly one of weight_notional_exposure, constant_notional_exposure, "
+            r"single_asset_quantity must be set",
         ),
         (_frame(constant_notional_exposure=5.0), r"row 1: `exposure`: exactly one of"),
         (_frame(weight_notional_exposure=float("inf")), r"row 1: `weight_notional_exposure` = 'inf': must be finite"),
@@ -626,7 +634,8 @@ def test_missing_composition_from_the_database_names_the_portfolio(db: dict[str,
     rows = _db_targets(db["uid"], [("dec", datetime(2025, 12, 1, tzinfo=UTC), "portfolio", "DEFI", 1.0)])
     with pytest.raises(
         MissingCompositionError,
-        match=r"portfolio 'DEFI' has no composition at or before 2025-12-01T00:00:00Z; store one with `msm portfolios weights DEFI --at TS --file F`",
+        match=r"portfolio 'DEFI' has no composition at or before 2025-12-01T00:00:00Z; store one with `msm "
+        r"portfolios weights DEFI --at TS --file F`",
     ):
         expand_targets(rows, msm_portfolios.duckdb_weights_source(db["store"]), weights_as_of="position-set")
 

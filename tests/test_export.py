@@ -68,7 +68,9 @@ def test_round_trip_through_polars_pyarrow_and_duckdb(demo: msm.Store, tmp_path:
 def test_existing_export_is_refused_then_replaced_whole(demo: msm.Store, tmp_path: Path) -> None:
     source = msm_portfolios.duckdb_weights_source(demo)
     export_snapshots(demo, tmp_path / "out", expanded=True, weights=source)
-    with pytest.raises(msm.ConflictError, match="already holds an export .*; choose another --out or pass --overwrite"):
+    with pytest.raises(
+        msm.ConflictError, match=r"already holds an export .*; choose another --out or pass --overwrite"
+    ):
         export_snapshots(demo, tmp_path / "out")
     export_snapshots(demo, tmp_path / "out", overwrite=True)
     # the earlier look-through would no longer match these snapshots, so it is gone

@@ -106,14 +106,17 @@ def _no_invalid_rows(store: msm.Store) -> None:
     bad = store.query(
         f"""
         SELECT
-          (SELECT count(*) FROM target_positions WHERE ({W} IS NOT NULL)::INT + ({N} IS NOT NULL)::INT + ({Q} IS NOT NULL)::INT <> 1
+          (SELECT count(*) FROM target_positions
+            WHERE ({W} IS NOT NULL)::INT + ({N} IS NOT NULL)::INT + ({Q} IS NOT NULL)::INT <> 1
               OR NOT isfinite(coalesce({W}, {N}, {Q}))
               OR (target_type = 'asset') = (asset_uid IS NULL) OR (target_type = 'portfolio') = (portfolio_uid IS NULL)
               OR target_uid <> coalesce(asset_uid, portfolio_uid)
               OR (metadata_json IS NOT NULL AND json_type(metadata_json) <> 'OBJECT')) AS bad_targets,
-          (SELECT count(*) FROM position_set AS ps WHERE NOT EXISTS (SELECT 1 FROM target_positions AS t WHERE t.position_set_uid = ps.uid)) AS empty_sets,
+          (SELECT count(*) FROM position_set AS ps
+            WHERE NOT EXISTS (SELECT 1 FROM target_positions AS t WHERE t.position_set_uid = ps.uid)) AS empty_sets,
           (SELECT count(*) FROM portfolio_weights WHERE NOT isfinite(weight)) AS bad_weights,
-          (SELECT count(*) FROM asset WHERE lower(asset_type) = 'portfolio' OR length(trim(unique_identifier)) = 0) AS bad_assets
+          (SELECT count(*) FROM asset
+            WHERE lower(asset_type) = 'portfolio' OR length(trim(unique_identifier)) = 0) AS bad_assets
         """
     ).row(0, named=True)
     assert bad == {"bad_targets": 0, "empty_sets": 0, "bad_weights": 0, "bad_assets": 0}
@@ -188,7 +191,7 @@ def import_file(draw: Any, folder: Path) -> Path:
         path.write_bytes(out.getvalue().encode(encoding, errors="replace"))
     elif kind == "json":
         records = (
-            [dict(zip(columns, r)) for r in rows]
+            [dict(zip(columns, r, strict=True)) for r in rows]
             if draw(st.booleans())
             else draw(st.sampled_from([{}, [1], "x", [[1]]]))
         )

@@ -185,7 +185,8 @@ def test_importing_msm_loads_no_upper_layer() -> None:
         [
             sys.executable,
             "-c",
-            "import msm, sys; print([m for m in sys.modules if m.startswith(('msm_portfolios', 'streamlit', 'msm_cli', 'msm_spark', 'pyspark'))])",
+            "import msm, sys; print([m for m in sys.modules"
+            " if m.startswith(('msm_portfolios', 'streamlit', 'msm_cli', 'msm_spark', 'pyspark'))])",
         ],
         capture_output=True,
         text=True,
@@ -212,7 +213,7 @@ _SQL = re.compile(
     r"\b(SELECT\s+.+\s+FROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE|DROP\s+TABLE)\b",
     re.IGNORECASE,
 )
-_APP_FILES = sorted([ROOT / "app.py", *(ROOT / "app_pages").glob("*.py"), *(ROOT / "msm_app").glob("*.py")])
+_APP_FILES = sorted([ROOT / "app.py", *(ROOT / "msm_app").rglob("*.py")])
 
 
 @pytest.mark.parametrize("path", _APP_FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -239,8 +240,10 @@ import io, contextlib, json, sys
 from msm_cli.main import main
 with contextlib.redirect_stdout(io.StringIO()) as out:
     code = main(["--db", sys.argv[1], "targets", "show", "example-account-alpha", "--format", "json"])
-heavy = ["pydantic", "pyarrow", "pandas", "numpy", "msm.models", "msm.services.export", "msm_portfolios.compositions", "msm_examples"]
-print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules], "rows": len(json.loads(out.getvalue())["positions"])}))
+heavy = ["pydantic", "pyarrow", "pandas", "numpy", "msm.models", "msm.services.export", "msm_portfolios.compositions",
+         "msm_examples"]
+rows = len(json.loads(out.getvalue())["positions"])
+print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules], "rows": rows}))
 """
 
 

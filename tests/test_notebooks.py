@@ -123,16 +123,24 @@ def test_notebook_runs_top_to_bottom_and_only_reads_the_database(path: Path, ran
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_charts_render_offline(path: Path, ran: Callable[[str], Ran]) -> None:
-    """Each notebook draws an altair chart whose JavaScript is inline (no CDN: the lab may be offline)."""
-    charts = [
-        o["data"]["text/html"]
-        for o in _outputs(ran(path.name).nb)
-        if "vega-embed" in o.get("data", {}).get("text/html", "")
+    """Each notebook draws an altair chart as a widget whose JavaScript is local (no CDN: the lab may be offline).
+
+    altair's default renderer loads Vega from a CDN, and its inline HTML renderer draws only the first
+    chart of a page (a re-run cell stays blank); the widget renderer with ``offline=True`` does neither.
+    """
+    nb = ran(path.name).nb
+    views = [
+        o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+        for o in _outputs(nb)
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
     ]
-    assert charts, f"{path.name} shows no altair chart"
-    for html in charts:
-        assert not re.search(r"""src=["']https?://|cdn\.jsdelivr""", html), (
-            "the chart loads its JavaScript from the web"
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    charts = [state[m]["state"] for m in views if m in state and "vega" in state[m]["state"].get("_esm", "")]
+    assert charts, f"{path.name} shows no altair chart widget"
+    for chart in charts:
+        assert chart["spec"]["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+        assert not re.search(r"""(from|import\()\s*["']https?://""", chart["_esm"]), (
+            "the chart loads JavaScript from the web"
         )
 
 

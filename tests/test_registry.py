@@ -140,7 +140,8 @@ def test_unknown_rows_are_not_found(seeded, name, add, get, list_, update, chang
         (lambda s: msm.add_asset(s, "   "), r"asset: `unique_identifier` = '   '"),
         (
             lambda s: msm.add_asset(s, "X", asset_type="portfolio"),
-            r"`asset_type` = 'portfolio': an asset never represents a portfolio; add it with `msm portfolios add` instead",
+            r"`asset_type` = 'portfolio': an asset never represents a portfolio; add "
+            r"it with `msm portfolios add` instead",
         ),
         (
             lambda s: msm.add_asset(s, "X", metadata_json=[1]),
@@ -177,7 +178,8 @@ def test_unknown_rows_are_not_found(seeded, name, add, get, list_, update, chang
         ),
         (
             lambda s: msm.update_asset(s, "BTC", colour="orange"),
-            r"asset: `colour` = 'orange': is not a field of asset; allowed: unique_identifier, name, ticker, asset_type, metadata_json",
+            r"asset: `colour` = 'orange': is not a field of asset; allowed: "
+            r"unique_identifier, name, ticker, asset_type, metadata_json",
         ),
         (lambda s: msm.update_asset(s, "BTC", asset_type="portfolio"), r"an asset never represents a portfolio"),
         (
@@ -263,13 +265,19 @@ def test_an_account_with_allocations_cannot_change_group_and_says_why(seeded, db
     for group in ("satellite", None):
         with pytest.raises(
             ConflictError,
-            match=r"account 'alpha': account_group_uid cannot be changed while other rows reference it .*known DuckDB foreign-key limitation",
+            match=(
+                r"account 'alpha': account_group_uid cannot be changed while other rows reference "
+                r"it .*known DuckDB foreign-key limitation"
+            ),
         ):
             msm.update_account(store, "alpha", group=group)
         assert db_contents(store) == before
     with pytest.raises(
         ConflictError,
-        match=r"account group 'core' is still referenced by 1 row in account\.account_group_uid; .*an account that has target allocations cannot be moved",
+        match=(
+            r"account group 'core' is still referenced by 1 row in account\.account_group_uid; .*an "
+            r"account that has target allocations cannot be moved"
+        ),
     ):
         msm.delete_account_group(store, "core")
     assert db_contents(store) == before
@@ -403,23 +411,27 @@ def test_delete_of_unknown_rows(seeded) -> None:
         (
             msm.delete_asset,
             "BTC",
-            r"asset 'BTC' is still referenced by 2 rows in target_positions\.asset_uid; delete or retarget those rows first",
+            r"asset 'BTC' is still referenced by 2 rows in target_positions\.asset_uid; "
+            r"delete or retarget those rows first",
         ),
         (msm.delete_asset, "ETH", r"asset 'ETH' is still referenced by 2 rows in target_positions\.asset_uid"),
         (
             msm.delete_portfolio,
             "CRYPTO-EW",
-            r"portfolio 'CRYPTO-EW' is still referenced by 1 row in target_positions\.portfolio_uid; delete or retarget account target positions",
+            r"portfolio 'CRYPTO-EW' is still referenced by 1 row in "
+            r"target_positions\.portfolio_uid; delete or retarget account target positions",
         ),
         (
             msm.delete_allocation_model,
             "balanced",
-            r"allocation model 'balanced' is still referenced by 3 rows in account_target_allocation\.account_allocation_model_uid; delete those target allocations first",
+            r"allocation model 'balanced' is still referenced by 3 rows in "
+            r"account_target_allocation\.account_allocation_model_uid; delete those target allocations first",
         ),
         (
             msm.delete_account_group,
             "core",
-            r"account group 'core' is still referenced by 1 row in account\.account_group_uid; move those accounts to another group \(or none\) first",
+            r"account group 'core' is still referenced by 1 row in account\.account_group_uid; move "
+            r"those accounts to another group \(or none\) first",
         ),
     ],
     ids=["asset", "asset by two sets", "portfolio", "model", "group"],
@@ -458,8 +470,34 @@ def test_unreferenced_rows_can_be_deleted(seeded, delete, ref: str, getter) -> N
 
 def test_an_asset_becomes_deletable_once_its_rows_are_gone(two_accounts) -> None:
     store = two_accounts.store
-    with pytest.raises(ConflictError, match="still referenced by 1 row in target_positions.asset_uid"):
+    with pytest.raises(ConflictError, match=r"still referenced by 1 row in target_positions\.asset_uid"):
         msm.delete_asset(store, "SOL")
     msm.delete_allocation(store, "alpha-alt")
     msm.delete_asset(store, "SOL")
     assert "SOL" not in msm.list_assets(store)["unique_identifier"].to_list()
+
+
+# -- errors as data: the fields a caller reads instead of the message -----------------------------------------
+def test_refusals_carry_their_fields(two_accounts) -> None:
+    store = two_accounts.store
+    with pytest.raises(ConflictError) as refused:
+        msm.delete_asset(store, "BTC")
+    assert (refused.value.entity, refused.value.key, refused.value.value) == ("asset", "unique_identifier", "BTC")
+    assert refused.value.references == {"target_positions.asset_uid": 2}
+    with pytest.raises(ConflictError) as taken:
+        msm.add_allocation_model(store, "balanced")
+    assert taken.value.to_dict() | {"message": None} == {
+        "error": "ConflictError",
+        "message": None,
+        "entity": "allocation model",
+        "key": "allocation_model_name",
+        "value": "balanced",
+        "references": None,
+    }
+    msm.add_account_group(store, "satellite")
+    with pytest.raises(ConflictError) as moved:
+        msm.update_account(store, "alpha", group="satellite")
+    assert moved.value.references == {"account_target_allocation.account_uid": 2}
+    with pytest.raises(NotFoundError) as missing:
+        msm.get_account(store, "nobody")
+    assert (missing.value.entity, missing.value.key, missing.value.value) == ("account", "unique_identifier", "nobody")

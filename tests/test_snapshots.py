@@ -150,7 +150,8 @@ BAD_ROWS = [
     (
         "several bad rows",
         lambda s: [{"asset": "BTC", W: 0.5}, {"asset": "XRP", W: 0.5}, {"asset": "ETH", W: float("nan")}],
-        r"2 problems found; nothing was stored:\n  target set row 2: `asset` = 'XRP'.*\n  target set row 3: `weight_notional_exposure`",
+        r"2 problems found; nothing was stored:\n  target set row 2: `asset` = 'XRP'.*\n  target set row 3: "
+        r"`weight_notional_exposure`",
     ),
 ]
 
@@ -269,7 +270,8 @@ def _other_account(store: msm.Store, name: str = "beta", *, allocations: int = 1
             "solo",
             dict(account="solo"),
             ValidationError,
-            r"account: `account` = 'solo': has no active target allocation; create one with `msm allocations add ID --account solo --model MODEL`",
+            r"account: `account` = 'solo': has no active target allocation; create one with `msm allocations add ID "
+            r"--account solo --model MODEL`",
         ),
         (
             "only inactive",
@@ -281,7 +283,8 @@ def _other_account(store: msm.Store, name: str = "beta", *, allocations: int = 1
             "two active",
             dict(account="alpha"),
             ValidationError,
-            r"`account` = 'alpha': has 2 active target allocations \(alpha-alt, alpha-main\); choose one with `allocation` \(--allocation\)",
+            r"`account` = 'alpha': has 2 active target allocations \(alpha-alt, alpha-main\); choose one with "
+            r"`allocation` \(--allocation\)",
         ),
     ],
     ids=[
@@ -332,7 +335,8 @@ def test_existing_snapshot_is_refused_without_overwrite(seeded, db_contents) -> 
     before = db_contents(store)
     with pytest.raises(
         SnapshotExistsError,
-        match=r"snapshot exists: account 'alpha' \(allocation 'alpha-main'\) at 2026-01-01T00:00:00Z; pass overwrite \(--overwrite\) to replace the whole set",
+        match=r"snapshot exists: account 'alpha' \(allocation 'alpha-main'\) at 2026-01-01T00:00:00Z; pass overwrite "
+        r"\(--overwrite\) to replace the whole set",
     ):
         msm.save_snapshot(store, "alpha", T0, [{"asset": "SOL", W: 1.0}])
     assert db_contents(store) == before
@@ -503,7 +507,8 @@ def test_bulk_with_one_bad_row_anywhere_refuses_everything(seeded, db_contents) 
     )
     with pytest.raises(
         ValidationError,
-        match=rf"^1 problem found; nothing was stored:\n  target set row {bad_row + 1}: `weight_notional_exposure` = 'NaN'",
+        match=rf"^1 problem found; nothing was stored:\n  target set row {bad_row + 1}: `weight_notional_exposure` = "
+        rf"'NaN'",
     ):
         msm.save_snapshots(store, frame)
     assert db_contents(store) == before
@@ -617,7 +622,8 @@ def test_a_5000_row_set_reads_back_whole(seeded) -> None:
     store = seeded.store
     n = 5000
     store.execute(
-        "INSERT INTO asset (uid, unique_identifier, name) SELECT gen_random_uuid(), 'X' || lpad(i::VARCHAR, 5, '0'), 'asset ' || i FROM range(?) t(i)",
+        "INSERT INTO asset (uid, unique_identifier, name) SELECT gen_random_uuid(), 'X' || lpad(i::VARCHAR, 5, '0'), "
+        "'asset ' || i FROM range(?) t(i)",
         [n],
     )
     frame = pl.DataFrame({"asset": [f"X{i:05d}" for i in range(n)], W: [1 / n] * n})

@@ -132,7 +132,7 @@ def generate_book(path: Path) -> Book:
                 chosen = rng.sample(assets, 10)
                 raw = [rng.randint(1, 1_000) for _ in chosen]
                 scale = 0.98 if rng.random() < 0.05 else 1.0
-                weights = {a: r / sum(raw) * scale for a, r in zip(chosen, raw)}
+                weights = {a: r / sum(raw) * scale for a, r in zip(chosen, raw, strict=True)}
                 msm_portfolios.save_composition(
                     store, p, BOOK_START - timedelta(days=3) + timedelta(weeks=week), weights
                 )
@@ -225,7 +225,7 @@ def read_dataset(path: Path) -> pl.DataFrame:
 
 
 def assert_same_rows(got: pl.DataFrame, expected: pl.DataFrame, key: list[str]) -> None:
-    """Same columns in the same order, same types (``n_sources``: Spark has no unsigned integers), same rows after sorting."""
+    """Same columns in the same order, same types (``n_sources``: no unsigned ints in Spark), same sorted rows."""
     assert got.columns == expected.columns
     got, expected = (
         f.with_columns(pl.col("n_sources").cast(pl.Int64)) if "n_sources" in f.columns else f for f in (got, expected)
@@ -295,7 +295,8 @@ def test_a_missing_composition_fails_with_the_core_message(spark: Any, small: Bo
     # Before every composition: both portfolios, one message.
     with pytest.raises(
         MissingCompositionError,
-        match=r"^2 portfolios have no composition at or before their weights time: 'P' at 2025-06-01T00:00:00Z, 'Q' at 2025-06-01T00:00:00Z",
+        match=r"^2 portfolios have no composition at or before their weights time: 'P' at 2025-06-01T00:00:00Z, 'Q' "
+        r"at 2025-06-01T00:00:00Z",
     ):
         run_expand(spark, str(small.folder / "plain"), str(out), weights_as_of="2025-06-01T00:00:00Z")
 
@@ -319,7 +320,7 @@ def test_a_composition_not_summing_to_one_is_expanded_as_stored_and_reported(
     via_p = rows.filter(
         pl.col("portfolio_uid").is_not_null() & (pl.col("source_target_type") == "portfolio") & pl.col(N).is_not_null()
     )
-    assert sorted(zip(via_p["asset"], via_p["portfolio_weight"], via_p[N])) == [
+    assert sorted(zip(via_p["asset"], via_p["portfolio_weight"], via_p[N], strict=True)) == [
         ("BTC", 0.5, pytest.approx(500_000.0)),
         ("ETH", 0.3, pytest.approx(300_000.0)),
         ("SOL", 0.1, pytest.approx(100_000.0)),

@@ -55,7 +55,8 @@ BAD_SETS = [
         "neither",
         [w(asset_uid=None)],
         [(1, "asset_uid")],
-        r"row 1: `asset_uid`: exactly one of `asset_uid` / `portfolio_uid` must be set \(or `asset` / `portfolio` in an import file\), got neither",
+        r"row 1: `asset_uid`: exactly one of `asset_uid` / `portfolio_uid` must be set \(or `asset` / `portfolio` in "
+        r"an import file\), got neither",
     ),
     ("neither, empty text", [w(asset="  ")], [(1, "asset_uid")], r"got neither"),
     (
@@ -142,7 +143,8 @@ BAD_SETS = [
         "quantity on portfolio",
         [{"portfolio": "CRYPTO-EW", "single_asset_quantity": 1.0}],
         [(1, "single_asset_quantity")],
-        r"`single_asset_quantity` = '1.0': a portfolio target cannot use single_asset_quantity; use weight_notional_exposure or constant_notional_exposure",
+        r"`single_asset_quantity` = '1.0': a portfolio target cannot use single_asset_quantity; use "
+        r"weight_notional_exposure or constant_notional_exposure",
     ),
     (
         "unknown asset identifier",
@@ -255,25 +257,29 @@ BAD_SETS = [
         "unknown column",
         [{"asset": "BTC", "weight_notional_exposure": 0.5, "weight": 0.5}],
         [(None, "weight")],
-        r"target set: `weight`: is not a known column; allowed: asset, asset_uid, constant_notional_exposure, metadata_json, portfolio, portfolio_uid",
+        r"target set: `weight`: is not a known column; allowed: asset, asset_uid, constant_notional_exposure, "
+        r"metadata_json, portfolio, portfolio_uid",
     ),
     (
         "asset_identifier key",
         [w(asset_identifier="BTC")],
         [(1, "asset_identifier")],
-        r"row 1: `asset_identifier` = 'BTC': target rows use `asset_uid` \(or the `asset` column in an import file\), not `asset_identifier`",
+        r"row 1: `asset_identifier` = 'BTC': target rows use `asset_uid` \(or the `asset` column in an import "
+        r"file\), not `asset_identifier`",
     ),
     (
         "missing target column",
         [w()],
         [(None, "asset_uid")],
-        r"target set: `asset_uid`: column is missing: give `asset_uid` or `portfolio_uid` \(or `asset` / `portfolio` unique identifiers\)",
+        r"target set: `asset_uid`: column is missing: give `asset_uid` or `portfolio_uid` \(or `asset` / `portfolio` "
+        r"unique identifiers\)",
     ),
     (
         "missing exposure column",
         [{"asset": "BTC"}],
         [(None, "weight_notional_exposure")],
-        r"target set: `weight_notional_exposure`: column is missing: give one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity",
+        r"target set: `weight_notional_exposure`: column is missing: give one of weight_notional_exposure, "
+        r"constant_notional_exposure, single_asset_quantity",
     ),
 ]
 
@@ -337,7 +343,8 @@ def test_the_same_target_in_two_sets_is_not_a_duplicate() -> None:
     frame = frame.with_columns(pl.Series(SET_KEY, ["s1", "s2", "s1", "s1"]))
     with pytest.raises(
         ValidationError,
-        match=r"row 4: `target_uid` .* duplicate target 'CRYPTO-EW' \(portfolio\) in one snapshot; first given at row 3",
+        match=r"row 4: `target_uid` .* duplicate target 'CRYPTO-EW' \(portfolio\) in one snapshot; first given at "
+        r"row 3",
     ):
         validate_target_rows(frame, assets=ASSET_REF, portfolios=PORTFOLIO_REF)
 

@@ -143,6 +143,16 @@ class SnapshotDiff:
             "unchanged": self.unchanged,
         }
 
+    def to_frame(self) -> pl.DataFrame:
+        """Every difference as one frame: ``change`` (added, removed, changed), then the target and
+        each exposure and metadata before and after, in that order (unchanged targets are left out)."""
+        parts = [
+            frame.with_columns(pl.lit(change).alias("change"))
+            for change, frame in (("added", self.added), ("removed", self.removed), ("changed", self.changed))
+        ]
+        frame = pl.concat(parts, how="vertical_relaxed")
+        return frame.select("change", *[c for c in frame.columns if c != "change"])
+
 
 # -- write -------------------------------------------------------------------------------------------
 def save_snapshot(

@@ -1,21 +1,21 @@
 """Reference data: browse, search, add, edit, delete and bulk-import the registry; portfolio compositions."""
 
-import tempfile
 from datetime import UTC, datetime, time
-from pathlib import Path
 
-import altair as alt
 import polars as pl
 import streamlit as st
 
 import msm
 import msm_portfolios
-from msm.io import read_table_file
-from msm_app import ui
+from msm_app import charts, ui
 from msm_app.entities import ENTITIES, Entity, Field, form_values
 
-st.title("Reference data")
-st.caption("Assets, portfolios, accounts and their mandates. Everything a target set points at is defined here.")
+
+def main() -> None:
+    """The Reference data page."""
+    st.title("Reference data")
+    st.caption("Assets, portfolios, accounts and their mandates. Everything a target set points at is defined here.")
+    ui.guard(render)
 
 
 def _choices(store: msm.Store, kind: str) -> list[str]:
@@ -33,7 +33,7 @@ def _input(store: msm.Store, field: Field, key: str, current: object = None, *, 
             label, value=bool(current) if current is not None else True, key=key, help=field.help, disabled=disabled
         )
     if field.kind in ("group", "account", "model"):
-        options = ["—"] + _choices(store, field.kind)
+        options = ["—", *_choices(store, field.kind)]
         index = options.index(current) if current in options else 0
         chosen = st.selectbox(label, options, index=index, key=key, help=field.help, disabled=disabled)
         return None if chosen == "—" else chosen
@@ -109,7 +109,7 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
     current = dict(record)
     if entity.import_name == "accounts":
         groups = msm.list_account_groups(store)
-        names = dict(zip(groups["uid"].to_list(), groups["group_name"].to_list()))
+        names = dict(zip(groups["uid"].to_list(), groups["group_name"].to_list(), strict=True))
         current["group"] = names.get(record.get("account_group_uid"))
     with st.form(f"ref_edit_{entity.import_name}"):
         values = {}
@@ -160,28 +160,23 @@ def _bulk(store: msm.Store, entity: Entity) -> None:
     )
     if upload is None:
         return
-    if upload.size > ui.MAX_UPLOAD_BYTES:
-        st.error(
-            f"{ui.escape_md(upload.name)} is {upload.size:,} bytes; the limit is {ui.MAX_UPLOAD_BYTES:,}. Nothing was read."
-        )
-        return
     upsert = st.checkbox(
         "Update rows that already exist (upsert)",
         key=f"ref_upsert_{entity.import_name}",
         help="Without it, a row whose identifier exists is refused.",
     )
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / Path(upload.name).name
-            path.write_bytes(upload.getvalue())
-            frame = read_table_file(path, entity=f"{entity.noun} file")
+        frame = ui.read_upload(upload, entity=f"{entity.noun} file")
+        if frame is None:
+            return
         plan = msm.import_reference(store, entity.import_name, frame, upsert=upsert, dry_run=True)
     except msm.MsmError as exc:
         ui.show_error(exc)
         st.caption("Nothing was written. Fix the file and upload it again.")
         return
     st.caption(
-        "Nothing is written yet: this is what the import would do. Empty cells keep a stored value (or get the default)."
+        "Nothing is written yet: this is what the import would do. Empty cells keep a stored value (or get the "
+        "default)."
     )
     cols = st.columns(3)
     cols[0].metric("To add", f"{plan.added:,}")
@@ -204,6 +199,7 @@ def _bulk(store: msm.Store, entity: Entity) -> None:
 
 
 def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
+    """A portfolio's composition history (table and chart) and the form to store a new one."""
     st.subheader("Portfolio compositions")
     if portfolios.height == 0:
         st.caption("Add a portfolio first.")
@@ -219,7 +215,8 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
     with left:
         if history.height == 0:
             st.info(
-                f"{ui.escape_md(portfolio)} has no composition yet: its targets cannot be looked through until one is stored."
+                f"{ui.escape_md(portfolio)} has no composition yet: its targets cannot be looked through until one "
+                "is stored."
             )
         else:
             st.dataframe(
@@ -237,95 +234,84 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
             )
     with right:
         if history.height:
-            weights = msm_portfolios.composition_rows(store, portfolio)
-            chart = (
-                alt.Chart(weights.to_pandas())
-                .mark_line(point=True, interpolate="step-after")
-                .encode(
-                    x=alt.X("weights_time:T", title="Composition time (UTC)"),
-                    y=alt.Y("weight:Q", title="Weight", axis=alt.Axis(format="%")),
-                    color=alt.Color("asset:N", title="Asset"),
-                    tooltip=[
-                        alt.Tooltip("asset:N"),
-                        alt.Tooltip("weights_time:T", format="%Y-%m-%d %H:%M"),
-                        alt.Tooltip("weight:Q", format=".2%"),
-                    ],
-                )
-                .properties(height=240)
+            charts.weight_timeline(
+                msm_portfolios.composition_rows(store, portfolio),
+                time="weights_time",
+                series="asset",
+                legend="Asset",
+                weight="weight",
+                title="Composition time (UTC)",
+                key="ref_comp_chart",
+                height=240,
             )
-            st.altair_chart(chart, width="stretch", key="ref_comp_chart")
-
     with st.expander("Store a new composition"):
-        cols = st.columns(2)
-        day = cols[0].date_input(
-            "Takes effect on (UTC)", key="ref_comp_date", help="From this UTC time on, expansion uses this composition."
-        )
-        clock = cols[1].time_input("at (UTC)", value=time(0, 0), key="ref_comp_time", step=60)
-        at = datetime.combine(day, clock, tzinfo=UTC)
-        assets = msm.list_assets(store)["unique_identifier"].sort().to_list()
-        start = pl.DataFrame({"asset": [None], "weight": [None]}, schema={"asset": pl.String, "weight": pl.Float64})
-        edited = st.data_editor(
-            start.to_pandas(),
-            num_rows="dynamic",
-            hide_index=True,
-            placeholder="—",
-            key="ref_comp_grid",
-            column_config={
-                "asset": st.column_config.SelectboxColumn(
-                    "Asset", options=assets, required=True, help="A constituent asset"
-                ),
-                "weight": st.column_config.NumberColumn(
-                    "Weight", format="percent", help="Share of the portfolio (25% = 0.25)"
-                ),
-            },
-        )
-        grid = pl.from_pandas(edited).filter(pl.col("asset").is_not_null() | pl.col("weight").is_not_null())
-        total = float(grid["weight"].sum() or 0.0) if grid.height else 0.0
-        st.metric(
-            "Weight sum",
-            ui.pct(total, 4),
-            help="Stored as entered: a sum other than 100% is kept and reported, never renormalized.",
-        )
-        upload = st.file_uploader(
-            "…or from a file",
-            type=ui.UPLOAD_TYPES,
-            key="ref_comp_upload",
-            help="Columns `asset` (or `asset_uid`) and `weight`.",
-        )
-        overwrite = st.checkbox("Replace a composition stored at this exact time", key="ref_comp_overwrite")
-        if st.button(
-            "Store composition",
-            type="primary",
-            key="ref_comp_save",
-            help="All rows are checked first; then stored in one transaction.",
-        ):
-            try:
-                if upload is not None:
-                    if upload.size > ui.MAX_UPLOAD_BYTES:
-                        raise msm.ValidationError.single(
-                            "composition file", "file", upload.name, f"is larger than {ui.MAX_UPLOAD_BYTES:,} bytes"
-                        )
-                    with tempfile.TemporaryDirectory() as folder:
-                        path = Path(folder) / Path(upload.name).name
-                        path.write_bytes(upload.getvalue())
-                        rows = read_table_file(path, entity="composition file")
-                else:
-                    rows = grid
-                stored = msm_portfolios.save_composition(store, portfolio, at, rows, overwrite=overwrite)
-            except msm.MsmError as exc:
-                ui.show_error(exc)
-                return
-            ui.after_write()
-            st.session_state["ref_flash_portfolios"] = (
-                f"Stored the composition of {ui.escape_md(portfolio)} from {ui.when(at)} ({stored.height} assets)."
-            )
-            st.rerun()
+        _store_composition(store, portfolio)
+
+
+def _store_composition(store: msm.Store, portfolio: str) -> None:
+    """A grid (or a file) of asset and weight, stored as the portfolio's composition from a UTC time."""
+    cols = st.columns(2)
+    day = cols[0].date_input(
+        "Takes effect on (UTC)", key="ref_comp_date", help="From this UTC time on, expansion uses this composition."
+    )
+    clock = cols[1].time_input("at (UTC)", value=time(0, 0), key="ref_comp_time", step=60)
+    at = ui.utc_datetime(day, clock, datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
+    assets = msm.list_assets(store)["unique_identifier"].sort().to_list()
+    start = pl.DataFrame({"asset": [None], "weight": [None]}, schema={"asset": pl.String, "weight": pl.Float64})
+    edited = st.data_editor(
+        start.to_pandas(),
+        num_rows="dynamic",
+        hide_index=True,
+        placeholder="—",
+        key="ref_comp_grid",
+        column_config={  # not `required`: the blank starter row is not an error before anything is typed
+            "asset": st.column_config.SelectboxColumn("Asset", options=assets, help="A constituent asset"),
+            "weight": st.column_config.NumberColumn(
+                "Weight", format="percent", help="Share of the portfolio (25% = 0.25)"
+            ),
+        },
+    )
+    grid = pl.from_pandas(edited).filter(pl.col("asset").is_not_null() | pl.col("weight").is_not_null())
+    total = float(grid["weight"].sum() or 0.0) if grid.height else 0.0
+    st.metric(
+        "Weight sum",
+        ui.pct(total, 4),
+        help="Stored as entered: a sum other than 100% is kept and reported, never renormalized.",
+    )
+    upload = st.file_uploader(
+        "…or from a file",
+        type=ui.UPLOAD_TYPES,
+        key="ref_comp_upload",
+        help="Columns `asset` (or `asset_uid`) and `weight`.",
+    )
+    overwrite = st.checkbox("Replace a composition stored at this exact time", key="ref_comp_overwrite")
+    if not st.button(
+        "Store composition",
+        type="primary",
+        key="ref_comp_save",
+        help="All rows are checked first; then stored in one transaction.",
+    ):
+        return
+    try:
+        rows = ui.read_upload(upload, entity="composition file") if upload is not None else grid
+        if rows is None:
+            return
+        stored = msm_portfolios.save_composition(store, portfolio, at, rows, overwrite=overwrite)
+    except msm.MsmError as exc:
+        ui.show_error(exc)
+        return
+    ui.after_write()
+    st.session_state["ref_flash_portfolios"] = (
+        f"Stored the composition of {ui.escape_md(portfolio)} from {ui.when(at)} ({stored.height} assets)."
+    )
+    st.rerun()
 
 
 def render() -> None:
+    """The page body: one tab per entity (browse, add, edit or delete, bulk import; compositions on Portfolios)."""
     store = ui.store()
     tabs = st.tabs([e.title for e in ENTITIES])
-    for tab, entity in zip(tabs, ENTITIES):
+    for tab, entity in zip(tabs, ENTITIES, strict=True):
         with tab:
             _flash(entity)
             frame = _browse(store, entity)
@@ -340,4 +326,5 @@ def render() -> None:
                 _compositions(store, frame)
 
 
-ui.guard(render)
+if __name__ == "__main__":
+    main()

@@ -3,23 +3,37 @@
 import streamlit as st
 
 import msm
-from msm_app import ui
+from msm_app import links, ui
 from msm_examples import account_portfolio_workflow as demo_example
 
-st.title("Overview")
-st.caption("What the open database holds, and the latest target snapshot of every account.")
+#: The counts shown at the top: label and table.
+COUNTS = (
+    ("Assets", "asset"),
+    ("Portfolios", "portfolio"),
+    ("Accounts", "account"),
+    ("Snapshots", "position_set"),
+    ("Target rows", "target_positions"),
+)
+
+
+def main() -> None:
+    """The Overview page."""
+    st.title("Overview")
+    st.caption("What the open database holds, and the latest target snapshot of every account.")
+    ui.guard(render)
 
 
 def render() -> None:
+    """The page body: the file, the counts, the latest snapshot per account (or the demo data offer)."""
     store = ui.store()
     st.text(f"Database file: {ui.db_path()}")
     counts = msm.table_counts(store)
-    by_table = dict(zip(counts["table"].to_list(), counts["rows"].to_list()))
+    by_table = dict(zip(counts["table"].to_list(), counts["rows"].to_list(), strict=True))
     if not by_table.get("account") and not by_table.get("asset"):
         st.info(
-            "This database is empty. Load the demo data to look around (three crypto assets, one equal-weight portfolio "
-            "with three compositions, and two accounts whose targets hold BTC directly and the portfolio as a sleeve), "
-            "or start with **Reference data**."
+            "This database is empty. Load the demo data to look around (three crypto assets, one equal-weight "
+            "portfolio with three compositions, and two accounts whose targets hold BTC directly and the portfolio as "
+            "a sleeve), or start with **Reference data**."
         )
         if st.button(
             "Load demo data",
@@ -32,17 +46,7 @@ def render() -> None:
             st.rerun()
         return
 
-    cols = st.columns(5)
-    for col, (label, table) in zip(
-        cols,
-        [
-            ("Assets", "asset"),
-            ("Portfolios", "portfolio"),
-            ("Accounts", "account"),
-            ("Snapshots", "position_set"),
-            ("Target rows", "target_positions"),
-        ],
-    ):
+    for col, (label, table) in zip(st.columns(len(COUNTS)), COUNTS, strict=True):
         col.metric(label, f"{by_table.get(table, 0):,}")
 
     st.subheader("Latest snapshot per account")
@@ -77,7 +81,8 @@ def render() -> None:
             placeholder="—",
             column_config={"table": "Table", "rows": st.column_config.NumberColumn("Rows", format="localized")},
         )
-    st.page_link("app_pages/builder.py", label="Build a target set", icon=":material/edit_note:")
+    links.link("builder", "Build a target set")
 
 
-ui.guard(render)
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Look-through: expand one snapshot's portfolio targets into asset exposure, with lineage, netting,
+the direct / via-portfolio split and weight-sum diagnostics; download as Parquet or CSV.
+
+Address: ``/lookthrough?account=ID&at=TIME&weights=now|position-set|TIME`` (see :mod:`msm_app.links`).
+Everything shown comes from one :func:`msm_portfolios.look_through` of the snapshot.
+"""
+
+import io
+from datetime import UTC, datetime
+
+import streamlit as st
+
+import msm
+import msm_portfolios
+from msm_app import charts, links, ui
+
+#: The weights choices, and the address's ``weights`` word for each (a chosen time is the time itself).
+MODES = {"now": "now", "the snapshot's time": "position-set", "a chosen time": None}
+NET_CONFIG = {
+    "asset": "Asset",
+    "direct": st.column_config.NumberColumn("Direct", format="percent", help="Weight held directly"),
+    "via_portfolio": st.column_config.NumberColumn(
+        "Via portfolio", format="percent", help="Weight held through portfolio targets"
+    ),
+    **ui.EXPOSURE_CONFIG,
+    "n_sources": st.column_config.NumberColumn("Sources", help="Expanded rows netted into this asset"),
+}
+LINEAGE_CONFIG = {
+    "source_target_type": "Source kind",
+    "source": "Source target",
+    "asset": "Asset",
+    "portfolio_weight": st.column_config.NumberColumn(
+        "Constituent weight", format="percent", help="The asset's weight in the portfolio's composition"
+    ),
+    "weights_time": st.column_config.DatetimeColumn(
+        "Composition time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
+    ),
+    **ui.EXPOSURE_CONFIG,
+}
+
+
+def main() -> None:
+    """The Look-through page."""
+    st.title("Look-through")
+    st.caption(
+        "Portfolio targets are stored as mandate intent. Here one snapshot is expanded, on request, into the asset "
+        "exposure it stands for, using each portfolio's stored composition."
+    )
+    ui.guard(render)
+
+
+def render() -> None:
+    """The page body: choose the snapshot and the weights time, then one look-through shown every way."""
+    accounts = ui.accounts(ui.db_path())
+    if accounts.height == 0:
+        st.info("There is no account yet. Load the demo data from the **Overview**.")
+        return
+    asked = links.read("lookthrough")
+    top = st.columns([3, 3, 3])
+    account = ui.account_picker(accounts, key="lookthrough_account", wanted=asked.get("account"), where=top[0])
+    history = ui.history(ui.db_path(), account)
+    if history.height == 0:
+        links.keep("lookthrough", account=account, at=None)
+        st.info(f"Account {ui.escape_md(account)} has no snapshot to look through.")
+        return
+    times = history["position_set_time"].to_list()
+    wanted_at = asked.get("at") if asked.get("account", account) == account else None
+    chosen = top[1].selectbox(
+        "Snapshot",
+        times,
+        index=times.index(wanted_at) if wanted_at in times else 0,
+        format_func=ui.when,
+        key="lookthrough_time",
+        help="Newest first.",
+    )
+    weights_as_of = _weights_choice(top[2], asked.get("weights"))
+    links.keep("lookthrough", account=account, at=chosen, weights=weights_as_of)
+
+    snap = msm.read_snapshot(ui.store(), account, at=chosen)
+    with st.spinner("Expanding the portfolio targets…"):
+        view = msm_portfolios.look_through(ui.store(), snap, weights_as_of=weights_as_of)
+    _show(account, snap, view)
+
+
+def _weights_choice(where, asked: str | datetime | None) -> str | datetime:
+    """The weights-time widgets (started from the address's ``weights``): ``now``, ``position-set`` or a time."""
+    words = list(MODES.values())
+    if isinstance(asked, datetime):
+        start = words.index(None)
+    else:
+        start = words.index(asked) if isinstance(asked, str) and asked in words else 0
+    mode = where.radio(
+        "Portfolio weights as of",
+        list(MODES),
+        index=start,
+        key="lookthrough_mode",
+        help="Each portfolio uses its latest composition at or before this time.",
+    )
+    if MODES[mode] is not None:
+        return MODES[mode]  # type: ignore[return-value]
+    fallback = asked if isinstance(asked, datetime) else datetime.now(UTC).replace(hour=0, minute=0, second=0)
+    cols = st.columns(4)
+    day = cols[0].date_input(
+        "Weights date (UTC)",
+        value=fallback.date(),
+        key="lookthrough_wdate",
+        help="The compositions in force at this UTC date and time are used.",
+    )
+    clock = cols[1].time_input(
+        "Weights time (UTC)",
+        value=fallback.astimezone(UTC).time().replace(microsecond=0),
+        key="lookthrough_wtime",
+        step=60,
+    )
+    return ui.utc_datetime(day, clock, fallback)
+
+
+def _show(account: str, snap: msm.Snapshot, view: msm_portfolios.LookThrough) -> None:
+    st.caption(
+        f"Snapshot {ui.when(snap.position_set_time)} · {snap.positions.height} target rows · weights as of "
+        f"{_weights_text(view)}"
+    )
+    ui.composition_warnings(view.diagnostics)
+    metrics = st.columns(3)
+    metrics[0].metric("Assets", f"{view.net.height:,}")
+    metrics[1].metric("Look-through weight", ui.pct(view.weight_sum), help="Sum of the netted weight exposure")
+    metrics[2].metric("Residual", ui.pct(1.0 - view.weight_sum), help="1 − look-through weight: unallocated")
+
+    left, right = st.columns([5, 6], gap="medium")
+    with left:
+        st.subheader("Net exposure per asset")
+        st.dataframe(
+            view.net_by_source.select(*NET_CONFIG),
+            hide_index=True,
+            placeholder="—",
+            key="lookthrough_net",
+            column_config=NET_CONFIG,
+        )
+    with right:
+        st.subheader("Direct and via portfolio")
+        charts.exposure_chart(view.by_source, key="lookthrough_chart")
+
+    st.subheader("Expanded rows (lineage)")
+    st.dataframe(
+        view.lineage.select(*LINEAGE_CONFIG),
+        hide_index=True,
+        placeholder="—",
+        key="lookthrough_rows",
+        column_config=LINEAGE_CONFIG,
+    )
+    _downloads(f"{account}-{snap.position_set_time:%Y%m%dT%H%M%SZ}-lookthrough", view)
+
+
+def _weights_text(view: msm_portfolios.LookThrough) -> str:
+    if view.weights_as_of == "position-set":
+        return "the snapshot's own time"
+    label = "now" if view.weights_as_of == "now" else "a chosen time"
+    return f"{label} ({ui.when(view.weights_time_bound)})"
+
+
+def _downloads(stem: str, view: msm_portfolios.LookThrough) -> None:
+    buffer = io.BytesIO()
+    view.rows.write_parquet(buffer)
+    cols = st.columns([2, 2, 6])
+    cols[0].download_button(
+        "Download Parquet",
+        buffer.getvalue(),
+        file_name=f"{stem}.parquet",
+        mime="application/octet-stream",
+        key="lookthrough_parquet",
+        help="The expanded rows with lineage, as `msm targets expand --format parquet`.",
+    )
+    cols[1].download_button(
+        "Download CSV",
+        view.rows.write_csv(),
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        key="lookthrough_csv",
+        help="The expanded rows with lineage, as CSV.",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Snapshots: an account's history (table and timeline), one snapshot in full, and the difference between two.
+
+Address: ``/snapshots?account=ID&at=TIME`` shows that account, with the snapshot at TIME under
+**One snapshot** (parameters declared in :mod:`msm_app.links`).
+"""
+
+import polars as pl
+import streamlit as st
+
+import msm
+from msm_app import charts, links, ui
+
+#: Row colours of the comparison table, by change.
+CHANGE_COLOURS = {"added": "#e6f4ea", "removed": "#fce8e6", "changed": "#fef7e0"}
+DIFF_CONFIG = {
+    "change": "Change",
+    "target_type": "Kind",
+    "unique_identifier": "Target",
+    "weight_notional_exposure_before": st.column_config.NumberColumn("Weight before", format="percent"),
+    "weight_notional_exposure_after": st.column_config.NumberColumn("Weight after", format="percent"),
+    "constant_notional_exposure_before": st.column_config.NumberColumn("Notional before", format="localized"),
+    "constant_notional_exposure_after": st.column_config.NumberColumn("Notional after", format="localized"),
+    "single_asset_quantity_before": st.column_config.NumberColumn("Quantity before", format="localized"),
+    "single_asset_quantity_after": st.column_config.NumberColumn("Quantity after", format="localized"),
+}
+
+
+def main() -> None:
+    """The Snapshots page."""
+    st.title("Snapshots")
+    st.caption("Every target snapshot of an account: its history, one snapshot in full, and what changed between two.")
+    ui.guard(render)
+
+
+def render() -> None:
+    """The page body: pick an account, then its history, one snapshot and a comparison, in tabs."""
+    accounts = ui.accounts(ui.db_path())
+    if accounts.height == 0:
+        st.info(
+            "There is no account yet. Load the demo data from the **Overview** or add accounts under **Reference "
+            "data**."
+        )
+        return
+    asked = links.read("snapshots")
+    account = ui.account_picker(accounts, key="snapshots_pick", wanted=asked.get("account"))
+    history = ui.history(ui.db_path(), account)
+    if history.height == 0:
+        links.keep("snapshots", account=account, at=None)
+        st.info(f"Account {ui.escape_md(account)} has no snapshot yet. Build one in the **Target set builder**.")
+        links.link("builder", "Target set builder", account=account)
+        return
+
+    tab_history, tab_one, tab_diff = st.tabs(["History", "One snapshot", "Compare two"])
+    with tab_history:
+        _history(account, history)
+    times = history["position_set_time"].to_list()
+    with tab_one:
+        chosen = st.selectbox(
+            "Snapshot",
+            times,
+            index=times.index(asked["at"]) if asked.get("at") in times else 0,
+            format_func=ui.when,
+            key="snapshots_one",
+            help="Newest first.",
+        )
+        links.keep("snapshots", account=account, at=chosen)
+        _one(account, chosen)
+    with tab_diff:
+        _compare(account, times)
+
+
+def _history(account: str, history: pl.DataFrame) -> None:
+    st.dataframe(
+        history.select("position_set_time", "allocation", "rows", "weight_sum", "source"),
+        hide_index=True,
+        placeholder="—",
+        key="snapshots_history",
+        column_config={
+            "position_set_time": st.column_config.DatetimeColumn(
+                "Time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
+            ),
+            "allocation": st.column_config.TextColumn("Target allocation"),
+            "rows": st.column_config.NumberColumn("Rows", format="localized"),
+            "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
+            "source": st.column_config.TextColumn("Source", help="Who wrote it (workbench, a file, an example, …)"),
+        },
+    )
+    rows = msm.read_target_rows(ui.store(), account=account).filter(pl.col("weight_notional_exposure").is_not_null())
+    if rows.height:
+        st.caption("Weight by target over time")
+        charts.weight_timeline(
+            rows,
+            time="time_index",
+            series="unique_identifier",
+            legend="Target",
+            weight="weight_notional_exposure",
+            title="Snapshot time (UTC)",
+            key="snapshots_timeline",
+        )
+
+
+def _one(account: str, chosen) -> None:
+    snap = msm.read_snapshot(ui.store(), account, at=chosen)
+    cols = st.columns(3)
+    cols[0].metric("Rows", f"{snap.positions.height:,}")
+    cols[1].metric("Weight sum", ui.pct(snap.weight_sum))
+    cols[2].metric("Residual", ui.pct(snap.residual), help="1 − weight sum: unallocated, never renormalized")
+    st.dataframe(
+        snap.positions.select(
+            "target_type", "unique_identifier", "display_label", *msm.EXPOSURE_COLUMNS, "metadata_json"
+        ),
+        hide_index=True,
+        placeholder="—",
+        key="snapshots_positions",
+        column_config={
+            "target_type": "Kind",
+            "unique_identifier": "Target",
+            "display_label": "Name",
+            **ui.EXPOSURE_CONFIG,
+            "metadata_json": st.column_config.TextColumn("Metadata (JSON)"),
+        },
+    )
+    st.caption(f"Position set {snap.position_set_uid} · allocation {snap.allocation} · source {snap.source or '—'}")
+    links.link("lookthrough", "Look through this snapshot", account=account, at=chosen)
+
+
+def _compare(account: str, times: list) -> None:
+    if len(times) < 2:
+        st.info("Only one snapshot: nothing to compare yet.")
+        return
+    cols = st.columns(2)
+    before = cols[0].selectbox(
+        "From", times, index=1, format_func=ui.when, key="snapshots_from", help="The earlier snapshot"
+    )
+    after = cols[1].selectbox("To", times, index=0, format_func=ui.when, key="snapshots_to", help="The later snapshot")
+    diff = msm.diff_snapshots(ui.store(), account, before=before, after=after)
+    counts = st.columns(4)
+    counts[0].metric("Added", f"{diff.added.height:,}")
+    counts[1].metric("Removed", f"{diff.removed.height:,}")
+    counts[2].metric("Changed", f"{diff.changed.height:,}")
+    counts[3].metric("Unchanged", f"{diff.unchanged:,}")
+    frame = diff.to_frame()
+    if frame.height == 0:
+        st.success("The two snapshots hold the same targets and exposures.")
+        return
+    shown = frame.select(*DIFF_CONFIG).to_pandas()
+    styled = shown.style.apply(lambda row: [f"background-color: {CHANGE_COLOURS[row['change']]}"] * len(row), axis=1)
+    st.dataframe(styled, hide_index=True, placeholder="—", key="snapshots_diff", column_config=DIFF_CONFIG)
+
+
+if __name__ == "__main__":
+    main()
