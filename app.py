@@ -21,6 +21,7 @@ PAGES = {
         links.page("builder"),
         links.page("snapshots"),
         links.page("lookthrough"),
+        links.page("rebalance"),
     ],
     "Data": [
         links.page("reference"),

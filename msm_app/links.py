@@ -110,6 +110,7 @@ PAGES: dict[str, Page] = {
         Page("builder", "Target set builder", ":material/edit_note:", (ACCOUNT,)),
         Page("snapshots", "Snapshots", ":material/history:", (ACCOUNT, AT)),
         Page("lookthrough", "Look-through", ":material/account_tree:", (ACCOUNT, AT, WEIGHTS)),
+        Page("rebalance", "Rebalance", ":material/swap_horiz:", (ACCOUNT,)),
         Page("reference", "Reference data", ":material/database:"),
         Page("export", "Export", ":material/download:"),
     )
