@@ -23,6 +23,7 @@ PAGES = {
         links.page("lookthrough"),
         links.page("holdings"),
         links.page("drift"),
+        links.page("rebalance"),
     ],
     "Data": [
         links.page("reference"),

@@ -112,6 +112,7 @@ PAGES: dict[str, Page] = {
         Page("lookthrough", "Look-through", ":material/account_tree:", (ACCOUNT, AT, WEIGHTS)),
         Page("holdings", "Holdings", ":material/inventory_2:", (ACCOUNT, AT)),
         Page("drift", "Drift", ":material/balance:", (ACCOUNT, AT)),
+        Page("rebalance", "Rebalance", ":material/swap_horiz:", (ACCOUNT,)),
         Page("reference", "Reference data", ":material/database:"),
         Page("export", "Export", ":material/download:"),
     )

@@ -39,6 +39,7 @@ MODULES = (
     "export",
     "holdings",
     "drift",
+    "rebalance",
 )
 #: Each top-level command, and the area modules that declare it or its subcommands.
 AREAS = {
@@ -57,6 +58,7 @@ AREAS = {
     "prices": ("holdings",),
     "fx": ("holdings",),
     "drift": ("drift",),
+    "rebalance": ("rebalance",),
 }
 
 

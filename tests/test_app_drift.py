@@ -105,6 +105,7 @@ def test_drift_link_opens_that_account_and_the_band_filter_applies(book: Path, m
     assert_clean(at)
     assert table(at, "link", "max_pp").shape[0] == 0
     assert page_links(at)["Holdings of this account"] == ("holdings", {"account": ALPHA})
+    assert page_links(at)["Rebalance this account"] == ("rebalance", {"account": ALPHA})
     follow(at, "Holdings of this account")
     assert at.selectbox(key="holdings_account").value == ALPHA
 

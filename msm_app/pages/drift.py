@@ -142,7 +142,13 @@ def _account(result: msm.Drift, account: str) -> None:
     with right:
         st.subheader("Positions")
         _positions(positions, currency)
-    links.link("holdings", "Holdings of this account", account=account)
+    left, right = st.columns(2)
+    with left:
+        links.link("holdings", "Holdings of this account", account=account)
+    with right:
+        links.link(
+            "rebalance", "Rebalance this account", account=account, help="The orders that bring it to its targets"
+        )
 
 
 def _positions(positions: pl.DataFrame, currency: str) -> None:

@@ -1,0 +1,226 @@
+"""``msm rebalance``: what to buy and sell so that accounts move toward their targets.
+
+One call of :func:`msm.rebalance` for every account asked (or ``--all`` active accounts), with the
+DuckDB weights source of ``msm_portfolios`` for the look-through. It only reads the database.
+
+Without ``--out`` the report goes to stdout: ``table`` (per account its cash, leftover and
+turnover, then its orders), ``json`` (the rebalance document) or ``csv`` (one row per order,
+``account`` first). ``--out F`` writes the orders file a trading desk loads instead: one row per
+order that trades (``account``, ``asset``, ``side``, ``quantity``, ``price``, ``currency``,
+``value``), CSV unless ``--format`` is ``json`` or ``parquet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+import msm
+import msm_portfolios
+from msm.drift import DEFAULT_BAND_ABS
+from msm.rebalancing import ORDER_COLUMNS, REBALANCE_MODES, REBALANCE_TO
+from msm.services.rebalance import DESK_COLUMNS
+from msm_cli.commands import CommandTree
+from msm_cli.context import add_format, open_store
+from msm_cli.lookthrough import usage_error, warn_diagnostics, write_file
+from msm_cli.output import write_csv, write_json, write_lines, write_table
+
+__all__ = ["register"]
+
+
+def _band(text: str) -> float | None:
+    """A band as a number (a fraction: 0.05 = 5 points), or ``none`` to leave it unchecked."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a number (0.05 = 5 points) or 'none', got {text!r}") from None
+
+
+def register(tree: CommandTree) -> None:
+    """Add ``msm rebalance``."""
+    p = tree.command(
+        "rebalance",
+        rebalance,
+        help="propose the orders that move accounts toward their targets",
+        description="Compute each account's drift at --as-of (default now) and propose orders: --mode full (every "
+        "asset to its target), bands (only positions in breach, to the target or to the band edge) or buy-only (no "
+        "sells; cash spent on underweight assets). Cash available = base-currency cash + sells + --cash-flow - "
+        "--cash-reserve x NAV'; buys are scaled down pro rata to it. Quantities are in units, values in each "
+        "account's base currency. Reads only: nothing is written to the database.",
+    )
+    p.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="account unique identifiers or uids")
+    p.add_argument("--all", action="store_true", help="every active account")
+    p.add_argument("--as-of", metavar="TS", help="valuation time, ISO-8601 with a UTC offset (default: now)")
+    p.add_argument("--mode", choices=REBALANCE_MODES, default="full", help="which positions trade (default: full)")
+    p.add_argument(
+        "--to", choices=REBALANCE_TO, default="target", help="bands mode: trade to the target or the band edge"
+    )
+    p.add_argument(
+        "--band-abs",
+        type=_band,
+        default=DEFAULT_BAND_ABS,
+        metavar="X",
+        help="absolute band on drift_abs, a fraction > 0 (default 0.05 = 5 points; 'none' to not check it)",
+    )
+    p.add_argument("--band-rel", type=_band, default=None, metavar="Y", help="relative band on drift_rel (0.2 = 20%%)")
+    p.add_argument(
+        "--cash-flow",
+        type=float,
+        default=0.0,
+        metavar="AMOUNT",
+        help="deposit (> 0) or withdrawal (< 0), in each account's base currency (default 0)",
+    )
+    p.add_argument(
+        "--cash-reserve", type=float, default=0.0, metavar="W", help="cash kept, a fraction of NAV' (default 0)"
+    )
+    p.add_argument(
+        "--min-trade",
+        type=float,
+        default=0.0,
+        metavar="VALUE",
+        help="drop orders worth less than this, in base currency (default 0)",
+    )
+    p.add_argument("--whole-units", action="store_true", help="round order quantities toward zero to whole units")
+    add_format(p, ("table", "json", "csv", "parquet"))
+    p.add_argument(
+        "--out",
+        metavar="F",
+        help="write the orders file a trading desk loads (orders that trade: account, asset, side, quantity, price, "
+        "currency, value) to F: CSV, or JSON/Parquet with --format json/parquet",
+    )
+    p.set_defaults(usage_error=usage_error(p))
+
+
+def rebalance(args: argparse.Namespace) -> int | None:
+    """``msm rebalance ACCOUNT... | --all``."""
+    if bool(args.accounts) == bool(args.all):
+        return args.usage_error("name one or more accounts, or give --all (not both)")
+    if args.format == "parquet" and not args.out:
+        return args.usage_error("--format parquet writes a file: give --out F")
+    store = open_store(args)
+    result = msm.rebalance(
+        store,
+        None if args.all else args.accounts,
+        weights=msm_portfolios.duckdb_weights_source(store),
+        as_of=args.as_of,
+        mode=args.mode,
+        to=args.to,
+        band_abs=args.band_abs,
+        band_rel=args.band_rel,
+        cash_flow=args.cash_flow,
+        cash_reserve=args.cash_reserve,
+        min_trade=args.min_trade,
+        whole_units=args.whole_units,
+    )
+    if args.out:
+        _write_orders(args.out, args.format, result)
+    elif args.format == "json":
+        write_json(result.to_dict())
+    elif args.format == "csv":
+        write_csv(result.orders.iter_rows(named=True), ORDER_COLUMNS)
+    else:
+        _tables(result)
+    _warn(result)
+    return None
+
+
+def _write_orders(path: str, fmt: str, result: msm.Rebalance) -> None:
+    """The trading desk's orders file at ``path`` and one line on stdout saying what it holds."""
+    orders = result.desk_orders()
+    if fmt == "parquet":
+        write_file(path, orders.write_parquet)
+    else:
+        fmt = "json" if fmt == "json" else "csv"
+        write_file(path, lambda target: _write_text(target, fmt, orders))
+    n, accounts = orders.height, result.accounts.height
+    write_lines(
+        f"wrote {n:,} order{'s' if n != 1 else ''} of {accounts:,} account{'s' if accounts != 1 else ''} "
+        f"({fmt}; quantities in units, values in each account's base currency) to {path}"
+    )
+
+
+def _write_text(target: Path, fmt: str, orders: pl.DataFrame) -> None:
+    with target.open("w", encoding="utf-8", newline="") as out:
+        if fmt == "json":
+            write_json({"orders": orders.to_dicts()}, out)
+        else:
+            write_csv(orders.iter_rows(named=True), DESK_COLUMNS, out=out)
+
+
+def _warn(result: msm.Rebalance) -> None:
+    """On stderr: compositions that do not sum to 1, and accounts listed without a proposal."""
+    if result.diagnostics is not None:
+        warn_diagnostics(result.diagnostics)
+    skipped = result.accounts.filter(pl.col("status") != "ok").select("account", "status")
+    for account, status in skipped.iter_rows():
+        sys.stderr.write(f"note: account '{account}' has no proposal: {status}\n")
+
+
+# -- the table ----------------------------------------------------------------------------------------------
+def _money(value: float | None) -> str:
+    return "" if value is None else f"{value:,.2f}"
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def _points(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.2f} pp"
+
+
+def _tables(result: msm.Rebalance) -> None:
+    document = result.to_dict()
+    options = result.options
+    write_lines(
+        f"rebalance at {document['valuation_time']}: mode {options.mode}"
+        + (f" to {'the band edge' if options.to == 'edge' else 'target'}" if options.mode == "bands" else "")
+    )
+    statuses = dict(result.accounts.select("account", "status").iter_rows())
+    for account in document["accounts"]:
+        write_lines("")
+        if statuses[account["account"]] != "ok":
+            write_lines(f"account {account['account']!r}: no proposal ({statuses[account['account']]})")
+            continue
+        currency = account["base_currency"]
+        write_lines(
+            f"account {account['account']!r}: NAV {_money(account['nav'])} {currency}; cash "
+            f"{_money(account['cash_before'])} -> {_money(account['cash_after'])} {currency}, leftover "
+            f"{_money(account['leftover_cash'])} {currency}; turnover {_percent(account['turnover'])}; max |drift| "
+            f"{_points(account['max_abs_drift_before'])} -> {_points(account['max_abs_drift_after'])}"
+        )
+        write_table(_table_rows(account["orders"]), _table_columns(currency), empty="(no positions to trade)")
+
+
+def _table_rows(orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            **o,
+            "price_text": "" if o["price"] is None else f"{o['price']:,.6g} {o['price_currency']}",
+            "value": _money(o["value"]),
+            "current_weight": _percent(o["current_weight"]),
+            "target_weight": _percent(o["target_weight"]),
+            "projected_weight": _percent(o["projected_weight"]),
+        }
+        for o in orders
+    ]
+
+
+def _table_columns(currency: str) -> list[tuple[str, str]]:
+    return [
+        ("asset", "asset"),
+        ("side", "side"),
+        ("quantity", "quantity (units)"),
+        ("price_text", "price"),
+        ("value", f"value ({currency})"),
+        ("current_weight", "current"),
+        ("target_weight", "target"),
+        ("projected_weight", "projected"),
+        ("reason", "reason"),
+    ]
