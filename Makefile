@@ -9,7 +9,7 @@ NOTEBOOK_PORT ?= 8888
 # Test workers (pytest-xdist); each test module runs on one worker so its app server/Spark session is shared.
 WORKERS ?= auto
 
-.PHONY: run notebook test venv demo bench fuzz reliability screenshots system-deps clean
+.PHONY: run notebook test lint venv demo bench fuzz reliability screenshots system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +45,14 @@ notebook: $(STAMP)
 	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(NOTEBOOK_PORT) --ServerApp.root_dir=notebooks \
 	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
-## make test: install everything the tests need and run every test.
-test: $(STAMP) system-deps
+## make test: install everything the tests need, check formatting and lint (ruff), and run every test.
+test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
+
+## make lint: ruff's formatter and linter over the whole tree (pyproject.toml holds the rule set).
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 
 ## fuzz: the property tests over hostile input with 1,000 examples per target (make test runs fewer).
 fuzz: $(STAMP)

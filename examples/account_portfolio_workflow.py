@@ -72,6 +72,26 @@ def _get_or(get: Any, add: Any) -> dict[str, Any]:
         return add()
 
 
+def _ensure_account(store: Store, ident: str, name: str, *, group: str, model: str) -> None:
+    """Create the account and its allocation (mandate) unless they exist."""
+    _get_or(
+        lambda: msm.get_account(store, ident),
+        lambda: msm.add_account(store, ident, account_name=name, is_paper=True, group=group),
+    )
+    _get_or(
+        lambda: msm.get_allocation(store, f"{ident}-target"),
+        lambda: msm.add_allocation(
+            store,
+            f"{ident}-target",
+            account=ident,
+            model=model,
+            display_name=f"{name} Target",
+            source="examples/account_portfolio_workflow.py",
+            metadata_json={"account_identifier": ident},
+        ),
+    )
+
+
 def build_account_example(store: Store) -> dict[str, Any]:
     """Create the account side, save the snapshots, and return what was created."""
     created = portfolio_output(store)
@@ -84,22 +104,7 @@ def build_account_example(store: Store) -> dict[str, Any]:
     group = _get_or(lambda: msm.get_account_group(store, GROUP), lambda: msm.add_account_group(store, GROUP))
     snapshots = {}
     for ident, name in ACCOUNTS:
-        _get_or(
-            lambda: msm.get_account(store, ident),
-            lambda: msm.add_account(store, ident, account_name=name, is_paper=True, group=group["uid"]),
-        )
-        _get_or(
-            lambda: msm.get_allocation(store, f"{ident}-target"),
-            lambda: msm.add_allocation(
-                store,
-                f"{ident}-target",
-                account=ident,
-                model=model["uid"],
-                display_name=f"{name} Target",
-                source="examples/account_portfolio_workflow.py",
-                metadata_json={"account_identifier": ident},
-            ),
-        )
+        _ensure_account(store, ident, name, group=group["uid"], model=model["uid"])
         snapshots[ident] = msm.save_snapshot(
             store,
             ident,

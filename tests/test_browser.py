@@ -453,6 +453,7 @@ def test_tutorial_export_in_the_browser(page, server: dict, shots: Path) -> None
     page.screenshot(path=str(shots / "export.png"))
     out = Path(server["exports"]) / "daily"
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "account_holdings",  # the demo book holds positions since holdings and drift
         "assets",
         "portfolio_weights",
         "target_exposure",
