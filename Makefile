@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_bulk.py
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_export.py
+	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_rebalance.py
 	$(BIN)/python bench/bench_spark.py
 	$(BIN)/python bench/report.py

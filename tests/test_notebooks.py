@@ -34,8 +34,8 @@ from msm_cli.main import main as msm_main
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 BIN = Path(sys.executable).parent
-#: The gallery as it stands; notebooks for drift, rebalancing and nested portfolios join it later.
-GALLERY = {"adhoc_expansion.ipynb", "history_and_diff.ipynb"}
+#: The gallery as it stands.
+GALLERY = {"adhoc_expansion.ipynb", "history_and_diff.ipynb", "rebalance.ipynb"}
 
 
 def _outputs(nb: nbformat.NotebookNode) -> Iterator[dict[str, Any]]:
@@ -160,6 +160,14 @@ def test_history_and_diff_notebook_shows_the_demo_rebalance(ran: Callable[[str],
         "0 added, 0 removed, 2 changed, 0 unchanged"
     ) in text
     assert "-0.05" in text and "0.55" in text and "0.45" in text  # BTC 0.6 -> 0.55, the sleeve 0.4 -> 0.45
+
+
+def test_rebalance_notebook_reads_the_demo_holdings_and_the_drift_queue(ran: Callable[[str], Ran]) -> None:
+    text = _text(ran("rebalance.ipynb").nb)
+    assert "example-account-alpha: holdings found in" in text  # the demo holds positions: no scratch copy
+    assert "EXAMPLE holdings" not in text
+    for column in ("max_abs_drift", "n_breaches", "base_currency"):  # the cross-account drift queue
+        assert column in text
 
 
 # -- make notebook -------------------------------------------------------------------------------------
