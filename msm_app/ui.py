@@ -184,6 +184,11 @@ def pct(value: float | None, decimals: int = 2) -> str:
     return "—" if value is None else f"{value * 100:,.{decimals}f}%"
 
 
+def pp(value: float | None, decimals: int = 2) -> str:
+    """A difference of weights in percentage points: ``0.1182`` -> ``11.82 pp``, ``-0.05`` -> ``-5.00 pp``."""
+    return "—" if value is None else f"{value * 100:,.{decimals}f} pp"
+
+
 def amount(value: float | None, decimals: int = 2) -> str:
     """A notional or quantity with thousands separators: ``1000000`` -> ``1,000,000.00``."""
     return "—" if value is None else f"{value:,.{decimals}f}"

@@ -26,11 +26,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_harness import ROOT, build_demo
+from app_harness import ROOT
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
 import msm
 import msm_portfolios
+from msm_cli.main import main as msm_main
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by `make test`")  # a dev extra
 
@@ -61,7 +62,8 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     folder = tmp_path_factory.mktemp("browser")
     (folder / "data").mkdir()
-    db = build_demo(folder / "data" / "msm.duckdb")
+    db = folder / "data" / "msm.duckdb"
+    assert msm_main(["--db", str(db), "demo"]) == 0  # what a new user has after `make run`: holdings included
     port = _free_port()
     # the defaults a user has: the database and the export root relative to where the app is started
     env = {**os.environ, "MSM_DB": "data/msm.duckdb", "MSM_EXPORT_ROOT": "data/exports"}
@@ -207,6 +209,9 @@ def _type_cell(page, x: float, y: float, text: str) -> None:
         ("lookthrough", "Look-through", None),
         ("reference", "Reference data", "reference"),
         ("export", "Export", None),  # its screenshot is taken after an export (test_tutorial_export_in_the_browser)
+        ("holdings", "Holdings", "holdings"),
+        ("drift", "Drift", None),  # its screenshot is of one account (test_drift_to_rebalance_in_the_browser)
+        ("rebalance", "Rebalance", None),
     ],
 )
 def test_every_page_opens_without_an_error(
@@ -460,3 +465,30 @@ def test_tutorial_export_in_the_browser(page, server: dict, shots: Path) -> None
         "target_positions",
     ]
     page.wait_for_selector("[data-testid='stDownloadButton']:has-text('Download as zip')")
+
+
+def test_drift_to_rebalance_in_the_browser(page, server: dict, shots: Path) -> None:
+    """Tutorials 9 and 10: the drift queue, one account's drift, then its orders and the orders CSV."""
+    _open(page, server, "drift", "Drift")
+    _assert_no_error(page)
+    main = page.locator("[data-testid='stMain']")
+    assert "Accounts by largest drift" in main.inner_text()
+    _open(page, server, "drift?account=example-account-alpha", "Drift")
+    _assert_no_error(page)
+    assert "USD" in _metric(page, "NAV")  # every figure says its currency or unit
+    assert _metric(page, "Max |drift|").endswith("pp")
+    page.wait_for_selector("[data-testid='stVegaLiteChart']")  # current and target weights
+    page.screenshot(path=str(shots / "drift.png"))
+    page.get_by_role("link", name="Rebalance this account").click()
+    page.wait_for_url("**/rebalance?account=example-account-alpha")
+    _settle(page)
+    _assert_no_error(page)
+    assert "USD" in _metric(page, "Leftover cash") and "%" in _metric(page, "Turnover")
+    assert _metric(page, "NAV") == "515,600.00 USD"  # the NAV with its currency
+    assert _metric(page, "Max |drift|").endswith("pp")  # in points, as on the Drift page
+    page.wait_for_selector("[data-testid='stDownloadButton']:has-text('Download orders CSV')")
+    page.screenshot(path=str(shots / "rebalance.png"))
+    with page.expect_download() as caught:
+        page.get_by_role("button", name=re.compile("Download orders CSV")).click()
+    header = Path(caught.value.path()).read_text().splitlines()[0]
+    assert header == "account,asset,side,quantity,price,currency,value"

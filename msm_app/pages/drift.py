@@ -133,7 +133,7 @@ def _account(result: msm.Drift, account: str) -> None:
     )
     metrics = st.columns(3)
     metrics[0].metric("NAV", f"{ui.amount(summary['nav'])} {currency}")
-    metrics[1].metric("Max |drift|", f"{summary['max_abs_drift'] * 100:.2f} pp")
+    metrics[1].metric("Max |drift|", ui.pp(summary["max_abs_drift"]))
     metrics[2].metric("Positions in breach", f"{summary['n_breaches']:,}")
     left, right = st.columns([5, 6], gap="medium")
     with left:

@@ -170,23 +170,23 @@ def _one(result: msm.Rebalance) -> None:
     """One account: its metrics, the weights chart, the orders table and the download."""
     account = result.accounts.row(0, named=True)
     currency = account["base_currency"]
-    metrics = st.columns(5)
-    metrics[0].metric("NAV", f"{ui.amount(account['nav'])} {currency}")
-    metrics[1].metric(
+    money = st.columns(3)  # amounts with their currency need the width: three to a row
+    money[0].metric("NAV", f"{ui.amount(account['nav'])} {currency}")
+    money[1].metric("Cash before", f"{ui.amount(account['cash_before'])} {currency}", help="Base-currency cash held")
+    money[2].metric(
         "Cash after", f"{ui.amount(account['cash_after'])} {currency}", help="Cash before + sells - buys + flow"
     )
-    metrics[2].metric(
+    shares = st.columns(3)
+    shares[0].metric(
         "Leftover cash",
         f"{ui.amount(account['leftover_cash'])} {currency}",
         help="Cash after beyond what the targets and the reserve ask for (negative: below its target)",
     )
-    metrics[3].metric("Turnover", ui.pct(account["turnover"]), help="Sum of order values / NAV")
-    metrics[4].metric(
-        "Max |drift|", ui.pct(account["max_abs_drift_after"]), help=f"before: {ui.pct(account['max_abs_drift_before'])}"
+    shares[1].metric("Turnover", ui.pct(account["turnover"]), help="Sum of order values / NAV")
+    shares[2].metric(
+        "Max |drift|", ui.pp(account["max_abs_drift_after"]), help=f"before: {ui.pp(account['max_abs_drift_before'])}"
     )
-    st.caption(
-        f"Cash before: {ui.amount(account['cash_before'])} {currency}. Valued at {ui.when(result.valuation_time)}."
-    )
+    st.caption(f"Valued at {ui.when(result.valuation_time)}.")
     _weights_chart(result.orders, key="rebalance_chart")
     st.subheader("Orders")
     st.dataframe(
