@@ -18,7 +18,7 @@ st.set_page_config(
 )
 
 # With `[auth]` in .streamlit/secrets.toml, nobody sees a page (nor is the database opened) before signing in.
-auth.require_login()
+auth.require_login(spec.url_path for spec in links.PAGES.values())
 
 PAGES = {
     "Workbench": [

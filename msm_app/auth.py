@@ -3,8 +3,8 @@
 - :func:`auth_configured`: ``[auth]`` is in ``.streamlit/secrets.toml`` (docs/deploy.md shows one).
   Without it the workbench opens as it always has, for whoever reaches the address.
 - :func:`require_login`: with login configured and nobody signed in, the router shows only the
-  sign-in screen (a button that calls ``st.login``) and stops the run, so no page renders and the
-  database is not opened before someone signs in.
+  sign-in screen (a button that calls ``st.login``), at every page's address, and stops the run, so
+  no page renders and the database is not opened before someone signs in.
 - :func:`user_box`: the signed-in user and a sign-out button, in the sidebar.
 - :func:`current_actor`: who is acting, for the audit trail: the signed-in user's email (else
   name, else subject) when logged in, else ``$MSM_USER``, else the operating-system user.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import streamlit as st
@@ -24,6 +24,7 @@ from streamlit.errors import StreamlitSecretNotFoundError
 
 #: The identity claims that name a signed-in user, in order of preference.
 IDENTITY_CLAIMS = ("email", "name", "sub")
+_ICON = ":material/login:"
 
 
 def _auth_section() -> Mapping[str, Any]:
@@ -81,15 +82,18 @@ def _sign_in_screen() -> None:
         st.button(label, key=f"sign_in_{provider or 'default'}", type="primary", on_click=st.login, args=args)
 
 
-def require_login() -> None:
+def require_login(url_paths: Iterable[str] = ()) -> None:
     """With login configured and nobody signed in: the sign-in screen, then the run stops here.
 
-    Without ``[auth]`` (login off) or with a signed-in user this does nothing, and the router goes on.
+    ``url_paths``: the app's page addresses. Each one shows the same sign-in screen, so a shared
+    link opens on it (not on "page not found") and keeps its address. Without ``[auth]`` (login
+    off) or with a signed-in user this does nothing, and the router goes on.
     """
     if not auth_configured() or is_logged_in():
         return
-    sign_in = st.Page(_sign_in_screen, title="Sign in", icon=":material/login:", default=True)
-    st.navigation([sign_in], position="hidden").run()
+    screens = [st.Page(_sign_in_screen, title="Sign in", icon=_ICON, default=True)]
+    screens += [st.Page(_sign_in_screen, title="Sign in", icon=_ICON, url_path=path) for path in url_paths if path]
+    st.navigation(screens, position="hidden").run()
     st.stop()
 
 
