@@ -34,6 +34,8 @@ run: $(STAMP)
 	@if [ ! -f "$(DB)" ]; then \
 	  $(BIN)/msm --db "$(DB)" demo; \
 	fi
+	@case "$(ADDRESS)" in 127.*|localhost|::1) ;; *) grep -qs '^\[auth' .streamlit/secrets.toml || \
+	  echo "warning: serving on $(ADDRESS) without sign-in ([auth] in .streamlit/secrets.toml): see docs/deploy.md" >&2;; esac
 	MSM_DB="$(DB)" $(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false
 

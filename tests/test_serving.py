@@ -109,6 +109,7 @@ def test_make_run_listens_on_this_machine_only(served: dict) -> None:
     assert {c.laddr.ip for c in listeners} == {"127.0.0.1"}, [c.laddr for c in listeners]  # not 0.0.0.0 nor ::
     assert {os.getpgid(c.pid) for c in listeners} == {served["proc"].pid}, "the listener is the server `make run` began"
     assert "--server.address 127.0.0.1" in served["log"].read_text()
+    assert "warning: serving" not in served["log"].read_text()  # the warning is for another address without sign-in
     for address in _other_addresses():  # from another interface the port is closed
         with socket.socket() as s, pytest.raises(ConnectionRefusedError):
             s.settimeout(5)
