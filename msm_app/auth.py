@@ -76,6 +76,11 @@ def _sign_in_screen() -> None:
     """The only screen before sign-in: what this is, and one button per provider (no data)."""
     st.title("msm workbench")
     st.write("Sign in to open the workbench.")
+    if not providers():
+        st.error(
+            "`[auth]` in .streamlit/secrets.toml names no login provider: give it client_id, client_secret and "
+            "server_metadata_url (or one [auth.NAME] section per provider), as docs/deploy.md shows."
+        )
     for provider in providers():
         label = "Sign in" if provider is None else f"Sign in with {provider}"
         args = () if provider is None else (provider,)

@@ -86,6 +86,19 @@ def test_named_providers_get_one_button_each(tmp_path: Path, monkeypatch: pytest
     _assert_sign_in_screen(at, ["Sign in with microsoft", "Sign in with okta"])
 
 
+def test_login_configured_without_a_provider_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = {"auth": {k: AUTH[k] for k in ("redirect_uri", "cookie_secret")}}
+    at = _app(monkeypatch, tmp_path / "msm.duckdb", secrets, {"is_logged_in": False})
+    assert [e.value for e in at.error] == [
+        "`[auth]` in .streamlit/secrets.toml names no login provider: give it client_id, client_secret and "
+        "server_metadata_url (or one [auth.NAME] section per provider), as docs/deploy.md shows."
+    ]
+    assert not at.button and not at.sidebar.children
+    assert not (tmp_path / "msm.duckdb").exists()
+
+
 @pytest.mark.parametrize("user", [{"email": "test@example.com"}, ANA], ids=["AppTest's default user", "a login"])
 def test_without_login_configured_the_app_opens_as_before(
     user: dict, demo: Path, monkeypatch: pytest.MonkeyPatch

@@ -34,6 +34,7 @@ import msm_app.ui
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by `make test`")
 
 CONFIG = ROOT / ".streamlit" / "config.toml"
+SECRETS = ROOT / ".streamlit" / "secrets.toml"  # a developer's own, never in the repository
 #: The upload limit of the module's server (MB): a 2 MB file is over it.
 TEST_LIMIT_MB = 1
 
@@ -66,12 +67,17 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
+def _make_env() -> dict[str, str]:
+    """The environment for `make`: no database of the caller, and not a sub-make of a `make test`."""
+    return {k: v for k, v in os.environ.items() if k not in ("MSM_DB", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     folder = tmp_path_factory.mktemp("serving")
     db = folder / "team.duckdb"  # missing: `make run` creates it with the demo data
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("MSM_DB", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env = _make_env()
     env["STREAMLIT_SERVER_MAX_UPLOAD_SIZE"] = str(TEST_LIMIT_MB)
     # -o: the virtual environment counts as installed (the tests run in it); BIN: this interpreter's scripts
     command = ["make", "--no-print-directory", "-o", ".venv/.installed", "run"]
@@ -116,6 +122,27 @@ def test_make_run_listens_on_this_machine_only(served: dict) -> None:
             s.connect((address, served["port"]))
     assert served["db"].exists(), "make run created the database it was given, with the demo data"
     assert msm.list_accounts(msm.Store(served["db"], read_only=True)).height == 2
+
+
+@pytest.mark.parametrize(("address", "warned"), [(None, False), ("localhost", False), ("0.0.0.0", True)])
+def test_make_run_opens_another_address_only_when_told_and_warns(
+    address: str | None, warned: bool, tmp_path: Path
+) -> None:
+    """`make run ADDRESS=...` (with a stand-in for streamlit that prints its arguments): no sign-in, a warning."""
+    stub = tmp_path / "bin" / "streamlit"
+    stub.parent.mkdir()
+    stub.write_text('#!/bin/sh\necho "streamlit $*"\n')
+    stub.chmod(0o755)
+    db = tmp_path / "msm.duckdb"
+    db.touch()  # exists: make run does not load the demo data
+    command = ["make", "--no-print-directory", "-o", ".venv/.installed", "run", f"DB={db}", f"BIN={stub.parent}"]
+    command += [f"ADDRESS={address}"] if address else []
+    done = subprocess.run(command, cwd=ROOT, env=_make_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (ran,) = [line for line in done.stdout.splitlines() if line.startswith("streamlit ")]
+    assert f"--server.address {address or '127.0.0.1'} " in ran
+    login_on = SECRETS.exists() and "[auth" in SECRETS.read_text()
+    assert ("warning: serving on 0.0.0.0 without sign-in" in done.stderr) == (warned and not login_on), done.stderr
 
 
 def test_the_server_keeps_xsrf_protection_on(served: dict) -> None:
