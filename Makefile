@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DB     ?= $(or $(MSM_DB),data/msm.duckdb)
 PORT   ?= 8501
+# make run listens on this machine only; `make run ADDRESS=0.0.0.0` opens it to the network on purpose (docs/deploy.md).
+ADDRESS ?= 127.0.0.1
 NOTEBOOK_PORT ?= 8888
 # Test workers (pytest-xdist); each test module runs on one worker so its app server/Spark session is shared.
 WORKERS ?= auto
@@ -26,13 +28,16 @@ venv: $(STAMP)
 system-deps:
 	@bash scripts/system-deps.sh
 
-## make run: create the database with the demo data when missing, then serve the workbench.
+## make run: create the database with the demo data when missing, then serve the workbench on
+## http://127.0.0.1:$(PORT) (this machine only; .streamlit/config.toml holds the other server settings).
 run: $(STAMP)
 	@if [ ! -f "$(DB)" ]; then \
 	  $(BIN)/msm --db "$(DB)" demo; \
 	fi
-	MSM_DB="$(DB)" $(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true \
-	  --browser.gatherUsageStats false
+	@case "$(ADDRESS)" in 127.*|localhost|::1) ;; *) grep -qs '^\[auth' .streamlit/secrets.toml || \
+	  echo "warning: serving on $(ADDRESS) without sign-in ([auth] in .streamlit/secrets.toml): see docs/deploy.md" >&2;; esac
+	MSM_DB="$(DB)" $(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) \
+	  --server.headless true --browser.gatherUsageStats false
 
 ## make notebook: the same database as make run (the demo data when missing), then JupyterLab on 127.0.0.1 only,
 ## with its token, opening notebooks/ (the kernel runs there, so the paths it is given are absolute). Jupyter

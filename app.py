@@ -5,15 +5,20 @@ query parameters) in :mod:`msm_app.links`; this file lists them in navigation or
 thin: widgets, a call to ``msm`` / ``msm_portfolios`` services, rendering. The database is
 ``$MSM_DB`` (default ``data/msm.duckdb``), opened briefly for each read or write through one cached
 ``msm.Store``, so the command line and notebooks keep working on the same file while the app runs.
+When Streamlit's login is configured (``[auth]`` in ``.streamlit/secrets.toml``, docs/deploy.md),
+:func:`msm_app.auth.require_login` shows only a sign-in screen until a user has signed in.
 """
 
 import streamlit as st
 
-from msm_app import links, ui
+from msm_app import auth, links, ui
 
 st.set_page_config(
     page_title="msm workbench", page_icon=":material/account_balance:", layout="wide", initial_sidebar_state="collapsed"
 )
+
+# With `[auth]` in .streamlit/secrets.toml, nobody sees a page (nor is the database opened) before signing in.
+auth.require_login(spec.url_path for spec in links.PAGES.values())
 
 PAGES = {
     "Workbench": [

@@ -29,6 +29,7 @@ import msm
 import msm_portfolios
 from msm.errors import MsmError, SnapshotExistsError, StoreBusyError, ValidationError
 from msm.io import read_table_file
+from msm_app import auth
 
 CACHE_SECONDS = 30
 #: Largest file the app reads from an upload (bytes); larger ones are refused before parsing.
@@ -293,8 +294,9 @@ def guard(render: Callable[[], None]) -> None:
 
 
 def sidebar() -> None:
-    """The database in use and a refresh button, on every page."""
+    """The signed-in user (when login is on), the database in use and a refresh button, on every page."""
     with st.sidebar:
+        auth.user_box()
         st.caption("Database")
         st.text(os.path.abspath(db_path()))
         if st.button(
