@@ -28,6 +28,7 @@ COMPOSITION_ROW_COLUMNS = ("portfolio_uid", "portfolio", "weights_time", "asset_
 
 
 def register(tree: CommandTree) -> None:
+    """Add ``msm portfolios weights|composition|history`` to the command tree."""
     p = tree.subcommand(
         "portfolios",
         "weights",
@@ -74,6 +75,7 @@ def register(tree: CommandTree) -> None:
 
 
 def sums_to_one(weight_sum: float) -> bool:
+    """Whether a composition's weight sum is 1 within :data:`msm.expansion.WEIGHT_SUM_TOLERANCE`."""
     return abs(weight_sum - 1.0) <= WEIGHT_SUM_TOLERANCE
 
 
@@ -103,6 +105,7 @@ def _print_composition(document: dict[str, Any], *heading: str) -> None:
 
 # -- weights -------------------------------------------------------------------------------------
 def weights(args: argparse.Namespace) -> None:
+    """``msm portfolios weights``: store a composition read from a file."""
     store = open_store(args)
     before: set[Any] = set()
     if args.overwrite:  # to say whether a composition was replaced
@@ -132,6 +135,7 @@ def weights(args: argparse.Namespace) -> None:
 
 # -- composition ---------------------------------------------------------------------------------
 def composition(args: argparse.Namespace) -> None:
+    """``msm portfolios composition``: the composition in force at a time."""
     store = open_store(args)
     frame = msm_portfolios.read_composition(store, args.portfolio, as_of=args.as_of)
     document = composition_document(frame)
@@ -150,6 +154,7 @@ def composition(args: argparse.Namespace) -> None:
 
 # -- history -------------------------------------------------------------------------------------
 def history(args: argparse.Namespace) -> None:
+    """``msm portfolios history``: every composition of a portfolio, newest first."""
     store = open_store(args)
     portfolio = msm.get_portfolio(store, args.portfolio)
     frame = msm_portfolios.composition_history(store, portfolio["uid"])
