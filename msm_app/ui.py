@@ -180,17 +180,32 @@ def composition_warnings(diagnostics: pl.DataFrame) -> None:
 
 # -- formatting ----------------------------------------------------------------------------------------
 def pct(value: float | None, decimals: int = 2) -> str:
-    """A weight as a percentage: ``0.6`` -> ``60.00%``."""
+    """A weight as a percentage: ``0.6`` -> ``60.00%``.
+
+    >>> pct(0.6), pct(0.123456, 4), pct(None)
+    ('60.00%', '12.3456%', '—')
+    """
     return "—" if value is None else f"{value * 100:,.{decimals}f}%"
 
 
 def amount(value: float | None, decimals: int = 2) -> str:
-    """A notional or quantity with thousands separators: ``1000000`` -> ``1,000,000.00``."""
+    """A notional or quantity with thousands separators: ``1000000`` -> ``1,000,000.00``.
+
+    >>> amount(1000000), amount(2.5, 0), amount(None)
+    ('1,000,000.00', '2', '—')
+    """
     return "—" if value is None else f"{value:,.{decimals}f}"
 
 
 def when(value: datetime | None) -> str:
-    """A UTC time as analysts read it: ``2026-05-25 00:00 UTC`` (seconds shown when not zero)."""
+    """A UTC time as analysts read it: ``2026-05-25 00:00 UTC`` (seconds shown when not zero).
+
+    >>> from datetime import timedelta, timezone
+    >>> when(datetime(2026, 5, 25, 2, 0, tzinfo=timezone(timedelta(hours=2))))  # shown in UTC
+    '2026-05-25 00:00 UTC'
+    >>> when(datetime(2026, 5, 25, 0, 0, 30, tzinfo=UTC)), when(None)
+    ('2026-05-25 00:00:30 UTC', '—')
+    """
     if value is None:
         return "—"
     value = value.astimezone(UTC)
@@ -198,7 +213,13 @@ def when(value: datetime | None) -> str:
 
 
 def escape_md(text: Any) -> str:
-    """Text safe to put in Markdown: every character Markdown or HTML would act on is escaped."""
+    r"""Text safe to put in Markdown: every character Markdown or HTML would act on is escaped.
+
+    An account named ``*VIP* <b>`` shows as typed, neither bold nor HTML:
+
+    >>> print(escape_md("*VIP* <b> [x](y)"))
+    \*VIP\* \<b\> \[x\]\(y\)
+    """
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
 
 

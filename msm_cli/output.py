@@ -81,7 +81,12 @@ def number(value: float | int | None, *, decimals: int | None = None) -> str:
 
 
 def cell(value: Any) -> str:
-    """One table or CSV cell: empty for null, numbers via :func:`number`, times as UTC, objects as JSON."""
+    """One table or CSV cell: empty for null, numbers via :func:`number`, times as UTC, objects as JSON.
+
+    >>> from datetime import UTC
+    >>> [cell(v) for v in (None, True, 0.1 + 0.2, {"a": 1}, datetime(2026, 6, 1, tzinfo=UTC))]
+    ['', 'true', '0.3', '{"a":1}', '2026-06-01T00:00:00Z']
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -105,6 +110,16 @@ def write_table(
     """Print ``rows`` as an aligned text table; ``columns`` are ``(key, header)`` pairs.
 
     Numeric columns (every non-null value a number) are right-aligned, others left-aligned.
+
+    >>> rows = [{"asset": "BTC", "weight": 0.6}, {"asset": "ETH", "weight": 0.35}, {"asset": "SOL", "weight": None}]
+    >>> write_table(rows, [("asset", "asset"), ("weight", "weight")])
+    asset  weight
+    -----  ------
+    BTC       0.6
+    ETH      0.35
+    SOL
+    >>> write_table([], [("asset", "asset")], empty="(no holdings)")
+    (no holdings)
     """
     out = out or sys.stdout
     if not rows:
