@@ -29,19 +29,21 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from msm.contract import EXPOSURE_COLUMNS
 from msm.errors import ConflictError, NotFoundError, RowError, ValidationError
-from msm.expansion import WEIGHTS_COLUMNS, WeightsSource, expand_targets
+from msm.expansion import WEIGHTS_COLUMNS, Expansion, WeightsSource, expand_targets
 from msm.services.registry import get_account
-from msm.services.snapshots import read_target_rows
+from msm.services.snapshots import POSITION_COLUMNS, read_target_rows
 from msm.store.connection import Store
 
 __all__ = [
@@ -90,22 +92,8 @@ PARTITION_BY = {
     "drift": PARTITION,
 }
 
-_TARGET_COLUMNS = (
-    "position_set_uid",
-    "time_index",
-    "account",
-    "allocation",
-    "target_type",
-    "target_uid",
-    "asset_uid",
-    "portfolio_uid",
-    "unique_identifier",
-    "display_label",
-    "weight_notional_exposure",
-    "constant_notional_exposure",
-    "single_asset_quantity",
-    "metadata_json",
-)
+#: Columns of ``target_positions/``: which snapshot, then a stored target row as a snapshot shows it.
+_TARGET_COLUMNS = ("position_set_uid", "time_index", "account", "allocation", *POSITION_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -173,17 +161,8 @@ def export_snapshots(
     counts = dict.fromkeys(names, 0)
     diagnostics: list[pl.DataFrame] = []
     try:
-        _stage_snapshots(
-            store,
-            sets,
-            chunk_sets,
-            staging,
-            counts,
-            diagnostics,
-            history if expanded else None,
-            weights_as_of,
-            now,
-        )
+        expand = partial(expand_targets, weights=history, weights_as_of=weights_as_of, now=now) if expanded else None
+        _stage_snapshots(store, sets, chunk_sets, staging, counts, diagnostics, expand)
         _stage_whole_datasets(store, staging, counts, history, extra)
         _swap_in(out, staging, names, overwrite=overwrite)
     finally:
@@ -213,11 +192,9 @@ def _stage_snapshots(
     staging: Path,
     counts: dict[str, int],
     diagnostics: list[pl.DataFrame],
-    history: pl.DataFrame | None,
-    weights_as_of: str | datetime,
-    now: datetime,
+    expand: Callable[[pl.DataFrame], Expansion] | None,
 ) -> None:
-    """Write ``target_positions`` (and, with ``history``, ``target_exposure``) into ``staging``.
+    """Write ``target_positions`` (and, with ``expand``, ``target_exposure``) into ``staging``.
 
     Snapshots go in chunks of at most ``chunk_sets`` position sets, in time order: read, expand with
     the core's expansion, write (one file per snapshot date in the chunk), forget. Peak memory
@@ -231,7 +208,14 @@ def _stage_snapshots(
         # default); capped while the export runs, so a larger file does not mean a larger export.
         con.execute(f"SET memory_limit = '{EXPORT_DUCKDB_MEMORY}'")
         try:
-            _export_chunks(store, sets, chunk_sets, staging, pool, counts, diagnostics, history, weights_as_of, now)
+            writing: list[Future[int]] = []
+            for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
+                files = _chunk_files(store, uids, (first, last), part, staging, counts, diagnostics, expand)
+                for done in writing:  # the previous chunk's files (an error in a write surfaces here)
+                    done.result()
+                writing = [pool.submit(_write_part, *file) for file in files]
+            for done in writing:
+                done.result()
         finally:
             con.execute("RESET memory_limit")  # the store never sets one: back to DuckDB's default
     for name in ("target_positions", "target_exposure"):
@@ -403,39 +387,28 @@ def _chosen_sets(
     return sets.drop("account")
 
 
-def _export_chunks(
+def _chunk_files(
     store: Store,
-    sets: pl.DataFrame,
-    chunk_sets: int,
+    uids: list[str],
+    between: tuple[datetime, datetime],
+    part: int,
     staging: Path,
-    pool: ThreadPoolExecutor,
     counts: dict[str, int],
     diagnostics: list[pl.DataFrame],
-    history: pl.DataFrame | None,
-    weights_as_of: str | datetime,
-    now: datetime,
-) -> None:
-    """Read, expand (when ``history`` is given) and write the snapshots chunk by chunk.
-
-    Adds to ``counts`` and ``diagnostics``.
-    """
-    writing: list[Future[int]] = []
-    for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
-        rows = read_target_rows(store, uids, between=(first, last))
-        files = _dated(rows.select(_TARGET_COLUMNS), staging / "target_positions", part)
-        counts["target_positions"] += rows.height
-        if history is not None:
-            result = expand_targets(rows, history, weights_as_of=weights_as_of, now=now)
-            labels = rows.select("position_set_uid", "account", "allocation").unique()
-            exposure = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
-            files += _dated(exposure, staging / "target_exposure", part)
-            counts["target_exposure"] += exposure.height
-            diagnostics.append(result.diagnostics)
-        for done in writing:  # the previous chunk's files (an error in a write surfaces here)
-            done.result()
-        writing = [pool.submit(_write_part, *file) for file in files]
-    for done in writing:
-        done.result()
+    expand: Callable[[pl.DataFrame], Expansion] | None,
+) -> list[tuple[pl.DataFrame, Path, date, int]]:
+    """Read one chunk's target rows (and expand them with ``expand``); the files to write, counted in ``counts``."""
+    rows = read_target_rows(store, uids, between=between)
+    files = _dated(rows.select(_TARGET_COLUMNS), staging / "target_positions", part)
+    counts["target_positions"] += rows.height
+    if expand is not None:
+        result = expand(rows)
+        labels = rows.select("position_set_uid", "account", "allocation").unique()
+        exposure = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
+        files += _dated(exposure, staging / "target_exposure", part)
+        counts["target_exposure"] += exposure.height
+        diagnostics.append(result.diagnostics)
+    return files
 
 
 def _chunks(sets: pl.DataFrame, size: int) -> Iterator[tuple[list[str], datetime, datetime]]:
@@ -497,9 +470,7 @@ def _write_empty(dataset: Path, *, expanded_columns: bool) -> None:
 
 def _empty_targets() -> pl.DataFrame:
     schema = {c: pl.String for c in _TARGET_COLUMNS} | {"time_index": pl.Datetime("us", "UTC")}
-    schema |= {
-        c: pl.Float64 for c in ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
-    }
+    schema |= dict.fromkeys(EXPOSURE_COLUMNS, pl.Float64)
     return pl.DataFrame(schema=schema)
 
 

@@ -26,7 +26,7 @@ import polars as pl
 
 from msm.errors import ConflictError
 from msm.services.registry import get_account
-from msm.services.rowfiles import FileRules, Rule, input_frame, lookup_keys, number_column, text_column
+from msm.services.rowfiles import FileRules, Rule, input_frame, known, lookup_keys, number_column, text_column
 from msm.store.connection import Store, fetch
 from msm.timeutil import format_utc, parse_utc
 from msm.validation import ROW, normalize_metadata
@@ -168,18 +168,8 @@ def _validate(frame: pl.DataFrame, con: Any) -> pl.DataFrame:
     asset_key = pl.coalesce("asset_uid", "asset")
     first = pl.col(ROW).min().over(account_key, asset_key)
     rules.add(
-        Rule(
-            "account",
-            "account_exists",
-            "no account has this unique_identifier or uid; add it first (msm accounts add ID --name N)",
-            pl.col("account").is_not_null() & pl.col("account_uid").is_null(),
-        ),
-        Rule(
-            "asset",
-            "asset_exists",
-            "no asset has this unique_identifier or uid; add it first (msm assets add ID)",
-            pl.col("asset").is_not_null() & pl.col("asset_uid").is_null(),
-        ),
+        known("account", "msm accounts add ID --name N"),
+        known("asset", "msm assets add ID"),
         Rule(
             "quantity",
             "quantity_long_only",

@@ -152,20 +152,6 @@ def _account(result: msm.Drift, account: str) -> None:
 
 
 def _positions(positions: pl.DataFrame, currency: str) -> None:
-    table = positions.select(
-        "asset",
-        "asset_type",
-        "quantity",
-        "price",
-        "price_currency",
-        "fx_rate",
-        "market_value",
-        "current_weight",
-        "target_weight",
-        (pl.col("drift_abs") * 100).alias("drift_pp"),
-        (pl.col("drift_rel") * 100).alias("drift_rel_pct"),
-        "breach",
-    ).sort("drift_pp", descending=True)
     config = {
         "asset": "Asset",
         "asset_type": "Type",
@@ -180,6 +166,8 @@ def _positions(positions: pl.DataFrame, currency: str) -> None:
         "drift_rel_pct": st.column_config.NumberColumn("Drift rel.", format="%+.2f%%", help="Drift / target weight"),
         "breach": st.column_config.CheckboxColumn("Breach"),
     }
+    points = (pl.col("drift_abs") * 100).alias("drift_pp"), (pl.col("drift_rel") * 100).alias("drift_rel_pct")
+    table = positions.with_columns(*points).select(*config).sort("drift_pp", descending=True)
     styled = table.to_pandas().style.apply(
         lambda row: [f"background-color: {BREACH_COLOUR}" if row["breach"] else "" for _ in row], axis=1
     )
