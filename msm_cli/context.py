@@ -9,7 +9,7 @@ import msm
 import msm_portfolios
 from msm.store import MigrationSet
 
-__all__ = ["add_format", "migration_sets", "open_store"]
+__all__ = ["add_accounts_choice", "add_format", "bad_accounts_choice", "migration_sets", "open_store"]
 
 
 def migration_sets() -> tuple[MigrationSet, ...]:
@@ -51,3 +51,19 @@ def add_snapshot_choice(parser: argparse.ArgumentParser) -> None:
     when.add_argument("--at", metavar="TS", help="the snapshot exactly at this time")
     when.add_argument("--as-of", metavar="TS", help="the latest snapshot at or before this time")
     parser.add_argument("--allocation", metavar="ID", help="only this target allocation")
+
+
+def add_accounts_choice(parser: argparse.ArgumentParser) -> None:
+    """``ACCOUNT... | --all [--as-of TS]``: which accounts a valuation command works on, and when."""
+    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="account unique identifiers or uids")
+    parser.add_argument("--all", action="store_true", help="every active account")
+    parser.add_argument("--as-of", metavar="TS", help="valuation time, ISO-8601 with a UTC offset (default: now)")
+
+
+def bad_accounts_choice(args: argparse.Namespace) -> str | None:
+    """What is wrong with the accounts asked (:func:`add_accounts_choice`) or a parquet output without ``--out``."""
+    if bool(args.accounts) == bool(args.all):
+        return "name one or more accounts, or give --all (not both)"
+    if args.format == "parquet" and not args.out:
+        return "--format parquet writes a file: give --out F"
+    return None

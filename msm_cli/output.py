@@ -29,7 +29,11 @@ __all__ = [
     "FORMATS",
     "cell",
     "frame_records",
+    "money",
     "number",
+    "percent",
+    "points",
+    "price_text",
     "report_error",
     "write_csv",
     "write_json",
@@ -78,6 +82,40 @@ def number(value: float | int | None, *, decimals: int | None = None) -> str:
         value = round(value, decimals)
     text = format(value, ".15g")
     return "0" if text == "-0" else text
+
+
+def money(value: float | None) -> str:
+    """An amount with thousands separators and two decimals; empty for null.
+
+    >>> money(1234567.891), money(None)
+    ('1,234,567.89', '')
+    """
+    return "" if value is None else f"{value:,.2f}"
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with two decimals; empty for null.
+
+    >>> percent(0.6), percent(None)
+    ('60.00%', '')
+    """
+    return "" if value is None else f"{value:.2%}"
+
+
+def points(value: float | None, *, signed: bool = False) -> str:
+    """A difference of weights in percentage points (``signed``: with its sign, ``+`` too); empty for null.
+
+    >>> points(0.0123), points(0.0123, signed=True), points(-0.05, signed=True)
+    ('1.23 pp', '+1.23 pp', '-5.00 pp')
+    """
+    if value is None:
+        return ""
+    return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f} pp"
+
+
+def price_text(row: Mapping[str, Any]) -> str:
+    """A row's ``price`` with its ``price_currency`` (``65,000 USD``); empty when it has no price."""
+    return "" if row["price"] is None else f"{row['price']:,.6g} {row['price_currency']}"
 
 
 def cell(value: Any) -> str:
