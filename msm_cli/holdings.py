@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 
+import polars as pl
+
 import msm
 from msm.services.holdings import HOLDINGS_POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, open_store
-from msm_cli.output import write_csv, write_json, write_lines, write_table
+from msm_cli.output import counted, identity, write_csv, write_json, write_lines, write_table
 
 __all__ = ["register"]
 
@@ -138,21 +140,11 @@ def history(args: argparse.Namespace) -> None:
     store = open_store(args)
     account = msm.get_account(store, args.account)
     frame = msm.holdings_history(store, account["uid"])
-    sets = [
-        {
-            "holdings_set_uid": r["holdings_set_uid"],
-            "holdings_time": r["holdings_time"],
-            "rows": int(r["rows"]),
-            "source": r["source"],
-        }
-        for r in frame.iter_rows(named=True)
-    ]
+    sets = frame.select("holdings_set_uid", "holdings_time", pl.col("rows").cast(pl.Int64), "source").to_dicts()
     if args.format == "json":
-        write_json(
-            {"account": {"uid": account["uid"], "unique_identifier": account["unique_identifier"]}, "sets": sets}
-        )
+        write_json({"account": identity(account), "sets": sets})
         return
-    write_lines(f"account {account['unique_identifier']!r}: {len(sets)} holdings set{'s' if len(sets) != 1 else ''}")
+    write_lines(f"account {account['unique_identifier']!r}: {counted(len(sets), 'holdings set')}")
     write_table(
         sets,
         [("holdings_time", "time"), ("rows", "rows"), ("source", "source"), ("holdings_set_uid", "holdings set")],

@@ -28,7 +28,9 @@ from msm.timeutil import format_utc
 __all__ = [
     "FORMATS",
     "cell",
+    "counted",
     "frame_records",
+    "identity",
     "money",
     "number",
     "percent",
@@ -82,6 +84,20 @@ def number(value: float | int | None, *, decimals: int | None = None) -> str:
         value = round(value, decimals)
     text = format(value, ".15g")
     return "0" if text == "-0" else text
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1.
+
+    >>> counted(1, "snapshot"), counted(3, "holdings set")
+    ('1 snapshot', '3 holdings sets')
+    """
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def identity(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"uid", "unique_identifier"}`` of a registry record: how a document names its account or portfolio."""
+    return {"uid": record["uid"], "unique_identifier": record["unique_identifier"]}
 
 
 def money(value: float | None) -> str:

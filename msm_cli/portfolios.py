@@ -19,7 +19,7 @@ from msm.expansion import WEIGHT_SUM_TOLERANCE
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, open_store
-from msm_cli.output import number, write_csv, write_json, write_lines, write_table
+from msm_cli.output import counted, identity, number, write_csv, write_json, write_lines, write_table
 
 __all__ = ["COMPOSITION_ROW_COLUMNS", "composition_document", "register"]
 
@@ -158,25 +158,19 @@ def history(args: argparse.Namespace) -> None:
     store = open_store(args)
     portfolio = msm.get_portfolio(store, args.portfolio)
     frame = msm_portfolios.composition_history(store, portfolio["uid"])
-    compositions = [
-        {
-            "weights_time": r["weights_time"],
-            "n_assets": int(r["n_assets"]),
-            "weight_sum": float(r["weight_sum"]),
-            "sums_to_one": sums_to_one(float(r["weight_sum"])),
-        }
-        for r in frame.iter_rows(named=True)
-    ]
+    weight_sum = pl.col("weight_sum").cast(pl.Float64)
+    compositions = frame.select(
+        "weights_time",
+        pl.col("n_assets").cast(pl.Int64),
+        weight_sum,
+        ((weight_sum - 1.0).abs() <= WEIGHT_SUM_TOLERANCE).alias("sums_to_one"),
+    ).to_dicts()
     if args.format == "json":
-        write_json(
-            {
-                "portfolio": {"uid": portfolio["uid"], "unique_identifier": portfolio["unique_identifier"]},
-                "compositions": compositions,
-            }
-        )
+        write_json({"portfolio": identity(portfolio), "compositions": compositions})
         return
-    n = len(compositions)
-    write_lines(f"portfolio {portfolio['unique_identifier']!r}: {n} composition{'s' if n != 1 else ''}, newest first")
+    write_lines(
+        f"portfolio {portfolio['unique_identifier']!r}: {counted(len(compositions), 'composition')}, newest first"
+    )
     write_table(
         [
             {

@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import polars as pl
+
 import msm
 from msm.io import percent_to_fraction, read_table_file
 from msm.services.snapshots import POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, add_snapshot_choice, open_store
-from msm_cli.output import cell, number, write_csv, write_json, write_lines, write_table
+from msm_cli.output import cell, counted, identity, number, write_csv, write_json, write_lines, write_table
 
 __all__ = ["register"]
 
@@ -168,25 +170,17 @@ def history(args: argparse.Namespace) -> None:
     store = open_store(args)
     account = msm.get_account(store, args.account)
     frame = msm.snapshot_history(store, account["uid"])
-    snapshots = [
-        {
-            "position_set_uid": r["position_set_uid"],
-            "position_set_time": r["position_set_time"],
-            "account_target_allocation_uid": r["account_target_allocation_uid"],
-            "allocation": r["allocation"],
-            "rows": int(r["rows"]),
-            "weight_sum": float(r["weight_sum"]),
-            "source": r["source"],
-        }
-        for r in frame.iter_rows(named=True)
-    ]
+    snapshots = frame.select(
+        "position_set_uid",
+        "position_set_time",
+        "account_target_allocation_uid",
+        "allocation",
+        pl.col("rows").cast(pl.Int64),
+        pl.col("weight_sum").cast(pl.Float64),
+        "source",
+    ).to_dicts()
     if args.format == "json":
-        write_json(
-            {
-                "account": {"uid": account["uid"], "unique_identifier": account["unique_identifier"]},
-                "snapshots": snapshots,
-            }
-        )
+        write_json({"account": identity(account), "snapshots": snapshots})
         return
     active = dict(zip(frame["position_set_uid"].to_list(), frame["allocation_is_active"].to_list(), strict=True))
     table = [
@@ -198,10 +192,7 @@ def history(args: argparse.Namespace) -> None:
         }
         for s in snapshots
     ]
-    write_lines(
-        f"account {account['unique_identifier']!r}: {len(snapshots)} snapshot{'s' if len(snapshots) != 1 else ''}, "
-        "newest first"
-    )
+    write_lines(f"account {account['unique_identifier']!r}: {counted(len(snapshots), 'snapshot')}, newest first")
     write_table(
         table,
         [
