@@ -308,6 +308,31 @@ def guard(render: Callable[[], None]) -> None:
         show_error(exc)
 
 
+def page(title: str, caption: str, render: Callable[[], None]) -> None:
+    """A page: its title and caption, then its body run under :func:`guard`."""
+    st.title(title)
+    st.caption(caption)
+    guard(render)
+
+
+#: What a page that works on an account says when there is none.
+NO_ACCOUNT = "There is no account yet. Load the demo data from the **Overview**."
+
+
+def accounts_or_info(message: str = NO_ACCOUNT) -> pl.DataFrame | None:
+    """Every account (:func:`accounts`), or ``None`` after showing ``message`` when there is none yet."""
+    found = accounts(db_path())
+    if found.height == 0:
+        st.info(message)
+        return None
+    return found
+
+
+def utc_column(label: str) -> Any:
+    """A table column of UTC times, shown to the minute."""
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm", timezone="UTC")
+
+
 def sidebar() -> None:
     """The database in use and a refresh button, on every page."""
     with st.sidebar:

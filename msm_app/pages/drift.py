@@ -32,12 +32,12 @@ QUEUE_CONFIG = {
 
 def main() -> None:
     """The Drift page."""
-    st.title("Drift")
-    st.caption(
+    ui.page(
+        "Drift",
         "Holdings valued with the latest prices and FX rates at the valuation time, compared with the latest target "
-        "snapshot expanded through its portfolios. The unallocated part of a target is held in base-currency cash."
+        "snapshot expanded through its portfolios. The unallocated part of a target is held in base-currency cash.",
+        render,
     )
-    ui.guard(render)
 
 
 @st.cache_data(ttl=ui.CACHE_SECONDS, show_spinner=False)
@@ -50,9 +50,8 @@ def _drift(path: str, at: datetime, band_abs: float | None, band_rel: float | No
 
 def render() -> None:
     """The page body: the valuation time and bands, the queue of accounts, then one account."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info("There is no account yet. Load the demo data from the **Overview**.")
+    accounts = ui.accounts_or_info()
+    if accounts is None:
         return
     asked = links.read("drift")
     at, band_abs, band_rel = _controls(asked.get("at"))

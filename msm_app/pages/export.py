@@ -19,12 +19,12 @@ SS = st.session_state
 
 def main() -> None:
     """The Export page."""
-    st.title("Export")
-    st.caption(
+    ui.page(
+        "Export",
         "Write snapshots as hive-partitioned Parquet (by snapshot date) that polars, DuckDB, Spark and Trino read "
-        "natively, with the compositions and assets a look-through needs."
+        "natively, with the compositions and assets a look-through needs.",
+        render,
     )
-    ui.guard(render)
 
 
 def _zip(folder: Path) -> bytes:

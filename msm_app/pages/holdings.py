@@ -30,19 +30,18 @@ PREVIEW_CONFIG = {
 
 def main() -> None:
     """The Holdings page."""
-    st.title("Holdings")
-    st.caption(
+    ui.page(
+        "Holdings",
         "What each account holds, as UTC-stamped holdings sets (quantities in units). Drift compares them with the "
-        "account's targets."
+        "account's targets.",
+        render,
     )
-    ui.guard(render)
 
 
 def render() -> None:
     """The page body: one account's holdings, then the import."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info("There is no account yet. Load the demo data from the **Overview**.")
+    accounts = ui.accounts_or_info()
+    if accounts is None:
         return
     tab_show, tab_import = st.tabs(["Holdings", "Import a file"])
     with tab_show:

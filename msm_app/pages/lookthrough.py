@@ -32,28 +32,25 @@ LINEAGE_CONFIG = {
     "portfolio_weight": st.column_config.NumberColumn(
         "Constituent weight", format="percent", help="The asset's weight in the portfolio's composition"
     ),
-    "weights_time": st.column_config.DatetimeColumn(
-        "Composition time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-    ),
+    "weights_time": ui.utc_column("Composition time (UTC)"),
     **ui.EXPOSURE_CONFIG,
 }
 
 
 def main() -> None:
     """The Look-through page."""
-    st.title("Look-through")
-    st.caption(
+    ui.page(
+        "Look-through",
         "Portfolio targets are stored as mandate intent. Here one snapshot is expanded, on request, into the asset "
-        "exposure it stands for, using each portfolio's stored composition."
+        "exposure it stands for, using each portfolio's stored composition.",
+        render,
     )
-    ui.guard(render)
 
 
 def render() -> None:
     """The page body: choose the snapshot and the weights time, then one look-through shown every way."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info("There is no account yet. Load the demo data from the **Overview**.")
+    accounts = ui.accounts_or_info()
+    if accounts is None:
         return
     asked = links.read("lookthrough")
     top = st.columns([3, 3, 3])

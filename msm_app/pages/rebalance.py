@@ -50,19 +50,18 @@ def _orders_config(currency: str) -> dict:
 
 def main() -> None:
     """The Rebalance page."""
-    st.title("Rebalance")
-    st.caption(
+    ui.page(
+        "Rebalance",
         "What to buy and sell so that accounts move toward their targets, with every trade rule reported. "
-        "A proposal only: nothing is written. Quantities in units; values in each account's base currency."
+        "A proposal only: nothing is written. Quantities in units; values in each account's base currency.",
+        render,
     )
-    ui.guard(render)
 
 
 def render() -> None:
     """The page body: which accounts, the options, then the proposal."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info("There is no account yet. Load the demo data from the **Overview**.")
+    accounts = ui.accounts_or_info()
+    if accounts is None:
         return
     asked = links.read("rebalance")
     chosen = _scope(accounts, asked.get("account"))

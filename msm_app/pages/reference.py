@@ -13,9 +13,11 @@ from msm_app.entities import ENTITIES, Entity, Field, form_values
 
 def main() -> None:
     """The Reference data page."""
-    st.title("Reference data")
-    st.caption("Assets, portfolios, accounts and their mandates. Everything a target set points at is defined here.")
-    ui.guard(render)
+    ui.page(
+        "Reference data",
+        "Assets, portfolios, accounts and their mandates. Everything a target set points at is defined here.",
+        render,
+    )
 
 
 def _choices(store: msm.Store, kind: str) -> list[str]:
@@ -225,9 +227,7 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
                 placeholder="—",
                 key="ref_comp_history",
                 column_config={
-                    "weights_time": st.column_config.DatetimeColumn(
-                        "From (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-                    ),
+                    "weights_time": ui.utc_column("From (UTC)"),
                     "n_assets": "Assets",
                     "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
                 },

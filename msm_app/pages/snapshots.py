@@ -27,19 +27,19 @@ DIFF_CONFIG = {
 
 def main() -> None:
     """The Snapshots page."""
-    st.title("Snapshots")
-    st.caption("Every target snapshot of an account: its history, one snapshot in full, and what changed between two.")
-    ui.guard(render)
+    ui.page(
+        "Snapshots",
+        "Every target snapshot of an account: its history, one snapshot in full, and what changed between two.",
+        render,
+    )
 
 
 def render() -> None:
     """The page body: pick an account, then its history, one snapshot and a comparison, in tabs."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info(
-            "There is no account yet. Load the demo data from the **Overview** or add accounts under **Reference "
-            "data**."
-        )
+    accounts = ui.accounts_or_info(
+        "There is no account yet. Load the demo data from the **Overview** or add accounts under **Reference data**."
+    )
+    if accounts is None:
         return
     asked = links.read("snapshots")
     account = ui.account_picker(accounts, key="snapshots_pick", wanted=asked.get("account"))
@@ -76,9 +76,7 @@ def _history(account: str, history: pl.DataFrame) -> None:
         placeholder="—",
         key="snapshots_history",
         column_config={
-            "position_set_time": st.column_config.DatetimeColumn(
-                "Time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-            ),
+            "position_set_time": ui.utc_column("Time (UTC)"),
             "allocation": st.column_config.TextColumn("Target allocation"),
             "rows": st.column_config.NumberColumn("Rows", format="localized"),
             "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
