@@ -9,7 +9,15 @@ import msm
 import msm_portfolios
 from msm.store import MigrationSet
 
-__all__ = ["add_accounts_choice", "add_format", "bad_accounts_choice", "migration_sets", "open_store"]
+__all__ = [
+    "add_account",
+    "add_accounts_choice",
+    "add_format",
+    "add_portfolio",
+    "bad_accounts_choice",
+    "migration_sets",
+    "open_store",
+]
 
 
 def migration_sets() -> tuple[MigrationSet, ...]:
@@ -46,7 +54,7 @@ def add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = ("table
 
 def add_snapshot_choice(parser: argparse.ArgumentParser) -> None:
     """``ACCOUNT [--at TS | --as-of TS] [--allocation ID]``: which snapshot a command works on."""
-    parser.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(parser)
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--at", metavar="TS", help="the snapshot exactly at this time")
     when.add_argument("--as-of", metavar="TS", help="the latest snapshot at or before this time")
@@ -67,3 +75,13 @@ def bad_accounts_choice(args: argparse.Namespace) -> str | None:
     if args.format == "parquet" and not args.out:
         return "--format parquet writes a file: give --out F"
     return None
+
+
+def add_account(parser: argparse.ArgumentParser) -> None:
+    """``ACCOUNT``: the one account a command works on."""
+    parser.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+
+
+def add_portfolio(parser: argparse.ArgumentParser) -> None:
+    """``ID``: the one portfolio a command works on."""
+    parser.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")

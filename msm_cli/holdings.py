@@ -15,8 +15,8 @@ import msm
 from msm.services.holdings import HOLDINGS_POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
-from msm_cli.output import counted, identity, write_csv, write_json, write_lines, write_table
+from msm_cli.context import add_account, add_format, open_store
+from msm_cli.output import counted, identity, write_document, write_json, write_lines, write_table
 
 __all__ = ["register"]
 
@@ -76,12 +76,12 @@ def _register_holdings(tree: CommandTree) -> None:
         help="show an account's holdings",
         description="Show the account's latest holdings set, or the latest at or before --as-of.",
     )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     p.add_argument("--as-of", metavar="TS", help="the latest set at or before this time (default: the latest)")
     add_format(p, ("table", "json", "csv"))
 
     p = tree.subcommand("holdings", "history", history, help="list every holdings set of an account, newest first")
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     add_format(p)
 
 
@@ -109,30 +109,28 @@ def show(args: argparse.Namespace) -> None:
     store = open_store(args)
     holdings = msm.read_holdings(store, args.account, as_of=args.as_of)
     document = holdings.to_dict()
-    if args.format == "json":
-        write_json(document)
-    elif args.format == "csv":
-        write_csv(document["positions"], HOLDINGS_POSITION_COLUMNS)
-    elif holdings.is_empty:
+    if write_document(args.format, document, rows="positions", columns=HOLDINGS_POSITION_COLUMNS):
+        return
+    if holdings.is_empty:
         when = f" at or before {args.as_of}" if args.as_of else ""
         write_lines(f"account {holdings.account['unique_identifier']!r} has no holdings{when}")
-    else:
-        write_lines(
-            f"account {holdings.account['unique_identifier']!r}: holdings at {format_utc(holdings.holdings_time)} "
-            f"(set {holdings.holdings_set_uid}, source {holdings.source or '-'})",
-            "",
-        )
-        write_table(
-            document["positions"],
-            [
-                ("asset", "asset"),
-                ("name", "name"),
-                ("asset_type", "type"),
-                ("currency", "currency"),
-                ("quantity", "quantity (units)"),
-            ],
-        )
-        write_lines("", f"  rows  {holdings.positions.height}")
+        return
+    write_lines(
+        f"account {holdings.account['unique_identifier']!r}: holdings at {format_utc(holdings.holdings_time)} "
+        f"(set {holdings.holdings_set_uid}, source {holdings.source or '-'})",
+        "",
+    )
+    write_table(
+        document["positions"],
+        [
+            ("asset", "asset"),
+            ("name", "name"),
+            ("asset_type", "type"),
+            ("currency", "currency"),
+            ("quantity", "quantity (units)"),
+        ],
+    )
+    write_lines("", f"  rows  {holdings.positions.height}")
 
 
 def history(args: argparse.Namespace) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "price_text",
     "report_error",
     "write_csv",
+    "write_document",
     "write_json",
     "write_lines",
     "write_table",
@@ -219,6 +220,18 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)  # exact, unlike the rounded human form
     return cell(value)
+
+
+def write_document(fmt: str, document: Mapping[str, Any], *, rows: str, columns: Sequence[str]) -> bool:
+    """Print ``document`` in a machine format, saying whether it did: ``json`` the whole document, ``csv``
+    its list ``rows`` with ``columns``; for any other format (``table``) nothing, and False."""
+    if fmt == "json":
+        write_json(document)
+        return True
+    if fmt == "csv":
+        write_csv(document[rows], columns)
+        return True
+    return False
 
 
 def frame_records(frame: pl.DataFrame, *, json_columns: Sequence[str] = ("metadata_json",)) -> list[dict[str, Any]]:

@@ -18,8 +18,8 @@ import msm_portfolios
 from msm.expansion import WEIGHT_SUM_TOLERANCE
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
-from msm_cli.output import counted, identity, number, write_csv, write_json, write_lines, write_table
+from msm_cli.context import add_format, add_portfolio, open_store
+from msm_cli.output import counted, identity, number, write_document, write_json, write_lines, write_table
 
 __all__ = ["COMPOSITION_ROW_COLUMNS", "composition_document", "register"]
 
@@ -39,7 +39,7 @@ def register(tree: CommandTree) -> None:
         "stored as given: they need not sum to 1 (the output says when they do not) and are never renormalized. "
         "Nothing is stored when any row is bad.",
     )
-    p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+    add_portfolio(p)
     p.add_argument(
         "--at", required=True, metavar="TS", help="time the composition takes effect, ISO-8601 with a UTC offset"
     )
@@ -65,12 +65,12 @@ def register(tree: CommandTree) -> None:
         description="The portfolio's composition in force at --as-of (its latest at or before that time; default now), "
         "with its weight sum.",
     )
-    p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+    add_portfolio(p)
     p.add_argument("--as-of", metavar="TS", help="the time (default: now)")
     add_format(p, ("table", "json", "csv"))
 
     p = tree.subcommand("portfolios", "history", history, help="list every composition of a portfolio, newest first")
-    p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+    add_portfolio(p)
     add_format(p)
 
 
@@ -139,17 +139,14 @@ def composition(args: argparse.Namespace) -> None:
     store = open_store(args)
     frame = msm_portfolios.read_composition(store, args.portfolio, as_of=args.as_of)
     document = composition_document(frame)
-    if args.format == "json":
-        write_json(document)
-    elif args.format == "csv":
-        write_csv(document["rows"], COMPOSITION_ROW_COLUMNS)
-    else:
-        when = f"at {args.as_of}" if args.as_of else "now"
-        _print_composition(
-            document,
-            f"portfolio {document['portfolio']['unique_identifier']!r}: composition in force {when}, "
-            f"stored at {format_utc(document['weights_time'])}",
-        )
+    if write_document(args.format, document, rows="rows", columns=COMPOSITION_ROW_COLUMNS):
+        return
+    when = f"at {args.as_of}" if args.as_of else "now"
+    _print_composition(
+        document,
+        f"portfolio {document['portfolio']['unique_identifier']!r}: composition in force {when}, "
+        f"stored at {format_utc(document['weights_time'])}",
+    )
 
 
 # -- history -------------------------------------------------------------------------------------

@@ -17,8 +17,17 @@ from msm.io import percent_to_fraction, read_table_file
 from msm.services.snapshots import POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, add_snapshot_choice, open_store
-from msm_cli.output import cell, counted, identity, number, write_csv, write_json, write_lines, write_table
+from msm_cli.context import add_account, add_format, add_snapshot_choice, open_store
+from msm_cli.output import (
+    cell,
+    counted,
+    identity,
+    number,
+    write_document,
+    write_json,
+    write_lines,
+    write_table,
+)
 
 __all__ = ["register"]
 
@@ -43,7 +52,7 @@ def register(tree: CommandTree) -> None:
         "with exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity, and an "
         "optional metadata_json object. Nothing is stored when any row is bad.",
     )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     p.add_argument(
         "--at",
         required=True,
@@ -78,7 +87,7 @@ def register(tree: CommandTree) -> None:
     add_format(p, ("table", "json", "csv"))
 
     p = tree.subcommand("targets", "history", history, help="list every snapshot of an account, newest first")
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     add_format(p)
 
     p = tree.subcommand(
@@ -89,7 +98,7 @@ def register(tree: CommandTree) -> None:
         description="Compare the snapshots in force at --from and at --to (each: the latest at or before that time), "
         "row by row: added, removed and changed targets.",
     )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     p.add_argument("--from", dest="before", required=True, metavar="TS", help="the earlier time")
     p.add_argument("--to", dest="after", required=True, metavar="TS", help="the later time")
     p.add_argument("--allocation", metavar="ID", help="only this target allocation")
@@ -137,31 +146,29 @@ def show(args: argparse.Namespace) -> None:
     store = open_store(args)
     snap = msm.read_snapshot(store, args.account, at=args.at, as_of=args.as_of, allocation=args.allocation)
     document = snap.to_dict()
-    if args.format == "json":
-        write_json(document)
-    elif args.format == "csv":
-        write_csv(document["positions"], POSITION_COLUMNS)
-    elif snap.is_empty:
+    if write_document(args.format, document, rows="positions", columns=POSITION_COLUMNS):
+        return
+    if snap.is_empty:
         when = f" at {args.at}" if args.at else f" at or before {args.as_of}" if args.as_of else ""
         write_lines(f"account {snap.account['unique_identifier']!r} has no snapshot{when}")
-    else:
-        write_lines(
-            f"account {snap.account['unique_identifier']!r}: snapshot at {format_utc(snap.position_set_time)}",
-            f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), "
-            f"position set {snap.position_set_uid}",
-            "",
-        )
-        write_table(
-            document["positions"],
-            [
-                ("display_label", "label"),
-                ("target_type", "type"),
-                ("unique_identifier", "identifier"),
-                *_EXPOSURES,
-                ("metadata_json", "metadata"),
-            ],
-        )
-        write_lines("", f"  rows          {snap.positions.height}", *_sums(snap))
+        return
+    write_lines(
+        f"account {snap.account['unique_identifier']!r}: snapshot at {format_utc(snap.position_set_time)}",
+        f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), "
+        f"position set {snap.position_set_uid}",
+        "",
+    )
+    write_table(
+        document["positions"],
+        [
+            ("display_label", "label"),
+            ("target_type", "type"),
+            ("unique_identifier", "identifier"),
+            *_EXPOSURES,
+            ("metadata_json", "metadata"),
+        ],
+    )
+    write_lines("", f"  rows          {snap.positions.height}", *_sums(snap))
 
 
 # -- history -------------------------------------------------------------------------------------
