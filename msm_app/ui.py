@@ -308,13 +308,6 @@ def guard(render: Callable[[], None]) -> None:
         show_error(exc)
 
 
-def page(title: str, caption: str, render: Callable[[], None]) -> None:
-    """A page: its title and caption, then its body run under :func:`guard`."""
-    st.title(title)
-    st.caption(caption)
-    guard(render)
-
-
 #: What a page that works on an account says when there is none.
 NO_ACCOUNT = "There is no account yet. Load the demo data from the **Overview**."
 

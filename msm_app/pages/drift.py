@@ -8,6 +8,7 @@ in the account's base currency.
 """
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import polars as pl
@@ -32,12 +33,7 @@ QUEUE_CONFIG = {
 
 def main() -> None:
     """The Drift page."""
-    ui.page(
-        "Drift",
-        "Holdings valued with the latest prices and FX rates at the valuation time, compared with the latest target "
-        "snapshot expanded through its portfolios. The unallocated part of a target is held in base-currency cash.",
-        render,
-    )
+    links.show("drift", render, accounts=True)
 
 
 @st.cache_data(ttl=ui.CACHE_SECONDS, show_spinner=False)
@@ -48,12 +44,8 @@ def _drift(path: str, at: datetime, band_abs: float | None, band_rel: float | No
     return msm.account_drift(store, None, weights=weights, as_of=at, band_abs=band_abs, band_rel=band_rel)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: the valuation time and bands, the queue of accounts, then one account."""
-    accounts = ui.accounts_or_info()
-    if accounts is None:
-        return
-    asked = links.read("drift")
     at, band_abs, band_rel = _controls(asked.get("at"))
     with st.spinner("Valuing the holdings…"):
         result = _drift(ui.db_path(), at, band_abs, band_rel)

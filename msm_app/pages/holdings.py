@@ -7,6 +7,7 @@ in one transaction.
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 import streamlit as st
@@ -30,28 +31,19 @@ PREVIEW_CONFIG = {
 
 def main() -> None:
     """The Holdings page."""
-    ui.page(
-        "Holdings",
-        "What each account holds, as UTC-stamped holdings sets (quantities in units). Drift compares them with the "
-        "account's targets.",
-        render,
-    )
+    links.show("holdings", render, accounts=True)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: one account's holdings, then the import."""
-    accounts = ui.accounts_or_info()
-    if accounts is None:
-        return
     tab_show, tab_import = st.tabs(["Holdings", "Import a file"])
     with tab_show:
-        _show(accounts)
+        _show(accounts, asked)
     with tab_import:
         _import()
 
 
-def _show(accounts: pl.DataFrame) -> None:
-    asked = links.read("holdings")
+def _show(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     account = ui.account_picker(accounts, key="holdings_account", wanted=asked.get("account"))
     sets = msm.holdings_history(ui.store(), account)
     if sets.height == 0:

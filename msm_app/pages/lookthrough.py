@@ -7,7 +7,9 @@ Everything shown comes from one :func:`msm_portfolios.look_through` of the snaps
 
 import io
 from datetime import UTC, datetime
+from typing import Any
 
+import polars as pl
 import streamlit as st
 
 import msm
@@ -39,20 +41,11 @@ LINEAGE_CONFIG = {
 
 def main() -> None:
     """The Look-through page."""
-    ui.page(
-        "Look-through",
-        "Portfolio targets are stored as mandate intent. Here one snapshot is expanded, on request, into the asset "
-        "exposure it stands for, using each portfolio's stored composition.",
-        render,
-    )
+    links.show("lookthrough", render, accounts=True)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: choose the snapshot and the weights time, then one look-through shown every way."""
-    accounts = ui.accounts_or_info()
-    if accounts is None:
-        return
-    asked = links.read("lookthrough")
     top = st.columns([3, 3, 3])
     account = ui.account_picker(accounts, key="lookthrough_account", wanted=asked.get("account"), where=top[0])
     history = ui.history(ui.db_path(), account)

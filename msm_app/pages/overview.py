@@ -18,7 +18,7 @@ COUNTS = (
 
 def main() -> None:
     """The Overview page."""
-    ui.page("Overview", "What the open database holds, and the latest target snapshot of every account.", render)
+    links.show("overview", render)
 
 
 def render() -> None:

@@ -6,6 +6,7 @@ values in each account's base currency (the headers and metrics say which).
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 import altair as alt
 import polars as pl
@@ -50,20 +51,11 @@ def _orders_config(currency: str) -> dict:
 
 def main() -> None:
     """The Rebalance page."""
-    ui.page(
-        "Rebalance",
-        "What to buy and sell so that accounts move toward their targets, with every trade rule reported. "
-        "A proposal only: nothing is written. Quantities in units; values in each account's base currency.",
-        render,
-    )
+    links.show("rebalance", render, accounts=True)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: which accounts, the options, then the proposal."""
-    accounts = ui.accounts_or_info()
-    if accounts is None:
-        return
-    asked = links.read("rebalance")
     chosen = _scope(accounts, asked.get("account"))
     if not chosen:
         st.info("Choose at least one account.")

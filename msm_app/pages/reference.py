@@ -7,17 +7,13 @@ import streamlit as st
 
 import msm
 import msm_portfolios
-from msm_app import charts, ui
+from msm_app import charts, links, ui
 from msm_app.entities import ENTITIES, Entity, Field, form_values
 
 
 def main() -> None:
     """The Reference data page."""
-    ui.page(
-        "Reference data",
-        "Assets, portfolios, accounts and their mandates. Everything a target set points at is defined here.",
-        render,
-    )
+    links.show("reference", render)
 
 
 def _choices(store: msm.Store, kind: str) -> list[str]:

@@ -4,6 +4,8 @@ Address: ``/snapshots?account=ID&at=TIME`` shows that account, with the snapshot
 **One snapshot** (parameters declared in :mod:`msm_app.links`).
 """
 
+from typing import Any
+
 import polars as pl
 import streamlit as st
 
@@ -24,24 +26,19 @@ DIFF_CONFIG = {
     "single_asset_quantity_after": st.column_config.NumberColumn("Quantity after", format="localized"),
 }
 
+#: What the page says while there is no account.
+NO_ACCOUNT = (
+    "There is no account yet. Load the demo data from the **Overview** or add accounts under **Reference data**."
+)
+
 
 def main() -> None:
     """The Snapshots page."""
-    ui.page(
-        "Snapshots",
-        "Every target snapshot of an account: its history, one snapshot in full, and what changed between two.",
-        render,
-    )
+    links.show("snapshots", render, accounts=True, no_account=NO_ACCOUNT)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: pick an account, then its history, one snapshot and a comparison, in tabs."""
-    accounts = ui.accounts_or_info(
-        "There is no account yet. Load the demo data from the **Overview** or add accounts under **Reference data**."
-    )
-    if accounts is None:
-        return
-    asked = links.read("snapshots")
     account = ui.account_picker(accounts, key="snapshots_pick", wanted=asked.get("account"))
     history = ui.history(ui.db_path(), account)
     if history.height == 0:
