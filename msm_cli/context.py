@@ -14,6 +14,8 @@ __all__ = [
     "add_accounts_choice",
     "add_format",
     "add_portfolio",
+    "add_rows_file",
+    "add_sheet",
     "bad_accounts_choice",
     "migration_sets",
     "open_store",
@@ -85,3 +87,16 @@ def add_account(parser: argparse.ArgumentParser) -> None:
 def add_portfolio(parser: argparse.ArgumentParser) -> None:
     """``ID``: the one portfolio a command works on."""
     parser.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+
+
+def add_sheet(parser: argparse.ArgumentParser) -> None:
+    """``--sheet NAME``: which sheet of an Excel file to read."""
+    parser.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+
+
+def add_rows_file(parser: argparse.ArgumentParser) -> None:
+    """``--file F [--sheet NAME]``: the file a command reads its rows from."""
+    parser.add_argument(
+        "--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file"
+    )
+    add_sheet(parser)

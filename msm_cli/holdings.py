@@ -13,10 +13,11 @@ import polars as pl
 
 import msm
 from msm.services.holdings import HOLDINGS_POSITION_COLUMNS
+from msm.services.registry import identity
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_account, add_format, open_store
-from msm_cli.output import counted, identity, write_document, write_json, write_lines, write_table
+from msm_cli.context import add_account, add_format, add_sheet, open_store
+from msm_cli.output import counted, write_document, write_json, write_lines, write_table
 
 __all__ = ["register"]
 
@@ -43,7 +44,7 @@ def register(tree: CommandTree) -> None:
         )
         p.add_argument("file", metavar="FILE", help=_FILE_HELP)
         p.add_argument("--upsert", action="store_true", help="replace stored rows with the same key (default: refuse)")
-        p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+        add_sheet(p)
         p.add_argument("--source", metavar="S", help="provenance recorded where the file has no source cell")
         add_format(p)
 
@@ -65,7 +66,7 @@ def _register_holdings(tree: CommandTree) -> None:
     p.add_argument("file", metavar="FILE", help=_FILE_HELP)
     p.add_argument("--at", required=True, metavar="TS", help="holdings time, ISO-8601 with a UTC offset")
     p.add_argument("--overwrite", action="store_true", help="replace the whole set of an account that has one at --at")
-    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    add_sheet(p)
     p.add_argument("--source", default="cli", metavar="S", help="provenance recorded on each set (default: cli)")
     add_format(p)
 

@@ -30,7 +30,6 @@ __all__ = [
     "cell",
     "counted",
     "frame_records",
-    "identity",
     "money",
     "number",
     "percent",
@@ -94,11 +93,6 @@ def counted(n: int, noun: str) -> str:
     ('1 snapshot', '3 holdings sets')
     """
     return f"{n} {noun}{'s' if n != 1 else ''}"
-
-
-def identity(record: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"uid", "unique_identifier"}`` of a registry record: how a document names its account or portfolio."""
-    return {"uid": record["uid"], "unique_identifier": record["unique_identifier"]}
 
 
 def money(value: float | None) -> str:

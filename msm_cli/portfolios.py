@@ -16,10 +16,11 @@ import polars as pl
 import msm
 import msm_portfolios
 from msm.expansion import WEIGHT_SUM_TOLERANCE
+from msm.services.registry import identity
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, add_portfolio, open_store
-from msm_cli.output import counted, identity, number, write_document, write_json, write_lines, write_table
+from msm_cli.context import add_format, add_portfolio, add_rows_file, open_store
+from msm_cli.output import counted, number, write_document, write_json, write_lines, write_table
 
 __all__ = ["COMPOSITION_ROW_COLUMNS", "composition_document", "register"]
 
@@ -43,10 +44,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument(
         "--at", required=True, metavar="TS", help="time the composition takes effect, ISO-8601 with a UTC offset"
     )
-    p.add_argument(
-        "--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file"
-    )
-    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    add_rows_file(p)
     p.add_argument(
         "--percent",
         action="store_true",

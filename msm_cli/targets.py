@@ -14,14 +14,14 @@ import polars as pl
 
 import msm
 from msm.io import percent_to_fraction, read_table_file
+from msm.services.registry import identity
 from msm.services.snapshots import POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_account, add_format, add_snapshot_choice, open_store
+from msm_cli.context import add_account, add_format, add_rows_file, add_snapshot_choice, open_store
 from msm_cli.output import (
     cell,
     counted,
-    identity,
     number,
     write_document,
     write_json,
@@ -59,10 +59,7 @@ def register(tree: CommandTree) -> None:
         metavar="TS",
         help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)",
     )
-    p.add_argument(
-        "--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file"
-    )
-    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    add_rows_file(p)
     p.add_argument(
         "--percent",
         action="store_true",

@@ -14,7 +14,6 @@ a quantity is finite and >= 0 (long-only), each asset appears once per set, a ro
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from msm.errors import ConflictError
-from msm.services.registry import get_account
+from msm.services.registry import get_account, identity, records_with_metadata
 from msm.services.rowfiles import FileRules, Rule, input_frame, known, lookup_keys, number_column, text_column
 from msm.store.connection import Store, fetch
 from msm.timeutil import format_utc, parse_utc
@@ -105,14 +104,11 @@ class Holdings:
     def to_dict(self) -> dict[str, Any]:
         """The ``holdings show --format json`` document."""
         return {
-            "account": {"uid": self.account["uid"], "unique_identifier": self.account["unique_identifier"]},
+            "account": identity(self.account),
             "holdings_set_uid": self.holdings_set_uid,
             "holdings_time": format_utc(self.holdings_time),
             "source": self.source,
-            "positions": [
-                {**r, "metadata_json": json.loads(r["metadata_json"]) if r["metadata_json"] is not None else None}
-                for r in self.positions.iter_rows(named=True)
-            ],
+            "positions": records_with_metadata(self.positions),
         }
 
 
