@@ -143,6 +143,21 @@ def account_picker(accounts: pl.DataFrame, *, key: str, wanted: str | None = Non
     )
 
 
+def time_picker(
+    label: str, times: list[datetime], *, asked: dict[str, Any], account: str, key: str, where: Any = st
+) -> datetime:
+    """A choice among ``times`` (newest first) that starts on the link's ``at`` when the link is about ``account``."""
+    wanted = asked.get("at") if asked.get("account", account) == account else None
+    return where.selectbox(
+        label,
+        times,
+        index=times.index(wanted) if wanted in times else 0,
+        format_func=when,
+        key=key,
+        help="Newest first.",
+    )
+
+
 def read_upload(upload: Any, *, entity: str) -> pl.DataFrame | None:
     """An uploaded CSV, JSON, Parquet or Excel file as a frame (read as ``msm`` reads such files).
 

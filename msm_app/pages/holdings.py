@@ -51,15 +51,7 @@ def _show(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
         st.info(f"Account {ui.escape_md(account)} has no holdings yet. Import a file under **Import a file**.")
         return
     times = sets["holdings_time"].to_list()
-    wanted = asked.get("at") if asked.get("account", account) == account else None
-    chosen = st.selectbox(
-        "Holdings set",
-        times,
-        index=times.index(wanted) if wanted in times else 0,
-        format_func=ui.when,
-        key="holdings_time",
-        help="Newest first.",
-    )
+    chosen = ui.time_picker("Holdings set", times, asked=asked, account=account, key="holdings_time")
     links.keep("holdings", account=account, at=chosen)
     holdings = msm.read_holdings(ui.store(), account, as_of=chosen)
     st.caption(

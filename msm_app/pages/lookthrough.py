@@ -54,15 +54,7 @@ def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
         st.info(f"Account {ui.escape_md(account)} has no snapshot to look through.")
         return
     times = history["position_set_time"].to_list()
-    wanted_at = asked.get("at") if asked.get("account", account) == account else None
-    chosen = top[1].selectbox(
-        "Snapshot",
-        times,
-        index=times.index(wanted_at) if wanted_at in times else 0,
-        format_func=ui.when,
-        key="lookthrough_time",
-        help="Newest first.",
-    )
+    chosen = ui.time_picker("Snapshot", times, asked=asked, account=account, key="lookthrough_time", where=top[1])
     weights_as_of = _weights_choice(top[2], asked.get("weights"))
     links.keep("lookthrough", account=account, at=chosen, weights=weights_as_of)
 
