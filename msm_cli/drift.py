@@ -9,9 +9,7 @@ gives each account's NAV in its base currency, weights in percent and drift in p
 from __future__ import annotations
 
 import argparse
-import io
-import sys
-from contextlib import redirect_stdout
+from functools import partial
 from typing import Any
 
 import msm
@@ -19,7 +17,7 @@ import msm_portfolios
 from msm.drift import DEFAULT_BAND_ABS, ROW_COLUMNS
 from msm_cli.commands import CommandTree
 from msm_cli.context import add_accounts_choice, add_format, bad_accounts_choice, open_store
-from msm_cli.lookthrough import usage_error, warn_diagnostics, weights_as_of, write_file
+from msm_cli.lookthrough import usage_error, weights_as_of, write_output
 from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
 __all__ = ["register"]
@@ -90,21 +88,11 @@ def drift(args: argparse.Namespace) -> int | None:
         band_abs=args.band_abs,
         band_rel=args.band_rel,
     )
-    diagnostics = result.diagnostics
-    if args.format == "parquet":
-        write_file(args.out, result.rows().write_parquet)
-    else:
-        buffer = io.StringIO()
-        with redirect_stdout(buffer):
-            _render(args.format, result)
-        if not args.out:
-            sys.stdout.write(buffer.getvalue())
-            if diagnostics is not None:
-                warn_diagnostics(diagnostics)
-            return None
-        write_file(args.out, lambda path: path.write_text(buffer.getvalue(), encoding="utf-8"))
-    if diagnostics is not None:
-        warn_diagnostics(diagnostics)
+    render = partial(_render, args.format, result)
+    if not write_output(
+        args, render, parquet=lambda path: result.rows().write_parquet(path), diagnostics=result.diagnostics
+    ):
+        return None
     n = result.positions.height
     accounts = result.accounts.height
     write_lines(
