@@ -94,6 +94,7 @@ def build_sample_book(
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the example from the command line on the database given (default: ``$MSM_DB``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)"

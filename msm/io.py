@@ -8,6 +8,7 @@ objects (``metadata_json``) stay JSON text. A file with no rows is refused here.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,14 @@ import polars as pl
 
 from msm.errors import NO_VALUE, RowError, ValidationError
 
-__all__ = ["CSV_DELIMITERS", "FILE_FORMATS", "frame_from_records", "percent_to_fraction", "read_table_file"]
+__all__ = [
+    "CSV_DELIMITERS",
+    "FILE_FORMATS",
+    "frame_from_records",
+    "percent_to_fraction",
+    "read_rows",
+    "read_table_file",
+]
 
 FILE_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel"}
 #: The delimiters a CSV header may use, as messages name them.
@@ -153,3 +161,15 @@ def frame_from_records(records: list[dict[str, Any]]) -> pl.DataFrame:
                 )
             )
     return pl.DataFrame(series)
+
+
+def read_rows(
+    source: pl.DataFrame | str | Path | Sequence[Mapping[str, Any]], *, entity: str, sheet: str | None = None
+) -> pl.DataFrame:
+    """The rows of an import as a frame: a frame as given, a file read by :func:`read_table_file`
+    (named ``ENTITY file`` in messages), or records by :func:`frame_from_records`."""
+    if isinstance(source, (str, Path)):
+        return read_table_file(source, entity=f"{entity} file", sheet=sheet)
+    if isinstance(source, pl.DataFrame):
+        return source
+    return frame_from_records([dict(r) for r in source])

@@ -71,6 +71,7 @@ from typing import Any, Literal
 import polars as pl
 
 from msm.drift import DEFAULT_BAND_ABS
+from msm.drift import POSITION_COLUMNS as DRIFT_POSITION_COLUMNS
 from msm.errors import NO_VALUE, RowError, ValidationError
 
 __all__ = [
@@ -104,24 +105,7 @@ ORDER_REASONS = (
     "buy_only",
 )
 #: The drift position columns a proposal reads (other columns are ignored).
-POSITION_COLUMNS = (
-    "account",
-    "base_currency",
-    "nav",
-    "asset",
-    "asset_uid",
-    "asset_type",
-    "quantity",
-    "price",
-    "price_currency",
-    "fx_rate",
-    "market_value",
-    "current_weight",
-    "target_value",
-    "target_weight",
-    "drift_abs",
-    "drift_rel",
-)
+POSITION_COLUMNS = ("account", "base_currency", "nav", *DRIFT_POSITION_COLUMNS[1:-1])  # a drift row but `breach`
 #: One row per account: values in the account's base currency, ``turnover`` a fraction of NAV.
 ACCOUNT_COLUMNS = (
     "account",

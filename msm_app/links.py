@@ -6,14 +6,17 @@ Pages hand nothing to each other through ``st.session_state``.
 
 - :data:`PAGES` declares every page: its module in ``msm_app/pages/``, title, icon, url path and
   the query parameters it reads (:data:`ACCOUNT`, :data:`AT`, :data:`WEIGHTS`).
-- :func:`page` is the router's entry for one page (``app.py`` lists them in navigation order).
+- :func:`page` is the router's entry for one page (``app.py`` lists them in navigation order);
+  :func:`show` draws a page's declared title and caption, then runs its body (with the accounts
+  and its parameters, for a page about accounts).
 - :func:`link` draws a link to a page with values for its parameters; :func:`go` switches to it.
 - :func:`read` gives a page its parameters from the address, parsed (an unreadable value is named
   in a warning and left out); :func:`keep` writes what the page shows back into the address, so
   the browser's address is always a link to the current view.
 
-Adding a page: its module ``msm_app/pages/NAME.py`` (a ``main()`` run under ``__main__``), one
-:class:`Page` entry in :data:`PAGES`, and ``links.page("NAME")`` in ``app.py``.
+Adding a page: its module ``msm_app/pages/NAME.py`` (a ``main()`` calling ``links.show("NAME", render)``,
+run under ``__main__``), one :class:`Page` entry in :data:`PAGES` (title, icon, caption, parameters),
+and ``links.page("NAME")`` in ``app.py``.
 
 >>> from datetime import UTC
 >>> encode("lookthrough", account="alpha", at=datetime(2026, 6, 1, tzinfo=UTC), weights="now")
@@ -26,7 +29,7 @@ Adding a page: its module ``msm_app/pages/NAME.py`` (a ``main()`` run under ``__
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -35,6 +38,7 @@ import streamlit as st
 
 from msm.errors import MsmError
 from msm.timeutil import format_utc, parse_utc
+from msm_app import ui
 from msm_app.ui import escape_md
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "link",
     "page",
     "read",
+    "show",
 ]
 
 
@@ -91,6 +96,7 @@ class Page:
     icon: str
     params: tuple[Param, ...] = ()
     default: bool = False
+    caption: str = ""  # the line under the title: what the page shows
 
     @property
     def script(self) -> str:
@@ -106,15 +112,90 @@ class Page:
 PAGES: dict[str, Page] = {
     p.name: p
     for p in (
-        Page("overview", "Overview", ":material/dashboard:", default=True),
-        Page("builder", "Target set builder", ":material/edit_note:", (ACCOUNT,)),
-        Page("snapshots", "Snapshots", ":material/history:", (ACCOUNT, AT)),
-        Page("lookthrough", "Look-through", ":material/account_tree:", (ACCOUNT, AT, WEIGHTS)),
-        Page("holdings", "Holdings", ":material/inventory_2:", (ACCOUNT, AT)),
-        Page("drift", "Drift", ":material/balance:", (ACCOUNT, AT)),
-        Page("rebalance", "Rebalance", ":material/swap_horiz:", (ACCOUNT,)),
-        Page("reference", "Reference data", ":material/database:"),
-        Page("export", "Export", ":material/download:"),
+        Page(
+            "overview",
+            "Overview",
+            ":material/dashboard:",
+            default=True,
+            caption="What the open database holds, and the latest target snapshot of every account.",
+        ),
+        Page(
+            "builder",
+            "Target set builder",
+            ":material/edit_note:",
+            (ACCOUNT,),
+            caption=(
+                "Build an account's target set from direct assets and portfolios, check it as you type, preview its "
+                "look-through exposure, and save it as a UTC-stamped snapshot."
+            ),
+        ),
+        Page(
+            "snapshots",
+            "Snapshots",
+            ":material/history:",
+            (ACCOUNT, AT),
+            caption=(
+                "Every target snapshot of an account: its history, one snapshot in full, and what changed between two."
+            ),
+        ),
+        Page(
+            "lookthrough",
+            "Look-through",
+            ":material/account_tree:",
+            (ACCOUNT, AT, WEIGHTS),
+            caption=(
+                "Portfolio targets are stored as mandate intent. Here one snapshot is expanded, on request, into the "
+                "asset exposure it stands for, using each portfolio's stored composition."
+            ),
+        ),
+        Page(
+            "holdings",
+            "Holdings",
+            ":material/inventory_2:",
+            (ACCOUNT, AT),
+            caption=(
+                "What each account holds, as UTC-stamped holdings sets (quantities in units). Drift compares them "
+                "with the account's targets."
+            ),
+        ),
+        Page(
+            "drift",
+            "Drift",
+            ":material/balance:",
+            (ACCOUNT, AT),
+            caption=(
+                "Holdings valued with the latest prices and FX rates at the valuation time, compared with the latest "
+                "target snapshot expanded through its portfolios. The unallocated part of a target is held in "
+                "base-currency cash."
+            ),
+        ),
+        Page(
+            "rebalance",
+            "Rebalance",
+            ":material/swap_horiz:",
+            (ACCOUNT,),
+            caption=(
+                "What to buy and sell so that accounts move toward their targets, with every trade rule reported. A "
+                "proposal only: nothing is written. Quantities in units; values in each account's base currency."
+            ),
+        ),
+        Page(
+            "reference",
+            "Reference data",
+            ":material/database:",
+            caption=(
+                "Assets, portfolios, accounts and their mandates. Everything a target set points at is defined here."
+            ),
+        ),
+        Page(
+            "export",
+            "Export",
+            ":material/download:",
+            caption=(
+                "Write snapshots as hive-partitioned Parquet (by snapshot date) that polars, DuckDB, Spark and Trino "
+                "read natively, with the compositions and assets a look-through needs."
+            ),
+        ),
     )
 }
 
@@ -125,6 +206,29 @@ def page(name: str) -> Any:
     if spec.default:
         return st.Page(spec.script, title=spec.title, icon=spec.icon, default=True)
     return st.Page(spec.script, title=spec.title, icon=spec.icon, url_path=spec.url_path)
+
+
+def show(name: str, render: Callable[..., None], *, accounts: bool = False, no_account: str = ui.NO_ACCOUNT) -> None:
+    """Page ``name``: its declared title and caption, then its body under the app's error policy (:func:`ui.guard`).
+
+    With ``accounts`` the body is ``render(accounts, asked)``: every account, and the page's parameters
+    read from the address (:func:`read`); while there is no account it is not run, and ``no_account``
+    says how to add one.
+    """
+    spec = PAGES[name]
+    st.title(spec.title)
+    st.caption(spec.caption)
+    if not accounts:
+        ui.guard(render)
+        return
+
+    def body() -> None:
+        """The accounts, then the page's parameters, then the page."""
+        found = ui.accounts_or_info(no_account)
+        if found is not None:
+            render(found, read(name))
+
+    ui.guard(body)
 
 
 def encode(name: str, **values: Any) -> dict[str, str]:

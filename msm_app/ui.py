@@ -144,6 +144,21 @@ def account_picker(accounts: pl.DataFrame, *, key: str, wanted: str | None = Non
     )
 
 
+def time_picker(
+    label: str, times: list[datetime], *, asked: dict[str, Any], account: str, key: str, where: Any = st
+) -> datetime:
+    """A choice among ``times`` (newest first) that starts on the link's ``at`` when the link is about ``account``."""
+    wanted = asked.get("at") if asked.get("account", account) == account else None
+    return where.selectbox(
+        label,
+        times,
+        index=times.index(wanted) if wanted in times else 0,
+        format_func=when,
+        key=key,
+        help="Newest first.",
+    )
+
+
 def read_upload(upload: Any, *, entity: str) -> pl.DataFrame | None:
     """An uploaded CSV, JSON, Parquet or Excel file as a frame (read as ``msm`` reads such files).
 
@@ -181,7 +196,11 @@ def composition_warnings(diagnostics: pl.DataFrame) -> None:
 
 # -- formatting ----------------------------------------------------------------------------------------
 def pct(value: float | None, decimals: int = 2) -> str:
-    """A weight as a percentage: ``0.6`` -> ``60.00%``."""
+    """A weight as a percentage: ``0.6`` -> ``60.00%``.
+
+    >>> pct(0.6), pct(0.123456, 4), pct(None)
+    ('60.00%', '12.3456%', '—')
+    """
     return "—" if value is None else f"{value * 100:,.{decimals}f}%"
 
 
@@ -191,12 +210,23 @@ def pp(value: float | None, decimals: int = 2) -> str:
 
 
 def amount(value: float | None, decimals: int = 2) -> str:
-    """A notional or quantity with thousands separators: ``1000000`` -> ``1,000,000.00``."""
+    """A notional or quantity with thousands separators: ``1000000`` -> ``1,000,000.00``.
+
+    >>> amount(1000000), amount(2.5, 0), amount(None)
+    ('1,000,000.00', '2', '—')
+    """
     return "—" if value is None else f"{value:,.{decimals}f}"
 
 
 def when(value: datetime | None) -> str:
-    """A UTC time as analysts read it: ``2026-05-25 00:00 UTC`` (seconds shown when not zero)."""
+    """A UTC time as analysts read it: ``2026-05-25 00:00 UTC`` (seconds shown when not zero).
+
+    >>> from datetime import timedelta, timezone
+    >>> when(datetime(2026, 5, 25, 2, 0, tzinfo=timezone(timedelta(hours=2))))  # shown in UTC
+    '2026-05-25 00:00 UTC'
+    >>> when(datetime(2026, 5, 25, 0, 0, 30, tzinfo=UTC)), when(None)
+    ('2026-05-25 00:00:30 UTC', '—')
+    """
     if value is None:
         return "—"
     value = value.astimezone(UTC)
@@ -204,7 +234,13 @@ def when(value: datetime | None) -> str:
 
 
 def escape_md(text: Any) -> str:
-    """Text safe to put in Markdown: every character Markdown or HTML would act on is escaped."""
+    r"""Text safe to put in Markdown: every character Markdown or HTML would act on is escaped.
+
+    An account named ``*VIP* <b>`` shows as typed, neither bold nor HTML:
+
+    >>> print(escape_md("*VIP* <b> [x](y)"))
+    \*VIP\* \<b\> \[x\]\(y\)
+    """
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
 
 
@@ -291,6 +327,24 @@ def guard(render: Callable[[], None]) -> None:
         )
     except Exception as exc:  # a domain error shows its message; anything else a short one, never a traceback
         show_error(exc)
+
+
+#: What a page that works on an account says when there is none.
+NO_ACCOUNT = "There is no account yet. Load the demo data from the **Overview**."
+
+
+def accounts_or_info(message: str = NO_ACCOUNT) -> pl.DataFrame | None:
+    """Every account (:func:`accounts`), or ``None`` after showing ``message`` when there is none yet."""
+    found = accounts(db_path())
+    if found.height == 0:
+        st.info(message)
+        return None
+    return found
+
+
+def utc_column(label: str) -> Any:
+    """A table column of UTC times, shown to the minute."""
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm", timezone="UTC")
 
 
 def sidebar() -> None:

@@ -13,6 +13,7 @@ __all__ = ["register"]
 
 
 def register(tree: CommandTree) -> None:
+    """Add ``msm candidates`` to the command tree."""
     p = tree.command(
         "candidates",
         candidates,
@@ -34,6 +35,7 @@ def register(tree: CommandTree) -> None:
 
 
 def candidates(args: argparse.Namespace) -> None:
+    """``msm candidates``: one page of matching assets and portfolios."""
     page = msm.search_candidates(
         open_store(args), args.text, target_type=args.target_type, limit=args.limit, offset=args.offset
     )

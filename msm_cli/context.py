@@ -9,7 +9,17 @@ import msm
 import msm_portfolios
 from msm.store import MigrationSet
 
-__all__ = ["add_format", "migration_sets", "open_store"]
+__all__ = [
+    "add_account",
+    "add_accounts_choice",
+    "add_format",
+    "add_portfolio",
+    "add_rows_file",
+    "add_sheet",
+    "bad_accounts_choice",
+    "migration_sets",
+    "open_store",
+]
 
 
 def migration_sets() -> tuple[MigrationSet, ...]:
@@ -46,8 +56,47 @@ def add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = ("table
 
 def add_snapshot_choice(parser: argparse.ArgumentParser) -> None:
     """``ACCOUNT [--at TS | --as-of TS] [--allocation ID]``: which snapshot a command works on."""
-    parser.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(parser)
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--at", metavar="TS", help="the snapshot exactly at this time")
     when.add_argument("--as-of", metavar="TS", help="the latest snapshot at or before this time")
     parser.add_argument("--allocation", metavar="ID", help="only this target allocation")
+
+
+def add_accounts_choice(parser: argparse.ArgumentParser) -> None:
+    """``ACCOUNT... | --all [--as-of TS]``: which accounts a valuation command works on, and when."""
+    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="account unique identifiers or uids")
+    parser.add_argument("--all", action="store_true", help="every active account")
+    parser.add_argument("--as-of", metavar="TS", help="valuation time, ISO-8601 with a UTC offset (default: now)")
+
+
+def bad_accounts_choice(args: argparse.Namespace) -> str | None:
+    """What is wrong with the accounts asked (:func:`add_accounts_choice`) or a parquet output without ``--out``."""
+    if bool(args.accounts) == bool(args.all):
+        return "name one or more accounts, or give --all (not both)"
+    if args.format == "parquet" and not args.out:
+        return "--format parquet writes a file: give --out F"
+    return None
+
+
+def add_account(parser: argparse.ArgumentParser) -> None:
+    """``ACCOUNT``: the one account a command works on."""
+    parser.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+
+
+def add_portfolio(parser: argparse.ArgumentParser) -> None:
+    """``ID``: the one portfolio a command works on."""
+    parser.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+
+
+def add_sheet(parser: argparse.ArgumentParser) -> None:
+    """``--sheet NAME``: which sheet of an Excel file to read."""
+    parser.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+
+
+def add_rows_file(parser: argparse.ArgumentParser) -> None:
+    """``--file F [--sheet NAME]``: the file a command reads its rows from."""
+    parser.add_argument(
+        "--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file"
+    )
+    add_sheet(parser)

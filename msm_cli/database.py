@@ -13,6 +13,7 @@ __all__ = ["register"]
 
 
 def register(tree: CommandTree) -> None:
+    """Add ``msm init`` to the command tree."""
     parser = tree.command(
         "init",
         init,
@@ -24,6 +25,7 @@ def register(tree: CommandTree) -> None:
 
 
 def init(args: argparse.Namespace) -> None:
+    """``msm init``: create the database when missing and apply every pending migration."""
     store = msm.Store(args.db)
     existed = store.exists
     applied = msm.migrate(store, migration_sets())

@@ -23,6 +23,7 @@ __all__ = ["register"]
 
 
 def register(tree: CommandTree) -> None:
+    """Add ``msm demo`` to the command tree."""
     p = tree.command(
         "demo",
         demo,
@@ -50,6 +51,7 @@ def _count(text: str) -> int:
 
 
 def demo(args: argparse.Namespace) -> int | None:
+    """``msm demo``: migrate, load the chained example (and a sample book with ``--accounts``), report it."""
     from msm_examples import account_portfolio_workflow as account_example  # the examples load what they need
     from msm_examples import holdings_and_drift as holdings_example
     from msm_examples import portfolio_equal_weight as portfolio_example

@@ -9,18 +9,16 @@ gives each account's NAV in its base currency, weights in percent and drift in p
 from __future__ import annotations
 
 import argparse
-import io
-import sys
-from contextlib import redirect_stdout
+from functools import partial
 from typing import Any
 
 import msm
 import msm_portfolios
 from msm.drift import DEFAULT_BAND_ABS, ROW_COLUMNS
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
-from msm_cli.lookthrough import usage_error, warn_diagnostics, weights_as_of, write_file
-from msm_cli.output import write_csv, write_json, write_lines, write_table
+from msm_cli.context import add_accounts_choice, add_format, bad_accounts_choice, open_store
+from msm_cli.lookthrough import usage_error, weights_as_of, write_output
+from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
 __all__ = ["register"]
 
@@ -51,9 +49,7 @@ def register(tree: CommandTree) -> None:
         "Name accounts, or give --all: every active account, where one without holdings or targets is reported as "
         "such.",
     )
-    p.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="account unique identifiers or uids")
-    p.add_argument("--all", action="store_true", help="every active account")
-    p.add_argument("--as-of", metavar="TS", help="valuation time, ISO-8601 with a UTC offset (default: now)")
+    add_accounts_choice(p)
     p.add_argument(
         "--weights-as-of",
         default=None,
@@ -78,10 +74,9 @@ def register(tree: CommandTree) -> None:
 
 def drift(args: argparse.Namespace) -> int | None:
     """``msm drift ACCOUNT... | --all``."""
-    if bool(args.accounts) == bool(args.all):
-        return args.usage_error("name one or more accounts, or give --all (not both)")
-    if args.format == "parquet" and not args.out:
-        return args.usage_error("--format parquet writes a file: give --out F")
+    problem = bad_accounts_choice(args)
+    if problem:
+        return args.usage_error(problem)
     asked = weights_as_of(args.weights_as_of) if args.weights_as_of is not None else None
     store = open_store(args)
     result = msm.account_drift(
@@ -93,21 +88,11 @@ def drift(args: argparse.Namespace) -> int | None:
         band_abs=args.band_abs,
         band_rel=args.band_rel,
     )
-    diagnostics = result.diagnostics
-    if args.format == "parquet":
-        write_file(args.out, result.rows().write_parquet)
-    else:
-        buffer = io.StringIO()
-        with redirect_stdout(buffer):
-            _render(args.format, result)
-        if not args.out:
-            sys.stdout.write(buffer.getvalue())
-            if diagnostics is not None:
-                warn_diagnostics(diagnostics)
-            return None
-        write_file(args.out, lambda path: path.write_text(buffer.getvalue(), encoding="utf-8"))
-    if diagnostics is not None:
-        warn_diagnostics(diagnostics)
+    render = partial(_render, args.format, result)
+    if not write_output(
+        args, render, parquet=lambda path: result.rows().write_parquet(path), diagnostics=result.diagnostics
+    ):
+        return None
     n = result.positions.height
     accounts = result.accounts.height
     write_lines(
@@ -127,22 +112,10 @@ def _render(fmt: str, result: msm.Drift) -> None:
 
 
 # -- the table ----------------------------------------------------------------------------------------------
-def _money(value: float | None) -> str:
-    return "" if value is None else f"{value:,.2f}"
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value:.2%}"
-
-
-def _points(value: float | None) -> str:
-    return "" if value is None else f"{value * 100:+.2f} pp"
-
-
 def _tables(result: msm.Drift) -> None:
     document = result.to_dict()
-    bands = [f"|drift_abs| > {_points(result.band_abs)[1:]}" if result.band_abs is not None else None]
-    bands.append(f"|drift_rel| > {_percent(result.band_rel)}" if result.band_rel is not None else None)
+    bands = [f"|drift_abs| > {points(result.band_abs)}" if result.band_abs is not None else None]
+    bands.append(f"|drift_rel| > {percent(result.band_rel)}" if result.band_rel is not None else None)
     shown = " or ".join(b for b in bands if b) or "no band checked"
     write_lines(f"drift at {document['valuation_time']} (breach: {shown})")
     for account in document["accounts"]:
@@ -154,10 +127,10 @@ def _tables(result: msm.Drift) -> None:
             continue
         currency = account["base_currency"]
         write_lines(
-            f"account {account['account']!r}: NAV {_money(account['nav'])} {currency}; holdings at "
+            f"account {account['account']!r}: NAV {money(account['nav'])} {currency}; holdings at "
             f"{account['holdings_time']}, targets at {account['position_set_time']}, portfolio weights as of "
             f"{account['weights_time']}",
-            f"  max |drift| {_points(account['max_abs_drift'])[1:]}, {account['n_breaches']} in breach",
+            f"  max |drift| {points(account['max_abs_drift'])}, {account['n_breaches']} in breach",
         )
         write_table(_table_rows(account["positions"]), _table_columns(currency))
 
@@ -166,13 +139,13 @@ def _table_rows(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             **p,
-            "price_text": "" if p["price"] is None else f"{p['price']:,.6g} {p['price_currency']}",
-            "market_value": _money(p["market_value"]),
-            "target_value": _money(p["target_value"]),
-            "current_weight": _percent(p["current_weight"]),
-            "target_weight": _percent(p["target_weight"]),
-            "drift_abs": _points(p["drift_abs"]),
-            "drift_rel": _percent(p["drift_rel"]),
+            "price_text": price_text(p),
+            "market_value": money(p["market_value"]),
+            "target_value": money(p["target_value"]),
+            "current_weight": percent(p["current_weight"]),
+            "target_weight": percent(p["target_weight"]),
+            "drift_abs": points(p["drift_abs"], signed=True),
+            "drift_rel": percent(p["drift_rel"]),
             "breach": "BREACH" if p["breach"] else "",
         }
         for p in positions

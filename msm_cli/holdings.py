@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 
+import polars as pl
+
 import msm
 from msm.services.holdings import HOLDINGS_POSITION_COLUMNS
+from msm.services.registry import identity
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
-from msm_cli.output import write_csv, write_json, write_lines, write_table
+from msm_cli.context import add_account, add_format, add_sheet, open_store
+from msm_cli.output import counted, write_document, write_json, write_lines, write_table
 
 __all__ = ["register"]
 
@@ -41,7 +44,7 @@ def register(tree: CommandTree) -> None:
         )
         p.add_argument("file", metavar="FILE", help=_FILE_HELP)
         p.add_argument("--upsert", action="store_true", help="replace stored rows with the same key (default: refuse)")
-        p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+        add_sheet(p)
         p.add_argument("--source", metavar="S", help="provenance recorded where the file has no source cell")
         add_format(p)
 
@@ -63,7 +66,7 @@ def _register_holdings(tree: CommandTree) -> None:
     p.add_argument("file", metavar="FILE", help=_FILE_HELP)
     p.add_argument("--at", required=True, metavar="TS", help="holdings time, ISO-8601 with a UTC offset")
     p.add_argument("--overwrite", action="store_true", help="replace the whole set of an account that has one at --at")
-    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    add_sheet(p)
     p.add_argument("--source", default="cli", metavar="S", help="provenance recorded on each set (default: cli)")
     add_format(p)
 
@@ -74,12 +77,12 @@ def _register_holdings(tree: CommandTree) -> None:
         help="show an account's holdings",
         description="Show the account's latest holdings set, or the latest at or before --as-of.",
     )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     p.add_argument("--as-of", metavar="TS", help="the latest set at or before this time (default: the latest)")
     add_format(p, ("table", "json", "csv"))
 
     p = tree.subcommand("holdings", "history", history, help="list every holdings set of an account, newest first")
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     add_format(p)
 
 
@@ -107,30 +110,28 @@ def show(args: argparse.Namespace) -> None:
     store = open_store(args)
     holdings = msm.read_holdings(store, args.account, as_of=args.as_of)
     document = holdings.to_dict()
-    if args.format == "json":
-        write_json(document)
-    elif args.format == "csv":
-        write_csv(document["positions"], HOLDINGS_POSITION_COLUMNS)
-    elif holdings.is_empty:
+    if write_document(args.format, document, rows="positions", columns=HOLDINGS_POSITION_COLUMNS):
+        return
+    if holdings.is_empty:
         when = f" at or before {args.as_of}" if args.as_of else ""
         write_lines(f"account {holdings.account['unique_identifier']!r} has no holdings{when}")
-    else:
-        write_lines(
-            f"account {holdings.account['unique_identifier']!r}: holdings at {format_utc(holdings.holdings_time)} "
-            f"(set {holdings.holdings_set_uid}, source {holdings.source or '-'})",
-            "",
-        )
-        write_table(
-            document["positions"],
-            [
-                ("asset", "asset"),
-                ("name", "name"),
-                ("asset_type", "type"),
-                ("currency", "currency"),
-                ("quantity", "quantity (units)"),
-            ],
-        )
-        write_lines("", f"  rows  {holdings.positions.height}")
+        return
+    write_lines(
+        f"account {holdings.account['unique_identifier']!r}: holdings at {format_utc(holdings.holdings_time)} "
+        f"(set {holdings.holdings_set_uid}, source {holdings.source or '-'})",
+        "",
+    )
+    write_table(
+        document["positions"],
+        [
+            ("asset", "asset"),
+            ("name", "name"),
+            ("asset_type", "type"),
+            ("currency", "currency"),
+            ("quantity", "quantity (units)"),
+        ],
+    )
+    write_lines("", f"  rows  {holdings.positions.height}")
 
 
 def history(args: argparse.Namespace) -> None:
@@ -138,21 +139,11 @@ def history(args: argparse.Namespace) -> None:
     store = open_store(args)
     account = msm.get_account(store, args.account)
     frame = msm.holdings_history(store, account["uid"])
-    sets = [
-        {
-            "holdings_set_uid": r["holdings_set_uid"],
-            "holdings_time": r["holdings_time"],
-            "rows": int(r["rows"]),
-            "source": r["source"],
-        }
-        for r in frame.iter_rows(named=True)
-    ]
+    sets = frame.select("holdings_set_uid", "holdings_time", pl.col("rows").cast(pl.Int64), "source").to_dicts()
     if args.format == "json":
-        write_json(
-            {"account": {"uid": account["uid"], "unique_identifier": account["unique_identifier"]}, "sets": sets}
-        )
+        write_json({"account": identity(account), "sets": sets})
         return
-    write_lines(f"account {account['unique_identifier']!r}: {len(sets)} holdings set{'s' if len(sets) != 1 else ''}")
+    write_lines(f"account {account['unique_identifier']!r}: {counted(len(sets), 'holdings set')}")
     write_table(
         sets,
         [("holdings_time", "time"), ("rows", "rows"), ("source", "source"), ("holdings_set_uid", "holdings set")],

@@ -15,6 +15,7 @@ import io
 import sys
 from collections.abc import Callable
 from contextlib import redirect_stdout
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,16 @@ from msm_cli.commands import CommandTree
 from msm_cli.context import add_format, add_snapshot_choice, open_store
 from msm_cli.output import number, write_csv, write_json, write_lines, write_table
 
-__all__ = ["WEIGHTS_HELP", "diagnostics_records", "register", "usage_error", "warn_diagnostics", "weights_as_of"]
+__all__ = [
+    "WEIGHTS_HELP",
+    "diagnostics_records",
+    "register",
+    "usage_error",
+    "warn_diagnostics",
+    "weights_as_of",
+    "write_file",
+    "write_output",
+]
 
 #: The help of ``--weights-as-of`` (``targets expand`` and ``export``).
 WEIGHTS_HELP = (
@@ -113,6 +123,38 @@ def write_file(path: str, write: Callable[[Path], None]) -> None:
         raise msm.MsmError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def write_output(
+    args: argparse.Namespace,
+    render: Callable[[], None],
+    *,
+    parquet: Callable[[Path], None],
+    diagnostics: pl.DataFrame | None,
+    json_has_diagnostics: bool = False,
+) -> bool:
+    """A command's output, where ``--format`` and ``--out`` say; True when it went to the file ``--out``.
+
+    ``parquet`` writes the ``--format parquet`` file; any other format is what ``render`` prints,
+    to stdout or (with ``--out``) to the file. The ``diagnostics`` (compositions not summing to 1)
+    are warned on stderr, except on stdout in JSON when ``json_has_diagnostics`` (the document
+    holds them). The caller says what a file holds.
+    """
+    if args.format == "parquet":
+        write_file(args.out, parquet)
+    else:
+        buffer = io.StringIO()
+        with redirect_stdout(buffer):
+            render()
+        if not args.out:
+            sys.stdout.write(buffer.getvalue())
+            if diagnostics is not None and not (json_has_diagnostics and args.format == "json"):
+                warn_diagnostics(diagnostics)
+            return False
+        write_file(args.out, lambda path: path.write_text(buffer.getvalue(), encoding="utf-8"))
+    if diagnostics is not None:
+        warn_diagnostics(diagnostics)  # the output went to a file: say it here too
+    return True
+
+
 # -- targets expand ------------------------------------------------------------------------------
 def expand(args: argparse.Namespace) -> int | None:
     """``msm targets expand``: one snapshot looked through, as rows (with lineage) or netted per asset."""
@@ -123,20 +165,11 @@ def expand(args: argparse.Namespace) -> int | None:
     snap = msm.read_snapshot(store, args.account, at=args.at, as_of=args.as_of, allocation=args.allocation)
     view = msm_portfolios.look_through(store, snap, weights_as_of=asked)
     rows = view.net if args.net else view.rows
-
-    if args.format == "parquet":
-        write_file(args.out, rows.write_parquet)
-    else:
-        buffer = io.StringIO()
-        with redirect_stdout(buffer):
-            _render(args, snap, view, rows)
-        if not args.out:
-            sys.stdout.write(buffer.getvalue())
-            if args.format != "json":  # in JSON the diagnostics are in the document
-                warn_diagnostics(view.diagnostics)
-            return None
-        write_file(args.out, lambda path: path.write_text(buffer.getvalue(), encoding="utf-8"))
-    warn_diagnostics(view.diagnostics)  # the output went to a file: say it here too
+    render = partial(_render, args, snap, view, rows)
+    if not write_output(
+        args, render, parquet=rows.write_parquet, diagnostics=view.diagnostics, json_has_diagnostics=True
+    ):
+        return None
     n = rows.height
     write_lines(f"wrote {n} {'netted ' if args.net else ''}row{'s' if n != 1 else ''} ({args.format}) to {args.out}")
     return None

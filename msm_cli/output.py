@@ -28,10 +28,16 @@ from msm.timeutil import format_utc
 __all__ = [
     "FORMATS",
     "cell",
+    "counted",
     "frame_records",
+    "money",
     "number",
+    "percent",
+    "points",
+    "price_text",
     "report_error",
     "write_csv",
+    "write_document",
     "write_json",
     "write_lines",
     "write_table",
@@ -80,8 +86,56 @@ def number(value: float | int | None, *, decimals: int | None = None) -> str:
     return "0" if text == "-0" else text
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1.
+
+    >>> counted(1, "snapshot"), counted(3, "holdings set")
+    ('1 snapshot', '3 holdings sets')
+    """
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def money(value: float | None) -> str:
+    """An amount with thousands separators and two decimals; empty for null.
+
+    >>> money(1234567.891), money(None)
+    ('1,234,567.89', '')
+    """
+    return "" if value is None else f"{value:,.2f}"
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with two decimals; empty for null.
+
+    >>> percent(0.6), percent(None)
+    ('60.00%', '')
+    """
+    return "" if value is None else f"{value:.2%}"
+
+
+def points(value: float | None, *, signed: bool = False) -> str:
+    """A difference of weights in percentage points (``signed``: with its sign, ``+`` too); empty for null.
+
+    >>> points(0.0123), points(0.0123, signed=True), points(-0.05, signed=True)
+    ('1.23 pp', '+1.23 pp', '-5.00 pp')
+    """
+    if value is None:
+        return ""
+    return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f} pp"
+
+
+def price_text(row: Mapping[str, Any]) -> str:
+    """A row's ``price`` with its ``price_currency`` (``65,000 USD``); empty when it has no price."""
+    return "" if row["price"] is None else f"{row['price']:,.6g} {row['price_currency']}"
+
+
 def cell(value: Any) -> str:
-    """One table or CSV cell: empty for null, numbers via :func:`number`, times as UTC, objects as JSON."""
+    """One table or CSV cell: empty for null, numbers via :func:`number`, times as UTC, objects as JSON.
+
+    >>> from datetime import UTC
+    >>> [cell(v) for v in (None, True, 0.1 + 0.2, {"a": 1}, datetime(2026, 6, 1, tzinfo=UTC))]
+    ['', 'true', '0.3', '{"a":1}', '2026-06-01T00:00:00Z']
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -105,6 +159,16 @@ def write_table(
     """Print ``rows`` as an aligned text table; ``columns`` are ``(key, header)`` pairs.
 
     Numeric columns (every non-null value a number) are right-aligned, others left-aligned.
+
+    >>> rows = [{"asset": "BTC", "weight": 0.6}, {"asset": "ETH", "weight": 0.35}, {"asset": "SOL", "weight": None}]
+    >>> write_table(rows, [("asset", "asset"), ("weight", "weight")])
+    asset  weight
+    -----  ------
+    BTC       0.6
+    ETH      0.35
+    SOL
+    >>> write_table([], [("asset", "asset")], empty="(no holdings)")
+    (no holdings)
     """
     out = out or sys.stdout
     if not rows:
@@ -150,6 +214,18 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)  # exact, unlike the rounded human form
     return cell(value)
+
+
+def write_document(fmt: str, document: Mapping[str, Any], *, rows: str, columns: Sequence[str]) -> bool:
+    """Print ``document`` in a machine format, saying whether it did: ``json`` the whole document, ``csv``
+    its list ``rows`` with ``columns``; for any other format (``table``) nothing, and False."""
+    if fmt == "json":
+        write_json(document)
+        return True
+    if fmt == "csv":
+        write_csv(document[rows], columns)
+        return True
+    return False
 
 
 def frame_records(frame: pl.DataFrame, *, json_columns: Sequence[str] = ("metadata_json",)) -> list[dict[str, Any]]:

@@ -16,10 +16,11 @@ import polars as pl
 import msm
 import msm_portfolios
 from msm.expansion import WEIGHT_SUM_TOLERANCE
+from msm.services.registry import identity
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
-from msm_cli.output import number, write_csv, write_json, write_lines, write_table
+from msm_cli.context import add_format, add_portfolio, add_rows_file, open_store
+from msm_cli.output import counted, number, write_document, write_json, write_lines, write_table
 
 __all__ = ["COMPOSITION_ROW_COLUMNS", "composition_document", "register"]
 
@@ -28,6 +29,7 @@ COMPOSITION_ROW_COLUMNS = ("portfolio_uid", "portfolio", "weights_time", "asset_
 
 
 def register(tree: CommandTree) -> None:
+    """Add ``msm portfolios weights|composition|history`` to the command tree."""
     p = tree.subcommand(
         "portfolios",
         "weights",
@@ -38,14 +40,11 @@ def register(tree: CommandTree) -> None:
         "stored as given: they need not sum to 1 (the output says when they do not) and are never renormalized. "
         "Nothing is stored when any row is bad.",
     )
-    p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+    add_portfolio(p)
     p.add_argument(
         "--at", required=True, metavar="TS", help="time the composition takes effect, ISO-8601 with a UTC offset"
     )
-    p.add_argument(
-        "--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file"
-    )
-    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    add_rows_file(p)
     p.add_argument(
         "--percent",
         action="store_true",
@@ -64,16 +63,17 @@ def register(tree: CommandTree) -> None:
         description="The portfolio's composition in force at --as-of (its latest at or before that time; default now), "
         "with its weight sum.",
     )
-    p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+    add_portfolio(p)
     p.add_argument("--as-of", metavar="TS", help="the time (default: now)")
     add_format(p, ("table", "json", "csv"))
 
     p = tree.subcommand("portfolios", "history", history, help="list every composition of a portfolio, newest first")
-    p.add_argument("portfolio", metavar="ID", help="portfolio unique identifier or uid")
+    add_portfolio(p)
     add_format(p)
 
 
 def sums_to_one(weight_sum: float) -> bool:
+    """Whether a composition's weight sum is 1 within :data:`msm.expansion.WEIGHT_SUM_TOLERANCE`."""
     return abs(weight_sum - 1.0) <= WEIGHT_SUM_TOLERANCE
 
 
@@ -103,6 +103,7 @@ def _print_composition(document: dict[str, Any], *heading: str) -> None:
 
 # -- weights -------------------------------------------------------------------------------------
 def weights(args: argparse.Namespace) -> None:
+    """``msm portfolios weights``: store a composition read from a file."""
     store = open_store(args)
     before: set[Any] = set()
     if args.overwrite:  # to say whether a composition was replaced
@@ -132,46 +133,39 @@ def weights(args: argparse.Namespace) -> None:
 
 # -- composition ---------------------------------------------------------------------------------
 def composition(args: argparse.Namespace) -> None:
+    """``msm portfolios composition``: the composition in force at a time."""
     store = open_store(args)
     frame = msm_portfolios.read_composition(store, args.portfolio, as_of=args.as_of)
     document = composition_document(frame)
-    if args.format == "json":
-        write_json(document)
-    elif args.format == "csv":
-        write_csv(document["rows"], COMPOSITION_ROW_COLUMNS)
-    else:
-        when = f"at {args.as_of}" if args.as_of else "now"
-        _print_composition(
-            document,
-            f"portfolio {document['portfolio']['unique_identifier']!r}: composition in force {when}, "
-            f"stored at {format_utc(document['weights_time'])}",
-        )
+    if write_document(args.format, document, rows="rows", columns=COMPOSITION_ROW_COLUMNS):
+        return
+    when = f"at {args.as_of}" if args.as_of else "now"
+    _print_composition(
+        document,
+        f"portfolio {document['portfolio']['unique_identifier']!r}: composition in force {when}, "
+        f"stored at {format_utc(document['weights_time'])}",
+    )
 
 
 # -- history -------------------------------------------------------------------------------------
 def history(args: argparse.Namespace) -> None:
+    """``msm portfolios history``: every composition of a portfolio, newest first."""
     store = open_store(args)
     portfolio = msm.get_portfolio(store, args.portfolio)
     frame = msm_portfolios.composition_history(store, portfolio["uid"])
-    compositions = [
-        {
-            "weights_time": r["weights_time"],
-            "n_assets": int(r["n_assets"]),
-            "weight_sum": float(r["weight_sum"]),
-            "sums_to_one": sums_to_one(float(r["weight_sum"])),
-        }
-        for r in frame.iter_rows(named=True)
-    ]
+    weight_sum = pl.col("weight_sum").cast(pl.Float64)
+    compositions = frame.select(
+        "weights_time",
+        pl.col("n_assets").cast(pl.Int64),
+        weight_sum,
+        ((weight_sum - 1.0).abs() <= WEIGHT_SUM_TOLERANCE).alias("sums_to_one"),
+    ).to_dicts()
     if args.format == "json":
-        write_json(
-            {
-                "portfolio": {"uid": portfolio["uid"], "unique_identifier": portfolio["unique_identifier"]},
-                "compositions": compositions,
-            }
-        )
+        write_json({"portfolio": identity(portfolio), "compositions": compositions})
         return
-    n = len(compositions)
-    write_lines(f"portfolio {portfolio['unique_identifier']!r}: {n} composition{'s' if n != 1 else ''}, newest first")
+    write_lines(
+        f"portfolio {portfolio['unique_identifier']!r}: {counted(len(compositions), 'composition')}, newest first"
+    )
     write_table(
         [
             {

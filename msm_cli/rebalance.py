@@ -25,9 +25,9 @@ from msm.drift import DEFAULT_BAND_ABS
 from msm.rebalancing import ORDER_COLUMNS, REBALANCE_MODES, REBALANCE_TO
 from msm.services.rebalance import DESK_COLUMNS
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
+from msm_cli.context import add_accounts_choice, add_format, bad_accounts_choice, open_store
 from msm_cli.lookthrough import usage_error, warn_diagnostics, write_file
-from msm_cli.output import write_csv, write_json, write_lines, write_table
+from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
 __all__ = ["register"]
 
@@ -54,9 +54,7 @@ def register(tree: CommandTree) -> None:
         "--cash-reserve x NAV'; buys are scaled down pro rata to it. Quantities are in units, values in each "
         "account's base currency. Reads only: nothing is written to the database.",
     )
-    p.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="account unique identifiers or uids")
-    p.add_argument("--all", action="store_true", help="every active account")
-    p.add_argument("--as-of", metavar="TS", help="valuation time, ISO-8601 with a UTC offset (default: now)")
+    add_accounts_choice(p)
     p.add_argument("--mode", choices=REBALANCE_MODES, default="full", help="which positions trade (default: full)")
     p.add_argument(
         "--to", choices=REBALANCE_TO, default="target", help="bands mode: trade to the target or the band edge"
@@ -99,10 +97,9 @@ def register(tree: CommandTree) -> None:
 
 def rebalance(args: argparse.Namespace) -> int | None:
     """``msm rebalance ACCOUNT... | --all``."""
-    if bool(args.accounts) == bool(args.all):
-        return args.usage_error("name one or more accounts, or give --all (not both)")
-    if args.format == "parquet" and not args.out:
-        return args.usage_error("--format parquet writes a file: give --out F")
+    problem = bad_accounts_choice(args)
+    if problem:
+        return args.usage_error(problem)
     store = open_store(args)
     result = msm.rebalance(
         store,
@@ -163,18 +160,6 @@ def _warn(result: msm.Rebalance) -> None:
 
 
 # -- the table ----------------------------------------------------------------------------------------------
-def _money(value: float | None) -> str:
-    return "" if value is None else f"{value:,.2f}"
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value:.2%}"
-
-
-def _points(value: float | None) -> str:
-    return "" if value is None else f"{value * 100:.2f} pp"
-
-
 def _tables(result: msm.Rebalance) -> None:
     document = result.to_dict()
     options = result.options
@@ -190,10 +175,10 @@ def _tables(result: msm.Rebalance) -> None:
             continue
         currency = account["base_currency"]
         write_lines(
-            f"account {account['account']!r}: NAV {_money(account['nav'])} {currency}; cash "
-            f"{_money(account['cash_before'])} -> {_money(account['cash_after'])} {currency}, leftover "
-            f"{_money(account['leftover_cash'])} {currency}; turnover {_percent(account['turnover'])}; max |drift| "
-            f"{_points(account['max_abs_drift_before'])} -> {_points(account['max_abs_drift_after'])}"
+            f"account {account['account']!r}: NAV {money(account['nav'])} {currency}; cash "
+            f"{money(account['cash_before'])} -> {money(account['cash_after'])} {currency}, leftover "
+            f"{money(account['leftover_cash'])} {currency}; turnover {percent(account['turnover'])}; max |drift| "
+            f"{points(account['max_abs_drift_before'])} -> {points(account['max_abs_drift_after'])}"
         )
         write_table(_table_rows(account["orders"]), _table_columns(currency), empty="(no positions to trade)")
 
@@ -202,11 +187,11 @@ def _table_rows(orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             **o,
-            "price_text": "" if o["price"] is None else f"{o['price']:,.6g} {o['price_currency']}",
-            "value": _money(o["value"]),
-            "current_weight": _percent(o["current_weight"]),
-            "target_weight": _percent(o["target_weight"]),
-            "projected_weight": _percent(o["projected_weight"]),
+            "price_text": price_text(o),
+            "value": money(o["value"]),
+            "current_weight": percent(o["current_weight"]),
+            "target_weight": percent(o["target_weight"]),
+            "projected_weight": percent(o["projected_weight"]),
         }
         for o in orders
     ]

@@ -22,7 +22,7 @@ from msm.catalog import Field as CatalogField
 from msm.rules import is_uuid_text
 from msm.services.registry import services
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
+from msm_cli.context import add_format, add_sheet, open_store
 from msm_cli.output import frame_records, write_json, write_lines, write_table
 
 __all__ = ["register"]
@@ -110,7 +110,7 @@ def _import_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None
     p.set_defaults(import_name=entity.plural, catalog=catalog)
     p.add_argument("file", metavar="FILE", help="the file (.csv, .json, .parquet or .xlsx)")
     p.add_argument("--upsert", action="store_true", help="update rows whose key exists (default: refuse them)")
-    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    add_sheet(p)
     p.add_argument(
         "--dry-run",
         action="store_true",

@@ -10,13 +10,24 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import polars as pl
+
 import msm
 from msm.io import percent_to_fraction, read_table_file
+from msm.services.registry import identity
 from msm.services.snapshots import POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, add_snapshot_choice, open_store
-from msm_cli.output import cell, number, write_csv, write_json, write_lines, write_table
+from msm_cli.context import add_account, add_format, add_rows_file, add_snapshot_choice, open_store
+from msm_cli.output import (
+    cell,
+    counted,
+    number,
+    write_document,
+    write_json,
+    write_lines,
+    write_table,
+)
 
 __all__ = ["register"]
 
@@ -41,17 +52,14 @@ def register(tree: CommandTree) -> None:
         "with exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity, and an "
         "optional metadata_json object. Nothing is stored when any row is bad.",
     )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     p.add_argument(
         "--at",
         required=True,
         metavar="TS",
         help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)",
     )
-    p.add_argument(
-        "--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file"
-    )
-    p.add_argument("--sheet", metavar="NAME", help="Excel: the sheet to read (default: the first)")
+    add_rows_file(p)
     p.add_argument(
         "--percent",
         action="store_true",
@@ -76,7 +84,7 @@ def register(tree: CommandTree) -> None:
     add_format(p, ("table", "json", "csv"))
 
     p = tree.subcommand("targets", "history", history, help="list every snapshot of an account, newest first")
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     add_format(p)
 
     p = tree.subcommand(
@@ -87,7 +95,7 @@ def register(tree: CommandTree) -> None:
         description="Compare the snapshots in force at --from and at --to (each: the latest at or before that time), "
         "row by row: added, removed and changed targets.",
     )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    add_account(p)
     p.add_argument("--from", dest="before", required=True, metavar="TS", help="the earlier time")
     p.add_argument("--to", dest="after", required=True, metavar="TS", help="the later time")
     p.add_argument("--allocation", metavar="ID", help="only this target allocation")
@@ -135,31 +143,29 @@ def show(args: argparse.Namespace) -> None:
     store = open_store(args)
     snap = msm.read_snapshot(store, args.account, at=args.at, as_of=args.as_of, allocation=args.allocation)
     document = snap.to_dict()
-    if args.format == "json":
-        write_json(document)
-    elif args.format == "csv":
-        write_csv(document["positions"], POSITION_COLUMNS)
-    elif snap.is_empty:
+    if write_document(args.format, document, rows="positions", columns=POSITION_COLUMNS):
+        return
+    if snap.is_empty:
         when = f" at {args.at}" if args.at else f" at or before {args.as_of}" if args.as_of else ""
         write_lines(f"account {snap.account['unique_identifier']!r} has no snapshot{when}")
-    else:
-        write_lines(
-            f"account {snap.account['unique_identifier']!r}: snapshot at {format_utc(snap.position_set_time)}",
-            f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), "
-            f"position set {snap.position_set_uid}",
-            "",
-        )
-        write_table(
-            document["positions"],
-            [
-                ("display_label", "label"),
-                ("target_type", "type"),
-                ("unique_identifier", "identifier"),
-                *_EXPOSURES,
-                ("metadata_json", "metadata"),
-            ],
-        )
-        write_lines("", f"  rows          {snap.positions.height}", *_sums(snap))
+        return
+    write_lines(
+        f"account {snap.account['unique_identifier']!r}: snapshot at {format_utc(snap.position_set_time)}",
+        f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), "
+        f"position set {snap.position_set_uid}",
+        "",
+    )
+    write_table(
+        document["positions"],
+        [
+            ("display_label", "label"),
+            ("target_type", "type"),
+            ("unique_identifier", "identifier"),
+            *_EXPOSURES,
+            ("metadata_json", "metadata"),
+        ],
+    )
+    write_lines("", f"  rows          {snap.positions.height}", *_sums(snap))
 
 
 # -- history -------------------------------------------------------------------------------------
@@ -168,25 +174,17 @@ def history(args: argparse.Namespace) -> None:
     store = open_store(args)
     account = msm.get_account(store, args.account)
     frame = msm.snapshot_history(store, account["uid"])
-    snapshots = [
-        {
-            "position_set_uid": r["position_set_uid"],
-            "position_set_time": r["position_set_time"],
-            "account_target_allocation_uid": r["account_target_allocation_uid"],
-            "allocation": r["allocation"],
-            "rows": int(r["rows"]),
-            "weight_sum": float(r["weight_sum"]),
-            "source": r["source"],
-        }
-        for r in frame.iter_rows(named=True)
-    ]
+    snapshots = frame.select(
+        "position_set_uid",
+        "position_set_time",
+        "account_target_allocation_uid",
+        "allocation",
+        pl.col("rows").cast(pl.Int64),
+        pl.col("weight_sum").cast(pl.Float64),
+        "source",
+    ).to_dicts()
     if args.format == "json":
-        write_json(
-            {
-                "account": {"uid": account["uid"], "unique_identifier": account["unique_identifier"]},
-                "snapshots": snapshots,
-            }
-        )
+        write_json({"account": identity(account), "snapshots": snapshots})
         return
     active = dict(zip(frame["position_set_uid"].to_list(), frame["allocation_is_active"].to_list(), strict=True))
     table = [
@@ -198,10 +196,7 @@ def history(args: argparse.Namespace) -> None:
         }
         for s in snapshots
     ]
-    write_lines(
-        f"account {account['unique_identifier']!r}: {len(snapshots)} snapshot{'s' if len(snapshots) != 1 else ''}, "
-        "newest first"
-    )
+    write_lines(f"account {account['unique_identifier']!r}: {counted(len(snapshots), 'snapshot')}, newest first")
     write_table(
         table,
         [

@@ -1,4 +1,4 @@
-"""Bulk reference data (design section 6): msm.import_reference and `msm ... import FILE`.
+"""Bulk reference data (the design's bulk reference data contract): msm.import_reference and `msm ... import FILE`.
 
 Every refusal names the row, field and value, and leaves the database exactly as it was.
 """

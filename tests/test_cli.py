@@ -1,4 +1,4 @@
-"""The ``msm`` command line (design section 5): JSON round trips, exit codes, refused input.
+"""The ``msm`` command line (the design's command line contract): JSON round trips, exit codes, refused input.
 
 Commands run in-process through ``msm_cli.main.main(argv)`` (fast); one test runs the installed
 console script, and one runs the shell examples of ``docs/cli.md``. Every database is a real

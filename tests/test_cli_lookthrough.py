@@ -813,7 +813,7 @@ def test_export_round_trip(world: World) -> None:
 
 
 def test_export_holds_compositions_and_assets(world: World) -> None:
-    """An export folder holds everything a look-through needs (design section 8)."""
+    """An export folder holds everything a look-through needs (the design's Spark scale-out contract)."""
     out = world.folder / "export"
     doc = world.cli.ok("export", "--out", str(out), "--format", "json").json()
     weights = pl.read_parquet(out / "portfolio_weights")

@@ -45,7 +45,7 @@ import polars as pl
 from msm.catalog import CATALOG, MAX_TEXT, Catalog, Entity
 from msm.catalog import Field as CatalogField
 from msm.errors import NO_VALUE, ConflictError, RowError, ValidationError
-from msm.io import frame_from_records, read_table_file
+from msm.io import read_rows
 from msm.rules import ROW, Rule, clean_text, enforce
 from msm.services.registry import foreign_keys
 from msm.store.connection import Store, fetch, quote_ident
@@ -121,12 +121,7 @@ def import_reference(
         names = ", ".join(e.plural for e in catalog)
         raise ValidationError.single("import", "entity", entity, f"is not importable; use one of {names}")
     label = spec.entity.label
-    if isinstance(source, (str, Path)):
-        frame = read_table_file(source, entity=f"{label} file", sheet=sheet)
-    elif isinstance(source, pl.DataFrame):
-        frame = source
-    else:
-        frame = frame_from_records([dict(r) for r in source])
+    frame = read_rows(source, entity=label, sheet=sheet)
     frame = _normalize(spec, _check_columns(spec, catalog, frame))
     rules = _file_rules(spec, frame)
     with store.connect() as con:

@@ -42,12 +42,15 @@ WHERE contains(haystack, lower($text)) AND ($type = 'all' OR target_type = $type
 
 @dataclass(frozen=True)
 class CandidatePage:
+    """One page of a candidate search: the matches of this page and the number of all matches."""
+
     count: int  # every match, before paging
     results: pl.DataFrame
     limit: int
     offset: int
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"count", "results"}``, JSON-ready (``msm candidates --format json``)."""
         return {"count": self.count, "results": self.results.to_dicts()}
 
 

@@ -29,19 +29,21 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from msm.contract import EXPOSURE_COLUMNS
 from msm.errors import ConflictError, NotFoundError, RowError, ValidationError
-from msm.expansion import WEIGHTS_COLUMNS, WeightsSource, expand_targets
+from msm.expansion import WEIGHTS_COLUMNS, Expansion, WeightsSource, expand_targets
 from msm.services.registry import get_account
-from msm.services.snapshots import read_target_rows
+from msm.services.snapshots import POSITION_COLUMNS, read_target_rows
 from msm.store.connection import Store
 
 __all__ = [
@@ -90,32 +92,21 @@ PARTITION_BY = {
     "drift": PARTITION,
 }
 
-_TARGET_COLUMNS = (
-    "position_set_uid",
-    "time_index",
-    "account",
-    "allocation",
-    "target_type",
-    "target_uid",
-    "asset_uid",
-    "portfolio_uid",
-    "unique_identifier",
-    "display_label",
-    "weight_notional_exposure",
-    "constant_notional_exposure",
-    "single_asset_quantity",
-    "metadata_json",
-)
+#: Columns of ``target_positions/``: which snapshot, then a stored target row as a snapshot shows it.
+_TARGET_COLUMNS = ("position_set_uid", "time_index", "account", "allocation", *POSITION_COLUMNS)
 
 
 @dataclass(frozen=True)
 class ExportResult:
+    """What an export wrote: its folder, the rows per dataset, the snapshot count and any weight diagnostics."""
+
     out: Path
     datasets: dict[str, int]  # dataset name -> rows written
     snapshots: int
     diagnostics: pl.DataFrame | None = None  # compositions not summing to 1 (expanded export)
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"out", "snapshots", "datasets": {name: {path, rows}}}``, JSON-ready."""
         return {
             "out": str(self.out),
             "snapshots": self.snapshots,
@@ -159,16 +150,7 @@ def export_snapshots(
     """
     now = now or datetime.now(UTC)
     out = Path(out)
-    if (expanded or drift) and weights is None:
-        kind = "expanded" if expanded else "drift"
-        raise ValueError(f"{kind} export needs `weights` (e.g. msm_portfolios.duckdb_weights_source(store))")
-    names = [n for n in EXPORT_DATASETS if (n != "target_exposure" or expanded) and (n not in DRIFT_DATASETS or drift)]
-    if weights is None:
-        names.remove("portfolio_weights")
-    taken = [n for n in names if (out / n).exists()]
-    if taken and not overwrite:
-        raise ConflictError.occupied(out, taken, holds="an export", option="--out")
-
+    names = _dataset_names(out, expanded=expanded, drift=drift, weighted=weights is not None, overwrite=overwrite)
     sets = _chosen_sets(store, accounts, date_from, date_to)
     history = _all_compositions(store, weights) if weights is not None else None
     extra = _holdings_datasets(store, history if drift else None, drift_as_of or now, now)
@@ -179,66 +161,110 @@ def export_snapshots(
     counts = dict.fromkeys(names, 0)
     diagnostics: list[pl.DataFrame] = []
     try:
-        # Snapshots in chunks of at most `chunk_sets` position sets, in time order: read, expand with
-        # the core's expansion, write (one file per snapshot date in the chunk), forget. Peak memory
-        # follows the chunk, not the book. One connection serves every chunk.
-        # Files are written by a small thread pool (polars releases the GIL) while the next chunk is
-        # read and expanded; at most two chunks are alive at a time.
-        with store.connect() as con, ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-            # DuckDB keeps the blocks it reads cached up to its memory limit (most of the machine by
-            # default); capped while the export runs, so a larger file does not mean a larger export.
-            con.execute(f"SET memory_limit = '{EXPORT_DUCKDB_MEMORY}'")
-            try:
-                _export_chunks(
-                    store,
-                    sets,
-                    chunk_sets,
-                    staging,
-                    pool,
-                    counts,
-                    diagnostics,
-                    history if expanded else None,
-                    weights_as_of,
-                    now,
-                )
-            finally:
-                con.execute("RESET memory_limit")  # the store never sets one: back to DuckDB's default
-        for name in ("target_positions", "target_exposure"):
-            if (
-                name in names and not (staging / name).exists()
-            ):  # no snapshot: one empty file that still has the columns
-                _write_empty(staging / name, expanded_columns=name == "target_exposure")
-        if history is not None:
-            counts["portfolio_weights"] = _write_part(history, staging / "portfolio_weights", None, 0)
-        assets = store.query(
-            "SELECT uid::VARCHAR AS uid, unique_identifier, name, ticker, asset_type, "
-            "metadata_json::VARCHAR AS metadata_json, currency FROM asset ORDER BY unique_identifier"
-        )
-        counts["assets"] = _write_part(assets, staging / "assets", None, 0)
-        for name, frame in extra.items():
-            counts[name] = _write_dataset(frame, staging / name, partitioned=name in PARTITION_BY)
-        # An overwrite replaces the whole export: a dataset not written this time (the look-through
-        # of an earlier --expanded export) would no longer match, so it goes too.
-        # Old datasets are moved aside (into the staging folder, deleted with it), then the new
-        # ones renamed in: the swap is a handful of renames, so a kill can hardly land inside it.
-        replaced = staging / ".replaced"
-        replaced.mkdir()
-        for name in EXPORT_DATASETS:
-            if (out / name).exists() and (name in names or overwrite):
-                (out / name).rename(replaced / name)
-        for name in names:
-            (staging / name).rename(out / name)
+        expand = partial(expand_targets, weights=history, weights_as_of=weights_as_of, now=now) if expanded else None
+        _stage_snapshots(store, sets, chunk_sets, staging, counts, diagnostics, expand)
+        _stage_whole_datasets(store, staging, counts, history, extra)
+        _swap_in(out, staging, names, overwrite=overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    found = [d for d in diagnostics if d.height]
-    return ExportResult(
-        out=out,
-        datasets=counts,
-        snapshots=sets.height,
-        diagnostics=(pl.concat(found).unique(maintain_order=True) if found else diagnostics[0])
-        if diagnostics
-        else None,
+    return ExportResult(out=out, datasets=counts, snapshots=sets.height, diagnostics=_merged(diagnostics))
+
+
+def _dataset_names(out: Path, *, expanded: bool, drift: bool, weighted: bool, overwrite: bool) -> list[str]:
+    """The datasets this export writes, in :data:`EXPORT_DATASETS` order; refuses a missing ``weights``
+    (``expanded``, ``drift``) and, without ``overwrite``, an ``out`` that already holds one of them."""
+    if (expanded or drift) and not weighted:
+        kind = "expanded" if expanded else "drift"
+        raise ValueError(f"{kind} export needs `weights` (e.g. msm_portfolios.duckdb_weights_source(store))")
+    names = [n for n in EXPORT_DATASETS if (n != "target_exposure" or expanded) and (n not in DRIFT_DATASETS or drift)]
+    if not weighted:
+        names.remove("portfolio_weights")
+    taken = [n for n in names if (out / n).exists()]
+    if taken and not overwrite:
+        raise ConflictError.occupied(out, taken, holds="an export", option="--out")
+    return names
+
+
+def _stage_snapshots(
+    store: Store,
+    sets: pl.DataFrame,
+    chunk_sets: int,
+    staging: Path,
+    counts: dict[str, int],
+    diagnostics: list[pl.DataFrame],
+    expand: Callable[[pl.DataFrame], Expansion] | None,
+) -> None:
+    """Write ``target_positions`` (and, with ``expand``, ``target_exposure``) into ``staging``.
+
+    Snapshots go in chunks of at most ``chunk_sets`` position sets, in time order: read, expand with
+    the core's expansion, write (one file per snapshot date in the chunk), forget. Peak memory
+    follows the chunk, not the book. One connection serves every chunk. Files are written by a small
+    thread pool (polars releases the GIL) while the next chunk is read and expanded; at most two
+    chunks are alive at a time. With no snapshot, each dataset is one empty file that still has the
+    columns.
+    """
+    with store.connect() as con, ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        # DuckDB keeps the blocks it reads cached up to its memory limit (most of the machine by
+        # default); capped while the export runs, so a larger file does not mean a larger export.
+        con.execute(f"SET memory_limit = '{EXPORT_DUCKDB_MEMORY}'")
+        try:
+            writing: list[Future[int]] = []
+            for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
+                files = _chunk_files(store, uids, (first, last), part, staging, counts, diagnostics, expand)
+                for done in writing:  # the previous chunk's files (an error in a write surfaces here)
+                    done.result()
+                writing = [pool.submit(_write_part, *file) for file in files]
+            for done in writing:
+                done.result()
+        finally:
+            con.execute("RESET memory_limit")  # the store never sets one: back to DuckDB's default
+    for name in ("target_positions", "target_exposure"):
+        if name in counts and not (staging / name).exists():
+            _write_empty(staging / name, expanded_columns=name == "target_exposure")
+
+
+def _stage_whole_datasets(
+    store: Store,
+    staging: Path,
+    counts: dict[str, int],
+    history: pl.DataFrame | None,
+    extra: dict[str, pl.DataFrame],
+) -> None:
+    """Write the datasets that are always whole into ``staging``: compositions, assets, holdings (and drift)."""
+    if history is not None:
+        counts["portfolio_weights"] = _write_part(history, staging / "portfolio_weights", None, 0)
+    assets = store.query(
+        "SELECT uid::VARCHAR AS uid, unique_identifier, name, ticker, asset_type, "
+        "metadata_json::VARCHAR AS metadata_json, currency FROM asset ORDER BY unique_identifier"
     )
+    counts["assets"] = _write_part(assets, staging / "assets", None, 0)
+    for name, frame in extra.items():
+        counts[name] = _write_dataset(frame, staging / name, partitioned=name in PARTITION_BY)
+
+
+def _swap_in(out: Path, staging: Path, names: list[str], *, overwrite: bool) -> None:
+    """Move the staged datasets ``names`` into ``out``, the ones they replace aside into ``staging``.
+
+    An overwrite replaces the whole export: a dataset not written this time (the look-through of an
+    earlier --expanded export) would no longer match, so it goes too. Old datasets are moved aside
+    (into the staging folder, deleted with it), then the new ones renamed in: the swap is a handful
+    of renames, so a kill can hardly land inside it.
+    """
+    replaced = staging / ".replaced"
+    replaced.mkdir()
+    for name in EXPORT_DATASETS:
+        if (out / name).exists() and (name in names or overwrite):
+            (out / name).rename(replaced / name)
+    for name in names:
+        (staging / name).rename(out / name)
+
+
+def _merged(diagnostics: list[pl.DataFrame]) -> pl.DataFrame | None:
+    """The chunks' weight diagnostics as one frame without repeats (None when nothing was expanded)."""
+    if not diagnostics:
+        return None
+    found = [d for d in diagnostics if d.height]
+    return pl.concat(found).unique(maintain_order=True) if found else diagnostics[0]
 
 
 def _holdings_datasets(
@@ -361,39 +387,28 @@ def _chosen_sets(
     return sets.drop("account")
 
 
-def _export_chunks(
+def _chunk_files(
     store: Store,
-    sets: pl.DataFrame,
-    chunk_sets: int,
+    uids: list[str],
+    between: tuple[datetime, datetime],
+    part: int,
     staging: Path,
-    pool: ThreadPoolExecutor,
     counts: dict[str, int],
     diagnostics: list[pl.DataFrame],
-    history: pl.DataFrame | None,
-    weights_as_of: str | datetime,
-    now: datetime,
-) -> None:
-    """Read, expand (when ``history`` is given) and write the snapshots chunk by chunk.
-
-    Adds to ``counts`` and ``diagnostics``.
-    """
-    writing: list[Future[int]] = []
-    for part, (uids, first, last) in enumerate(_chunks(sets, chunk_sets)):
-        rows = read_target_rows(store, uids, between=(first, last))
-        files = _dated(rows.select(_TARGET_COLUMNS), staging / "target_positions", part)
-        counts["target_positions"] += rows.height
-        if history is not None:
-            result = expand_targets(rows, history, weights_as_of=weights_as_of, now=now)
-            labels = rows.select("position_set_uid", "account", "allocation").unique()
-            exposure = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
-            files += _dated(exposure, staging / "target_exposure", part)
-            counts["target_exposure"] += exposure.height
-            diagnostics.append(result.diagnostics)
-        for done in writing:  # the previous chunk's files (an error in a write surfaces here)
-            done.result()
-        writing = [pool.submit(_write_part, *file) for file in files]
-    for done in writing:
-        done.result()
+    expand: Callable[[pl.DataFrame], Expansion] | None,
+) -> list[tuple[pl.DataFrame, Path, date, int]]:
+    """Read one chunk's target rows (and expand them with ``expand``); the files to write, counted in ``counts``."""
+    rows = read_target_rows(store, uids, between=between)
+    files = _dated(rows.select(_TARGET_COLUMNS), staging / "target_positions", part)
+    counts["target_positions"] += rows.height
+    if expand is not None:
+        result = expand(rows)
+        labels = rows.select("position_set_uid", "account", "allocation").unique()
+        exposure = result.rows.join(labels, on="position_set_uid", how="left", maintain_order="left")
+        files += _dated(exposure, staging / "target_exposure", part)
+        counts["target_exposure"] += exposure.height
+        diagnostics.append(result.diagnostics)
+    return files
 
 
 def _chunks(sets: pl.DataFrame, size: int) -> Iterator[tuple[list[str], datetime, datetime]]:
@@ -455,9 +470,7 @@ def _write_empty(dataset: Path, *, expanded_columns: bool) -> None:
 
 def _empty_targets() -> pl.DataFrame:
     schema = {c: pl.String for c in _TARGET_COLUMNS} | {"time_index": pl.Datetime("us", "UTC")}
-    schema |= {
-        c: pl.Float64 for c in ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
-    }
+    schema |= dict.fromkeys(EXPOSURE_COLUMNS, pl.Float64)
     return pl.DataFrame(schema=schema)
 
 

@@ -14,7 +14,6 @@ a quantity is finite and >= 0 (long-only), each asset appears once per set, a ro
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from typing import Any
 import polars as pl
 
 from msm.errors import ConflictError
-from msm.services.registry import get_account
-from msm.services.rowfiles import FileRules, Rule, input_frame, lookup_keys, number_column, text_column
+from msm.services.registry import get_account, identity, records_with_metadata
+from msm.services.rowfiles import FileRules, Rule, input_frame, known, lookup_keys, number_column, text_column
 from msm.store.connection import Store, fetch
 from msm.timeutil import format_utc, parse_utc
 from msm.validation import ROW, normalize_metadata
@@ -105,14 +104,11 @@ class Holdings:
     def to_dict(self) -> dict[str, Any]:
         """The ``holdings show --format json`` document."""
         return {
-            "account": {"uid": self.account["uid"], "unique_identifier": self.account["unique_identifier"]},
+            "account": identity(self.account),
             "holdings_set_uid": self.holdings_set_uid,
             "holdings_time": format_utc(self.holdings_time),
             "source": self.source,
-            "positions": [
-                {**r, "metadata_json": json.loads(r["metadata_json"]) if r["metadata_json"] is not None else None}
-                for r in self.positions.iter_rows(named=True)
-            ],
+            "positions": records_with_metadata(self.positions),
         }
 
 
@@ -168,18 +164,8 @@ def _validate(frame: pl.DataFrame, con: Any) -> pl.DataFrame:
     asset_key = pl.coalesce("asset_uid", "asset")
     first = pl.col(ROW).min().over(account_key, asset_key)
     rules.add(
-        Rule(
-            "account",
-            "account_exists",
-            "no account has this unique_identifier or uid; add it first (msm accounts add ID --name N)",
-            pl.col("account").is_not_null() & pl.col("account_uid").is_null(),
-        ),
-        Rule(
-            "asset",
-            "asset_exists",
-            "no asset has this unique_identifier or uid; add it first (msm assets add ID)",
-            pl.col("asset").is_not_null() & pl.col("asset_uid").is_null(),
-        ),
+        known("account", "msm accounts add ID --name N"),
+        known("asset", "msm assets add ID"),
         Rule(
             "quantity",
             "quantity_long_only",

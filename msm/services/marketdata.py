@@ -26,6 +26,7 @@ from msm.services.rowfiles import (
     FileRules,
     Rule,
     input_frame,
+    known,
     lookup_keys,
     number_column,
     text_column,
@@ -84,12 +85,7 @@ def import_prices(
         frame = frame.join(assets, on="asset", how="left", maintain_order="left")
         first = pl.col(ROW).min().over(pl.coalesce("asset_uid", "asset"), "time")
         rules.add(
-            Rule(
-                "asset",
-                "asset_exists",
-                "no asset has this unique_identifier or uid; add it first (msm assets add ID)",
-                pl.col("asset").is_not_null() & pl.col("asset_uid").is_null(),
-            ),
+            known("asset", "msm assets add ID"),
             Rule(
                 "asset",
                 "cash_takes_no_price",

@@ -28,7 +28,7 @@ from __future__ import annotations
 import inspect
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -68,6 +68,7 @@ __all__ = [
     "get_allocation_model",
     "get_asset",
     "get_portfolio",
+    "identity",
     "list_account_groups",
     "list_accounts",
     "list_allocation_models",
@@ -75,6 +76,7 @@ __all__ = [
     "list_assets",
     "list_portfolios",
     "model_from",
+    "records_with_metadata",
     "reference_frame",
     "services",
     "update_account",
@@ -182,6 +184,19 @@ def _get(store: Store, entity: Entity, ref: str | uuid.UUID) -> dict[str, Any]:
         if row.get(column) is not None:
             row[column] = json.loads(row[column])
     return row
+
+
+def identity(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"uid", "unique_identifier"}`` of a registry record: how a document names its account or portfolio."""
+    return {"uid": record["uid"], "unique_identifier": record["unique_identifier"]}
+
+
+def records_with_metadata(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts, each ``metadata_json`` text parsed back to its object (null stays null)."""
+    return [
+        {**row, "metadata_json": json.loads(row["metadata_json"]) if row["metadata_json"] is not None else None}
+        for row in frame.iter_rows(named=True)
+    ]
 
 
 def _list(store: Store, entity: Entity, where: str = "", params: list[Any] | None = None) -> pl.DataFrame:

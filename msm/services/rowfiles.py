@@ -20,7 +20,7 @@ import polars as pl
 
 from msm import rules as engine
 from msm.errors import NO_VALUE, RowError, ValidationError
-from msm.io import frame_from_records, read_table_file
+from msm.io import read_rows
 from msm.store.connection import fetch, quote_ident
 from msm.timeutil import ensure_utc_column
 from msm.validation import ROW
@@ -84,6 +84,19 @@ class FileRules:
             )
 
 
+def known(field: str, hint: str) -> Rule:
+    """``field`` (a unique identifier or uid) must name a stored ``field``: its lookup ``FIELD_uid`` is not null.
+
+    ``hint`` is how to add one (``msm assets add ID``).
+    """
+    return Rule(
+        field,
+        f"{field}_exists",
+        f"no {field} has this unique_identifier or uid; add it first ({hint})",
+        pl.col(field).is_not_null() & pl.col(f"{field}_uid").is_null(),
+    )
+
+
 def input_frame(
     source: pl.DataFrame | str | Path | Sequence[Mapping[str, Any]],
     *,
@@ -94,12 +107,7 @@ def input_frame(
     sheet: str | None = None,
 ) -> pl.DataFrame:
     """The rows as a frame with a 1-based ``__row`` column; refuses unknown and missing columns, and no rows."""
-    if isinstance(source, (str, Path)):
-        frame = read_table_file(source, entity=f"{entity} file", sheet=sheet)
-    elif isinstance(source, pl.DataFrame):
-        frame = source
-    else:
-        frame = frame_from_records([dict(r) for r in source])
+    frame = read_rows(source, entity=entity, sheet=sheet)
     if frame.height == 0:
         raise ValidationError(
             [RowError(entity, None, "rows", NO_VALUE, "there are no rows; give at least one")],

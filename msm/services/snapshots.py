@@ -23,7 +23,7 @@ import polars as pl
 from msm.contract import EXPOSURE_COLUMNS, metadata_object
 from msm.errors import NO_VALUE, NotFoundError, RowError, SnapshotExistsError, ValidationError
 from msm.rules import Rule, empty_target_set, enforce, find_violations, raise_violations
-from msm.services.registry import get_account, get_allocation, reference_frame
+from msm.services.registry import get_account, get_allocation, identity, records_with_metadata, reference_frame
 from msm.store.connection import Store, fetch
 from msm.timeutil import ensure_utc_column, format_utc, parse_utc
 from msm.validation import ROW, target_rows_frame, validate_target_rows
@@ -92,14 +92,11 @@ class Snapshot:
     def to_dict(self) -> dict[str, Any]:
         """The ``targets show --format json`` document."""
         return {
-            "account": {"uid": self.account["uid"], "unique_identifier": self.account["unique_identifier"]},
+            "account": identity(self.account),
             "position_set_uid": self.position_set_uid,
             "position_set_time": format_utc(self.position_set_time),
             "account_target_allocation_uid": self.account_target_allocation_uid,
-            "positions": [
-                {**row, "metadata_json": json.loads(row["metadata_json"]) if row["metadata_json"] is not None else None}
-                for row in self.positions.select(POSITION_COLUMNS).iter_rows(named=True)
-            ],
+            "positions": records_with_metadata(self.positions.select(POSITION_COLUMNS)),
         }
 
 

@@ -99,6 +99,7 @@ class MigrationSet:
 
     @cached_property
     def migrations(self) -> tuple[Migration, ...]:
+        """The namespace's migrations in version order (refused when the numbers have a gap)."""
         found = []
         for entry in resources.files(self.package).iterdir():
             match = _FILE.match(entry.name)
@@ -114,6 +115,7 @@ class MigrationSet:
 
     @property
     def latest(self) -> int:
+        """The highest version of the namespace (0 when it has no migration)."""
         return self.migrations[-1].version if self.migrations else 0
 
 

@@ -26,14 +26,9 @@ PREVIEW_MODES = {"the snapshot time": "position-set", "now": "now"}
 
 def main() -> None:
     """The Target set builder page."""
-    st.title("Target set builder")
-    st.caption(
-        "Build an account's target set from direct assets and portfolios, check it as you type, preview its "
-        "look-through exposure, and save it as a UTC-stamped snapshot."
-    )
     SS.setdefault("builder_version", 0)
     SS.setdefault("builder_base", grids.empty_grid(STARTER_ROWS))
-    ui.guard(render)
+    links.show("builder", render)
 
 
 def _reset_grid(frame: pl.DataFrame) -> None:

@@ -8,6 +8,7 @@ in the account's base currency.
 """
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import polars as pl
@@ -32,12 +33,7 @@ QUEUE_CONFIG = {
 
 def main() -> None:
     """The Drift page."""
-    st.title("Drift")
-    st.caption(
-        "Holdings valued with the latest prices and FX rates at the valuation time, compared with the latest target "
-        "snapshot expanded through its portfolios. The unallocated part of a target is held in base-currency cash."
-    )
-    ui.guard(render)
+    links.show("drift", render, accounts=True)
 
 
 @st.cache_data(ttl=ui.CACHE_SECONDS, show_spinner=False)
@@ -48,13 +44,8 @@ def _drift(path: str, at: datetime, band_abs: float | None, band_rel: float | No
     return msm.account_drift(store, None, weights=weights, as_of=at, band_abs=band_abs, band_rel=band_rel)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: the valuation time and bands, the queue of accounts, then one account."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info("There is no account yet. Load the demo data from the **Overview**.")
-        return
-    asked = links.read("drift")
     at, band_abs, band_rel = _controls(asked.get("at"))
     with st.spinner("Valuing the holdings…"):
         result = _drift(ui.db_path(), at, band_abs, band_rel)
@@ -152,20 +143,6 @@ def _account(result: msm.Drift, account: str) -> None:
 
 
 def _positions(positions: pl.DataFrame, currency: str) -> None:
-    table = positions.select(
-        "asset",
-        "asset_type",
-        "quantity",
-        "price",
-        "price_currency",
-        "fx_rate",
-        "market_value",
-        "current_weight",
-        "target_weight",
-        (pl.col("drift_abs") * 100).alias("drift_pp"),
-        (pl.col("drift_rel") * 100).alias("drift_rel_pct"),
-        "breach",
-    ).sort("drift_pp", descending=True)
     config = {
         "asset": "Asset",
         "asset_type": "Type",
@@ -180,6 +157,8 @@ def _positions(positions: pl.DataFrame, currency: str) -> None:
         "drift_rel_pct": st.column_config.NumberColumn("Drift rel.", format="%+.2f%%", help="Drift / target weight"),
         "breach": st.column_config.CheckboxColumn("Breach"),
     }
+    points = (pl.col("drift_abs") * 100).alias("drift_pp"), (pl.col("drift_rel") * 100).alias("drift_rel_pct")
+    table = positions.with_columns(*points).select(*config).sort("drift_pp", descending=True)
     styled = table.to_pandas().style.apply(
         lambda row: [f"background-color: {BREACH_COLOUR}" if row["breach"] else "" for _ in row], axis=1
     )

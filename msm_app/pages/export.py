@@ -12,19 +12,14 @@ import streamlit as st
 import msm
 import msm_portfolios
 from msm.services.export import default_export_root, resolve_export_dir
-from msm_app import ui
+from msm_app import links, ui
 
 SS = st.session_state
 
 
 def main() -> None:
     """The Export page."""
-    st.title("Export")
-    st.caption(
-        "Write snapshots as hive-partitioned Parquet (by snapshot date) that polars, DuckDB, Spark and Trino read "
-        "natively, with the compositions and assets a look-through needs."
-    )
-    ui.guard(render)
+    links.show("export", render)
 
 
 def _zip(folder: Path) -> bytes:

@@ -7,6 +7,7 @@ in one transaction.
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 import streamlit as st
@@ -30,29 +31,19 @@ PREVIEW_CONFIG = {
 
 def main() -> None:
     """The Holdings page."""
-    st.title("Holdings")
-    st.caption(
-        "What each account holds, as UTC-stamped holdings sets (quantities in units). Drift compares them with the "
-        "account's targets."
-    )
-    ui.guard(render)
+    links.show("holdings", render, accounts=True)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: one account's holdings, then the import."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info("There is no account yet. Load the demo data from the **Overview**.")
-        return
     tab_show, tab_import = st.tabs(["Holdings", "Import a file"])
     with tab_show:
-        _show(accounts)
+        _show(accounts, asked)
     with tab_import:
         _import()
 
 
-def _show(accounts: pl.DataFrame) -> None:
-    asked = links.read("holdings")
+def _show(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     account = ui.account_picker(accounts, key="holdings_account", wanted=asked.get("account"))
     sets = msm.holdings_history(ui.store(), account)
     if sets.height == 0:
@@ -60,15 +51,7 @@ def _show(accounts: pl.DataFrame) -> None:
         st.info(f"Account {ui.escape_md(account)} has no holdings yet. Import a file under **Import a file**.")
         return
     times = sets["holdings_time"].to_list()
-    wanted = asked.get("at") if asked.get("account", account) == account else None
-    chosen = st.selectbox(
-        "Holdings set",
-        times,
-        index=times.index(wanted) if wanted in times else 0,
-        format_func=ui.when,
-        key="holdings_time",
-        help="Newest first.",
-    )
+    chosen = ui.time_picker("Holdings set", times, asked=asked, account=account, key="holdings_time")
     links.keep("holdings", account=account, at=chosen)
     holdings = msm.read_holdings(ui.store(), account, as_of=chosen)
     st.caption(

@@ -7,7 +7,9 @@ Everything shown comes from one :func:`msm_portfolios.look_through` of the snaps
 
 import io
 from datetime import UTC, datetime
+from typing import Any
 
+import polars as pl
 import streamlit as st
 
 import msm
@@ -32,30 +34,18 @@ LINEAGE_CONFIG = {
     "portfolio_weight": st.column_config.NumberColumn(
         "Constituent weight", format="percent", help="The asset's weight in the portfolio's composition"
     ),
-    "weights_time": st.column_config.DatetimeColumn(
-        "Composition time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-    ),
+    "weights_time": ui.utc_column("Composition time (UTC)"),
     **ui.EXPOSURE_CONFIG,
 }
 
 
 def main() -> None:
     """The Look-through page."""
-    st.title("Look-through")
-    st.caption(
-        "Portfolio targets are stored as mandate intent. Here one snapshot is expanded, on request, into the asset "
-        "exposure it stands for, using each portfolio's stored composition."
-    )
-    ui.guard(render)
+    links.show("lookthrough", render, accounts=True)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: choose the snapshot and the weights time, then one look-through shown every way."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info("There is no account yet. Load the demo data from the **Overview**.")
-        return
-    asked = links.read("lookthrough")
     top = st.columns([3, 3, 3])
     account = ui.account_picker(accounts, key="lookthrough_account", wanted=asked.get("account"), where=top[0])
     history = ui.history(ui.db_path(), account)
@@ -64,15 +54,7 @@ def render() -> None:
         st.info(f"Account {ui.escape_md(account)} has no snapshot to look through.")
         return
     times = history["position_set_time"].to_list()
-    wanted_at = asked.get("at") if asked.get("account", account) == account else None
-    chosen = top[1].selectbox(
-        "Snapshot",
-        times,
-        index=times.index(wanted_at) if wanted_at in times else 0,
-        format_func=ui.when,
-        key="lookthrough_time",
-        help="Newest first.",
-    )
+    chosen = ui.time_picker("Snapshot", times, asked=asked, account=account, key="lookthrough_time", where=top[1])
     weights_as_of = _weights_choice(top[2], asked.get("weights"))
     links.keep("lookthrough", account=account, at=chosen, weights=weights_as_of)
 

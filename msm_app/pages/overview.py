@@ -18,9 +18,7 @@ COUNTS = (
 
 def main() -> None:
     """The Overview page."""
-    st.title("Overview")
-    st.caption("What the open database holds, and the latest target snapshot of every account.")
-    ui.guard(render)
+    links.show("overview", render)
 
 
 def render() -> None:
@@ -61,9 +59,7 @@ def render() -> None:
             column_config={
                 "account": st.column_config.TextColumn("Account", help="The account's unique identifier"),
                 "account_name": st.column_config.TextColumn("Name"),
-                "position_set_time": st.column_config.DatetimeColumn(
-                    "Snapshot time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-                ),
+                "position_set_time": ui.utc_column("Snapshot time (UTC)"),
                 "rows": st.column_config.NumberColumn("Rows", format="localized"),
                 "weight_sum": st.column_config.NumberColumn(
                     "Weight sum", format="percent", help="Sum of the weight targets (never renormalized)"

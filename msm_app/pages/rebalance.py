@@ -6,6 +6,7 @@ values in each account's base currency (the headers and metrics say which).
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 import altair as alt
 import polars as pl
@@ -50,21 +51,11 @@ def _orders_config(currency: str) -> dict:
 
 def main() -> None:
     """The Rebalance page."""
-    st.title("Rebalance")
-    st.caption(
-        "What to buy and sell so that accounts move toward their targets, with every trade rule reported. "
-        "A proposal only: nothing is written. Quantities in units; values in each account's base currency."
-    )
-    ui.guard(render)
+    links.show("rebalance", render, accounts=True)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: which accounts, the options, then the proposal."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info("There is no account yet. Load the demo data from the **Overview**.")
-        return
-    asked = links.read("rebalance")
     chosen = _scope(accounts, asked.get("account"))
     if not chosen:
         st.info("Choose at least one account.")

@@ -7,15 +7,13 @@ import streamlit as st
 
 import msm
 import msm_portfolios
-from msm_app import charts, ui
+from msm_app import charts, links, ui
 from msm_app.entities import ENTITIES, Entity, Field, form_values
 
 
 def main() -> None:
     """The Reference data page."""
-    st.title("Reference data")
-    st.caption("Assets, portfolios, accounts and their mandates. Everything a target set points at is defined here.")
-    ui.guard(render)
+    links.show("reference", render)
 
 
 def _choices(store: msm.Store, kind: str) -> list[str]:
@@ -225,9 +223,7 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
                 placeholder="—",
                 key="ref_comp_history",
                 column_config={
-                    "weights_time": st.column_config.DatetimeColumn(
-                        "From (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-                    ),
+                    "weights_time": ui.utc_column("From (UTC)"),
                     "n_assets": "Assets",
                     "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
                 },

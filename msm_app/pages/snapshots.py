@@ -4,6 +4,8 @@ Address: ``/snapshots?account=ID&at=TIME`` shows that account, with the snapshot
 **One snapshot** (parameters declared in :mod:`msm_app.links`).
 """
 
+from typing import Any
+
 import polars as pl
 import streamlit as st
 
@@ -24,24 +26,19 @@ DIFF_CONFIG = {
     "single_asset_quantity_after": st.column_config.NumberColumn("Quantity after", format="localized"),
 }
 
+#: What the page says while there is no account.
+NO_ACCOUNT = (
+    "There is no account yet. Load the demo data from the **Overview** or add accounts under **Reference data**."
+)
+
 
 def main() -> None:
     """The Snapshots page."""
-    st.title("Snapshots")
-    st.caption("Every target snapshot of an account: its history, one snapshot in full, and what changed between two.")
-    ui.guard(render)
+    links.show("snapshots", render, accounts=True, no_account=NO_ACCOUNT)
 
 
-def render() -> None:
+def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: pick an account, then its history, one snapshot and a comparison, in tabs."""
-    accounts = ui.accounts(ui.db_path())
-    if accounts.height == 0:
-        st.info(
-            "There is no account yet. Load the demo data from the **Overview** or add accounts under **Reference "
-            "data**."
-        )
-        return
-    asked = links.read("snapshots")
     account = ui.account_picker(accounts, key="snapshots_pick", wanted=asked.get("account"))
     history = ui.history(ui.db_path(), account)
     if history.height == 0:
@@ -76,9 +73,7 @@ def _history(account: str, history: pl.DataFrame) -> None:
         placeholder="—",
         key="snapshots_history",
         column_config={
-            "position_set_time": st.column_config.DatetimeColumn(
-                "Time (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-            ),
+            "position_set_time": ui.utc_column("Time (UTC)"),
             "allocation": st.column_config.TextColumn("Target allocation"),
             "rows": st.column_config.NumberColumn("Rows", format="localized"),
             "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
