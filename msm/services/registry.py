@@ -158,7 +158,7 @@ _ACCOUNT_OF = {"account": "t.uid", "account_target_allocation": "t.account_uid"}
 
 
 def _row_events(con: duckdb.DuckDBPyConnection, entity: Entity, action: str, uid: str, before: str | None) -> None:
-    """One event for the row ``uid`` of ``entity``: ``before`` (JSON text) and the row as stored now (a delete: before)."""
+    """One event for the row ``uid``: ``before`` (JSON text) and the row as stored now (a delete: the row before)."""
     after = "NULL" if action == "delete" else "to_json(t)"
     before_sql = "to_json(t)" if action == "delete" else "?"
     audit.record_select(
