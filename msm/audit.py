@@ -39,7 +39,7 @@ import polars as pl
 from msm.errors import ValidationError
 from msm.rules import Rule, clean_text, find_violations, raise_violations
 from msm.store.connection import Store, fetch
-from msm.timeutil import parse_utc
+from msm.timeutil import format_utc, parse_utc
 
 __all__ = [
     "ACTIONS",
@@ -170,8 +170,13 @@ def current() -> Acting:
     return found if found is not None else Acting(resolve_actor())
 
 
+def _plain(value: Any) -> str:
+    """A value JSON cannot hold as such: a time as ISO-8601 UTC text, anything else as text."""
+    return format_utc(value) if isinstance(value, datetime) else str(value)
+
+
 def _json(value: Mapping[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+    return None if value is None else json.dumps(value, default=_plain, sort_keys=True)
 
 
 def record(

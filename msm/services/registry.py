@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # pydantic (msm.models) is imported by the writes that build 
     from pydantic import BaseModel
 
 __all__ = [
+    "ACCOUNT_OF",
     "ENTITIES",
     "Services",
     "add_account",
@@ -154,7 +155,7 @@ def _first_line(exc: Exception) -> str:
 
 
 #: Which events an entity's table gives the ``account_uid`` of (``t`` is the row).
-_ACCOUNT_OF = {"account": "t.uid", "account_target_allocation": "t.account_uid"}
+ACCOUNT_OF = {"account": "t.uid", "account_target_allocation": "t.account_uid"}
 
 
 def _row_events(con: duckdb.DuckDBPyConnection, entity: Entity, action: str, uid: str, before: str | None) -> None:
@@ -164,7 +165,7 @@ def _row_events(con: duckdb.DuckDBPyConnection, entity: Entity, action: str, uid
     audit.record_select(
         con,
         entity.name,
-        f"SELECT '{action}' AS action, t.uid AS entity_uid, {_ACCOUNT_OF.get(entity.table, 'NULL')} AS account_uid, "
+        f"SELECT '{action}' AS action, t.uid AS entity_uid, {ACCOUNT_OF.get(entity.table, 'NULL')} AS account_uid, "
         f"{before_sql} AS before_json, {after} AS after_json "
         f"FROM {quote_ident(entity.table)} AS t WHERE t.uid = ?::UUID",
         [uid] if action == "delete" else [before, uid],
