@@ -601,7 +601,8 @@ SELECT CASE WHEN w.replaced THEN ? ELSE 'save' END AS action, w.uid AS entity_ui
        CASE WHEN w.replaced THEN json_object('kept_as_version', k.version, 'rows', k.n, 'weight_sum', k.weight_sum,
                                              'source', k.source) END AS before_json,
        json_object('position_set_time', strftime(w.position_set_time, '%Y-%m-%dT%H:%M:%S.%fZ'),
-                   'allocation', w.allocation, 'rows', n.n, 'weight_sum', n.weight_sum, 'source', w.source) AS after_json
+                   'allocation', w.allocation, 'rows', n.n, 'weight_sum', n.weight_sum,
+                   'source', w.source) AS after_json
 FROM written AS w
 JOIN rows_now AS n ON n.position_set_uid = w.uid
 LEFT JOIN kept AS k ON k.position_set_uid = w.uid
