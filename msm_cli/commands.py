@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["CommandTree", "Handler"]
+__all__ = ["CommandTree", "Handler", "add_audit_options"]
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 
@@ -25,7 +25,22 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "--db", metavar="PATH", default=argparse.SUPPRESS, help="database file (default: $MSM_DB or data/msm.duckdb)"
     )
+    add_audit_options(common, default=argparse.SUPPRESS)
     return common
+
+
+def add_audit_options(parser: argparse.ArgumentParser, *, default: object = None) -> None:
+    """``--as NAME`` and ``--reason TEXT``: who makes a write and why, for the audit trail (``msm audit``)."""
+    parser.add_argument(
+        "--as",
+        dest="actor",
+        metavar="NAME",
+        default=default,
+        help="who makes this change, for the audit trail (default: $MSM_USER, else the OS user)",
+    )
+    parser.add_argument(
+        "--reason", metavar="TEXT", default=default, help="why this change is made, recorded in the audit trail"
+    )
 
 
 class CommandTree:
