@@ -28,6 +28,7 @@ PAGES = {
     "Data": [
         links.page("reference"),
         links.page("export"),
+        links.page("audit"),
     ],
 }
 

@@ -115,6 +115,7 @@ PAGES: dict[str, Page] = {
         Page("rebalance", "Rebalance", ":material/swap_horiz:", (ACCOUNT,)),
         Page("reference", "Reference data", ":material/database:"),
         Page("export", "Export", ":material/download:"),
+        Page("audit", "Audit", ":material/policy:", (ACCOUNT,)),
     )
 }
 

@@ -9,7 +9,8 @@ Rules the pages rely on:
 - User text (names, identifiers, notes, error messages that quote them) is shown through
   :func:`escape_md` or as data in a table, never as Markdown or HTML.
 - :func:`guard` runs a page body: a busy file shows a message and a retry button; a domain error
-  shows its message; anything else shows a short message, never a traceback.
+  shows its message; anything else shows a short message, never a traceback. Its writes are
+  audited as :func:`current_actor`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import streamlit as st
 
 import msm
 import msm_portfolios
+from msm.audit import acting, resolve_actor
 from msm.errors import MsmError, SnapshotExistsError, StoreBusyError, ValidationError
 from msm.io import read_table_file
 
@@ -54,6 +56,15 @@ def _store_for(path: str) -> msm.Store:
 def store() -> msm.Store:
     """The workbench's :class:`msm.Store` (created and migrated on first use)."""
     return _store_for(db_path())
+
+
+def current_actor() -> str:
+    """Who the app's writes are recorded as: ``$MSM_USER``, else the OS user (the signed-in user once login is set up).
+
+    :func:`guard` runs every page body as this actor (:func:`msm.audit.acting`), so each write a page
+    makes is audited under it; swapping this one function is how login changes who that is.
+    """
+    return resolve_actor()
 
 
 def after_write() -> None:
@@ -276,7 +287,7 @@ def guard(render: Callable[[], None]) -> None:
     when the rerun ends, so the command line and notebooks can use it between reruns.
     """
     try:
-        with store().connect():
+        with acting(current_actor()), store().connect():
             render()
     except StoreBusyError as exc:
         st.warning(busy_text(exc))
