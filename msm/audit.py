@@ -18,7 +18,8 @@ in ``msm/store/sql/msm_0004_audit_trail.sql``.
 ('alice', 'add', 'asset', 'new coin')
 >>> resolve_actor("  ")
 Traceback (most recent call last):
-msm.errors.ValidationError: audit event: `actor` = '  ': must not be blank; give --as NAME (actor=...) or set MSM_USER
+msm.errors.ValidationError: 1 problem found; nothing was stored:
+  audit event: `actor` = '  ': must not be blank; give --as NAME (actor=...) or set MSM_USER
 """
 
 from __future__ import annotations
