@@ -15,6 +15,13 @@ acknowledged:
   snapshots of one version each (a hidden ``.msm-export-*`` staging folder may be left by the
   kill; the next export removes it, see ``test_next_export_removes_a_stale_staging_folder``).
 
+Audited writes (issue 19) get their own trials (``test_sigkill_during_audited_writes_...``, a smaller
+book, tests/crash_audit_writer.py): a writer saving, overwriting and restoring snapshots and bulk
+importing assets, each with its actor and reason, is killed mid-write; afterwards every position set
+has exactly one ``save`` event, as many ``overwrite``/``restore`` events as kept versions (each whole,
+numbered 1..n), every asset exactly one ``add`` event, and no event names a row that is not there.
+``MSM_CRASH_AUDIT_TRIALS`` (default 8) changes their number.
+
 Figures (trials, kills during each kind of write, violations) go to
 ``$MSM_RELIABILITY_OUT/crash_safety.json`` (default: a temporary folder).
 ``MSM_CRASH_TRIALS`` (default 30) and ``MSM_CRASH_SEED`` (default 10) change the run.
