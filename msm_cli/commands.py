@@ -25,8 +25,15 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "--db", metavar="PATH", default=argparse.SUPPRESS, help="database file (default: $MSM_DB or data/msm.duckdb)"
     )
-    add_audit_options(common, default=argparse.SUPPRESS)
     return common
+
+
+def _audited() -> argparse.ArgumentParser:
+    # `--as` and `--reason` after a write command (`msm targets save ... --as alice`); SUPPRESS keeps
+    # the values given before the command (`msm --as alice targets save ...`).
+    audited = argparse.ArgumentParser(add_help=False)
+    add_audit_options(audited, default=argparse.SUPPRESS)
+    return audited
 
 
 def add_audit_options(parser: argparse.ArgumentParser, *, default: object = None) -> None:
@@ -50,12 +57,16 @@ class CommandTree:
         self._top = subparsers
         self._groups: dict[str, argparse._SubParsersAction] = {}
         self._common = _common()
+        self._audited = _audited()
+
+    def _parents(self, writes: bool) -> list[argparse.ArgumentParser]:
+        return [self._common, self._audited] if writes else [self._common]
 
     def command(
-        self, name: str, handler: Handler, *, help: str, description: str | None = None
+        self, name: str, handler: Handler, *, help: str, description: str | None = None, writes: bool = False
     ) -> argparse.ArgumentParser:
-        """A top-level command: ``msm NAME ...``."""
-        parser = self._top.add_parser(name, help=help, description=description or help, parents=[self._common])
+        """A top-level command: ``msm NAME ...`` (``writes``: it takes ``--as`` and ``--reason``)."""
+        parser = self._top.add_parser(name, help=help, description=description or help, parents=self._parents(writes))
         parser.set_defaults(handler=handler)
         return parser
 
@@ -75,10 +86,11 @@ class CommandTree:
         help: str,
         description: str | None = None,
         group_help: str | None = None,
+        writes: bool = False,
     ) -> argparse.ArgumentParser:
-        """A command of a group: ``msm GROUP NAME ...``."""
+        """A command of a group: ``msm GROUP NAME ...`` (``writes``: it takes ``--as`` and ``--reason``)."""
         parser = self.group(group, help=group_help).add_parser(
-            name, help=help, description=description or help, parents=[self._common]
+            name, help=help, description=description or help, parents=self._parents(writes)
         )
         parser.set_defaults(handler=handler)
         return parser

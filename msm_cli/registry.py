@@ -58,6 +58,7 @@ def _add_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None:
         entity.command,
         "add",
         add_row,
+        writes=True,
         help=entity.add_help or "",
         description=entity.add_description,
         group_help=entity.command_help,
@@ -101,6 +102,7 @@ def _import_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None
         entity.command,
         "import",
         import_file,
+        writes=True,
         help=f"add (or with --upsert update) {what} from a file",
         description=f"Import {what} from a CSV, JSON (a list of objects), Parquet or Excel (.xlsx) file "
         f"with the columns {columns} (* required). The whole file is checked first and every bad row is reported; then "

@@ -34,6 +34,7 @@ def register(tree: CommandTree) -> None:
         "targets",
         "save",
         save,
+        writes=True,
         group_help=_GROUP_HELP,
         help="save a snapshot from a CSV/JSON/Parquet file",
         description="Validate every row of the --file, then write the snapshot (position set and all its rows) in one "
@@ -115,6 +116,7 @@ def _register_versions(tree: CommandTree) -> None:
         "targets",
         "restore",
         restore,
+        writes=True,
         help="bring a replaced version of a snapshot back (as a new, audited overwrite)",
         description="Write version --version of the account's snapshot at --at (see `msm targets versions`) again: "
         "an overwrite, so the rows in force now are kept as the next version, and one `restore` event is recorded "
