@@ -51,6 +51,7 @@ __all__ = [
     "acting",
     "audit_events",
     "current",
+    "default_actor",
     "keep_target_rows",
     "record",
     "record_select",
@@ -112,16 +113,16 @@ ACTOR_RULES = (
 
 @dataclass(frozen=True)
 class Acting:
-    """Who is writing and why (``reason`` may be ``None``)."""
+    """Who is writing and why (``reason`` may be ``None``; inside :func:`acting`, ``actor`` ``None`` is the default)."""
 
-    actor: str
+    actor: str | None
     reason: str | None = None
 
 
 _CURRENT: ContextVar[Acting | None] = ContextVar("msm_audit_acting", default=None)
 
 
-def _default_actor() -> str | None:
+def default_actor() -> str | None:
     """``$MSM_USER`` (when set and not empty), else the operating-system user (``None`` when unknown)."""
     user = os.environ.get("MSM_USER")
     if user:
@@ -142,7 +143,7 @@ def resolve_actor(actor: str | None = None) -> str:
     """``actor`` when given, else the enclosing :func:`acting` block's, else ``$MSM_USER``, else the OS user."""
     if actor is None:
         outer = _CURRENT.get()
-        actor = outer.actor if outer is not None else _default_actor()
+        actor = outer.actor if outer is not None and outer.actor is not None else default_actor()
     _check(actor, None)
     return actor  # type: ignore[return-value]  # _check refused None
 
@@ -151,13 +152,14 @@ def resolve_actor(actor: str | None = None) -> str:
 def acting(actor: str | None = None, reason: str | None = None) -> Iterator[Acting]:
     """Within the block, writes are recorded as made by ``actor`` for ``reason``.
 
-    What is not given comes from an enclosing block (then the defaults of :func:`resolve_actor`),
-    so a service called by another service records the caller's actor and reason.
+    What is not given comes from an enclosing block, so a service called by another service records
+    the caller's actor and reason. Values given are checked at once; the default actor
+    (:func:`default_actor`) only when a write records, so a read never needs one.
     """
     outer = _CURRENT.get()
-    who = resolve_actor(actor)
+    who = actor if actor is not None else (outer.actor if outer is not None else None)
     why = reason if reason is not None else (outer.reason if outer is not None else None)
-    _check(who, why)
+    _check(who if who is not None else "default", why)
     token = _CURRENT.set(Acting(who, why))
     try:
         yield _CURRENT.get()  # type: ignore[misc]
@@ -166,9 +168,9 @@ def acting(actor: str | None = None, reason: str | None = None) -> Iterator[Acti
 
 
 def current() -> Acting:
-    """The actor and reason writes are recorded with now (the defaults outside any :func:`acting` block)."""
+    """The actor (resolved: :func:`resolve_actor`) and reason a write records now."""
     found = _CURRENT.get()
-    return found if found is not None else Acting(resolve_actor())
+    return Acting(resolve_actor(), found.reason if found is not None else None)
 
 
 def _plain(value: Any) -> str:

@@ -28,7 +28,7 @@ import streamlit as st
 
 import msm
 import msm_portfolios
-from msm.audit import acting, resolve_actor
+from msm.audit import acting, default_actor
 from msm.errors import MsmError, SnapshotExistsError, StoreBusyError, ValidationError
 from msm.io import read_table_file
 
@@ -58,13 +58,14 @@ def store() -> msm.Store:
     return _store_for(db_path())
 
 
-def current_actor() -> str:
+def current_actor() -> str | None:
     """Who the app's writes are recorded as: ``$MSM_USER``, else the OS user (the signed-in user once login is set up).
 
     :func:`guard` runs every page body as this actor (:func:`msm.audit.acting`), so each write a page
-    makes is audited under it; swapping this one function is how login changes who that is.
+    makes is audited under it; swapping this one function is how login changes who that is. ``None``
+    when nobody is known: reads work, and a write is refused with a message saying to set ``MSM_USER``.
     """
-    return resolve_actor()
+    return default_actor()
 
 
 def after_write() -> None:

@@ -79,6 +79,21 @@ def test_actor_is_explicit_else_msm_user_else_the_os_user(monkeypatch: pytest.Mo
     assert audit.resolve_actor() == "os-user"
 
 
+def test_with_nobody_known_reads_work_and_writes_are_refused(store: msm.Store, monkeypatch) -> None:
+    monkeypatch.setenv("MSM_USER", "")
+
+    def nobody() -> str:
+        raise OSError("no user name")
+
+    monkeypatch.setattr(audit.getpass, "getuser", nobody)
+    cli = Cli(Path(store.path))
+    before = contents(store)
+    assert "BTC" in cli.ok("assets", "list").out
+    cli.fails("assets", "add", "NEW", match=r"`actor` = \(no value\)|`actor`.*must not be blank; give --as NAME")
+    assert contents(store) == before
+    cli.ok("assets", "add", "NEW", "--as", "alice")
+
+
 @pytest.mark.parametrize(
     ("actor", "reason", "message"),
     [

@@ -35,7 +35,7 @@ def main() -> None:
     st.title("Audit")
     st.caption(
         "Every change: who made it, when and why, with the values before and after. Writes from this app are "
-        f"recorded as **{ui.escape_md(ui.current_actor())}**."
+        f"recorded as **{ui.escape_md(ui.current_actor() or 'nobody known: set MSM_USER')}**."
     )
     ui.guard(render)
 
