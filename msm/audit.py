@@ -83,9 +83,16 @@ ACTOR_RULES = (
     Rule(
         _ENTITY,
         "actor",
+        "actor_known",
+        "nobody is known to record this write as: give --as NAME (actor=...) or set MSM_USER",
+        pl.col("actor").is_null(),
+    ),
+    Rule(
+        _ENTITY,
+        "actor",
         "actor_not_blank",
         "must not be blank; give --as NAME (actor=...) or set MSM_USER",
-        clean_text("actor").is_null(),
+        pl.col("actor").is_not_null() & clean_text("actor").is_null(),
     ),
     Rule(
         _ENTITY,

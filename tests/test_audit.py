@@ -89,7 +89,7 @@ def test_with_nobody_known_reads_work_and_writes_are_refused(store: msm.Store, m
     cli = Cli(Path(store.path))
     before = contents(store)
     assert "BTC" in cli.ok("assets", "list").out
-    cli.fails("assets", "add", "NEW", match=r"`actor` = \(no value\)|`actor`.*must not be blank; give --as NAME")
+    cli.fails("assets", "add", "NEW", match=r"`actor`: nobody is known to record this write as: give --as NAME")
     assert contents(store) == before
     cli.ok("assets", "add", "NEW", "--as", "alice")
 
