@@ -305,7 +305,7 @@ def restore_snapshot(
         return read_snapshot(store, snap.account["uid"], at=when, allocation=snap.account_target_allocation_uid)
 
 
-#: The rows of one kept version (parameters: position set uid, version), in the order they were stored.
+#: The rows of one kept version (parameters: position set uid, version), by target.
 _VERSION_ROWS_SQL = """
 SELECT target_type, target_uid::VARCHAR AS target_uid, asset_uid::VARCHAR AS asset_uid,
        portfolio_uid::VARCHAR AS portfolio_uid, weight_notional_exposure, constant_notional_exposure,
