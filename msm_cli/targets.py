@@ -184,7 +184,10 @@ def save(args: argparse.Namespace) -> None:
         return
     kinds = snap.positions["target_type"].value_counts(sort=True).rows() if snap.positions.height else []
     counted = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in kinds)
-    replaced = " (replaced the whole previous set)" if snap.position_set_uid in before else ""
+    replaced = ""
+    if snap.position_set_uid in before:
+        kept = msm.snapshot_versions(store, snap.account["uid"], snap.position_set_time, allocation=snap.allocation)
+        replaced = f" (replaced the whole previous set), its rows kept as version {kept.height}"
     write_lines(
         f"saved snapshot of account {snap.account['unique_identifier']!r} at "
         f"{format_utc(snap.position_set_time)}{replaced}",
