@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from app_harness import assert_clean, build_demo, copy_db, messages, open_page, table
+from app_harness import assert_clean, build_demo, copy_db, messages, open_page, page_links, table
 
 import msm
 
@@ -74,3 +74,27 @@ def test_a_write_from_the_app_is_recorded_as_the_apps_actor(book: Path, monkeypa
     assert_clean(at)
     (event,) = msm.audit_events(msm.Store(book), entity_type="holdings_set").to_dicts()
     assert (event["actor"], event["action"], event["account"]) == ("app-analyst", "save", ALPHA)
+
+
+def test_snapshots_page_lists_replaced_versions_and_restores_one(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MSM_USER", "app-analyst")
+    store = msm.Store(book)
+    first = "2026-05-25T00:00:00Z"  # the demo's first snapshot of alpha
+    original = msm.read_snapshot(store, ALPHA, at=first).positions
+    at = open_page(monkeypatch, book, "snapshots", query={"account": ALPHA, "at": first})
+    assert_clean(at)
+    assert any("never overwritten" in m for m in messages(at, "caption"))
+    assert page_links(at)["Audit trail of this account"] == ("audit", {"account": ALPHA})
+    btc = original.filter(original["unique_identifier"] == "BTC").select("asset_uid", "weight_notional_exposure")
+    msm.save_snapshot(store, ALPHA, first, btc.with_columns(weight_notional_exposure=0.9), overwrite=True, actor="bob")
+    at = open_page(monkeypatch, book, "snapshots", query={"account": ALPHA, "at": first})
+    assert_clean(at)
+    versions = table(at, "version", "replaced_by")
+    assert versions["version"].tolist() == [1] and versions["replaced_by"].tolist() == ["bob"]
+    at.text_input(key="snapshots_reason").set_value("back to the demo targets").run()
+    at.button(key="snapshots_restore").click().run()
+    assert_clean(at)
+    assert any("Restored version 1" in m and "kept as version 2" in m for m in messages(at, "success"))
+    assert msm.read_snapshot(store, ALPHA, at=first).positions.equals(original)
+    (event,) = msm.audit_events(store, action="restore").to_dicts()
+    assert (event["actor"], event["reason"], event["account"]) == ("app-analyst", "back to the demo targets", ALPHA)
