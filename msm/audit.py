@@ -37,7 +37,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from msm.errors import ValidationError
+from msm.errors import NotFoundError, ValidationError
 from msm.rules import Rule, clean_text, find_violations, raise_violations
 from msm.store.connection import Store, fetch
 from msm.timeutil import format_utc, parse_utc
@@ -276,6 +276,24 @@ def keep_target_rows(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence
     )
 
 
+def _account_uid(store: Store, con: duckdb.DuckDBPyConnection, account: str) -> str:
+    """The uid of ``account`` (unique identifier or uid), or of a deleted account its events name."""
+    from msm.services.registry import get_account  # the registry imports this module
+
+    try:
+        return get_account(store, account)["uid"]
+    except NotFoundError:
+        found = con.execute(
+            "SELECT entity_uid::VARCHAR FROM audit_event WHERE entity_type = 'account' AND "
+            "(entity_uid::VARCHAR = lower(trim($a)) OR json_extract_string(before_json, '$.unique_identifier') = $a "
+            "OR json_extract_string(after_json, '$.unique_identifier') = $a) ORDER BY event_time DESC LIMIT 1",
+            {"a": account},
+        ).fetchall()
+        if not found:
+            raise
+        return found[0][0]
+
+
 # -- reading ---------------------------------------------------------------------------------------
 def audit_events(
     store: Store,
@@ -291,9 +309,9 @@ def audit_events(
     """The events, newest first, filtered by account (unique identifier or uid), actor, action, type and time.
 
     ``since`` / ``until`` are inclusive aware times. Columns: ``event_time, actor, action,
-    entity_type, entity_uid, account_uid, account, reason, before_json, after_json, uid``.
+    entity_type, entity_uid, account_uid, account, reason, before_json, after_json, uid``. A deleted
+    account is still found by its unique identifier, and named in ``account``, from its own events.
     """
-    from msm.services.registry import get_account  # the registry imports this module
 
     start = parse_utc(since, field="since", entity=_ENTITY) if since is not None else None
     end = parse_utc(until, field="until", entity=_ENTITY) if until is not None else None
@@ -301,14 +319,22 @@ def audit_events(
         if value is not None and value not in allowed:
             raise ValidationError.single(_ENTITY, field, value, f"must be one of {', '.join(allowed)}")
     with store.connect() as con:
-        account_uid = get_account(store, account)["uid"] if account is not None else None
+        account_uid = _account_uid(store, con, account) if account is not None else None
         return fetch(
             con,
             """
+            WITH named AS (  -- every account an event names: its identifier now, or as its last event had it
+                SELECT entity_uid AS uid,
+                       arg_max(coalesce(json_extract_string(after_json, '$.unique_identifier'),
+                                        json_extract_string(before_json, '$.unique_identifier')), event_time) AS name
+                FROM audit_event WHERE entity_type = 'account' GROUP BY entity_uid
+            )
             SELECT e.event_time, e.actor, e.action, e.entity_type, e.entity_uid::VARCHAR AS entity_uid,
-                   e.account_uid::VARCHAR AS account_uid, a.unique_identifier AS account, e.reason,
+                   e.account_uid::VARCHAR AS account_uid, coalesce(a.unique_identifier, n.name) AS account, e.reason,
                    e.before_json::VARCHAR AS before_json, e.after_json::VARCHAR AS after_json, e.uid::VARCHAR AS uid
-            FROM audit_event AS e LEFT JOIN account AS a ON a.uid = e.account_uid
+            FROM audit_event AS e
+            LEFT JOIN account AS a ON a.uid = e.account_uid
+            LEFT JOIN named AS n ON n.uid = e.account_uid
             WHERE ($account IS NULL OR e.account_uid = $account::UUID)
               AND ($actor IS NULL OR e.actor = $actor)
               AND ($action IS NULL OR e.action = $action)

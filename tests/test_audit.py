@@ -217,6 +217,24 @@ def test_deleting_a_snapshot_keeps_its_rows_and_records_each_level(store: msm.St
     assert store.query("SELECT count(*) FROM target_positions_replaced").item() == 2
 
 
+def test_a_deleted_accounts_trail_is_still_found_by_its_name(store: msm.Store) -> None:
+    msm.save_snapshot(store, "alpha", T0, _rows(0.5))
+    msm.delete_account(store, "alpha", actor="erin", reason="mandate ended")
+    with pytest.raises(msm.NotFoundError):
+        msm.get_account(store, "alpha")
+    trail = events(store, account="alpha")
+    assert {e["account"] for e in trail} == {"alpha"}
+    assert [e["entity_type"] for e in trail if e["action"] == "delete"] == [
+        "position_set",  # its target rows (kept as a version), then the set, the allocation, the account
+        "position_set",
+        "allocation",
+        "account",
+    ]
+    assert trail[-1]["actor"] == "erin" and trail[-1]["before_json"]["unique_identifier"] == "alpha"
+    with pytest.raises(msm.NotFoundError):
+        msm.audit_events(store, account="never-was")
+
+
 def test_bulk_snapshots_holdings_prices_fx_and_compositions_are_audited(store: msm.Store) -> None:
     frame = pl.DataFrame(
         {
