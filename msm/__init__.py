@@ -8,7 +8,8 @@ look-through expansion, over an embedded DuckDB store. Core ``msm`` never import
 >>> import msm
 >>> store = msm.Store(":memory:")
 >>> [str(m) for m in msm.migrate(store)]
-['msm 0001 registry_and_asset_targets', 'msm 0002 adr_0027_portfolio_aware_targets', 'msm 0003 holdings_prices_fx']
+['msm 0001 registry_and_asset_targets', 'msm 0002 adr_0027_portfolio_aware_targets', 'msm 0003 holdings_prices_fx', \
+'msm 0004 audit_trail']
 
 In a notebook, ``msm.open()`` opens the workbench database (``$MSM_DB``, else ``data/msm.duckdb``)
 read-only; ``msm.open(path, read_only=False)`` opens it for writing (see :mod:`msm.handle`).
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it (imported when the name is first used).
 _LAZY = {
     "EXPOSURE_COLUMNS": "msm.contract",
+    "audit_events": "msm.audit",
     "TARGET_TYPES": "msm.contract",
     "BULK_ENTITIES": "msm.services.bulk",
     "ImportResult": "msm.services.bulk",
@@ -95,6 +97,8 @@ _LAZY = {
     "save_snapshot": "msm.services.snapshots",
     "save_snapshots": "msm.services.snapshots",
     "snapshot_history": "msm.services.snapshots",
+    "snapshot_versions": "msm.services.snapshots",
+    "restore_snapshot": "msm.services.snapshots",
     "Drift": "msm.drift",
     "MissingCashAssetError": "msm.drift",
     "MissingMarketDataError": "msm.drift",

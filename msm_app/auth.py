@@ -14,13 +14,13 @@ There are no roles: every signed-in user may read and write (docs/deploy.md says
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
+
+from msm.audit import default_actor
 
 #: The identity claims that name a signed-in user, in order of preference.
 IDENTITY_CLAIMS = ("email", "name", "sub")
@@ -65,11 +65,15 @@ def _identity() -> str | None:
     return None
 
 
-def current_actor() -> str:
-    """Who is acting: the signed-in user (email, else name), else ``$MSM_USER``, else the OS user."""
+def current_actor() -> str | None:
+    """Who is acting: the signed-in user (email, else name), else ``$MSM_USER``, else the OS user.
+
+    ``None`` when nobody is known (no login, no ``$MSM_USER``, no OS user name): reads work, and a
+    write is refused with a message saying to set ``MSM_USER`` (:func:`msm.audit.resolve_actor`).
+    """
     if is_logged_in() and (identity := _identity()) is not None:
         return identity
-    return os.environ.get("MSM_USER", "").strip() or getpass.getuser()
+    return default_actor()
 
 
 def _sign_in_screen() -> None:

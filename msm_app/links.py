@@ -196,6 +196,13 @@ PAGES: dict[str, Page] = {
                 "read natively, with the compositions and assets a look-through needs."
             ),
         ),
+        Page(
+            "audit",
+            "Audit",
+            ":material/policy:",
+            (ACCOUNT,),
+            caption="Every change: who made it, when and why, with the values before and after.",
+        ),
     )
 }
 

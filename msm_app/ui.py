@@ -9,7 +9,8 @@ Rules the pages rely on:
 - User text (names, identifiers, notes, error messages that quote them) is shown through
   :func:`escape_md` or as data in a table, never as Markdown or HTML.
 - :func:`guard` runs a page body: a busy file shows a message and a retry button; a domain error
-  shows its message; anything else shows a short message, never a traceback.
+  shows its message; anything else shows a short message, never a traceback. Its writes are
+  audited as :func:`current_actor`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import streamlit as st
 
 import msm
 import msm_portfolios
+from msm.audit import acting
 from msm.errors import MsmError, SnapshotExistsError, StoreBusyError, ValidationError
 from msm.io import read_table_file
 from msm_app import auth
@@ -55,6 +57,17 @@ def _store_for(path: str) -> msm.Store:
 def store() -> msm.Store:
     """The workbench's :class:`msm.Store` (created and migrated on first use)."""
     return _store_for(db_path())
+
+
+def current_actor() -> str | None:
+    """Who the app's writes are recorded as (:func:`msm_app.auth.current_actor`).
+
+    The signed-in user when login is configured, else ``$MSM_USER``, else the OS user. :func:`guard`
+    runs every page body as this actor (:func:`msm.audit.acting`), so each write a page makes is
+    audited under it. ``None`` when nobody is known: reads work, and a write is refused with a
+    message saying to set ``MSM_USER``.
+    """
+    return auth.current_actor()
 
 
 def after_write() -> None:
@@ -318,7 +331,7 @@ def guard(render: Callable[[], None]) -> None:
     when the rerun ends, so the command line and notebooks can use it between reruns.
     """
     try:
-        with store().connect():
+        with acting(current_actor()), store().connect():
             render()
     except StoreBusyError as exc:
         st.warning(busy_text(exc))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["CommandTree", "Handler"]
+__all__ = ["CommandTree", "Handler", "add_audit_options"]
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 
@@ -28,6 +28,28 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _audited() -> argparse.ArgumentParser:
+    # `--as` and `--reason` after a write command (`msm targets save ... --as alice`); SUPPRESS keeps
+    # the values given before the command (`msm --as alice targets save ...`).
+    audited = argparse.ArgumentParser(add_help=False)
+    add_audit_options(audited, default=argparse.SUPPRESS)
+    return audited
+
+
+def add_audit_options(parser: argparse.ArgumentParser, *, default: object = None) -> None:
+    """``--as NAME`` and ``--reason TEXT``: who makes a write and why, for the audit trail (``msm audit``)."""
+    parser.add_argument(
+        "--as",
+        dest="actor",
+        metavar="NAME",
+        default=default,
+        help="who makes this change, for the audit trail (default: $MSM_USER, else the OS user)",
+    )
+    parser.add_argument(
+        "--reason", metavar="TEXT", default=default, help="why this change is made, recorded in the audit trail"
+    )
+
+
 class CommandTree:
     """Adds leaf commands and command groups to the top-level ``msm`` subparsers."""
 
@@ -35,12 +57,16 @@ class CommandTree:
         self._top = subparsers
         self._groups: dict[str, argparse._SubParsersAction] = {}
         self._common = _common()
+        self._audited = _audited()
+
+    def _parents(self, writes: bool) -> list[argparse.ArgumentParser]:
+        return [self._common, self._audited] if writes else [self._common]
 
     def command(
-        self, name: str, handler: Handler, *, help: str, description: str | None = None
+        self, name: str, handler: Handler, *, help: str, description: str | None = None, writes: bool = False
     ) -> argparse.ArgumentParser:
-        """A top-level command: ``msm NAME ...``."""
-        parser = self._top.add_parser(name, help=help, description=description or help, parents=[self._common])
+        """A top-level command: ``msm NAME ...`` (``writes``: it takes ``--as`` and ``--reason``)."""
+        parser = self._top.add_parser(name, help=help, description=description or help, parents=self._parents(writes))
         parser.set_defaults(handler=handler)
         return parser
 
@@ -60,10 +86,11 @@ class CommandTree:
         help: str,
         description: str | None = None,
         group_help: str | None = None,
+        writes: bool = False,
     ) -> argparse.ArgumentParser:
-        """A command of a group: ``msm GROUP NAME ...``."""
+        """A command of a group: ``msm GROUP NAME ...`` (``writes``: it takes ``--as`` and ``--reason``)."""
         parser = self.group(group, help=group_help).add_parser(
-            name, help=help, description=description or help, parents=[self._common]
+            name, help=help, description=description or help, parents=self._parents(writes)
         )
         parser.set_defaults(handler=handler)
         return parser

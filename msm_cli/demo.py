@@ -27,6 +27,7 @@ def register(tree: CommandTree) -> None:
     p = tree.command(
         "demo",
         demo,
+        writes=True,
         help="load the example portfolio and accounts (creates the database when missing; idempotent)",
         description="Create or migrate the database (like `msm init`), then load the chained example: assets BTC, ETH "
         "and SOL, the portfolio CRYPTO-MAJORS-EW with three compositions, and two accounts whose snapshots hold BTC "

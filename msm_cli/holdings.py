@@ -35,6 +35,7 @@ def register(tree: CommandTree) -> None:
             group,
             "import",
             import_prices if group == "prices" else import_fx,
+            writes=True,
             group_help=f"{what} for valuation",
             help=f"add (or with --upsert replace) {what} from a file",
             description=f"Import {what} from a CSV, JSON, Parquet or Excel file with the columns {columns}, and an "
@@ -55,6 +56,7 @@ def _register_holdings(tree: CommandTree) -> None:
         "holdings",
         "import",
         import_holdings,
+        writes=True,
         group_help=group_help,
         help="store holdings of one or many accounts from a file",
         description="Import holdings from a CSV, JSON, Parquet or Excel file with the columns account, asset, quantity "

@@ -1,6 +1,8 @@
 """``msm``: the workbench command line.
 
-``msm [--db PATH] COMMAND ...``. Exit codes: 0 success; 1 a domain or validation error (one
+``msm [--db PATH] [--as NAME] [--reason TEXT] COMMAND ...`` (the three options may also follow the
+command). ``--as`` and ``--reason`` say who makes the command's writes and why (:mod:`msm.audit`).
+Exit codes: 0 success; 1 a domain or validation error (one
 ``error: ...`` message on stderr, no traceback; a command given ``--format json`` adds the error
 as data, :meth:`msm.errors.MsmError.to_dict`, as one JSON line last on stderr); 2 a usage error
 (argparse). Any other exception is a bug and is left to raise.
@@ -20,9 +22,10 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
+from msm.audit import acting
 from msm.errors import MsmError
 from msm.store import default_db_path
-from msm_cli.commands import CommandTree
+from msm_cli.commands import CommandTree, add_audit_options
 from msm_cli.output import report_error
 
 __all__ = ["AREAS", "MODULES", "build_parser", "main"]
@@ -40,6 +43,7 @@ MODULES = (
     "holdings",
     "drift",
     "rebalance",
+    "audit",
 )
 #: Each top-level command, and the area modules that declare it or its subcommands.
 AREAS = {
@@ -59,18 +63,23 @@ AREAS = {
     "fx": ("holdings",),
     "drift": ("drift",),
     "rebalance": ("rebalance",),
+    "audit": ("audit",),
 }
+
+
+#: The options ``msm`` takes before the command, each with a value.
+_GLOBAL_OPTIONS = ("--db", "--as", "--reason")
 
 
 def _command(argv: Sequence[str]) -> str | None:
     """The top-level command ``argv`` names (after the global ``--db PATH``), or ``None``."""
     words = iter(argv)
     for word in words:
-        if word == "--db":
+        if word in _GLOBAL_OPTIONS:
             next(words, None)
         elif not word.startswith("-"):
             return word
-        elif not word.startswith("--db="):
+        elif not word.startswith(tuple(f"{o}=" for o in _GLOBAL_OPTIONS)):
             return None  # --help, or a usage error: build everything so argparse can say it all
     return None
 
@@ -86,6 +95,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--db", metavar="PATH", default=None, help="database file (default: $MSM_DB or data/msm.duckdb)"
     )
+    add_audit_options(parser)
     tree = CommandTree(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     for name in MODULES:
         if name in needed:
@@ -106,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as held:  # what the command holds open (the database file), released at its end
             args.held = held
+            # every write of the command is recorded as made by --as (else $MSM_USER, else the OS user) for --reason
+            held.enter_context(acting(args.actor, args.reason))
             return args.handler(args) or 0
     except MsmError as exc:
         report_error(exc, as_json=getattr(args, "format", None) == "json")

@@ -34,6 +34,7 @@ def register(tree: CommandTree) -> None:
         "portfolios",
         "weights",
         weights,
+        writes=True,
         help="store a composition (asset weights from a time on) from a CSV/JSON/Parquet file",
         description="Validate every row of the --file (columns: `asset` (unique identifier) or `asset_uid`, and "
         "`weight`), then store the composition of portfolio ID taking effect at --at, in one transaction. Weights are "

@@ -8,7 +8,8 @@ business key, each reference's key beside its uid); ``import FILE`` loads a whol
 :func:`msm.import_reference` (``--format json``: ``{"added": N, "updated": N, "unchanged": N}``).
 
 A reference to an entity that has no ``add`` command of its own (an account's ``--group``) creates
-the referenced row when it does not exist yet, and says so.
+the referenced row when it does not exist yet, and says so; both rows are written in one
+transaction, so a refused add creates neither.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def _add_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None:
         entity.command,
         "add",
         add_row,
+        writes=True,
         help=entity.add_help or "",
         description=entity.add_description,
         group_help=entity.command_help,
@@ -101,6 +103,7 @@ def _import_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None
         entity.command,
         "import",
         import_file,
+        writes=True,
         help=f"add (or with --upsert update) {what} from a file",
         description=f"Import {what} from a CSV, JSON (a list of objects), Parquet or Excel (.xlsx) file "
         f"with the columns {columns} (* required). The whole file is checked first and every bad row is reported; then "
@@ -141,18 +144,14 @@ def add_row(args: argparse.Namespace) -> None:
     values = {f.name: getattr(args, f.name) for f in entity.fields[1:] if f.flag is not None}
     named = [f for f in entity.references if f.name in values and catalog[f.ref].add_help is None]
     made: dict[CatalogField, tuple[Entity, dict[str, Any] | None, bool]] = {}
-    try:
+    # One transaction: a refused add leaves the database as it was (no orphan group, no event of one).
+    with store.transaction():
         for field in named:
             target, given = catalog[field.ref], values[field.name]
             row, created = _find_or_create(store, target, catalog, given) if given is not None else (None, False)
             values[field.name] = row["uid"] if row is not None else None
             made[field] = (target, row, created)
         row = services(entity, catalog).add(store, getattr(args, entity.key), **values)
-    except BaseException:  # leave the database as it was: no orphan row from a refused add
-        for target, created_row, created in made.values():
-            if created and created_row is not None:
-                services(target, catalog).delete(store, created_row["uid"])
-        raise
     if args.format == "json":
         write_json({**row, **{f.listed_as or f.ref: _made(*found) for f, found in made.items()}})
         return

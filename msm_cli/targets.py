@@ -1,4 +1,4 @@
-"""Target snapshots: ``msm targets save|show|history|diff``.
+"""Target snapshots: ``msm targets save|show|history|diff|versions|restore``.
 
 Every command goes through the snapshot services (:mod:`msm.services.snapshots`), the same path
 as the app and notebooks. Weight sums are reported with their residual (``1 - weight sum``),
@@ -36,7 +36,7 @@ _EXPOSURES = (
     ("constant_notional_exposure", "notional"),
     ("single_asset_quantity", "quantity"),
 )
-_GROUP_HELP = "account target snapshots (save from a file, show, history, diff, expand)"
+_GROUP_HELP = "account target snapshots (save from a file, show, history, diff, versions, restore, expand)"
 
 
 def register(tree: CommandTree) -> None:
@@ -45,6 +45,7 @@ def register(tree: CommandTree) -> None:
         "targets",
         "save",
         save,
+        writes=True,
         group_help=_GROUP_HELP,
         help="save a snapshot from a CSV/JSON/Parquet file",
         description="Validate every row of the --file, then write the snapshot (position set and all its rows) in one "
@@ -100,6 +101,79 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--to", dest="after", required=True, metavar="TS", help="the later time")
     p.add_argument("--allocation", metavar="ID", help="only this target allocation")
     add_format(p)
+    _register_versions(tree)
+
+
+def _register_versions(tree: CommandTree) -> None:
+    """Declare ``msm targets versions`` and ``msm targets restore``."""
+    p = tree.subcommand(
+        "targets",
+        "versions",
+        versions,
+        help="list the replaced versions of one snapshot (what each overwrite kept)",
+        description="List the versions an overwrite replaced of the account's snapshot exactly at --at: version 1 is "
+        "the first set of rows replaced, 2 the next, and so on (the rows in force now are not a version). Each has its "
+        "time, who replaced it, its rows and weight sum.",
+    )
+    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    p.add_argument("--at", required=True, metavar="TS", help="the snapshot's time")
+    p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's active ones)")
+    add_format(p)
+
+    p = tree.subcommand(
+        "targets",
+        "restore",
+        restore,
+        writes=True,
+        help="bring a replaced version of a snapshot back (as a new, audited overwrite)",
+        description="Write version --version of the account's snapshot at --at (see `msm targets versions`) again: "
+        "an overwrite, so the rows in force now are kept as the next version, and one `restore` event is recorded "
+        "(--as, --reason). The rows are checked against the registry as any save is.",
+    )
+    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
+    p.add_argument("--at", required=True, metavar="TS", help="the snapshot's time")
+    p.add_argument("--version", required=True, type=int, metavar="N", help="the version to bring back (1 = the first)")
+    p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's active ones)")
+    add_format(p)
+
+
+def versions(args: argparse.Namespace) -> None:
+    """``msm targets versions``: the kept versions of one snapshot, oldest first."""
+    store = open_store(args)
+    frame = msm.snapshot_versions(store, args.account, args.at, allocation=args.allocation)
+    rows = [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
+    if args.format == "json":
+        write_json({"account": args.account, "at": args.at, "versions": rows})
+        return
+    write_lines(f"account {args.account!r} at {args.at}: {len(rows)} replaced version{'s' if len(rows) != 1 else ''}")
+    write_table(
+        [{**r, "weight_sum": round(r["weight_sum"], 12)} for r in rows],
+        [
+            ("version", "version"),
+            ("replaced_at", "replaced at"),
+            ("replaced_by", "replaced by"),
+            ("rows", "rows"),
+            ("weight_sum", "weight sum"),
+            ("source", "source"),
+        ],
+        empty="(no replaced versions: the snapshot was never overwritten)",
+    )
+
+
+def restore(args: argparse.Namespace) -> None:
+    """``msm targets restore``: one kept version written again, as an audited overwrite."""
+    store = open_store(args)
+    snap = msm.restore_snapshot(store, args.account, args.at, version=args.version, allocation=args.allocation)
+    if args.format == "json":
+        write_json({**snap.to_dict(), "restored_version": args.version})
+        return
+    write_lines(
+        f"restored version {args.version} of the snapshot of account {snap.account['unique_identifier']!r} at "
+        f"{format_utc(snap.position_set_time)} (the rows it replaced are kept as the next version)",
+        f"  position set  {snap.position_set_uid}",
+        f"  rows          {snap.positions.height}",
+        *_sums(snap),
+    )
 
 
 # -- save ----------------------------------------------------------------------------------------
@@ -118,7 +192,10 @@ def save(args: argparse.Namespace) -> None:
         return
     kinds = snap.positions["target_type"].value_counts(sort=True).rows() if snap.positions.height else []
     counted = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in kinds)
-    replaced = " (replaced the whole previous set)" if snap.position_set_uid in before else ""
+    replaced = ""
+    if snap.position_set_uid in before:
+        kept = msm.snapshot_versions(store, snap.account["uid"], snap.position_set_time, allocation=snap.allocation)
+        replaced = f" (replaced the whole previous set), its rows kept as version {kept.height}"
     write_lines(
         f"saved snapshot of account {snap.account['unique_identifier']!r} at "
         f"{format_utc(snap.position_set_time)}{replaced}",

@@ -19,6 +19,7 @@ shape: (2, 2)
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -28,7 +29,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from msm import rules
+from msm import audit, rules
 from msm.errors import NO_VALUE, ConflictError, RowError, ValidationError
 from msm.expansion import MissingCompositionError, WeightsSource
 from msm.io import frame_from_records, percent_to_fraction, read_table_file
@@ -264,6 +265,8 @@ def save_composition(
     weights: WeightsInput,
     *,
     overwrite: bool = False,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> pl.DataFrame:
     """Store the composition of ``portfolio`` (unique identifier or uid) taking effect at ``at``.
 
@@ -271,8 +274,17 @@ def save_composition(
     ``asset`` (unique identifier) or ``asset_uid`` and ``weight``, or a ``{asset: weight}`` dict.
     All rows are validated first, then written in one transaction. A composition already stored at
     ``(portfolio, at)`` is refused with :class:`~msm.errors.ConflictError` unless ``overwrite``,
-    which replaces it whole. Returns the stored composition (as :func:`read_composition`).
+    which replaces it whole. Returns the stored composition (as :func:`read_composition`). One
+    audit event (``save`` or ``overwrite``, the weights before and after by asset) is recorded by
+    ``actor`` for ``reason`` in the same transaction.
     """
+    with audit.acting(actor, reason):
+        return _save_composition(store, portfolio, at, weights, overwrite=overwrite)
+
+
+def _save_composition(
+    store: Store, portfolio: str, at: datetime | str, weights: WeightsInput, *, overwrite: bool
+) -> pl.DataFrame:
     at = parse_utc(at, field="at", entity=_ENTITY)
     target = get_portfolio(store, portfolio)
     frame = _input_frame(weights)
@@ -301,6 +313,7 @@ def save_composition(
                     "pass overwrite=True (--overwrite) to replace it whole, or choose another time",
                     **key,
                 )
+            ((before,),) = con.execute(_WEIGHTS_JSON, [target["uid"], at]).fetchall()
             if existing:
                 con.execute(
                     "DELETE FROM portfolio_weights WHERE portfolio_uid = ? AND time_index = ?", [target["uid"], at]
@@ -314,10 +327,30 @@ def save_composition(
                 )
             finally:
                 con.unregister("__composition")
+            ((after,),) = con.execute(_WEIGHTS_JSON, [target["uid"], at]).fetchall()
+            audit.record(
+                con,
+                "overwrite" if existing else "save",
+                "composition",
+                entity_uid=target["uid"],
+                before={"portfolio": target["unique_identifier"], "time_index": at, **json.loads(before)}
+                if existing
+                else None,
+                after={"portfolio": target["unique_identifier"], "time_index": at, **json.loads(after)},
+            )
     except duckdb.ConstraintException as exc:  # a concurrent writer got there first
         detail = str(exc).split("\n")[0].removeprefix("Constraint Error: ")
         raise ConflictError(f"{where} was refused by the database: {detail}", **key) from None
     return read_composition(store, target["uid"], as_of=at)
+
+
+#: One composition as a JSON object: its asset count, weight sum and weights by asset identifier.
+_WEIGHTS_JSON = """
+SELECT json_object('assets', count(*), 'weight_sum', coalesce(sum(w.weight), 0.0),
+                   'weights', coalesce(json_group_object(a.unique_identifier, w.weight), '{}'::JSON))::VARCHAR
+FROM portfolio_weights AS w JOIN asset AS a ON a.uid = w.asset_uid
+WHERE w.portfolio_uid = ? AND w.time_index = ?
+"""
 
 
 def save_composition_file(
@@ -329,6 +362,8 @@ def save_composition_file(
     overwrite: bool = False,
     percent: bool = False,
     sheet: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> pl.DataFrame:
     """:func:`save_composition` from a CSV / JSON / Parquet / Excel file with ``asset`` or ``asset_uid`` and ``weight``.
 
@@ -339,7 +374,7 @@ def save_composition_file(
     rows = read_table_file(path, entity=_ENTITY, sheet=sheet)
     if percent:
         rows = percent_to_fraction(rows, "weight", entity=_ENTITY)
-    return save_composition(store, portfolio, at, rows, overwrite=overwrite)
+    return save_composition(store, portfolio, at, rows, overwrite=overwrite, actor=actor, reason=reason)
 
 
 # -- reads ---------------------------------------------------------------------------------------

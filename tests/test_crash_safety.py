@@ -15,6 +15,13 @@ acknowledged:
   snapshots of one version each (a hidden ``.msm-export-*`` staging folder may be left by the
   kill; the next export removes it, see ``test_next_export_removes_a_stale_staging_folder``).
 
+Audited writes (issue 19) get their own trials (``test_sigkill_during_audited_writes_...``, a smaller
+book, tests/crash_audit_writer.py): a writer saving, overwriting and restoring snapshots and bulk
+importing assets, each with its actor and reason, is killed mid-write; afterwards every position set
+has exactly one ``save`` event, as many ``overwrite``/``restore`` events as kept versions (each whole,
+numbered 1..n), every asset exactly one ``add`` event, and no event names a row that is not there.
+``MSM_CRASH_AUDIT_TRIALS`` (default 8) changes their number.
+
 Figures (trials, kills during each kind of write, violations) go to
 ``$MSM_RELIABILITY_OUT/crash_safety.json`` (default: a temporary folder).
 ``MSM_CRASH_TRIALS`` (default 30) and ``MSM_CRASH_SEED`` (default 10) change the run.
@@ -384,3 +391,126 @@ def test_next_export_removes_a_stale_staging_folder(template: Path, tmp_path: Pa
         live.kill()
         live.wait()
     assert result.snapshots >= 1 and _check_export(out) == ([], {running.name})
+
+
+# -- audited writes: no change without its event, no event without its change -----------------------------
+import crash_audit_writer as audit_writer  # noqa: E402
+
+AUDIT_TRIALS = int(os.environ.get("MSM_CRASH_AUDIT_TRIALS", "8"))
+AUDIT_TYPICAL_SECONDS = 1.2  # how long one audited write of the child takes, about
+# Each rule as a query counting what breaks it (a change without its event, an event without its change).
+AUDIT_CHECKS = {
+    "position set without exactly one save event": (
+        "SELECT count(*) FROM position_set p WHERE (SELECT count(*) FROM audit_event e"
+        " WHERE e.entity_uid = p.uid AND e.action = 'save') <> 1"
+    ),
+    "position set event without its position set": (
+        "SELECT count(*) FROM audit_event e WHERE e.entity_type = 'position_set'"
+        " AND NOT EXISTS (SELECT 1 FROM position_set p WHERE p.uid = e.entity_uid)"
+    ),
+    "overwrites and restores differ from the kept versions": (
+        "SELECT count(*) FROM position_set p WHERE (SELECT count(*) FROM audit_event e WHERE e.entity_uid = p.uid"
+        " AND e.action IN ('overwrite', 'restore')) <> (SELECT count(DISTINCT r.version)"
+        " FROM target_positions_replaced r WHERE r.position_set_uid = p.uid)"
+    ),
+    "kept versions not numbered 1..n": (
+        "SELECT count(*) FROM (SELECT position_set_uid FROM target_positions_replaced GROUP BY ALL"
+        " HAVING max(version) <> count(DISTINCT version) OR min(version) <> 1)"
+    ),
+    "kept version not whole": (
+        "SELECT count(*) FROM (SELECT 1 FROM target_positions_replaced GROUP BY position_set_uid, version"
+        f" HAVING count(*) <> {audit_writer.ROWS})"
+    ),
+    "snapshot not whole": (
+        "SELECT count(*) FROM position_set p WHERE (SELECT count(*) FROM target_positions t"
+        f" WHERE t.position_set_uid = p.uid) <> {audit_writer.ROWS}"
+    ),
+    "asset without exactly one add event": (
+        "SELECT count(*) FROM asset a WHERE (SELECT count(*) FROM audit_event e"
+        " WHERE e.entity_uid = a.uid AND e.action = 'add') <> 1"
+    ),
+    "asset event without its asset": (
+        "SELECT count(*) FROM audit_event e WHERE e.entity_type = 'asset'"
+        " AND NOT EXISTS (SELECT 1 FROM asset a WHERE a.uid = e.entity_uid)"
+    ),
+    "import with part of its events": (
+        "SELECT count(*) FROM (SELECT reason FROM audit_event WHERE actor = 'import-actor' GROUP BY reason"
+        f" HAVING count(*) <> {audit_writer.BATCH})"
+    ),
+    "event of a write by the wrong actor": (
+        "SELECT count(*) FROM audit_event WHERE actor NOT IN ('setup', 'save-actor', 'overwrite-actor',"
+        " 'restore-actor', 'import-actor')"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def audit_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("crash-audit") / "msm.duckdb"
+    audit_writer.prepare(path)
+    return path
+
+
+def _kill_audited_writer(template: Path, folder: Path, seed: int, delay: float) -> list[dict[str, Any]]:
+    """A fresh copy of ``template`` in ``folder``; the audited writer runs on it, killed ``delay`` s after ready."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    db, log = folder / "msm.duckdb", folder / "log.jsonl"
+    shutil.copyfile(template, db)
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "crash_audit_writer.py"), str(db), str(log), str(seed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = time.monotonic()
+    try:
+        while not any(e["event"] == "ready" for e in _read_log(log)):
+            if child.poll() is not None:
+                pytest.fail(f"the audited writer stopped before it was ready: {child.stderr.read()}")  # type: ignore[union-attr]
+            if time.monotonic() - started > 60:
+                pytest.fail("the audited writer was not ready within 60 s")
+            time.sleep(0.02)
+        time.sleep(delay)
+        if child.poll() is not None:
+            pytest.fail(f"the audited writer stopped by itself: {child.stderr.read()}")  # type: ignore[union-attr]
+        child.send_signal(signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+        if child.stderr:
+            child.stderr.close()
+    return _read_log(log)
+
+
+def test_sigkill_during_audited_writes_leaves_no_change_without_its_event(
+    audit_template: Path, tmp_path: Path, figures_path: Path
+) -> None:
+    rng = random.Random(SEED + 19)
+    kills: Counter[str] = Counter()
+    violations: list[str] = []
+    acknowledged = 0
+    for trial in range(AUDIT_TRIALS):
+        delay = rng.uniform(0, AUDIT_TYPICAL_SECONDS) + (rng.uniform(0, 2.0) if trial % 3 == 2 else 0.0)
+        events = _kill_audited_writer(audit_template, tmp_path / "audit", rng.randrange(1, 1 << 20), delay)
+        begun = [e for e in events if e["event"] == "begin"]
+        acked = [e for e in events if e["event"] == "ack"]
+        acknowledged += len(acked)
+        kills[begun[-1]["kind"] if len(begun) > len(acked) else "between writes"] += 1
+        store = msm.Store(tmp_path / "audit" / "msm.duckdb", busy_timeout=5)
+        msm.check_schema(store)
+        with store.connect():
+            for rule, sql in AUDIT_CHECKS.items():
+                count = store.query(sql).item()
+                if count:
+                    violations.append(f"trial {trial}: {count} break {rule!r}")
+            for rule, sql in CONSTRAINTS.items():
+                count = store.query(sql).item()
+                if count:
+                    violations.append(f"trial {trial}: {count} rows break {rule!r}")
+    out = figures_path.with_name("crash_safety_audit.json")
+    out.write_text(json.dumps({"trials": AUDIT_TRIALS, "kills_during": dict(kills), "violations": violations}) + "\n")
+    assert violations == []
+    assert sum(n for kind, n in kills.items() if kind != "between writes") >= AUDIT_TRIALS // 2, kills
+    assert acknowledged > 0, "no audited write was acknowledged before a kill"

@@ -173,6 +173,34 @@ def _rates(rows: list[dict[str, Any]], message: str, raw: Raw | None = None, **k
     )
 
 
+AUDIT_INSERT = (
+    "INSERT INTO audit_event (uid, event_time, actor, action, entity_type, entity_uid, account_uid, reason, "
+    "before_json, after_json) VALUES (gen_random_uuid(), $t::TIMESTAMPTZ, $actor, $action, $type, NULL, NULL, "
+    "$reason, $before::JSON, $after::JSON)"
+)
+REPLACED_INSERT = (
+    "INSERT INTO target_positions_replaced (time_index, position_set_uid, target_type, target_uid, asset_uid, "
+    "portfolio_uid, weight_notional_exposure, constant_notional_exposure, single_asset_quantity, metadata_json, "
+    "version, replaced_at, replaced_by) VALUES ($time_index::TIMESTAMPTZ, $position_set_uid::UUID, $target_type, "
+    "$target_uid::UUID, $asset_uid::UUID, $portfolio_uid::UUID, $weight_notional_exposure::DOUBLE, "
+    "$constant_notional_exposure::DOUBLE, $single_asset_quantity::DOUBLE, $metadata_json::JSON, $version, "
+    "$replaced_at::TIMESTAMPTZ, $replaced_by)"
+)
+
+
+def _event(**changes: Any) -> Raw:
+    row = {"t": T0, "actor": "alice", "action": "add", "type": "asset", "reason": None, "before": None}
+    return lambda w: [(AUDIT_INSERT, row | {"after": '{"unique_identifier": "X"}'} | changes)]
+
+
+def _replaced(kind: str = "asset", **changes: Any) -> Raw:
+    def raw(w: World) -> list[tuple[str, Any]]:
+        _, row = w.target(kind)
+        return [(REPLACED_INSERT, row | {"version": 1, "replaced_at": T0, "replaced_by": "alice"} | changes)]
+
+    return raw
+
+
 PRICE = {"asset": "BTC", "time": T1, "price": 60000, "currency": "USD"}
 RATE = {"base": "EUR", "quote": "USD", "time": T1, "rate": 1.1}
 
@@ -861,6 +889,57 @@ CASES = [
             ],
             raw_message="colour",
         ),
+    ),
+]
+CASES += [
+    # -- the audit trail (msm 0004) -----------------------------------------------------------------
+    Case(
+        "audit: a blank actor",
+        message=r"`actor` = ' ': must not be blank; give --as NAME",
+        service=lambda w: msm.add_asset(w.store, "X", actor=" "),
+        cli=lambda w: ["assets", "add", "X", "--as", " "],
+        raw=_event(actor=" "),
+        raw_message="CHECK",
+    ),
+    Case("audit: no actor", message="", raw=_event(actor=None), raw_message="NOT NULL"),
+    Case(
+        "audit: a blank reason",
+        message=r"`reason` = '  ': must not be blank when given",
+        service=lambda w: msm.add_asset(w.store, "X", reason="  "),
+        cli=lambda w: ["assets", "add", "X", "--reason", "  "],
+        raw=_event(reason="  "),
+        raw_message="CHECK",
+    ),
+    Case("audit: an unknown action", message="", raw=_event(action="rename"), raw_message="CHECK"),
+    Case("audit: an unknown entity type", message="", raw=_event(type="mandate"), raw_message="CHECK"),
+    Case("audit: a side that is not an object", message="", raw=_event(before="[1, 2]"), raw_message="CHECK"),
+    Case("audit: an event with neither side", message="", raw=_event(after=None), raw_message="CHECK"),
+    Case("replaced rows: version 0", message="", raw=_replaced(version=0), raw_message="CHECK"),
+    Case("replaced rows: a blank replaced_by", message="", raw=_replaced(replaced_by=" "), raw_message="CHECK"),
+    Case(
+        "replaced rows: both an asset and a portfolio",
+        message="",
+        raw=lambda w: _replaced(portfolio_uid=w.uid["CRYPTO-EW"])(w),
+        raw_message="CHECK",
+    ),
+    Case(
+        "replaced rows: two exposures",
+        message="",
+        raw=_replaced(constant_notional_exposure=100.0),
+        raw_message="CHECK",
+    ),
+    Case("replaced rows: a NaN weight", message="", raw=_replaced(**{W: float("nan")}), raw_message="isfinite"),
+    Case(
+        "replaced rows: a portfolio with a quantity",
+        message="",
+        raw=_replaced("portfolio", **{W: None, "single_asset_quantity": 1.0}),
+        raw_message="CHECK",
+    ),
+    Case(
+        "replaced rows: one target twice in a version",
+        message="",
+        raw=lambda w: _replaced()(w) * 2,
+        raw_message="(?i)duplicate key",
     ),
 ]
 CASES = [c for c in CASES]

@@ -52,8 +52,9 @@ def test_migration_files_are_numbered_from_one() -> None:
         ("msm", 1, "registry_and_asset_targets"),
         ("msm", 2, "adr_0027_portfolio_aware_targets"),
         ("msm", 3, "holdings_prices_fx"),
+        ("msm", 4, "audit_trail"),
     ]
-    assert MSM_MIGRATIONS.latest == 3
+    assert MSM_MIGRATIONS.latest == 4
 
 
 def test_fresh_migrate_applies_and_records_every_migration(tmp_path: Path, table_columns) -> None:
@@ -63,13 +64,15 @@ def test_fresh_migrate_applies_and_records_every_migration(tmp_path: Path, table
         "msm 0001 registry_and_asset_targets",
         "msm 0002 adr_0027_portfolio_aware_targets",
         "msm 0003 holdings_prices_fx",
+        "msm 0004 audit_trail",
     ]
     assert _recorded(store) == [
         ("msm", 1, "registry_and_asset_targets"),
         ("msm", 2, "adr_0027_portfolio_aware_targets"),
         ("msm", 3, "holdings_prices_fx"),
+        ("msm", 4, "audit_trail"),
     ]
-    assert schema_versions(store) == {"msm": 3}
+    assert schema_versions(store) == {"msm": 4}
     assert table_columns(store, "target_positions") == NEW_COLUMNS
     applied_at = store.query("SELECT applied_at FROM schema_migrations")["applied_at"]
     assert applied_at.null_count() == 0
@@ -91,9 +94,9 @@ def test_rerun_keeps_data(seeded, db_contents) -> None:
 
 
 def test_database_newer_than_the_code_is_refused(store: Store, db_contents) -> None:
-    store.execute("INSERT INTO schema_migrations (namespace, version, name) VALUES ('msm', 4, 'from_the_future')")
+    store.execute("INSERT INTO schema_migrations (namespace, version, name) VALUES ('msm', 5, 'from_the_future')")
     before = db_contents(store)
-    with pytest.raises(SchemaError, match=r"is at msm migration 4, newer than this code knows \(latest 3\)"):
+    with pytest.raises(SchemaError, match=r"is at msm migration 5, newer than this code knows \(latest 4\)"):
         migrate(store)
     with pytest.raises(SchemaError, match="newer"):
         check_schema(store)
@@ -111,14 +114,14 @@ def test_check_schema_on_a_missing_file_does_not_create_it(tmp_path: Path) -> No
 
 def test_check_schema_on_a_database_behind(store_at) -> None:
     old = store_at({"msm": 1})
-    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 3\); run `msm init`"):
+    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 4\); run `msm init`"):
         check_schema(old)
 
 
 def test_check_schema_on_an_empty_database(tmp_path: Path) -> None:
     path = tmp_path / "empty.duckdb"
     duckdb.connect(str(path)).close()
-    with pytest.raises(SchemaError, match=r"needs migrations \(msm 0 < 3\)"):
+    with pytest.raises(SchemaError, match=r"needs migrations \(msm 0 < 4\)"):
         check_schema(Store(path))
 
 
@@ -128,8 +131,9 @@ def test_migrate_from_version_one_applies_only_the_rest(store_at) -> None:
     assert [str(m) for m in migrate(old)] == [
         "msm 0002 adr_0027_portfolio_aware_targets",
         "msm 0003 holdings_prices_fx",
+        "msm 0004 audit_trail",
     ]
-    assert schema_versions(old) == {"msm": 3}
+    assert schema_versions(old) == {"msm": 4}
 
 
 # -- the ADR 0027 migration on legacy data -------------------------------------------------------------
@@ -202,7 +206,11 @@ def test_legacy_database_has_the_pre_adr_shape(store_at, table_columns) -> None:
 def test_adr_0027_migration_converts_every_legacy_row(store_at, table_columns) -> None:
     store, facts = _legacy_database(store_at)
     applied = migrate(store)
-    assert [str(m) for m in applied] == ["msm 0002 adr_0027_portfolio_aware_targets", "msm 0003 holdings_prices_fx"]
+    assert [str(m) for m in applied] == [
+        "msm 0002 adr_0027_portfolio_aware_targets",
+        "msm 0003 holdings_prices_fx",
+        "msm 0004 audit_trail",
+    ]
     assert table_columns(store, "target_positions") == NEW_COLUMNS
     assert "asset_identifier" not in table_columns(store, "target_positions")
 
@@ -307,7 +315,7 @@ def test_adr_0027_migration_refuses_unknown_identifiers_and_changes_nothing(
     assert table_columns(store, "target_positions") == LEGACY_COLUMNS
     assert db_contents(store) == before
     assert len(before["target_positions"]) == len(facts["legacy"])
-    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 3\)"):
+    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 4\)"):
         check_schema(store)
 
 
@@ -316,7 +324,7 @@ def test_refused_migration_succeeds_once_the_assets_exist(store_at) -> None:
     with pytest.raises(MigrationError, match="'DOGE'"):
         migrate(store)
     store.execute("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), 'DOGE')")
-    assert [m.version for m in migrate(store)] == [2, 3]
+    assert [m.version for m in migrate(store)] == [2, 3, 4]
     n = store.query("SELECT count(*) AS n FROM target_positions")["n"][0]
     assert n == len(facts["legacy"])
 
@@ -422,7 +430,10 @@ def test_0003_declares_the_tables_it_rebuilds() -> None:
 def test_0003_keeps_every_row_of_a_version_two_database(store_at, db_contents) -> None:
     store, _ = _version_two_book(store_at)
     before = db_contents(store)
-    assert [str(m) for m in migrate(store, msm_portfolios.MIGRATIONS)] == ["msm 0003 holdings_prices_fx"]
+    assert [str(m) for m in migrate(store, msm_portfolios.MIGRATIONS)] == [
+        "msm 0003 holdings_prices_fx",
+        "msm 0004 audit_trail",
+    ]
     after = db_contents(store)
     unchanged = set(before) - {"asset", "account", "schema_migrations"}
     assert {t: after[t] for t in unchanged} == {t: before[t] for t in unchanged}
@@ -435,6 +446,22 @@ def test_0003_keeps_every_row_of_a_version_two_database(store_at, db_contents) -
     for table in ("account_holdings_set", "account_holdings", "asset_price", "fx_rate"):
         assert after[table] == []
     assert not store.query("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '_rebuild_%'").height
+
+
+def test_0004_adds_the_audit_tables_and_touches_no_row(store_at, db_contents) -> None:
+    store, _ = _version_two_book(store_at)
+    (three,) = [m for m in MSM_MIGRATIONS.migrations if m.version == 3]
+    with store.transaction() as con:  # the book at msm 3, as a database of the last release is
+        three.apply(con)
+        con.execute("INSERT INTO schema_migrations (namespace, version, name) VALUES ('msm', 3, ?)", [three.name])
+    before = db_contents(store)
+    assert [str(m) for m in migrate(store, msm_portfolios.MIGRATIONS)] == ["msm 0004 audit_trail"]
+    after = db_contents(store)
+    assert {t: after[t] for t in before if t != "schema_migrations"} == {
+        t: rows for t, rows in before.items() if t != "schema_migrations"
+    }
+    assert after["audit_event"] == [] and after["target_positions_replaced"] == []
+    assert set(after) - set(before) == {"audit_event", "target_positions_replaced"}
 
 
 def test_0003_upgraded_schema_equals_a_fresh_one(store_at, tmp_path: Path) -> None:

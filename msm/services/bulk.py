@@ -42,12 +42,13 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from msm import audit
 from msm.catalog import CATALOG, MAX_TEXT, Catalog, Entity
 from msm.catalog import Field as CatalogField
 from msm.errors import NO_VALUE, ConflictError, RowError, ValidationError
 from msm.io import read_rows
 from msm.rules import ROW, Rule, clean_text, enforce
-from msm.services.registry import foreign_keys
+from msm.services.registry import ACCOUNT_OF, foreign_keys
 from msm.store.connection import Store, fetch, quote_ident
 from msm.validation import metadata_rules, normalize_metadata
 
@@ -109,12 +110,16 @@ def import_reference(
     dry_run: bool = False,
     sheet: str | None = None,
     catalog: Catalog = CATALOG,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> ImportResult:
     """Validate ``source`` (a frame, a file path, or rows) as ``entity`` rows and write them in one transaction.
 
     Raises :class:`ValidationError` naming every bad row (nothing is written); ``dry_run``
     validates against the database and returns the plan without writing. ``catalog`` is the
-    entity catalog the import follows (the workbench's own by default).
+    entity catalog the import follows (the workbench's own by default). Every row added or
+    updated gets its own audit event (``add`` / ``update``, the row before and after, by ``actor``
+    for ``reason``), written by one ``INSERT ... SELECT`` in the import's transaction.
     """
     spec = import_specs(catalog).get(entity)
     if spec is None:
@@ -129,7 +134,8 @@ def import_reference(
         enforce(frame, [*rules, *found], summary=f"{label} import")
         result = _plan(spec, entity, frame, dry_run=dry_run)
     if not dry_run and result.added + result.updated:
-        _write(spec, frame, store)
+        with audit.acting(actor, reason):
+            _write(spec, frame, store)
     return result
 
 
@@ -479,16 +485,46 @@ def _update(con: duckdb.DuckDBPyConnection, spec: ImportSpec, updates: pl.DataFr
             )
 
 
+def _key(spec: ImportSpec) -> str:
+    return quote_ident(spec.key.column)
+
+
+def _events(con: duckdb.DuckDBPyConnection, spec: ImportSpec, action: str, join: str) -> None:
+    """One event per row of the entity's table that ``join`` selects (``t``: the row as stored now)."""
+    entity = spec.entity
+    before = "b.before_json" if action == "update" else "NULL"
+    audit.record_select(
+        con,
+        entity.name,
+        f"SELECT '{action}' AS action, t.uid AS entity_uid, {ACCOUNT_OF.get(entity.table, 'NULL')} AS account_uid, "
+        f"{before} AS before_json, to_json(t) AS after_json FROM {quote_ident(entity.table)} AS t {join}",
+    )
+
+
+def _audited_update(con: duckdb.DuckDBPyConnection, spec: ImportSpec, updates: pl.DataFrame) -> None:
+    """:func:`_update`, with one event per updated row (the row before, kept in a temporary table, and after)."""
+    table = quote_ident(spec.entity.table)
+    con.register("__audit_updated", updates.select(pl.col("__uid").alias("uid")).to_arrow())
+    con.execute(
+        f"CREATE TEMP TABLE __audit_before AS SELECT t.uid, to_json(t) AS before_json FROM {table} AS t "
+        "SEMI JOIN __audit_updated AS u ON t.uid = u.uid::UUID"
+    )
+    _update(con, spec, updates)
+    _events(con, spec, "update", "JOIN __audit_before AS b ON b.uid = t.uid")
+    con.execute("DROP TABLE __audit_before")
+
+
 def _write(spec: ImportSpec, frame: pl.DataFrame, store: Store) -> None:
     updates = frame.filter(pl.col("__uid").is_not_null() & _changed(spec, frame))
     new = _new_rows(spec, frame)
     try:
         with store.transaction() as con:
             if updates.height:
-                _update(con, spec, updates)
+                _audited_update(con, spec, updates)
             if new.height:
                 _insert(con, spec, new)
-            for name in ("__bulk_updates", "__bulk_moves", "__bulk_new"):
+                _events(con, spec, "add", f"SEMI JOIN __bulk_new AS n ON t.{_key(spec)} = n.{_key(spec)}")
+            for name in ("__bulk_updates", "__bulk_moves", "__bulk_new", "__audit_updated"):
                 con.unregister(name)  # a no-op for a name that was not registered
     except duckdb.Error as exc:
         detail = str(exc).split("\n")[0].removeprefix("Constraint Error: ")

@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from msm import audit
 from msm.errors import ConflictError
 from msm.services.registry import get_account, identity, records_with_metadata
 from msm.services.rowfiles import FileRules, Rule, input_frame, known, lookup_keys, number_column, text_column
@@ -122,19 +123,23 @@ def import_holdings(
     source: str | None = None,
     sheet: str | None = None,
     dry_run: bool = False,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> HoldingsImport:
     """Validate ``rows`` (a frame, a file path, or records) and write one holdings set per account at ``at``.
 
     Raises :class:`~msm.errors.ValidationError` naming every bad row (nothing is written), and
     :class:`HoldingsSetExistsError` when a set exists at ``at`` for an account of the file and
     ``overwrite`` is not given (with it, each such set is replaced whole). ``dry_run`` runs every
-    check against the database and returns what would be written, writing nothing.
+    check against the database and returns what would be written, writing nothing. Each set
+    written gets one audit event (``save`` or ``overwrite``, with the row counts before and after)
+    by ``actor`` for ``reason``, in the same transaction.
     """
     when = parse_utc(at, field="holdings_time", entity=_ENTITY)
     frame = input_frame(
         rows, entity=_ENTITY, required=HOLDINGS_COLUMNS, optional=("metadata_json",), instead=_INSTEAD, sheet=sheet
     )
-    with store.connect() as con:
+    with audit.acting(actor, reason), store.connect() as con:
         frame = _validate(frame, con)
         return _write(store, frame, when, overwrite=overwrite, source=source, dry_run=dry_run)
 
@@ -211,6 +216,27 @@ def _existing_sets(con: Any, when: datetime, *, overwrite: bool) -> pl.DataFrame
     return existing
 
 
+#: The sets about to be replaced: their row count and source (for their events).
+_BEFORE_SQL = """
+SELECT s.uid::VARCHAR AS holdings_set_uid, count(h.asset_uid) AS n, any_value(s.source) AS source
+FROM account_holdings_set AS s
+LEFT JOIN account_holdings AS h ON h.holdings_set_uid = s.uid AND h.time_index = s.holdings_time
+WHERE s.uid IN (SELECT holdings_set_uid::UUID FROM __holdings_existing)
+GROUP BY s.uid
+"""
+#: One event per set just written (parameter: the holdings time).
+_EVENTS_SQL = """
+SELECT CASE WHEN b.holdings_set_uid IS NULL THEN 'save' ELSE 'overwrite' END AS action, s.uid AS entity_uid,
+       s.account_uid,
+       CASE WHEN b.holdings_set_uid IS NOT NULL THEN json_object('rows', b.n, 'source', b.source) END AS before_json,
+       json_object('holdings_time', strftime(s.holdings_time, '%Y-%m-%dT%H:%M:%S.%fZ'), 'rows', n.rows,
+                   'source', s.source) AS after_json
+FROM account_holdings_set AS s
+JOIN __holdings_sets AS n ON s.account_uid = n.account_uid::UUID AND s.holdings_time = ?
+LEFT JOIN __holdings_before AS b ON b.holdings_set_uid::UUID = s.uid
+"""
+
+
 def _write(
     store: Store, frame: pl.DataFrame, when: datetime, *, overwrite: bool, source: str | None, dry_run: bool
 ) -> HoldingsImport:
@@ -224,8 +250,10 @@ def _write(
             return HoldingsImport(
                 when, planned.select("account", "account_uid", "holdings_set_uid", "rows", "replaced"), True
             )
+        con.register("__holdings_existing", existing.select("holdings_set_uid").to_arrow())
+        before = fetch(con, _BEFORE_SQL)
+        con.register("__holdings_before", before.to_arrow())
         if existing.height:
-            con.register("__holdings_existing", existing.select("holdings_set_uid").to_arrow())
             con.execute(
                 "DELETE FROM account_holdings WHERE holdings_set_uid IN "
                 "(SELECT holdings_set_uid::UUID FROM __holdings_existing)"
@@ -256,6 +284,7 @@ def _write(
             """,
             [when],
         )
+        audit.record_select(con, "holdings_set", _EVENTS_SQL, [when])
         written = fetch(
             con,
             """

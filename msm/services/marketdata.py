@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from msm import audit
 from msm.services.bulk import ImportResult
 from msm.services.rowfiles import (
     CURRENCY_PATTERN,
@@ -68,9 +69,24 @@ def _shown_time() -> pl.Expr:
 
 # -- prices --------------------------------------------------------------------------------------------
 def import_prices(
-    store: Store, rows: Source, *, upsert: bool = False, source: str | None = None, sheet: str | None = None
+    store: Store,
+    rows: Source,
+    *,
+    upsert: bool = False,
+    source: str | None = None,
+    sheet: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> ImportResult:
-    """Validate price rows and write them in one transaction (``upsert`` replaces stored prices at the same time)."""
+    """Validate price rows and write them in one transaction (``upsert`` replaces stored prices at the same time).
+
+    The import is one audit event (``import``: counts, times and assets) by ``actor`` for ``reason``.
+    """
+    with audit.acting(actor, reason):
+        return _import_prices(store, rows, upsert=upsert, source=source, sheet=sheet)
+
+
+def _import_prices(store: Store, rows: Source, *, upsert: bool, source: str | None, sheet: str | None) -> ImportResult:
     rules = FileRules("prices")
     frame = input_frame(rows, entity="prices", required=PRICE_COLUMNS, optional=("source",), sheet=sheet)
     frame = text_column(frame, "asset", rules, required=True)
@@ -113,9 +129,26 @@ def import_prices(
 
 # -- FX rates -----------------------------------------------------------------------------------------
 def import_fx_rates(
-    store: Store, rows: Source, *, upsert: bool = False, source: str | None = None, sheet: str | None = None
+    store: Store,
+    rows: Source,
+    *,
+    upsert: bool = False,
+    source: str | None = None,
+    sheet: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> ImportResult:
-    """Validate FX rows (1 ``base`` = ``rate`` ``quote``) and write them in one transaction."""
+    """Validate FX rows (1 ``base`` = ``rate`` ``quote``) and write them in one transaction.
+
+    The import is one audit event (``import``: counts, times and pairs) by ``actor`` for ``reason``.
+    """
+    with audit.acting(actor, reason):
+        return _import_fx_rates(store, rows, upsert=upsert, source=source, sheet=sheet)
+
+
+def _import_fx_rates(
+    store: Store, rows: Source, *, upsert: bool, source: str | None, sheet: str | None
+) -> ImportResult:
     rules = FileRules("fx rates")
     frame = input_frame(rows, entity="fx rates", required=FX_COLUMNS, optional=("source",), sheet=sheet)
     frame = _currency(frame, "base", rules)
@@ -200,6 +233,25 @@ def _refuse_existing(rules: FileRules, upsert: bool, what: str) -> None:
         )
 
 
+def _summary(frame: pl.DataFrame) -> dict[str, Any]:
+    """What an import's event says: counts by action, the times covered, and what was priced (asset or pair)."""
+    counts = dict(frame["__action"].value_counts().iter_rows())
+    written = frame.filter(pl.col("__action") != "unchanged")
+    if "asset_uid" in frame.columns:
+        what = {"assets": written["asset_uid"].n_unique()}
+    else:
+        pairs = written.select((pl.col("base_currency") + "/" + pl.col("quote_currency")).unique().sort())
+        what = {"pairs": pairs.to_series().to_list()}
+    return {
+        "added": counts.get("add", 0),
+        "updated": counts.get("update", 0),
+        "unchanged": counts.get("unchanged", 0),
+        "from": written["time_index"].min(),
+        "to": written["time_index"].max(),
+        **what,
+    }
+
+
 def _write(
     store: Store, frame: pl.DataFrame, entity: str, table: str, key: Sequence[str], values: Sequence[str]
 ) -> ImportResult:
@@ -226,6 +278,8 @@ def _write(
             sets = ", ".join(f"{quote_ident(c)} = u.{quote_ident(c)}" for c in values)
             where = " AND ".join(f"t.{quote_ident(c)} = u.{quote_ident(c)}{_cast(c)}" for c in key)
             con.execute(f"UPDATE {quote_ident(table)} AS t SET {sets} FROM __market_updates AS u WHERE {where}")
+        if inserts.height or updates.height:
+            audit.record(con, "import", "price" if table == "asset_price" else "fx_rate", after=_summary(frame))
     rows = frame.select(pl.col(ROW).alias("row"), pl.col("__action").alias("action"))
     counts = dict(rows["action"].value_counts().iter_rows())
     return ImportResult(entity, counts.get("add", 0), counts.get("update", 0), counts.get("unchanged", 0), rows)

@@ -15,10 +15,16 @@ a parent cannot be deleted in the transaction that deleted its children. Cascadi
 therefore run one committed step per level, leaf first; every intermediate state satisfies all
 constraints, and re-running an interrupted delete finishes it.
 
+Every write is audited (:mod:`msm.audit`): each service takes ``actor`` and ``reason``, and each
+transaction appends its events (``add``: the row after; ``update``: before and after; ``delete``:
+the row before). A cascading delete records, in each level's transaction, the rows that level
+removes; the target rows it removes are kept in ``target_positions_replaced``.
+
 >>> import inspect
 >>> str(inspect.signature(add_portfolio))
 "(store: 'Store', unique_identifier: 'str', *, portfolio_name: 'str | None' = None, \
-metadata_json: 'dict[str, Any] | None' = None) -> 'dict[str, Any]'"
+metadata_json: 'dict[str, Any] | None' = None, actor: 'str | None' = None, reason: 'str | None' = None) \
+-> 'dict[str, Any]'"
 >>> [str(p) for p in inspect.signature(add_account).parameters.values()][2:5]
 ["account_name: 'str'", "is_paper: 'bool' = True", "account_is_active: 'bool' = True"]
 """
@@ -36,6 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import duckdb
 import polars as pl
 
+from msm import audit
 from msm.catalog import CATALOG, Catalog, Entity
 from msm.catalog import Field as CatalogField
 from msm.errors import ConflictError, NotFoundError, RowError, ValidationError
@@ -46,6 +53,7 @@ if TYPE_CHECKING:  # pydantic (msm.models) is imported by the writes that build 
     from pydantic import BaseModel
 
 __all__ = [
+    "ACCOUNT_OF",
     "ENTITIES",
     "Services",
     "add_account",
@@ -148,6 +156,24 @@ def _first_line(exc: Exception) -> str:
     return str(exc).split("\n")[0].removeprefix("Constraint Error: ")
 
 
+#: Which events an entity's table gives the ``account_uid`` of (``t`` is the row).
+ACCOUNT_OF = {"account": "t.uid", "account_target_allocation": "t.account_uid"}
+
+
+def _row_events(con: duckdb.DuckDBPyConnection, entity: Entity, action: str, uid: str, before: str | None) -> None:
+    """One event for the row ``uid``: ``before`` (JSON text) and the row as stored now (a delete: the row before)."""
+    after = "NULL" if action == "delete" else "to_json(t)"
+    before_sql = "to_json(t)" if action == "delete" else "?"
+    audit.record_select(
+        con,
+        entity.name,
+        f"SELECT '{action}' AS action, t.uid AS entity_uid, {ACCOUNT_OF.get(entity.table, 'NULL')} AS account_uid, "
+        f"{before_sql} AS before_json, {after} AS after_json "
+        f"FROM {quote_ident(entity.table)} AS t WHERE t.uid = ?::UUID",
+        [uid] if action == "delete" else [before, uid],
+    )
+
+
 def _insert(store: Store, entity: Entity, record: BaseModel) -> dict[str, Any]:
     values = {"uid": str(uuid.uuid4()), **_params(entity, record)}
     columns = ", ".join(quote_ident(c) for c in values)
@@ -156,6 +182,7 @@ def _insert(store: Store, entity: Entity, record: BaseModel) -> dict[str, Any]:
     try:
         with store.transaction() as con:
             con.execute(f"INSERT INTO {quote_ident(entity.table)} ({columns}) VALUES ({marks})", values)
+            _row_events(con, entity, "add", values["uid"], None)
     except duckdb.ConstraintException as exc:
         if "Duplicate key" in str(exc) or "unique" in str(exc).lower():
             raise ConflictError.duplicate(entity.label, entity.key, key) from None
@@ -233,10 +260,14 @@ def _update(store: Store, entity: Entity, catalog: Catalog, ref: str | uuid.UUID
         return current
     try:
         with store.transaction() as con:
+            ((before,),) = con.execute(
+                f"SELECT to_json(t)::VARCHAR FROM {quote_ident(entity.table)} AS t WHERE t.uid = ?", [current["uid"]]
+            ).fetchall()
             con.execute(
                 f"UPDATE {quote_ident(entity.table)} SET {assignments} WHERE uid = $uid",
                 {**{c: values[c] for c in changes}, "uid": current["uid"]},
             )
+            _row_events(con, entity, "update", current["uid"], before)
     except duckdb.ConstraintException as exc:
         raise _update_refused(store, entity, current, list(changes), exc) from None
     return _get(store, entity, current["uid"])
@@ -291,6 +322,7 @@ def _delete_restricted(store: Store, entity: Entity, ref: str | uuid.UUID) -> di
         refs = _references(con, entity.table, row["uid"])
         if refs:
             raise ConflictError.still_referenced(entity.label, entity.key, row[entity.key], refs, entity.refused_delete)
+        _row_events(con, entity, "delete", row["uid"], None)
         con.execute(f"DELETE FROM {quote_ident(entity.table)} WHERE uid = ?", [row["uid"]])
     return row
 
@@ -322,7 +354,53 @@ def _cascade(store: Store, table: str, parent_uid: str) -> None:
     ]
     for child, where in steps:
         with store.transaction() as con:
+            _cascade_events(con, child, where, parent_uid)
             con.execute(f"DELETE FROM {quote_ident(child)} WHERE {where}", [parent_uid])
+
+
+#: The events of one cascade level: per deleted row (``x``), the entity type and the SELECT of its events.
+_CASCADE_EVENTS = {
+    "account": ("account", "SELECT 'delete' AS action, x.uid AS entity_uid, x.uid AS account_uid, {row}"),
+    "account_target_allocation": (
+        "allocation",
+        "SELECT 'delete' AS action, x.uid AS entity_uid, x.account_uid AS account_uid, {row}",
+    ),
+    "position_set": (
+        "position_set",
+        "SELECT 'delete' AS action, x.uid AS entity_uid, al.account_uid AS account_uid, {row} "
+        "JOIN account_target_allocation AS al ON al.uid = x.account_target_allocation_uid",
+    ),
+}
+
+
+def _cascade_events(con: duckdb.DuckDBPyConnection, table: str, where: str, parent_uid: str) -> None:
+    """The events of the rows one cascade level deletes (before it deletes them), in its transaction.
+
+    Target rows are kept in ``target_positions_replaced`` first, with one event per position set.
+    """
+    if table == "target_positions":
+        audit.keep_target_rows(con, f"SELECT * FROM target_positions WHERE {where}", [parent_uid])
+        audit.record_select(
+            con,
+            "position_set",
+            f"""
+            SELECT 'delete' AS action, x.position_set_uid AS entity_uid, any_value(al.account_uid) AS account_uid,
+                   json_object('position_set_time', any_value(x.time_index), 'target_rows', count(*),
+                               'kept_as_version', any_value(v.version)) AS before_json,
+                   json_object('target_rows', 0) AS after_json
+            FROM (SELECT * FROM target_positions WHERE {where}) AS x
+            JOIN position_set AS ps ON ps.uid = x.position_set_uid
+            JOIN account_target_allocation AS al ON al.uid = ps.account_target_allocation_uid
+            LEFT JOIN (SELECT position_set_uid, max(version) AS version FROM target_positions_replaced GROUP BY ALL)
+                 AS v ON v.position_set_uid = x.position_set_uid
+            GROUP BY x.position_set_uid
+            """,
+            [parent_uid],
+        )
+        return
+    entity_type, select = _CASCADE_EVENTS[table]
+    row = f"to_json(x) AS before_json, NULL AS after_json FROM (SELECT * FROM {quote_ident(table)} WHERE {where}) AS x"
+    audit.record_select(con, entity_type, select.format(row=row), [parent_uid])
 
 
 def _delete_cascading(store: Store, entity: Entity, ref: str | uuid.UUID) -> dict[str, Any]:
@@ -334,13 +412,13 @@ def _delete_cascading(store: Store, entity: Entity, ref: str | uuid.UUID) -> dic
 # -- the services, derived from the catalog ----------------------------------------------------------
 class Services(NamedTuple):
     """One entity's registry services: ``add(store, key, **fields)``, ``get(store, ref)``, ``list(store)``,
-    ``update(store, ref, **changes)`` and ``delete(store, ref)``."""
+    ``update(store, ref, **changes)`` and ``delete(store, ref)`` (the writes also take ``actor``, ``reason``)."""
 
     add: Callable[..., dict[str, Any]]
     get: Callable[[Store, str | uuid.UUID], dict[str, Any]]
     list: Callable[[Store], pl.DataFrame]
     update: Callable[..., dict[str, Any]]
-    delete: Callable[[Store, str | uuid.UUID], dict[str, Any]]
+    delete: Callable[..., dict[str, Any]]
 
 
 _ANNOTATIONS = {
@@ -364,6 +442,8 @@ def _add_signature(entity: Entity) -> inspect.Signature:
             annotation = annotation.removesuffix(" | None")
         default = inspect.Parameter.empty if field.required else field.default
         parameters.append(inspect.Parameter(field.name, keyword, default=default, annotation=annotation))
+    for name in ("actor", "reason"):
+        parameters.append(inspect.Parameter(name, keyword, default=None, annotation="str | None"))
     return inspect.Signature(parameters, return_annotation="dict[str, Any]")
 
 
@@ -395,10 +475,12 @@ def _adder(entity: Entity, catalog: Catalog) -> Callable[..., dict[str, Any]]:
         bound.apply_defaults()
         values = dict(bound.arguments)
         store = values.pop("store")
-        return _insert(store, entity, _record(entity, _by_column(store, entity, catalog, values)))
+        with audit.acting(values.pop("actor"), values.pop("reason")):
+            return _insert(store, entity, _record(entity, _by_column(store, entity, catalog, values)))
 
     add.__signature__ = signature  # type: ignore[attr-defined]
     fields = "\n".join(_field_doc(catalog, f) for f in entity.fields)
+    fields += "\n- ``actor``, ``reason``: who adds it and why, for the audit trail (:mod:`msm.audit`)"
     return _named(
         add,
         f"add_{entity.name}",
@@ -415,11 +497,17 @@ def _derive(entity: Entity, catalog: Catalog) -> Services:
     def list_(store: Store) -> pl.DataFrame:
         return _list(store, entity)
 
-    def update(store: Store, ref: str | uuid.UUID, **changes: Any) -> dict[str, Any]:
-        return _update(store, entity, catalog, ref, changes)
+    def update(
+        store: Store, ref: str | uuid.UUID, *, actor: str | None = None, reason: str | None = None, **changes: Any
+    ) -> dict[str, Any]:
+        with audit.acting(actor, reason):
+            return _update(store, entity, catalog, ref, changes)
 
-    def delete(store: Store, ref: str | uuid.UUID) -> dict[str, Any]:
-        return (_delete_cascading if entity.cascade else _delete_restricted)(store, entity, ref)
+    def delete(
+        store: Store, ref: str | uuid.UUID, *, actor: str | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        with audit.acting(actor, reason):
+            return (_delete_cascading if entity.cascade else _delete_restricted)(store, entity, ref)
 
     frozen = ", ".join(f"``{f.name}``" for f in entity.fields if f.frozen) or "nothing"
     deletes = (
@@ -489,8 +577,10 @@ def list_allocations(
     )
 
 
-def delete_position_set(store: Store, position_set_uid: str | uuid.UUID) -> dict[str, Any]:
-    """Delete one snapshot (position set and its target rows)."""
+def delete_position_set(
+    store: Store, position_set_uid: str | uuid.UUID, *, actor: str | None = None, reason: str | None = None
+) -> dict[str, Any]:
+    """Delete one snapshot (position set and its target rows; the rows are kept in ``target_positions_replaced``)."""
     frame = store.query(
         "SELECT uid::VARCHAR AS uid, account_target_allocation_uid::VARCHAR AS account_target_allocation_uid, "
         "position_set_time FROM position_set WHERE uid = TRY_CAST(? AS UUID)",
@@ -498,7 +588,8 @@ def delete_position_set(store: Store, position_set_uid: str | uuid.UUID) -> dict
     )
     if frame.height == 0:
         raise NotFoundError("position set", "uid", str(position_set_uid))
-    _cascade(store, "position_set", frame["uid"][0])
+    with audit.acting(actor, reason):
+        _cascade(store, "position_set", frame["uid"][0])
     return frame.row(0, named=True)
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from msm import audit
 from msm.contract import EXPOSURE_COLUMNS, metadata_object
 from msm.errors import NO_VALUE, NotFoundError, RowError, SnapshotExistsError, ValidationError
 from msm.rules import Rule, empty_target_set, enforce, find_violations, raise_violations
@@ -38,9 +39,11 @@ __all__ = [
     "diff_snapshots",
     "read_snapshot",
     "read_target_rows",
+    "restore_snapshot",
     "save_snapshot",
     "save_snapshots",
     "snapshot_history",
+    "snapshot_versions",
 ]
 
 #: Columns of a bulk frame that say which snapshot a row belongs to.
@@ -162,16 +165,20 @@ def save_snapshot(
     overwrite: bool = False,
     source: str | None = None,
     metadata_json: dict[str, Any] | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> Snapshot:
     """Save one snapshot of ``account`` at the aware time ``at``; return it as read back.
 
     ``allocation`` (unique identifier or uid) chooses the target allocation; without it the
     account's single active allocation is used. An existing snapshot at that time is refused
-    (:class:`SnapshotExistsError`) unless ``overwrite``, which replaces the whole set.
+    (:class:`SnapshotExistsError`) unless ``overwrite``, which replaces the whole set and keeps the
+    replaced rows as a version (:func:`snapshot_versions`, :func:`restore_snapshot`). ``actor`` and
+    ``reason`` go to the audit trail (:mod:`msm.audit`).
     """
     when = parse_utc(at, field="position_set_time", entity="snapshot")
     frame = target_rows_frame(rows)
-    with store.connect():  # one open of the file for the whole call
+    with audit.acting(actor, reason), store.connect():  # one open of the file for the whole call
         acct = get_account(store, account)
         alloc = _choose_allocation(store, acct, allocation)
         if frame.height == 0:
@@ -190,8 +197,10 @@ def save_snapshots(
     *,
     overwrite: bool = False,
     source: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> pl.DataFrame:
-    """Save many snapshots at once: one validation of the whole frame, one transaction.
+    """Save many snapshots at once: one validation of the whole frame, one transaction, one event per set.
 
     ``rows`` has target columns plus ``account`` (unique identifier or uid), optionally
     ``allocation`` (unique identifier or uid), and ``position_set_time`` (aware). Returns one
@@ -216,7 +225,7 @@ def save_snapshots(
         )
     frame = rows.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     frame = ensure_utc_column(frame, "position_set_time", entity="target set", row_column=ROW)
-    with store.connect():
+    with audit.acting(actor, reason), store.connect():
         frame = _resolve_allocations(store, frame)
         return _write(
             store,
@@ -225,6 +234,99 @@ def save_snapshots(
             source=source,
             metadata_json=None,
         )
+
+
+def snapshot_versions(
+    store: Store, account: str | uuid.UUID, at: datetime | str, *, allocation: str | uuid.UUID | None = None
+) -> pl.DataFrame:
+    """The replaced versions of the account's snapshot exactly at ``at``, oldest (1) first.
+
+    Version 1 is the first set of rows an overwrite replaced, 2 the next, and so on; the rows in
+    force now are not a version. Columns: ``version, replaced_at, replaced_by, rows, weight_sum,
+    source, position_set_uid``. :class:`NotFoundError` when the account has no snapshot at ``at``.
+    """
+    snap = _exact_snapshot(store, account, at, allocation)
+    return store.query(
+        """
+        SELECT version, any_value(replaced_at) AS replaced_at, any_value(replaced_by) AS replaced_by,
+               count(*) AS rows, coalesce(sum(weight_notional_exposure), 0.0) AS weight_sum,
+               any_value(set_source) AS source, position_set_uid::VARCHAR AS position_set_uid
+        FROM target_positions_replaced WHERE position_set_uid = ?::UUID
+        GROUP BY version, position_set_uid ORDER BY version
+        """,
+        [snap.position_set_uid],
+    )
+
+
+def restore_snapshot(
+    store: Store,
+    account: str | uuid.UUID,
+    at: datetime | str,
+    *,
+    version: int,
+    allocation: str | uuid.UUID | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> Snapshot:
+    """Bring back ``version`` of the account's snapshot at ``at`` (see :func:`snapshot_versions`) as a new write.
+
+    The restore is an overwrite: the rows in force become the next version, the version's rows
+    (and the set's source and metadata as they were) are validated and written again, and one
+    ``restore`` event is recorded, all in one transaction. Returns the snapshot as read back.
+    """
+    when = parse_utc(at, field="position_set_time", entity="snapshot")
+    with audit.acting(actor, reason), store.connect():
+        snap = _exact_snapshot(store, account, when, allocation)
+        kept = store.query(_VERSION_ROWS_SQL, [snap.position_set_uid, version])
+        if kept.height == 0:
+            name = snap.account["unique_identifier"]
+            raise NotFoundError(
+                "snapshot version",
+                f"account {name!r} at {format_utc(when)}, version",
+                str(version),
+                f"see `msm targets versions {name} --at {format_utc(when)}` for the kept versions",
+            )
+        meta = kept["set_metadata_json"][0]
+        frame = kept.drop("set_source", "set_metadata_json").with_columns(
+            pl.lit(snap.account_target_allocation_uid).alias("__allocation_uid"),
+            pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"),
+        )
+        _write(
+            store,
+            frame,
+            overwrite=True,
+            source=kept["set_source"][0],
+            metadata_json=json.loads(meta) if meta is not None else None,
+            action="restore",
+        )
+        return read_snapshot(store, snap.account["uid"], at=when, allocation=snap.account_target_allocation_uid)
+
+
+#: The rows of one kept version (parameters: position set uid, version), by target.
+_VERSION_ROWS_SQL = """
+SELECT target_type, target_uid::VARCHAR AS target_uid, asset_uid::VARCHAR AS asset_uid,
+       portfolio_uid::VARCHAR AS portfolio_uid, weight_notional_exposure, constant_notional_exposure,
+       single_asset_quantity, metadata_json::VARCHAR AS metadata_json, set_source,
+       set_metadata_json::VARCHAR AS set_metadata_json
+FROM target_positions_replaced WHERE position_set_uid = ?::UUID AND version = ?
+ORDER BY target_type, target_uid
+"""
+
+
+def _exact_snapshot(
+    store: Store, account: str | uuid.UUID, at: datetime | str, allocation: str | uuid.UUID | None
+) -> Snapshot:
+    """The account's snapshot exactly at ``at``; :class:`NotFoundError` when there is none."""
+    snap = read_snapshot(store, account, at=at, allocation=allocation)
+    if snap.is_empty:
+        name = snap.account["unique_identifier"]
+        raise NotFoundError(
+            "snapshot",
+            f"account {name!r} at",
+            str(at) if not isinstance(at, datetime) else format_utc(at),
+            f"see `msm targets history {name}` for the stored times",
+        )
+    return snap
 
 
 def _choose_allocation(store: Store, account: dict[str, Any], allocation: str | uuid.UUID | None) -> dict[str, Any]:
@@ -381,9 +483,19 @@ def _resolve_allocations(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _write(
-    store: Store, frame: pl.DataFrame, *, overwrite: bool, source: str | None, metadata_json: dict[str, Any] | None
+    store: Store,
+    frame: pl.DataFrame,
+    *,
+    overwrite: bool,
+    source: str | None,
+    metadata_json: dict[str, Any] | None,
+    action: str = "overwrite",
 ) -> pl.DataFrame:
-    """Validate ``frame`` (target columns + ``__allocation_uid`` + ``position_set_time``) and write it."""
+    """Validate ``frame`` (target columns + ``__allocation_uid`` + ``position_set_time``) and write it.
+
+    A replaced set's rows are kept (:func:`msm.audit.keep_target_rows`); every set written gets
+    one event: ``save`` (new) or ``action`` (``overwrite``, or ``restore``), in the same transaction.
+    """
     assets = reference_frame(store, "asset", uids=_col(frame, "asset_uid"), identifiers=_col(frame, "asset"))
     portfolios = reference_frame(
         store, "portfolio", uids=_col(frame, "portfolio_uid"), identifiers=_col(frame, "portfolio")
@@ -406,8 +518,13 @@ def _write(
             raise SnapshotExistsError.from_rows(
                 existing.rename({"__allocation_uid": "account_target_allocation_uid"}).to_dicts()
             )
+        con.register("__existing", existing.select("position_set_uid").to_arrow())
         if existing.height:
-            con.register("__existing", existing.select("position_set_uid").to_arrow())
+            audit.keep_target_rows(
+                con,
+                "SELECT * FROM target_positions WHERE position_set_uid IN "
+                "(SELECT position_set_uid::UUID FROM __existing)",
+            )
             con.execute(
                 "DELETE FROM target_positions WHERE position_set_uid IN (SELECT position_set_uid::UUID FROM __existing)"
             )
@@ -418,6 +535,7 @@ def _write(
             )
         created = fetch(con, _CREATE_SETS_SQL, [source, meta])
         _insert_rows(con, valid)
+        audit.record_select(con, "position_set", _SET_EVENTS_SQL, [action])
     set_uids = pl.concat(
         [
             created.with_columns(pl.lit(False).alias("replaced")),
@@ -450,6 +568,41 @@ JOIN position_set AS p
 JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
 JOIN account AS a ON a.uid = al.account_uid
 ORDER BY a.unique_identifier, s.position_set_time
+"""
+#: One event per set of ``__sets`` (just written): ``save``, or the overwrite's action (the parameter).
+_SET_EVENTS_SQL = """
+WITH written AS (
+    SELECT p.uid, p.position_set_time, p.source, al.account_uid, al.unique_identifier AS allocation,
+           e.position_set_uid IS NOT NULL AS replaced
+    FROM __sets AS s
+    JOIN position_set AS p
+      ON p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time
+    JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
+    LEFT JOIN __existing AS e ON e.position_set_uid::UUID = p.uid
+),
+rows_now AS (
+    SELECT t.position_set_uid, count(*) AS n, sum(t.weight_notional_exposure) AS weight_sum
+    FROM target_positions AS t SEMI JOIN written AS w ON w.uid = t.position_set_uid
+    GROUP BY ALL
+),
+kept AS (  -- the version each replaced set's old rows were kept as (the latest)
+    SELECT r.position_set_uid, r.version, count(*) AS n, sum(r.weight_notional_exposure) AS weight_sum,
+           any_value(r.set_source) AS source
+    FROM target_positions_replaced AS r
+    JOIN (SELECT position_set_uid, max(version) AS version FROM target_positions_replaced
+          WHERE position_set_uid IN (SELECT uid FROM written WHERE replaced) GROUP BY ALL) AS m
+      ON m.position_set_uid = r.position_set_uid AND m.version = r.version
+    GROUP BY ALL
+)
+SELECT CASE WHEN w.replaced THEN ? ELSE 'save' END AS action, w.uid AS entity_uid, w.account_uid,
+       CASE WHEN w.replaced THEN json_object('kept_as_version', k.version, 'rows', k.n, 'weight_sum', k.weight_sum,
+                                             'source', k.source) END AS before_json,
+       json_object('position_set_time', strftime(w.position_set_time, '%Y-%m-%dT%H:%M:%S.%fZ'),
+                   'allocation', w.allocation, 'rows', n.n, 'weight_sum', n.weight_sum,
+                   'source', w.source) AS after_json
+FROM written AS w
+JOIN rows_now AS n ON n.position_set_uid = w.uid
+LEFT JOIN kept AS k ON k.position_set_uid = w.uid
 """
 #: Create the position sets of ``__sets`` that do not exist yet (parameters: source, metadata_json).
 _CREATE_SETS_SQL = """

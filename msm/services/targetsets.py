@@ -156,6 +156,8 @@ def save_target_set_to_accounts(
     *,
     overwrite: bool = False,
     source: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> pl.DataFrame:
     """Save the same target set at the same time to every account in ``accounts``: all or none.
 
@@ -163,7 +165,8 @@ def save_target_set_to_accounts(
     ``allocation`` columns (for accounts with several active allocations). Returns the
     :func:`save_snapshots` summary (one row per position set written). Every refusal (an unknown
     account, an account with no or several active allocations, an existing snapshot without
-    ``overwrite``, a bad row) is raised before anything is written.
+    ``overwrite``, a bad row) is raised before anything is written. Each set written gets its
+    audit event by ``actor`` for ``reason``.
     """
     when = parse_utc(at, field="position_set_time", entity="snapshot")
     targets = target_rows_frame(rows)
@@ -179,7 +182,7 @@ def save_target_set_to_accounts(
     if targets.height == 0:
         raise empty_target_set()
     bulk = keys.join(targets, how="cross").with_columns(pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"))
-    return save_snapshots(store, bulk, overwrite=overwrite, source=source)
+    return save_snapshots(store, bulk, overwrite=overwrite, source=source, actor=actor, reason=reason)
 
 
 def _col(frame: pl.DataFrame, name: str) -> pl.Series | None:

@@ -1,7 +1,9 @@
 """Snapshots: an account's history (table and timeline), one snapshot in full, and the difference between two.
 
 Address: ``/snapshots?account=ID&at=TIME`` shows that account, with the snapshot at TIME under
-**One snapshot** (parameters declared in :mod:`msm_app.links`).
+**One snapshot** (parameters declared in :mod:`msm_app.links`). Under it, the versions its
+overwrites replaced (:func:`msm.snapshot_versions`), each of which can be restored
+(:func:`msm.restore_snapshot`, an audited overwrite).
 """
 
 from typing import Any
@@ -117,6 +119,48 @@ def _one(account: str, chosen) -> None:
     )
     st.caption(f"Position set {snap.position_set_uid} · allocation {snap.allocation} · source {snap.source or '—'}")
     links.link("lookthrough", "Look through this snapshot", account=account, at=chosen)
+    _versions(account, chosen)
+
+
+VERSIONS_CONFIG = {
+    "version": st.column_config.NumberColumn("Version", help="1 = the first set of rows an overwrite replaced"),
+    "replaced_at": st.column_config.DatetimeColumn("Replaced (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
+    "replaced_by": "Replaced by",
+    "rows": st.column_config.NumberColumn("Rows", format="localized"),
+    "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
+    "source": "Source",
+}
+
+
+def _versions(account: str, chosen) -> None:
+    """The versions this snapshot's overwrites replaced, and a restore of one (an audited overwrite)."""
+    done = st.session_state.pop("snapshots_restored", None)
+    if done:
+        st.success(ui.escape_md(done))
+    versions = msm.snapshot_versions(ui.store(), account, chosen)
+    st.subheader("Replaced versions")
+    links.link("audit", "Audit trail of this account", account=account)
+    if versions.height == 0:
+        st.caption("This snapshot was never overwritten: there is no replaced version.")
+        return
+    st.caption(
+        "Every overwrite keeps the rows it replaced. Restoring a version writes it again as a new overwrite, "
+        "so the rows shown above are kept as the next version; the restore is recorded in the audit trail."
+    )
+    st.dataframe(
+        versions.select(*VERSIONS_CONFIG), column_config=VERSIONS_CONFIG, hide_index=True, key="snapshots_versions"
+    )
+    left, right = st.columns(2)
+    version = left.selectbox("Version to restore", versions["version"].to_list(), key="snapshots_version")
+    reason = right.text_input("Reason (optional, for the audit trail)", key="snapshots_reason").strip()
+    if st.button(f"Restore version {version}", key="snapshots_restore", type="primary"):
+        restored = msm.restore_snapshot(ui.store(), account, chosen, version=version, reason=reason or None)
+        ui.after_write()
+        st.session_state["snapshots_restored"] = (
+            f"Restored version {version} ({restored.positions.height} rows); the rows it replaced are kept as "
+            f"version {versions.height + 1}."
+        )
+        st.rerun()
 
 
 def _compare(account: str, times: list) -> None:

@@ -1,0 +1,115 @@
+"""The audit trail: ``msm audit [--account A] [--actor X] [--action Y] [--since TS] [--until TS]``.
+
+Every write of the workbench records who made it (``--as NAME``, else ``$MSM_USER``, else the OS
+user), why (``--reason TEXT``), what it was about and the values before and after, in the same
+transaction as the write (:mod:`msm.audit`). This command lists those events, newest first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import msm
+from msm.audit import ACTIONS, ENTITY_TYPES
+from msm_cli.commands import CommandTree
+from msm_cli.context import add_format, open_store
+from msm_cli.output import write_csv, write_json, write_lines, write_table
+
+__all__ = ["register"]
+
+_COLUMNS = (
+    "event_time",
+    "actor",
+    "action",
+    "entity_type",
+    "entity_uid",
+    "account",
+    "account_uid",
+    "reason",
+    "before_json",
+    "after_json",
+    "uid",
+)
+
+
+def register(tree: CommandTree) -> None:
+    """Declare ``msm audit``."""
+    p = tree.command(
+        "audit",
+        show,
+        help="list the audit trail: who changed what, when and why (newest first)",
+        description="List the audit events (newest first): every add, import, save, overwrite, restore and delete, "
+        "with its actor, reason and the values before and after. Filters combine (all must hold); --since and "
+        "--until are inclusive ISO-8601 times with a UTC offset.",
+    )
+    p.add_argument("--account", metavar="A", help="only events about this account (unique identifier or uid)")
+    p.add_argument("--actor", metavar="X", help="only events made by this actor")
+    p.add_argument("--action", choices=ACTIONS, help="only this action")
+    p.add_argument("--entity-type", choices=ENTITY_TYPES, help="only events about this kind of entity")
+    p.add_argument("--since", metavar="TS", help="only events at or after this time")
+    p.add_argument("--until", metavar="TS", help="only events at or before this time")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N events (the newest)")
+    add_format(p, ("table", "json", "csv"))
+
+
+def show(args: argparse.Namespace) -> None:
+    """``msm audit``: the events that pass the filters."""
+    store = open_store(args)
+    frame = msm.audit_events(
+        store,
+        account=args.account,
+        actor=args.actor,
+        action=args.action,
+        entity_type=args.entity_type,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+    )
+    rows = frame.select(_COLUMNS).to_dicts()
+    if args.format == "csv":
+        write_csv(rows, _COLUMNS)
+        return
+    if args.format == "json":
+        for row in rows:
+            for side in ("before_json", "after_json"):
+                row[side] = json.loads(row[side]) if row[side] is not None else None
+        write_json({"events": rows})
+        return
+    write_lines(f"{len(rows)} audit event{'s' if len(rows) != 1 else ''}, newest first")
+    table = [{**r, "what": _what(r)} for r in rows]
+    write_table(
+        table,
+        [
+            ("event_time", "time"),
+            ("actor", "actor"),
+            ("action", "action"),
+            ("entity_type", "entity"),
+            ("what", "what"),
+            ("account", "account"),
+            ("reason", "reason"),
+        ],
+        empty="(no events)",
+    )
+
+
+def _what(row: dict[str, object]) -> str:
+    """A short label of what an event is about: the row's key, else the summary's counts."""
+    side = row["after_json"] or row["before_json"]
+    data = json.loads(side) if isinstance(side, str) else {}
+    keys = (
+        "unique_identifier",
+        "portfolio",
+        "group_name",
+        "allocation_model_name",
+        "position_set_time",
+        "holdings_time",
+    )
+    for key in keys:
+        if data.get(key) is not None:
+            return str(data[key])
+    if "rows" in data:
+        return f"{data['rows']} rows"
+    if "added" in data:
+        return f"{data['added']} added, {data['updated']} updated"
+    return str(row["entity_uid"] or "")
