@@ -308,8 +308,9 @@ def save_composition(
             con.register("__composition", data)
             try:
                 con.execute(
-                    "INSERT INTO portfolio_weights (time_index, portfolio_uid, asset_uid, weight) "
-                    "SELECT $at, $portfolio_uid, CAST(asset_uid AS UUID), weight FROM __composition",
+                    "INSERT INTO portfolio_weights (time_index, portfolio_uid, constituent_type, constituent_uid, "
+                    "asset_uid, weight) SELECT $at, $portfolio_uid, 'asset', CAST(asset_uid AS UUID), "
+                    "CAST(asset_uid AS UUID), weight FROM __composition",
                     {"at": at, "portfolio_uid": target["uid"]},
                 )
             finally:

@@ -69,18 +69,21 @@ def weights_of(frame: pl.DataFrame) -> dict[str, float]:
 def test_migrations_apply_core_first_then_portfolios_and_rerun_is_a_no_op(tmp_path: Path) -> None:
     store = Store(tmp_path / "m.duckdb")
     applied = migrate(store, msm_portfolios.MIGRATIONS)
-    assert [str(m) for m in applied][-1] == "msm_portfolios 0001 portfolio_weights"
+    assert [str(m) for m in applied][-2:] == [
+        "msm_portfolios 0001 portfolio_weights",
+        "msm_portfolios 0002 nested_portfolios",
+    ]
     assert [m.namespace for m in applied].index("msm_portfolios") > max(
         i for i, m in enumerate(applied) if m.namespace == "msm"
     )
     assert migrate(store, msm_portfolios.MIGRATIONS) == []
-    assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 1}
+    assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 2}
     assert msm_portfolios.MIGRATIONS == (MSM_MIGRATIONS, msm_portfolios.PORTFOLIO_MIGRATIONS)
 
 
 def test_init_store_creates_and_migrates_both_namespaces(tmp_path: Path) -> None:
     store = msm_portfolios.init_store(tmp_path / "sub" / "new.duckdb")
-    assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 1}
+    assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 2}
     columns = store.query(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'portfolio_weights' ORDER BY "
         "column_index"
@@ -88,9 +91,19 @@ def test_init_store_creates_and_migrates_both_namespaces(tmp_path: Path) -> None
     assert columns == [
         ("time_index", "TIMESTAMP WITH TIME ZONE"),
         ("portfolio_uid", "UUID"),
+        ("constituent_type", "VARCHAR"),
+        ("constituent_uid", "UUID"),
         ("asset_uid", "UUID"),
+        ("constituent_portfolio_uid", "UUID"),
         ("weight", "DOUBLE"),
     ]
+
+
+#: A raw asset row of a composition: (time, portfolio uid, asset uid), the weight spliced in.
+_ASSET_ROW = (
+    "INSERT INTO portfolio_weights (time_index, portfolio_uid, constituent_type, constituent_uid, asset_uid, weight) "
+    "VALUES ($1, $2, 'asset', $3, $3, {weight})"
+)
 
 
 @pytest.mark.parametrize(
@@ -99,19 +112,15 @@ def test_init_store_creates_and_migrates_both_namespaces(tmp_path: Path) -> None
 )
 def test_the_database_itself_refuses_non_finite_or_missing_weights(book: Book, weight: str, match: str) -> None:
     with pytest.raises(duckdb.ConstraintException, match=match), book.store.connect() as con:
-        con.execute(
-            f"INSERT INTO portfolio_weights VALUES (?, ?, ?, {weight})", [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]]
-        )
+        con.execute(_ASSET_ROW.format(weight=weight), [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]])
 
 
 def test_the_database_refuses_a_second_row_for_the_same_asset_and_unknown_references(book: Book) -> None:
     save_composition(book.store, "CRYPTO-EW", T1, {"BTC": 1.0})
     with pytest.raises(duckdb.ConstraintException, match="Duplicate key"), book.store.connect() as con:
-        con.execute("INSERT INTO portfolio_weights VALUES (?, ?, ?, 0.5)", [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]])
+        con.execute(_ASSET_ROW.format(weight=0.5), [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]])
     with pytest.raises(duckdb.ConstraintException, match="foreign key"), book.store.connect() as con:
-        con.execute(
-            "INSERT INTO portfolio_weights VALUES (?, ?, ?, 0.5)", [T1, book.uid["CRYPTO-EW"], book.uid["CRYPTO-EW"]]
-        )
+        con.execute(_ASSET_ROW.format(weight=0.5), [T1, book.uid["CRYPTO-EW"], book.uid["CRYPTO-EW"]])
 
 
 def test_an_asset_or_portfolio_in_a_composition_cannot_be_deleted(book: Book) -> None:
