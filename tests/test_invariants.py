@@ -468,6 +468,45 @@ CASES = [
             raw_message="(?i)duplicate key",
         ),
     ),
+    Case(
+        "composition: both an asset and a portfolio",
+        **_composition(
+            [{"asset": "BTC", "portfolio": "CRYPTO-EW", "weight": 1.0}],
+            r"row 1: `portfolio` = 'CRYPTO-EW': names both an asset \('BTC'\) and a portfolio",
+            lambda w: [w.weight(q=w.uid["CRYPTO-EW"])],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "composition: a portfolio holding itself",
+        **_composition(
+            [{"portfolio": "CRYPTO-EW", "weight": 1.0}],
+            r"would make portfolio 'CRYPTO-EW' contain itself: CRYPTO-EW -> CRYPTO-EW",
+            lambda w: [w.weight(k="portfolio", a=None, q=w.uid["CRYPTO-EW"])],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "composition: an unknown constituent portfolio",
+        **_composition(
+            [{"portfolio": "NOPE", "weight": 1.0}],
+            r"row 1: `portfolio` = 'NOPE': no portfolio has this unique_identifier",
+            lambda w: [w.weight(k="portfolio", a=None, q=GHOST)],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "composition: a constituent type that is not asset or portfolio",
+        message="",
+        raw=lambda w: [(WEIGHT_INSERT, w.weight()[1] | {"k": "fund"})],
+        raw_message="CHECK",
+    ),
+    Case(
+        "composition: constituent_uid differs from the asset",
+        message="",
+        raw=lambda w: [(WEIGHT_INSERT, w.weight()[1] | {"c": w.uid["ETH"]})],
+        raw_message="CHECK",
+    ),
     # -- registry rows ----------------------------------------------------------------------------
     Case(
         "asset: an empty unique_identifier",
