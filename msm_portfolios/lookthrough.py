@@ -45,7 +45,15 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from msm.contract import EXPOSURE_COLUMNS
-from msm.expansion import NET_COLUMNS, Expansion, MissingCompositionError, WeightsAsOf, WeightsSource, expand_targets
+from msm.expansion import (
+    NET_COLUMNS,
+    PATH_SEPARATOR,
+    Expansion,
+    MissingCompositionError,
+    WeightsAsOf,
+    WeightsSource,
+    expand_targets,
+)
 from msm.services.snapshots import Snapshot, read_target_rows
 from msm.store import Store
 from msm.timeutil import parse_utc, utc_now
@@ -158,7 +166,12 @@ def look_through(
     except MissingCompositionError as exc:
         if not skip_missing:
             raise
-        kept = _without_portfolios(frame, {name for name, _ in exc.missing})
+        # a nested portfolio without a composition sets aside the target's portfolio it was reached from
+        roots = {
+            path.split(PATH_SEPARATOR)[0] if path else name
+            for (name, _), path in zip(exc.missing, exc.paths, strict=True)
+        }
+        kept = _without_portfolios(frame, roots)
         return LookThrough(expand_targets(kept, source, weights_as_of=weights_as_of, now=now), kept, exc.missing)
 
 

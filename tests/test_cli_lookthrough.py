@@ -476,6 +476,8 @@ def test_expand_reference_case_json(world: World) -> None:
         W: 0.3,
         N: None,
         Q: None,
+        "path": None,  # design section 12: a direct asset has no path, depth 0
+        "depth": 0,
     }
     assert via_btc == {
         "position_set_uid": position_set,
@@ -490,6 +492,8 @@ def test_expand_reference_case_json(world: World) -> None:
         W: 0.125,
         N: None,
         Q: None,
+        "path": "P",
+        "depth": 1,
     }
     assert via_eth["asset_uid"] == uids["ETH"] and via_eth["portfolio_weight"] == 0.75 and via_eth["weights_time"] == C1
     assert (
@@ -879,7 +883,10 @@ def test_export_holds_compositions_and_assets(world: World) -> None:
     out = world.folder / "export"
     doc = world.cli.ok("export", "--out", str(out), "--format", "json").json()
     weights = pl.read_parquet(out / "portfolio_weights")
-    assert weights.columns == ["time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight"]
+    assert weights.columns == [
+        *("time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight"),
+        *("constituent_type", "constituent_portfolio_uid", "constituent_portfolio"),
+    ]
     assert weights.schema["time_index"] == pl.Datetime("us", "UTC") and weights.schema["weight"] == pl.Float64
     stored = world.cli.store.query("SELECT count(*) AS n FROM portfolio_weights")["n"][0]
     assert weights.height == stored == doc["datasets"]["portfolio_weights"]["rows"]
@@ -994,6 +1001,7 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
         ("msm", 2),
         ("msm", 3),
         ("msm_portfolios", 1),
+        ("msm_portfolios", 2),
     ]
     assert first["assets"] == ["BTC", "ETH", "SOL"]
     assert first["portfolio"]["unique_identifier"] == "CRYPTO-MAJORS-EW"
