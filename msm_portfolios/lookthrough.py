@@ -133,6 +133,48 @@ class LookThrough:
         split = _split(self.rows, list(_SET_ASSET)).select(*_SET_ASSET, "direct", "via_portfolio")
         return self.net.join(split, on=list(_SET_ASSET), how="left", maintain_order="left")
 
+    @cached_property
+    def tree(self) -> pl.DataFrame:
+        """The lineage as a tree: target -> portfolio -> nested portfolio -> asset, one row per node.
+
+        Columns ``node`` (the node's full path, `` > ``-joined, which sorts parents before children),
+        ``label`` (the node's own name), ``level`` (0 for a target), ``kind`` (``target``,
+        ``portfolio`` or ``asset``) and the three exposures summed under the node.
+        """
+        rows = self.lineage.filter(pl.col("source_target_type") == "portfolio")
+        schema = {"node": pl.String, "label": pl.String, "level": pl.Int32, "kind": pl.String}
+        if rows.height == 0:
+            return pl.DataFrame(schema=schema | {c: pl.Float64 for c in EXPOSURE_COLUMNS})
+        steps = pl.col("path").str.split(PATH_SEPARATOR)
+        nodes = (
+            rows.select(
+                "source",
+                pl.concat_list(steps, pl.concat_list(pl.col("asset"))).alias("__steps"),
+                *EXPOSURE_COLUMNS,
+            )
+            .with_columns(pl.int_ranges(1, pl.col("__steps").list.len() + 1).alias("__k"))
+            .explode("__k")
+            .with_columns(
+                pl.col("__steps").list.slice(0, pl.col("__k")).list.join(PATH_SEPARATOR).alias("node"),
+                pl.col("__steps").list.get(pl.col("__k") - 1).alias("label"),
+                (pl.col("__k") - 1).cast(pl.Int32).alias("level"),
+                pl.when(pl.col("__k") == pl.col("__steps").list.len())
+                .then(pl.lit("asset"))
+                .when(pl.col("__k") == 1)
+                .then(pl.lit("target"))
+                .otherwise(pl.lit("portfolio"))
+                .alias("kind"),
+            )
+        )
+        summed = [pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in EXPOSURE_COLUMNS]
+        return (
+            nodes.group_by("node", "label", "level", "kind")
+            .agg(*summed)
+            .sort("node")
+            .select(*schema, *EXPOSURE_COLUMNS)
+            .cast(schema)  # type: ignore[arg-type]
+        )
+
     @property
     def weight_sum(self) -> float:
         """Sum of the weight exposure of the expanded rows, i.e. of the netted ones (never renormalized)."""
