@@ -463,9 +463,8 @@ def _flatten(
     nested = history.filter(_IS_NESTED).select("portfolio_uid", pl.col("time_index").alias("weights_time")).unique()
     pairs = pairs.join(
         nested.with_columns(pl.lit(True).alias("__nested")), on=["portfolio_uid", "weights_time"], how="left"
-    ).with_columns(
-        pl.when(pl.col("__nested")).then(pl.col("__wtime")).otherwise(pl.col("weights_time")).alias("__unit_w")
     )
+    pairs = _share_units(pairs, history)
     units = pairs.select("portfolio_uid", "weights_time", "__unit_w").unique()
     keys = ["portfolio_uid", "time_index", "__unit_w"]
     level = (
@@ -545,6 +544,72 @@ def _flatten(
         frontier = level.filter(_IS_NESTED)
     flat = pl.concat(leaves).select(*keys, "asset_uid", "asset", "weight", "path", "depth")
     return flat, pl.concat(used).unique(), pairs
+
+
+def _share_units(pairs: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """``pairs`` with ``__unit_w``: the weights time its flattened composition is computed at.
+
+    An asset-only composition is shared by every pair using it (``__unit_w`` = its own time). Pairs of
+    a nested composition share a unit when every nested portfolio below it picks the same
+    composition at their weights times: the choices are found by walking only the portfolio edges
+    (one as-of join per level, a few rows per pair), and the unit is computed once, at the
+    earliest of its pairs' times. So a book whose sets have many distinct times but few
+    compositions flattens few units, as it did before nesting.
+    """
+    flat = pairs.filter(pl.col("__nested").is_null()).with_columns(pl.col("weights_time").alias("__unit_w"))
+    deep = pairs.filter(pl.col("__nested").is_not_null())
+    if deep.height == 0:
+        return flat
+    edges = history.filter(_IS_NESTED).select("portfolio_uid", "time_index", "constituent_portfolio_uid")
+    stored = history.select("portfolio_uid", "time_index").unique().sort("time_index")
+    frontier = deep.select("portfolio_uid", "weights_time", "__wtime").join(
+        edges.rename({"portfolio_uid": "__node", "time_index": "weights_time"}),
+        left_on=["portfolio_uid", "weights_time"],
+        right_on=["__node", "weights_time"],
+    )
+    choices = []
+    for _ in range(MAX_DEPTH):
+        if frontier.height == 0:
+            break
+        wanted = frontier.select("constituent_portfolio_uid", "__wtime").unique().sort("__wtime")
+        chosen = wanted.join_asof(
+            stored.rename({"portfolio_uid": "constituent_portfolio_uid", "time_index": "__ctime"}),
+            left_on="__wtime",
+            right_on="__ctime",
+            by="constituent_portfolio_uid",
+            check_sortedness=False,
+        )
+        frontier = frontier.join(chosen, on=["constituent_portfolio_uid", "__wtime"])
+        choices.append(
+            frontier.select("portfolio_uid", "weights_time", "__wtime", "constituent_portfolio_uid", "__ctime")
+        )
+        frontier = (
+            frontier.select(
+                "portfolio_uid",
+                "weights_time",
+                "__wtime",
+                pl.col("constituent_portfolio_uid").alias("__node"),
+                "__ctime",
+            )
+            .unique()
+            .join(edges.rename({"portfolio_uid": "__node", "time_index": "__ctime"}), on=["__node", "__ctime"])
+            .drop("__node", "__ctime")
+        )
+    signatures = (
+        pl.concat(choices)
+        .unique()
+        .with_columns(
+            (
+                pl.col("constituent_portfolio_uid") + pl.lit("@") + pl.col("__ctime").cast(pl.String).fill_null("none")
+            ).alias("__choice")
+        )
+        .group_by("portfolio_uid", "weights_time", "__wtime")
+        .agg(pl.col("__choice").sort().str.join(",").alias("__signature"))
+    )
+    deep = deep.join(signatures, on=["portfolio_uid", "weights_time", "__wtime"], how="left").with_columns(
+        pl.col("__wtime").min().over("portfolio_uid", "weights_time", "__signature").alias("__unit_w")
+    )
+    return pl.concat([flat, deep.drop("__signature")], how="vertical_relaxed")
 
 
 def _choose_nested(frontier: pl.DataFrame, stored: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
