@@ -363,13 +363,14 @@ def expand_targets(
     pairs = _choose_compositions(wanted, history)
     names = _portfolio_names(history, pairs)
     leaves, used, pairs = _flatten(pairs, history, names)
+    used_rows = history.join(used, on=["portfolio_uid", "time_index"], how="semi")
     check_composition_rows(
-        history.join(used, on=["portfolio_uid", "time_index"], how="semi")
-        .join(names.select("portfolio_uid", "__name"), on="portfolio_uid", how="left")
-        .with_columns(pl.coalesce("portfolio", "__name").alias("portfolio"))
+        used_rows.join(names.select("portfolio_uid", "__name"), on="portfolio_uid", how="left").with_columns(
+            pl.coalesce("portfolio", "__name").alias("portfolio")
+        )
     )
     leaves, assets, pairs = _lay_out_compositions(frame, leaves, pairs)
-    diagnostics = _diagnostics(history, used, names)
+    diagnostics = _diagnostics(used_rows, names)
     history = leaves
 
     frame = frame.join(
@@ -433,11 +434,13 @@ def _portfolio_names(history: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame
     null), and the label a path or a message shows (the identifier, else the uid)."""
     known = pl.concat(
         [
-            history.select("portfolio_uid", pl.col("portfolio").alias("__name")),
-            history.select(
+            history.select("portfolio_uid", pl.col("portfolio").alias("__name")).unique(maintain_order=True),
+            history.filter(_IS_NESTED)
+            .select(
                 pl.col("constituent_portfolio_uid").alias("portfolio_uid"),
                 pl.col("constituent_portfolio").alias("__name"),
-            ),
+            )
+            .unique(maintain_order=True),
             pairs.select("portfolio_uid", pl.col("__pname").alias("__name")),
         ]
     ).filter(pl.col("portfolio_uid").is_not_null())
@@ -672,10 +675,11 @@ def _lay_out_compositions(
     Returns the numbered leaves, the asset dictionary, and ``pairs`` with ``__start`` and ``__n``.
     """
     assets = _asset_dictionary(frame, leaves)
+    order = ["portfolio_uid", "time_index", "__unit_w", "__akey"]
+    if leaves.height and int(leaves["depth"].max() or 0) > 1:  # type: ignore[arg-type]
+        order += ["depth", "path"]  # routes to one asset through nested portfolios: a stable order
     leaves = (
-        leaves.join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left")
-        .sort("portfolio_uid", "time_index", "__unit_w", "__akey", "depth", "path")
-        .with_row_index("__w")
+        leaves.join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left").sort(order).with_row_index("__w")
     )
     units = leaves.group_by("portfolio_uid", "time_index", "__unit_w").agg(
         pl.col("__w").first().alias("__start"), pl.len().alias("__n")
@@ -838,13 +842,9 @@ def _asset_dictionary(frame: pl.DataFrame, history: pl.DataFrame) -> pl.DataFram
     )
 
 
-def _diagnostics(history: pl.DataFrame, used: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
-    """Every composition used, at any level of nesting, whose weights do not sum to 1."""
-    sums = (
-        history.join(used, on=["portfolio_uid", "time_index"], how="semi")
-        .group_by("portfolio_uid", "time_index")
-        .agg(pl.col("weight").sum().alias("weight_sum"))
-    )
+def _diagnostics(used_rows: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
+    """Every composition used (``used_rows``: their rows, at any level of nesting) whose weights do not sum to 1."""
+    sums = used_rows.group_by("portfolio_uid", "time_index").agg(pl.col("weight").sum().alias("weight_sum"))
     off = sums.filter((pl.col("weight_sum") - 1.0).abs() > WEIGHT_SUM_TOLERANCE)
     if off.height == 0:
         return _empty_diagnostics()
