@@ -493,7 +493,7 @@ def _flatten(
     while frontier.height:
         if int(frontier["depth"].max()) >= MAX_DEPTH:  # type: ignore[arg-type]
             _raise_too_deep(frontier, names)
-        chosen = _choose_nested(frontier, stored, names)
+        chosen = _choose_nested(frontier, stored, names, pairs)
         used.append(
             chosen.select(
                 pl.col("constituent_portfolio_uid").alias("portfolio_uid"),
@@ -552,74 +552,51 @@ def _flatten(
 def _share_units(pairs: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
     """``pairs`` with ``__unit_w``: the weights time its flattened composition is computed at.
 
-    An asset-only composition is shared by every pair using it (``__unit_w`` = its own time). Pairs of
-    a nested composition share a unit when every nested portfolio below it picks the same
-    composition at their weights times: the choices are found by walking only the portfolio edges
-    (one as-of join per level, a few rows per pair), and the unit is computed once, at the
-    earliest of its pairs' times. So a book whose sets have many distinct times but few
-    compositions flattens few units, as it did before nesting.
+    An asset-only composition is shared by every pair using it (``__unit_w`` = its own time). Below a
+    nested one, what each level picks changes only at a composition time of some portfolio it can
+    reach; so pairs whose weights times fall between the same two such times pick the same
+    compositions at every level, and share one unit, computed at the latest such time at or before
+    them (one as-of join). A book whose sets have many distinct times but few compositions thus
+    flattens few units, as it did before nesting.
     """
     flat = pairs.filter(pl.col("__nested").is_null()).with_columns(pl.col("weights_time").alias("__unit_w"))
     deep = pairs.filter(pl.col("__nested").is_not_null())
     if deep.height == 0:
         return flat
-    edges = history.filter(_IS_NESTED).select("portfolio_uid", "time_index", "constituent_portfolio_uid")
-    stored = history.select("portfolio_uid", "time_index").unique().sort("time_index")
-    frontier = deep.select("portfolio_uid", "weights_time", "__wtime").join(
-        edges.rename({"portfolio_uid": "__node", "time_index": "weights_time"}),
-        left_on=["portfolio_uid", "weights_time"],
-        right_on=["__node", "weights_time"],
-    )
-    choices = []
-    for _ in range(MAX_DEPTH):
+    edges = history.filter(_IS_NESTED).select("portfolio_uid", "constituent_portfolio_uid").unique()
+    roots = deep.select(pl.col("portfolio_uid").alias("__root")).unique()
+    reach = roots.with_columns(pl.col("__root").alias("portfolio_uid"))
+    frontier = reach
+    for _ in range(MAX_DEPTH):  # every portfolio reachable from each root, at any time: one join per level
+        frontier = (
+            frontier.join(edges, on="portfolio_uid")
+            .select("__root", pl.col("constituent_portfolio_uid").alias("portfolio_uid"))
+            .join(reach, on=["__root", "portfolio_uid"], how="anti")
+            .unique()
+        )
         if frontier.height == 0:
             break
-        wanted = frontier.select("constituent_portfolio_uid", "__wtime").unique().sort("__wtime")
-        chosen = wanted.join_asof(
-            stored.rename({"portfolio_uid": "constituent_portfolio_uid", "time_index": "__ctime"}),
-            left_on="__wtime",
-            right_on="__ctime",
-            by="constituent_portfolio_uid",
-            check_sortedness=False,
-        )
-        frontier = frontier.join(chosen, on=["constituent_portfolio_uid", "__wtime"])
-        choices.append(
-            frontier.select("portfolio_uid", "weights_time", "__wtime", "constituent_portfolio_uid", "__ctime")
-        )
-        frontier = (
-            frontier.select(
-                "portfolio_uid",
-                "weights_time",
-                "__wtime",
-                pl.col("constituent_portfolio_uid").alias("__node"),
-                "__ctime",
-            )
-            .unique()
-            .join(edges.rename({"portfolio_uid": "__node", "time_index": "__ctime"}), on=["__node", "__ctime"])
-            .drop("__node", "__ctime")
-        )
-    signatures = (
-        pl.concat(choices)
+        reach = pl.concat([reach, frontier])
+    changes = (
+        reach.join(history.select("portfolio_uid", "time_index").unique(), on="portfolio_uid")
+        .select(pl.col("__root").alias("portfolio_uid"), pl.col("time_index").alias("__unit_w"))
         .unique()
-        .with_columns(
-            (
-                pl.col("constituent_portfolio_uid") + pl.lit("@") + pl.col("__ctime").cast(pl.String).fill_null("none")
-            ).alias("__choice")
-        )
-        .group_by("portfolio_uid", "weights_time", "__wtime")
-        .agg(pl.col("__choice").sort().str.join(",").alias("__signature"))
+        .sort("__unit_w")
     )
-    deep = deep.join(signatures, on=["portfolio_uid", "weights_time", "__wtime"], how="left").with_columns(
-        pl.col("__wtime").min().over("portfolio_uid", "weights_time", "__signature").alias("__unit_w")
+    deep = deep.sort("__wtime").join_asof(
+        changes, left_on="__wtime", right_on="__unit_w", by="portfolio_uid", check_sortedness=False
     )
-    return pl.concat([flat, deep.drop("__signature")], how="vertical_relaxed")
+    return pl.concat([flat, deep], how="vertical_relaxed")
 
 
-def _choose_nested(frontier: pl.DataFrame, stored: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
+def _choose_nested(
+    frontier: pl.DataFrame, stored: pl.DataFrame, names: pl.DataFrame, pairs: pl.DataFrame
+) -> pl.DataFrame:
     """The composition each nested (portfolio, weights time) of ``frontier`` uses: one as-of join.
 
     Returns ``(constituent_portfolio_uid, __unit_w, time_index_right)``; raises
-    :class:`MissingCompositionError` naming every nested portfolio without one, its path and time.
+    :class:`MissingCompositionError` naming every nested portfolio without one, its path and every
+    weights time asked of it (``pairs``: which pairs each unit stands for).
     """
     wanted = frontier.select("constituent_portfolio_uid", "__unit_w").unique().sort("__unit_w")
     chosen = wanted.join_asof(
@@ -633,17 +610,19 @@ def _choose_nested(frontier: pl.DataFrame, stored: pl.DataFrame, names: pl.DataF
     ).drop("time_index")
     missing = chosen.filter(pl.col("time_index_right").is_null())
     if missing.height:
-        where = (
+        asked = pairs.select("portfolio_uid", pl.col("weights_time").alias("time_index"), "__unit_w", "__wtime")
+        where = (  # named at each weights time asked (a unit stands for every pair sharing it)
             frontier.join(missing, on=["constituent_portfolio_uid", "__unit_w"], how="semi")
+            .join(asked, on=["portfolio_uid", "time_index", "__unit_w"])
             .join(
                 names.rename({"portfolio_uid": "constituent_portfolio_uid"}), on="constituent_portfolio_uid", how="left"
             )
-            .group_by("__label", "__unit_w")
+            .group_by("__label", "__wtime")
             .agg(pl.col("path").min())
-            .sort("__label", "__unit_w", "path")
+            .sort("__label", "__wtime", "path")
         )
         raise MissingCompositionError(
-            list(zip(where["__label"].to_list(), where["__unit_w"].to_list(), strict=True)), where["path"].to_list()
+            list(zip(where["__label"].to_list(), where["__wtime"].to_list(), strict=True)), where["path"].to_list()
         )
     return chosen
 
