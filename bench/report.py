@@ -152,9 +152,10 @@ def _expansion_section(exp: dict) -> list[str]:
         *(
             [
                 f"This run shared the machine with other work (load average {load[0]:.1f} at the start, "
-                f"{exp['machine']['load_average_after'][0]:.1f} at the end), which slows every number above alike."
+                f"{load[1]:.1f} over the 5 minutes before, {exp['machine']['load_average_after'][0]:.1f} at the end), "
+                "which slows every number above."
             ]
-            if (load := exp.get("machine", {}).get("load_average_before")) and load[0] > 1.5
+            if (load := exp.get("machine", {}).get("load_average_before")) and max(load[:2]) > 1.5
             else []
         ),
         "",

@@ -74,6 +74,7 @@ def build_nested_example(store: Store) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Build the example in the database given (or the default one) and print its look-through."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)"

@@ -299,6 +299,7 @@ class MissingCompositionError(NotFoundError):
         )
 
         def named(name: str, path: str | None) -> str:
+            """A portfolio as a message names it: quoted, with the path it was reached through."""
             return f"'{name}'" + (f" (nested in {path})" if path else "")
 
         shown = [
@@ -500,53 +501,60 @@ def _flatten(
                 pl.col("time_index_right").alias("time_index"),
             ).unique()
         )
-        level = (
-            frontier.join(
-                chosen,
-                left_on=["constituent_portfolio_uid", "__unit_w"],
-                right_on=["constituent_portfolio_uid", "__unit_w"],
-            )
-            .join(
-                names.rename({"portfolio_uid": "constituent_portfolio_uid"}), on="constituent_portfolio_uid", how="left"
-            )
-            .select(
-                *keys[:1],
-                pl.col("time_index"),
-                "__unit_w",
-                pl.col("weight").alias("__parent_weight"),
-                (pl.col("path") + pl.lit(PATH_SEPARATOR) + pl.col("__label")).alias("path"),
-                (pl.col("depth") + 1).alias("depth"),
-                pl.col("constituent_portfolio_uid").alias("__child"),
-                pl.col("time_index_right").alias("__child_time"),
-            )
-            .join(
-                history.select(
-                    pl.col("portfolio_uid").alias("__child"),
-                    pl.col("time_index").alias("__child_time"),
-                    "constituent_type",
-                    "asset_uid",
-                    "asset",
-                    "constituent_portfolio_uid",
-                    "weight",
-                ),
-                on=["__child", "__child_time"],
-                how="inner",
-            )
-            .select(
-                *keys,
-                "constituent_type",
-                "asset_uid",
-                "asset",
-                "constituent_portfolio_uid",
-                (pl.col("__parent_weight") * pl.col("weight")).alias("weight"),
-                "path",
-                "depth",
-            )
-        )
+        level = _next_level(frontier, chosen, names, history)
         leaves.append(level.filter(~_IS_NESTED))
         frontier = level.filter(_IS_NESTED)
     flat = pl.concat(leaves).select(*keys, "asset_uid", "asset", "weight", "path", "depth")
     return flat, pl.concat(used).unique(), pairs
+
+
+def _next_level(
+    frontier: pl.DataFrame, chosen: pl.DataFrame, names: pl.DataFrame, history: pl.DataFrame
+) -> pl.DataFrame:
+    """The rows one level down: each frontier row's nested portfolio's chosen composition, weights multiplied."""
+    return (
+        frontier.join(
+            chosen,
+            left_on=["constituent_portfolio_uid", "__unit_w"],
+            right_on=["constituent_portfolio_uid", "__unit_w"],
+        )
+        .join(names.rename({"portfolio_uid": "constituent_portfolio_uid"}), on="constituent_portfolio_uid", how="left")
+        .select(
+            "portfolio_uid",
+            pl.col("time_index"),
+            "__unit_w",
+            pl.col("weight").alias("__parent_weight"),
+            (pl.col("path") + pl.lit(PATH_SEPARATOR) + pl.col("__label")).alias("path"),
+            (pl.col("depth") + 1).alias("depth"),
+            pl.col("constituent_portfolio_uid").alias("__child"),
+            pl.col("time_index_right").alias("__child_time"),
+        )
+        .join(
+            history.select(
+                pl.col("portfolio_uid").alias("__child"),
+                pl.col("time_index").alias("__child_time"),
+                "constituent_type",
+                "asset_uid",
+                "asset",
+                "constituent_portfolio_uid",
+                "weight",
+            ),
+            on=["__child", "__child_time"],
+            how="inner",
+        )
+        .select(
+            "portfolio_uid",
+            "time_index",
+            "__unit_w",
+            "constituent_type",
+            "asset_uid",
+            "asset",
+            "constituent_portfolio_uid",
+            (pl.col("__parent_weight") * pl.col("weight")).alias("weight"),
+            "path",
+            "depth",
+        )
+    )
 
 
 def _share_units(pairs: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:

@@ -377,27 +377,7 @@ def save_composition(
     }
     try:
         with store.transaction() as con:
-            ((existing, n_nested),) = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE constituent_type = 'portfolio') FROM portfolio_weights "
-                "WHERE portfolio_uid = ? AND time_index = ?",
-                [target["uid"], at],
-            ).fetchall()  # fetchall drains the result (DuckDB 2 refuses new work on an unfinished one)
-            if existing and not overwrite:
-                n_assets = existing - n_nested
-                held = [
-                    f"{n} {kind}{'s' if n != 1 else ''}"
-                    for n, kind in ((n_assets, "asset"), (n_nested, "portfolio"))
-                    if n
-                ]
-                raise ConflictError(
-                    f"{where} already exists ({', '.join(held)}); "
-                    "pass overwrite=True (--overwrite) to replace it whole, or choose another time",
-                    **key,
-                )
-            if existing:
-                con.execute(
-                    "DELETE FROM portfolio_weights WHERE portfolio_uid = ? AND time_index = ?", [target["uid"], at]
-                )
+            _clear_slot(con, target, at, overwrite=overwrite, where=where, key=key)
             con.register("__composition", data)
             try:
                 con.execute(
@@ -415,6 +395,33 @@ def save_composition(
         detail = str(exc).split("\n")[0].removeprefix("Constraint Error: ")
         raise ConflictError(f"{where} was refused by the database: {detail}", **key) from None
     return read_composition(store, target["uid"], as_of=at)
+
+
+def _clear_slot(
+    con: duckdb.DuckDBPyConnection,
+    target: Mapping[str, Any],
+    at: datetime,
+    *,
+    overwrite: bool,
+    where: str,
+    key: dict[str, Any],
+) -> None:
+    """Refuse a composition already stored at ``(portfolio, at)`` unless ``overwrite``, which deletes it first."""
+    ((existing, n_nested),) = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE constituent_type = 'portfolio') FROM portfolio_weights "
+        "WHERE portfolio_uid = ? AND time_index = ?",
+        [target["uid"], at],
+    ).fetchall()  # fetchall drains the result (DuckDB 2 refuses new work on an unfinished one)
+    if existing and not overwrite:
+        counts = ((existing - n_nested, "asset"), (n_nested, "portfolio"))
+        held = [f"{n} {kind}{'s' if n != 1 else ''}" for n, kind in counts if n]
+        raise ConflictError(
+            f"{where} already exists ({', '.join(held)}); "
+            "pass overwrite=True (--overwrite) to replace it whole, or choose another time",
+            **key,
+        )
+    if existing:
+        con.execute("DELETE FROM portfolio_weights WHERE portfolio_uid = ? AND time_index = ?", [target["uid"], at])
 
 
 def _named(store: Store, frame: pl.DataFrame, kind: str) -> pl.DataFrame:

@@ -188,43 +188,46 @@ def _flatten(pairs: DataFrame, history: DataFrame) -> tuple[DataFrame, DataFrame
         chosen = _as_of(wanted.distinct(), times).cache()
         _raise_missing_nested(frontier, chosen)
         used = used.unionByName(chosen.select("portfolio_uid", F.col("weights_time").alias("time_index")))
-        level = (
-            frontier.join(
-                chosen.select(
-                    F.col("portfolio_uid").alias("__child"), "__wtime", F.col("weights_time").alias("__ctime")
-                ),
-                ["__child", "__wtime"],
-                "inner",
-            )
-            .join(
-                history.select(
-                    F.col("portfolio_uid").alias("__child"),
-                    F.col("time_index").alias("__ctime"),
-                    F.col("constituent_type").alias("__type"),
-                    F.col("asset_uid").alias("__asset"),
-                    F.col("constituent_portfolio_uid").alias("__grandchild"),
-                    F.col("constituent_portfolio").alias("__grandchild_name"),
-                    F.col("weight").alias("__w"),
-                ),
-                ["__child", "__ctime"],
-                "inner",
-            )
-            .select(
-                "portfolio_uid",
-                "__wtime",
-                F.col("__type").alias("constituent_type"),
-                F.col("__asset").alias("__casset"),
-                F.col("__grandchild").alias("__child"),
-                F.col("__grandchild_name").alias("__child_name"),
-                (F.col("__weight") * F.col("__w")).alias("__weight"),
-                F.concat(F.col("path"), F.lit(PATH_SEPARATOR), F.coalesce("__child_name", "__child")).alias("path"),
-                (F.col("depth") + 1).alias("depth"),
-            )
-        )
+        level = _next_level(frontier, chosen, history)
     flat = leaves[0]
     for more in leaves[1:]:
         flat = flat.unionByName(more)
     return flat.select("portfolio_uid", "__wtime", "__casset", "__weight", "path", "depth"), used.distinct()
+
+
+def _next_level(frontier: DataFrame, chosen: DataFrame, history: DataFrame) -> DataFrame:
+    """The rows one level down: each frontier row's nested portfolio's chosen composition, weights multiplied."""
+    return (
+        frontier.join(
+            chosen.select(F.col("portfolio_uid").alias("__child"), "__wtime", F.col("weights_time").alias("__ctime")),
+            ["__child", "__wtime"],
+            "inner",
+        )
+        .join(
+            history.select(
+                F.col("portfolio_uid").alias("__child"),
+                F.col("time_index").alias("__ctime"),
+                F.col("constituent_type").alias("__type"),
+                F.col("asset_uid").alias("__asset"),
+                F.col("constituent_portfolio_uid").alias("__grandchild"),
+                F.col("constituent_portfolio").alias("__grandchild_name"),
+                F.col("weight").alias("__w"),
+            ),
+            ["__child", "__ctime"],
+            "inner",
+        )
+        .select(
+            "portfolio_uid",
+            "__wtime",
+            F.col("__type").alias("constituent_type"),
+            F.col("__asset").alias("__casset"),
+            F.col("__grandchild").alias("__child"),
+            F.col("__grandchild_name").alias("__child_name"),
+            (F.col("__weight") * F.col("__w")).alias("__weight"),
+            F.concat(F.col("path"), F.lit(PATH_SEPARATOR), F.coalesce("__child_name", "__child")).alias("path"),
+            (F.col("depth") + 1).alias("depth"),
+        )
+    )
 
 
 def _deepest(frontier: DataFrame) -> str:
