@@ -418,6 +418,24 @@ def test_bad_composition_rows_are_refused_with_the_core_message(
     assert str(ours.value) == str(core.value)
 
 
+def test_a_missing_nested_composition_fails_with_the_core_message_and_path(spark: Any, nested: Book) -> None:
+    export = nested.export("now")
+    targets = read_dataset(export / "target_positions").drop("snapshot_date")
+    weights = pl.read_parquet(export / "portfolio_weights" / "*.parquet")
+    # EQ only from 2026-03-01 on: the 2026-02-01 snapshot's BAL and FOF reach it before it has one
+    weights = weights.filter(~((pl.col("portfolio") == "EQ") & (pl.col("time_index").dt.month() == 1)))
+    with pytest.raises(MissingCompositionError) as core:
+        expand_targets(targets, weights, weights_as_of="position-set")
+    with pytest.raises(MissingCompositionError) as ours:
+        expand_targets_spark(
+            spark.createDataFrame(targets.to_arrow()),
+            spark.createDataFrame(weights.to_arrow()),
+            weights_as_of="position-set",
+        )
+    assert str(ours.value) == str(core.value)
+    assert str(ours.value).startswith("portfolio 'EQ' (nested in BAL) has no composition at or before 2026-02-01")
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [
