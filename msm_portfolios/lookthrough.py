@@ -76,7 +76,8 @@ class LookThrough:
 
     ``expansion``: what :func:`msm.expansion.expand_targets` returned (plain rows).
     ``targets``: the target rows that were expanded. ``missing``: portfolios set aside because they
-    have no composition at the weights time (only with ``skip_missing``).
+    have no composition at the weights time (only with ``skip_missing``; a nested one is named
+    ``'EQ (nested in BAL)'``, and its target's portfolio, BAL, is what was set aside).
     """
 
     expansion: Expansion
@@ -214,7 +215,9 @@ def look_through(
             for (name, _), path in zip(exc.missing, exc.paths, strict=True)
         }
         kept = _without_portfolios(frame, roots)
-        return LookThrough(expand_targets(kept, source, weights_as_of=weights_as_of, now=now), kept, exc.missing)
+        # a nested one is named with the path it was reached through (`EQ (nested in BAL)`)
+        named = [(f"{n} (nested in {p})" if p else n, at) for (n, at), p in zip(exc.missing, exc.paths, strict=True)]
+        return LookThrough(expand_targets(kept, source, weights_as_of=weights_as_of, now=now), kept, named)
 
 
 def look_through_snapshot(

@@ -111,3 +111,24 @@ def test_builder_preview_of_a_nested_portfolio_target(book: Path, monkeypatch: p
     tree = table(at, "label", "kind")
     assert next(text.strip("\u2003") for text in tree["label"]) == FOF
     assert set(tree["kind"]) == {"target", "portfolio", "asset"}
+
+
+def test_builder_names_a_nested_portfolio_without_composition(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = msm_portfolios.init_store(book)
+    for ident in ("SHELL", "EMPTY-P"):
+        msm.add_portfolio(store, ident)
+    msm_portfolios.save_composition(store, "SHELL", "2026-01-01T00:00:00Z", [{"portfolio": "EMPTY-P", "weight": 1.0}])
+    at = open_page(monkeypatch, book, "builder")
+    at.selectbox(key="builder_account").set_value(GAMMA)
+    at.date_input(key="builder_date").set_value(date(2026, 7, 1))
+    at.time_input(key="builder_time").set_value(time(9, 30))
+    at.run()
+    key = f"builder_grid_{at.session_state['builder_version']}"
+    rows = [
+        {"target": label(store, "SHELL", "portfolio"), "weight_notional_exposure": 0.5},
+        {"target": label(store, "BTC", "asset"), "weight_notional_exposure": 0.5},
+    ]
+    at.session_state[key] = {"edited_rows": {0: rows[0]}, "added_rows": rows[1:], "deleted_rows": []}
+    at.run()
+    assert_clean(at)
+    assert any("EMPTY-P (nested in SHELL) has no composition at or before" in w for w in messages(at, "warning"))
