@@ -18,6 +18,13 @@ Then each measured stage runs in its own subprocess, so its peak memory (``ru_ma
                       queries that portfolio's weights and a Python loop emits the constituents; run on
                       a sample of sets and scaled to the whole book.
 
+Then the same book is built nested two and three levels deep (``--nested 2,3``): each portfolio's
+constituents are split in a binary tree of sub-portfolios whose weights multiply back to the
+one-level weights, so the look-through has exactly the same leaf rows. On each nested book,
+``polars_db`` and ``polars_pipeline`` run again, and ``sql`` is the same recursion as one DuckDB
+query (a recursive CTE over the compositions, each level's composition found by a range join);
+``nested.N.summary.per_row_over_one_level`` is the time per output row over the one-level book's.
+
 Weights time is ``position-set`` (each set's own time: the as-of case) unless ``--weights-as-of now``.
 ``checks`` in the result confirm the approaches agree: the polars rows are identical to the SQL
 query's (same rows, same order, by a row-hash digest), netted totals match, and the reference
@@ -200,6 +207,76 @@ def _weights(registry: dict[str, Any], size: dict[str, Any], seed: int) -> pl.Da
     return weights.select("time_index", "portfolio_uid", "asset_uid", "weight")
 
 
+def _nest(weights: pl.DataFrame, levels: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The same leaves under ``levels`` levels: each composition's constituents split in a binary tree.
+
+    A portfolio P's constituents (in a fixed order) are split into ``2 ** (levels - 1)`` groups; the
+    groups are the leaves of a binary tree of sub-portfolios ``P/L{k}-{node}`` (the same tree at
+    every composition time). P holds its two children at their summed weights; each inner node
+    holds its children at their share of it; each leaf node holds its assets at their share of it.
+    The product along every path is the one-level weight again (up to rounding), so the look-through
+    has exactly the one-level rows. Returns the weights (with ``constituent_type`` and
+    ``constituent_portfolio_uid``) and the sub-portfolios (``uid``, ``unique_identifier``).
+    """
+    if levels == 1:
+        return weights, pl.DataFrame(schema={"uid": pl.String, "unique_identifier": pl.String})
+    groups = 2 ** (levels - 1)
+    leaf = (
+        weights.sort("portfolio_uid", "time_index", "asset_uid")
+        .with_columns(
+            (
+                pl.int_range(pl.len()).over("portfolio_uid", "time_index")
+                * groups
+                // pl.len().over("portfolio_uid", "time_index")
+            ).alias("g")
+        )
+        .with_columns(
+            *[(pl.col("g") // 2 ** (levels - 1 - k)).alias(f"n{k}") for k in range(1, levels)],
+        )
+    )
+
+    def node(k: int) -> pl.Expr:
+        """The uid text of the depth-``k`` node of a row (``k = 0``: the portfolio itself)."""
+        if k == 0:
+            return pl.col("portfolio_uid")
+        return pl.concat_str(pl.col("portfolio_uid"), pl.lit(f"/L{k}-"), pl.col(f"n{k}").cast(pl.String))
+
+    def total(k: int) -> pl.Expr:
+        """The summed weight under the depth-``k`` node of a row."""
+        return pl.col("weight").sum().over("portfolio_uid", "time_index", *[f"n{j}" for j in range(1, k + 1)])
+
+    rows = [
+        leaf.select(
+            "time_index",
+            node(levels - 1).alias("portfolio_uid"),
+            pl.lit("asset").alias("constituent_type"),
+            "asset_uid",
+            pl.lit(None, pl.String).alias("constituent_portfolio_uid"),
+            (pl.col("weight") / total(levels - 1)).alias("weight"),
+        )
+    ]
+    for k in range(levels - 1):
+        edge = pl.when(pl.lit(k == 0)).then(total(1)).otherwise(total(k + 1) / total(k))
+        rows.append(
+            leaf.select(
+                "time_index",
+                node(k).alias("portfolio_uid"),
+                pl.lit("portfolio").alias("constituent_type"),
+                pl.lit(None, pl.String).alias("asset_uid"),
+                node(k + 1).alias("constituent_portfolio_uid"),
+                edge.alias("weight"),
+            ).unique(["time_index", "portfolio_uid", "constituent_portfolio_uid"])
+        )
+    nested = pl.concat(rows)
+    keys = nested.filter(pl.col("constituent_type") == "portfolio")["constituent_portfolio_uid"].unique().sort()
+    mapping = {key: str(uuid.uuid5(uuid.NAMESPACE_URL, f"msm-bench/{key}")) for key in keys.to_list()}
+    subs = pl.DataFrame({"key": list(mapping), "uid": list(mapping.values())})
+    nested = nested.with_columns(
+        pl.col("portfolio_uid").replace(mapping), pl.col("constituent_portfolio_uid").replace(mapping)
+    )
+    return nested, subs.select("uid", pl.col("key").str.replace(r"^[0-9a-f-]+", "SUB").alias("unique_identifier"))
+
+
 def _write_book(
     store: Any, registry: dict[str, Any], sets: pl.DataFrame, targets: pl.DataFrame, weights: pl.DataFrame
 ) -> None:
@@ -248,14 +325,21 @@ def _write_book(
             "portfolio_uid::UUID AS portfolio_uid, weight_notional_exposure, constant_notional_exposure, "
             "single_asset_quantity FROM __gen"
         )
+        if "constituent_type" not in weights.columns:  # a one-level book: every constituent is an asset
+            weights = weights.with_columns(
+                pl.lit("asset").alias("constituent_type"), pl.lit(None, pl.String).alias("constituent_portfolio_uid")
+            )
         con.register("__gen_w", weights.to_arrow())
         con.execute(
-            "INSERT INTO portfolio_weights SELECT time_index, portfolio_uid::UUID, asset_uid::UUID, weight FROM __gen_w"
+            "INSERT INTO portfolio_weights (time_index, portfolio_uid, constituent_type, constituent_uid, asset_uid, "
+            "constituent_portfolio_uid, weight) SELECT time_index, portfolio_uid::UUID, constituent_type, "
+            "coalesce(asset_uid, constituent_portfolio_uid)::UUID, asset_uid::UUID, constituent_portfolio_uid::UUID, "
+            "weight FROM __gen_w"
         )
 
 
-def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
-    """Write the book into a fresh database at ``db``; return what was generated."""
+def generate(db: str, size: dict[str, Any], seed: int = 27, levels: int = 1) -> dict[str, Any]:
+    """Write the book into a fresh database at ``db`` (its portfolios nested ``levels`` deep); return what it holds."""
     from msm_portfolios import init_store
 
     started = time.perf_counter()
@@ -264,7 +348,13 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
     registry = _registry(rng, size)
     sets = _position_sets(rng, size["sets"], registry["allocations"])
     targets = _targets(sets, registry, size, seed)
-    weights = _weights(registry, size, seed)
+    weights, subs = _nest(_weights(registry, size, seed), levels)
+    if subs.height:  # named after their portfolio and place in the tree, so unique
+        named = dict(zip(registry["portfolios"]["uid"], registry["portfolios"]["unique_identifier"], strict=True))
+        subs = subs.with_columns(
+            pl.Series("unique_identifier", [f"{named.get(u, 'SUB')}-{i:05d}" for i, u in enumerate(subs["uid"])])
+        )
+        registry = registry | {"portfolios": pl.concat([registry["portfolios"], subs])}
     _write_book(store, registry, sets, targets, weights)
     return {
         "seconds": round(time.perf_counter() - started, 2),
@@ -275,6 +365,8 @@ def generate(db: str, size: dict[str, Any], seed: int = 27) -> dict[str, Any]:
         "constituents_per_composition": size["constituents"],
         "compositions_per_portfolio": size["dates"],
         "weight_rows": weights.height,
+        "levels": levels,
+        "sub_portfolios": subs.height,
         "assets": size["assets"],
         "db_bytes": os.path.getsize(db),
     }
@@ -314,12 +406,12 @@ def sql_expansion(net: bool, weights_as_of: str) -> str:
         SELECT position_set_uid, time_index, 'asset' AS source_target_type, target_uid AS source_target_uid,
                NULL::VARCHAR AS portfolio_uid, asset_uid, unique_identifier AS asset, NULL::DOUBLE AS portfolio_weight,
                NULL::TIMESTAMPTZ AS weights_time, weight_notional_exposure, constant_notional_exposure,
-               single_asset_quantity
+               single_asset_quantity, NULL::VARCHAR AS path, 0 AS depth
         FROM t WHERE target_type = 'asset'
         UNION ALL
         SELECT p.position_set_uid, p.time_index, 'portfolio', p.target_uid, p.portfolio_uid, w.asset_uid::VARCHAR,
                a.unique_identifier, w.weight, p.weights_time, p.weight_notional_exposure * w.weight,
-               p.constant_notional_exposure * w.weight, NULL::DOUBLE
+               p.constant_notional_exposure * w.weight, NULL::DOUBLE, p.unique_identifier, 1
         FROM picked AS p
         JOIN portfolio_weights AS w ON w.portfolio_uid = p.portfolio_uid::UUID AND w.time_index = p.weights_time
         JOIN asset AS a ON a.uid = w.asset_uid
@@ -328,6 +420,71 @@ def sql_expansion(net: bool, weights_as_of: str) -> str:
     if not net:
         return (
             expanded + "SELECT * FROM expanded ORDER BY position_set_uid, source_target_type, source_target_uid, asset"
+        )
+    return (
+        expanded
+        + """
+    SELECT position_set_uid, min(time_index) AS time_index, asset_uid, min(asset) AS asset,
+           sum(weight_notional_exposure) AS weight_notional_exposure,
+           sum(constant_notional_exposure) AS constant_notional_exposure,
+           sum(single_asset_quantity) AS single_asset_quantity, count(*) AS n_sources
+    FROM expanded GROUP BY position_set_uid, asset_uid ORDER BY position_set_uid, asset, asset_uid
+    """
+    )
+
+
+# The nested expansion as one DuckDB query: a recursive CTE walks each (portfolio, weights time) pair
+# down its compositions (each level's own composition at that time, found by a range join on the
+# composition's validity), multiplying the weights, then the targets join the leaves.
+def sql_nested_expansion(net: bool, weights_as_of: str) -> str:
+    """The nested expansion (or, with ``net``, the netted one) as one recursive DuckDB query."""
+    when = "t.time_index" if weights_as_of == "position-set" else "$now"
+    expanded = f"""
+    WITH RECURSIVE t AS ({TARGETS_SQL}),
+    ranges AS (
+        SELECT portfolio_uid, time_index,
+               lead(time_index) OVER (PARTITION BY portfolio_uid ORDER BY time_index) AS valid_to
+        FROM (SELECT DISTINCT portfolio_uid, time_index FROM portfolio_weights)
+    ),
+    pairs AS (SELECT DISTINCT portfolio_uid::UUID AS root, {when} AS wtime FROM t WHERE target_type = 'portfolio'),
+    walk(root, wtime, root_time, constituent_type, asset_uid, child, weight, path, depth) AS (
+        SELECT p.root, p.wtime, r.time_index, w.constituent_type, w.asset_uid, w.constituent_portfolio_uid,
+               w.weight, pr.unique_identifier, 1
+        FROM pairs AS p
+        JOIN ranges AS r ON r.portfolio_uid = p.root AND r.time_index <= p.wtime
+                        AND (r.valid_to IS NULL OR p.wtime < r.valid_to)
+        JOIN portfolio_weights AS w ON w.portfolio_uid = p.root AND w.time_index = r.time_index
+        JOIN portfolio AS pr ON pr.uid = p.root
+        UNION ALL
+        SELECT k.root, k.wtime, k.root_time, w.constituent_type, w.asset_uid, w.constituent_portfolio_uid,
+               k.weight * w.weight, k.path || ' > ' || c.unique_identifier, k.depth + 1
+        FROM walk AS k
+        JOIN ranges AS r ON r.portfolio_uid = k.child AND r.time_index <= k.wtime
+                        AND (r.valid_to IS NULL OR k.wtime < r.valid_to)
+        JOIN portfolio_weights AS w ON w.portfolio_uid = k.child AND w.time_index = r.time_index
+        JOIN portfolio AS c ON c.uid = k.child
+        WHERE k.constituent_type = 'portfolio' AND k.depth < 8
+    ),
+    expanded AS (
+        SELECT position_set_uid, time_index, 'asset' AS source_target_type, target_uid AS source_target_uid,
+               NULL::VARCHAR AS portfolio_uid, asset_uid, unique_identifier AS asset, NULL::DOUBLE AS portfolio_weight,
+               NULL::TIMESTAMPTZ AS weights_time, weight_notional_exposure, constant_notional_exposure,
+               single_asset_quantity, NULL::VARCHAR AS path, 0 AS depth
+        FROM t WHERE target_type = 'asset'
+        UNION ALL
+        SELECT t.position_set_uid, t.time_index, 'portfolio', t.target_uid, t.portfolio_uid, l.asset_uid::VARCHAR,
+               a.unique_identifier, l.weight, l.root_time, t.weight_notional_exposure * l.weight,
+               t.constant_notional_exposure * l.weight, NULL::DOUBLE, l.path, l.depth
+        FROM t
+        JOIN walk AS l ON l.constituent_type = 'asset' AND l.root = t.portfolio_uid::UUID AND l.wtime = {when}
+        JOIN asset AS a ON a.uid = l.asset_uid
+        WHERE t.target_type = 'portfolio'
+    )
+    """
+    if not net:
+        return (
+            expanded
+            + "SELECT * FROM expanded ORDER BY position_set_uid, source_target_type, source_target_uid, asset, path"
         )
     return (
         expanded
@@ -455,7 +612,8 @@ def stage_sql(args: argparse.Namespace) -> dict[str, Any]:
         con = duckdb.connect(args.db, read_only=True)
         try:
             con.execute("SET TimeZone = 'UTC'")
-            return con.sql(sql_expansion(net, args.weights_as_of), params=params).to_arrow_table()
+            query = sql_expansion if args.levels == 1 else sql_nested_expansion
+            return con.sql(query(net, args.weights_as_of), params=params).to_arrow_table()
         finally:
             con.close()
 
@@ -648,6 +806,8 @@ def run_stage(name: str, args: argparse.Namespace) -> dict[str, Any]:
         str(args.sample_sets),
         "--weights-as-of",
         args.weights_as_of,
+        "--levels",
+        str(args.levels),
     ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -676,6 +836,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sample-sets", type=int, default=50, help="position sets the row-by-row reference runs on")
     parser.add_argument("--weights-as-of", default="position-set", choices=["position-set", "now"])
     parser.add_argument("--out", default=str(RESULT), help="where to write the JSON result")
+    parser.add_argument(
+        "--nested",
+        default="2,3",
+        help="also run books nested this many levels deep (same leaf rows), comma-separated; '' for none",
+    )
+    parser.add_argument("--levels", type=int, default=1, help=argparse.SUPPRESS)  # a stage's book
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -686,8 +852,8 @@ def _book(args: argparse.Namespace) -> dict[str, Any]:
         return {"reused": args.db}
     for suffix in ("", ".wal"):
         Path(args.db + suffix).unlink(missing_ok=True)
-    print(f"generating the book in {args.db} ...", file=sys.stderr)
-    return generate(args.db, SMALL if args.small else FULL)
+    print(f"generating the book ({args.levels} level(s)) in {args.db} ...", file=sys.stderr)
+    return generate(args.db, SMALL if args.small else FULL, levels=args.levels)
 
 
 def _summary(stages: dict[str, Any]) -> dict[str, Any]:
@@ -732,6 +898,50 @@ def _checks(stages: dict[str, Any]) -> dict[str, bool]:
     }
 
 
+def _nested_runs(args: argparse.Namespace, tmp: str, flat: dict[str, Any]) -> dict[str, Any]:
+    """The polars and SQL stages on the same book nested 2 (3, ...) levels deep, against the one-level run.
+
+    ``per_row_over_one_level``: the polars time per output row over the one-level book's (the goal is
+    at most 1.5); ``polars_over_sql``: against the recursive-CTE query on the same nested book.
+    """
+    runs: dict[str, Any] = {}
+    for levels in [int(n) for n in args.nested.split(",") if n.strip()]:
+        nested_args = argparse.Namespace(**{**vars(args), "levels": levels, "reuse": False})
+        nested_args.db = str(Path(tmp) / f"book-{levels}.duckdb")
+        book = _book(nested_args)
+        stages = {name: run_stage(name, nested_args) for name in ("polars_db", "polars_pipeline", "sql")}
+        pipe, sql, db = stages["polars_pipeline"], stages["sql"], stages["polars_db"]
+        rows, flat_rows = pipe["plain"]["output_rows"], flat["polars_pipeline"]["plain"]["output_rows"]
+        per_row = (pipe["plain"]["best_s"] / rows) / (flat["polars_pipeline"]["plain"]["best_s"] / flat_rows)
+        per_row_db = (db["wall_s"] / rows) / (flat["polars_db"]["wall_s"] / flat_rows)
+        runs[str(levels)] = {
+            "book": book,
+            "stages": stages,
+            "summary": {
+                "output_rows": rows,
+                "polars_pipeline_s": pipe["plain"]["best_s"],
+                "polars_with_duckdb_read_s": db["wall_s"],
+                "polars_net_s": pipe["net"]["best_s"],
+                "sql_recursive_cte_s": sql["plain"]["best_s"],
+                "sql_recursive_cte_net_s": sql["net"]["best_s"],
+                "per_row_over_one_level": round(per_row, 3),
+                "per_row_with_read_over_one_level": round(per_row_db, 3),
+                "polars_over_sql": round(pipe["plain"]["best_s"] / sql["plain"]["best_s"], 3),
+                "polars_with_read_over_sql": round(db["wall_s"] / sql["plain"]["best_s"], 3),
+                "polars_net_over_sql_net": round(pipe["net"]["best_s"] / sql["net"]["best_s"], 3),
+            },
+            "checks": {
+                "same_rows_as_one_level": rows == flat_rows,
+                "same_totals_as_one_level": _close(pipe["totals"], flat["polars_pipeline"]["totals"]),
+                "same_net_totals_as_one_level": _close(pipe["net_totals"], flat["polars_pipeline"]["net_totals"]),
+                "polars_equals_sql_totals": _close(pipe["totals"], sql["totals"]),
+                "polars_net_equals_sql_net_totals": _close(pipe["net_totals"], sql["net_totals"]),
+                "polars_db_equals_pipeline_totals": _close(db["totals"], pipe["totals"]),
+            },
+        }
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generate the book, run every stage in its own process, write and print the JSON result."""
     args = _parse_args(argv)
@@ -747,6 +957,7 @@ def main(argv: list[str] | None = None) -> int:
         stages = {
             name: run_stage(name, args) for name in ("polars_db", "polars_pipeline", "sql", "reference", "check_sample")
         }
+        nested = _nested_runs(args, tmp, stages)
 
     result = {
         "benchmark": "msm.expansion.expand_targets",
@@ -766,6 +977,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages": stages,
         "summary": _summary(stages),
         "checks": _checks(stages),
+        "nested": nested,
     }
     stages["reference"].pop("sample_sets_list", None)
     text = json.dumps(result, indent=2, default=str)

@@ -148,9 +148,67 @@ def _expansion_section(exp: dict) -> list[str]:
         "",
         f"Checks in the same run: {checks}.",
         "",
+        *_nested_rows(exp.get("nested") or {}, s["output_rows"]),
         "Timings on a shared 2-core machine move by 10-30% from run to run; the JSON keeps every run.",
+        *(
+            [
+                f"This run shared the machine with other work (load average {load[0]:.1f} at the start, "
+                f"{load[1]:.1f} over the 5 minutes before, {exp['machine']['load_average_after'][0]:.1f} at the end), "
+                "which slows every number above."
+            ]
+            if (load := exp.get("machine", {}).get("load_average_before")) and max(load[:2]) > 1.5
+            else []
+        ),
         "",
     ]
+
+
+def _nested_rows(nested: dict, flat_rows: int) -> list[str]:
+    """The same book nested two and three levels deep (same leaf rows), against the one-level run and SQL."""
+    if not nested:
+        return []
+    lines = [
+        "Nested portfolios: the same book with every portfolio split into a binary tree of sub-portfolios "
+        f"two and three levels deep, whose weights multiply back to the one-level ones ({flat_rows:,} "
+        "output rows each, the same leaf rows).",
+        "",
+        *_header(*MEASURES),
+    ]
+    for levels, run in sorted(nested.items()):
+        s, stages = run["summary"], run["stages"]
+        subs = run["book"].get("sub_portfolios", 0)
+        lines += [
+            _row(
+                f"{levels} levels ({subs:,} sub-portfolios): `expand_targets`, pipeline; with the read",
+                None,
+                _pair(s["polars_pipeline_s"], s["polars_with_duckdb_read_s"], ".2f", " s"),
+                _mb(stages["polars_pipeline"]["peak_rss_mb"]),
+            ),
+            _row(
+                f"{levels} levels: the same recursion as one DuckDB query (recursive CTE)",
+                None,
+                _s(s["sql_recursive_cte_s"]),
+                _mb(stages["sql"]["peak_rss_mb"]),
+            ),
+            _row(
+                f"{levels} levels: time per output row / one level (pipeline; with the read)",
+                "<= 1.5",
+                _pair(s["per_row_over_one_level"], s["per_row_with_read_over_one_level"], ".2f"),
+                None,
+            ),
+            _row(
+                f"{levels} levels: polars / recursive CTE (pipeline; with the read)",
+                "<= 1",
+                _pair(s["polars_over_sql"], s["polars_with_read_over_sql"], ".2f"),
+                None,
+            ),
+        ]
+    checks = "; ".join(
+        f"{levels} levels: "
+        + ", ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'NO'}" for k, v in run["checks"].items())
+        for levels, run in sorted(nested.items())
+    )
+    return [*lines, "", f"Checks: {checks}.", ""]
 
 
 def _app_section(app: dict) -> list[str]:

@@ -23,6 +23,7 @@ import msm
 import msm_portfolios
 from msm.expansion import expand_targets
 from msm.store import Store
+from msm.timeutil import parse_utc
 
 try:  # imported as the msm_examples package (msm demo) or run as a script from examples/
     from . import portfolio_equal_weight as portfolio_example
@@ -92,6 +93,13 @@ def _ensure_account(store: Store, ident: str, name: str, *, group: str, model: s
     )
 
 
+def _save_once(store: Store, account: str, at: str, rows: list[dict[str, Any]]) -> msm.Snapshot:
+    """Save the account's snapshot at ``at`` unless one is stored there (a re-run writes nothing)."""
+    if parse_utc(at) not in set(msm.snapshot_history(store, account)["position_set_time"].to_list()):
+        msm.save_snapshot(store, account, at, rows, source="examples/account_portfolio_workflow.py")
+    return msm.read_snapshot(store, account, at=at)
+
+
 def build_account_example(store: Store) -> dict[str, Any]:
     """Create the account side, save the snapshots, and return what was created."""
     created = portfolio_output(store)
@@ -105,22 +113,8 @@ def build_account_example(store: Store) -> dict[str, Any]:
     snapshots = {}
     for ident, name in ACCOUNTS:
         _ensure_account(store, ident, name, group=group["uid"], model=model["uid"])
-        snapshots[ident] = msm.save_snapshot(
-            store,
-            ident,
-            SNAPSHOT_TIME,
-            target_rows(created),
-            overwrite=True,
-            source="examples/account_portfolio_workflow.py",
-        )
-    msm.save_snapshot(
-        store,
-        ACCOUNTS[0][0],
-        REBALANCE_TIME,
-        target_rows(created, btc=0.55, sleeve=0.45),
-        overwrite=True,
-        source="examples/account_portfolio_workflow.py",
-    )
+        snapshots[ident] = _save_once(store, ident, SNAPSHOT_TIME, target_rows(created))
+    _save_once(store, ACCOUNTS[0][0], REBALANCE_TIME, target_rows(created, btc=0.55, sleeve=0.45))
     return {
         "portfolio_example": created,
         "model": model["uid"],

@@ -17,6 +17,7 @@ from typing import Any
 import msm
 import msm_portfolios
 from msm.store import Store
+from msm.timeutil import parse_utc
 
 try:  # imported as the msm_examples package (msm demo) or run as a script from examples/
     from . import account_portfolio_workflow as account_example
@@ -45,24 +46,26 @@ def build_holdings_example(store: Store) -> dict[str, Any]:
         msm.get_asset(store, CASH)
     except msm.NotFoundError:
         msm.add_asset(store, CASH, name="US dollar", asset_type="cash", currency=CASH)
-    msm.import_prices(
-        store,
-        [{"asset": a, "time": MARKET_TIME, "price": p, "currency": c} for a, p, c in PRICES],
-        upsert=True,
-        source=SOURCE,
-    )
-    msm.import_fx_rates(
-        store,
-        [{"base": b, "quote": q, "time": MARKET_TIME, "rate": r} for b, q, r in FX],
-        upsert=True,
-        source=SOURCE,
-    )
-    rows = [
-        {"account": account, "asset": asset, "quantity": quantity}
-        for account, held in HOLDINGS.items()
-        for asset, quantity in held
-    ]
-    msm.import_holdings(store, rows, at=MARKET_TIME, overwrite=True, source=SOURCE)
+    loaded = {account: set(msm.holdings_history(store, account)["holdings_time"]) for account in HOLDINGS}
+    if not all(parse_utc(MARKET_TIME) in times for times in loaded.values()):  # loaded once: a re-run writes nothing
+        msm.import_prices(
+            store,
+            [{"asset": a, "time": MARKET_TIME, "price": p, "currency": c} for a, p, c in PRICES],
+            upsert=True,
+            source=SOURCE,
+        )
+        msm.import_fx_rates(
+            store,
+            [{"base": b, "quote": q, "time": MARKET_TIME, "rate": r} for b, q, r in FX],
+            upsert=True,
+            source=SOURCE,
+        )
+        rows = [
+            {"account": account, "asset": asset, "quantity": quantity}
+            for account, held in HOLDINGS.items()
+            for asset, quantity in held
+        ]
+        msm.import_holdings(store, rows, at=MARKET_TIME, overwrite=True, source=SOURCE)
     drift = msm.account_drift(
         store,
         list(HOLDINGS),

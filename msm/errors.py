@@ -39,6 +39,7 @@ __all__ = [
     "ConflictError",
     "MigrationError",
     "MsmError",
+    "NestingError",
     "NotFoundError",
     "RowError",
     "SchemaError",
@@ -424,6 +425,44 @@ class ValidationError(MsmError):
     def to_dict(self) -> dict[str, Any]:
         """As :meth:`MsmError.to_dict`, with ``errors`` as a list of :meth:`RowError.as_dict`."""
         return {**super().to_dict(), "errors": [e.as_dict() for e in self.errors]}
+
+
+class NestingError(ValidationError):
+    """A composition that would make a portfolio contain itself (``kind='cycle'``) or nest too deep (``'depth'``).
+
+    ``path`` lists the portfolios' unique identifiers along the offending chain (a cycle ends where
+    it starts: ``['BAL', 'EQ', 'BAL']``); ``row`` and ``step`` are the composition row that adds the
+    written portfolio's step on it and the constituent it names; ``max_depth`` is the limit.
+    """
+
+    fields = ("summary", "errors", "kind", "path", "max_depth")
+
+    def __init__(
+        self,
+        path: Sequence[str],
+        *,
+        kind: str,
+        max_depth: int,
+        row: int | None = None,
+        step: str | None = None,
+        entity: str = "composition",
+        summary: str | None = None,
+    ) -> None:
+        self.path, self.kind, self.max_depth = list(path), kind, max_depth
+        value = step if step is not None else self.path[1 if len(self.path) > 1 else 0]
+        shown = " -> ".join(self.path)
+        if kind == "cycle":
+            rule = (
+                f"would make portfolio '{self.path[0]}' contain itself: {shown}; a portfolio never contains itself, "
+                "at any depth, at any time"
+            )
+        else:
+            rule = (
+                f"would nest portfolios {len(self.path)} levels deep: {shown}; nesting is at most {max_depth} levels "
+                f"(a leaf asset at most {max_depth} compositions below a portfolio)"
+            )
+        head = f"{summary}: refused; nothing was stored" if summary else None
+        super().__init__([RowError(entity, row, "portfolio", value, rule, f"portfolio_nesting_{kind}")], summary=head)
 
 
 def _show(value: Any) -> str:

@@ -68,7 +68,10 @@ __all__ = [
     "COMPOSITION_ROW_RULES",
     "DIAGNOSTIC_COLUMNS",
     "EXPANSION_COLUMNS",
+    "MAX_DEPTH",
+    "NESTED_WEIGHTS_COLUMNS",
     "NET_COLUMNS",
+    "PATH_SEPARATOR",
     "TARGET_ROW_RULES",
     "WEIGHTS_COLUMNS",
     "WEIGHT_SUM_TOLERANCE",
@@ -94,11 +97,21 @@ EXPANSION_COLUMNS = (
     "portfolio_weight",
     "weights_time",
     *EXPOSURE_COLUMNS,
+    "path",
+    "depth",
 )
 NET_COLUMNS = ("position_set_uid", "time_index", "asset_uid", "asset", *EXPOSURE_COLUMNS, "n_sources")
-#: A composition-history frame: one row per (time_index, portfolio_uid, asset_uid). ``asset`` (the
-#: asset's unique identifier) and ``portfolio`` (the portfolio's) are optional.
+#: A composition-history frame: one row per (time_index, portfolio_uid, constituent). ``asset`` (the
+#: asset's unique identifier) and ``portfolio`` (the portfolio's) are optional. A nested portfolio's
+#: row has ``constituent_type = 'portfolio'`` and ``constituent_portfolio_uid`` (and optionally
+#: ``constituent_portfolio``, its unique identifier) instead of ``asset_uid``; without
+#: ``constituent_type`` every row is an asset row.
 WEIGHTS_COLUMNS = ("time_index", "portfolio_uid", "asset_uid", "asset", "weight")
+NESTED_WEIGHTS_COLUMNS = ("constituent_type", "constituent_portfolio_uid", "constituent_portfolio")
+#: How deep expansion follows nested portfolios (the write path refuses deeper nesting).
+MAX_DEPTH = 8
+#: Joins the portfolio unique identifiers of an output row's ``path``.
+PATH_SEPARATOR = " > "
 DIAGNOSTIC_COLUMNS = ("portfolio_uid", "portfolio", "weights_time", "weight_sum")
 #: A composition whose weights sum to 1 within this tolerance is not reported.
 WEIGHT_SUM_TOLERANCE = 1e-9
@@ -120,6 +133,8 @@ _ROWS_SCHEMA = {
     "portfolio_weight": pl.Float64,
     "weights_time": _UTC,
     **{c: pl.Float64 for c in EXPOSURE_COLUMNS},
+    "path": pl.String,
+    "depth": pl.Int32,
 }
 _NET_SCHEMA = {
     "position_set_uid": pl.String,
@@ -199,10 +214,28 @@ _IN_COMPOSITION = (
     + pl.lit("' at ")
     + pl.col("time_index").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
 )
-#: The rules of the composition rows an expansion uses: a weight each, finite, one row per asset.
+_IS_NESTED = pl.col("constituent_type") == "portfolio"
+#: The rules of the composition rows an expansion uses: one constituent each, a weight, finite, each once.
 COMPOSITION_ROW_RULES = (
     rules.required(
-        _WEIGHTS, "asset_uid", message=pl.lit("is required") + _IN_COMPOSITION, value=pl.coalesce("asset", "asset_uid")
+        _WEIGHTS,
+        "asset_uid",
+        message=pl.lit("is required") + _IN_COMPOSITION,
+        value=pl.coalesce("asset", "asset_uid"),
+        bad=~_IS_NESTED & pl.col("asset_uid").is_null(),
+    ),
+    rules.required(
+        _WEIGHTS,
+        "constituent_portfolio_uid",
+        message=pl.lit("is required on a nested portfolio's row") + _IN_COMPOSITION,
+        bad=_IS_NESTED & pl.col("constituent_portfolio_uid").is_null(),
+    ),
+    Rule(
+        _WEIGHTS,
+        "constituent_type",
+        "constituent_type_known",
+        pl.lit("must be 'asset' or 'portfolio'") + _IN_COMPOSITION,
+        ~pl.col("constituent_type").is_in(["asset", "portfolio"]),
     ),
     rules.required(_WEIGHTS, "weight", message=pl.lit("is required") + _IN_COMPOSITION),
     rules.finite(_WEIGHTS, "weight", message=pl.lit("must be finite") + _IN_COMPOSITION),
@@ -213,6 +246,15 @@ COMPOSITION_ROW_RULES = (
         pl.lit("is listed more than once") + _IN_COMPOSITION,
         pl.col("asset_uid").is_not_null() & (pl.len().over("portfolio_uid", "time_index", "asset_uid") > 1),
         pl.coalesce("asset", "asset_uid"),
+    ),
+    Rule(
+        _WEIGHTS,
+        "constituent_portfolio_uid",
+        "portfolio_listed_once",
+        pl.lit("is listed more than once") + _IN_COMPOSITION,
+        pl.col("constituent_portfolio_uid").is_not_null()
+        & (pl.len().over("portfolio_uid", "time_index", "constituent_portfolio_uid") > 1),
+        pl.coalesce("constituent_portfolio", "constituent_portfolio_uid"),
     ),
 )
 
@@ -239,25 +281,36 @@ class MissingCompositionError(NotFoundError):
     """Portfolio targets whose portfolio has no composition at or before their weights time.
 
     ``missing`` lists every ``(portfolio, weights time)`` pair (the portfolio's unique identifier,
-    or its uid when that is unknown), so one error names them all.
+    or its uid when that is unknown), so one error names them all. ``paths`` (same order) holds,
+    for a nested portfolio, the path of portfolios it was reached through (``'BAL > EQ'``, the
+    target's portfolio first), and ``None`` for a target's own portfolio.
     """
 
-    fields = ("entity", "key", "missing", "hint")
+    fields = ("entity", "key", "missing", "paths", "hint")
 
-    def __init__(self, missing: Sequence[tuple[str, datetime]]) -> None:
+    def __init__(self, missing: Sequence[tuple[str, datetime]], paths: Sequence[str | None] | None = None) -> None:
         self.missing = list(missing)
+        self.paths = list(paths) if paths is not None else [None] * len(self.missing)
         self.entity, self.key, self.value, self.hint = (
             "composition",
             "portfolio and weights time",
             self.missing,
             _STORE_HINT,
         )
-        shown = [f"'{name}' at {format_utc(at)}" for name, at in self.missing[:50]]
+
+        def named(name: str, path: str | None) -> str:
+            """A portfolio as a message names it: quoted, with the path it was reached through."""
+            return f"'{name}'" + (f" (nested in {path})" if path else "")
+
+        shown = [
+            f"{named(name, path)} at {format_utc(at)}"
+            for (name, at), path in zip(self.missing[:50], self.paths, strict=False)
+        ]
         if len(self.missing) > 50:
             shown.append(f"... and {len(self.missing) - 50} more")
         if len(self.missing) == 1:
             name, at = self.missing[0]
-            message = f"portfolio '{name}' has no composition at or before {format_utc(at)}"
+            message = f"portfolio {named(name, self.paths[0])} has no composition at or before {format_utc(at)}"
             hint = _STORE_HINT.replace(" ID ", f" {name} ")
         else:
             message = (
@@ -309,8 +362,17 @@ def expand_targets(
     wanted = frame.filter(is_portfolio).select("portfolio_uid", "__wtime", "unique_identifier")
     history = _history(wanted, weights, bound)
     pairs = _choose_compositions(wanted, history)
-    history, assets, pairs = _lay_out_compositions(frame, history, pairs)
-    diagnostics = _diagnostics(pairs)
+    names = _portfolio_names(history, pairs)
+    leaves, used, pairs = _flatten(pairs, history, names)
+    used_rows = history.join(used, on=["portfolio_uid", "time_index"], how="semi")
+    check_composition_rows(
+        used_rows.join(names.select("portfolio_uid", "__name"), on="portfolio_uid", how="left").with_columns(
+            pl.coalesce("portfolio", "__name").alias("portfolio")
+        )
+    )
+    leaves, assets, pairs = _lay_out_compositions(frame, leaves, pairs)
+    diagnostics = _diagnostics(used_rows, names)
+    history = leaves
 
     frame = frame.join(
         pairs.select("portfolio_uid", "__wtime", "weights_time", "__start", "__n"),
@@ -368,39 +430,251 @@ def _choose_compositions(wanted: pl.DataFrame, history: pl.DataFrame) -> pl.Data
     return pairs
 
 
-def _lay_out_compositions(
-    frame: pl.DataFrame, history: pl.DataFrame, pairs: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Keep only the compositions used; check their rows; lay them out in output order.
+def _portfolio_names(history: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """``(portfolio_uid, __name, __label)``: each portfolio's unique identifier as the inputs give it (or
+    null), and the label a path or a message shows (the identifier, else the uid)."""
+    known = pl.concat(
+        [
+            history.select("portfolio_uid", pl.col("portfolio").alias("__name")).unique(maintain_order=True),
+            history.filter(_IS_NESTED)
+            .select(
+                pl.col("constituent_portfolio_uid").alias("portfolio_uid"),
+                pl.col("constituent_portfolio").alias("__name"),
+            )
+            .unique(maintain_order=True),
+            pairs.select("portfolio_uid", pl.col("__pname").alias("__name")),
+        ]
+    ).filter(pl.col("portfolio_uid").is_not_null())
+    return (
+        known.group_by("portfolio_uid")
+        .agg(pl.col("__name").drop_nulls().first())
+        .with_columns(pl.coalesce("__name", "portfolio_uid").alias("__label"))
+    )
 
-    Returns the history numbered ``__w`` in output order, the asset dictionary, and ``pairs`` with
-    each composition's first row ``__start``, length ``__n`` and ``weight_sum``.
+
+def _flatten(
+    pairs: pl.DataFrame, history: pl.DataFrame, names: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Each composition used, expanded through its nested portfolios down to assets: one join per level.
+
+    A (portfolio, weights time) pair whose composition holds only assets is its composition (shared
+    by every pair using it, as before nesting); one holding portfolios is a *unit* of its own, since
+    each nested portfolio uses its own composition at the pair's weights time. Returns the leaves
+    (``portfolio_uid``, ``time_index`` = the root composition's time, ``__unit_w``, ``asset_uid``,
+    ``asset``, ``weight`` = the product along the path, ``path``, ``depth``), every composition
+    used at any level (``portfolio_uid``, ``time_index``), and ``pairs`` with its ``__unit_w``.
     """
-    used = pairs.select("portfolio_uid", pl.col("weights_time").alias("time_index")).unique()
-    history = history.join(used, on=["portfolio_uid", "time_index"], how="semi")
-    named = pairs.group_by("portfolio_uid").agg(pl.col("__pname").drop_nulls().first())
-    history = (
-        history.join(named, on="portfolio_uid", how="left")
-        .with_columns(pl.coalesce("portfolio", "__pname").alias("portfolio"))
-        .drop("__pname")
+    nested = history.filter(_IS_NESTED).select("portfolio_uid", pl.col("time_index").alias("weights_time")).unique()
+    pairs = pairs.join(
+        nested.with_columns(pl.lit(True).alias("__nested")), on=["portfolio_uid", "weights_time"], how="left"
     )
-    check_composition_rows(history)
-    assets = _asset_dictionary(frame, history)
-    history = (
-        history.join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left")
-        .sort("portfolio_uid", "time_index", "__akey")
-        .with_row_index("__w")
+    pairs = _share_units(pairs, history)
+    units = pairs.select("portfolio_uid", "weights_time", "__unit_w").unique()
+    keys = ["portfolio_uid", "time_index", "__unit_w"]
+    level = (
+        units.join(names, on="portfolio_uid", how="left")
+        .join(history.rename({"time_index": "weights_time"}), on=["portfolio_uid", "weights_time"], how="inner")
+        .select(
+            "portfolio_uid",
+            pl.col("weights_time").alias("time_index"),
+            "__unit_w",
+            "constituent_type",
+            "asset_uid",
+            "asset",
+            "constituent_portfolio_uid",
+            "weight",
+            pl.col("__label").alias("path"),
+            pl.lit(1, pl.Int32).alias("depth"),
+        )
     )
-    compositions = history.group_by("portfolio_uid", "time_index").agg(
-        pl.col("__w").first().alias("__start"),
-        pl.len().alias("__n"),
-        pl.col("weight").sum().alias("weight_sum"),
-        pl.col("portfolio").drop_nulls().first().alias("__wname"),
+    used = [units.select("portfolio_uid", pl.col("weights_time").alias("time_index"))]
+    leaves = [level.filter(~_IS_NESTED)]
+    frontier = level.filter(_IS_NESTED)
+    stored = history.select("portfolio_uid", "time_index").unique().sort("time_index")
+    while frontier.height:
+        if int(frontier["depth"].max()) >= MAX_DEPTH:  # type: ignore[arg-type]
+            _raise_too_deep(frontier, names)
+        chosen = _choose_nested(frontier, stored, names, pairs)
+        used.append(
+            chosen.select(
+                pl.col("constituent_portfolio_uid").alias("portfolio_uid"),
+                pl.col("time_index_right").alias("time_index"),
+            ).unique()
+        )
+        level = _next_level(frontier, chosen, names, history)
+        leaves.append(level.filter(~_IS_NESTED))
+        frontier = level.filter(_IS_NESTED)
+    flat = pl.concat(leaves).select(*keys, "asset_uid", "asset", "weight", "path", "depth")
+    return flat, pl.concat(used).unique(), pairs
+
+
+def _next_level(
+    frontier: pl.DataFrame, chosen: pl.DataFrame, names: pl.DataFrame, history: pl.DataFrame
+) -> pl.DataFrame:
+    """The rows one level down: each frontier row's nested portfolio's chosen composition, weights multiplied."""
+    return (
+        frontier.join(
+            chosen,
+            left_on=["constituent_portfolio_uid", "__unit_w"],
+            right_on=["constituent_portfolio_uid", "__unit_w"],
+        )
+        .join(names.rename({"portfolio_uid": "constituent_portfolio_uid"}), on="constituent_portfolio_uid", how="left")
+        .select(
+            "portfolio_uid",
+            pl.col("time_index"),
+            "__unit_w",
+            pl.col("weight").alias("__parent_weight"),
+            (pl.col("path") + pl.lit(PATH_SEPARATOR) + pl.col("__label")).alias("path"),
+            (pl.col("depth") + 1).alias("depth"),
+            pl.col("constituent_portfolio_uid").alias("__child"),
+            pl.col("time_index_right").alias("__child_time"),
+        )
+        .join(
+            history.select(
+                pl.col("portfolio_uid").alias("__child"),
+                pl.col("time_index").alias("__child_time"),
+                "constituent_type",
+                "asset_uid",
+                "asset",
+                "constituent_portfolio_uid",
+                "weight",
+            ),
+            on=["__child", "__child_time"],
+            how="inner",
+        )
+        .select(
+            "portfolio_uid",
+            "time_index",
+            "__unit_w",
+            "constituent_type",
+            "asset_uid",
+            "asset",
+            "constituent_portfolio_uid",
+            (pl.col("__parent_weight") * pl.col("weight")).alias("weight"),
+            "path",
+            "depth",
+        )
+    )
+
+
+def _share_units(pairs: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """``pairs`` with ``__unit_w``: the weights time its flattened composition is computed at.
+
+    An asset-only composition is shared by every pair using it (``__unit_w`` = its own time). Below a
+    nested one, what each level picks changes only at a composition time of some portfolio it can
+    reach; so pairs whose weights times fall between the same two such times pick the same
+    compositions at every level, and share one unit, computed at the latest such time at or before
+    them (one as-of join). A book whose sets have many distinct times but few compositions thus
+    flattens few units, as it did before nesting.
+    """
+    flat = pairs.filter(pl.col("__nested").is_null()).with_columns(pl.col("weights_time").alias("__unit_w"))
+    deep = pairs.filter(pl.col("__nested").is_not_null())
+    if deep.height == 0:
+        return flat
+    edges = history.filter(_IS_NESTED).select("portfolio_uid", "constituent_portfolio_uid").unique()
+    roots = deep.select(pl.col("portfolio_uid").alias("__root")).unique()
+    reach = roots.with_columns(pl.col("__root").alias("portfolio_uid"))
+    frontier = reach
+    for _ in range(MAX_DEPTH):  # every portfolio reachable from each root, at any time: one join per level
+        frontier = (
+            frontier.join(edges, on="portfolio_uid")
+            .select("__root", pl.col("constituent_portfolio_uid").alias("portfolio_uid"))
+            .join(reach, on=["__root", "portfolio_uid"], how="anti")
+            .unique()
+        )
+        if frontier.height == 0:
+            break
+        reach = pl.concat([reach, frontier])
+    changes = (
+        reach.join(history.select("portfolio_uid", "time_index").unique(), on="portfolio_uid")
+        .select(pl.col("__root").alias("portfolio_uid"), pl.col("time_index").alias("__unit_w"))
+        .unique()
+        .sort("__unit_w")
+    )
+    deep = deep.sort("__wtime").join_asof(
+        changes, left_on="__wtime", right_on="__unit_w", by="portfolio_uid", check_sortedness=False
+    )
+    return pl.concat([flat, deep], how="vertical_relaxed")
+
+
+def _choose_nested(
+    frontier: pl.DataFrame, stored: pl.DataFrame, names: pl.DataFrame, pairs: pl.DataFrame
+) -> pl.DataFrame:
+    """The composition each nested (portfolio, weights time) of ``frontier`` uses: one as-of join.
+
+    Returns ``(constituent_portfolio_uid, __unit_w, time_index_right)``; raises
+    :class:`MissingCompositionError` naming every nested portfolio without one, its path and every
+    weights time asked of it (``pairs``: which pairs each unit stands for).
+    """
+    wanted = frontier.select("constituent_portfolio_uid", "__unit_w").unique().sort("__unit_w")
+    chosen = wanted.join_asof(
+        stored.rename({"portfolio_uid": "constituent_portfolio_uid"}).with_columns(
+            pl.col("time_index").alias("time_index_right")
+        ),
+        left_on="__unit_w",
+        right_on="time_index",
+        by="constituent_portfolio_uid",
+        check_sortedness=False,  # both sides are sorted on the time key
+    ).drop("time_index")
+    missing = chosen.filter(pl.col("time_index_right").is_null())
+    if missing.height:
+        asked = pairs.select("portfolio_uid", pl.col("weights_time").alias("time_index"), "__unit_w", "__wtime")
+        where = (  # named at each weights time asked (a unit stands for every pair sharing it)
+            frontier.join(missing, on=["constituent_portfolio_uid", "__unit_w"], how="semi")
+            .join(asked, on=["portfolio_uid", "time_index", "__unit_w"])
+            .join(
+                names.rename({"portfolio_uid": "constituent_portfolio_uid"}), on="constituent_portfolio_uid", how="left"
+            )
+            .group_by("__label", "__wtime")
+            .agg(pl.col("path").min())
+            .sort("__label", "__wtime", "path")
+        )
+        raise MissingCompositionError(
+            list(zip(where["__label"].to_list(), where["__wtime"].to_list(), strict=True)), where["path"].to_list()
+        )
+    return chosen
+
+
+def _raise_too_deep(frontier: pl.DataFrame, names: pl.DataFrame) -> None:
+    """A composition frame nesting deeper than :data:`MAX_DEPTH` (or looping): name the first such path."""
+    deepest = (
+        frontier.join(
+            names.rename({"portfolio_uid": "constituent_portfolio_uid"}), on="constituent_portfolio_uid", how="left"
+        )
+        .select((pl.col("path") + pl.lit(PATH_SEPARATOR) + pl.col("__label")).alias("path"))
+        .sort("path")
+        .row(0)[0]
+    )
+    raise ValidationError.single(
+        _WEIGHTS,
+        "constituent_portfolio_uid",
+        deepest,
+        f"nests portfolios more than {MAX_DEPTH} levels deep (or in a loop); a portfolio never contains itself "
+        f"and nesting is at most {MAX_DEPTH} levels",
+    )
+
+
+def _lay_out_compositions(
+    frame: pl.DataFrame, leaves: pl.DataFrame, pairs: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Number the leaves ``__w`` in output order; give each pair its unit's first row ``__start`` and length ``__n``.
+
+    Returns the numbered leaves, the asset dictionary, and ``pairs`` with ``__start`` and ``__n``.
+    """
+    assets = _asset_dictionary(frame, leaves)
+    order = ["portfolio_uid", "time_index", "__unit_w", "__akey"]
+    if leaves.height and int(leaves["depth"].max() or 0) > 1:  # type: ignore[arg-type]
+        order += ["depth", "path"]  # routes to one asset through nested portfolios: a stable order
+    leaves = (
+        leaves.join(assets.select("asset_uid", "__akey"), on="asset_uid", how="left").sort(order).with_row_index("__w")
+    )
+    units = leaves.group_by("portfolio_uid", "time_index", "__unit_w").agg(
+        pl.col("__w").first().alias("__start"), pl.len().alias("__n")
     )
     pairs = pairs.join(
-        compositions.rename({"time_index": "weights_time"}), on=["portfolio_uid", "weights_time"], how="left"
+        units.rename({"time_index": "weights_time"}), on=["portfolio_uid", "weights_time", "__unit_w"], how="left"
     )
-    return history, assets, pairs
+    return leaves, assets, pairs
 
 
 def _scaled(frame: pl.DataFrame, weight: pl.Series, t_idx: pl.Series) -> dict[str, pl.Series]:
@@ -429,6 +703,8 @@ def _plain(
             "portfolio_weight": weight,
             "weights_time": frame["weights_time"].gather(t_idx),
             **_scaled(frame, weight, t_idx),
+            "path": history["path"].gather(w_idx),  # null on an asset target row (it has no path)
+            "depth": history["depth"].gather(w_idx).fill_null(0),  # 0: the target itself is the asset
         }
     )
 
@@ -553,14 +829,20 @@ def _asset_dictionary(frame: pl.DataFrame, history: pl.DataFrame) -> pl.DataFram
     )
 
 
-def _diagnostics(pairs: pl.DataFrame) -> pl.DataFrame:
-    off = pairs.filter((pl.col("weight_sum") - 1.0).abs() > WEIGHT_SUM_TOLERANCE)
+def _diagnostics(used_rows: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
+    """Every composition used (``used_rows``: their rows, at any level of nesting) whose weights do not sum to 1."""
+    sums = used_rows.group_by("portfolio_uid", "time_index").agg(pl.col("weight").sum().alias("weight_sum"))
+    off = sums.filter((pl.col("weight_sum") - 1.0).abs() > WEIGHT_SUM_TOLERANCE)
     if off.height == 0:
         return _empty_diagnostics()
     return (
-        off.group_by("portfolio_uid", "weights_time")
-        .agg(pl.coalesce("__pname", "__wname").drop_nulls().first().alias("portfolio"), pl.col("weight_sum").first())
-        .select(DIAGNOSTIC_COLUMNS)
+        off.join(names, on="portfolio_uid", how="left")
+        .select(
+            "portfolio_uid",
+            pl.col("__name").alias("portfolio"),
+            pl.col("time_index").alias("weights_time"),
+            "weight_sum",
+        )
         .sort("portfolio", "portfolio_uid", "weights_time", nulls_last=True)
         .cast(_DIAGNOSTICS_SCHEMA)  # type: ignore[arg-type]
     )
@@ -665,19 +947,47 @@ def _normalize_weights(history: pl.DataFrame, uids: list[str], until: datetime) 
         )
     if not (history.schema["weight"].is_numeric() or history.schema["weight"] == pl.Null):
         raise ValidationError.single(_WEIGHTS, "weight", str(history.schema["weight"]), "must hold numbers")
-    optional = {c: pl.lit(None, pl.String) for c in ("asset", "portfolio") if c not in history.columns}
-    history = history.with_columns(**optional).select(
+    optional = {
+        c: pl.lit(None, pl.String)
+        for c in ("asset", "portfolio", "constituent_portfolio_uid", "constituent_portfolio")
+        if c not in history.columns
+    }
+    history = history.with_columns(**optional)
+    if "constituent_type" not in history.columns:  # a history of asset rows only (or one naming nested portfolios)
+        kind = pl.when(pl.col("constituent_portfolio_uid").is_not_null()).then(pl.lit("portfolio"))
+        history = history.with_columns(kind.otherwise(pl.lit("asset")).alias("constituent_type"))
+    history = history.select(
         "time_index",
         uid_text("portfolio_uid").alias("portfolio_uid"),
         uid_text("asset_uid").alias("asset_uid"),
         pl.col("asset").cast(pl.String),
         pl.col("portfolio").cast(pl.String),
         pl.col("weight").cast(pl.Float64),
+        pl.col("constituent_type").cast(pl.String).str.strip_chars(),
+        uid_text("constituent_portfolio_uid").alias("constituent_portfolio_uid"),
+        pl.col("constituent_portfolio").cast(pl.String),
     )
     if history.height == 0:
         return _empty_weights()
     history = ensure_utc_column(history, "time_index", entity=_WEIGHTS)
-    return history.filter(pl.col("portfolio_uid").is_in(uids) & (pl.col("time_index") <= pl.lit(until, _UTC)))
+    history = history.filter(pl.col("time_index") <= pl.lit(until, _UTC))
+    return history.filter(pl.col("portfolio_uid").is_in(_reachable(history, uids).implode()))
+
+
+def _reachable(history: pl.DataFrame, uids: list[str]) -> pl.Series:
+    """``uids`` and every portfolio nested in them at any depth, any time (one semi-join per level)."""
+    edges = history.filter(_IS_NESTED).select("portfolio_uid", "constituent_portfolio_uid").unique()
+    reach = pl.Series("portfolio_uid", uids, dtype=pl.String)
+    if edges.height == 0:
+        return reach
+    frontier = reach
+    for _ in range(MAX_DEPTH + 1):
+        found = edges.filter(pl.col("portfolio_uid").is_in(frontier.implode()))["constituent_portfolio_uid"].unique()
+        frontier = found.filter(~found.is_in(reach.implode()))
+        if frontier.len() == 0:
+            break
+        reach = pl.concat([reach, frontier.rename("portfolio_uid")])
+    return reach
 
 
 def check_target_rows(frame: pl.DataFrame) -> None:
@@ -717,5 +1027,8 @@ def _empty_weights() -> pl.DataFrame:
             "asset": pl.String,
             "portfolio": pl.String,
             "weight": pl.Float64,
+            "constituent_type": pl.String,
+            "constituent_portfolio_uid": pl.String,
+            "constituent_portfolio": pl.String,
         }
     )

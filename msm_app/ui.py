@@ -371,3 +371,29 @@ def sidebar() -> None:
         ):
             after_write()
             st.rerun()
+
+
+#: The columns of the lineage tree (:func:`lineage_tree`).
+TREE_CONFIG = {
+    "label": st.column_config.TextColumn("Target → portfolio → … → asset", help="Indented by nesting level"),
+    "kind": "Kind",
+    **EXPOSURE_CONFIG,
+}
+#: What indents one level of the tree (em spaces: Streamlit cells keep them).
+_INDENT = "\u2003\u2003"
+
+
+def lineage_tree(view: Any, *, key: str) -> None:
+    """A look-through's lineage as an indented tree (portfolio target, nested portfolios, assets), in an expander.
+
+    Open by default when some portfolio is nested; nothing when no target is a portfolio.
+    """
+    tree = view.tree
+    if tree.height == 0:
+        return
+    nested = bool(view.rows.height) and int(view.rows["depth"].max() or 0) > 1
+    with st.expander("Lineage tree: target → portfolio → nested portfolio → asset", expanded=nested):
+        shown = tree.with_columns(
+            (pl.lit(_INDENT).repeat_by(pl.col("level")).list.join("") + pl.col("label")).alias("label")
+        )
+        st.dataframe(shown.select(*TREE_CONFIG), hide_index=True, placeholder="—", key=key, column_config=TREE_CONFIG)

@@ -4,7 +4,8 @@ The data are the runnable examples (packaged as ``msm_examples``): the portfolio
 BTC/ETH/SOL, the portfolio CRYPTO-MAJORS-EW and three compositions), then the account example
 (two accounts whose snapshots target BTC directly and the portfolio as a sleeve), then the holdings
 example (a USD cash asset, prices and an EUR/USD rate, and both accounts' holdings, so drift has
-something to show). Loading is idempotent: a second run leaves the same rows.
+something to show), then the nested example (CRYPTO-FOF, a portfolio of two portfolios, targeted by
+example-account-gamma). Loading is idempotent: a second run leaves the same rows.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def register(tree: CommandTree) -> None:
         description="Create or migrate the database (like `msm init`), then load the chained example: assets BTC, ETH "
         "and SOL, the portfolio CRYPTO-MAJORS-EW with three compositions, and two accounts whose snapshots hold BTC "
         "directly and the portfolio as a sleeve, and their holdings with prices, an EUR/USD rate and a USD cash asset "
-        "(so `msm drift` has something to show). Running it again changes nothing.",
+        "(so `msm drift` has something to show), and the two-level portfolio CRYPTO-FOF (60% CRYPTO-MAJORS-EW + 40% "
+        "CRYPTO-LARGE-CAP) targeted by example-account-gamma. Running it again changes nothing.",
     )
     p.add_argument(
         "--accounts",
@@ -54,15 +56,15 @@ def _count(text: str) -> int:
 def demo(args: argparse.Namespace) -> int | None:
     """``msm demo``: migrate, load the chained example (and a sample book with ``--accounts``), report it."""
     from msm_examples import account_portfolio_workflow as account_example  # the examples load what they need
-    from msm_examples import holdings_and_drift as holdings_example
+    from msm_examples import demo as demo_data
     from msm_examples import portfolio_equal_weight as portfolio_example
     from msm_examples import sample_book
 
     store = msm.Store(args.db)
     existed = store.exists
     applied = msm.migrate(store, migration_sets())
-    account_example.run(store)
-    holdings = holdings_example.build_holdings_example(store)
+    loaded = demo_data.load(store)
+    holdings, nested = loaded["holdings"], loaded["nested"]
     sample = sample_book.build_sample_book(store, accounts=args.accounts) if args.accounts else None
     portfolio = msm.get_portfolio(store, portfolio_example.PORTFOLIO)
     compositions = msm_portfolios.composition_history(store, portfolio["uid"])["weights_time"].sort().to_list()
@@ -100,13 +102,15 @@ def demo(args: argparse.Namespace) -> int | None:
             },
             "accounts": accounts,
             "holdings": {k: holdings[k] for k in ("cash", "holdings_time", "accounts")},
+            "nested": nested,
             "next": hints,
         }
         if sample:
             document["sample_book"] = sample
         write_json(document)
         return None
-    _report(store.path, existed, applied, assets, portfolio, compositions, accounts, holdings, sample, hints)
+    hints.insert(2, f"msm{db} targets expand {nested['account']}   # a two-level portfolio: each row's path")
+    _report(store.path, existed, applied, assets, portfolio, compositions, accounts, holdings, sample, hints, nested)
     return None
 
 
@@ -121,6 +125,7 @@ def _report(
     holdings: dict[str, Any],
     sample: dict[str, Any] | None,
     hints: list[str],
+    nested: dict[str, Any],
 ) -> None:
     """The text output of ``msm demo``: what was loaded, and what to try next."""
     if not existed:
@@ -139,6 +144,8 @@ def _report(
         ),
         f"  holdings    {', '.join(holdings['accounts'])} at {holdings['holdings_time']}, with prices and an "
         f"EUR/USD rate then; cash asset {holdings['cash']}",
+        f"  nested      {' and '.join(nested['portfolios'])} (a portfolio of portfolios); account "
+        f"{nested['account']}: snapshot at {nested['snapshot_time']}",
         *(
             [
                 f"  sample book {sample['accounts']} accounts sample-0001..., {sample['assets']} assets, "

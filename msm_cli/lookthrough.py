@@ -217,7 +217,10 @@ def _expansion_table(
     if args.net:
         write_table(view.net.to_dicts(), [("asset", "asset"), *_EXPOSURES, ("n_sources", "sources")])
     else:
-        write_table(view.lineage.to_dicts(), list(_LINEAGE))
+        columns = list(_LINEAGE)
+        if rows.height and (rows["depth"].max() or 0) > 1:  # nested portfolios: show each row's path
+            columns.insert(2, ("path", "path"))
+        write_table(view.lineage.to_dicts(), columns)
     n_targets = view.targets.height
     weight_sum = float(rows["weight_notional_exposure"].sum() or 0.0)
     write_lines(

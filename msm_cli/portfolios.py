@@ -25,7 +25,17 @@ from msm_cli.output import counted, number, write_document, write_json, write_li
 __all__ = ["COMPOSITION_ROW_COLUMNS", "composition_document", "register"]
 
 #: Columns of each row of a composition document (``--format json`` / ``csv``).
-COMPOSITION_ROW_COLUMNS = ("portfolio_uid", "portfolio", "weights_time", "asset_uid", "asset", "weight")
+COMPOSITION_ROW_COLUMNS = (
+    "portfolio_uid",
+    "portfolio",
+    "weights_time",
+    "asset_uid",
+    "asset",
+    "weight",
+    "constituent_type",
+    "constituent_portfolio_uid",
+    "constituent_portfolio",
+)
 
 
 def register(tree: CommandTree) -> None:
@@ -35,11 +45,12 @@ def register(tree: CommandTree) -> None:
         "weights",
         weights,
         writes=True,
-        help="store a composition (asset weights from a time on) from a CSV/JSON/Parquet file",
-        description="Validate every row of the --file (columns: `asset` (unique identifier) or `asset_uid`, and "
-        "`weight`), then store the composition of portfolio ID taking effect at --at, in one transaction. Weights are "
-        "stored as given: they need not sum to 1 (the output says when they do not) and are never renormalized. "
-        "Nothing is stored when any row is bad.",
+        help="store a composition (asset or nested portfolio weights from a time on) from a CSV/JSON/Parquet file",
+        description="Validate every row of the --file (columns: `asset` (unique identifier) or `asset_uid`, or "
+        "`portfolio` for a nested portfolio, one per row, and `weight`), then store the composition of portfolio ID "
+        "taking effect at --at, in one transaction. Weights are stored as given: they need not sum to 1 (the output "
+        "says when they do not) and are never renormalized. A portfolio never contains itself at any depth, at any "
+        "time, and nests at most 8 levels deep. Nothing is stored when any row is bad.",
     )
     add_portfolio(p)
     p.add_argument(
@@ -94,7 +105,10 @@ def composition_document(frame: pl.DataFrame) -> dict[str, Any]:
 
 def _print_composition(document: dict[str, Any], *heading: str) -> None:
     write_lines(*heading, "")
-    write_table(document["rows"], [("asset", "asset"), ("weight", "weight"), ("asset_uid", "asset uid")])
+    columns = [("asset", "asset"), ("weight", "weight"), ("asset_uid", "asset uid")]
+    if any(r.get("constituent_type") == "portfolio" for r in document["rows"]):
+        columns[1:1] = [("constituent_portfolio", "portfolio")]  # nested portfolios: name them beside the assets
+    write_table(document["rows"], columns)
     weight_sum = document["weight_sum"]
     note = "" if document["sums_to_one"] else "  (does not sum to 1: stored as given, never renormalized)"
     write_lines(

@@ -45,7 +45,15 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from msm.contract import EXPOSURE_COLUMNS
-from msm.expansion import NET_COLUMNS, Expansion, MissingCompositionError, WeightsAsOf, WeightsSource, expand_targets
+from msm.expansion import (
+    NET_COLUMNS,
+    PATH_SEPARATOR,
+    Expansion,
+    MissingCompositionError,
+    WeightsAsOf,
+    WeightsSource,
+    expand_targets,
+)
 from msm.services.snapshots import Snapshot, read_target_rows
 from msm.store import Store
 from msm.timeutil import parse_utc, utc_now
@@ -68,7 +76,8 @@ class LookThrough:
 
     ``expansion``: what :func:`msm.expansion.expand_targets` returned (plain rows).
     ``targets``: the target rows that were expanded. ``missing``: portfolios set aside because they
-    have no composition at the weights time (only with ``skip_missing``).
+    have no composition at the weights time (only with ``skip_missing``; a nested one is named
+    ``'EQ (nested in BAL)'``, and its target's portfolio, BAL, is what was set aside).
     """
 
     expansion: Expansion
@@ -125,6 +134,48 @@ class LookThrough:
         split = _split(self.rows, list(_SET_ASSET)).select(*_SET_ASSET, "direct", "via_portfolio")
         return self.net.join(split, on=list(_SET_ASSET), how="left", maintain_order="left")
 
+    @cached_property
+    def tree(self) -> pl.DataFrame:
+        """The lineage as a tree: target -> portfolio -> nested portfolio -> asset, one row per node.
+
+        Columns ``node`` (the node's full path, `` > ``-joined, which sorts parents before children),
+        ``label`` (the node's own name), ``level`` (0 for a target), ``kind`` (``target``,
+        ``portfolio`` or ``asset``) and the three exposures summed under the node.
+        """
+        rows = self.lineage.filter(pl.col("source_target_type") == "portfolio")
+        schema = {"node": pl.String, "label": pl.String, "level": pl.Int32, "kind": pl.String}
+        if rows.height == 0:
+            return pl.DataFrame(schema=schema | {c: pl.Float64 for c in EXPOSURE_COLUMNS})
+        steps = pl.col("path").str.split(PATH_SEPARATOR)
+        nodes = (
+            rows.select(
+                "source",
+                pl.concat_list(steps, pl.concat_list(pl.col("asset"))).alias("__steps"),
+                *EXPOSURE_COLUMNS,
+            )
+            .with_columns(pl.int_ranges(1, pl.col("__steps").list.len() + 1).alias("__k"))
+            .explode("__k")
+            .with_columns(
+                pl.col("__steps").list.slice(0, pl.col("__k")).list.join(PATH_SEPARATOR).alias("node"),
+                pl.col("__steps").list.get(pl.col("__k") - 1).alias("label"),
+                (pl.col("__k") - 1).cast(pl.Int32).alias("level"),
+                pl.when(pl.col("__k") == pl.col("__steps").list.len())
+                .then(pl.lit("asset"))
+                .when(pl.col("__k") == 1)
+                .then(pl.lit("target"))
+                .otherwise(pl.lit("portfolio"))
+                .alias("kind"),
+            )
+        )
+        summed = [pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in EXPOSURE_COLUMNS]
+        return (
+            nodes.group_by("node", "label", "level", "kind")
+            .agg(*summed)
+            .sort("node")
+            .select(*schema, *EXPOSURE_COLUMNS)
+            .cast(schema)  # type: ignore[arg-type]
+        )
+
     @property
     def weight_sum(self) -> float:
         """Sum of the weight exposure of the expanded rows, i.e. of the netted ones (never renormalized)."""
@@ -158,8 +209,15 @@ def look_through(
     except MissingCompositionError as exc:
         if not skip_missing:
             raise
-        kept = _without_portfolios(frame, {name for name, _ in exc.missing})
-        return LookThrough(expand_targets(kept, source, weights_as_of=weights_as_of, now=now), kept, exc.missing)
+        # a nested portfolio without a composition sets aside the target's portfolio it was reached from
+        roots = {
+            path.split(PATH_SEPARATOR)[0] if path else name
+            for (name, _), path in zip(exc.missing, exc.paths, strict=True)
+        }
+        kept = _without_portfolios(frame, roots)
+        # a nested one is named with the path it was reached through (`EQ (nested in BAL)`)
+        named = [(f"{n} (nested in {p})" if p else n, at) for (n, at), p in zip(exc.missing, exc.paths, strict=True)]
+        return LookThrough(expand_targets(kept, source, weights_as_of=weights_as_of, now=now), kept, named)
 
 
 def look_through_snapshot(

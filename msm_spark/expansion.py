@@ -51,7 +51,9 @@ from msm.errors import NO_VALUE, RowError, ValidationError
 from msm.expansion import (
     DIAGNOSTIC_COLUMNS,
     EXPANSION_COLUMNS,
+    MAX_DEPTH,
     NET_COLUMNS,
+    PATH_SEPARATOR,
     WEIGHT_SUM_TOLERANCE,
     MissingCompositionError,
     WeightsAsOf,
@@ -119,8 +121,7 @@ def expand_targets_spark(
     )
     direct = frame.filter(F.col("target_type") == "asset")
 
-    # The compositions of the portfolios targeted, up to the bound (as the core's weights source).
-    history = history.join(ported.select("portfolio_uid").distinct(), "portfolio_uid", "left_semi")
+    # The compositions up to the bound (as the core's weights source; nested portfolios' too).
     if bound is not None:
         history = history.filter(F.col("time_index") <= _timestamp(bound))
 
@@ -128,31 +129,141 @@ def expand_targets_spark(
     pairs = ported.groupBy("portfolio_uid", "__wtime").agg(F.min("unique_identifier").alias("__pname"))
     # Small (distinct pairs) and read by the checks and by the output: computed once.
     pairs = _as_of(pairs, history.select("portfolio_uid", "time_index").distinct()).cache()
-    used = history.join(
-        pairs.select("portfolio_uid", F.col("weights_time").alias("time_index")).distinct(),
-        ["portfolio_uid", "time_index"],
-        "left_semi",
-    )
+    leaves, used_keys = _flatten(pairs, history)
+    used = history.join(used_keys, ["portfolio_uid", "time_index"], "left_semi")
     diagnostics = _check(pairs, history, used)
 
-    # One output row per (portfolio row, constituent); asset rows pass through.
-    expanded = _passed(direct).unionByName(_via(ported, pairs, used))
+    # One output row per (portfolio row, leaf asset); asset rows pass through.
+    expanded = _passed(direct).unionByName(_via(ported, pairs, leaves))
     rows = _output(expanded, _asset_names(direct, used), net)
     return SparkExpansion(rows, diagnostics, asked, bound, net)
 
 
-# -- steps ---------------------------------------------------------------------------------------
-def _via(ported: DataFrame, pairs: DataFrame, used: DataFrame) -> DataFrame:
-    """One row per (portfolio row, constituent), its scaled exposures times the constituent weight."""
-    constituents = used.select(
-        "portfolio_uid",
-        F.col("time_index").alias("weights_time"),
-        F.col("asset_uid").alias("__casset"),
-        F.col("weight").alias("__weight"),
+def _flatten(pairs: DataFrame, history: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Each (portfolio, weights time) pair's leaves, through nested portfolios: one join per level.
+
+    Returns ``(portfolio_uid, __wtime, __casset, __weight, path, depth)`` (the weight is the product
+    along the path, each nested portfolio using its own composition at the pair's weights time) and
+    every composition used at any level (``portfolio_uid, time_index``). A level is computed only
+    while the previous one still holds portfolios (one small action per level); a nested portfolio
+    without a composition fails with the core's :class:`MissingCompositionError`, naming its path.
+    """
+    level = (
+        pairs.filter(F.col("weights_time").isNotNull())
+        .join(history.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner")
+        .select(
+            "portfolio_uid",
+            "__wtime",
+            "constituent_type",
+            F.col("asset_uid").alias("__casset"),
+            F.col("constituent_portfolio_uid").alias("__child"),
+            F.col("constituent_portfolio").alias("__child_name"),
+            F.col("weight").alias("__weight"),
+            F.coalesce("portfolio", "__pname", "portfolio_uid").alias("path"),
+            F.lit(1).alias("depth"),
+        )
     )
+    used = pairs.filter(F.col("weights_time").isNotNull()).select(
+        "portfolio_uid", F.col("weights_time").alias("time_index")
+    )
+    leaves = []
+    times = history.select("portfolio_uid", "time_index").distinct()
+    for depth in range(1, MAX_DEPTH + 2):
+        is_nested = F.col("constituent_type") == "portfolio"
+        leaves.append(level.filter(~is_nested))
+        frontier = level.filter(is_nested).cache()
+        if frontier.isEmpty():
+            break
+        if depth >= MAX_DEPTH:
+            raise ValidationError.single(
+                _WEIGHTS,
+                "constituent_portfolio_uid",
+                _deepest(frontier),
+                f"nests portfolios more than {MAX_DEPTH} levels deep (or in a loop); a portfolio never contains "
+                f"itself and nesting is at most {MAX_DEPTH} levels",
+            )
+        wanted = frontier.select(
+            F.col("__child").alias("portfolio_uid"), "__wtime", F.lit(None).cast(T.StringType()).alias("__pname")
+        )
+        chosen = _as_of(wanted.distinct(), times).cache()
+        _raise_missing_nested(frontier, chosen)
+        used = used.unionByName(chosen.select("portfolio_uid", F.col("weights_time").alias("time_index")))
+        level = _next_level(frontier, chosen, history)
+    flat = leaves[0]
+    for more in leaves[1:]:
+        flat = flat.unionByName(more)
+    return flat.select("portfolio_uid", "__wtime", "__casset", "__weight", "path", "depth"), used.distinct()
+
+
+def _next_level(frontier: DataFrame, chosen: DataFrame, history: DataFrame) -> DataFrame:
+    """The rows one level down: each frontier row's nested portfolio's chosen composition, weights multiplied."""
+    return (
+        frontier.join(
+            chosen.select(F.col("portfolio_uid").alias("__child"), "__wtime", F.col("weights_time").alias("__ctime")),
+            ["__child", "__wtime"],
+            "inner",
+        )
+        .join(
+            history.select(
+                F.col("portfolio_uid").alias("__child"),
+                F.col("time_index").alias("__ctime"),
+                F.col("constituent_type").alias("__type"),
+                F.col("asset_uid").alias("__asset"),
+                F.col("constituent_portfolio_uid").alias("__grandchild"),
+                F.col("constituent_portfolio").alias("__grandchild_name"),
+                F.col("weight").alias("__w"),
+            ),
+            ["__child", "__ctime"],
+            "inner",
+        )
+        .select(
+            "portfolio_uid",
+            "__wtime",
+            F.col("__type").alias("constituent_type"),
+            F.col("__asset").alias("__casset"),
+            F.col("__grandchild").alias("__child"),
+            F.col("__grandchild_name").alias("__child_name"),
+            (F.col("__weight") * F.col("__w")).alias("__weight"),
+            F.concat(F.col("path"), F.lit(PATH_SEPARATOR), F.coalesce("__child_name", "__child")).alias("path"),
+            (F.col("depth") + 1).alias("depth"),
+        )
+    )
+
+
+def _deepest(frontier: DataFrame) -> str:
+    """The first path (in order) of a level still holding portfolios past the depth limit."""
+    row = (
+        frontier.select(
+            F.concat(F.col("path"), F.lit(PATH_SEPARATOR), F.coalesce("__child_name", "__child")).alias("p")
+        )
+        .agg(F.min("p"))
+        .first()
+    )
+    return str(row[0])
+
+
+def _raise_missing_nested(frontier: DataFrame, chosen: DataFrame) -> None:
+    """Raise the core's :class:`MissingCompositionError` for nested portfolios without a composition."""
+    missing = (
+        chosen.filter(F.col("weights_time").isNull())
+        .select(F.col("portfolio_uid").alias("__child"), "__wtime")
+        .join(frontier, ["__child", "__wtime"], "inner")
+        .groupBy("__child", "__wtime")
+        .agg(F.min(F.coalesce("__child_name", "__child")).alias("name"), F.min("path").alias("path"))
+        .select("name", F.unix_micros("__wtime").alias("at"), "path")
+        .collect()
+    )
+    if missing:
+        found = sorted((r["name"], r["at"], r["path"]) for r in missing)
+        raise MissingCompositionError([(n, _from_micros(at)) for n, at, _ in found], [p for _, _, p in found])
+
+
+# -- steps ---------------------------------------------------------------------------------------
+def _via(ported: DataFrame, pairs: DataFrame, leaves: DataFrame) -> DataFrame:
+    """One row per (portfolio row, leaf asset), its scaled exposures times the leaf's (product) weight."""
     return (
         ported.join(pairs.select("portfolio_uid", "__wtime", "weights_time"), ["portfolio_uid", "__wtime"], "inner")
-        .join(constituents, ["portfolio_uid", "weights_time"], "inner")
+        .join(leaves, ["portfolio_uid", "__wtime"], "inner")
         .select(
             "position_set_uid",
             "time_index",
@@ -163,6 +274,8 @@ def _via(ported: DataFrame, pairs: DataFrame, used: DataFrame) -> DataFrame:
             F.col("__weight").alias("portfolio_weight"),
             "weights_time",
             *[(F.col(c) * F.col("__weight")).alias(c) if c in SCALED_EXPOSURES else F.col(c) for c in EXPOSURE_COLUMNS],
+            "path",
+            F.col("depth").cast(T.IntegerType()).alias("depth"),
             *LABEL_COLUMNS,
         )
     )
@@ -180,6 +293,8 @@ def _passed(direct: DataFrame) -> DataFrame:
         F.lit(None).cast(T.DoubleType()).alias("portfolio_weight"),
         F.lit(None).cast(T.TimestampType()).alias("weights_time"),
         *EXPOSURE_COLUMNS,  # x * 1.0 == x: the core's scaling of an asset row changes nothing
+        F.lit(None).cast(T.StringType()).alias("path"),  # a direct asset: no path, depth 0
+        F.lit(0).cast(T.IntegerType()).alias("depth"),
         *LABEL_COLUMNS,
     )
 
@@ -265,6 +380,9 @@ def _check(pairs: DataFrame, history: DataFrame, used: DataFrame) -> pl.DataFram
                     "asset": "asset",
                     "portfolio": "portfolio",
                     "weight": "value",
+                    "constituent_type": "constituent_type",
+                    "constituent_portfolio_uid": "constituent_portfolio_uid",
+                    "constituent_portfolio": "constituent_portfolio",
                 },
             )
         )
@@ -295,6 +413,7 @@ def _missing(pairs: DataFrame, history: DataFrame) -> DataFrame:
             _null(T.StringType()).alias("asset_uid"),
             _null(T.StringType()).alias("asset"),
             _null(T.DoubleType()).alias("value"),
+            *_no_constituent(),
         )
     )
 
@@ -305,15 +424,21 @@ def _broken(pairs: DataFrame, used: DataFrame) -> DataFrame:
     Spark only finds them (a weight each, finite, one row per asset); the core's rules word them.
     """
     per_asset = Window.partitionBy("portfolio_uid", "time_index", "asset_uid")
+    per_portfolio = Window.partitionBy("portfolio_uid", "time_index", "constituent_portfolio_uid")
     named = pairs.filter(F.col("__pname").isNotNull()).groupBy("portfolio_uid").agg(F.min("__pname").alias("__pname"))
+    is_nested = F.col("constituent_type") == "portfolio"
     return (
         used.withColumn("__copies", F.count(F.lit(1)).over(per_asset))
+        .withColumn("__pcopies", F.count(F.lit(1)).over(per_portfolio))
         .filter(
-            F.col("asset_uid").isNull()
+            (~is_nested & F.col("asset_uid").isNull())
+            | (is_nested & F.col("constituent_portfolio_uid").isNull())
+            | ~F.col("constituent_type").isin("asset", "portfolio")
             | F.col("weight").isNull()
             | F.isnan("weight")
             | (F.abs("weight") == float("inf"))
             | (F.col("asset_uid").isNotNull() & (F.col("__copies") > 1))
+            | (F.col("constituent_portfolio_uid").isNotNull() & (F.col("__pcopies") > 1))
         )
         .limit(_MAX_BAD_ROWS)
         .join(named, "portfolio_uid", "left")
@@ -325,34 +450,42 @@ def _broken(pairs: DataFrame, used: DataFrame) -> DataFrame:
             "asset_uid",
             "asset",
             F.col("weight").alias("value"),
+            "constituent_type",
+            "constituent_portfolio_uid",
+            "constituent_portfolio",
         )
     )
 
 
 def _off(pairs: DataFrame, used: DataFrame) -> DataFrame:
-    """Compositions used whose weights do not sum to 1, named as the core names them (``kind = 'off'``)."""
+    """Compositions used (at any level) whose weights do not sum to 1, named as the core names them (``'off'``)."""
+    named = pairs.filter(F.col("__pname").isNotNull()).groupBy("portfolio_uid").agg(F.min("__pname").alias("__pname"))
     sums = used.groupBy("portfolio_uid", "time_index").agg(
         F.sum("weight").alias("weight_sum"), F.min("portfolio").alias("__wname")
     )
     return (
-        pairs.join(sums.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner")
-        .filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
-        .groupBy("portfolio_uid", "weights_time")
-        .agg(
-            F.min("__pname").alias("__pname"),
-            F.min("__wname").alias("__wname"),
-            F.first("weight_sum").alias("weight_sum"),
-        )
+        sums.filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
+        .join(named, "portfolio_uid", "left")
         .select(
             F.lit("off").alias("kind"),
             "portfolio_uid",
-            F.coalesce("__pname", "__wname").alias("portfolio"),
-            F.unix_micros("weights_time").alias("at"),
+            F.coalesce("__wname", "__pname").alias("portfolio"),
+            F.unix_micros("time_index").alias("at"),
             _null(T.StringType()).alias("asset_uid"),
             _null(T.StringType()).alias("asset"),
             F.col("weight_sum").alias("value"),
+            *_no_constituent(),
         )
     )
+
+
+def _no_constituent() -> list[Column]:
+    """The constituent columns of a check row that is not about one composition row (all null)."""
+    return [
+        _null(T.StringType()).alias("constituent_type"),
+        _null(T.StringType()).alias("constituent_portfolio_uid"),
+        _null(T.StringType()).alias("constituent_portfolio"),
+    ]
 
 
 def _frame(rows: list[Any], columns: dict[str, str]) -> pl.DataFrame:
@@ -431,6 +564,16 @@ def _normalize_weights(weights: DataFrame) -> DataFrame:
         "a composition history has time_index, portfolio_uid, asset_uid, asset, weight (an export's portfolio_weights)",
     )
     _require_time(weights, "time_index", _WEIGHTS)
+    nested = (
+        _uid_text("constituent_portfolio_uid")
+        if "constituent_portfolio_uid" in weights.columns
+        else F.lit(None).cast(T.StringType())
+    )
+    kind = (
+        F.trim(F.col("constituent_type").cast(T.StringType()))
+        if "constituent_type" in weights.columns
+        else F.when(nested.isNotNull(), F.lit("portfolio")).otherwise(F.lit("asset"))
+    )
     return weights.select(
         F.col("time_index"),
         _uid_text("portfolio_uid").alias("portfolio_uid"),
@@ -438,6 +581,9 @@ def _normalize_weights(weights: DataFrame) -> DataFrame:
         _optional(weights, "asset", T.StringType()).alias("asset"),
         _optional(weights, "portfolio", T.StringType()).alias("portfolio"),
         F.col("weight").cast(T.DoubleType()).alias("weight"),
+        kind.alias("constituent_type"),
+        nested.alias("constituent_portfolio_uid"),
+        _optional(weights, "constituent_portfolio", T.StringType()).alias("constituent_portfolio"),
     )
 
 

@@ -68,8 +68,9 @@ def test_first_run_offers_the_demo_data_in_one_click(tmp_path: Path, monkeypatch
     assert any("This database is empty" in m for m in messages(at, "info"))
     next(b for b in at.button if b.label == "Load demo data").click().run()
     assert_clean(at)
-    assert {m.label: m.value for m in at.metric}["Accounts"] == "2"
+    assert {m.label: m.value for m in at.metric}["Accounts"] == "3"  # what `msm demo` loads, the nested example's too
     assert msm.read_snapshot(msm.Store(db), ALPHA).positions.height == 2
+    assert msm.holdings_history(msm.Store(db), ALPHA).height == 1  # holdings, so Drift has something to show
 
 
 def _builder(monkeypatch: pytest.MonkeyPatch, db: Path, account: str = ALPHA):

@@ -154,6 +154,7 @@ def test_init_creates_then_reports_up_to_date(cli: Cli) -> None:
         ("msm", 3),
         ("msm", 4),
         ("msm_portfolios", 1),
+        ("msm_portfolios", 2),
     ]
     assert all(set(m) == {"namespace", "version", "name"} for m in first["applied"])
     assert cli.ok("init", "--format", "json").json() == {"database": str(cli.db), "created": False, "applied": []}
@@ -167,6 +168,7 @@ def test_init_text_lists_applied_migrations(cli: Cli) -> None:
     assert "applied migration msm 0002 adr_0027_portfolio_aware_targets" in out
     assert "applied migration msm 0003 holdings_prices_fx" in out
     assert "applied migration msm_portfolios 0001 portfolio_weights" in out
+    assert "applied migration msm_portfolios 0002 nested_portfolios" in out
 
 
 COMMANDS_NEEDING_A_DATABASE = [

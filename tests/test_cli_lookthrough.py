@@ -33,7 +33,10 @@ C1, C2 = "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"
 S1, S2 = "2026-02-01T00:00:00Z", "2026-04-01T00:00:00Z"
 BETWEEN = "2026-02-15T00:00:00Z"  # after C1, before C2 (and after S1)
 COMPOSITION_KEYS = {"portfolio", "weights_time", "n_assets", "weight_sum", "sums_to_one", "rows"}
-COMPOSITION_ROW_KEYS = ["portfolio_uid", "portfolio", "weights_time", "asset_uid", "asset", "weight"]
+COMPOSITION_ROW_KEYS = [
+    *("portfolio_uid", "portfolio", "weights_time", "asset_uid", "asset", "weight"),
+    *("constituent_type", "constituent_portfolio_uid", "constituent_portfolio"),
+]
 
 
 # -- harness -------------------------------------------------------------------------------------
@@ -363,6 +366,35 @@ BAD_WEIGHTS = [
     BadWeights(
         "date, not a time", "P", "w.csv", "asset,weight\nBTC,1\n", "is not a time|has no UTC offset", at="2026-07-01"
     ),
+    # nested portfolios (design section 12)
+    BadWeights(
+        "both an asset and a portfolio",
+        "Q",
+        "w.csv",
+        "asset,portfolio,weight\nBTC,P,1\n",
+        r"row 1: `portfolio` = 'P': names both an asset \('BTC'\) and a portfolio; give one constituent per row",
+    ),
+    BadWeights(
+        "unknown constituent portfolio",
+        "Q",
+        "w.json",
+        '[{"portfolio": "P", "weight": 0.5}, {"portfolio": "NOPE", "weight": 0.5}]',
+        r"row 2: `portfolio` = 'NOPE': no portfolio has this unique_identifier",
+    ),
+    BadWeights(
+        "a portfolio holding itself",
+        "Q",
+        "w.csv",
+        "portfolio,weight\nQ,1\n",
+        r"row 1: `portfolio` = 'Q': would make portfolio 'Q' contain itself: Q -> Q",
+    ),
+    BadWeights(
+        "the same portfolio twice",
+        "Q",
+        "w.csv",
+        "portfolio,weight\nP,0.5\nP,0.5\n",
+        r"row 2: `portfolio` = 'P': duplicate portfolio 'P' in one composition; first given at row 1",
+    ),
 ]
 
 
@@ -372,6 +404,36 @@ def test_weights_bad_input_is_refused_and_nothing_changes(world: World, case: Ba
     path.write_text(case.body)
     before = contents(world.cli.store)
     world.cli.fails("portfolios", "weights", case.portfolio, "--at", case.at, "--file", str(path), match=case.match)
+    assert contents(world.cli.store) == before
+
+
+def test_weights_nested_portfolio_round_trip(world: World) -> None:
+    path = write_rows(world.folder / "q.csv", [{"portfolio": "P", "weight": 0.6}, {"asset": "SOL", "weight": 0.4}])
+    document = world.cli.ok("portfolios", "weights", "Q", "--at", C2, "--file", str(path), "--format", "json").json()
+    by_kind = {r["constituent_type"]: r for r in document["rows"]}
+    assert by_kind["portfolio"]["constituent_portfolio"] == "P" and by_kind["portfolio"]["asset"] is None
+    assert by_kind["portfolio"]["constituent_portfolio_uid"] == world.uids["P"]
+    assert by_kind["asset"]["asset"] == "SOL" and document["sums_to_one"] is True
+    table = world.cli.ok("portfolios", "composition", "Q").out
+    assert "portfolio" in table and " P " in f" {table} "
+
+
+def test_weights_closing_a_cycle_at_any_time_is_refused_naming_the_path(world: World) -> None:
+    nested = write_rows(world.folder / "q.csv", [{"portfolio": "P", "weight": 1.0}])
+    world.cli.ok("portfolios", "weights", "Q", "--at", C1, "--file", str(nested))
+    back = write_rows(world.folder / "p.csv", [{"asset": "BTC", "weight": 0.5}, {"portfolio": "Q", "weight": 0.5}])
+    before = contents(world.cli.store)
+    # P's later composition would hold Q, which (at C1) holds P: a loop across times is a loop
+    world.cli.fails(
+        "portfolios",
+        "weights",
+        "P",
+        "--at",
+        "2026-09-01T00:00:00Z",
+        "--file",
+        str(back),
+        match=r"row 2: `portfolio` = 'Q': would make portfolio 'P' contain itself: P -> Q -> P",
+    )
     assert contents(world.cli.store) == before
 
 
@@ -414,6 +476,8 @@ def test_expand_reference_case_json(world: World) -> None:
         W: 0.3,
         N: None,
         Q: None,
+        "path": None,  # design section 12: a direct asset has no path, depth 0
+        "depth": 0,
     }
     assert via_btc == {
         "position_set_uid": position_set,
@@ -428,6 +492,8 @@ def test_expand_reference_case_json(world: World) -> None:
         W: 0.125,
         N: None,
         Q: None,
+        "path": "P",
+        "depth": 1,
     }
     assert via_eth["asset_uid"] == uids["ETH"] and via_eth["portfolio_weight"] == 0.75 and via_eth["weights_time"] == C1
     assert (
@@ -817,7 +883,10 @@ def test_export_holds_compositions_and_assets(world: World) -> None:
     out = world.folder / "export"
     doc = world.cli.ok("export", "--out", str(out), "--format", "json").json()
     weights = pl.read_parquet(out / "portfolio_weights")
-    assert weights.columns == ["time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight"]
+    assert weights.columns == [
+        *("time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight"),
+        *("constituent_type", "constituent_portfolio_uid", "constituent_portfolio"),
+    ]
     assert weights.schema["time_index"] == pl.Datetime("us", "UTC") and weights.schema["weight"] == pl.Float64
     stored = world.cli.store.query("SELECT count(*) AS n FROM portfolio_weights")["n"][0]
     assert weights.height == stored == doc["datasets"]["portfolio_weights"]["rows"]
@@ -931,7 +1000,9 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
         ("msm", 1),
         ("msm", 2),
         ("msm", 3),
+        ("msm", 4),
         ("msm_portfolios", 1),
+        ("msm_portfolios", 2),
     ]
     assert first["assets"] == ["BTC", "ETH", "SOL"]
     assert first["portfolio"]["unique_identifier"] == "CRYPTO-MAJORS-EW"

@@ -5,6 +5,7 @@ Every refused write is checked against the whole database: it must hold exactly 
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import polars as pl
 import pytest
 
 import msm_portfolios
-from msm.errors import ConflictError, NotFoundError, ValidationError
+from msm.errors import ConflictError, NestingError, NotFoundError, ValidationError
 from msm.expansion import MissingCompositionError
 from msm.services.registry import add_asset, add_portfolio, delete_asset, delete_portfolio
 from msm.store import MSM_MIGRATIONS, Store, migrate, schema_versions
@@ -34,6 +35,8 @@ from msm_portfolios import (
 
 T1 = datetime(2026, 1, 1, tzinfo=UTC)
 T2 = datetime(2026, 2, 1, tzinfo=UTC)
+#: The columns a read composition gained with nested portfolios (design section 12).
+NESTED_COLUMNS = ["constituent_type", "constituent_portfolio_uid", "constituent_portfolio"]
 
 
 @dataclass(frozen=True)
@@ -69,18 +72,21 @@ def weights_of(frame: pl.DataFrame) -> dict[str, float]:
 def test_migrations_apply_core_first_then_portfolios_and_rerun_is_a_no_op(tmp_path: Path) -> None:
     store = Store(tmp_path / "m.duckdb")
     applied = migrate(store, msm_portfolios.MIGRATIONS)
-    assert [str(m) for m in applied][-1] == "msm_portfolios 0001 portfolio_weights"
+    assert [str(m) for m in applied][-2:] == [
+        "msm_portfolios 0001 portfolio_weights",
+        "msm_portfolios 0002 nested_portfolios",
+    ]
     assert [m.namespace for m in applied].index("msm_portfolios") > max(
         i for i, m in enumerate(applied) if m.namespace == "msm"
     )
     assert migrate(store, msm_portfolios.MIGRATIONS) == []
-    assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 1}
+    assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 2}
     assert msm_portfolios.MIGRATIONS == (MSM_MIGRATIONS, msm_portfolios.PORTFOLIO_MIGRATIONS)
 
 
 def test_init_store_creates_and_migrates_both_namespaces(tmp_path: Path) -> None:
     store = msm_portfolios.init_store(tmp_path / "sub" / "new.duckdb")
-    assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 1}
+    assert schema_versions(store) == {"msm": MSM_MIGRATIONS.latest, "msm_portfolios": 2}
     columns = store.query(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'portfolio_weights' ORDER BY "
         "column_index"
@@ -88,9 +94,19 @@ def test_init_store_creates_and_migrates_both_namespaces(tmp_path: Path) -> None
     assert columns == [
         ("time_index", "TIMESTAMP WITH TIME ZONE"),
         ("portfolio_uid", "UUID"),
+        ("constituent_type", "VARCHAR"),
+        ("constituent_uid", "UUID"),
         ("asset_uid", "UUID"),
+        ("constituent_portfolio_uid", "UUID"),
         ("weight", "DOUBLE"),
     ]
+
+
+#: A raw asset row of a composition: (time, portfolio uid, asset uid), the weight spliced in.
+_ASSET_ROW = (
+    "INSERT INTO portfolio_weights (time_index, portfolio_uid, constituent_type, constituent_uid, asset_uid, weight) "
+    "VALUES ($1, $2, 'asset', $3, $3, {weight})"
+)
 
 
 @pytest.mark.parametrize(
@@ -99,19 +115,15 @@ def test_init_store_creates_and_migrates_both_namespaces(tmp_path: Path) -> None
 )
 def test_the_database_itself_refuses_non_finite_or_missing_weights(book: Book, weight: str, match: str) -> None:
     with pytest.raises(duckdb.ConstraintException, match=match), book.store.connect() as con:
-        con.execute(
-            f"INSERT INTO portfolio_weights VALUES (?, ?, ?, {weight})", [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]]
-        )
+        con.execute(_ASSET_ROW.format(weight=weight), [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]])
 
 
 def test_the_database_refuses_a_second_row_for_the_same_asset_and_unknown_references(book: Book) -> None:
     save_composition(book.store, "CRYPTO-EW", T1, {"BTC": 1.0})
     with pytest.raises(duckdb.ConstraintException, match="Duplicate key"), book.store.connect() as con:
-        con.execute("INSERT INTO portfolio_weights VALUES (?, ?, ?, 0.5)", [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]])
+        con.execute(_ASSET_ROW.format(weight=0.5), [T1, book.uid["CRYPTO-EW"], book.uid["BTC"]])
     with pytest.raises(duckdb.ConstraintException, match="foreign key"), book.store.connect() as con:
-        con.execute(
-            "INSERT INTO portfolio_weights VALUES (?, ?, ?, 0.5)", [T1, book.uid["CRYPTO-EW"], book.uid["CRYPTO-EW"]]
-        )
+        con.execute(_ASSET_ROW.format(weight=0.5), [T1, book.uid["CRYPTO-EW"], book.uid["CRYPTO-EW"]])
 
 
 def test_an_asset_or_portfolio_in_a_composition_cannot_be_deleted(book: Book) -> None:
@@ -151,8 +163,16 @@ def test_save_accepts_frames_records_and_dicts_by_identifier_or_uid(
     book: Book, weights: Callable[[dict[str, str]], Any]
 ) -> None:
     stored = save_composition(book.store, "CRYPTO-EW", "2026-01-01T09:00:00+09:00", weights(book.uid))
-    assert stored.columns == ["portfolio_uid", "portfolio", "weights_time", "asset_uid", "asset", "weight"]
-    assert stored.rows() == [
+    assert stored.columns == [
+        "portfolio_uid",
+        "portfolio",
+        "weights_time",
+        "asset_uid",
+        "asset",
+        "weight",
+        *NESTED_COLUMNS,
+    ]
+    assert stored.drop(NESTED_COLUMNS).rows() == [
         (book.uid["CRYPTO-EW"], "CRYPTO-EW", T1, book.uid["BTC"], "BTC", 0.25),
         (book.uid["CRYPTO-EW"], "CRYPTO-EW", T1, book.uid["ETH"], "ETH", 0.75),
     ]
@@ -191,7 +211,7 @@ def test_composition_history_is_newest_first_with_counts_and_sums(book: Book) ->
     save_composition(book.store, "CRYPTO-EW", T2, equal_weights(["BTC", "ETH", "SOL"]))
     save_composition(book.store, "DEFI", T2, {"SOL": 1.0})
     history = composition_history(book.store, "CRYPTO-EW")
-    assert history.columns == ["portfolio_uid", "portfolio", "weights_time", "n_assets", "weight_sum"]
+    assert history.columns == ["portfolio_uid", "portfolio", "weights_time", "n_assets", "weight_sum", "n_portfolios"]
     assert history.select("weights_time", "n_assets").rows() == [(T2, 3), (T1, 2)]
     assert history["weight_sum"].to_list() == [pytest.approx(1.0), pytest.approx(0.9)]
 
@@ -515,7 +535,15 @@ def test_duckdb_weights_source_reads_only_the_asked_portfolios_up_to_the_bound(b
     save_composition(book.store, "DEFI", T1, {"ETH": 1.0})
     source = duckdb_weights_source(book.store)
     frame = source([book.uid["CRYPTO-EW"]], T1)
-    assert frame.columns == ["time_index", "portfolio_uid", "asset_uid", "asset", "portfolio", "weight"]
+    assert frame.columns == [
+        "time_index",
+        "portfolio_uid",
+        "asset_uid",
+        "asset",
+        "portfolio",
+        "weight",
+        *NESTED_COLUMNS,
+    ]
     assert frame.schema["time_index"] == pl.Datetime("us", "UTC")
     assert sorted(frame.select("asset", "portfolio", "weight").rows()) == [
         ("BTC", "CRYPTO-EW", 0.5),
@@ -524,3 +552,120 @@ def test_duckdb_weights_source_reads_only_the_asked_portfolios_up_to_the_bound(b
     assert source([book.uid["CRYPTO-EW"], book.uid["DEFI"]], None).height == 4
     assert source([], None).height == 0
     assert source(["not-a-uuid"], T2).height == 0
+
+
+# -- nested portfolios (design section 12) ---------------------------------------------------------------
+def _chain(book: Book, names: list[str], at: datetime = T1) -> None:
+    """Portfolios ``names`` each holding the next; the last holds BTC."""
+    for name in names:
+        if name not in book.uid:
+            book.uid[name] = add_portfolio(book.store, name)["uid"]
+    save_composition(book.store, names[-1], at, {"BTC": 1.0})
+    for parent, child in reversed(list(itertools.pairwise(names))):
+        save_composition(book.store, parent, at, [{"portfolio": child, "weight": 1.0}])
+
+
+def test_a_composition_may_hold_portfolios_and_assets(book: Book) -> None:
+    save_composition(book.store, "DEFI", T1, {"SOL": 1.0})
+    stored = save_composition(
+        book.store, "CRYPTO-EW", T1, [{"asset": "BTC", "weight": 0.5}, {"portfolio": "DEFI", "weight": 0.5}]
+    )
+    assert stored.select("constituent_type", "asset", "constituent_portfolio", "weight").rows() == [
+        ("asset", "BTC", None, 0.5),
+        ("portfolio", None, "DEFI", 0.5),
+    ]
+    by_uid = save_composition(
+        book.store, "CRYPTO-EW", T2, [{"constituent_portfolio_uid": book.uid["DEFI"], "weight": 1.0}]
+    )
+    assert by_uid["constituent_portfolio_uid"].to_list() == [book.uid["DEFI"]]
+    assert composition_history(book.store, "CRYPTO-EW")["n_portfolios"].to_list() == [1, 1]
+    # the source hands expansion the nested portfolio's compositions too, though only the parent was asked
+    frame = duckdb_weights_source(book.store)([book.uid["CRYPTO-EW"]], None)
+    assert sorted(frame["portfolio"].unique().to_list()) == ["CRYPTO-EW", "DEFI"]
+    with pytest.raises(ConflictError, match=r"portfolio 'DEFI' is still referenced by 2 rows in portfolio_weights"):
+        delete_portfolio(book.store, "DEFI")
+
+
+NESTED_BAD = [
+    pytest.param(
+        [{"asset": "BTC", "portfolio": "DEFI", "weight": 1.0}],
+        r"row 1: `portfolio` = 'DEFI': names both an asset \('BTC'\) and a portfolio",
+        id="both",
+    ),
+    pytest.param(
+        [{"asset_uid": "@BTC", "constituent_portfolio_uid": "@DEFI", "weight": 1.0}],
+        r"names both an asset .* and a portfolio",
+        id="both-by-uid",
+    ),
+    pytest.param(
+        [{"portfolio": "NOPE", "weight": 1.0}],
+        r"row 1: `portfolio` = 'NOPE': no portfolio has this unique_identifier",
+        id="unknown-portfolio",
+    ),
+    pytest.param(
+        [{"constituent_portfolio_uid": "00000000-0000-4000-8000-000000000000", "weight": 1.0}],
+        r"`constituent_portfolio_uid` = '00000000-0000-4000-8000-000000000000': no portfolio has this uid",
+        id="unknown-portfolio-uid",
+    ),
+    pytest.param(
+        [{"portfolio": "CRYPTO-EW", "weight": 1.0}],
+        r"row 1: `portfolio` = 'CRYPTO-EW': would make portfolio 'CRYPTO-EW' contain itself: CRYPTO-EW -> CRYPTO-EW",
+        id="itself",
+    ),
+    pytest.param(
+        [{"asset": "BTC", "weight": 0.5}, {"portfolio": "DEFI", "weight": 0.5}],
+        r"row 2: `portfolio` = 'DEFI': would make portfolio 'CRYPTO-EW' contain itself: CRYPTO-EW -> DEFI -> CRYPTO-EW",
+        id="two-cycle",
+    ),
+    pytest.param(
+        [{"portfolio": "DEFI", "weight": 0.5}, {"portfolio": "DEFI", "weight": 0.5}],
+        r"row 2: `portfolio` = 'DEFI': duplicate portfolio 'DEFI' in one composition; first given at row 1",
+        id="twice",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rows", "match"), NESTED_BAD)
+def test_bad_nested_compositions_are_refused_and_nothing_is_stored(
+    book: Book, db_contents: Callable[[Store], Any], rows: list[dict[str, Any]], match: str
+) -> None:
+    # DEFI holds CRYPTO-EW at T2: CRYPTO-EW holding DEFI at any time closes a loop
+    save_composition(book.store, "DEFI", T2, [{"portfolio": "CRYPTO-EW", "weight": 1.0}])
+    rows = [{k: book.uid[v[1:]] if isinstance(v, str) and v.startswith("@") else v for k, v in r.items()} for r in rows]
+    before = db_contents(book.store)
+    with pytest.raises(ValidationError, match=match):
+        save_composition(book.store, "CRYPTO-EW", T1, rows)
+    assert db_contents(book.store) == before
+
+
+def test_a_longer_cycle_names_its_whole_path(book: Book, db_contents: Callable[[Store], Any]) -> None:
+    _chain(book, ["A", "B", "C", "D"])
+    before = db_contents(book.store)
+    with pytest.raises(NestingError, match=r"would make portfolio 'D' contain itself: D -> A -> B -> C -> D") as info:
+        save_composition(book.store, "D", T2, [{"portfolio": "A", "weight": 1.0}])
+    assert info.value.path == ["D", "A", "B", "C", "D"] and info.value.kind == "cycle"
+    assert info.value.to_dict()["errors"][0]["code"] == "portfolio_nesting_cycle"
+    assert db_contents(book.store) == before
+
+
+def test_nesting_is_at_most_eight_levels(book: Book, db_contents: Callable[[Store], Any]) -> None:
+    names = [f"L{i}" for i in range(1, 9)]
+    _chain(book, names)  # L1 -> ... -> L8 -> BTC: BTC is 8 compositions below L1
+    book.uid["L0"] = add_portfolio(book.store, "L0")["uid"]
+    before = db_contents(book.store)
+    chain = " -> ".join(["L0", *names])
+    with pytest.raises(NestingError, match=rf"would nest portfolios 9 levels deep: {chain}; nesting is at most 8"):
+        save_composition(book.store, "L0", T1, [{"portfolio": "L1", "weight": 1.0}])
+    assert db_contents(book.store) == before
+    # the same limit holds when the new edge is in the middle of a chain (ancestors above, descendants below)
+    save_composition(book.store, "L4", T2, {"ETH": 1.0})  # L4's latest composition holds assets only
+    with pytest.raises(NestingError, match=r"9 levels deep"):
+        save_composition(book.store, "L0", T1, [{"portfolio": "L1", "weight": 1.0}])  # its T1 edge still counts
+
+
+def test_overwriting_a_nested_composition_is_not_a_cycle(book: Book) -> None:
+    _chain(book, ["A", "B"])
+    stored = save_composition(book.store, "A", T1, [{"portfolio": "B", "weight": 0.5}], overwrite=True)
+    assert stored["weight"].to_list() == [0.5]
+    with pytest.raises(ConflictError, match=r"already exists \(1 portfolio\)"):
+        save_composition(book.store, "A", T1, [{"portfolio": "B", "weight": 1.0}])

@@ -26,6 +26,7 @@ from msm.errors import (
     ConflictError,
     MigrationError,
     MsmError,
+    NestingError,
     NotFoundError,
     RowError,
     SchemaError,
@@ -220,6 +221,22 @@ CASES = [
         "weights time",
         {"entity": "composition", "missing": [["CRYPTO-EW", "2026-01-01T00:00:00Z"]]},
         id="missing-composition",
+    ),
+    pytest.param(
+        MissingCompositionError([("EQ", T0)], ["BAL"]),
+        "portfolio 'EQ' (nested in BAL) has no composition at or before 2026-01-01T00:00:00Z; store one with "
+        "`msm portfolios weights EQ --at TS --file F` (msm_portfolios.save_composition), or choose a later "
+        "weights time",
+        {"missing": [["EQ", "2026-01-01T00:00:00Z"]], "paths": ["BAL"]},
+        id="missing-nested-composition",
+    ),
+    pytest.param(
+        NestingError(["BAL", "EQ", "BAL"], kind="cycle", max_depth=8, row=2, summary="composition of portfolio 'BAL'"),
+        "composition of portfolio 'BAL': refused; nothing was stored:\n  composition row 2: `portfolio` = 'EQ': "
+        "would make portfolio 'BAL' contain itself: BAL -> EQ -> BAL; a portfolio never contains itself, at any "
+        "depth, at any time",
+        {"kind": "cycle", "path": ["BAL", "EQ", "BAL"], "max_depth": 8},
+        id="nesting-cycle",
     ),
 ]
 

@@ -104,6 +104,10 @@ def history(*compositions: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 # -- the basics -----------------------------------------------------------------------------------------
+#: The leading columns of an expanded row of portfolio CRYPTO-EW targeted by set s at T1.
+PORTFOLIO_ROW = (uid("s"), T1, "portfolio", uid("CRYPTO-EW"), uid("CRYPTO-EW"))
+
+
 def test_reference_case_half_of_a_portfolio_with_a_quarter_weight_is_an_eighth() -> None:
     rows = targets(target("s", T1, asset="BTC", wne=0.5), target("s", T1, portfolio="CRYPTO-EW", wne=0.5))
     weights = history(composition("CRYPTO-EW", T0, {"ETH": 0.25, "SOL": 0.75}))
@@ -111,9 +115,10 @@ def test_reference_case_half_of_a_portfolio_with_a_quarter_weight_is_an_eighth()
     assert isinstance(result, Expansion)
     assert result.rows.columns == list(EXPANSION_COLUMNS)
     assert result.rows.rows() == [
-        (uid("s"), T1, "asset", uid("BTC"), None, uid("BTC"), "BTC", None, None, 0.5, None, None),
-        (uid("s"), T1, "portfolio", uid("CRYPTO-EW"), uid("CRYPTO-EW"), uid("ETH"), "ETH", 0.25, T0, 0.125, None, None),
-        (uid("s"), T1, "portfolio", uid("CRYPTO-EW"), uid("CRYPTO-EW"), uid("SOL"), "SOL", 0.75, T0, 0.375, None, None),
+        # ..., path, depth (design section 12): an asset target has no path and depth 0
+        (uid("s"), T1, "asset", uid("BTC"), None, uid("BTC"), "BTC", None, None, 0.5, None, None, None, 0),
+        (*PORTFOLIO_ROW, uid("ETH"), "ETH", 0.25, T0, 0.125, None, None, "CRYPTO-EW", 1),
+        (*PORTFOLIO_ROW, uid("SOL"), "SOL", 0.75, T0, 0.375, None, None, "CRYPTO-EW", 1),
     ]
     assert result.diagnostics.height == 0 and result.diagnostics.columns == list(DIAGNOSTIC_COLUMNS)
     assert result.weights_as_of == "position-set" and result.weights_time_bound is None and not result.net
@@ -134,6 +139,8 @@ def test_output_schema() -> None:
         "portfolio_weight": pl.Float64,
         "weights_time": utc,
         **{c: pl.Float64 for c in EXPOSURES},
+        "path": pl.String,
+        "depth": pl.Int32,
     }
 
 

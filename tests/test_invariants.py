@@ -34,7 +34,11 @@ W = "weight_notional_exposure"
 GHOST = str(uuid.UUID(int=424242))
 
 TARGET_INSERT = STORE_INSERT  # the raw insert of tests/test_store.py
-WEIGHT_INSERT = "INSERT INTO portfolio_weights VALUES ($t::TIMESTAMPTZ, $p::UUID, $a::UUID, $w::DOUBLE)"
+WEIGHT_INSERT = (
+    "INSERT INTO portfolio_weights (time_index, portfolio_uid, constituent_type, constituent_uid, asset_uid, "
+    "constituent_portfolio_uid, weight) VALUES ($t::TIMESTAMPTZ, $p::UUID, $k, $c::UUID, $a::UUID, $q::UUID, "
+    "$w::DOUBLE)"
+)
 HOLDING_INSERT = (
     "INSERT INTO account_holdings (time_index, holdings_set_uid, asset_uid, quantity, metadata_json) "
     "VALUES ($t::TIMESTAMPTZ, $s::UUID, $a::UUID, $q::DOUBLE, $m::JSON)"
@@ -76,7 +80,9 @@ class World:
         return TARGET_INSERT, row | changes
 
     def weight(self, **changes: Any) -> tuple[str, dict[str, Any]]:
-        return WEIGHT_INSERT, {"t": T0, "p": self.uid["CRYPTO-EW"], "a": self.uid["BTC"], "w": 0.5} | changes
+        """A composition row of CRYPTO-EW (an asset row of BTC unless ``changes`` say otherwise)."""
+        row = {"t": T0, "p": self.uid["CRYPTO-EW"], "k": "asset", "a": self.uid["BTC"], "q": None, "w": 0.5} | changes
+        return WEIGHT_INSERT, {"c": row["a"] if row["k"] == "asset" else row["q"]} | row
 
     def holding(self, **changes: Any) -> tuple[str, dict[str, Any]]:
         return HOLDING_INSERT, {"t": T0, "s": self.holdings_uid, "a": self.uid["BTC"], "q": 1.0, "m": None} | changes
@@ -489,6 +495,45 @@ CASES = [
             lambda w: [w.weight(), w.weight(w=0.4)],
             raw_message="(?i)duplicate key",
         ),
+    ),
+    Case(
+        "composition: both an asset and a portfolio",
+        **_composition(
+            [{"asset": "BTC", "portfolio": "CRYPTO-EW", "weight": 1.0}],
+            r"row 1: `portfolio` = 'CRYPTO-EW': names both an asset \('BTC'\) and a portfolio",
+            lambda w: [w.weight(q=w.uid["CRYPTO-EW"])],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "composition: a portfolio holding itself",
+        **_composition(
+            [{"portfolio": "CRYPTO-EW", "weight": 1.0}],
+            r"would make portfolio 'CRYPTO-EW' contain itself: CRYPTO-EW -> CRYPTO-EW",
+            lambda w: [w.weight(k="portfolio", a=None, q=w.uid["CRYPTO-EW"])],
+            raw_message="CHECK",
+        ),
+    ),
+    Case(
+        "composition: an unknown constituent portfolio",
+        **_composition(
+            [{"portfolio": "NOPE", "weight": 1.0}],
+            r"row 1: `portfolio` = 'NOPE': no portfolio has this unique_identifier",
+            lambda w: [w.weight(k="portfolio", a=None, q=GHOST)],
+            raw_message="foreign key",
+        ),
+    ),
+    Case(
+        "composition: a constituent type that is not asset or portfolio",
+        message="",
+        raw=lambda w: [(WEIGHT_INSERT, w.weight()[1] | {"k": "fund"})],
+        raw_message="CHECK",
+    ),
+    Case(
+        "composition: constituent_uid differs from the asset",
+        message="",
+        raw=lambda w: [(WEIGHT_INSERT, w.weight()[1] | {"c": w.uid["ETH"]})],
+        raw_message="CHECK",
     ),
     # -- registry rows ----------------------------------------------------------------------------
     Case(

@@ -430,7 +430,8 @@ def test_0003_declares_the_tables_it_rebuilds() -> None:
 def test_0003_keeps_every_row_of_a_version_two_database(store_at, db_contents) -> None:
     store, _ = _version_two_book(store_at)
     before = db_contents(store)
-    assert [str(m) for m in migrate(store, msm_portfolios.MIGRATIONS)] == [
+    # core only: msm_portfolios 0002 (nested portfolios) has its own test below
+    assert [str(m) for m in migrate(store, (MSM_MIGRATIONS,))] == [
         "msm 0003 holdings_prices_fx",
         "msm 0004 audit_trail",
     ]
@@ -455,7 +456,7 @@ def test_0004_adds_the_audit_tables_and_touches_no_row(store_at, db_contents) ->
         three.apply(con)
         con.execute("INSERT INTO schema_migrations (namespace, version, name) VALUES ('msm', 3, ?)", [three.name])
     before = db_contents(store)
-    assert [str(m) for m in migrate(store, msm_portfolios.MIGRATIONS)] == ["msm 0004 audit_trail"]
+    assert [str(m) for m in migrate(store, (MSM_MIGRATIONS,))] == ["msm 0004 audit_trail"]  # core only
     after = db_contents(store)
     assert {t: after[t] for t in before if t != "schema_migrations"} == {
         t: rows for t, rows in before.items() if t != "schema_migrations"
@@ -507,7 +508,7 @@ def test_0003_refuses_a_cash_asset_whose_currency_cannot_be_known(store_at, db_c
 
 def test_0003_rules_are_active_after_the_upgrade(store_at) -> None:
     store, uid = _version_two_book(store_at)
-    migrate(store, msm_portfolios.MIGRATIONS)
+    migrate(store, (MSM_MIGRATIONS,))  # portfolio_weights keeps its msm_portfolios 0001 shape here
     bad = [
         (
             "INSERT INTO asset (uid, unique_identifier, asset_type) VALUES (gen_random_uuid(), 'F', 'portfolio')",
@@ -546,3 +547,97 @@ def test_a_rebuild_that_loses_rows_is_refused() -> None:
     con.execute("ROLLBACK")
     assert con.execute("SELECT count(*) FROM p").fetchall() == [(2,)]
     assert con.execute("SELECT count(*) FROM c").fetchall() == [(1,)]
+
+
+# -- msm_portfolios 0002: nested portfolios ------------------------------------------------------------
+NESTED_WEIGHT_COLUMNS = [
+    "time_index",
+    "portfolio_uid",
+    "constituent_type",
+    "constituent_uid",
+    "asset_uid",
+    "constituent_portfolio_uid",
+    "weight",
+]
+
+
+def test_nested_migration_declares_its_rebuild() -> None:
+    assert [(m.version, m.name, m.rebuilds) for m in msm_portfolios.PORTFOLIO_MIGRATIONS.migrations] == [
+        (1, "portfolio_weights", ()),
+        (2, "nested_portfolios", ("portfolio_weights",)),
+    ]
+
+
+def test_nested_migration_converts_every_composition_row(store_at, db_contents, table_columns) -> None:
+    store, uid = _version_two_book(store_at)
+    before = db_contents(store)
+    assert [str(m) for m in migrate(store, msm_portfolios.MIGRATIONS)] == [
+        "msm 0003 holdings_prices_fx",
+        "msm 0004 audit_trail",
+        "msm_portfolios 0002 nested_portfolios",
+    ]
+    assert table_columns(store, "portfolio_weights") == NESTED_WEIGHT_COLUMNS
+    rows = store.query(
+        "SELECT time_index, portfolio_uid::VARCHAR, constituent_type, constituent_uid::VARCHAR, asset_uid::VARCHAR, "
+        "constituent_portfolio_uid, weight FROM portfolio_weights ORDER BY time_index, weight DESC"
+    ).rows()
+    stored = ((T0, "BTC", 0.5), (T0, "ETH", 0.5), (T1, "BTC", 0.7), (T1, "ETH", 0.3))
+    assert sorted(rows) == sorted((t, uid["EW"], "asset", uid[a], uid[a], None, w) for t, a, w in stored)
+    after = db_contents(store)
+    untouched = set(before) - {"asset", "account", "portfolio_weights", "schema_migrations"}
+    assert {t: after[t] for t in untouched} == {t: before[t] for t in untouched}
+    assert schema_versions(store) == {"msm": 4, "msm_portfolios": 2}
+    assert migrate(store, msm_portfolios.MIGRATIONS) == []  # a re-run is a no-op
+    # the upgraded database reads as before through the services
+    comp = msm_portfolios.read_composition(store, "CRYPTO-EW", as_of=T1)
+    assert dict(zip(comp["asset"], comp["weight"], strict=True)) == {"BTC": 0.7, "ETH": 0.3}
+
+
+def test_a_failing_nested_migration_changes_nothing(store_at, db_contents, table_columns) -> None:
+    store, _ = _version_two_book(store_at)
+    migrate(store, (MSM_MIGRATIONS,))
+    # a row the new CHECKs refuse cannot be stored by the old schema, so break the migration itself:
+    # an object in the way of an index the migration creates
+    store.execute(
+        "CREATE TABLE blocker (x INTEGER); CREATE INDEX ix_portfolio_weights_constituent_portfolio_uid ON blocker (x)"
+    )
+    before = db_contents(store)
+    with pytest.raises(MigrationError, match=r"msm_portfolios 0002 nested_portfolios failed and changed nothing"):
+        migrate(store, msm_portfolios.MIGRATIONS)
+    assert db_contents(store) == before
+    assert schema_versions(store) == {"msm": 4, "msm_portfolios": 1}
+    assert table_columns(store, "portfolio_weights") == ["time_index", "portfolio_uid", "asset_uid", "weight"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("'asset', $b, $b, NULL", None),  # the valid asset row
+        ("'portfolio', $q, NULL, $q", None),  # the valid portfolio row
+        ("'fund', $b, $b, NULL", "CHECK"),
+        ("'asset', $b, $b, $q", "CHECK"),  # both an asset and a portfolio
+        ("'asset', $q, $b, NULL", "CHECK"),  # constituent_uid is not the asset
+        ("'portfolio', $q, $b, NULL", "CHECK"),  # type says portfolio, column says asset
+        ("'portfolio', $p, NULL, $p", "CHECK"),  # a portfolio holding itself
+        ("'portfolio', $g, NULL, $g", "foreign key"),
+    ],
+)
+def test_nested_checks_after_the_upgrade(store_at, values: str, message: str | None) -> None:
+    store, uid = _version_two_book(store_at)
+    migrate(store, msm_portfolios.MIGRATIONS)
+    store.execute("INSERT INTO portfolio (uid, unique_identifier) VALUES (?::UUID, 'BONDS')", [uid["core"]])
+    sql = (
+        (
+            "INSERT INTO portfolio_weights (time_index, portfolio_uid, constituent_type, constituent_uid, asset_uid, "
+            f"constituent_portfolio_uid, weight) VALUES ($t, $p::UUID, {values.replace('$b', '$b::UUID')}, 0.5)"
+        )
+        .replace("$q", "$q::UUID")
+        .replace("$g", "$g::UUID")
+    )
+    params = {"t": datetime(2026, 5, 1, tzinfo=UTC), "p": uid["EW"], "b": uid["BTC"], "q": uid["core"], "g": _uid()}
+    used = {k: v for k, v in params.items() if f"${k}" in sql}
+    if message is None:
+        store.execute(sql, used)
+        return
+    with pytest.raises(duckdb.ConstraintException, match=message):
+        store.execute(sql, used)

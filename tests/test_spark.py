@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: "ts": the book's own explicit weights time (between two of its compositions).
 MODES = ("now", "position-set", "ts")
 W, N, Q = "weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity"
-PLAIN_KEY = ["position_set_uid", "source_target_type", "source_target_uid", "asset_uid"]
+PLAIN_KEY = ["position_set_uid", "source_target_type", "source_target_uid", "asset_uid", "path"]
 NET_KEY = ["position_set_uid", "asset_uid"]
 BOOK_START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -218,6 +218,44 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Book:
     return Book(cli, folder)
 
 
+#: A nested book (design section 12): EQ and BND hold assets (EQ changes on 2026-03-01), BAL holds
+#: 60% EQ + 40% BND, FOF holds BAL, EQ and SOL (three levels, two routes to EQ's assets). Account A
+#: targets BTC, BAL and FOF on 2026-02-01 and 2026-04-01 (each level picks its own composition).
+@pytest.fixture(scope="module")
+def nested(tmp_path_factory: pytest.TempPathFactory) -> Book:
+    folder = tmp_path_factory.mktemp("spark-nested")
+    cli = Cli(folder / "nested.duckdb")
+    cli.ok("init")
+    for ident in ("BTC", "ETH", "SOL", "BND-1"):
+        cli.ok("assets", "add", ident)
+    for ident in ("EQ", "BND", "BAL", "FOF"):
+        cli.ok("portfolios", "add", ident)
+    cli.ok("models", "add", "m")
+    cli.ok("accounts", "add", "A", "--name", "A")
+    cli.ok("allocations", "add", "A-main", "--account", "A", "--model", "m")
+    compositions = {
+        ("EQ", "2026-01-01T00:00:00Z"): [{"asset": "BTC", "weight": 0.5}, {"asset": "ETH", "weight": 0.5}],
+        ("EQ", "2026-03-01T00:00:00Z"): [{"asset": "BTC", "weight": 0.7}, {"asset": "ETH", "weight": 0.2}],
+        ("BND", "2026-01-01T00:00:00Z"): [{"asset": "BND-1", "weight": 1.0}],
+        ("BAL", "2026-01-01T00:00:00Z"): [{"portfolio": "EQ", "weight": 0.6}, {"portfolio": "BND", "weight": 0.4}],
+        ("FOF", "2026-01-01T00:00:00Z"): [
+            {"portfolio": "BAL", "weight": 0.5},
+            {"portfolio": "EQ", "weight": 0.3},
+            {"asset": "SOL", "weight": 0.2},
+        ],
+    }
+    for i, ((portfolio, at), rows) in enumerate(compositions.items()):
+        path = str(write_rows(folder / f"c{i}.json", rows))
+        cli.ok("portfolios", "weights", portfolio, "--at", at, "--file", path, warnings=True)
+    snapshots = {
+        "2026-02-01T00:00:00Z": [{"asset": "BTC", W: 0.1}, {"portfolio": "BAL", W: 0.5}, {"portfolio": "FOF", W: 0.4}],
+        "2026-04-01T00:00:00Z": [{"portfolio": "FOF", N: 1_000_000}, {"asset": "SOL", Q: 5}],
+    }
+    for i, (at, rows) in enumerate(snapshots.items()):
+        cli.ok("targets", "save", "A", "--at", at, "--file", str(write_rows(folder / f"s{i}.json", rows)))
+    return Book(cli, folder, "2026-03-15T00:00:00Z")
+
+
 # -- reading back ----------------------------------------------------------------------------------
 def read_dataset(path: Path) -> pl.DataFrame:
     """A hive-partitioned Parquet dataset, as any reader sees it (pyarrow skips Spark's ``.crc`` and ``_`` files)."""
@@ -247,7 +285,7 @@ def spark_job(spark: Any, book: Book, source: Path, mode: str, *, net: bool) -> 
 # -- equality --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("net", [False, True], ids=["plain", "net"])
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("which", ["demo", "book"])
+@pytest.mark.parametrize("which", ["demo", "book", "nested"])
 def test_spark_equals_msm_export(spark: Any, request: pytest.FixtureRequest, which: str, mode: str, net: bool) -> None:
     book: Book = request.getfixturevalue(which)
     export = book.export(mode)
@@ -378,6 +416,24 @@ def test_bad_composition_rows_are_refused_with_the_core_message(
             spark.createDataFrame(targets.to_arrow()), spark.createDataFrame(weights.to_arrow()), weights_as_of="now"
         )
     assert str(ours.value) == str(core.value)
+
+
+def test_a_missing_nested_composition_fails_with_the_core_message_and_path(spark: Any, nested: Book) -> None:
+    export = nested.export("now")
+    targets = read_dataset(export / "target_positions").drop("snapshot_date")
+    weights = pl.read_parquet(export / "portfolio_weights" / "*.parquet")
+    # EQ only from 2026-03-01 on: the 2026-02-01 snapshot's BAL and FOF reach it before it has one
+    weights = weights.filter(~((pl.col("portfolio") == "EQ") & (pl.col("time_index").dt.month() == 1)))
+    with pytest.raises(MissingCompositionError) as core:
+        expand_targets(targets, weights, weights_as_of="position-set")
+    with pytest.raises(MissingCompositionError) as ours:
+        expand_targets_spark(
+            spark.createDataFrame(targets.to_arrow()),
+            spark.createDataFrame(weights.to_arrow()),
+            weights_as_of="position-set",
+        )
+    assert str(ours.value) == str(core.value)
+    assert str(ours.value).startswith("portfolio 'EQ' (nested in BAL) has no composition at or before 2026-02-01")
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,17 @@ EXPORT_DATASETS = (
 #: Written only with ``drift``: the drift and what another engine needs to recompute it.
 DRIFT_DATASETS = ("drift", "accounts", "allocations", "asset_prices", "fx_rates")
 #: Columns of ``portfolio_weights/`` (every composition row) and ``assets/`` (the asset registry).
-WEIGHTS_EXPORT_COLUMNS = ("time_index", "portfolio_uid", "portfolio", "asset_uid", "asset", "weight")
+WEIGHTS_EXPORT_COLUMNS = (
+    "time_index",
+    "portfolio_uid",
+    "portfolio",
+    "asset_uid",
+    "asset",
+    "weight",
+    "constituent_type",  # 'asset' or 'portfolio' (a nested portfolio, design section 12)
+    "constituent_portfolio_uid",
+    "constituent_portfolio",
+)
 ASSET_EXPORT_COLUMNS = ("uid", "unique_identifier", "name", "ticker", "asset_type", "metadata_json", "currency")
 PARTITION = "snapshot_date"
 #: Name prefix of an export's staging folder inside ``OUT`` (then the writer's PID and a random part).
@@ -434,12 +444,22 @@ def _all_compositions(store: Store, weights: pl.DataFrame | WeightsSource) -> pl
         "asset_uid": pl.String,
         "asset": pl.String,
         "weight": pl.Float64,
+        "constituent_type": pl.String,
+        "constituent_portfolio_uid": pl.String,
+        "constituent_portfolio": pl.String,
     }
     if history.height == 0:
         return pl.DataFrame(schema=schema)
-    if "portfolio" not in history.columns:
-        history = history.with_columns(pl.lit(None, pl.String).alias("portfolio"))
-    return history.select(pl.col(c).cast(t) for c, t in schema.items()).sort("portfolio", "time_index", "asset")
+    optional = ("portfolio", "constituent_portfolio_uid", "constituent_portfolio")
+    history = history.with_columns(pl.lit(None, pl.String).alias(c) for c in optional if c not in history.columns)
+    if "constituent_type" not in history.columns:
+        nested = pl.col("constituent_portfolio_uid").is_not_null()
+        history = history.with_columns(
+            pl.when(nested).then(pl.lit("portfolio")).otherwise(pl.lit("asset")).alias("constituent_type")
+        )
+    return history.select(pl.col(c).cast(t) for c, t in schema.items()).sort(
+        "portfolio", "time_index", "constituent_type", "asset", "constituent_portfolio", nulls_last=True
+    )
 
 
 def _write_part(frame: pl.DataFrame, dataset: Path, day: date | None, part: int) -> int:

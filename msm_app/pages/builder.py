@@ -265,6 +265,7 @@ def _preview(check: msm.TargetSetCheck, at: datetime) -> None:
         },
     )
     st.caption(f"Look-through weight sum {ui.pct(view.weight_sum)} (the set's own: {ui.pct(check.weight_sum)}).")
+    ui.lineage_tree(view, key="builder_tree")  # nested portfolios: each one's path down to the assets
 
 
 def _save_row(account: str, allocation: str, at: datetime, rows: pl.DataFrame, check: msm.TargetSetCheck) -> None:

@@ -36,6 +36,10 @@ LINEAGE_CONFIG = {
     ),
     "weights_time": ui.utc_column("Composition time (UTC)"),
     **ui.EXPOSURE_CONFIG,
+    "path": st.column_config.TextColumn(
+        "Path", help="The portfolios from the target's down to the asset's own (nested portfolios: A > B)"
+    ),
+    "depth": st.column_config.NumberColumn("Depth", help="1: a direct constituent; 0: a direct asset target"),
 }
 
 
@@ -130,6 +134,7 @@ def _show(account: str, snap: msm.Snapshot, view: msm_portfolios.LookThrough) ->
         key="lookthrough_rows",
         column_config=LINEAGE_CONFIG,
     )
+    ui.lineage_tree(view, key="lookthrough_tree")
     _downloads(f"{account}-{snap.position_set_time:%Y%m%dT%H%M%SZ}-lookthrough", view)
 
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 import msm
 from msm_app import links, ui
-from msm_examples import account_portfolio_workflow as demo_example
+from msm_examples import demo as demo_data
 
 #: The counts shown at the top: label and table.
 COUNTS = (
@@ -29,9 +29,10 @@ def render() -> None:
     by_table = dict(zip(counts["table"].to_list(), counts["rows"].to_list(), strict=True))
     if not by_table.get("account") and not by_table.get("asset"):
         st.info(
-            "This database is empty. Load the demo data to look around (three crypto assets, one equal-weight "
-            "portfolio with three compositions, and two accounts whose targets hold BTC directly and the portfolio as "
-            "a sleeve), or start with **Reference data**."
+            "This database is empty. Load the demo data to look around (three crypto assets and a USD cash asset, "
+            "an equal-weight portfolio with three compositions, a fund of funds holding two portfolios, three "
+            "accounts with target snapshots, and holdings, prices and an EUR/USD rate for two of them), or start "
+            "with **Reference data**."
         )
         if st.button(
             "Load demo data",
@@ -39,7 +40,7 @@ def render() -> None:
             help="Adds the chained example of `msm demo`; running it again changes nothing.",
         ):
             with st.spinner("Loading the demo data…"):
-                demo_example.run(store)
+                demo_data.load(store)
             ui.after_write()
             st.rerun()
         return

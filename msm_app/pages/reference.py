@@ -218,23 +218,27 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
             )
         else:
             st.dataframe(
-                history.select("weights_time", "n_assets", "weight_sum"),
+                history.select("weights_time", "n_assets", "n_portfolios", "weight_sum"),
                 hide_index=True,
                 placeholder="—",
                 key="ref_comp_history",
                 column_config={
                     "weights_time": ui.utc_column("From (UTC)"),
-                    "n_assets": "Assets",
+                    "n_assets": "Constituents",
+                    "n_portfolios": st.column_config.NumberColumn(
+                        "Portfolios", help="Constituents that are portfolios (nested; looked through to assets)"
+                    ),
                     "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
                 },
             )
     with right:
         if history.height:
+            rows = msm_portfolios.composition_rows(store, portfolio)
             charts.weight_timeline(
-                msm_portfolios.composition_rows(store, portfolio),
+                rows.with_columns(pl.coalesce("asset", "constituent_portfolio").alias("constituent")),
                 time="weights_time",
-                series="asset",
-                legend="Asset",
+                series="constituent",
+                legend="Constituent",
                 weight="weight",
                 title="Composition time (UTC)",
                 key="ref_comp_chart",
@@ -245,7 +249,7 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
 
 
 def _store_composition(store: msm.Store, portfolio: str) -> None:
-    """A grid (or a file) of asset and weight, stored as the portfolio's composition from a UTC time."""
+    """A grid (or a file) of constituents (an asset or a portfolio per row) and weights, stored from a UTC time."""
     cols = st.columns(2)
     day = cols[0].date_input(
         "Takes effect on (UTC)", key="ref_comp_date", help="From this UTC time on, expansion uses this composition."
@@ -253,7 +257,11 @@ def _store_composition(store: msm.Store, portfolio: str) -> None:
     clock = cols[1].time_input("at (UTC)", value=time(0, 0), key="ref_comp_time", step=60)
     at = ui.utc_datetime(day, clock, datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
     assets = msm.list_assets(store)["unique_identifier"].sort().to_list()
-    start = pl.DataFrame({"asset": [None], "weight": [None]}, schema={"asset": pl.String, "weight": pl.Float64})
+    others = [p for p in msm.list_portfolios(store)["unique_identifier"].sort().to_list() if p != portfolio]
+    start = pl.DataFrame(
+        {"asset": [None], "portfolio": [None], "weight": [None]},
+        schema={"asset": pl.String, "portfolio": pl.String, "weight": pl.Float64},
+    )
     edited = st.data_editor(
         start.to_pandas(),
         num_rows="dynamic",
@@ -262,12 +270,23 @@ def _store_composition(store: msm.Store, portfolio: str) -> None:
         key="ref_comp_grid",
         column_config={  # not `required`: the blank starter row is not an error before anything is typed
             "asset": st.column_config.SelectboxColumn("Asset", options=assets, help="A constituent asset"),
+            "portfolio": st.column_config.SelectboxColumn(
+                "…or portfolio",
+                options=others,
+                help="A nested portfolio (one constituent per row: an asset or a portfolio). Its own "
+                "compositions are looked through; a portfolio never contains itself at any depth.",
+            ),
             "weight": st.column_config.NumberColumn(
                 "Weight", format="percent", help="Share of the portfolio (25% = 0.25)"
             ),
         },
     )
-    grid = pl.from_pandas(edited).filter(pl.col("asset").is_not_null() | pl.col("weight").is_not_null())
+    grid = pl.from_pandas(edited)
+    if "portfolio" not in grid.columns:  # a grid state set from outside the page (a test) may omit it
+        grid = grid.with_columns(pl.lit(None, pl.String).alias("portfolio"))
+    grid = grid.filter(pl.any_horizontal(pl.col(c).is_not_null() for c in ("asset", "portfolio", "weight")))
+    if grid["portfolio"].null_count() == grid.height:
+        grid = grid.drop("portfolio")  # an asset-only composition, as before nesting
     total = float(grid["weight"].sum() or 0.0) if grid.height else 0.0
     st.metric(
         "Weight sum",
@@ -278,7 +297,7 @@ def _store_composition(store: msm.Store, portfolio: str) -> None:
         "…or from a file",
         type=ui.UPLOAD_TYPES,
         key="ref_comp_upload",
-        help="Columns `asset` (or `asset_uid`) and `weight`.",
+        help="Columns `asset` (or `asset_uid`) or `portfolio` (a nested portfolio), one per row, and `weight`.",
     )
     overwrite = st.checkbox("Replace a composition stored at this exact time", key="ref_comp_overwrite")
     if not st.button(
@@ -297,8 +316,10 @@ def _store_composition(store: msm.Store, portfolio: str) -> None:
         ui.show_error(exc)
         return
     ui.after_write()
+    nested = int((stored["constituent_type"] == "portfolio").sum())
+    held = f"{stored.height} assets" if not nested else f"{stored.height} constituents, {nested} of them portfolios"
     st.session_state["ref_flash_portfolios"] = (
-        f"Stored the composition of {ui.escape_md(portfolio)} from {ui.when(at)} ({stored.height} assets)."
+        f"Stored the composition of {ui.escape_md(portfolio)} from {ui.when(at)} ({held})."
     )
     st.rerun()
 
