@@ -153,6 +153,7 @@ def test_init_creates_then_reports_up_to_date(cli: Cli) -> None:
         ("msm", 2),
         ("msm", 3),
         ("msm", 4),
+        ("msm", 5),
         ("msm_portfolios", 1),
     ]
     assert all(set(m) == {"namespace", "version", "name"} for m in first["applied"])
@@ -199,7 +200,7 @@ def test_save_without_database_creates_no_file(cli: Cli, tmp_path: Path) -> None
 def test_empty_database_file_needs_init(cli: Cli) -> None:
     duckdb.connect(str(cli.db)).close()
     before = contents(cli.store)
-    cli.fails("assets", "list", match=r"needs migrations \(msm 0 < 4.*run `msm init`")
+    cli.fails("assets", "list", match=r"needs migrations \(msm 0 < 5.*run `msm init`")
     assert contents(cli.store) == before
 
 
@@ -217,7 +218,7 @@ def test_partially_migrated_database_needs_init(cli: Cli) -> None:
             [first.namespace, first.version, first.name],
         )
     before = contents(store)
-    cli.fails("targets", "show", "ACC-1", match=r"needs migrations \(msm 1 < 4")
+    cli.fails("targets", "show", "ACC-1", match=r"needs migrations \(msm 1 < 5")
     assert contents(store) == before
     applied = cli.ok("init", "--format", "json").json()["applied"]
     assert ("msm", 2) in [(m["namespace"], m["version"]) for m in applied]
