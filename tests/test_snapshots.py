@@ -777,6 +777,7 @@ def test_to_dict_is_the_targets_show_document(seeded) -> None:
         "position_set_uid",
         "position_set_time",
         "account_target_allocation_uid",
+        "status",
         "positions",
     ]
     assert doc["account"] == {"uid": seeded.account["uid"], "unique_identifier": "alpha"}
