@@ -814,6 +814,7 @@ def test_to_dict_of_an_empty_snapshot(seeded) -> None:
         "position_set_uid": None,
         "position_set_time": None,
         "account_target_allocation_uid": None,
+        "status": None,
         "positions": [],
     }
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -90,6 +90,11 @@ def _still_a_draft(con: Any, snap: Snapshot, refused: str) -> None:
         )
 
 
+def _event_time(snap: Snapshot) -> str:
+    """The set's time as the save events write it (``...T00:00:00.000000Z``)."""
+    return snap.position_set_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # type: ignore[union-attr]
+
+
 def _saved_by(con: Any, position_set_uid: str) -> list[str]:
     """Every actor who saved the set's rows (its save / overwrite / restore events), sorted."""
     found = con.execute(
@@ -137,7 +142,7 @@ def publish_snapshot(
             _still_a_draft(con, snap, "publish")
             # no RETURNING: DuckDB refuses an UPDATE ... RETURNING on a row a foreign key references
             con.execute("UPDATE position_set SET status = 'published' WHERE uid = ?::UUID", [uid])
-            facts = {"position_set_time": snap.position_set_time, "allocation": snap.allocation, **_summary(con, uid)}
+            facts = {"position_set_time": _event_time(snap), "allocation": snap.allocation, **_summary(con, uid)}
             audit.record(
                 con,
                 "publish",
@@ -169,7 +174,7 @@ def discard_draft(
         uid = str(snap.position_set_uid)
         with store.transaction() as con:
             _still_a_draft(con, snap, "discard")
-            facts = {"position_set_time": snap.position_set_time, "allocation": snap.allocation, **_summary(con, uid)}
+            facts = {"position_set_time": _event_time(snap), "allocation": snap.allocation, **_summary(con, uid)}
             audit.keep_target_rows(con, "SELECT * FROM target_positions WHERE position_set_uid = ?::UUID", [uid])
             ((version,),) = con.execute(
                 "SELECT max(version) FROM target_positions_replaced WHERE position_set_uid = ?::UUID", [uid]
