@@ -596,9 +596,7 @@ def _write(
                 .rename({"__allocation_uid": "account_target_allocation_uid"})
                 .to_dicts()
             )
-        fresh = sets.filter(~pl.col("first_row").is_in(existing["first_row"].implode())).select("first_row")
-        checked = pl.concat([existing.select("first_row", "account", "existing_status"), fresh], how="diagonal_relaxed")
-        enforce(checked.with_columns(pl.lit(status).alias("status")).sort("first_row"), STATUS_RULES, row="first_row")
+        _check_status(sets, existing, status)
         con.register("__existing", existing.select("position_set_uid").to_arrow())
         if existing.height:
             audit.keep_target_rows(
@@ -637,6 +635,13 @@ def _write(
         )
         .sort("position_set_time", "account_target_allocation_uid")
     )
+
+
+def _check_status(sets: pl.DataFrame, existing: pl.DataFrame, status: str) -> None:
+    """:data:`STATUS_RULES` over every set written: a known status, and an overwrite keeps the stored one."""
+    fresh = sets.filter(~pl.col("first_row").is_in(existing["first_row"].implode())).select("first_row")
+    checked = pl.concat([existing.select("first_row", "account", "existing_status"), fresh], how="diagonal_relaxed")
+    enforce(checked.with_columns(pl.lit(status).alias("status")).sort("first_row"), STATUS_RULES, row="first_row")
 
 
 #: The position sets of ``__sets`` that exist already, with their account and allocation identifiers.
