@@ -520,7 +520,7 @@ def test_sigkill_during_audited_writes_leaves_no_change_without_its_event(
 import crash_draft_writer as draft_writer  # noqa: E402
 
 DRAFT_TRIALS = int(os.environ.get("MSM_CRASH_DRAFT_TRIALS", "8"))
-DRAFT_TYPICAL_SECONDS = 1.0  # how long one write of the draft writer takes, about
+DRAFT_TYPICAL_SECONDS = 0.5  # how long one write of the draft writer takes, about
 _SAVED_AS_DRAFT = (
     "EXISTS (SELECT 1 FROM audit_event s WHERE s.entity_uid = {uid} AND s.action = 'save'"
     " AND json_extract_string(s.after_json, '$.status') = 'draft')"
