@@ -432,8 +432,10 @@ def test_targets_save_and_show_round_trip(world: World, tmp_path: Path, suffix: 
         "position_set_uid",
         "position_set_time",
         "account_target_allocation_uid",
+        "status",
         "positions",
     }
+    assert saved["status"] == "published"
     assert saved["account"] == {"uid": uids["ACC-1"], "unique_identifier": "ACC-1"}
     assert saved["position_set_time"] == T1  # stored in UTC
     assert saved["account_target_allocation_uid"] == uids["ACC-1-CORE"]
@@ -503,6 +505,7 @@ def test_show_without_snapshot(world: World) -> None:
         "position_set_uid": None,
         "position_set_time": None,
         "account_target_allocation_uid": None,
+        "status": None,
         "positions": [],
     }
     assert cli.ok("targets", "show", "ACC-1").out == "account 'ACC-1' has no snapshot\n"
@@ -549,6 +552,7 @@ def test_history_round_trip(two_snapshots: World) -> None:
         "rows",
         "weight_sum",
         "source",
+        "status",
     }
     assert all(set(s) == keys for s in doc["snapshots"])
     assert all(ISO_Z.match(s["position_set_time"]) for s in doc["snapshots"])
