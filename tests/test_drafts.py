@@ -225,3 +225,13 @@ def test_reads_never_see_a_draft_unless_asked(seeded: Seeded, sets: list[tuple[i
         as_of = msm.read_snapshot(store, "alpha", as_of=when)
         assert as_of.is_empty or as_of.position_set_time in published
     assert msm.list_drafts(store).height == len(everything) - len(published)
+
+
+def test_export_writes_drafts_only_when_asked(seeded: Seeded, tmp_path) -> None:
+    from msm.services.export import export_snapshots
+
+    msm.save_snapshot(seeded.store, "alpha", T0, _rows(0.5))
+    msm.save_snapshot(seeded.store, "alpha", T1, _rows(0.9, 0.1), draft=True)
+    assert export_snapshots(seeded.store, tmp_path / "published").snapshots == 1
+    every = export_snapshots(seeded.store, tmp_path / "every", include_drafts=True)
+    assert every.snapshots == 2 and every.datasets["target_positions"] == 3
