@@ -931,6 +931,8 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
         ("msm", 1),
         ("msm", 2),
         ("msm", 3),
+        ("msm", 4),
+        ("msm", 5),
         ("msm_portfolios", 1),
     ]
     assert first["assets"] == ["BTC", "ETH", "SOL"]
