@@ -25,6 +25,7 @@ PAGES = {
         links.page("overview"),
         links.page("builder"),
         links.page("snapshots"),
+        links.page("review"),
         links.page("lookthrough"),
         links.page("holdings"),
         links.page("drift"),

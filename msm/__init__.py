@@ -9,7 +9,7 @@ look-through expansion, over an embedded DuckDB store. Core ``msm`` never import
 >>> store = msm.Store(":memory:")
 >>> [str(m) for m in msm.migrate(store)]
 ['msm 0001 registry_and_asset_targets', 'msm 0002 adr_0027_portfolio_aware_targets', 'msm 0003 holdings_prices_fx', \
-'msm 0004 audit_trail']
+'msm 0004 audit_trail', 'msm 0005 drafts']
 
 In a notebook, ``msm.open()`` opens the workbench database (``$MSM_DB``, else ``data/msm.duckdb``)
 read-only; ``msm.open(path, read_only=False)`` opens it for writing (see :mod:`msm.handle`).
@@ -100,6 +100,14 @@ _LAZY = {
     "snapshot_history": "msm.services.snapshots",
     "snapshot_versions": "msm.services.snapshots",
     "restore_snapshot": "msm.services.snapshots",
+    "compare_snapshots": "msm.services.snapshots",
+    "diff_draft": "msm.services.drafts",
+    "discard_draft": "msm.services.drafts",
+    "four_eyes_on": "msm.services.drafts",
+    "list_drafts": "msm.services.drafts",
+    "publish_snapshot": "msm.services.drafts",
+    "FourEyesError": "msm.errors",
+    "NotADraftError": "msm.errors",
     "Drift": "msm.drift",
     "MissingCashAssetError": "msm.drift",
     "MissingMarketDataError": "msm.drift",

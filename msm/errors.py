@@ -232,6 +232,53 @@ def _snapshot_text(snapshot: Mapping[str, Any]) -> str:
     return f"account {snapshot['account']!r} (allocation {allocation!r}) at {format_utc(snapshot['position_set_time'])}"
 
 
+class NotADraftError(ConflictError):
+    """Publishing or discarding a snapshot that is not a draft (it is published already)."""
+
+    fields = ("account", "allocation", "position_set_time", "position_set_uid", "status", "refused")
+
+    def __init__(
+        self,
+        account: str,
+        position_set_time: datetime,
+        position_set_uid: str,
+        *,
+        status: str,
+        refused: str,
+        allocation: str | None = None,
+    ) -> None:
+        from msm.timeutil import format_utc  # imported here: timeutil imports this module
+
+        self.account, self.allocation, self.position_set_time = account, allocation, position_set_time
+        self.position_set_uid, self.status, self.refused = position_set_uid, status, refused
+        super().__init__(
+            f"cannot {refused} the snapshot of account {account!r} at {format_utc(position_set_time)}: it is "
+            f"{status}, not a draft (only a draft can be published or discarded)",
+            entity="position_set",
+            key="status",
+            value=status,
+        )
+
+
+class FourEyesError(MsmError):
+    """Four-eyes is on and the actor publishing a draft is one who saved it."""
+
+    fields = ("account", "position_set_time", "position_set_uid", "actor", "saved_by")
+
+    def __init__(
+        self, account: str, position_set_time: datetime, position_set_uid: str, *, actor: str, saved_by: Sequence[str]
+    ) -> None:
+        from msm.timeutil import format_utc  # imported here: timeutil imports this module
+
+        self.account, self.position_set_time, self.position_set_uid = account, position_set_time, position_set_uid
+        self.actor, self.saved_by = actor, list(saved_by)
+        super().__init__(
+            f"four-eyes: {actor!r} saved the draft of account {account!r} at {format_utc(position_set_time)} "
+            f"(saved by {', '.join(repr(a) for a in self.saved_by)}), so {actor!r} cannot publish it; "
+            "another person must publish it (four-eyes is on: MSM_FOUR_EYES=1 or four_eyes=True)"
+        )
+
+
 class SchemaError(MsmError):
     """The database schema is not the one this code expects.
 

@@ -139,6 +139,16 @@ PAGES: dict[str, Page] = {
             ),
         ),
         Page(
+            "review",
+            "Review",
+            ":material/fact_check:",
+            (ACCOUNT,),
+            caption=(
+                "Draft target snapshots waiting for review, each with what publishing it changes against the "
+                "published snapshot. Publish or discard them here."
+            ),
+        ),
+        Page(
             "lookthrough",
             "Look-through",
             ":material/account_tree:",

@@ -61,6 +61,7 @@ def add_snapshot_choice(parser: argparse.ArgumentParser) -> None:
     when.add_argument("--at", metavar="TS", help="the snapshot exactly at this time")
     when.add_argument("--as-of", metavar="TS", help="the latest snapshot at or before this time")
     parser.add_argument("--allocation", metavar="ID", help="only this target allocation")
+    add_include_drafts(parser)
 
 
 def add_accounts_choice(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +69,7 @@ def add_accounts_choice(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="account unique identifiers or uids")
     parser.add_argument("--all", action="store_true", help="every active account")
     parser.add_argument("--as-of", metavar="TS", help="valuation time, ISO-8601 with a UTC offset (default: now)")
+    add_include_drafts(parser)
 
 
 def bad_accounts_choice(args: argparse.Namespace) -> str | None:
@@ -100,3 +102,12 @@ def add_rows_file(parser: argparse.ArgumentParser) -> None:
         "--file", required=True, metavar="F", help="rows: a .csv, .json (list of objects), .parquet or .xlsx file"
     )
     add_sheet(parser)
+
+
+def add_include_drafts(parser: argparse.ArgumentParser) -> None:
+    """``--include-drafts``: a read sees draft snapshots too (by default it sees published ones only)."""
+    parser.add_argument(
+        "--include-drafts",
+        action="store_true",
+        help="see draft snapshots too (default: published snapshots only; see `msm targets drafts`)",
+    )

@@ -87,6 +87,7 @@ def drift(args: argparse.Namespace) -> int | None:
         weights_as_of=asked,
         band_abs=args.band_abs,
         band_rel=args.band_rel,
+        include_drafts=args.include_drafts,
     )
     render = partial(_render, args.format, result)
     if not write_output(

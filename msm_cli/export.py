@@ -17,7 +17,7 @@ import msm
 import msm_portfolios
 from msm.timeutil import parse_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
+from msm_cli.context import add_format, add_include_drafts, open_store
 from msm_cli.lookthrough import WEIGHTS_HELP, diagnostics_records, usage_error, warn_diagnostics, weights_as_of
 from msm_cli.output import write_json, write_lines, write_table
 
@@ -50,6 +50,7 @@ def register(tree: CommandTree) -> None:
         help="also write drift/ (every active account) and its inputs: accounts, allocations, asset_prices, fx_rates",
     )
     p.add_argument("--drift-as-of", metavar="TS", help="with --drift: the valuation time (default: now)")
+    add_include_drafts(p)
     p.add_argument("--overwrite", action="store_true", help="replace datasets that already exist under --out")
     p.add_argument(
         "--account",
@@ -110,6 +111,7 @@ def export(args: argparse.Namespace) -> int | None:
             date_to=args.date_to,
             drift=args.drift,
             drift_as_of=drift_as_of,
+            include_drafts=args.include_drafts,
         )
     except OSError as exc:  # --out is a file, not writable, ...: nothing was exported
         raise msm.MsmError(f"cannot export to {args.out}: {exc.strerror or exc}") from None

@@ -162,7 +162,14 @@ def expand(args: argparse.Namespace) -> int | None:
         return args.usage_error("--format parquet writes a file: give --out F")
     asked = weights_as_of(args.weights_as_of)
     store = open_store(args)
-    snap = msm.read_snapshot(store, args.account, at=args.at, as_of=args.as_of, allocation=args.allocation)
+    snap = msm.read_snapshot(
+        store,
+        args.account,
+        at=args.at,
+        as_of=args.as_of,
+        allocation=args.allocation,
+        include_drafts=args.include_drafts,
+    )
     view = msm_portfolios.look_through(store, snap, weights_as_of=asked)
     rows = view.net if args.net else view.rows
     render = partial(_render, args, snap, view, rows)

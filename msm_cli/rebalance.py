@@ -114,6 +114,7 @@ def rebalance(args: argparse.Namespace) -> int | None:
         cash_reserve=args.cash_reserve,
         min_trade=args.min_trade,
         whole_units=args.whole_units,
+        include_drafts=args.include_drafts,
     )
     if args.out:
         _write_orders(args.out, args.format, result)

@@ -18,7 +18,14 @@ from msm.services.registry import identity
 from msm.services.snapshots import POSITION_COLUMNS
 from msm.timeutil import format_utc
 from msm_cli.commands import CommandTree
-from msm_cli.context import add_account, add_format, add_rows_file, add_snapshot_choice, open_store
+from msm_cli.context import (
+    add_account,
+    add_format,
+    add_include_drafts,
+    add_rows_file,
+    add_snapshot_choice,
+    open_store,
+)
 from msm_cli.output import (
     cell,
     counted,
@@ -69,6 +76,11 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's single active one)")
     p.add_argument("--overwrite", action="store_true", help="replace the whole snapshot when one exists at that time")
     p.add_argument(
+        "--draft",
+        action="store_true",
+        help="save a draft: reads leave it out until `msm targets publish` (an overwrite keeps the status)",
+    )
+    p.add_argument(
         "--source", default="cli", metavar="S", help="provenance recorded on the position set (default: cli)"
     )
     add_format(p)
@@ -86,6 +98,7 @@ def register(tree: CommandTree) -> None:
 
     p = tree.subcommand("targets", "history", history, help="list every snapshot of an account, newest first")
     add_account(p)
+    add_include_drafts(p)
     add_format(p)
 
     p = tree.subcommand(
@@ -100,6 +113,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--from", dest="before", required=True, metavar="TS", help="the earlier time")
     p.add_argument("--to", dest="after", required=True, metavar="TS", help="the later time")
     p.add_argument("--allocation", metavar="ID", help="only this target allocation")
+    add_include_drafts(p)
     add_format(p)
     _register_versions(tree)
 
@@ -118,6 +132,7 @@ def _register_versions(tree: CommandTree) -> None:
     p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
     p.add_argument("--at", required=True, metavar="TS", help="the snapshot's time")
     p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's active ones)")
+    add_include_drafts(p)
     add_format(p)
 
     p = tree.subcommand(
@@ -134,13 +149,16 @@ def _register_versions(tree: CommandTree) -> None:
     p.add_argument("--at", required=True, metavar="TS", help="the snapshot's time")
     p.add_argument("--version", required=True, type=int, metavar="N", help="the version to bring back (1 = the first)")
     p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's active ones)")
+    add_include_drafts(p)
     add_format(p)
 
 
 def versions(args: argparse.Namespace) -> None:
     """``msm targets versions``: the kept versions of one snapshot, oldest first."""
     store = open_store(args)
-    frame = msm.snapshot_versions(store, args.account, args.at, allocation=args.allocation)
+    frame = msm.snapshot_versions(
+        store, args.account, args.at, allocation=args.allocation, include_drafts=args.include_drafts
+    )
     rows = [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
     if args.format == "json":
         write_json({"account": args.account, "at": args.at, "versions": rows})
@@ -163,7 +181,14 @@ def versions(args: argparse.Namespace) -> None:
 def restore(args: argparse.Namespace) -> None:
     """``msm targets restore``: one kept version written again, as an audited overwrite."""
     store = open_store(args)
-    snap = msm.restore_snapshot(store, args.account, args.at, version=args.version, allocation=args.allocation)
+    snap = msm.restore_snapshot(
+        store,
+        args.account,
+        args.at,
+        version=args.version,
+        allocation=args.allocation,
+        include_drafts=args.include_drafts,
+    )
     if args.format == "json":
         write_json({**snap.to_dict(), "restored_version": args.version})
         return
@@ -183,9 +208,17 @@ def save(args: argparse.Namespace) -> None:
     rows = read_table_file(args.file, entity="import file", sheet=args.sheet)
     if args.percent:
         rows = percent_to_fraction(rows, "weight_notional_exposure", entity="import file")
-    before = set(msm.snapshot_history(store, args.account)["position_set_uid"].to_list()) if args.overwrite else set()
+    history = msm.snapshot_history(store, args.account, include_drafts=True) if args.overwrite else None
+    before = set(history["position_set_uid"].to_list()) if history is not None else set()
     snap = msm.save_snapshot(
-        store, args.account, args.at, rows, allocation=args.allocation, overwrite=args.overwrite, source=args.source
+        store,
+        args.account,
+        args.at,
+        rows,
+        allocation=args.allocation,
+        overwrite=args.overwrite,
+        source=args.source,
+        draft=args.draft,
     )
     if args.format == "json":
         write_json({**snap.to_dict(), **({"weights_in_percent": True} if args.percent else {})})
@@ -194,16 +227,24 @@ def save(args: argparse.Namespace) -> None:
     counted = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in kinds)
     replaced = ""
     if snap.position_set_uid in before:
-        kept = msm.snapshot_versions(store, snap.account["uid"], snap.position_set_time, allocation=snap.allocation)
+        kept = msm.snapshot_versions(
+            store, snap.account["uid"], snap.position_set_time, allocation=snap.allocation, include_drafts=True
+        )
         replaced = f" (replaced the whole previous set), its rows kept as version {kept.height}"
+    kind = "draft" if snap.is_draft else "snapshot"
     write_lines(
-        f"saved snapshot of account {snap.account['unique_identifier']!r} at "
+        f"saved {kind} of account {snap.account['unique_identifier']!r} at "
         f"{format_utc(snap.position_set_time)}{replaced}",
         f"  allocation    {snap.allocation} (uid {snap.account_target_allocation_uid})",
         f"  position set  {snap.position_set_uid}",
         f"  rows          {snap.positions.height} ({counted})",
         *_sums(snap),
         *(["  weights were read in percent and divided by 100 (not renormalized)"] if args.percent else []),
+        *(
+            [f"  a draft: reads leave it out until `msm targets publish {args.account} --at {args.at}`"]
+            if snap.is_draft
+            else []
+        ),
     )
 
 
@@ -218,7 +259,14 @@ def _sums(snap: msm.Snapshot) -> list[str]:
 def show(args: argparse.Namespace) -> None:
     """``msm targets show``: one snapshot's rows, sums and residual."""
     store = open_store(args)
-    snap = msm.read_snapshot(store, args.account, at=args.at, as_of=args.as_of, allocation=args.allocation)
+    snap = msm.read_snapshot(
+        store,
+        args.account,
+        at=args.at,
+        as_of=args.as_of,
+        allocation=args.allocation,
+        include_drafts=args.include_drafts,
+    )
     document = snap.to_dict()
     if write_document(args.format, document, rows="positions", columns=POSITION_COLUMNS):
         return
@@ -227,7 +275,8 @@ def show(args: argparse.Namespace) -> None:
         write_lines(f"account {snap.account['unique_identifier']!r} has no snapshot{when}")
         return
     write_lines(
-        f"account {snap.account['unique_identifier']!r}: snapshot at {format_utc(snap.position_set_time)}",
+        f"account {snap.account['unique_identifier']!r}: {'draft' if snap.is_draft else 'snapshot'} at "
+        f"{format_utc(snap.position_set_time)}",
         f"allocation {snap.allocation} (uid {snap.account_target_allocation_uid}), "
         f"position set {snap.position_set_uid}",
         "",
@@ -250,7 +299,7 @@ def history(args: argparse.Namespace) -> None:
     """``msm targets history``: every snapshot of an account, newest first."""
     store = open_store(args)
     account = msm.get_account(store, args.account)
-    frame = msm.snapshot_history(store, account["uid"])
+    frame = msm.snapshot_history(store, account["uid"], include_drafts=args.include_drafts)
     snapshots = frame.select(
         "position_set_uid",
         "position_set_time",
@@ -259,6 +308,7 @@ def history(args: argparse.Namespace) -> None:
         pl.col("rows").cast(pl.Int64),
         pl.col("weight_sum").cast(pl.Float64),
         "source",
+        "status",
     ).to_dicts()
     if args.format == "json":
         write_json({"account": identity(account), "snapshots": snapshots})
@@ -283,6 +333,7 @@ def history(args: argparse.Namespace) -> None:
             ("weight_sum", "weight sum"),
             ("residual", "residual"),
             ("source", "source"),
+            *([("status", "status")] if args.include_drafts else []),
             ("position_set_uid", "position set"),
         ],
         empty="(no snapshots)",
@@ -293,7 +344,14 @@ def history(args: argparse.Namespace) -> None:
 def diff(args: argparse.Namespace) -> None:
     """``msm targets diff``: what changed between two snapshots of an account."""
     store = open_store(args)
-    result = msm.diff_snapshots(store, args.account, before=args.before, after=args.after, allocation=args.allocation)
+    result = msm.diff_snapshots(
+        store,
+        args.account,
+        before=args.before,
+        after=args.after,
+        allocation=args.allocation,
+        include_drafts=args.include_drafts,
+    )
     document = result.to_dict()
     if args.format == "json":
         write_json(document)

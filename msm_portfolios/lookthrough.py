@@ -255,12 +255,14 @@ def export_snapshots(
     now: datetime | None = None,
     drift: bool = False,
     drift_as_of: datetime | None = None,
+    include_drafts: bool = False,
 ) -> ExportResult:
     """Every chosen snapshot as hive-partitioned Parquet under ``out``, with this package's compositions.
 
     :func:`msm.services.export.export_snapshots` with ``weights`` the stored compositions: it writes
     ``portfolio_weights/`` and, with ``expanded``, ``target_exposure/`` (the look-through rows); with
     ``drift``, ``drift/`` (every active account at ``drift_as_of``, default now) and its inputs.
+    Drafts are exported only with ``include_drafts``.
     """
     from msm.services.export import export_snapshots as export
 
@@ -277,6 +279,7 @@ def export_snapshots(
         now=now,
         drift=drift,
         drift_as_of=drift_as_of,
+        include_drafts=include_drafts,
     )
 
 

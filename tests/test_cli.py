@@ -153,6 +153,7 @@ def test_init_creates_then_reports_up_to_date(cli: Cli) -> None:
         ("msm", 2),
         ("msm", 3),
         ("msm", 4),
+        ("msm", 5),
         ("msm_portfolios", 1),
         ("msm_portfolios", 2),
     ]
@@ -201,7 +202,7 @@ def test_save_without_database_creates_no_file(cli: Cli, tmp_path: Path) -> None
 def test_empty_database_file_needs_init(cli: Cli) -> None:
     duckdb.connect(str(cli.db)).close()
     before = contents(cli.store)
-    cli.fails("assets", "list", match=r"needs migrations \(msm 0 < 4.*run `msm init`")
+    cli.fails("assets", "list", match=r"needs migrations \(msm 0 < 5.*run `msm init`")
     assert contents(cli.store) == before
 
 
@@ -219,7 +220,7 @@ def test_partially_migrated_database_needs_init(cli: Cli) -> None:
             [first.namespace, first.version, first.name],
         )
     before = contents(store)
-    cli.fails("targets", "show", "ACC-1", match=r"needs migrations \(msm 1 < 4")
+    cli.fails("targets", "show", "ACC-1", match=r"needs migrations \(msm 1 < 5")
     assert contents(store) == before
     applied = cli.ok("init", "--format", "json").json()["applied"]
     assert ("msm", 2) in [(m["namespace"], m["version"]) for m in applied]
@@ -433,8 +434,10 @@ def test_targets_save_and_show_round_trip(world: World, tmp_path: Path, suffix: 
         "position_set_uid",
         "position_set_time",
         "account_target_allocation_uid",
+        "status",
         "positions",
     }
+    assert saved["status"] == "published"
     assert saved["account"] == {"uid": uids["ACC-1"], "unique_identifier": "ACC-1"}
     assert saved["position_set_time"] == T1  # stored in UTC
     assert saved["account_target_allocation_uid"] == uids["ACC-1-CORE"]
@@ -504,6 +507,7 @@ def test_show_without_snapshot(world: World) -> None:
         "position_set_uid": None,
         "position_set_time": None,
         "account_target_allocation_uid": None,
+        "status": None,
         "positions": [],
     }
     assert cli.ok("targets", "show", "ACC-1").out == "account 'ACC-1' has no snapshot\n"
@@ -550,6 +554,7 @@ def test_history_round_trip(two_snapshots: World) -> None:
         "rows",
         "weight_sum",
         "source",
+        "status",
     }
     assert all(set(s) == keys for s in doc["snapshots"])
     assert all(ISO_Z.match(s["position_set_time"]) for s in doc["snapshots"])

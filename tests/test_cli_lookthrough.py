@@ -1001,6 +1001,7 @@ def test_demo_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
         ("msm", 2),
         ("msm", 3),
         ("msm", 4),
+        ("msm", 5),
         ("msm_portfolios", 1),
         ("msm_portfolios", 2),
     ]

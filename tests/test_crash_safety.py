@@ -514,3 +514,148 @@ def test_sigkill_during_audited_writes_leaves_no_change_without_its_event(
     assert violations == []
     assert sum(n for kind, n in kills.items() if kind != "between writes") >= AUDIT_TRIALS // 2, kills
     assert acknowledged > 0, "no audited write was acknowledged before a kill"
+
+
+# -- publishing and discarding drafts: no change without its event, no event without its change ----------
+import crash_draft_writer as draft_writer  # noqa: E402
+
+DRAFT_TRIALS = int(os.environ.get("MSM_CRASH_DRAFT_TRIALS", "8"))
+DRAFT_TYPICAL_SECONDS = 0.5  # how long one write of the draft writer takes, about
+_SAVED_AS_DRAFT = (
+    "EXISTS (SELECT 1 FROM audit_event s WHERE s.entity_uid = {uid} AND s.action = 'save'"
+    " AND json_extract_string(s.after_json, '$.status') = 'draft')"
+)
+_EVENTS = "(SELECT count(*) FROM audit_event e WHERE e.entity_uid = {uid} AND e.action = '{action}')"
+#: An emptied draft: the kill came between a discard's two transactions (its rows gone, with the event).
+_EMPTIED = (
+    "p.status = 'draft' AND " + _EVENTS.format(uid="p.uid", action="discard") + " = 1"
+    " AND NOT EXISTS (SELECT 1 FROM target_positions t WHERE t.position_set_uid = p.uid)"
+)
+DRAFT_CHECKS = {
+    "set without exactly one save event": (
+        "SELECT count(*) FROM position_set p WHERE " + _EVENTS.format(uid="p.uid", action="save") + " <> 1"
+    ),
+    "published draft without exactly one publish event": (
+        "SELECT count(*) FROM position_set p WHERE p.status = 'published' AND "
+        + _SAVED_AS_DRAFT.format(uid="p.uid")
+        + " AND "
+        + _EVENTS.format(uid="p.uid", action="publish")
+        + " <> 1"
+    ),
+    "draft with a publish event": (
+        "SELECT count(*) FROM position_set p WHERE p.status = 'draft' AND "
+        + _EVENTS.format(uid="p.uid", action="publish")
+        + " > 0"
+    ),
+    "publish event without its published set": (
+        "SELECT count(*) FROM audit_event e WHERE e.action = 'publish' AND NOT EXISTS"
+        " (SELECT 1 FROM position_set p WHERE p.uid = e.entity_uid AND p.status = 'published')"
+    ),
+    "discard event whose draft still has rows": (
+        "SELECT count(*) FROM audit_event e WHERE e.action = 'discard' AND EXISTS"
+        " (SELECT 1 FROM target_positions t WHERE t.position_set_uid = e.entity_uid)"
+    ),
+    "discarded draft whose rows are not kept whole": (
+        "SELECT count(*) FROM audit_event e WHERE e.action = 'discard' AND (SELECT count(*)"
+        f" FROM target_positions_replaced r WHERE r.position_set_uid = e.entity_uid) <> {draft_writer.ROWS}"
+    ),
+    "draft gone without its discard event": (
+        "SELECT count(*) FROM audit_event s WHERE s.action = 'save' AND json_extract_string(s.after_json, '$.status')"
+        " = 'draft' AND NOT EXISTS (SELECT 1 FROM position_set p WHERE p.uid = s.entity_uid) AND "
+        + _EVENTS.format(uid="s.entity_uid", action="discard")
+        + " <> 1"
+    ),
+    "snapshot not whole": (
+        "SELECT count(*) FROM position_set p WHERE NOT (" + _EMPTIED + ") AND (SELECT count(*) FROM target_positions t"
+        f" WHERE t.position_set_uid = p.uid) <> {draft_writer.ROWS}"
+    ),
+    "four-eyes broken: published by who saved it": (
+        "SELECT count(*) FROM audit_event e JOIN audit_event s ON s.entity_uid = e.entity_uid AND s.action = 'save'"
+        " WHERE e.action = 'publish' AND e.actor = s.actor"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def draft_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("crash-drafts") / "msm.duckdb"
+    draft_writer.prepare(path)
+    return path
+
+
+def _kill_draft_writer(template: Path, folder: Path, seed: int, delay: float) -> list[dict[str, Any]]:
+    """A fresh copy of ``template`` in ``folder``; the draft writer runs on it, killed ``delay`` s after ready."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    db, log = folder / "msm.duckdb", folder / "log.jsonl"
+    shutil.copyfile(template, db)
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "crash_draft_writer.py"), str(db), str(log), str(seed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = time.monotonic()
+    try:
+        while not any(e["event"] == "ready" for e in _read_log(log)):
+            if child.poll() is not None:
+                pytest.fail(f"the draft writer stopped before it was ready: {child.stderr.read()}")  # type: ignore[union-attr]
+            if time.monotonic() - started > 60:
+                pytest.fail("the draft writer was not ready within 60 s")
+            time.sleep(0.02)
+        time.sleep(delay)
+        if child.poll() is not None:
+            pytest.fail(f"the draft writer stopped by itself: {child.stderr.read()}")  # type: ignore[union-attr]
+        child.send_signal(signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+        if child.stderr:
+            child.stderr.close()
+    return _read_log(log)
+
+
+def _check_drafts(store: msm.Store, trial: int) -> list[str]:
+    """Every rule of :data:`DRAFT_CHECKS` and :data:`CONSTRAINTS` (an emptied draft aside), as violations."""
+    found = []
+    with store.connect():
+        for rule, sql in DRAFT_CHECKS.items():
+            count = store.query(sql).item()
+            if count:
+                found.append(f"trial {trial}: {count} break {rule!r}")
+        for rule, sql in CONSTRAINTS.items():
+            if rule == "position set without rows":
+                sql = sql.replace("FROM position_set p WHERE", f"FROM position_set p WHERE NOT ({_EMPTIED}) AND")
+            count = store.query(sql).item()
+            if count:
+                found.append(f"trial {trial}: {count} rows break {rule!r}")
+    return found
+
+
+def test_sigkill_during_publish_and_discard_leaves_no_change_without_its_event(
+    draft_template: Path, tmp_path: Path, figures_path: Path
+) -> None:
+    rng = random.Random(SEED + 5)
+    kills: Counter[str] = Counter()
+    violations: list[str] = []
+    acknowledged = 0
+    for trial in range(DRAFT_TRIALS):
+        delay = rng.uniform(0, DRAFT_TYPICAL_SECONDS) + (rng.uniform(0, 2.0) if trial % 3 == 2 else 0.0)
+        events = _kill_draft_writer(draft_template, tmp_path / "drafts", rng.randrange(1, 1 << 20), delay)
+        begun = [e for e in events if e["event"] == "begin"]
+        acked = [e for e in events if e["event"] == "ack"]
+        acknowledged += len(acked)
+        kills[begun[-1]["kind"] if len(begun) > len(acked) else "between writes"] += 1
+        store = msm.Store(tmp_path / "drafts" / "msm.duckdb", busy_timeout=5)
+        msm.check_schema(store)
+        violations += _check_drafts(store, trial)
+        # an emptied draft (a kill between a discard's two transactions) goes with the next discard
+        for when in msm.list_drafts(store).filter(pl.col("rows") == 0)["position_set_time"].to_list():
+            msm.discard_draft(store, draft_writer.ACCOUNT, when, actor="cleanup")
+        assert msm.list_drafts(store).filter(pl.col("rows") == 0).height == 0
+    out = figures_path.with_name("crash_safety_drafts.json")
+    out.write_text(json.dumps({"trials": DRAFT_TRIALS, "kills_during": dict(kills), "violations": violations}) + "\n")
+    assert violations == []
+    assert sum(n for kind, n in kills.items() if kind != "between writes") >= DRAFT_TRIALS // 2, kills
+    assert acknowledged > 0, "no draft write was acknowledged before a kill"

@@ -103,6 +103,35 @@ CASES = [
         id="snapshot-exists",
     ),
     pytest.param(
+        errors.NotADraftError(
+            "alpha",
+            T0,
+            "5e7c0000-0000-4000-8000-000000000001",
+            status="published",
+            refused="publish",
+            allocation="alpha-main",
+        ),
+        "cannot publish the snapshot of account 'alpha' at 2026-01-01T00:00:00Z: it is published, not a draft "
+        "(only a draft can be published or discarded)",
+        {
+            "account": "alpha",
+            "allocation": "alpha-main",
+            "position_set_time": "2026-01-01T00:00:00Z",
+            "position_set_uid": "5e7c0000-0000-4000-8000-000000000001",
+            "status": "published",
+            "refused": "publish",
+        },
+        id="not-a-draft",
+    ),
+    pytest.param(
+        errors.FourEyesError("alpha", T0, "5e7c0000-0000-4000-8000-000000000001", actor="alice", saved_by=["alice"]),
+        "four-eyes: 'alice' saved the draft of account 'alpha' at 2026-01-01T00:00:00Z (saved by 'alice'), so "
+        "'alice' cannot publish it; another person must publish it (four-eyes is on: MSM_FOUR_EYES=1 or "
+        "four_eyes=True)",
+        {"account": "alpha", "actor": "alice", "saved_by": ["alice"], "position_set_time": "2026-01-01T00:00:00Z"},
+        id="four-eyes",
+    ),
+    pytest.param(
         SnapshotExistsError.from_rows(
             [{"account": f"a{i:02d}", "allocation": f"a{i:02d}-main", "position_set_time": T0} for i in range(12)]
         ),

@@ -450,6 +450,68 @@ CASES = [
         ],
         raw_message="foreign key",
     ),
+    # -- drafts (msm 0005) -------------------------------------------------------------------------
+    Case(
+        "snapshot: an unknown status",
+        message="",
+        raw=lambda w: [
+            (
+                "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, status) VALUES "
+                "(gen_random_uuid(), ?::UUID, ?, 'pending')",
+                [w.uid["alpha-main"], datetime(2026, 3, 9, tzinfo=UTC)],
+            )
+        ],
+        raw_message="CHECK",
+    ),
+    Case(
+        "snapshot: no status",
+        message="",
+        raw=lambda w: [
+            (
+                "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, status) VALUES "
+                "(gen_random_uuid(), ?::UUID, ?, NULL)",
+                [w.uid["alpha-main"], datetime(2026, 3, 9, tzinfo=UTC)],
+            )
+        ],
+        raw_message="NOT NULL",
+    ),
+    Case(
+        "snapshot: a draft over a published set",
+        message=r"row 1.*`status` = 'draft':.*is published; a draft cannot overwrite it",
+        service=lambda w: msm.save_snapshot(
+            w.store, "alpha", T0, [{"asset": "BTC", W: 0.5}], overwrite=True, draft=True
+        ),
+        cli=lambda w: [*_save_cli([{"asset": "BTC", W: 0.5}], at="2026-03-01T00:00:00Z")(w), "--overwrite", "--draft"],
+        raw_gap="a status is one column of the set; what an overwrite may change is a rule of the write path",
+    ),
+    Case(
+        "snapshot: a draft sharing a published set's time",
+        message=r"snapshot exists: account 'alpha' \(allocation 'alpha-main'\) at 2026-03-01T00:00:00Z",
+        service=lambda w: msm.save_snapshot(w.store, "alpha", T0, [{"asset": "BTC", W: 0.5}], draft=True),
+        cli=lambda w: [*_save_cli([{"asset": "BTC", W: 0.5}], at="2026-03-01T00:00:00Z")(w), "--draft"],
+        raw=lambda w: [
+            (
+                "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, status) VALUES "
+                "(gen_random_uuid(), ?::UUID, ?, 'draft')",
+                [w.uid["alpha-main"], T0],
+            )
+        ],
+        raw_message="(?i)duplicate key",
+    ),
+    Case(
+        "snapshot: publishing a published set",
+        message=r"cannot publish the snapshot of account 'alpha' at 2026-03-01T00:00:00Z: it is published, not a draft",
+        service=lambda w: msm.publish_snapshot(w.store, "alpha", T0),
+        cli=lambda w: ["targets", "publish", "alpha", "--at", "2026-03-01T00:00:00Z"],
+        raw_gap="publishing is a flip of one column, any value of which the CHECK accepts; the service refuses it",
+    ),
+    Case(
+        "snapshot: discarding a published set",
+        message=r"cannot discard the snapshot of account 'alpha' at 2026-03-01T00:00:00Z: it is published, not a draft",
+        service=lambda w: msm.discard_draft(w.store, "alpha", T0),
+        cli=lambda w: ["targets", "discard", "alpha", "--at", "2026-03-01T00:00:00Z"],
+        raw_gap="a delete of a published set is the audited delete (msm.delete_position_set); discard is for drafts",
+    ),
     # -- compositions -----------------------------------------------------------------------------
     Case(
         "composition: NaN weight",

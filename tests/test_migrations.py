@@ -53,8 +53,9 @@ def test_migration_files_are_numbered_from_one() -> None:
         ("msm", 2, "adr_0027_portfolio_aware_targets"),
         ("msm", 3, "holdings_prices_fx"),
         ("msm", 4, "audit_trail"),
+        ("msm", 5, "drafts"),
     ]
-    assert MSM_MIGRATIONS.latest == 4
+    assert MSM_MIGRATIONS.latest == 5
 
 
 def test_fresh_migrate_applies_and_records_every_migration(tmp_path: Path, table_columns) -> None:
@@ -65,14 +66,16 @@ def test_fresh_migrate_applies_and_records_every_migration(tmp_path: Path, table
         "msm 0002 adr_0027_portfolio_aware_targets",
         "msm 0003 holdings_prices_fx",
         "msm 0004 audit_trail",
+        "msm 0005 drafts",
     ]
     assert _recorded(store) == [
         ("msm", 1, "registry_and_asset_targets"),
         ("msm", 2, "adr_0027_portfolio_aware_targets"),
         ("msm", 3, "holdings_prices_fx"),
         ("msm", 4, "audit_trail"),
+        ("msm", 5, "drafts"),
     ]
-    assert schema_versions(store) == {"msm": 4}
+    assert schema_versions(store) == {"msm": 5}
     assert table_columns(store, "target_positions") == NEW_COLUMNS
     applied_at = store.query("SELECT applied_at FROM schema_migrations")["applied_at"]
     assert applied_at.null_count() == 0
@@ -94,9 +97,9 @@ def test_rerun_keeps_data(seeded, db_contents) -> None:
 
 
 def test_database_newer_than_the_code_is_refused(store: Store, db_contents) -> None:
-    store.execute("INSERT INTO schema_migrations (namespace, version, name) VALUES ('msm', 5, 'from_the_future')")
+    store.execute("INSERT INTO schema_migrations (namespace, version, name) VALUES ('msm', 6, 'from_the_future')")
     before = db_contents(store)
-    with pytest.raises(SchemaError, match=r"is at msm migration 5, newer than this code knows \(latest 4\)"):
+    with pytest.raises(SchemaError, match=r"is at msm migration 6, newer than this code knows \(latest 5\)"):
         migrate(store)
     with pytest.raises(SchemaError, match="newer"):
         check_schema(store)
@@ -114,14 +117,14 @@ def test_check_schema_on_a_missing_file_does_not_create_it(tmp_path: Path) -> No
 
 def test_check_schema_on_a_database_behind(store_at) -> None:
     old = store_at({"msm": 1})
-    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 4\); run `msm init`"):
+    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 5\); run `msm init`"):
         check_schema(old)
 
 
 def test_check_schema_on_an_empty_database(tmp_path: Path) -> None:
     path = tmp_path / "empty.duckdb"
     duckdb.connect(str(path)).close()
-    with pytest.raises(SchemaError, match=r"needs migrations \(msm 0 < 4\)"):
+    with pytest.raises(SchemaError, match=r"needs migrations \(msm 0 < 5\)"):
         check_schema(Store(path))
 
 
@@ -132,8 +135,9 @@ def test_migrate_from_version_one_applies_only_the_rest(store_at) -> None:
         "msm 0002 adr_0027_portfolio_aware_targets",
         "msm 0003 holdings_prices_fx",
         "msm 0004 audit_trail",
+        "msm 0005 drafts",
     ]
-    assert schema_versions(old) == {"msm": 4}
+    assert schema_versions(old) == {"msm": 5}
 
 
 # -- the ADR 0027 migration on legacy data -------------------------------------------------------------
@@ -210,6 +214,7 @@ def test_adr_0027_migration_converts_every_legacy_row(store_at, table_columns) -
         "msm 0002 adr_0027_portfolio_aware_targets",
         "msm 0003 holdings_prices_fx",
         "msm 0004 audit_trail",
+        "msm 0005 drafts",
     ]
     assert table_columns(store, "target_positions") == NEW_COLUMNS
     assert "asset_identifier" not in table_columns(store, "target_positions")
@@ -241,8 +246,10 @@ def test_adr_0027_migration_keeps_position_sets_and_registry(store_at, db_conten
     before = db_contents(store)
     migrate(store)
     after = db_contents(store)
-    for table in ("portfolio", "account_allocation_model", "account_target_allocation", "position_set"):
+    for table in ("portfolio", "account_allocation_model", "account_target_allocation"):
         assert after[table] == before[table], table
+    # msm 0005 publishes every existing position set
+    assert after["position_set"] == [(*row, "published") for row in before["position_set"]]
     # msm 0003 adds a column to each of these; every row keeps its values and gets the new column's
     assert after["asset"] == [(*row, None) for row in before["asset"]]
     assert after["account"] == [(*row, "USD") for row in before["account"]]
@@ -315,7 +322,7 @@ def test_adr_0027_migration_refuses_unknown_identifiers_and_changes_nothing(
     assert table_columns(store, "target_positions") == LEGACY_COLUMNS
     assert db_contents(store) == before
     assert len(before["target_positions"]) == len(facts["legacy"])
-    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 4\)"):
+    with pytest.raises(SchemaError, match=r"needs migrations \(msm 1 < 5\)"):
         check_schema(store)
 
 
@@ -324,7 +331,7 @@ def test_refused_migration_succeeds_once_the_assets_exist(store_at) -> None:
     with pytest.raises(MigrationError, match="'DOGE'"):
         migrate(store)
     store.execute("INSERT INTO asset (uid, unique_identifier) VALUES (gen_random_uuid(), 'DOGE')")
-    assert [m.version for m in migrate(store)] == [2, 3, 4]
+    assert [m.version for m in migrate(store)] == [2, 3, 4, 5]
     n = store.query("SELECT count(*) AS n FROM target_positions")["n"][0]
     assert n == len(facts["legacy"])
 
@@ -424,7 +431,9 @@ def _version_two_book(store_at) -> tuple[Store, dict[str, str]]:
 def test_0003_declares_the_tables_it_rebuilds() -> None:
     (mig,) = [m for m in MSM_MIGRATIONS.migrations if m.version == 3]
     assert mig.rebuilds == ("asset", "account")
-    assert all(m.rebuilds == () for m in MSM_MIGRATIONS.migrations if m.version != 3)
+    (five,) = [m for m in MSM_MIGRATIONS.migrations if m.version == 5]
+    assert five.rebuilds == ("position_set",)
+    assert all(m.rebuilds == () for m in MSM_MIGRATIONS.migrations if m.version not in (3, 5))
 
 
 def test_0003_keeps_every_row_of_a_version_two_database(store_at, db_contents) -> None:
@@ -434,10 +443,12 @@ def test_0003_keeps_every_row_of_a_version_two_database(store_at, db_contents) -
     assert [str(m) for m in migrate(store, (MSM_MIGRATIONS,))] == [
         "msm 0003 holdings_prices_fx",
         "msm 0004 audit_trail",
+        "msm 0005 drafts",
     ]
     after = db_contents(store)
-    unchanged = set(before) - {"asset", "account", "schema_migrations"}
+    unchanged = set(before) - {"asset", "account", "position_set", "schema_migrations"}
     assert {t: after[t] for t in unchanged} == {t: before[t] for t in unchanged}
+    assert after["position_set"] == sorted(((*row, "published") for row in before["position_set"]), key=repr)
     assert len(after["target_positions"]) == 4 and len(after["portfolio_weights"]) == 4
     # new columns: the cash asset's currency is its ISO identifier; every account is in USD
     currency = {row[1]: row[-1] for row in after["asset"]}
@@ -449,20 +460,46 @@ def test_0003_keeps_every_row_of_a_version_two_database(store_at, db_contents) -
     assert not store.query("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '_rebuild_%'").height
 
 
-def test_0004_adds_the_audit_tables_and_touches_no_row(store_at, db_contents) -> None:
+def _book_at(store_at, version: int) -> Store:
+    """The version-two book migrated (by hand) up to ``version``, as a database of that release is."""
     store, _ = _version_two_book(store_at)
-    (three,) = [m for m in MSM_MIGRATIONS.migrations if m.version == 3]
-    with store.transaction() as con:  # the book at msm 3, as a database of the last release is
-        three.apply(con)
-        con.execute("INSERT INTO schema_migrations (namespace, version, name) VALUES ('msm', 3, ?)", [three.name])
+    with store.transaction() as con:
+        for mig in [m for m in MSM_MIGRATIONS.migrations if 3 <= m.version <= version]:
+            mig.apply(con)
+            con.execute(
+                "INSERT INTO schema_migrations (namespace, version, name) VALUES ('msm', ?, ?)", [mig.version, mig.name]
+            )
+    return store
+
+
+def test_0004_adds_the_audit_tables_and_touches_no_row(store_at, db_contents) -> None:
+    store = _book_at(store_at, 3)
     before = db_contents(store)
-    assert [str(m) for m in migrate(store, (MSM_MIGRATIONS,))] == ["msm 0004 audit_trail"]  # core only
+    assert [str(m) for m in migrate(store, (MSM_MIGRATIONS,))] == [
+        "msm 0004 audit_trail",
+        "msm 0005 drafts",
+    ]  # core only
     after = db_contents(store)
-    assert {t: after[t] for t in before if t != "schema_migrations"} == {
-        t: rows for t, rows in before.items() if t != "schema_migrations"
-    }
+    kept = [t for t in before if t not in ("schema_migrations", "position_set")]
+    assert {t: after[t] for t in kept} == {t: before[t] for t in kept}
     assert after["audit_event"] == [] and after["target_positions_replaced"] == []
     assert set(after) - set(before) == {"audit_event", "target_positions_replaced"}
+
+
+def test_0005_publishes_every_existing_set_and_touches_no_other_row(store_at, db_contents, table_columns) -> None:
+    store = _book_at(store_at, 4)
+    before = db_contents(store)
+    assert before["position_set"] and before["target_positions"] and before["portfolio_weights"]
+    assert [str(m) for m in migrate(store, (MSM_MIGRATIONS,))] == ["msm 0005 drafts"]  # core only
+    after = db_contents(store)
+    kept = [t for t in before if t not in ("schema_migrations", "position_set")]
+    assert {t: after[t] for t in kept} == {t: before[t] for t in kept}
+    assert after["position_set"] == sorted(((*row, "published") for row in before["position_set"]), key=repr)
+    assert table_columns(store, "position_set")[-1] == "status"
+    assert msm.read_snapshot(store, "alpha").position_set_time is not None
+    with pytest.raises(duckdb.ConstraintException, match="CHECK"):
+        store.execute("UPDATE position_set SET status = 'pending'")
+    assert not store.query("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '_rebuild_%'").height
 
 
 def test_0003_upgraded_schema_equals_a_fresh_one(store_at, tmp_path: Path) -> None:
@@ -574,6 +611,7 @@ def test_nested_migration_converts_every_composition_row(store_at, db_contents, 
     assert [str(m) for m in migrate(store, msm_portfolios.MIGRATIONS)] == [
         "msm 0003 holdings_prices_fx",
         "msm 0004 audit_trail",
+        "msm 0005 drafts",
         "msm_portfolios 0002 nested_portfolios",
     ]
     assert table_columns(store, "portfolio_weights") == NESTED_WEIGHT_COLUMNS
@@ -584,9 +622,10 @@ def test_nested_migration_converts_every_composition_row(store_at, db_contents, 
     stored = ((T0, "BTC", 0.5), (T0, "ETH", 0.5), (T1, "BTC", 0.7), (T1, "ETH", 0.3))
     assert sorted(rows) == sorted((t, uid["EW"], "asset", uid[a], uid[a], None, w) for t, a, w in stored)
     after = db_contents(store)
-    untouched = set(before) - {"asset", "account", "portfolio_weights", "schema_migrations"}
+    # asset and account gain columns in msm 0003, position_set its status in msm 0005 (their own tests)
+    untouched = set(before) - {"asset", "account", "position_set", "portfolio_weights", "schema_migrations"}
     assert {t: after[t] for t in untouched} == {t: before[t] for t in untouched}
-    assert schema_versions(store) == {"msm": 4, "msm_portfolios": 2}
+    assert schema_versions(store) == {"msm": 5, "msm_portfolios": 2}
     assert migrate(store, msm_portfolios.MIGRATIONS) == []  # a re-run is a no-op
     # the upgraded database reads as before through the services
     comp = msm_portfolios.read_composition(store, "CRYPTO-EW", as_of=T1)
@@ -605,7 +644,7 @@ def test_a_failing_nested_migration_changes_nothing(store_at, db_contents, table
     with pytest.raises(MigrationError, match=r"msm_portfolios 0002 nested_portfolios failed and changed nothing"):
         migrate(store, msm_portfolios.MIGRATIONS)
     assert db_contents(store) == before
-    assert schema_versions(store) == {"msm": 4, "msm_portfolios": 1}
+    assert schema_versions(store) == {"msm": 5, "msm_portfolios": 1}
     assert table_columns(store, "portfolio_weights") == ["time_index", "portfolio_uid", "asset_uid", "weight"]
 
 

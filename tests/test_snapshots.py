@@ -777,6 +777,7 @@ def test_to_dict_is_the_targets_show_document(seeded) -> None:
         "position_set_uid",
         "position_set_time",
         "account_target_allocation_uid",
+        "status",
         "positions",
     ]
     assert doc["account"] == {"uid": seeded.account["uid"], "unique_identifier": "alpha"}
@@ -813,6 +814,7 @@ def test_to_dict_of_an_empty_snapshot(seeded) -> None:
         "position_set_uid": None,
         "position_set_time": None,
         "account_target_allocation_uid": None,
+        "status": None,
         "positions": [],
     }
 

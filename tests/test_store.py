@@ -268,6 +268,7 @@ def test_open_read_only_refuses_a_database_that_needs_migrations(store_at) -> No
         "msm 0002 adr_0027_portfolio_aware_targets",
         "msm 0003 holdings_prices_fx",
         "msm 0004 audit_trail",
+        "msm 0005 drafts",
     ]
     assert msm.open(old.path).read_only
 

@@ -50,13 +50,14 @@ def account_drift(
     band_abs: float | None = DEFAULT_BAND_ABS,
     band_rel: float | None = None,
     now: datetime | None = None,
+    include_drafts: bool = False,
 ) -> Drift:
     """Drift of ``accounts`` (unique identifiers or uids; ``None``: every active account) at ``as_of`` (default now).
 
     ``weights``: the composition history or a weights source (``msm_portfolios.duckdb_weights_source(store)``).
     ``weights_as_of``: which compositions portfolio targets use, ``"now"``, ``"position-set"`` or a
     time; default the valuation time. ``band_abs`` / ``band_rel``: the tolerance bands (``None``:
-    not checked).
+    not checked). Targets are published snapshots only, drafts too with ``include_drafts``.
     """
     now = parse_utc(now, field="now", entity="drift") if now is not None else utc_now()
     at = parse_utc(as_of, field="as_of", entity="drift") if as_of is not None else now
@@ -66,7 +67,7 @@ def account_drift(
         frame = _accounts(con, accounts)
         con.register("__drift_accounts", frame.select("account_uid").to_arrow())
         held = _latest_holdings(con, at)
-        sets = _latest_position_sets(con, at)
+        sets = _latest_position_sets(con, at, include_drafts=include_drafts)
         frame = frame.join(held.select("account_uid", "holdings_time").unique(), on="account_uid", how="left").join(
             sets.select("account_uid", "position_set_time"), on="account_uid", how="left"
         )
@@ -133,7 +134,7 @@ def _latest_holdings(con: duckdb.DuckDBPyConnection, at: datetime) -> pl.DataFra
     )
 
 
-def _latest_position_sets(con: duckdb.DuckDBPyConnection, at: datetime) -> pl.DataFrame:
+def _latest_position_sets(con: duckdb.DuckDBPyConnection, at: datetime, *, include_drafts: bool) -> pl.DataFrame:
     """Each account's latest position set at or before ``at`` across its active allocations (as read_snapshot)."""
     return fetch(
         con,
@@ -142,10 +143,10 @@ def _latest_position_sets(con: duckdb.DuckDBPyConnection, at: datetime) -> pl.Da
         FROM position_set AS p
         JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
         SEMI JOIN __drift_accounts AS a ON al.account_uid = a.account_uid::UUID
-        WHERE al.is_active AND p.position_set_time <= ?
+        WHERE al.is_active AND p.position_set_time <= ? AND (? OR p.status = 'published')
         QUALIFY row_number() OVER (PARTITION BY al.account_uid ORDER BY p.position_set_time DESC, p.uid DESC) = 1
         """,
-        [at],
+        [at, include_drafts],
     )
 
 

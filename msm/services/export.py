@@ -139,6 +139,7 @@ def export_snapshots(
     now: datetime | None = None,
     drift: bool = False,
     drift_as_of: datetime | None = None,
+    include_drafts: bool = False,
 ) -> ExportResult:
     """Write every stored snapshot as hive-partitioned Parquet under ``out``.
 
@@ -156,14 +157,15 @@ def export_snapshots(
 
     ``account_holdings`` (every holdings row) is always written; ``drift`` (it needs ``weights``)
     adds ``drift/`` (every active account at ``drift_as_of``, default ``now``) and its inputs
-    (:mod:`msm.services.holdings_export`).
+    (:mod:`msm.services.holdings_export`). Published snapshots only; drafts too with
+    ``include_drafts`` (in ``target_positions``, ``target_exposure`` and ``drift``).
     """
     now = now or datetime.now(UTC)
     out = Path(out)
     names = _dataset_names(out, expanded=expanded, drift=drift, weighted=weights is not None, overwrite=overwrite)
-    sets = _chosen_sets(store, accounts, date_from, date_to)
+    sets = _chosen_sets(store, accounts, date_from, date_to, include_drafts=include_drafts)
     history = _all_compositions(store, weights) if weights is not None else None
-    extra = _holdings_datasets(store, history if drift else None, drift_as_of or now, now)
+    extra = _holdings_datasets(store, history if drift else None, drift_as_of or now, now, include_drafts)
 
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(out, before=time.time())
@@ -278,14 +280,14 @@ def _merged(diagnostics: list[pl.DataFrame]) -> pl.DataFrame | None:
 
 
 def _holdings_datasets(
-    store: Store, history: pl.DataFrame | None, at: datetime, now: datetime
+    store: Store, history: pl.DataFrame | None, at: datetime, now: datetime, include_drafts: bool = False
 ) -> dict[str, pl.DataFrame]:
     """``account_holdings``, and with ``history`` (a drift export) ``drift`` and its inputs."""
     from msm.services.holdings_export import drift_datasets, holdings_rows
 
     datasets = {"account_holdings": holdings_rows(store)}
     if history is not None:
-        datasets |= drift_datasets(store, history, at=at, now=now)
+        datasets |= drift_datasets(store, history, at=at, now=now, include_drafts=include_drafts)
     return datasets
 
 
@@ -371,14 +373,21 @@ def resolve_export_dir(root: str | Path, name: str) -> Path:
 
 
 def _chosen_sets(
-    store: Store, accounts: Sequence[str] | None, date_from: date | None, date_to: date | None
+    store: Store,
+    accounts: Sequence[str] | None,
+    date_from: date | None,
+    date_to: date | None,
+    *,
+    include_drafts: bool = False,
 ) -> pl.DataFrame:
     """``(position_set_uid, time_index, day)`` of the chosen snapshots, in time order (one row per snapshot)."""
     sets = store.query(
         "SELECT ps.uid::VARCHAR AS position_set_uid, ps.position_set_time AS time_index, "
         "acc.unique_identifier AS account "
         "FROM position_set AS ps JOIN account_target_allocation AS al ON al.uid = ps.account_target_allocation_uid "
-        "JOIN account AS acc ON acc.uid = al.account_uid ORDER BY ps.position_set_time, ps.uid"
+        "JOIN account AS acc ON acc.uid = al.account_uid WHERE ? OR ps.status = 'published' "
+        "ORDER BY ps.position_set_time, ps.uid",
+        [include_drafts],
     ).with_columns(pl.col("time_index").dt.convert_time_zone("UTC").dt.date().alias("day"))
     if accounts is not None:
         unknown, chosen = [], []

@@ -65,10 +65,15 @@ def holdings_rows(store: Store) -> pl.DataFrame:
 
 
 def drift_datasets(
-    store: Store, weights: pl.DataFrame | WeightsSource, *, at: datetime, now: datetime | None = None
+    store: Store,
+    weights: pl.DataFrame | WeightsSource,
+    *,
+    at: datetime,
+    now: datetime | None = None,
+    include_drafts: bool = False,
 ) -> dict[str, pl.DataFrame]:
     """``drift`` (every active account at ``at``, :data:`msm.drift.ROW_COLUMNS` and the time) and its inputs."""
-    result = account_drift(store, None, weights=weights, as_of=at, now=now)
+    result = account_drift(store, None, weights=weights, as_of=at, now=now, include_drafts=include_drafts)
     drift = result.rows().with_columns(
         pl.lit(result.valuation_time).cast(pl.Datetime("us", "UTC")).alias("valuation_time")
     )

@@ -41,7 +41,7 @@ def latest_snapshots(store: Store, *, limit: int | None = None) -> pl.DataFrame:
 
     Columns ``account``, ``account_name``, ``allocation``, ``position_set_uid``,
     ``position_set_time``, ``rows``, ``weight_sum``, ``residual`` (``1 - weight_sum``, never
-    hidden), ``source``. Accounts without a snapshot are not listed.
+    hidden), ``source``. Accounts without a published snapshot are not listed (drafts are not read).
     """
     sql = """
         WITH ranked AS (
@@ -52,6 +52,7 @@ def latest_snapshots(store: Store, *, limit: int | None = None) -> pl.DataFrame:
             FROM position_set AS p
             JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid AND al.is_active
             JOIN account AS a ON a.uid = al.account_uid
+            WHERE p.status = 'published'  -- drafts are on the Review page
         )
         SELECT r.account, r.account_name, r.allocation, r.uid::VARCHAR AS position_set_uid, r.position_set_time,
                count(t.position_set_uid) AS rows, coalesce(sum(t.weight_notional_exposure), 0.0) AS weight_sum,

@@ -104,12 +104,14 @@ def rebalance(
     min_trade: float = 0.0,
     whole_units: bool = False,
     now: datetime | None = None,
+    include_drafts: bool = False,
 ) -> Rebalance:
     """Propose orders for ``accounts`` (unique identifiers or uids; ``None``: every active account).
 
     ``weights``, ``as_of``, ``weights_as_of``, ``band_abs`` and ``band_rel`` are those of
     :func:`msm.account_drift`; the other options those of :func:`msm.rebalancing.propose_rebalance`
-    (``cash_flow`` and ``min_trade`` in each account's base currency). Reads only.
+    (``cash_flow`` and ``min_trade`` in each account's base currency). Reads only; drafts are
+    targets only with ``include_drafts``.
     """
     options = RebalanceOptions(mode, to, band_abs, band_rel, cash_flow, cash_reserve, min_trade, whole_units).checked()
     drift = account_drift(
@@ -121,6 +123,7 @@ def rebalance(
         band_abs=band_abs,
         band_rel=band_rel,
         now=now,
+        include_drafts=include_drafts,
     )
     positions = drift.positions
     if "base_currency" not in positions.columns:

@@ -7,6 +7,11 @@ snapshot lands whole or not at all. :func:`save_snapshot` is the one-snapshot fo
 
 Rows name targets by UUID (``asset_uid`` / ``portfolio_uid``) or by unique identifier (``asset`` /
 ``portfolio``). Weight sums are never forced to 1: reads report the sum and the residual.
+
+A set is ``published`` (the default) or a ``draft`` (``draft=True``; :mod:`msm.services.drafts`
+publishes and discards drafts). Every read here sees published sets only unless
+``include_drafts=True``. A draft is a set at its own (allocation, time): the one key holds for
+both, and an overwrite keeps the status (:data:`STATUS_RULES`).
 """
 
 from __future__ import annotations
@@ -34,8 +39,11 @@ if TYPE_CHECKING:  # pydantic is imported only by the code that builds records
 
 __all__ = [
     "SNAPSHOT_KEY_COLUMNS",
+    "STATUSES",
+    "STATUS_RULES",
     "Snapshot",
     "SnapshotDiff",
+    "compare_snapshots",
     "diff_snapshots",
     "read_snapshot",
     "read_target_rows",
@@ -50,6 +58,39 @@ __all__ = [
 SNAPSHOT_KEY_COLUMNS = ("account", "allocation", "position_set_time")
 
 _TARGET_SET = "target set"
+
+#: What ``position_set.status`` may be (the CHECK ``ck_position_set_status`` of msm 0005).
+STATUSES = ("draft", "published")
+
+#: The rules on a set's status, over one row per set written (``status``; for a set that exists,
+#: ``existing_status``), as the CHECK of msm 0005 says and as an overwrite must keep it.
+STATUS_RULES = (
+    Rule(
+        "position set",
+        "status",
+        "status_known",
+        "must be 'draft' or 'published'",
+        pl.col("status").is_null() | ~pl.col("status").is_in(STATUSES),
+    ),
+    Rule(
+        "position set",
+        "status",
+        "overwrite_keeps_status",
+        pl.when(pl.col("existing_status") == "draft")
+        .then(
+            pl.lit("the snapshot of account '")
+            + pl.col("account")
+            + pl.lit("' at this time is a draft; a published save cannot overwrite it: publish it (msm targets ")
+            + pl.lit("publish) or discard it (msm targets discard) first, or save with --draft to replace the draft")
+        )
+        .otherwise(
+            pl.lit("the snapshot of account '")
+            + pl.col("account")
+            + pl.lit("' at this time is published; a draft cannot overwrite it: save the draft at another time")
+        ),
+        pl.col("existing_status").is_not_null() & (pl.col("existing_status") != pl.col("status")),
+    ),
+)
 
 POSITION_COLUMNS = (
     "target_type",
@@ -76,6 +117,12 @@ class Snapshot:
     allocation: str | None = None
     source: str | None = None
     metadata_json: dict[str, Any] | None = None
+    status: str | None = None
+
+    @property
+    def is_draft(self) -> bool:
+        """The snapshot is a draft (not yet published)."""
+        return self.status == "draft"
 
     @property
     def is_empty(self) -> bool:
@@ -99,6 +146,7 @@ class Snapshot:
             "position_set_uid": self.position_set_uid,
             "position_set_time": format_utc(self.position_set_time),
             "account_target_allocation_uid": self.account_target_allocation_uid,
+            "status": self.status,
             "positions": records_with_metadata(self.positions.select(POSITION_COLUMNS)),
         }
 
@@ -167,6 +215,7 @@ def save_snapshot(
     metadata_json: dict[str, Any] | None = None,
     actor: str | None = None,
     reason: str | None = None,
+    draft: bool = False,
 ) -> Snapshot:
     """Save one snapshot of ``account`` at the aware time ``at``; return it as read back.
 
@@ -174,7 +223,8 @@ def save_snapshot(
     account's single active allocation is used. An existing snapshot at that time is refused
     (:class:`SnapshotExistsError`) unless ``overwrite``, which replaces the whole set and keeps the
     replaced rows as a version (:func:`snapshot_versions`, :func:`restore_snapshot`). ``actor`` and
-    ``reason`` go to the audit trail (:mod:`msm.audit`).
+    ``reason`` go to the audit trail (:mod:`msm.audit`). ``draft`` saves a draft, which reads do
+    not see until it is published (:func:`msm.publish_snapshot`); an overwrite keeps the status.
     """
     when = parse_utc(at, field="position_set_time", entity="snapshot")
     frame = target_rows_frame(rows)
@@ -187,8 +237,15 @@ def save_snapshot(
             pl.lit(alloc["uid"]).alias("__allocation_uid"),
             pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"),
         )
-        _write(store, frame, overwrite=overwrite, source=source, metadata_json=metadata_object(metadata_json))
-        return read_snapshot(store, acct["uid"], at=when, allocation=alloc["uid"])
+        _write(
+            store,
+            frame,
+            overwrite=overwrite,
+            source=source,
+            metadata_json=metadata_object(metadata_json),
+            status="draft" if draft else "published",
+        )
+        return read_snapshot(store, acct["uid"], at=when, allocation=alloc["uid"], include_drafts=True)
 
 
 def save_snapshots(
@@ -199,13 +256,14 @@ def save_snapshots(
     source: str | None = None,
     actor: str | None = None,
     reason: str | None = None,
+    draft: bool = False,
 ) -> pl.DataFrame:
     """Save many snapshots at once: one validation of the whole frame, one transaction, one event per set.
 
     ``rows`` has target columns plus ``account`` (unique identifier or uid), optionally
     ``allocation`` (unique identifier or uid), and ``position_set_time`` (aware). Returns one
     row per position set written: ``position_set_uid``, ``account_target_allocation_uid``,
-    ``position_set_time``, ``rows``, ``replaced``.
+    ``position_set_time``, ``rows``, ``replaced``. ``draft`` saves every set as a draft.
     """
     if rows.height == 0:
         raise empty_target_set()
@@ -233,11 +291,17 @@ def save_snapshots(
             overwrite=overwrite,
             source=source,
             metadata_json=None,
+            status="draft" if draft else "published",
         )
 
 
 def snapshot_versions(
-    store: Store, account: str | uuid.UUID, at: datetime | str, *, allocation: str | uuid.UUID | None = None
+    store: Store,
+    account: str | uuid.UUID,
+    at: datetime | str,
+    *,
+    allocation: str | uuid.UUID | None = None,
+    include_drafts: bool = False,
 ) -> pl.DataFrame:
     """The replaced versions of the account's snapshot exactly at ``at``, oldest (1) first.
 
@@ -245,7 +309,7 @@ def snapshot_versions(
     force now are not a version. Columns: ``version, replaced_at, replaced_by, rows, weight_sum,
     source, position_set_uid``. :class:`NotFoundError` when the account has no snapshot at ``at``.
     """
-    snap = _exact_snapshot(store, account, at, allocation)
+    snap = _exact_snapshot(store, account, at, allocation, include_drafts=include_drafts)
     return store.query(
         """
         SELECT version, any_value(replaced_at) AS replaced_at, any_value(replaced_by) AS replaced_by,
@@ -267,16 +331,18 @@ def restore_snapshot(
     allocation: str | uuid.UUID | None = None,
     actor: str | None = None,
     reason: str | None = None,
+    include_drafts: bool = False,
 ) -> Snapshot:
     """Bring back ``version`` of the account's snapshot at ``at`` (see :func:`snapshot_versions`) as a new write.
 
     The restore is an overwrite: the rows in force become the next version, the version's rows
     (and the set's source and metadata as they were) are validated and written again, and one
     ``restore`` event is recorded, all in one transaction. Returns the snapshot as read back.
+    A draft keeps being a draft (``include_drafts`` lets the restore find it).
     """
     when = parse_utc(at, field="position_set_time", entity="snapshot")
     with audit.acting(actor, reason), store.connect():
-        snap = _exact_snapshot(store, account, when, allocation)
+        snap = _exact_snapshot(store, account, when, allocation, include_drafts=include_drafts)
         kept = store.query(_VERSION_ROWS_SQL, [snap.position_set_uid, version])
         if kept.height == 0:
             name = snap.account["unique_identifier"]
@@ -297,9 +363,12 @@ def restore_snapshot(
             overwrite=True,
             source=kept["set_source"][0],
             metadata_json=json.loads(meta) if meta is not None else None,
+            status=snap.status or "published",
             action="restore",
         )
-        return read_snapshot(store, snap.account["uid"], at=when, allocation=snap.account_target_allocation_uid)
+        return read_snapshot(
+            store, snap.account["uid"], at=when, allocation=snap.account_target_allocation_uid, include_drafts=True
+        )
 
 
 #: The rows of one kept version (parameters: position set uid, version), by target.
@@ -314,10 +383,15 @@ ORDER BY target_type, target_uid
 
 
 def _exact_snapshot(
-    store: Store, account: str | uuid.UUID, at: datetime | str, allocation: str | uuid.UUID | None
+    store: Store,
+    account: str | uuid.UUID,
+    at: datetime | str,
+    allocation: str | uuid.UUID | None,
+    *,
+    include_drafts: bool = False,
 ) -> Snapshot:
     """The account's snapshot exactly at ``at``; :class:`NotFoundError` when there is none."""
-    snap = read_snapshot(store, account, at=at, allocation=allocation)
+    snap = read_snapshot(store, account, at=at, allocation=allocation, include_drafts=include_drafts)
     if snap.is_empty:
         name = snap.account["unique_identifier"]
         raise NotFoundError(
@@ -489,12 +563,14 @@ def _write(
     overwrite: bool,
     source: str | None,
     metadata_json: dict[str, Any] | None,
+    status: str = "published",
     action: str = "overwrite",
 ) -> pl.DataFrame:
     """Validate ``frame`` (target columns + ``__allocation_uid`` + ``position_set_time``) and write it.
 
     A replaced set's rows are kept (:func:`msm.audit.keep_target_rows`); every set written gets
     one event: ``save`` (new) or ``action`` (``overwrite``, or ``restore``), in the same transaction.
+    New sets get ``status``; an existing one must have it already (:data:`STATUS_RULES`).
     """
     assets = reference_frame(store, "asset", uids=_col(frame, "asset_uid"), identifiers=_col(frame, "asset"))
     portfolios = reference_frame(
@@ -516,8 +592,11 @@ def _write(
         existing = fetch(con, _EXISTING_SQL)
         if existing.height and not overwrite:
             raise SnapshotExistsError.from_rows(
-                existing.rename({"__allocation_uid": "account_target_allocation_uid"}).to_dicts()
+                existing.drop("existing_status")
+                .rename({"__allocation_uid": "account_target_allocation_uid"})
+                .to_dicts()
             )
+        _check_status(sets, existing, status)
         con.register("__existing", existing.select("position_set_uid").to_arrow())
         if existing.height:
             audit.keep_target_rows(
@@ -533,7 +612,7 @@ def _write(
                 "WHERE uid IN (SELECT position_set_uid::UUID FROM __existing)",
                 [source, meta],
             )
-        created = fetch(con, _CREATE_SETS_SQL, [source, meta])
+        created = fetch(con, _CREATE_SETS_SQL, [source, meta, status])
         _insert_rows(con, valid)
         audit.record_select(con, "position_set", _SET_EVENTS_SQL, [action])
     set_uids = pl.concat(
@@ -558,10 +637,18 @@ def _write(
     )
 
 
+def _check_status(sets: pl.DataFrame, existing: pl.DataFrame, status: str) -> None:
+    """:data:`STATUS_RULES` over every set written: a known status, and an overwrite keeps the stored one."""
+    fresh = sets.filter(~pl.col("first_row").is_in(existing["first_row"].implode())).select("first_row")
+    checked = pl.concat([existing.select("first_row", "account", "existing_status"), fresh], how="diagonal_relaxed")
+    enforce(checked.with_columns(pl.lit(status).alias("status")).sort("first_row"), STATUS_RULES, row="first_row")
+
+
 #: The position sets of ``__sets`` that exist already, with their account and allocation identifiers.
 _EXISTING_SQL = """
 SELECT s.__allocation_uid, s.position_set_time, p.uid::VARCHAR AS position_set_uid,
-       al.unique_identifier AS allocation, a.unique_identifier AS account
+       al.unique_identifier AS allocation, a.unique_identifier AS account, p.status AS existing_status,
+       s.first_row
 FROM __sets AS s
 JOIN position_set AS p
   ON p.account_target_allocation_uid = s.__allocation_uid::UUID AND p.position_set_time = s.position_set_time
@@ -572,7 +659,7 @@ ORDER BY a.unique_identifier, s.position_set_time
 #: One event per set of ``__sets`` (just written): ``save``, or the overwrite's action (the parameter).
 _SET_EVENTS_SQL = """
 WITH written AS (
-    SELECT p.uid, p.position_set_time, p.source, al.account_uid, al.unique_identifier AS allocation,
+    SELECT p.uid, p.position_set_time, p.source, p.status, al.account_uid, al.unique_identifier AS allocation,
            e.position_set_uid IS NOT NULL AS replaced
     FROM __sets AS s
     JOIN position_set AS p
@@ -599,15 +686,15 @@ SELECT CASE WHEN w.replaced THEN ? ELSE 'save' END AS action, w.uid AS entity_ui
                                              'source', k.source) END AS before_json,
        json_object('position_set_time', strftime(w.position_set_time, '%Y-%m-%dT%H:%M:%S.%fZ'),
                    'allocation', w.allocation, 'rows', n.n, 'weight_sum', n.weight_sum,
-                   'source', w.source) AS after_json
+                   'source', w.source, 'status', w.status) AS after_json
 FROM written AS w
 JOIN rows_now AS n ON n.position_set_uid = w.uid
 LEFT JOIN kept AS k ON k.position_set_uid = w.uid
 """
 #: Create the position sets of ``__sets`` that do not exist yet (parameters: source, metadata_json).
 _CREATE_SETS_SQL = """
-INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, source, metadata_json)
-SELECT gen_random_uuid(), s.__allocation_uid::UUID, s.position_set_time, ?, ?::JSON
+INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, source, metadata_json, status)
+SELECT gen_random_uuid(), s.__allocation_uid::UUID, s.position_set_time, ?, ?::JSON, ?
 FROM __sets AS s
 WHERE NOT EXISTS (
     SELECT 1 FROM position_set AS p
@@ -686,6 +773,7 @@ def read_snapshot(
     at: datetime | str | None = None,
     as_of: datetime | str | None = None,
     allocation: str | uuid.UUID | None = None,
+    include_drafts: bool = False,
 ) -> Snapshot:
     """The account's snapshot: latest (default), exactly ``at``, or latest at or before ``as_of``.
 
@@ -693,6 +781,7 @@ def read_snapshot(
     not, which reads the history of a retired mandate). When two
     allocations have a set at the same time, the one with the larger position-set uid wins, so the
     choice is deterministic. No snapshot -> an empty :class:`Snapshot` (``position_set_uid`` None).
+    Drafts are seen only with ``include_drafts`` (``Snapshot.status`` says which it is).
     """
     if at is not None and as_of is not None:
         raise ValidationError.single(
@@ -708,17 +797,18 @@ def read_snapshot(
             """
             SELECT p.uid::VARCHAR AS uid, p.position_set_time,
                    p.account_target_allocation_uid::VARCHAR AS allocation_uid,
-                   al.unique_identifier AS allocation, p.source, p.metadata_json::VARCHAR AS metadata_json
+                   al.unique_identifier AS allocation, p.source, p.metadata_json::VARCHAR AS metadata_json, p.status
             FROM position_set AS p
             JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
             WHERE al.account_uid = $account
               AND (CASE WHEN $alloc IS NULL THEN al.is_active ELSE al.uid = $alloc::UUID END)
               AND ($exact IS NULL OR p.position_set_time = $exact)
               AND ($bound IS NULL OR p.position_set_time <= $bound)
+              AND ($drafts OR p.status = 'published')
             ORDER BY p.position_set_time DESC, p.uid DESC
             LIMIT 1
             """,
-            {"account": acct["uid"], "alloc": alloc_uid, "exact": exact, "bound": bound},
+            {"account": acct["uid"], "alloc": alloc_uid, "exact": exact, "bound": bound, "drafts": include_drafts},
         )
         if chosen.height == 0:
             return Snapshot(
@@ -728,7 +818,7 @@ def read_snapshot(
                 account_target_allocation_uid=None,
                 positions=_EMPTY_POSITIONS,
             )
-        set_uid, set_time, alloc_uid, alloc_name, source, meta = chosen.row(0)
+        set_uid, set_time, alloc_uid, alloc_name, source, meta, status = chosen.row(0)
         positions = fetch(con, _POSITIONS_SQL, [set_uid, set_time])
     return Snapshot(
         account=acct,
@@ -739,6 +829,7 @@ def read_snapshot(
         allocation=alloc_name,
         source=source,
         metadata_json=json.loads(meta) if meta else None,
+        status=status,
     )
 
 
@@ -748,13 +839,16 @@ def read_target_rows(
     *,
     account: str | uuid.UUID | None = None,
     between: tuple[datetime, datetime] | None = None,
+    include_drafts: bool = False,
 ) -> pl.DataFrame:
     """Storage-shaped target rows of many position sets at once (for expansion and export).
 
     ``position_set_uids`` chooses the sets; ``account`` limits them to one account's active
     allocations; ``between`` (inclusive UTC bounds) to snapshots in that time range, which also
     lets DuckDB skip row groups by ``time_index``; with none, every stored row. Adds
-    ``unique_identifier``, ``display_label``, ``account`` and ``allocation`` columns.
+    ``unique_identifier``, ``display_label``, ``account`` and ``allocation`` columns. Sets chosen
+    by ``position_set_uids`` are read whatever their status (the caller chose them); otherwise
+    drafts are left out unless ``include_drafts``.
     """
     clauses: list[str] = []
     params: list[Any] = []
@@ -768,6 +862,8 @@ def read_target_rows(
     if account is not None:
         clauses.append("al.account_uid = ? AND al.is_active")
         params.append(get_account(store, account)["uid"])
+    if position_set_uids is None and not include_drafts:
+        clauses.append("ps.status = 'published'")
     with store.connect() as con:
         if uids is not None:
             con.register("__uids", uids.to_arrow())
@@ -799,8 +895,11 @@ def read_target_rows(
         )
 
 
-def snapshot_history(store: Store, account: str | uuid.UUID) -> pl.DataFrame:
-    """Every snapshot of the account (all its allocations), newest first, with row count and weight sum."""
+def snapshot_history(store: Store, account: str | uuid.UUID, *, include_drafts: bool = False) -> pl.DataFrame:
+    """Every published snapshot of the account (all its allocations; drafts too with ``include_drafts``), newest first.
+
+    Each with its row count, weight sum, source and ``status``.
+    """
     acct = get_account(store, account)
     return store.query(
         """
@@ -810,15 +909,15 @@ def snapshot_history(store: Store, account: str | uuid.UUID) -> pl.DataFrame:
                count(t.position_set_uid) AS rows,
                coalesce(sum(t.weight_notional_exposure), 0.0) AS weight_sum,
                count(t.weight_notional_exposure) AS weight_rows,
-               p.source
+               p.source, p.status
         FROM position_set AS p
         JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
         LEFT JOIN target_positions AS t ON t.position_set_uid = p.uid AND t.time_index = p.position_set_time
-        WHERE al.account_uid = ?
+        WHERE al.account_uid = ? AND (? OR p.status = 'published')
         GROUP BY ALL
         ORDER BY position_set_time DESC, position_set_uid DESC
         """,
-        [acct["uid"]],
+        [acct["uid"], include_drafts],
     )
 
 
@@ -829,14 +928,16 @@ def diff_snapshots(
     before: datetime | str,
     after: datetime | str,
     allocation: str | uuid.UUID | None = None,
+    include_drafts: bool = False,
 ) -> SnapshotDiff:
     """Compare the account's snapshots in force at ``before`` and at ``after`` (each: latest at or before).
 
     Rows are matched by target (type and uid): ``added`` are only in the later set, ``removed``
-    only in the earlier one, ``changed`` in both with a different exposure or metadata.
+    only in the earlier one, ``changed`` in both with a different exposure or metadata. Drafts take
+    part only with ``include_drafts``.
     """
-    old = read_snapshot(store, account, as_of=before, allocation=allocation)
-    new = read_snapshot(store, account, as_of=after, allocation=allocation)
+    old = read_snapshot(store, account, as_of=before, allocation=allocation, include_drafts=include_drafts)
+    new = read_snapshot(store, account, as_of=after, allocation=allocation, include_drafts=include_drafts)
     for name, snap, when in (("from", old, before), ("to", new, after)):
         if snap.is_empty:
             raise NotFoundError(
@@ -845,6 +946,11 @@ def diff_snapshots(
                 str(when),
                 f"see `msm targets history {snap.account['unique_identifier']}` for the stored times ({name} side)",
             )
+    return compare_snapshots(old, new)
+
+
+def compare_snapshots(old: Snapshot, new: Snapshot) -> SnapshotDiff:
+    """Row-by-row differences from ``old`` to ``new`` (either may be empty: then every row is added or removed)."""
     keys = ["target_type", "target_uid"]
     values = [*EXPOSURE_COLUMNS, "metadata_json"]
     joined = old.positions.join(new.positions, on=keys, how="full", suffix="_after", coalesce=True)

@@ -158,6 +158,7 @@ def save_target_set_to_accounts(
     source: str | None = None,
     actor: str | None = None,
     reason: str | None = None,
+    draft: bool = False,
 ) -> pl.DataFrame:
     """Save the same target set at the same time to every account in ``accounts``: all or none.
 
@@ -166,7 +167,7 @@ def save_target_set_to_accounts(
     :func:`save_snapshots` summary (one row per position set written). Every refusal (an unknown
     account, an account with no or several active allocations, an existing snapshot without
     ``overwrite``, a bad row) is raised before anything is written. Each set written gets its
-    audit event by ``actor`` for ``reason``.
+    audit event by ``actor`` for ``reason``. ``draft`` saves every set as a draft.
     """
     when = parse_utc(at, field="position_set_time", entity="snapshot")
     targets = target_rows_frame(rows)
@@ -182,7 +183,7 @@ def save_target_set_to_accounts(
     if targets.height == 0:
         raise empty_target_set()
     bulk = keys.join(targets, how="cross").with_columns(pl.lit(when).dt.cast_time_unit("us").alias("position_set_time"))
-    return save_snapshots(store, bulk, overwrite=overwrite, source=source, actor=actor, reason=reason)
+    return save_snapshots(store, bulk, overwrite=overwrite, source=source, actor=actor, reason=reason, draft=draft)
 
 
 def _col(frame: pl.DataFrame, name: str) -> pl.Series | None:

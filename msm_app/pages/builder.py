@@ -269,8 +269,8 @@ def _preview(check: msm.TargetSetCheck, at: datetime) -> None:
 
 
 def _save_row(account: str, allocation: str, at: datetime, rows: pl.DataFrame, check: msm.TargetSetCheck) -> None:
-    """**Save snapshot** (asking before it replaces one), **Export grid as CSV**, and the saved confirmation."""
-    cols = st.columns([2, 2, 6])
+    """**Save snapshot** / **Save as draft** (asking before a replace), **Export grid as CSV**, the confirmation."""
+    cols = st.columns([2, 2, 2, 4])
     if cols[0].button(
         "Save snapshot",
         type="primary",
@@ -278,14 +278,15 @@ def _save_row(account: str, allocation: str, at: datetime, rows: pl.DataFrame, c
         disabled=not check.ok,
         help="Writes the whole set as one snapshot of the chosen allocation at the chosen time.",
     ):
-        pending = {"account": account, "allocation": allocation, "at": at, "rows": rows}
-        try:
-            _save(pending, overwrite=False)
-        except msm.SnapshotExistsError as exc:
-            SS.builder_pending = {**pending, "existing": exc}
-        except msm.MsmError as exc:  # shown beside the button; nothing was written
-            ui.show_error(exc)
-    cols[1].download_button(
+        _first_save({"account": account, "allocation": allocation, "at": at, "rows": rows, "draft": False})
+    if cols[1].button(
+        "Save as draft",
+        key="builder_save_draft",
+        disabled=not check.ok,
+        help="Saves the set as a draft: reads, drift and exports leave it out until it is published (Review page).",
+    ):
+        _first_save({"account": account, "allocation": allocation, "at": at, "rows": rows, "draft": True})
+    cols[2].download_button(
         "Export grid as CSV",
         rows.write_csv(),
         file_name=f"{account}-targets.csv",
@@ -294,16 +295,30 @@ def _save_row(account: str, allocation: str, at: datetime, rows: pl.DataFrame, c
         help="The rows as a file `msm targets save --file` reads.",
     )
     if not check.ok:
-        cols[2].caption("Fix the problems marked beside the rows to save.")
+        cols[3].caption("Fix the problems marked beside the rows to save.")
     if SS.get("builder_pending"):
         _confirm_overwrite()
     saved = SS.get("builder_saved")
     if saved:
         verb = "Replaced" if saved["replaced"] else "Saved"
+        kind = "draft" if saved.get("draft") else "snapshot"
         st.success(
-            f"{verb} the snapshot of {ui.escape_md(saved['account'])} at {ui.when(saved['at'])} ({saved['rows']} rows)."
+            f"{verb} the {kind} of {ui.escape_md(saved['account'])} at {ui.when(saved['at'])} ({saved['rows']} rows)."
         )
-        links.link("snapshots", "Open it in Snapshots", account=saved["account"], at=saved["at"])
+        if saved.get("draft"):
+            links.link("review", "Review it", account=saved["account"])
+        else:
+            links.link("snapshots", "Open it in Snapshots", account=saved["account"], at=saved["at"])
+
+
+def _first_save(pending: dict) -> None:
+    """Save without replacing; when a snapshot exists at that time, ask (the dialog) before replacing it."""
+    try:
+        _save(pending, overwrite=False)
+    except msm.SnapshotExistsError as exc:
+        SS.builder_pending = {**pending, "existing": exc}
+    except msm.MsmError as exc:  # shown beside the button; nothing was written
+        ui.show_error(exc)
 
 
 @st.dialog("Replace the existing snapshot?")
@@ -316,13 +331,18 @@ def _confirm_overwrite() -> None:
     st.write(
         f"Account {ui.escape_md(existing.account)} already has a snapshot at {ui.when(existing.position_set_time)} "
         f"(allocation {ui.escape_md(existing.allocation or existing.account_target_allocation_uid)}). Replacing it "
-        "swaps the whole set for the rows in the grid; the old rows are not kept."
+        "swaps the whole set for the rows in the grid; the old rows are kept as a version that the Snapshots page "
+        "(or `msm targets restore`) can bring back."
     )
     left, right = st.columns(2)
     if left.button(
         "Replace it", type="primary", key="builder_confirm_replace", help="Overwrite the stored snapshot at this time"
     ):
-        _save(pending, overwrite=True)
+        try:
+            _save(pending, overwrite=True)
+        except msm.MsmError as exc:  # e.g. a draft over a published snapshot: shown here, nothing was written
+            ui.show_error(exc)
+            return
         SS.builder_pending = None
         st.rerun()
     if right.button("Cancel", key="builder_confirm_cancel", help="Keep the stored snapshot; nothing is written"):
@@ -340,6 +360,7 @@ def _save(pending: dict, *, overwrite: bool) -> None:
         allocation=pending["allocation"],
         overwrite=overwrite,
         source="workbench",
+        draft=pending.get("draft", False),
     )
     ui.after_write()
     SS.builder_saved = {
@@ -348,6 +369,7 @@ def _save(pending: dict, *, overwrite: bool) -> None:
         "uid": saved.position_set_uid,
         "rows": saved.positions.height,
         "replaced": overwrite,
+        "draft": saved.is_draft,
     }
 
 
