@@ -121,7 +121,8 @@ def test_make_run_listens_on_this_machine_only(served: dict) -> None:
             s.settimeout(5)
             s.connect((address, served["port"]))
     assert served["db"].exists(), "make run created the database it was given, with the demo data"
-    assert msm.list_accounts(msm.Store(served["db"], read_only=True)).height == 2
+    # the demo accounts: alpha, beta and gamma (the nested example)
+    assert msm.list_accounts(msm.Store(served["db"], read_only=True)).height == 3
 
 
 @pytest.mark.parametrize(("address", "warned"), [(None, False), ("localhost", False), ("0.0.0.0", True)])
