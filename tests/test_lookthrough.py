@@ -103,3 +103,34 @@ def test_a_draft_without_a_composition_is_named_or_refused(demo_db: Path, tmp_pa
     view = msm_portfolios.look_through(store, check.rows, at=at, skip_missing=True)
     assert [name for name, _ in view.missing] == ["EMPTY-P"]
     assert view.net["asset"].to_list() == ["BTC"] and set(view.rows["position_set_uid"]) == {msm_portfolios.DRAFT_SET}
+
+
+def test_a_nested_portfolio_gives_the_same_rows_on_every_surface(tmp_path: Path) -> None:
+    """`msm targets expand`, `msm export --expanded` and the library entry agree on the demo's fund of funds."""
+    from msm_cli.main import main as msm_main
+
+    db, account = tmp_path / "demo.duckdb", "example-account-gamma"
+    assert msm_main(["--db", str(db), "demo"]) == 0
+    at, mode = "2026-06-01T00:00:00Z", "position-set"
+    cli = tmp_path / "expand.parquet"
+    assert msm_main(["--db", str(db), "targets", "expand", account, "--at", at, "--weights-as-of", mode,
+                     "--format", "parquet", "--out", str(cli)]) == 0  # fmt: skip
+    exported = tmp_path / "export"
+    assert msm_main(["--db", str(db), "export", "--out", str(exported), "--expanded", "--weights-as-of", mode]) == 0
+    store = msm.Store(db)
+    snap = msm.read_snapshot(store, account, at=at)
+    library = msm_portfolios.look_through(store, snap, weights_as_of=mode).rows
+    keys = ["asset", "path"]
+    by_cli = pl.read_parquet(cli).sort(keys)
+    by_export = (
+        pl.read_parquet(exported / "target_exposure" / "**" / "*.parquet", hive_partitioning=True)
+        .filter(pl.col("position_set_uid") == str(snap.position_set_uid))
+        .select(by_cli.columns)
+        .sort(keys)
+    )
+    assert set(library["depth"]) == {0, 2} and library["path"].drop_nulls().str.starts_with("CRYPTO-FOF > ").all()
+    for other in (by_export, library.sort(keys)):
+        assert other.select(keys, "depth").equals(by_cli.select(keys, "depth"))
+        assert other["weight_notional_exposure"].to_list() == pytest.approx(
+            by_cli["weight_notional_exposure"].to_list()
+        )
