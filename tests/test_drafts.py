@@ -235,3 +235,30 @@ def test_export_writes_drafts_only_when_asked(seeded: Seeded, tmp_path) -> None:
     assert export_snapshots(seeded.store, tmp_path / "published").snapshots == 1
     every = export_snapshots(seeded.store, tmp_path / "every", include_drafts=True)
     assert every.snapshots == 2 and every.datasets["target_positions"] == 3
+
+
+def test_drift_and_rebalance_read_drafts_only_when_asked(tmp_path) -> None:
+    """Alpha of the demo with a newer draft of 100% BTC: drift and rebalance read it only when asked."""
+    import msm_portfolios
+    from msm_cli.main import main as msm_main
+
+    db = tmp_path / "demo.duckdb"
+    assert msm_main(["--db", str(db), "demo"]) == 0
+    store, alpha, as_of = msm.Store(db), "example-account-alpha", "2026-06-03T00:00:00Z"
+    published = msm.read_snapshot(store, alpha).position_set_time
+    msm.save_snapshot(
+        store, alpha, "2026-06-01T12:00:00Z", [{"asset": "BTC", "weight_notional_exposure": 1.0}], draft=True
+    )
+    weights = msm_portfolios.duckdb_weights_source(store)
+
+    def btc_target(result: msm.Drift) -> float:
+        return result.positions.filter(pl.col("asset") == "BTC")["target_weight"].item()
+
+    seen = msm.account_drift(store, [alpha], weights=weights, as_of=as_of)
+    assert seen.accounts["position_set_time"].item() == published and btc_target(seen) < 1.0
+    asked = msm.account_drift(store, [alpha], weights=weights, as_of=as_of, include_drafts=True)
+    assert btc_target(asked) == pytest.approx(1.0)
+    orders = msm.rebalance(store, [alpha], weights=weights, as_of=as_of).orders
+    drafted = msm.rebalance(store, [alpha], weights=weights, as_of=as_of, include_drafts=True).orders
+    assert orders.filter(pl.col("asset") == "SOL")["target_weight"].item() > 0  # the published set holds SOL
+    assert drafted.filter(pl.col("asset") == "SOL")["target_weight"].item() == 0.0  # the draft does not
