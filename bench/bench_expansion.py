@@ -314,8 +314,8 @@ def _write_book(
     with store.transaction() as con:  # DuckDB checks foreign keys against committed rows
         con.register("__gen", sets.to_arrow())
         con.execute(
-            "INSERT INTO position_set SELECT uid::UUID, account_target_allocation_uid::UUID, position_set_time, "
-            "'bench', NULL FROM __gen"
+            "INSERT INTO position_set (uid, account_target_allocation_uid, position_set_time, source, metadata_json) "
+            "SELECT uid::UUID, account_target_allocation_uid::UUID, position_set_time, 'bench', NULL FROM __gen"
         )
     with store.transaction() as con:
         con.register("__gen", targets.to_arrow())
