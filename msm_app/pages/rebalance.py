@@ -255,11 +255,10 @@ def _weights_chart(orders: pl.DataFrame, *, key: str) -> None:
 def _download(result: msm.Rebalance, stem: str) -> None:
     """The trading desk's orders file (orders that trade) as CSV."""
     desk = result.desk_orders()
-    st.download_button(
+    ui.download(
         f"Download orders CSV ({desk.height:,} orders)",
         desk.write_csv(),
-        file_name=f"{stem}.csv",
-        mime="text/csv",
+        f"{stem}.csv",
         key="rebalance_csv",
         help="account, asset, side, quantity (units), price, currency (the price's), value (base currency)",
     )
