@@ -216,11 +216,9 @@ def utc_datetime(day: Any, clock: Any, fallback: datetime) -> datetime:
     )
 
 
-def table(
-    frame: pl.DataFrame, config: dict[str, Any], *, key: str, placeholder: str | None = "—", where: Any = st
-) -> None:
-    """``frame``'s columns named in ``config`` (in its order), without the index, headed and formatted by ``config``."""
-    where.dataframe(frame.select(*config), hide_index=True, placeholder=placeholder, key=key, column_config=config)
+def table(frame: pl.DataFrame, config: dict[str, Any], *, key: str, where: Any = st) -> None:
+    """``frame``'s columns named in ``config`` (in its order), headed and formatted by it; no index, empty cells "—"."""
+    where.dataframe(frame.select(*config), hide_index=True, placeholder="—", key=key, column_config=config)
 
 
 #: The media type of each file a page offers to download, by its ending.
