@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
@@ -24,6 +25,51 @@ MAX_DATE_TICKS = 8
 _DAY_US = 86_400 * 1_000_000
 
 
+@dataclass(frozen=True)
+class _Bars:
+    """A chart of weight per asset: a row of bars per asset, split by ``split`` (coloured by its ``domain``)."""
+
+    split: str  #: the column that splits each asset's bars, and its title in the legend and tooltip
+    split_title: str
+    domain: tuple[str, ...]
+    weight: str  #: the x field (``sum(weight)``: stacked) and its title on the axis and in the tooltip
+    weight_title: str
+    sort: str  #: the field whose largest value puts an asset on top
+    bar: int  #: bar thickness (pixels)
+    height: tuple[int, int, int]  #: the least height, pixels per asset, the greatest height
+
+
+_EXPOSURE_BARS = _Bars(
+    "source", "Held", ("direct", "via portfolio"), "sum(weight)", "Weight", "total", 18, (140, 30, 480)
+)
+_DRIFT_BARS = _Bars(
+    "weight_of", "Weight", ("current", "target"), "weight", "Weight of NAV", "drift_abs", 12, (160, 34, 560)
+)
+
+
+def _asset_bars(bars: _Bars, long: pl.DataFrame, assets: int, *, key: str, tips: tuple = (), **channels: Any) -> None:
+    """Draw ``long`` (a row per asset and split) as ``bars`` for ``assets`` assets; ``tips``: more tooltip fields."""
+    least, per_asset, most = bars.height
+    chart = (
+        alt.Chart(long.to_pandas())
+        .mark_bar(size=bars.bar)
+        .encode(
+            x=alt.X(f"{bars.weight}:Q", title=bars.weight_title, axis=alt.Axis(format="%")),
+            y=alt.Y("asset:N", title=None, sort=alt.EncodingSortField(field=bars.sort, op="max", order="descending")),
+            **channels,
+            color=alt.Color(f"{bars.split}:N", title=bars.split_title, scale=alt.Scale(domain=list(bars.domain))),
+            tooltip=[
+                alt.Tooltip("asset:N", title="Asset"),
+                alt.Tooltip(f"{bars.split}:N", title=bars.split_title),
+                alt.Tooltip("weight:Q", title=bars.weight_title, format=".2%"),
+                *tips,
+            ],
+        )
+        .properties(height=min(max(least, 60 + per_asset * assets), most))
+    )
+    st.altair_chart(chart, width="stretch", key=key)
+
+
 def exposure_chart(by_source: pl.DataFrame, *, key: str) -> None:
     """Weight exposure per asset as bars split into direct and via-portfolio (``LookThrough.by_source``)."""
     if by_source.height == 0:
@@ -32,22 +78,7 @@ def exposure_chart(by_source: pl.DataFrame, *, key: str) -> None:
     long = by_source.unpivot(
         index=["asset", "total"], on=["direct", "via_portfolio"], variable_name="source", value_name="weight"
     ).with_columns(pl.col("source").replace({"via_portfolio": "via portfolio"}))
-    chart = (
-        alt.Chart(long.to_pandas())
-        .mark_bar(size=18)
-        .encode(
-            x=alt.X("sum(weight):Q", title="Weight", axis=alt.Axis(format="%")),
-            y=alt.Y("asset:N", title=None, sort=alt.EncodingSortField(field="total", op="max", order="descending")),
-            color=alt.Color("source:N", title="Held", scale=alt.Scale(domain=["direct", "via portfolio"])),
-            tooltip=[
-                alt.Tooltip("asset:N", title="Asset"),
-                alt.Tooltip("source:N", title="Held"),
-                alt.Tooltip("weight:Q", title="Weight", format=".2%"),
-            ],
-        )
-        .properties(height=min(max(140, 60 + 30 * by_source.height), 480))
-    )
-    st.altair_chart(chart, width="stretch", key=key)
+    _asset_bars(_EXPOSURE_BARS, long, by_source.height, key=key)
 
 
 def time_axis_format(times: pl.Series) -> tuple[str, dict[str, Any] | None]:
@@ -115,25 +146,17 @@ def drift_chart(positions: pl.DataFrame, *, key: str) -> None:
         value_name="weight",
     )
     long = long.with_columns(pl.col("weight_of").replace({"current_weight": "current", "target_weight": "target"}))
-    chart = (
-        alt.Chart(long.to_pandas())
-        .mark_bar(size=12)
-        .encode(
-            x=alt.X("weight:Q", title="Weight of NAV", axis=alt.Axis(format="%")),
-            y=alt.Y("asset:N", title=None, sort=alt.EncodingSortField(field="drift_abs", op="max", order="descending")),
-            yOffset=alt.YOffset("weight_of:N", scale=alt.Scale(domain=["current", "target"])),
-            color=alt.Color("weight_of:N", title="Weight", scale=alt.Scale(domain=["current", "target"])),
-            opacity=alt.Opacity(
-                "band:N", title="Band", scale=alt.Scale(domain=["in breach", "within band"], range=[1.0, 0.45])
-            ),
-            tooltip=[
-                alt.Tooltip("asset:N", title="Asset"),
-                alt.Tooltip("weight_of:N", title="Weight"),
-                alt.Tooltip("weight:Q", title="Weight of NAV", format=".2%"),
-                alt.Tooltip("drift_abs:Q", title="Drift (current − target)", format="+.2%"),
-                alt.Tooltip("band:N", title="Band"),
-            ],
-        )
-        .properties(height=min(max(160, 60 + 34 * positions.height), 560))
+    _asset_bars(
+        _DRIFT_BARS,
+        long,
+        positions.height,
+        key=key,
+        tips=(
+            alt.Tooltip("drift_abs:Q", title="Drift (current − target)", format="+.2%"),
+            alt.Tooltip("band:N", title="Band"),
+        ),
+        yOffset=alt.YOffset("weight_of:N", scale=alt.Scale(domain=["current", "target"])),
+        opacity=alt.Opacity(
+            "band:N", title="Band", scale=alt.Scale(domain=["in breach", "within band"], range=[1.0, 0.45])
+        ),
     )
-    st.altair_chart(chart, width="stretch", key=key)

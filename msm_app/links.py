@@ -13,6 +13,8 @@ Pages hand nothing to each other through ``st.session_state``.
 - :func:`read` gives a page its parameters from the address, parsed (an unreadable value is named
   in a warning and left out); :func:`keep` writes what the page shows back into the address, so
   the browser's address is always a link to the current view.
+- :func:`account_sets` is the first step of a page about an account's dated sets (snapshots,
+  holdings): the account picker, then the account's sets, or a message and no ``at`` while it has none.
 
 Adding a page: its module ``msm_app/pages/NAME.py`` (a ``main()`` calling ``links.show("NAME", render)``,
 run under ``__main__``), one :class:`Page` entry in :data:`PAGES` (title, icon, caption, parameters),
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import polars as pl
 import streamlit as st
 
 from msm.errors import MsmError
@@ -246,6 +249,28 @@ def show(name: str, render: Callable[..., None], *, accounts: bool = False, no_a
             render(found, read(name))
 
     ui.guard(body)
+
+
+def account_sets(
+    name: str,
+    accounts: pl.DataFrame,
+    asked: dict[str, Any],
+    *,
+    key: str,
+    sets: Callable[[str], pl.DataFrame],
+    none: str,
+    where: Any = st,
+) -> tuple[str, pl.DataFrame]:
+    """Page ``name``'s account picker (the link's account first) and that account's dated ``sets``.
+
+    While it has none, the address drops ``at`` and ``none`` is shown (``{account}``: the account, escaped).
+    """
+    account = ui.account_picker(accounts, key=key, wanted=asked.get("account"), where=where)
+    found = sets(account)
+    if found.height == 0:
+        keep(name, account=account, at=None)
+        st.info(none.format(account=escape_md(account)))
+    return account, found
 
 
 def encode(name: str, **values: Any) -> dict[str, str]:

@@ -115,6 +115,16 @@ def history(path: str, account: str) -> pl.DataFrame:
     return msm.snapshot_history(_store_for(path), account)
 
 
+def snapshot_sets(account: str) -> pl.DataFrame:
+    """The account's snapshots in this database, newest first (:func:`history`, cached)."""
+    return history(db_path(), account)
+
+
+def holdings_sets(account: str) -> pl.DataFrame:
+    """The account's holdings sets, newest first (:func:`msm.holdings_history`, read each time)."""
+    return msm.holdings_history(store(), account)
+
+
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def model_names(path: str) -> list[str]:
     """Every allocation model's name, sorted."""
@@ -172,6 +182,14 @@ def time_picker(
     )
 
 
+def weights_choice(
+    modes: dict[str, Any], *, key: str, help: str, index: int = 0, horizontal: bool = False, where: Any = st
+) -> Any:
+    """The **Portfolio weights as of** choice among ``modes`` (label: ``weights_as_of``), as the chosen value."""
+    label = where.radio("Portfolio weights as of", list(modes), index=index, horizontal=horizontal, key=key, help=help)
+    return modes[label]
+
+
 def read_upload(upload: Any, *, entity: str) -> pl.DataFrame | None:
     """An uploaded CSV, JSON, Parquet or Excel file as a frame (read as ``msm`` reads such files).
 
@@ -196,6 +214,21 @@ def utc_datetime(day: Any, clock: Any, fallback: datetime) -> datetime:
         clock if isinstance(clock, time) else fallback.time(),
         tzinfo=UTC,
     )
+
+
+def table(frame: pl.DataFrame, config: dict[str, Any], *, key: str, where: Any = st) -> None:
+    """``frame``'s columns named in ``config`` (in its order), headed and formatted by it; no index, empty cells "—"."""
+    where.dataframe(frame.select(*config), hide_index=True, placeholder="—", key=key, column_config=config)
+
+
+#: The media type of each file a page offers to download, by its ending.
+MIME_TYPES = {"csv": "text/csv", "parquet": "application/octet-stream", "zip": "application/zip"}
+
+
+def download(label: str, data: bytes | str, file_name: str, *, key: str, help: str, where: Any = st) -> None:
+    """A download button for the file ``file_name`` holding ``data`` (its media type from :data:`MIME_TYPES`)."""
+    mime = MIME_TYPES[Path(file_name).suffix.removeprefix(".")]
+    where.download_button(label, data, file_name=file_name, mime=mime, key=key, help=help)
 
 
 def composition_warnings(diagnostics: pl.DataFrame) -> None:
@@ -271,6 +304,22 @@ EXPOSURE_CONFIG = {
     "constant_notional_exposure": NOTIONAL_COLUMN,
     "single_asset_quantity": QUANTITY_COLUMN,
 }
+
+
+def diff_config(*, kind: str, sides: tuple[str, str], formats: dict[str, str]) -> dict[str, Any]:
+    """The columns of a snapshot diff (``to_frame()`` of :func:`msm.diff_snapshots`, :func:`msm.diff_draft`).
+
+    Each exposure has a column per side, headed ``sides`` with the exposure's name in ``{}`` (``"{} before"``);
+    an exposure in ``formats`` is a number in that format, any other plain. ``kind`` heads the target type.
+    """
+    config: dict[str, Any] = {"change": "Change", "target_type": kind, "unique_identifier": "Target"}
+    for column, exposure in EXPOSURE_CONFIG.items():
+        for suffix, side in zip(("before", "after"), sides, strict=True):
+            label = side.format(exposure["label"])
+            config[f"{column}_{suffix}"] = (
+                st.column_config.NumberColumn(label, format=formats[column]) if column in formats else label
+            )
+    return config
 
 
 # -- errors ----------------------------------------------------------------------------------------------
@@ -396,4 +445,4 @@ def lineage_tree(view: Any, *, key: str) -> None:
         shown = tree.with_columns(
             (pl.lit(_INDENT).repeat_by(pl.col("level")).list.join("") + pl.col("label")).alias("label")
         )
-        st.dataframe(shown.select(*TREE_CONFIG), hide_index=True, placeholder="—", key=key, column_config=TREE_CONFIG)
+        table(shown, TREE_CONFIG, key=key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,20 @@ def test_one_account_without_holdings_is_named_not_an_error(book: Path, monkeypa
     assert_clean(at)
     assert any(IDLE in m and "has neither holdings nor a target snapshot" in m for m in messages(at, "info"))
     assert not at.get("download_button")
+
+
+def test_a_set_of_accounts_shows_drift_before_and_after_in_percentage_points(
+    book: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = open_page(monkeypatch, book, "rebalance", query={"account": ALPHA})
+    (drift,) = [m for m in one.metric if m.label == "Max |drift|"]
+    at = open_page(monkeypatch, book, "rebalance")
+    at.radio(key="rebalance_scope").set_value("A set of accounts").run()
+    assert_clean(at)
+    (element,) = [e for e in at.dataframe if "max_abs_drift_before" in e.value.columns]  # the accounts table
+    accounts = element.value
+    alpha = accounts.set_index("account").loc[ALPHA]
+    assert f"{alpha['max_abs_drift_before']:,.2f} pp" == drift.help.removeprefix("before: ")  # as the one account shows
+    assert f"{alpha['max_abs_drift_after']:,.2f} pp" == drift.value
+    config = json.loads(element.proto.columns)  # the column formats the browser applies
+    assert {config[c]["type_config"]["format"] for c in ("max_abs_drift_before", "max_abs_drift_after")} == {"%.2f pp"}

@@ -233,9 +233,8 @@ def _show_checks(grid: pl.DataFrame, check: msm.TargetSetCheck) -> None:
 def _preview(check: msm.TargetSetCheck, at: datetime) -> None:
     """The look-through of the rows that pass: chart and netted table (one expansion)."""
     st.subheader("Look-through preview")
-    mode = st.radio(
-        "Portfolio weights as of",
-        list(PREVIEW_MODES),
+    weights_as_of = ui.weights_choice(
+        PREVIEW_MODES,
         horizontal=True,
         key="builder_weights",
         help="Which stored composition expands each portfolio target: the latest at or before this time.",
@@ -243,9 +242,7 @@ def _preview(check: msm.TargetSetCheck, at: datetime) -> None:
     if check.rows.height == 0:
         st.caption("Add valid rows to see the asset exposure they would have.")
         return
-    view = msm_portfolios.look_through(
-        ui.store(), check.rows, at=at, weights_as_of=PREVIEW_MODES[mode], skip_missing=True
-    )
+    view = msm_portfolios.look_through(ui.store(), check.rows, at=at, weights_as_of=weights_as_of, skip_missing=True)
     for name, when in view.missing:
         st.warning(
             f"Portfolio {ui.escape_md(name)} has no composition at or before {ui.when(when)}: it is left out of this "
@@ -286,13 +283,13 @@ def _save_row(account: str, allocation: str, at: datetime, rows: pl.DataFrame, c
         help="Saves the set as a draft: reads, drift and exports leave it out until it is published (Review page).",
     ):
         _first_save({"account": account, "allocation": allocation, "at": at, "rows": rows, "draft": True})
-    cols[2].download_button(
+    ui.download(
         "Export grid as CSV",
         rows.write_csv(),
-        file_name=f"{account}-targets.csv",
-        mime="text/csv",
+        f"{account}-targets.csv",
         key="builder_export",
         help="The rows as a file `msm targets save --file` reads.",
+        where=cols[2],
     )
     if not check.ok:
         cols[3].caption("Fix the problems marked beside the rows to save.")

@@ -133,11 +133,10 @@ def _last_export(root: Path) -> None:
     )
     out = Path(last["out"])
     if out.is_dir():
-        st.download_button(
+        ui.download(
             "Download as zip",
             _zip(out),
-            file_name=f"{out.name}.zip",
-            mime="application/zip",
+            f"{out.name}.zip",
             key="export_zip",
             help="The exported folder, as one zip file.",
         )

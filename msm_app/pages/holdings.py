@@ -28,6 +28,9 @@ PREVIEW_CONFIG = {
     "replaced": st.column_config.CheckboxColumn("Replaces a set", help="A set exists at that time and is replaced"),
 }
 
+#: What the page says while the chosen account holds nothing.
+NO_HOLDINGS = "Account {account} has no holdings yet. Import a file under **Import a file**."
+
 
 def main() -> None:
     """The Holdings page."""
@@ -44,11 +47,10 @@ def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
 
 
 def _show(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
-    account = ui.account_picker(accounts, key="holdings_account", wanted=asked.get("account"))
-    sets = msm.holdings_history(ui.store(), account)
+    account, sets = links.account_sets(
+        "holdings", accounts, asked, key="holdings_account", sets=ui.holdings_sets, none=NO_HOLDINGS
+    )
     if sets.height == 0:
-        links.keep("holdings", account=account, at=None)
-        st.info(f"Account {ui.escape_md(account)} has no holdings yet. Import a file under **Import a file**.")
         return
     times = sets["holdings_time"].to_list()
     chosen = ui.time_picker("Holdings set", times, asked=asked, account=account, key="holdings_time")
@@ -58,13 +60,7 @@ def _show(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
         f"Holdings set {ui.when(holdings.holdings_time)} · {holdings.positions.height} assets · source "
         f"{ui.escape_md(holdings.source or '—')}"
     )
-    st.dataframe(
-        holdings.positions.select(*POSITIONS_CONFIG),
-        hide_index=True,
-        placeholder="—",
-        key="holdings_positions",
-        column_config=POSITIONS_CONFIG,
-    )
+    ui.table(holdings.positions, POSITIONS_CONFIG, key="holdings_positions")
     links.link("drift", "Drift of this account", account=account)
 
 

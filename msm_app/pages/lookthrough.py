@@ -27,6 +27,11 @@ NET_CONFIG = {
     **ui.EXPOSURE_CONFIG,
     "n_sources": st.column_config.NumberColumn("Sources", help="Expanded rows netted into this asset"),
 }
+#: The downloads of the expanded rows: the file's ending, the button's label and its help.
+DOWNLOADS = (
+    ("parquet", "Download Parquet", "The expanded rows with lineage, as `msm targets expand --format parquet`."),
+    ("csv", "Download CSV", "The expanded rows with lineage, as CSV."),
+)
 LINEAGE_CONFIG = {
     "source_target_type": "Source kind",
     "source": "Source target",
@@ -42,6 +47,9 @@ LINEAGE_CONFIG = {
     "depth": st.column_config.NumberColumn("Depth", help="1: a direct constituent; 0: a direct asset target"),
 }
 
+#: What the page says while the chosen account has no snapshot.
+NO_SNAPSHOT = "Account {account} has no snapshot to look through."
+
 
 def main() -> None:
     """The Look-through page."""
@@ -51,11 +59,10 @@ def main() -> None:
 def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: choose the snapshot and the weights time, then one look-through shown every way."""
     top = st.columns([3, 3, 3])
-    account = ui.account_picker(accounts, key="lookthrough_account", wanted=asked.get("account"), where=top[0])
-    history = ui.history(ui.db_path(), account)
+    account, history = links.account_sets(
+        "lookthrough", accounts, asked, key="lookthrough_account", sets=ui.snapshot_sets, none=NO_SNAPSHOT, where=top[0]
+    )
     if history.height == 0:
-        links.keep("lookthrough", account=account, at=None)
-        st.info(f"Account {ui.escape_md(account)} has no snapshot to look through.")
         return
     times = history["position_set_time"].to_list()
     chosen = ui.time_picker("Snapshot", times, asked=asked, account=account, key="lookthrough_time", where=top[1])
@@ -75,15 +82,15 @@ def _weights_choice(where, asked: str | datetime | None) -> str | datetime:
         start = words.index(None)
     else:
         start = words.index(asked) if isinstance(asked, str) and asked in words else 0
-    mode = where.radio(
-        "Portfolio weights as of",
-        list(MODES),
+    word = ui.weights_choice(
+        MODES,
         index=start,
         key="lookthrough_mode",
         help="Each portfolio uses its latest composition at or before this time.",
+        where=where,
     )
-    if MODES[mode] is not None:
-        return MODES[mode]  # type: ignore[return-value]
+    if word is not None:
+        return word
     fallback = asked if isinstance(asked, datetime) else datetime.now(UTC).replace(hour=0, minute=0, second=0)
     cols = st.columns(4)
     day = cols[0].date_input(
@@ -115,25 +122,13 @@ def _show(account: str, snap: msm.Snapshot, view: msm_portfolios.LookThrough) ->
     left, right = st.columns([5, 6], gap="medium")
     with left:
         st.subheader("Net exposure per asset")
-        st.dataframe(
-            view.net_by_source.select(*NET_CONFIG),
-            hide_index=True,
-            placeholder="—",
-            key="lookthrough_net",
-            column_config=NET_CONFIG,
-        )
+        ui.table(view.net_by_source, NET_CONFIG, key="lookthrough_net")
     with right:
         st.subheader("Direct and via portfolio")
         charts.exposure_chart(view.by_source, key="lookthrough_chart")
 
     st.subheader("Expanded rows (lineage)")
-    st.dataframe(
-        view.lineage.select(*LINEAGE_CONFIG),
-        hide_index=True,
-        placeholder="—",
-        key="lookthrough_rows",
-        column_config=LINEAGE_CONFIG,
-    )
+    ui.table(view.lineage, LINEAGE_CONFIG, key="lookthrough_rows")
     ui.lineage_tree(view, key="lookthrough_tree")
     _downloads(f"{account}-{snap.position_set_time:%Y%m%dT%H%M%SZ}-lookthrough", view)
 
@@ -146,25 +141,12 @@ def _weights_text(view: msm_portfolios.LookThrough) -> str:
 
 
 def _downloads(stem: str, view: msm_portfolios.LookThrough) -> None:
+    """The expanded rows as a Parquet and a CSV download, side by side."""
     buffer = io.BytesIO()
     view.rows.write_parquet(buffer)
-    cols = st.columns([2, 2, 6])
-    cols[0].download_button(
-        "Download Parquet",
-        buffer.getvalue(),
-        file_name=f"{stem}.parquet",
-        mime="application/octet-stream",
-        key="lookthrough_parquet",
-        help="The expanded rows with lineage, as `msm targets expand --format parquet`.",
-    )
-    cols[1].download_button(
-        "Download CSV",
-        view.rows.write_csv(),
-        file_name=f"{stem}.csv",
-        mime="text/csv",
-        key="lookthrough_csv",
-        help="The expanded rows with lineage, as CSV.",
-    )
+    files = {"parquet": buffer.getvalue(), "csv": view.rows.write_csv()}
+    for where, (ending, label, text) in zip(st.columns([2, 2, 6]), DOWNLOADS, strict=False):
+        ui.download(label, files[ending], f"{stem}.{ending}", key=f"lookthrough_{ending}", help=text, where=where)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ REASONS = {
     "below_min_trade": "under the minimum trade: dropped",
 }
 
+#: The accounts table's drift columns (differences of weights), shown in percentage points.
+POINTS = ("max_abs_drift_before", "max_abs_drift_after")
+
 
 def _orders_config(currency: str) -> dict:
     """Column formats of the orders table (values in ``currency``)."""
@@ -200,15 +203,15 @@ def _many(result: msm.Rebalance) -> None:
     metrics[2].metric("Without a proposal", f"{figures.filter(pl.col('status') != 'ok').height:,}")
     st.subheader("Accounts")
     st.dataframe(
-        figures,
+        figures.with_columns(pl.col(*POINTS) * 100),  # drift in percentage points, as on the Drift page
         hide_index=True,
         placeholder="—",
         key="rebalance_accounts",
         column_config={
             **{c: st.column_config.NumberColumn(f"{c.replace('_', ' ')} (base ccy)", format="localized")
                for c in ("nav", "cash_before", "cash_after", "leftover_cash")},
-            **{c: st.column_config.NumberColumn(c.replace("_", " "), format="percent")
-               for c in ("turnover", "max_abs_drift_before", "max_abs_drift_after")},
+            "turnover": st.column_config.NumberColumn("turnover", format="percent"),
+            **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.2f pp") for c in POINTS},
         },
     )  # fmt: skip
     shown = st.selectbox(
@@ -255,11 +258,10 @@ def _weights_chart(orders: pl.DataFrame, *, key: str) -> None:
 def _download(result: msm.Rebalance, stem: str) -> None:
     """The trading desk's orders file (orders that trade) as CSV."""
     desk = result.desk_orders()
-    st.download_button(
+    ui.download(
         f"Download orders CSV ({desk.height:,} orders)",
         desk.write_csv(),
-        file_name=f"{stem}.csv",
-        mime="text/csv",
+        f"{stem}.csv",
         key="rebalance_csv",
         help="account, asset, side, quantity (units), price, currency (the price's), value (base currency)",
     )

@@ -25,17 +25,9 @@ TABLE_CONFIG = {
     "saved_by": "Saved by",
     "saved_at": st.column_config.DatetimeColumn("Saved at (UTC)", format="YYYY-MM-DD HH:mm:ss"),
 }
-DIFF_CONFIG = {
-    "change": "Change",
-    "target_type": "Type",
-    "unique_identifier": "Target",
-    "weight_notional_exposure_before": st.column_config.NumberColumn("Weight (published)", format="%.4f"),
-    "weight_notional_exposure_after": st.column_config.NumberColumn("Weight (draft)", format="%.4f"),
-    "constant_notional_exposure_before": "Notional (published)",
-    "constant_notional_exposure_after": "Notional (draft)",
-    "single_asset_quantity_before": "Quantity (published)",
-    "single_asset_quantity_after": "Quantity (draft)",
-}
+DIFF_CONFIG = ui.diff_config(
+    kind="Type", sides=("{} (published)", "{} (draft)"), formats={"weight_notional_exposure": "%.4f"}
+)
 
 
 def main() -> None:

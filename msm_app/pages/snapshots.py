@@ -16,22 +16,23 @@ from msm_app import charts, links, ui
 
 #: Row colours of the comparison table, by change.
 CHANGE_COLOURS = {"added": "#e6f4ea", "removed": "#fce8e6", "changed": "#fef7e0"}
-DIFF_CONFIG = {
-    "change": "Change",
-    "target_type": "Kind",
-    "unique_identifier": "Target",
-    "weight_notional_exposure_before": st.column_config.NumberColumn("Weight before", format="percent"),
-    "weight_notional_exposure_after": st.column_config.NumberColumn("Weight after", format="percent"),
-    "constant_notional_exposure_before": st.column_config.NumberColumn("Notional before", format="localized"),
-    "constant_notional_exposure_after": st.column_config.NumberColumn("Notional after", format="localized"),
-    "single_asset_quantity_before": st.column_config.NumberColumn("Quantity before", format="localized"),
-    "single_asset_quantity_after": st.column_config.NumberColumn("Quantity after", format="localized"),
-}
+DIFF_CONFIG = ui.diff_config(
+    kind="Kind",
+    sides=("{} before", "{} after"),
+    formats={
+        "weight_notional_exposure": "percent",
+        "constant_notional_exposure": "localized",
+        "single_asset_quantity": "localized",
+    },
+)
 
 #: What the page says while there is no account.
 NO_ACCOUNT = (
     "There is no account yet. Load the demo data from the **Overview** or add accounts under **Reference data**."
 )
+
+#: What the page says while the chosen account has no snapshot.
+NO_SNAPSHOT = "Account {account} has no snapshot yet. Build one in the **Target set builder**."
 
 
 def main() -> None:
@@ -41,11 +42,10 @@ def main() -> None:
 
 def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: pick an account, then its history, one snapshot and a comparison, in tabs."""
-    account = ui.account_picker(accounts, key="snapshots_pick", wanted=asked.get("account"))
-    history = ui.history(ui.db_path(), account)
+    account, history = links.account_sets(
+        "snapshots", accounts, asked, key="snapshots_pick", sets=ui.snapshot_sets, none=NO_SNAPSHOT
+    )
     if history.height == 0:
-        links.keep("snapshots", account=account, at=None)
-        st.info(f"Account {ui.escape_md(account)} has no snapshot yet. Build one in the **Target set builder**.")
         links.link("builder", "Target set builder", account=account)
         return
 
