@@ -306,7 +306,15 @@ EXPOSURE_CONFIG = {
 }
 
 
-def diff_config(*, kind: str, sides: tuple[str, str], formats: dict[str, str]) -> dict[str, Any]:
+#: How a snapshot diff shows each exposure: weights in percent, notionals and quantities with separators.
+DIFF_FORMATS = {
+    "weight_notional_exposure": "percent",
+    "constant_notional_exposure": "localized",
+    "single_asset_quantity": "localized",
+}
+
+
+def diff_config(*, kind: str, sides: tuple[str, str], formats: dict[str, str] = DIFF_FORMATS) -> dict[str, Any]:
     """The columns of a snapshot diff (``to_frame()`` of :func:`msm.diff_snapshots`, :func:`msm.diff_draft`).
 
     Each exposure has a column per side, headed ``sides`` with the exposure's name in ``{}`` (``"{} before"``);

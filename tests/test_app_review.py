@@ -86,3 +86,14 @@ def test_review_refuses_the_author_with_four_eyes_on(book: Path, monkeypatch: py
     assert_clean(at)
     assert any("Discarded the draft" in m for m in messages(at, "success"))
     assert msm.list_drafts(store).height == 0
+
+
+def test_review_diff_shows_exposures_as_the_snapshots_comparison_does() -> None:
+    from msm_app import ui
+    from msm_app.pages import review, snapshots
+
+    def formats(config: dict) -> dict:
+        return {k: v.get("type_config", {}).get("format") for k, v in config.items() if isinstance(v, dict)}
+
+    assert formats(review.DIFF_CONFIG) == formats(snapshots.DIFF_CONFIG)
+    assert formats(review.DIFF_CONFIG)["weight_notional_exposure_after"] == ui.DIFF_FORMATS["weight_notional_exposure"]

@@ -25,9 +25,7 @@ TABLE_CONFIG = {
     "saved_by": "Saved by",
     "saved_at": st.column_config.DatetimeColumn("Saved at (UTC)", format="YYYY-MM-DD HH:mm:ss"),
 }
-DIFF_CONFIG = ui.diff_config(
-    kind="Type", sides=("{} (published)", "{} (draft)"), formats={"weight_notional_exposure": "%.4f"}
-)
+DIFF_CONFIG = ui.diff_config(kind="Type", sides=("{} (published)", "{} (draft)"))
 
 
 def main() -> None:
