@@ -13,7 +13,6 @@ leaves the same data (the snapshots are overwritten with identical rows).
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
@@ -24,6 +23,7 @@ import msm_portfolios
 from msm.expansion import expand_targets
 from msm.store import Store
 from msm.timeutil import parse_utc
+from msm_examples.arguments import database_parser
 
 try:  # imported as the msm_examples package (msm demo) or run as a script from examples/
     from . import portfolio_equal_weight as portfolio_example
@@ -130,10 +130,7 @@ def run(store: Store) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the example from the command line on the database given (default: ``$MSM_DB``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)"
-    )
+    parser = database_parser(__doc__)
     args = parser.parse_args(argv)
     store = Store(args.db)
     run(store)

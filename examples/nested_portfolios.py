@@ -12,13 +12,13 @@ data.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import msm
 import msm_portfolios
 from msm.store import Store
 from msm.timeutil import parse_utc
+from msm_examples.arguments import database_parser
 
 try:  # imported as the msm_examples package (msm demo) or run as a script from examples/
     from . import account_portfolio_workflow as account_example
@@ -78,10 +78,7 @@ def build_nested_example(store: Store) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     """Build the example in the database given (or the default one) and print its look-through."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)"
-    )
+    parser = database_parser(__doc__)
     store = msm_portfolios.init_store(parser.parse_args(argv).db)
     build_nested_example(store)
     view = msm_portfolios.look_through(store, msm.read_snapshot(store, ACCOUNT[0]))

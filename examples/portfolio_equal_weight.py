@@ -11,7 +11,6 @@ beside the database, which the account example reuses. Running it again changes 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import msm
 import msm_portfolios
 from msm.store import Store
+from msm_examples.arguments import database_parser
 
 PORTFOLIO = "CRYPTO-MAJORS-EW"
 PORTFOLIO_NAME = "Crypto Majors Equal Weight"
@@ -84,10 +84,7 @@ def build_portfolio_example(store: Store) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the example from the command line on the database given (default: ``$MSM_DB``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)"
-    )
+    parser = database_parser(__doc__)
     args = parser.parse_args(argv)
     store = Store(args.db)
     created = build_portfolio_example(store)

@@ -11,7 +11,6 @@ write path in one transaction. Running it again with the same numbers changes no
 
 from __future__ import annotations
 
-import argparse
 import random
 from typing import Any
 
@@ -20,6 +19,7 @@ import polars as pl
 import msm
 import msm_portfolios
 from msm.store import Store
+from msm_examples.arguments import database_parser
 
 MODEL = "Sample Book Model"
 SNAPSHOT_TIME = "2026-06-15T00:00:00Z"
@@ -95,10 +95,7 @@ def build_sample_book(
 
 def main(argv: list[str] | None = None) -> None:
     """Run the example from the command line on the database given (default: ``$MSM_DB``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "db", nargs="?", default=msm.default_db_path(), help="database file (default: $MSM_DB or data/msm.duckdb)"
-    )
+    parser = database_parser(__doc__)
     parser.add_argument("--accounts", type=int, default=1000, help="how many sample accounts (default 1000)")
     args = parser.parse_args(argv)
     store = msm_portfolios.init_store(args.db)

@@ -18,18 +18,8 @@ read-only; ``msm.open(path, read_only=False)`` opens it for writing (see :mod:`m
 # Only the errors and the store are imported eagerly; every service is imported on first use
 # (PEP 562), so a command that reads one snapshot does not pay for pydantic, pyarrow or the
 # expansion. ``from msm import add_asset`` and ``msm.add_asset`` work as usual.
-from msm.errors import (
-    ConflictError,
-    MigrationError,
-    MsmError,
-    NestingError,
-    NotFoundError,
-    RowError,
-    SchemaError,
-    SnapshotExistsError,
-    StoreBusyError,
-    ValidationError,
-)
+from msm import errors as _errors
+from msm.errors import *  # noqa: F403 -- every error of the hierarchy; msm.errors.__all__ is the one list
 from msm.lazy import lazy_exports as _lazy_exports
 from msm.store import (
     MSM_MIGRATIONS,
@@ -106,8 +96,6 @@ _LAZY = {
     "four_eyes_on": "msm.services.drafts",
     "list_drafts": "msm.services.drafts",
     "publish_snapshot": "msm.services.drafts",
-    "FourEyesError": "msm.errors",
-    "NotADraftError": "msm.errors",
     "Drift": "msm.drift",
     "MissingCashAssetError": "msm.drift",
     "MissingMarketDataError": "msm.drift",
@@ -121,7 +109,6 @@ _LAZY = {
     "read_holdings": "msm.services.holdings",
     "import_fx_rates": "msm.services.marketdata",
     "import_prices": "msm.services.marketdata",
-    "StoreReadOnlyError": "msm.errors",
     "open": "msm.handle",
     "TargetSetCheck": "msm.services.targetsets",
     "accounts_following_model": "msm.services.targetsets",
@@ -132,19 +119,10 @@ _LAZY = {
 # ``open`` is left out of ``__all__`` so that ``from msm import *`` never hides the builtin ``open``;
 # ``msm.open`` and ``dir(msm)`` (tab completion) still have it.
 __all__ = [
+    *_errors.__all__,
     "MSM_MIGRATIONS",
-    "ConflictError",
-    "MigrationError",
     "MigrationSet",
-    "MsmError",
-    "NestingError",
-    "NotFoundError",
-    "RowError",
-    "SchemaError",
-    "SnapshotExistsError",
     "Store",
-    "StoreBusyError",
-    "ValidationError",
     "__version__",
     "check_schema",
     "default_db_path",

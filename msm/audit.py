@@ -37,6 +37,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from msm.contract import STORAGE_COLUMNS as TARGET_COLUMNS
 from msm.errors import NotFoundError, ValidationError
 from msm.rules import Rule, clean_text, find_violations, raise_violations
 from msm.store.connection import Store, fetch
@@ -233,21 +234,6 @@ def record_select(
         f"FROM ({select}) AS e",
         bound,
     )
-
-
-#: The columns of ``target_positions`` (and the first columns of ``target_positions_replaced``).
-TARGET_COLUMNS = (
-    "time_index",
-    "position_set_uid",
-    "target_type",
-    "target_uid",
-    "asset_uid",
-    "portfolio_uid",
-    "weight_notional_exposure",
-    "constant_notional_exposure",
-    "single_asset_quantity",
-    "metadata_json",
-)
 
 
 def keep_target_rows(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any] = ()) -> None:

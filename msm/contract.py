@@ -9,12 +9,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["EXPOSURE_COLUMNS", "SCALED_EXPOSURES", "TARGET_TYPES", "metadata_object"]
+__all__ = ["EXPOSURE_COLUMNS", "SCALED_EXPOSURES", "STORAGE_COLUMNS", "TARGET_TYPES", "metadata_object"]
 
 TARGET_TYPES = ("asset", "portfolio")
 EXPOSURE_COLUMNS = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
 #: The exposures a look-through multiplies by the constituent weight (a quantity exists only on asset rows).
 SCALED_EXPOSURES = ("weight_notional_exposure", "constant_notional_exposure")
+#: The columns of ``target_positions`` in table order (and the first columns of ``target_positions_replaced``).
+STORAGE_COLUMNS = (
+    "time_index",
+    "position_set_uid",
+    "target_type",
+    "target_uid",
+    "asset_uid",
+    "portfolio_uid",
+    *EXPOSURE_COLUMNS,
+    "metadata_json",
+)
 
 
 def metadata_object(value: Any) -> dict[str, Any] | None:

@@ -37,9 +37,11 @@ from typing import Any, ClassVar
 __all__ = [
     "NO_VALUE",
     "ConflictError",
+    "FourEyesError",
     "MigrationError",
     "MsmError",
     "NestingError",
+    "NotADraftError",
     "NotFoundError",
     "RowError",
     "SchemaError",

@@ -86,42 +86,8 @@ __all__ = [
 ]
 
 
-EXPANSION_COLUMNS = (
-    "position_set_uid",
-    "time_index",
-    "source_target_type",
-    "source_target_uid",
-    "portfolio_uid",
-    "asset_uid",
-    "asset",
-    "portfolio_weight",
-    "weights_time",
-    *EXPOSURE_COLUMNS,
-    "path",
-    "depth",
-)
-NET_COLUMNS = ("position_set_uid", "time_index", "asset_uid", "asset", *EXPOSURE_COLUMNS, "n_sources")
-#: A composition-history frame: one row per (time_index, portfolio_uid, constituent). ``asset`` (the
-#: asset's unique identifier) and ``portfolio`` (the portfolio's) are optional. A nested portfolio's
-#: row has ``constituent_type = 'portfolio'`` and ``constituent_portfolio_uid`` (and optionally
-#: ``constituent_portfolio``, its unique identifier) instead of ``asset_uid``; without
-#: ``constituent_type`` every row is an asset row.
-WEIGHTS_COLUMNS = ("time_index", "portfolio_uid", "asset_uid", "asset", "weight")
-NESTED_WEIGHTS_COLUMNS = ("constituent_type", "constituent_portfolio_uid", "constituent_portfolio")
-#: How deep expansion follows nested portfolios (the write path refuses deeper nesting).
-MAX_DEPTH = 8
-#: Joins the portfolio unique identifiers of an output row's ``path``.
-PATH_SEPARATOR = " > "
-DIAGNOSTIC_COLUMNS = ("portfolio_uid", "portfolio", "weights_time", "weight_sum")
-#: A composition whose weights sum to 1 within this tolerance is not reported.
-WEIGHT_SUM_TOLERANCE = 1e-9
-
-#: ``(portfolio uids, latest weights time needed) -> composition-history frame``. It may return more
-#: history (or more portfolios) than asked; rows after the bound are ignored.
-WeightsSource = Callable[[list[str], datetime | None], pl.DataFrame]
-WeightsAsOf = Literal["now", "position-set"] | datetime | str
-
 _UTC = pl.Datetime("us", "UTC")
+#: The look-through rows, the netted rows and the diagnostics: each column with its type, once.
 _ROWS_SCHEMA = {
     "position_set_uid": pl.String,
     "time_index": _UTC,
@@ -150,6 +116,28 @@ _DIAGNOSTICS_SCHEMA = {
     "weights_time": _UTC,
     "weight_sum": pl.Float64,
 }
+EXPANSION_COLUMNS = tuple(_ROWS_SCHEMA)
+NET_COLUMNS = tuple(_NET_SCHEMA)
+DIAGNOSTIC_COLUMNS = tuple(_DIAGNOSTICS_SCHEMA)
+#: A composition-history frame: one row per (time_index, portfolio_uid, constituent). ``asset`` (the
+#: asset's unique identifier) and ``portfolio`` (the portfolio's) are optional. A nested portfolio's
+#: row has ``constituent_type = 'portfolio'`` and ``constituent_portfolio_uid`` (and optionally
+#: ``constituent_portfolio``, its unique identifier) instead of ``asset_uid``; without
+#: ``constituent_type`` every row is an asset row.
+WEIGHTS_COLUMNS = ("time_index", "portfolio_uid", "asset_uid", "asset", "weight")
+NESTED_WEIGHTS_COLUMNS = ("constituent_type", "constituent_portfolio_uid", "constituent_portfolio")
+#: How deep expansion follows nested portfolios (the write path refuses deeper nesting).
+MAX_DEPTH = 8
+#: Joins the portfolio unique identifiers of an output row's ``path``.
+PATH_SEPARATOR = " > "
+#: A composition whose weights sum to 1 within this tolerance is not reported.
+WEIGHT_SUM_TOLERANCE = 1e-9
+
+#: ``(portfolio uids, latest weights time needed) -> composition-history frame``. It may return more
+#: history (or more portfolios) than asked; rows after the bound are ignored.
+WeightsSource = Callable[[list[str], datetime | None], pl.DataFrame]
+WeightsAsOf = Literal["now", "position-set"] | datetime | str
+
 _TARGETS = "targets"
 _WEIGHTS = "portfolio weights"
 _STORE_HINT = "store one with `msm portfolios weights ID --at TS --file F` (msm_portfolios.save_composition)"

@@ -549,22 +549,10 @@ def _accounts(frame: pl.DataFrame, options: RebalanceOptions) -> pl.DataFrame:
 
 def _orders(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per account and non-cash asset, in :data:`ORDER_COLUMNS`."""
+    working = {"quantity": "_quantity", "value": "_value", "reason": "_reason"}  # the steps' own names
     return (
         frame.lazy()
         .filter(~pl.col("_cash"))
-        .select(
-            "account",
-            "asset",
-            "asset_uid",
-            "side",
-            pl.col("_quantity").alias("quantity"),
-            "price",
-            "price_currency",
-            pl.col("_value").alias("value"),
-            "current_weight",
-            "target_weight",
-            "projected_weight",
-            pl.col("_reason").alias("reason"),
-        )
+        .select(pl.col(working.get(c, c)).alias(c) for c in ORDER_COLUMNS)
         .collect()
     )

@@ -37,7 +37,7 @@ import duckdb
 import polars as pl
 
 from msm import rules
-from msm.contract import EXPOSURE_COLUMNS, TARGET_TYPES
+from msm.contract import EXPOSURE_COLUMNS, STORAGE_COLUMNS, TARGET_TYPES
 from msm.errors import NO_VALUE, RowError, ValidationError
 from msm.io import frame_from_records
 from msm.rules import ROW, Rule, clean_text, empty_target_set, enforce, find_violations, is_uuid
@@ -76,16 +76,6 @@ TARGET_INPUT_COLUMNS = (
     "portfolio",
     "target_type",
     "target_uid",
-    *EXPOSURE_COLUMNS,
-    "metadata_json",
-)
-STORAGE_COLUMNS = (
-    "time_index",
-    "position_set_uid",
-    "target_type",
-    "target_uid",
-    "asset_uid",
-    "portfolio_uid",
     *EXPOSURE_COLUMNS,
     "metadata_json",
 )

@@ -29,6 +29,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from msm.contract import EXPOSURE_COLUMNS
 from msm.drift import (
     DEFAULT_BAND_ABS,
     RESIDUAL_TOLERANCE,
@@ -55,7 +56,6 @@ DRIFT_INPUTS = (
     "asset_prices",
     "fx_rates",
 )
-_EXPOSURES = ("weight_notional_exposure", "constant_notional_exposure", "single_asset_quantity")
 
 
 def _read(spark: SparkSession, folder: str) -> dict[str, DataFrame]:
@@ -148,7 +148,7 @@ def _targets(
     chosen = targets.join(sets, "position_set_uid", "inner").drop("position_set_uid")
     chosen = chosen.withColumnRenamed("account_uid", "position_set_uid")
     net = expand_targets_spark(chosen, weights, weights_as_of=weights_as_of, net=True, now=now).rows
-    return net.select(F.col("position_set_uid").alias("account_uid"), "asset_uid", *_EXPOSURES)
+    return net.select(F.col("position_set_uid").alias("account_uid"), "asset_uid", *EXPOSURE_COLUMNS)
 
 
 def _joined(held: DataFrame, targets: DataFrame, ok: DataFrame) -> DataFrame:
@@ -244,7 +244,7 @@ def _with_nav(rows: DataFrame) -> DataFrame:
     value = F.when(F.col("quantity") == 0, F.lit(0.0)).otherwise(F.col("quantity") * F.col("__unit"))
     rows = rows.withColumn("market_value", value)
     rows = rows.withColumn("nav", F.sum("market_value").over(Window.partitionBy("account_uid"))).filter("nav > 0")
-    weight, notional, units = (F.coalesce(F.col(c), F.lit(0.0)) for c in _EXPOSURES)
+    weight, notional, units = (F.coalesce(F.col(c), F.lit(0.0)) for c in EXPOSURE_COLUMNS)
     by_quantity = F.when(units == 0, F.lit(0.0)).otherwise(units * F.col("__unit"))
     return rows.withColumn("target_value", weight * F.col("nav") + notional + by_quantity)
 

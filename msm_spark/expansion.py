@@ -139,6 +139,17 @@ def expand_targets_spark(
     return SparkExpansion(rows, diagnostics, asked, bound, net)
 
 
+#: A composition row's constituent columns -> their names in a level's rows.
+_CONSTITUENT = {
+    "constituent_type": "constituent_type",
+    "asset_uid": "__casset",
+    "constituent_portfolio_uid": "__child",
+    "constituent_portfolio": "__child_name",
+}
+#: The prefix of the next level's composition columns while they are joined beside the frontier's.
+_NEXT = "__next_"
+
+
 def _flatten(pairs: DataFrame, history: DataFrame) -> tuple[DataFrame, DataFrame]:
     """Each (portfolio, weights time) pair's leaves, through nested portfolios: one join per level.
 
@@ -151,17 +162,7 @@ def _flatten(pairs: DataFrame, history: DataFrame) -> tuple[DataFrame, DataFrame
     level = (
         pairs.filter(F.col("weights_time").isNotNull())
         .join(history.withColumnRenamed("time_index", "weights_time"), ["portfolio_uid", "weights_time"], "inner")
-        .select(
-            "portfolio_uid",
-            "__wtime",
-            "constituent_type",
-            F.col("asset_uid").alias("__casset"),
-            F.col("constituent_portfolio_uid").alias("__child"),
-            F.col("constituent_portfolio").alias("__child_name"),
-            F.col("weight").alias("__weight"),
-            F.coalesce("portfolio", "__pname", "portfolio_uid").alias("path"),
-            F.lit(1).alias("depth"),
-        )
+        .select(*_level(F.col("weight"), F.coalesce("portfolio", "__pname", "portfolio_uid"), F.lit(1)))
     )
     used = pairs.filter(F.col("weights_time").isNotNull()).select(
         "portfolio_uid", F.col("weights_time").alias("time_index")
@@ -207,27 +208,33 @@ def _next_level(frontier: DataFrame, chosen: DataFrame, history: DataFrame) -> D
             history.select(
                 F.col("portfolio_uid").alias("__child"),
                 F.col("time_index").alias("__ctime"),
-                F.col("constituent_type").alias("__type"),
-                F.col("asset_uid").alias("__asset"),
-                F.col("constituent_portfolio_uid").alias("__grandchild"),
-                F.col("constituent_portfolio").alias("__grandchild_name"),
-                F.col("weight").alias("__w"),
+                *(F.col(column).alias(_NEXT + column) for column in (*_CONSTITUENT, "weight")),
             ),
             ["__child", "__ctime"],
             "inner",
         )
         .select(
-            "portfolio_uid",
-            "__wtime",
-            F.col("__type").alias("constituent_type"),
-            F.col("__asset").alias("__casset"),
-            F.col("__grandchild").alias("__child"),
-            F.col("__grandchild_name").alias("__child_name"),
-            (F.col("__weight") * F.col("__w")).alias("__weight"),
-            F.concat(F.col("path"), F.lit(PATH_SEPARATOR), F.coalesce("__child_name", "__child")).alias("path"),
-            (F.col("depth") + 1).alias("depth"),
+            *_level(
+                F.col("__weight") * F.col(_NEXT + "weight"),
+                F.concat(F.col("path"), F.lit(PATH_SEPARATOR), F.coalesce("__child_name", "__child")),
+                F.col("depth") + 1,
+                prefix=_NEXT,
+            )
         )
     )
+
+
+def _level(weight: Column, path: Column, depth: Column, prefix: str = "") -> list[Column | str]:
+    """A level's columns: the pair, its constituent (history's columns as ``prefix`` + name), weight, path, depth."""
+    constituent = [F.col(prefix + column).alias(name) for column, name in _CONSTITUENT.items()]
+    return [
+        "portfolio_uid",
+        "__wtime",
+        *constituent,
+        weight.alias("__weight"),
+        path.alias("path"),
+        depth.alias("depth"),
+    ]
 
 
 def _deepest(frontier: DataFrame) -> str:
@@ -406,14 +413,7 @@ def _missing(pairs: DataFrame, history: DataFrame) -> DataFrame:
         pairs.filter(F.col("weights_time").isNull())
         .join(names, "portfolio_uid", "left")
         .select(
-            F.lit("missing").alias("kind"),
-            "portfolio_uid",
-            F.coalesce("__pname", "__wname", "portfolio_uid").alias("portfolio"),
-            F.unix_micros("__wtime").alias("at"),
-            _null(T.StringType()).alias("asset_uid"),
-            _null(T.StringType()).alias("asset"),
-            _null(T.DoubleType()).alias("value"),
-            *_no_constituent(),
+            *_check_row("missing", F.coalesce("__pname", "__wname", "portfolio_uid"), "__wtime", _null(T.DoubleType()))
         )
     )
 
@@ -442,18 +442,7 @@ def _broken(pairs: DataFrame, used: DataFrame) -> DataFrame:
         )
         .limit(_MAX_BAD_ROWS)
         .join(named, "portfolio_uid", "left")
-        .select(
-            F.lit("bad").alias("kind"),
-            "portfolio_uid",
-            F.coalesce("portfolio", "__pname").alias("portfolio"),
-            F.unix_micros("time_index").alias("at"),
-            "asset_uid",
-            "asset",
-            F.col("weight").alias("value"),
-            "constituent_type",
-            "constituent_portfolio_uid",
-            "constituent_portfolio",
-        )
+        .select(*_check_row("bad", F.coalesce("portfolio", "__pname"), "time_index", F.col("weight"), of_a_row=True))
     )
 
 
@@ -466,25 +455,24 @@ def _off(pairs: DataFrame, used: DataFrame) -> DataFrame:
     return (
         sums.filter(F.abs(F.col("weight_sum") - F.lit(1.0)) > F.lit(WEIGHT_SUM_TOLERANCE))
         .join(named, "portfolio_uid", "left")
-        .select(
-            F.lit("off").alias("kind"),
-            "portfolio_uid",
-            F.coalesce("__wname", "__pname").alias("portfolio"),
-            F.unix_micros("time_index").alias("at"),
-            _null(T.StringType()).alias("asset_uid"),
-            _null(T.StringType()).alias("asset"),
-            F.col("weight_sum").alias("value"),
-            *_no_constituent(),
-        )
+        .select(*_check_row("off", F.coalesce("__wname", "__pname"), "time_index", F.col("weight_sum")))
     )
 
 
-def _no_constituent() -> list[Column]:
-    """The constituent columns of a check row that is not about one composition row (all null)."""
+#: The columns of a check row about one composition row (null in the other kinds of rows).
+_ROW_COLUMNS = ("asset_uid", "asset", "constituent_type", "constituent_portfolio_uid", "constituent_portfolio")
+
+
+def _check_row(kind: str, portfolio: Column, at: str, value: Column, *, of_a_row: bool = False) -> list[Column | str]:
+    """The columns of a check row of ``kind``; the composition row's own columns only ``of_a_row``."""
+    row = [c if of_a_row else _null(T.StringType()).alias(c) for c in _ROW_COLUMNS]
     return [
-        _null(T.StringType()).alias("constituent_type"),
-        _null(T.StringType()).alias("constituent_portfolio_uid"),
-        _null(T.StringType()).alias("constituent_portfolio"),
+        F.lit(kind).alias("kind"),
+        "portfolio_uid",
+        portfolio.alias("portfolio"),
+        F.unix_micros(at).alias("at"),
+        value.alias("value"),
+        *row,
     ]
 
 

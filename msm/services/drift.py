@@ -22,6 +22,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from msm.contract import EXPOSURE_COLUMNS
 from msm.drift import DEFAULT_BAND_ABS, Drift, account_status, compute_drift
 from msm.errors import RowError, ValidationError
 from msm.expansion import WeightsAsOf, WeightsSource, expand_targets, weights_time
@@ -178,13 +179,7 @@ def _targets(
     )
     if rows.height == 0:
         empty = pl.DataFrame(
-            schema={
-                "account_uid": pl.String,
-                "asset_uid": pl.String,
-                "weight_notional_exposure": pl.Float64,
-                "constant_notional_exposure": pl.Float64,
-                "single_asset_quantity": pl.Float64,
-            }
+            schema={"account_uid": pl.String, "asset_uid": pl.String, **dict.fromkeys(EXPOSURE_COLUMNS, pl.Float64)}
         )
         return empty, None
     expansion = expand_targets(rows, weights, weights_as_of=asked, net=True, now=now)  # type: ignore[arg-type]
