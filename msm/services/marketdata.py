@@ -12,7 +12,7 @@ refused, never upper-cased. A cash asset is worth 1 of its currency and takes no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,30 +67,25 @@ def _shown_time() -> pl.Expr:
     return pl.col("time").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
 
 
-def _audited_import(
-    kind: str, validate_and_write: Callable[..., ImportResult], doc: str
-) -> Callable[..., ImportResult]:
-    """The public ``import_<kind>``: ``validate_and_write`` run as one audit event by ``actor`` for ``reason``."""
-
-    def import_rows(
-        store: Store,
-        rows: Source,
-        *,
-        upsert: bool = False,
-        source: str | None = None,
-        sheet: str | None = None,
-        actor: str | None = None,
-        reason: str | None = None,
-    ) -> ImportResult:
-        with audit.acting(actor, reason):
-            return validate_and_write(store, rows, upsert=upsert, source=source, sheet=sheet)
-
-    import_rows.__name__ = import_rows.__qualname__ = f"import_{kind}"
-    import_rows.__doc__ = doc
-    return import_rows
-
-
 # -- prices --------------------------------------------------------------------------------------------
+def import_prices(
+    store: Store,
+    rows: Source,
+    *,
+    upsert: bool = False,
+    source: str | None = None,
+    sheet: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> ImportResult:
+    """Validate price rows and write them in one transaction (``upsert`` replaces stored prices at the same time).
+
+    The import is one audit event (``import``: counts, times and assets) by ``actor`` for ``reason``.
+    """
+    with audit.acting(actor, reason):
+        return _import_prices(store, rows, upsert=upsert, source=source, sheet=sheet)
+
+
 def _import_prices(store: Store, rows: Source, *, upsert: bool, source: str | None, sheet: str | None) -> ImportResult:
     rules = FileRules("prices")
     frame = input_frame(rows, entity="prices", required=PRICE_COLUMNS, optional=("source",), sheet=sheet)
@@ -132,17 +127,25 @@ def _import_prices(store: Store, rows: Source, *, upsert: bool, source: str | No
     return _write(store, frame, "prices", "asset_price", ("asset_uid", "time_index"), ("price", "currency", "source"))
 
 
-import_prices = _audited_import(
-    "prices",
-    _import_prices,
-    """Validate price rows and write them in one transaction (``upsert`` replaces stored prices at the same time).
-
-    The import is one audit event (``import``: counts, times and assets) by ``actor`` for ``reason``.
-    """,
-)
-
-
 # -- FX rates -----------------------------------------------------------------------------------------
+def import_fx_rates(
+    store: Store,
+    rows: Source,
+    *,
+    upsert: bool = False,
+    source: str | None = None,
+    sheet: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> ImportResult:
+    """Validate FX rows (1 ``base`` = ``rate`` ``quote``) and write them in one transaction.
+
+    The import is one audit event (``import``: counts, times and pairs) by ``actor`` for ``reason``.
+    """
+    with audit.acting(actor, reason):
+        return _import_fx_rates(store, rows, upsert=upsert, source=source, sheet=sheet)
+
+
 def _import_fx_rates(
     store: Store, rows: Source, *, upsert: bool, source: str | None, sheet: str | None
 ) -> ImportResult:
@@ -185,16 +188,6 @@ def _import_fx_rates(
         _refuse_existing(rules, upsert, "a rate of this pair at this time")
         rules.enforce(frame, summary="fx rates import")
     return _write(store, frame, "fx rates", "fx_rate", key, ("rate", "source"))
-
-
-import_fx_rates = _audited_import(
-    "fx_rates",
-    _import_fx_rates,
-    """Validate FX rows (1 ``base`` = ``rate`` ``quote``) and write them in one transaction.
-
-    The import is one audit event (``import``: counts, times and pairs) by ``actor`` for ``reason``.
-    """,
-)
 
 
 # -- shared: stored rows, the plan, the write -----------------------------------------------------------------
