@@ -13,7 +13,7 @@ import json
 import msm
 from msm.audit import ACTIONS, ENTITY_TYPES
 from msm_cli.commands import Arg, Command
-from msm_cli.context import formats, open_store
+from msm_cli.context import formats, open_store, passed
 from msm_cli.output import write_csv, write_json, write_lines, write_table
 
 __all__ = ["COMMANDS"]
@@ -36,16 +36,8 @@ _COLUMNS = (
 def show(args: argparse.Namespace) -> None:
     """``msm audit``: the events that pass the filters."""
     store = open_store(args)
-    frame = msm.audit_events(
-        store,
-        account=args.account,
-        actor=args.actor,
-        action=args.action,
-        entity_type=args.entity_type,
-        since=args.since,
-        until=args.until,
-        limit=args.limit,
-    )
+    filters = passed(args, "account", "actor", "action", "entity_type", "since", "until", "limit")
+    frame = msm.audit_events(store, **filters)
     rows = frame.select(_COLUMNS).to_dicts()
     if args.format == "csv":
         write_csv(rows, _COLUMNS)

@@ -7,7 +7,7 @@ import argparse
 import msm
 from msm_cli.commands import Arg, Command
 from msm_cli.context import add_format, open_store
-from msm_cli.output import write_json, write_lines, write_table
+from msm_cli.output import write_document, write_lines, write_table
 
 __all__ = ["COMMANDS"]
 
@@ -17,8 +17,7 @@ def candidates(args: argparse.Namespace) -> None:
     page = msm.search_candidates(
         open_store(args), args.text, target_type=args.target_type, limit=args.limit, offset=args.offset
     )
-    if args.format == "json":
-        write_json(page.to_dict())
+    if write_document(args.format, page.to_dict()):
         return
     rows = page.results.to_dicts()
     write_table(

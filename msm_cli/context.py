@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 import msm
 import msm_portfolios
@@ -31,6 +32,7 @@ __all__ = [
     "formats",
     "migration_sets",
     "open_store",
+    "passed",
     "read_chosen_snapshot",
     "usage_error",
 ]
@@ -83,16 +85,14 @@ def add_snapshot_choice(parser: argparse.ArgumentParser) -> None:
     add_include_drafts(parser)
 
 
+def passed(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options ``names`` as keyword arguments, for a service that takes them by the same names."""
+    return {name: getattr(args, name) for name in names}
+
+
 def read_chosen_snapshot(store: msm.Store, args: argparse.Namespace) -> msm.Snapshot:
     """The snapshot :func:`add_snapshot_choice` asked for: the latest, the one ``--at`` or the latest ``--as-of``."""
-    return msm.read_snapshot(
-        store,
-        args.account,
-        at=args.at,
-        as_of=args.as_of,
-        allocation=args.allocation,
-        include_drafts=args.include_drafts,
-    )
+    return msm.read_snapshot(store, args.account, **passed(args, "at", "as_of", "allocation", "include_drafts"))
 
 
 def add_accounts_choice(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ import msm
 from msm.timeutil import format_utc
 from msm_cli.commands import Arg, Command
 from msm_cli.context import ALLOCATION, add_account, add_format, open_store
-from msm_cli.output import counted, number, write_json, write_lines, write_table
+from msm_cli.output import counted, number, write_document, write_lines, write_table
 
 __all__ = ["COMMANDS"]
 
@@ -23,8 +23,7 @@ def drafts(args: argparse.Namespace) -> None:
     store = open_store(args)
     frame = msm.list_drafts(store, args.account)
     rows = [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
-    if args.format == "json":
-        write_json({"drafts": rows})
+    if write_document(args.format, {"drafts": rows}):
         return
     write_lines(f"{counted(len(rows), 'draft')}, oldest first")
     write_table(
@@ -46,8 +45,7 @@ def publish(args: argparse.Namespace) -> None:
     """``msm targets publish``: one draft published (audited; four-eyes when on)."""
     store = open_store(args)
     snap = msm.publish_snapshot(store, args.account, args.at, allocation=args.allocation, four_eyes=args.four_eyes)
-    if args.format == "json":
-        write_json(snap.to_dict())
+    if write_document(args.format, snap.to_dict()):
         return
     write_lines(
         f"published the draft of account {snap.account['unique_identifier']!r} at {format_utc(snap.position_set_time)}",
@@ -61,8 +59,7 @@ def discard(args: argparse.Namespace) -> None:
     """``msm targets discard``: one draft deleted (its rows kept; audited)."""
     store = open_store(args)
     gone = msm.discard_draft(store, args.account, args.at, allocation=args.allocation)
-    if args.format == "json":
-        write_json(gone)
+    if write_document(args.format, gone):
         return
     write_lines(
         f"discarded the draft of account {gone['account']!r} at {format_utc(gone['position_set_time'])} "

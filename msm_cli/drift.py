@@ -16,7 +16,15 @@ import msm
 import msm_portfolios
 from msm.drift import DEFAULT_BAND_ABS, ROW_COLUMNS
 from msm_cli.commands import Arg, Command
-from msm_cli.context import OUT_FILE, add_accounts_choice, add_usage_error, bad_accounts_choice, formats, open_store
+from msm_cli.context import (
+    OUT_FILE,
+    add_accounts_choice,
+    add_usage_error,
+    bad_accounts_choice,
+    formats,
+    open_store,
+    passed,
+)
 from msm_cli.lookthrough import weights_as_of, write_output
 from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
@@ -47,11 +55,8 @@ def drift(args: argparse.Namespace) -> int | None:
         store,
         None if args.all else args.accounts,
         weights=msm_portfolios.duckdb_weights_source(store),
-        as_of=args.as_of,
         weights_as_of=asked,
-        band_abs=args.band_abs,
-        band_rel=args.band_rel,
-        include_drafts=args.include_drafts,
+        **passed(args, "as_of", "band_abs", "band_rel", "include_drafts"),
     )
     render = partial(_render, args.format, result)
     if not write_output(

@@ -15,7 +15,7 @@ import msm
 from msm.timeutil import format_utc
 from msm_cli.commands import Arg, Command, Handler
 from msm_cli.context import add_account, add_format, add_sheet, formats, open_store
-from msm_cli.output import counted, write_document, write_json, write_lines, write_table
+from msm_cli.output import counted, write_document, write_lines, write_table
 
 __all__ = ["COMMANDS"]
 
@@ -31,8 +31,7 @@ def import_holdings(args: argparse.Namespace) -> None:
         store, args.file, at=args.at, overwrite=args.overwrite, source=args.source, sheet=args.sheet
     )
     document = result.to_dict()
-    if args.format == "json":
-        write_json(document)
+    if write_document(args.format, document):
         return
     replaced = f" ({document['replaced']:,} replaced whole)" if document["replaced"] else ""
     n = document["accounts"]
@@ -81,8 +80,7 @@ def history(args: argparse.Namespace) -> None:
     account = msm.get_account(store, args.account)
     frame = msm.holdings_history(store, account["uid"])
     sets = frame.select("holdings_set_uid", "holdings_time", pl.col("rows").cast(pl.Int64), "source").to_dicts()
-    if args.format == "json":
-        write_json({"account": identity(account), "sets": sets})
+    if write_document(args.format, {"account": identity(account), "sets": sets}):
         return
     write_lines(f"account {account['unique_identifier']!r}: {counted(len(sets), 'holdings set')}")
     write_table(
@@ -112,8 +110,7 @@ def import_fx(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace, what: str, result: msm.ImportResult) -> None:
-    if args.format == "json":
-        write_json(result.to_dict())
+    if write_document(args.format, result.to_dict()):
         return
     write_lines(
         f"imported {what} from {args.file}: {result.added:,} added, {result.updated:,} updated, "

@@ -18,22 +18,9 @@ import msm_portfolios
 from msm.timeutil import format_utc
 from msm_cli.commands import Arg, Command
 from msm_cli.context import add_format, add_portfolio, add_rows_file, formats, open_store
-from msm_cli.output import counted, number, write_document, write_json, write_lines, write_table
+from msm_cli.output import counted, number, write_document, write_lines, write_table
 
-__all__ = ["COMMANDS", "COMPOSITION_ROW_COLUMNS", "composition_document"]
-
-#: Columns of each row of a composition document (``--format json`` / ``csv``).
-COMPOSITION_ROW_COLUMNS = (
-    "portfolio_uid",
-    "portfolio",
-    "weights_time",
-    "asset_uid",
-    "asset",
-    "weight",
-    "constituent_type",
-    "constituent_portfolio_uid",
-    "constituent_portfolio",
-)
+__all__ = ["COMMANDS", "composition_document"]
 
 
 def sums_to_one(weight_sum: float) -> bool:
@@ -44,7 +31,10 @@ def sums_to_one(weight_sum: float) -> bool:
 
 
 def composition_document(frame: pl.DataFrame) -> dict[str, Any]:
-    """``{"portfolio": {uid, unique_identifier}, "weights_time", "n_assets", "weight_sum", "sums_to_one", "rows"}``."""
+    """``{"portfolio": {uid, unique_identifier}, "weights_time", "n_assets", "weight_sum", "sums_to_one", "rows"}``.
+
+    ``rows`` have the columns of :func:`msm_portfolios.read_composition`, in its order (the ``csv`` columns too).
+    """
     first = frame.row(0, named=True)
     weight_sum = float(frame["weight"].sum())
     return {
@@ -53,7 +43,7 @@ def composition_document(frame: pl.DataFrame) -> dict[str, Any]:
         "n_assets": frame.height,
         "weight_sum": weight_sum,
         "sums_to_one": sums_to_one(weight_sum),
-        "rows": frame.select(COMPOSITION_ROW_COLUMNS).to_dicts(),
+        "rows": frame.to_dicts(),
     }
 
 
@@ -82,8 +72,9 @@ def weights(args: argparse.Namespace) -> None:
     )
     document = composition_document(frame)
     replaced = document["weights_time"] in before
-    if args.format == "json":
-        write_json({**document, "replaced": replaced, **({"weights_in_percent": True} if args.percent else {})})
+    if write_document(
+        args.format, {**document, "replaced": replaced, **({"weights_in_percent": True} if args.percent else {})}
+    ):
         return
     if args.percent:
         write_lines(
@@ -106,7 +97,7 @@ def composition(args: argparse.Namespace) -> None:
     store = open_store(args)
     frame = msm_portfolios.read_composition(store, args.portfolio, as_of=args.as_of)
     document = composition_document(frame)
-    if write_document(args.format, document, rows="rows", columns=COMPOSITION_ROW_COLUMNS):
+    if write_document(args.format, document, rows="rows", columns=frame.columns):
         return
     when = f"at {args.as_of}" if args.as_of else "now"
     _print_composition(
@@ -132,8 +123,7 @@ def history(args: argparse.Namespace) -> None:
         weight_sum,
         ((weight_sum - 1.0).abs() <= WEIGHT_SUM_TOLERANCE).alias("sums_to_one"),
     ).to_dicts()
-    if args.format == "json":
-        write_json({"portfolio": identity(portfolio), "compositions": compositions})
+    if write_document(args.format, {"portfolio": identity(portfolio), "compositions": compositions}):
         return
     write_lines(
         f"portfolio {portfolio['unique_identifier']!r}: {counted(len(compositions), 'composition')}, newest first"

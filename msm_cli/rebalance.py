@@ -24,7 +24,7 @@ import msm_portfolios
 from msm.drift import DEFAULT_BAND_ABS
 from msm.rebalancing import ORDER_COLUMNS, REBALANCE_MODES, REBALANCE_TO
 from msm_cli.commands import Arg, Command
-from msm_cli.context import add_accounts_choice, add_usage_error, bad_accounts_choice, formats, open_store
+from msm_cli.context import add_accounts_choice, add_usage_error, bad_accounts_choice, formats, open_store, passed
 from msm_cli.lookthrough import warn_diagnostics, write_file
 from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
@@ -51,16 +51,8 @@ def rebalance(args: argparse.Namespace) -> int | None:
         store,
         None if args.all else args.accounts,
         weights=msm_portfolios.duckdb_weights_source(store),
-        as_of=args.as_of,
-        mode=args.mode,
-        to=args.to,
-        band_abs=args.band_abs,
-        band_rel=args.band_rel,
-        cash_flow=args.cash_flow,
-        cash_reserve=args.cash_reserve,
-        min_trade=args.min_trade,
-        whole_units=args.whole_units,
-        include_drafts=args.include_drafts,
+        **passed(args, "as_of", "mode", "to", "band_abs", "band_rel"),  # which positions trade
+        **passed(args, "cash_flow", "cash_reserve", "min_trade", "whole_units", "include_drafts"),  # cash, orders
     )
     if args.out:
         _write_orders(args.out, args.format, result)

@@ -22,8 +22,8 @@ import msm
 from msm.catalog import CATALOG, Catalog, Entity
 from msm.catalog import Field as CatalogField
 from msm_cli.commands import Arg, Command, CommandTree
-from msm_cli.context import add_format, add_sheet, open_store
-from msm_cli.output import frame_records, write_json, write_lines, write_table
+from msm_cli.context import add_format, add_sheet, open_store, passed
+from msm_cli.output import frame_records, write_document, write_lines, write_table
 
 __all__ = ["COMMANDS", "commands", "register"]
 
@@ -161,8 +161,7 @@ def add_row(args: argparse.Namespace) -> None:
             values[field.name] = row["uid"] if row is not None else None
             made[field] = (target, row, created)
         row = _services(entity, catalog).add(store, getattr(args, entity.key), **values)
-    if args.format == "json":
-        write_json({**row, **{f.listed_as or f.ref: _made(*found) for f, found in made.items()}})
+    if write_document(args.format, {**row, **{f.listed_as or f.ref: _made(*found) for f, found in made.items()}}):
         return
     notes = [f"created {t.label} {r[t.key]!r} (uid {r['uid']})" for t, r, c in made.values() if c and r is not None]
     write_lines(*notes, f"added {entity.label} {row[entity.key]!r} (uid {row['uid']})")
@@ -190,8 +189,7 @@ def list_rows(args: argparse.Namespace) -> None:
     for field in (f for f in entity.references if f.listed_as):
         keys = _keys_by_uid(store, catalog[field.ref], catalog)
         rows = [{**r, field.listed_as: keys.get(r[field.column])} for r in rows]
-    if args.format == "json":
-        write_json({entity.command: rows})
+    if write_document(args.format, {entity.command: rows}):
         return
     headed = [f for f in entity.fields if f.heading]
     table = [{**{f.heading: _cell(f, r) for f in headed}, "uid": r["uid"]} for r in rows]
@@ -214,16 +212,9 @@ def import_file(args: argparse.Namespace) -> None:
     """``msm COMMAND import FILE``: the whole file in one transaction, or nothing."""
     store = open_store(args)
     result = msm.import_reference(
-        store,
-        args.import_name,
-        args.file,
-        upsert=args.upsert,
-        dry_run=args.dry_run,
-        sheet=args.sheet,
-        catalog=args.catalog,
+        store, args.import_name, args.file, **passed(args, "upsert", "dry_run", "sheet", "catalog")
     )
-    if args.format == "json":
-        write_json(result.to_dict())
+    if write_document(args.format, result.to_dict()):
         return
     what = args.import_name.replace("_", " ")
     counts = f"{result.added:,} added, {result.updated:,} updated, {result.unchanged:,} unchanged"

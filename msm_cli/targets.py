@@ -24,6 +24,7 @@ from msm_cli.context import (
     add_snapshot_choice,
     formats,
     open_store,
+    passed,
     read_chosen_snapshot,
 )
 from msm_cli.output import (
@@ -31,7 +32,6 @@ from msm_cli.output import (
     counted,
     number,
     write_document,
-    write_json,
     write_lines,
     write_table,
 )
@@ -53,8 +53,7 @@ def versions(args: argparse.Namespace) -> None:
         store, args.account, args.at, allocation=args.allocation, include_drafts=args.include_drafts
     )
     rows = [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
-    if args.format == "json":
-        write_json({"account": args.account, "at": args.at, "versions": rows})
+    if write_document(args.format, {"account": args.account, "at": args.at, "versions": rows}):
         return
     write_lines(f"account {args.account!r} at {args.at}: {len(rows)} replaced version{'s' if len(rows) != 1 else ''}")
     write_table(
@@ -74,16 +73,8 @@ def versions(args: argparse.Namespace) -> None:
 def restore(args: argparse.Namespace) -> None:
     """``msm targets restore``: one kept version written again, as an audited overwrite."""
     store = open_store(args)
-    snap = msm.restore_snapshot(
-        store,
-        args.account,
-        args.at,
-        version=args.version,
-        allocation=args.allocation,
-        include_drafts=args.include_drafts,
-    )
-    if args.format == "json":
-        write_json({**snap.to_dict(), "restored_version": args.version})
+    snap = msm.restore_snapshot(store, args.account, args.at, **passed(args, "version", "allocation", "include_drafts"))
+    if write_document(args.format, {**snap.to_dict(), "restored_version": args.version}):
         return
     write_lines(
         f"restored version {args.version} of the snapshot of account {snap.account['unique_identifier']!r} at "
@@ -106,17 +97,9 @@ def save(args: argparse.Namespace) -> None:
     history = msm.snapshot_history(store, args.account, include_drafts=True) if args.overwrite else None
     before = set(history["position_set_uid"].to_list()) if history is not None else set()
     snap = msm.save_snapshot(
-        store,
-        args.account,
-        args.at,
-        rows,
-        allocation=args.allocation,
-        overwrite=args.overwrite,
-        source=args.source,
-        draft=args.draft,
+        store, args.account, args.at, rows, **passed(args, "allocation", "overwrite", "source", "draft")
     )
-    if args.format == "json":
-        write_json({**snap.to_dict(), **({"weights_in_percent": True} if args.percent else {})})
+    if write_document(args.format, {**snap.to_dict(), **({"weights_in_percent": True} if args.percent else {})}):
         return
     kinds = snap.positions["target_type"].value_counts(sort=True).rows() if snap.positions.height else []
     counted = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in kinds)
@@ -202,8 +185,7 @@ def history(args: argparse.Namespace) -> None:
         "source",
         "status",
     ).to_dicts()
-    if args.format == "json":
-        write_json({"account": identity(account), "snapshots": snapshots})
+    if write_document(args.format, {"account": identity(account), "snapshots": snapshots}):
         return
     active = dict(zip(frame["position_set_uid"].to_list(), frame["allocation_is_active"].to_list(), strict=True))
     table = [
@@ -236,17 +218,9 @@ def history(args: argparse.Namespace) -> None:
 def diff(args: argparse.Namespace) -> None:
     """``msm targets diff``: what changed between two snapshots of an account."""
     store = open_store(args)
-    result = msm.diff_snapshots(
-        store,
-        args.account,
-        before=args.before,
-        after=args.after,
-        allocation=args.allocation,
-        include_drafts=args.include_drafts,
-    )
+    result = msm.diff_snapshots(store, args.account, **passed(args, "before", "after", "allocation", "include_drafts"))
     document = result.to_dict()
-    if args.format == "json":
-        write_json(document)
+    if write_document(args.format, document):
         return
     rows = [
         {
