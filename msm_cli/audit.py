@@ -12,11 +12,11 @@ import json
 
 import msm
 from msm.audit import ACTIONS, ENTITY_TYPES
-from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
+from msm_cli.commands import Arg, Command
+from msm_cli.context import formats, open_store, passed
 from msm_cli.output import write_csv, write_json, write_lines, write_table
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
 _COLUMNS = (
     "event_time",
@@ -33,39 +33,11 @@ _COLUMNS = (
 )
 
 
-def register(tree: CommandTree) -> None:
-    """Declare ``msm audit``."""
-    p = tree.command(
-        "audit",
-        show,
-        help="list the audit trail: who changed what, when and why (newest first)",
-        description="List the audit events (newest first): every add, import, save, overwrite, restore and delete, "
-        "with its actor, reason and the values before and after. Filters combine (all must hold); --since and "
-        "--until are inclusive ISO-8601 times with a UTC offset.",
-    )
-    p.add_argument("--account", metavar="A", help="only events about this account (unique identifier or uid)")
-    p.add_argument("--actor", metavar="X", help="only events made by this actor")
-    p.add_argument("--action", choices=ACTIONS, help="only this action")
-    p.add_argument("--entity-type", choices=ENTITY_TYPES, help="only events about this kind of entity")
-    p.add_argument("--since", metavar="TS", help="only events at or after this time")
-    p.add_argument("--until", metavar="TS", help="only events at or before this time")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N events (the newest)")
-    add_format(p, ("table", "json", "csv"))
-
-
 def show(args: argparse.Namespace) -> None:
     """``msm audit``: the events that pass the filters."""
     store = open_store(args)
-    frame = msm.audit_events(
-        store,
-        account=args.account,
-        actor=args.actor,
-        action=args.action,
-        entity_type=args.entity_type,
-        since=args.since,
-        until=args.until,
-        limit=args.limit,
-    )
+    filters = passed(args, "account", "actor", "action", "entity_type", "since", "until", "limit")
+    frame = msm.audit_events(store, **filters)
     rows = frame.select(_COLUMNS).to_dicts()
     if args.format == "csv":
         write_csv(rows, _COLUMNS)
@@ -113,3 +85,25 @@ def _what(row: dict[str, object]) -> str:
     if "added" in data:
         return f"{data['added']} added, {data['updated']} updated"
     return str(row["entity_uid"] or "")
+
+
+COMMANDS = (
+    Command(
+        "audit",
+        show,
+        help="list the audit trail: who changed what, when and why (newest first)",
+        description="List the audit events (newest first): every add, import, save, overwrite, restore and delete, "
+        "with its actor, reason and the values before and after. Filters combine (all must hold); --since and "
+        "--until are inclusive ISO-8601 times with a UTC offset.",
+        options=(
+            Arg("--account", metavar="A", help="only events about this account (unique identifier or uid)"),
+            Arg("--actor", metavar="X", help="only events made by this actor"),
+            Arg("--action", choices=ACTIONS, help="only this action"),
+            Arg("--entity-type", choices=ENTITY_TYPES, help="only events about this kind of entity"),
+            Arg("--since", metavar="TS", help="only events at or after this time"),
+            Arg("--until", metavar="TS", help="only events at or before this time"),
+            Arg("--limit", type=int, metavar="N", help="at most N events (the newest)"),
+            formats("table", "json", "csv"),
+        ),
+    ),
+)

@@ -1,7 +1,11 @@
-"""The command tree: how per-area modules add their commands to the ``msm`` parser.
+"""The command tree: how per-area modules declare their commands and how the ``msm`` parser is built.
 
-Each area module (``registry``, ``targets``, ...) has a ``register(tree)`` function that adds its
-commands through a :class:`CommandTree`. Groups (``msm targets ...``, ``msm portfolios ...``) are
+Each area module (``registry``, ``targets``, ...) declares its commands as data, a tuple
+``COMMANDS`` of :class:`Command` (path, handler, help, description, options), and
+:meth:`CommandTree.add` builds their argparse parsers. An option is anything that adds itself to a
+parser: an :class:`Arg` (one ``add_argument`` call, written as argparse takes it) or one of the
+shared option builders of :mod:`msm_cli.context` (``add_account``, ``add_format``, ...), so an
+option that recurs is written once. Groups (``msm targets ...``, ``msm portfolios ...``) are
 created on first use and shared, so a later module can add ``msm targets expand`` or
 ``msm portfolios weights`` without touching the module that created the group.
 
@@ -11,11 +15,48 @@ A handler takes the parsed ``argparse.Namespace`` and returns an exit code (``No
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["CommandTree", "Handler", "add_audit_options"]
+__all__ = ["Arg", "Command", "CommandTree", "Handler", "Option", "add_audit_options"]
 
 Handler = Callable[[argparse.Namespace], "int | None"]
+#: What a command's parser takes: a callable that adds one or more arguments (or defaults) to it.
+Option = Callable[[argparse.ArgumentParser], None]
+
+
+class Arg:
+    """One argument, declared as ``add_argument`` takes it: ``Arg("--limit", type=int, metavar="N", help=...)``."""
+
+    def __init__(self, *flags: str, **settings: Any) -> None:
+        self.flags, self.settings = flags, settings
+
+    def __call__(self, parser: argparse.ArgumentParser) -> None:
+        """Add the argument to ``parser``."""
+        parser.add_argument(*self.flags, **self.settings)
+
+    def __repr__(self) -> str:
+        return f"Arg({', '.join(map(repr, self.flags))}, **{self.settings!r})"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command, declared: its ``path`` (``"audit"``, ``"targets save"``), handler, help and options.
+
+    ``description`` defaults to ``help``; ``group_help`` is the help of the group (``msm targets``)
+    when this command creates it; ``writes``: it takes ``--as`` and ``--reason``; ``defaults`` are
+    set on the parsed arguments (what a shared handler needs to know of its command).
+    """
+
+    path: str
+    handler: Handler
+    help: str
+    description: str | None = None
+    options: Sequence[Option] = ()
+    writes: bool = False
+    group_help: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -62,14 +103,6 @@ class CommandTree:
     def _parents(self, writes: bool) -> list[argparse.ArgumentParser]:
         return [self._common, self._audited] if writes else [self._common]
 
-    def command(
-        self, name: str, handler: Handler, *, help: str, description: str | None = None, writes: bool = False
-    ) -> argparse.ArgumentParser:
-        """A top-level command: ``msm NAME ...`` (``writes``: it takes ``--as`` and ``--reason``)."""
-        parser = self._top.add_parser(name, help=help, description=description or help, parents=self._parents(writes))
-        parser.set_defaults(handler=handler)
-        return parser
-
     def group(self, name: str, *, help: str | None = None) -> argparse._SubParsersAction:
         """The subcommands of ``msm NAME`` (created the first time; ``help`` is used then)."""
         if name not in self._groups:
@@ -77,20 +110,18 @@ class CommandTree:
             self._groups[name] = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
         return self._groups[name]
 
-    def subcommand(
-        self,
-        group: str,
-        name: str,
-        handler: Handler,
-        *,
-        help: str,
-        description: str | None = None,
-        group_help: str | None = None,
-        writes: bool = False,
-    ) -> argparse.ArgumentParser:
-        """A command of a group: ``msm GROUP NAME ...`` (``writes``: it takes ``--as`` and ``--reason``)."""
-        parser = self.group(group, help=group_help).add_parser(
-            name, help=help, description=description or help, parents=self._parents(writes)
-        )
-        parser.set_defaults(handler=handler)
-        return parser
+    def add(self, *commands: Command) -> None:
+        """Build the parser of each of ``commands``: its place in the tree, its options, its defaults."""
+        for command in commands:
+            *group, name = command.path.split()
+            place = self.group(*group, help=command.group_help) if group else self._top
+            parser = place.add_parser(
+                name,
+                help=command.help,
+                description=command.description or command.help,
+                parents=self._parents(command.writes),
+            )
+            parser.set_defaults(handler=command.handler)
+            for option in command.options:
+                option(parser)
+            parser.set_defaults(**command.defaults)

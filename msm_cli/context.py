@@ -1,24 +1,40 @@
-"""What every command needs: the database (checked, never created by accident) and shared flags."""
+"""What every command needs: the database (checked, never created by accident) and shared options.
+
+The shared options are :data:`msm_cli.commands.Option` values (``add_account``, ``formats("table",
+"json", "csv")``, :data:`OUT_FILE`, ...): a command's declaration lists them beside its own
+:class:`~msm_cli.commands.Arg` options, so an option that recurs is written here once.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
 import msm
 import msm_portfolios
 from msm.store import MigrationSet
+from msm_cli.commands import Arg, Option
 
 __all__ = [
+    "ALLOCATION",
+    "OUT_FILE",
     "add_account",
     "add_accounts_choice",
     "add_format",
     "add_portfolio",
     "add_rows_file",
     "add_sheet",
+    "add_usage_error",
     "bad_accounts_choice",
+    "formats",
     "migration_sets",
     "open_store",
+    "passed",
+    "read_chosen_snapshot",
+    "usage_error",
 ]
 
 
@@ -54,6 +70,11 @@ def add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = ("table
     )
 
 
+def formats(*choices: str) -> Option:
+    """``--format`` with ``choices`` (the first is the default), as an option of a command's declaration."""
+    return partial(add_format, choices=choices)
+
+
 def add_snapshot_choice(parser: argparse.ArgumentParser) -> None:
     """``ACCOUNT [--at TS | --as-of TS] [--allocation ID]``: which snapshot a command works on."""
     add_account(parser)
@@ -62,6 +83,16 @@ def add_snapshot_choice(parser: argparse.ArgumentParser) -> None:
     when.add_argument("--as-of", metavar="TS", help="the latest snapshot at or before this time")
     parser.add_argument("--allocation", metavar="ID", help="only this target allocation")
     add_include_drafts(parser)
+
+
+def passed(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options ``names`` as keyword arguments, for a service that takes them by the same names."""
+    return {name: getattr(args, name) for name in names}
+
+
+def read_chosen_snapshot(store: msm.Store, args: argparse.Namespace) -> msm.Snapshot:
+    """The snapshot :func:`add_snapshot_choice` asked for: the latest, the one ``--at`` or the latest ``--as-of``."""
+    return msm.read_snapshot(store, args.account, **passed(args, "at", "as_of", "allocation", "include_drafts"))
 
 
 def add_accounts_choice(parser: argparse.ArgumentParser) -> None:
@@ -111,3 +142,26 @@ def add_include_drafts(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="see draft snapshots too (default: published snapshots only; see `msm targets drafts`)",
     )
+
+
+#: ``--allocation ID``: which of the account's target allocations (a write or a read of one snapshot).
+ALLOCATION = Arg("--allocation", metavar="ID", help="target allocation (default: the account's active ones)")
+#: ``--out F``: a report written to a file (``--format parquet`` needs one).
+OUT_FILE = Arg("--out", metavar="F", help="write the output to this file instead of stdout (required for parquet)")
+
+
+def usage_error(parser: argparse.ArgumentParser) -> Callable[[str], int]:
+    """Report a usage error the way argparse does (usage + message on stderr), returning exit code 2."""
+
+    def report(message: str) -> int:
+        """Print ``message`` as argparse prints a usage error; exit code 2."""
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"{parser.prog}: error: {message}\n")
+        return 2
+
+    return report
+
+
+def add_usage_error(parser: argparse.ArgumentParser) -> None:
+    """``args.usage_error(message)``: the command reports a usage error found after parsing (exit code 2)."""
+    parser.set_defaults(usage_error=usage_error(parser))

@@ -5,23 +5,11 @@ from __future__ import annotations
 import argparse
 
 import msm
-from msm_cli.commands import CommandTree
+from msm_cli.commands import Command
 from msm_cli.context import add_format, migration_sets
 from msm_cli.output import write_json, write_lines
 
-__all__ = ["register"]
-
-
-def register(tree: CommandTree) -> None:
-    """Add ``msm init`` to the command tree."""
-    parser = tree.command(
-        "init",
-        init,
-        help="create or migrate the database",
-        description="Create the database file (and its folder) when it does not exist, then apply every pending "
-        "migration (msm, then msm_portfolios), each in its own transaction. Re-running is a no-op.",
-    )
-    add_format(parser)
+__all__ = ["COMMANDS"]
 
 
 def init(args: argparse.Namespace) -> None:
@@ -44,3 +32,15 @@ def init(args: argparse.Namespace) -> None:
         write_lines(*(f"applied migration {m}" for m in applied))
     else:
         write_lines(f"database {store.path} is up to date")
+
+
+COMMANDS = (
+    Command(
+        "init",
+        init,
+        help="create or migrate the database",
+        description="Create the database file (and its folder) when it does not exist, then apply every pending "
+        "migration (msm, then msm_portfolios), each in its own transaction. Re-running is a no-op.",
+        options=(add_format,),
+    ),
+)

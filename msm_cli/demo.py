@@ -16,35 +16,11 @@ from typing import Any
 import msm
 import msm_portfolios
 from msm.timeutil import format_utc
-from msm_cli.commands import CommandTree
+from msm_cli.commands import Arg, Command
 from msm_cli.context import add_format, migration_sets
 from msm_cli.output import write_json, write_lines
 
-__all__ = ["register"]
-
-
-def register(tree: CommandTree) -> None:
-    """Add ``msm demo`` to the command tree."""
-    p = tree.command(
-        "demo",
-        demo,
-        writes=True,
-        help="load the example portfolio and accounts (creates the database when missing; idempotent)",
-        description="Create or migrate the database (like `msm init`), then load the chained example: assets BTC, ETH "
-        "and SOL, the portfolio CRYPTO-MAJORS-EW with three compositions, and two accounts whose snapshots hold BTC "
-        "directly and the portfolio as a sleeve, and their holdings with prices, an EUR/USD rate and a USD cash asset "
-        "(so `msm drift` has something to show), and the two-level portfolio CRYPTO-FOF (60% CRYPTO-MAJORS-EW + 40% "
-        "CRYPTO-LARGE-CAP) targeted by example-account-gamma. Running it again changes nothing.",
-    )
-    p.add_argument(
-        "--accounts",
-        type=_count,
-        default=0,
-        metavar="N",
-        help="also load a larger sample book with N synthetic accounts (600 assets, 5 portfolios, one 20-row "
-        "snapshot per account), to try the workbench at realistic size; idempotent",
-    )
-    add_format(p)
+__all__ = ["COMMANDS"]
 
 
 def _count(text: str) -> int:
@@ -158,3 +134,29 @@ def _report(
         "try:",
         *(f"  {hint}" for hint in hints),
     )
+
+
+COMMANDS = (
+    Command(
+        "demo",
+        demo,
+        writes=True,
+        help="load the example portfolio and accounts (creates the database when missing; idempotent)",
+        description="Create or migrate the database (like `msm init`), then load the chained example: assets BTC, ETH "
+        "and SOL, the portfolio CRYPTO-MAJORS-EW with three compositions, and two accounts whose snapshots hold BTC "
+        "directly and the portfolio as a sleeve, and their holdings with prices, an EUR/USD rate and a USD cash asset "
+        "(so `msm drift` has something to show), and the two-level portfolio CRYPTO-FOF (60% CRYPTO-MAJORS-EW + 40% "
+        "CRYPTO-LARGE-CAP) targeted by example-account-gamma. Running it again changes nothing.",
+        options=(
+            Arg(
+                "--accounts",
+                type=_count,
+                default=0,
+                metavar="N",
+                help="also load a larger sample book with N synthetic accounts (600 assets, 5 portfolios, one 20-row "
+                "snapshot per account), to try the workbench at realistic size; idempotent",
+            ),
+            add_format,
+        ),
+    ),
+)

@@ -11,61 +11,11 @@ import argparse
 
 import msm
 from msm.timeutil import format_utc
-from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, open_store
-from msm_cli.output import counted, number, write_json, write_lines, write_table
+from msm_cli.commands import Arg, Command
+from msm_cli.context import ALLOCATION, add_account, add_format, open_store
+from msm_cli.output import counted, number, write_document, write_lines, write_table
 
-__all__ = ["register"]
-
-
-def register(tree: CommandTree) -> None:
-    """Declare ``msm targets drafts``, ``publish`` and ``discard``."""
-    p = tree.subcommand(
-        "targets",
-        "drafts",
-        drafts,
-        help="list the draft snapshots (saved with --draft, not yet published)",
-        description="List every draft snapshot, oldest first, with its rows, weight sum and who saved it last.",
-    )
-    p.add_argument("--account", metavar="ID", help="only this account's drafts (unique identifier or uid)")
-    add_format(p)
-
-    p = tree.subcommand(
-        "targets",
-        "publish",
-        publish,
-        writes=True,
-        help="publish a draft snapshot (reads see it from then on)",
-        description="Publish the account's draft exactly at --at: its status becomes published, in one transaction "
-        "with a `publish` event (--as, --reason). With four-eyes on (MSM_FOUR_EYES=1 or --four-eyes), whoever saved "
-        "the draft cannot publish it.",
-    )
-    _draft_choice(p)
-    p.add_argument(
-        "--four-eyes",
-        action="store_true",
-        default=None,
-        help="refuse the publish when the actor saved the draft (default: on when MSM_FOUR_EYES=1)",
-    )
-    add_format(p)
-
-    p = tree.subcommand(
-        "targets",
-        "discard",
-        discard,
-        writes=True,
-        help="discard a draft snapshot (its rows are kept in the audit trail)",
-        description="Delete the account's draft exactly at --at; its rows are kept (target_positions_replaced) and a "
-        "`discard` event is recorded (--as, --reason). A published snapshot cannot be discarded.",
-    )
-    _draft_choice(p)
-    add_format(p)
-
-
-def _draft_choice(p: argparse.ArgumentParser) -> None:
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
-    p.add_argument("--at", required=True, metavar="TS", help="the draft's time, ISO-8601 with a UTC offset")
-    p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's active ones)")
+__all__ = ["COMMANDS"]
 
 
 def drafts(args: argparse.Namespace) -> None:
@@ -73,8 +23,7 @@ def drafts(args: argparse.Namespace) -> None:
     store = open_store(args)
     frame = msm.list_drafts(store, args.account)
     rows = [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
-    if args.format == "json":
-        write_json({"drafts": rows})
+    if write_document(args.format, {"drafts": rows}):
         return
     write_lines(f"{counted(len(rows), 'draft')}, oldest first")
     write_table(
@@ -96,8 +45,7 @@ def publish(args: argparse.Namespace) -> None:
     """``msm targets publish``: one draft published (audited; four-eyes when on)."""
     store = open_store(args)
     snap = msm.publish_snapshot(store, args.account, args.at, allocation=args.allocation, four_eyes=args.four_eyes)
-    if args.format == "json":
-        write_json(snap.to_dict())
+    if write_document(args.format, snap.to_dict()):
         return
     write_lines(
         f"published the draft of account {snap.account['unique_identifier']!r} at {format_utc(snap.position_set_time)}",
@@ -111,10 +59,57 @@ def discard(args: argparse.Namespace) -> None:
     """``msm targets discard``: one draft deleted (its rows kept; audited)."""
     store = open_store(args)
     gone = msm.discard_draft(store, args.account, args.at, allocation=args.allocation)
-    if args.format == "json":
-        write_json(gone)
+    if write_document(args.format, gone):
         return
     write_lines(
         f"discarded the draft of account {gone['account']!r} at {format_utc(gone['position_set_time'])} "
         f"({counted(gone['rows'], 'row')} kept as version {gone['kept_as_version']})"
     )
+
+
+#: ``ACCOUNT --at TS [--allocation ID]``: the one draft a command works on.
+_DRAFT_CHOICE = (
+    add_account,
+    Arg("--at", required=True, metavar="TS", help="the draft's time, ISO-8601 with a UTC offset"),
+    ALLOCATION,
+)
+COMMANDS = (
+    Command(
+        "targets drafts",
+        drafts,
+        help="list the draft snapshots (saved with --draft, not yet published)",
+        description="List every draft snapshot, oldest first, with its rows, weight sum and who saved it last.",
+        options=(
+            Arg("--account", metavar="ID", help="only this account's drafts (unique identifier or uid)"),
+            add_format,
+        ),
+    ),
+    Command(
+        "targets publish",
+        publish,
+        writes=True,
+        help="publish a draft snapshot (reads see it from then on)",
+        description="Publish the account's draft exactly at --at: its status becomes published, in one transaction "
+        "with a `publish` event (--as, --reason). With four-eyes on (MSM_FOUR_EYES=1 or --four-eyes), whoever saved "
+        "the draft cannot publish it.",
+        options=(
+            *_DRAFT_CHOICE,
+            Arg(
+                "--four-eyes",
+                action="store_true",
+                default=None,
+                help="refuse the publish when the actor saved the draft (default: on when MSM_FOUR_EYES=1)",
+            ),
+            add_format,
+        ),
+    ),
+    Command(
+        "targets discard",
+        discard,
+        writes=True,
+        help="discard a draft snapshot (its rows are kept in the audit trail)",
+        description="Delete the account's draft exactly at --at; its rows are kept (target_positions_replaced) and a "
+        "`discard` event is recorded (--as, --reason). A published snapshot cannot be discarded.",
+        options=(*_DRAFT_CHOICE, add_format),
+    ),
+)

@@ -15,12 +15,20 @@ from typing import Any
 import msm
 import msm_portfolios
 from msm.drift import DEFAULT_BAND_ABS, ROW_COLUMNS
-from msm_cli.commands import CommandTree
-from msm_cli.context import add_accounts_choice, add_format, bad_accounts_choice, open_store
-from msm_cli.lookthrough import usage_error, weights_as_of, write_output
+from msm_cli.commands import Arg, Command
+from msm_cli.context import (
+    OUT_FILE,
+    add_accounts_choice,
+    add_usage_error,
+    bad_accounts_choice,
+    formats,
+    open_store,
+    passed,
+)
+from msm_cli.lookthrough import weights_as_of, write_output
 from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
 
 def _band(text: str) -> float | None:
@@ -36,42 +44,6 @@ def _band(text: str) -> float | None:
     return value
 
 
-def register(tree: CommandTree) -> None:
-    """Add ``msm drift``."""
-    p = tree.command(
-        "drift",
-        drift,
-        help="how far accounts' holdings are from their targets",
-        description="Value each account's latest holdings at or before --as-of (default now) with the latest prices "
-        "and FX rates at or before it, in the account's base currency, and compare them with its latest target "
-        "snapshot, expanded through its portfolios and netted per asset. The unallocated residual is the target of the "
-        "base-currency cash asset. A position is in breach when |drift_abs| > --band-abs or |drift_rel| > --band-rel. "
-        "Name accounts, or give --all: every active account, where one without holdings or targets is reported as "
-        "such.",
-    )
-    add_accounts_choice(p)
-    p.add_argument(
-        "--weights-as-of",
-        default=None,
-        metavar="now|position-set|TS",
-        help="which compositions portfolio targets use: the latest at or before the valuation time (default), 'now', "
-        "'position-set' (each snapshot's own time) or a time TS",
-    )
-    p.add_argument(
-        "--band-abs",
-        type=_band,
-        default=DEFAULT_BAND_ABS,
-        metavar="X",
-        help="absolute band on drift_abs, a fraction (default 0.05 = 5 points; 'none' to not check it)",
-    )
-    p.add_argument(
-        "--band-rel", type=_band, default=None, metavar="Y", help="relative band on drift_rel, a fraction (0.2 = 20%%)"
-    )
-    add_format(p, ("table", "json", "csv", "parquet"))
-    p.add_argument("--out", metavar="F", help="write the output to this file instead of stdout (required for parquet)")
-    p.set_defaults(usage_error=usage_error(p))
-
-
 def drift(args: argparse.Namespace) -> int | None:
     """``msm drift ACCOUNT... | --all``."""
     problem = bad_accounts_choice(args)
@@ -83,11 +55,8 @@ def drift(args: argparse.Namespace) -> int | None:
         store,
         None if args.all else args.accounts,
         weights=msm_portfolios.duckdb_weights_source(store),
-        as_of=args.as_of,
         weights_as_of=asked,
-        band_abs=args.band_abs,
-        band_rel=args.band_rel,
-        include_drafts=args.include_drafts,
+        **passed(args, "as_of", "band_abs", "band_rel", "include_drafts"),
     )
     render = partial(_render, args.format, result)
     if not write_output(
@@ -168,3 +137,45 @@ def _table_columns(currency: str) -> list[tuple[str, str]]:
         ("drift_rel", "drift rel"),
         ("breach", "breach"),
     ]
+
+
+COMMANDS = (
+    Command(
+        "drift",
+        drift,
+        help="how far accounts' holdings are from their targets",
+        description="Value each account's latest holdings at or before --as-of (default now) with the latest prices "
+        "and FX rates at or before it, in the account's base currency, and compare them with its latest target "
+        "snapshot, expanded through its portfolios and netted per asset. The unallocated residual is the target of the "
+        "base-currency cash asset. A position is in breach when |drift_abs| > --band-abs or |drift_rel| > --band-rel. "
+        "Name accounts, or give --all: every active account, where one without holdings or targets is reported as "
+        "such.",
+        options=(
+            add_accounts_choice,
+            Arg(
+                "--weights-as-of",
+                default=None,
+                metavar="now|position-set|TS",
+                help="which compositions portfolio targets use: the latest at or before the valuation time (default), "
+                "'now', 'position-set' (each snapshot's own time) or a time TS",
+            ),
+            Arg(
+                "--band-abs",
+                type=_band,
+                default=DEFAULT_BAND_ABS,
+                metavar="X",
+                help="absolute band on drift_abs, a fraction (default 0.05 = 5 points; 'none' to not check it)",
+            ),
+            Arg(
+                "--band-rel",
+                type=_band,
+                default=None,
+                metavar="Y",
+                help="relative band on drift_rel, a fraction (0.2 = 20%%)",
+            ),
+            formats("table", "json", "csv", "parquet"),
+            OUT_FILE,
+            add_usage_error,
+        ),
+    ),
+)

@@ -16,67 +16,12 @@ import polars as pl
 import msm
 import msm_portfolios
 from msm.timeutil import parse_utc
-from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, add_include_drafts, open_store
-from msm_cli.lookthrough import WEIGHTS_HELP, diagnostics_records, usage_error, warn_diagnostics, weights_as_of
+from msm_cli.commands import Arg, Command
+from msm_cli.context import add_format, add_include_drafts, add_usage_error, open_store
+from msm_cli.lookthrough import WEIGHTS_HELP, diagnostics_records, warn_diagnostics, weights_as_of
 from msm_cli.output import write_json, write_lines, write_table
 
-__all__ = ["register"]
-
-
-def register(tree: CommandTree) -> None:
-    """Declare ``msm export``."""
-    p = tree.command(
-        "export",
-        export,
-        help="write every snapshot as hive-partitioned Parquet",
-        description="Write OUT/target_positions/snapshot_date=YYYY-MM-DD/*.parquet: every stored target row, with its "
-        "account, allocation and target labels; with --expanded also OUT/target_exposure/...: the look-through rows of "
-        "the same snapshots; OUT/account_holdings/...: every holdings row; with --drift also OUT/drift/...: the "
-        "drift of every active account, and its inputs. polars, pyarrow, DuckDB, Spark and Trino read the datasets "
-        "natively. The export is "
-        "staged and moved into place at the end: a failed export leaves nothing behind.",
-    )
-    p.add_argument(
-        "--out", required=True, metavar="DIR", help="folder to write the datasets into (created when missing)"
-    )
-    p.add_argument("--expanded", action="store_true", help="also write the look-through dataset target_exposure")
-    p.add_argument(
-        "--weights-as-of", default=None, metavar="now|position-set|TS", help=f"with --expanded: {WEIGHTS_HELP}"
-    )
-    p.add_argument(
-        "--drift",
-        action="store_true",
-        help="also write drift/ (every active account) and its inputs: accounts, allocations, asset_prices, fx_rates",
-    )
-    p.add_argument("--drift-as-of", metavar="TS", help="with --drift: the valuation time (default: now)")
-    add_include_drafts(p)
-    p.add_argument("--overwrite", action="store_true", help="replace datasets that already exist under --out")
-    p.add_argument(
-        "--account",
-        action="append",
-        default=None,
-        metavar="ID",
-        help="export only this account's snapshots (unique identifier or uid; repeat for several)",
-    )
-    p.add_argument(
-        "--from",
-        dest="date_from",
-        type=_date,
-        default=None,
-        metavar="YYYY-MM-DD",
-        help="only snapshots on or after this UTC date",
-    )
-    p.add_argument(
-        "--to",
-        dest="date_to",
-        type=_date,
-        default=None,
-        metavar="YYYY-MM-DD",
-        help="only snapshots on or before this UTC date",
-    )
-    add_format(p)
-    p.set_defaults(usage_error=usage_error(p))
+__all__ = ["COMMANDS"]
 
 
 def _date(text: str) -> date:
@@ -133,3 +78,59 @@ def export(args: argparse.Namespace) -> int | None:
     if args.expanded:
         write_lines(f"look-through weights as of {asked}")
     return None
+
+
+COMMANDS = (
+    Command(
+        "export",
+        export,
+        help="write every snapshot as hive-partitioned Parquet",
+        description="Write OUT/target_positions/snapshot_date=YYYY-MM-DD/*.parquet: every stored target row, with its "
+        "account, allocation and target labels; with --expanded also OUT/target_exposure/...: the look-through rows of "
+        "the same snapshots; OUT/account_holdings/...: every holdings row; with --drift also OUT/drift/...: the "
+        "drift of every active account, and its inputs. polars, pyarrow, DuckDB, Spark and Trino read the datasets "
+        "natively. The export is "
+        "staged and moved into place at the end: a failed export leaves nothing behind.",
+        options=(
+            Arg("--out", required=True, metavar="DIR", help="folder to write the datasets into (created when missing)"),
+            Arg("--expanded", action="store_true", help="also write the look-through dataset target_exposure"),
+            Arg(
+                "--weights-as-of", default=None, metavar="now|position-set|TS", help=f"with --expanded: {WEIGHTS_HELP}"
+            ),
+            Arg(
+                "--drift",
+                action="store_true",
+                help="also write drift/ (every active account) and its inputs: accounts, allocations, asset_prices, "
+                "fx_rates",
+            ),
+            Arg("--drift-as-of", metavar="TS", help="with --drift: the valuation time (default: now)"),
+            add_include_drafts,
+            Arg("--overwrite", action="store_true", help="replace datasets that already exist under --out"),
+            Arg(
+                "--account",
+                action="append",
+                default=None,
+                metavar="ID",
+                help="export only this account's snapshots (unique identifier or uid; repeat for several)",
+            ),
+            Arg(
+                "--from",
+                dest="date_from",
+                type=_date,
+                default=None,
+                metavar="YYYY-MM-DD",
+                help="only snapshots on or after this UTC date",
+            ),
+            Arg(
+                "--to",
+                dest="date_to",
+                type=_date,
+                default=None,
+                metavar="YYYY-MM-DD",
+                help="only snapshots on or before this UTC date",
+            ),
+            add_format,
+            add_usage_error,
+        ),
+    ),
+)

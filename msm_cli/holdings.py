@@ -12,80 +12,15 @@ import argparse
 import polars as pl
 
 import msm
-from msm.services.holdings import HOLDINGS_POSITION_COLUMNS
-from msm.services.registry import identity
 from msm.timeutil import format_utc
-from msm_cli.commands import CommandTree
-from msm_cli.context import add_account, add_format, add_sheet, open_store
-from msm_cli.output import counted, write_document, write_json, write_lines, write_table
+from msm_cli.commands import Arg, Command, Handler
+from msm_cli.context import add_account, add_format, add_sheet, formats, open_store
+from msm_cli.output import counted, write_document, write_lines, write_table
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
-_FILE_HELP = "the file (.csv, .json (a list of objects), .parquet or .xlsx)"
-
-
-def register(tree: CommandTree) -> None:
-    """Add the holdings, prices and fx commands."""
-    _register_holdings(tree)
-    for group, what, columns, key in (
-        ("prices", "asset prices", "asset, time, price, currency (a price is in `currency` per unit)", "asset, time"),
-        ("fx", "FX rates", "base, quote, time, rate (1 base = rate quote)", "base, quote, time"),
-    ):
-        p = tree.subcommand(
-            group,
-            "import",
-            import_prices if group == "prices" else import_fx,
-            writes=True,
-            group_help=f"{what} for valuation",
-            help=f"add (or with --upsert replace) {what} from a file",
-            description=f"Import {what} from a CSV, JSON, Parquet or Excel file with the columns {columns}, and an "
-            "optional source. Times carry a UTC offset; currencies are ISO codes in upper case (USD). The whole file "
-            "is checked first and every bad row is reported; then all rows are written in one transaction, or none. "
-            f"A row whose key ({key}) is stored already is refused unless --upsert.",
-        )
-        p.add_argument("file", metavar="FILE", help=_FILE_HELP)
-        p.add_argument("--upsert", action="store_true", help="replace stored rows with the same key (default: refuse)")
-        add_sheet(p)
-        p.add_argument("--source", metavar="S", help="provenance recorded where the file has no source cell")
-        add_format(p)
-
-
-def _register_holdings(tree: CommandTree) -> None:
-    group_help = "what accounts hold (import a file, show, history)"
-    p = tree.subcommand(
-        "holdings",
-        "import",
-        import_holdings,
-        writes=True,
-        group_help=group_help,
-        help="store holdings of one or many accounts from a file",
-        description="Import holdings from a CSV, JSON, Parquet or Excel file with the columns account, asset, quantity "
-        "(units held, finite and >= 0) and an optional metadata_json, for any number of accounts, all at the time "
-        "--at. The whole file is checked first and every bad row is reported; then one holdings set per account is "
-        "written, all in one transaction, or nothing. A set that exists at that time is refused unless --overwrite, "
-        "which replaces the whole set.",
-    )
-    p.add_argument("file", metavar="FILE", help=_FILE_HELP)
-    p.add_argument("--at", required=True, metavar="TS", help="holdings time, ISO-8601 with a UTC offset")
-    p.add_argument("--overwrite", action="store_true", help="replace the whole set of an account that has one at --at")
-    add_sheet(p)
-    p.add_argument("--source", default="cli", metavar="S", help="provenance recorded on each set (default: cli)")
-    add_format(p)
-
-    p = tree.subcommand(
-        "holdings",
-        "show",
-        show,
-        help="show an account's holdings",
-        description="Show the account's latest holdings set, or the latest at or before --as-of.",
-    )
-    add_account(p)
-    p.add_argument("--as-of", metavar="TS", help="the latest set at or before this time (default: the latest)")
-    add_format(p, ("table", "json", "csv"))
-
-    p = tree.subcommand("holdings", "history", history, help="list every holdings set of an account, newest first")
-    add_account(p)
-    add_format(p)
+#: ``FILE``: the file an import reads.
+_FILE = Arg("file", metavar="FILE", help="the file (.csv, .json (a list of objects), .parquet or .xlsx)")
 
 
 # -- holdings ----------------------------------------------------------------------------------------------
@@ -96,8 +31,7 @@ def import_holdings(args: argparse.Namespace) -> None:
         store, args.file, at=args.at, overwrite=args.overwrite, source=args.source, sheet=args.sheet
     )
     document = result.to_dict()
-    if args.format == "json":
-        write_json(document)
+    if write_document(args.format, document):
         return
     replaced = f" ({document['replaced']:,} replaced whole)" if document["replaced"] else ""
     n = document["accounts"]
@@ -109,6 +43,8 @@ def import_holdings(args: argparse.Namespace) -> None:
 
 def show(args: argparse.Namespace) -> None:
     """``msm holdings show ACCOUNT [--as-of TS]``."""
+    from msm.services.holdings import HOLDINGS_POSITION_COLUMNS
+
     store = open_store(args)
     holdings = msm.read_holdings(store, args.account, as_of=args.as_of)
     document = holdings.to_dict()
@@ -138,12 +74,13 @@ def show(args: argparse.Namespace) -> None:
 
 def history(args: argparse.Namespace) -> None:
     """``msm holdings history ACCOUNT``."""
+    from msm.services.registry import identity
+
     store = open_store(args)
     account = msm.get_account(store, args.account)
     frame = msm.holdings_history(store, account["uid"])
     sets = frame.select("holdings_set_uid", "holdings_time", pl.col("rows").cast(pl.Int64), "source").to_dicts()
-    if args.format == "json":
-        write_json({"account": identity(account), "sets": sets})
+    if write_document(args.format, {"account": identity(account), "sets": sets}):
         return
     write_lines(f"account {account['unique_identifier']!r}: {counted(len(sets), 'holdings set')}")
     write_table(
@@ -173,10 +110,83 @@ def import_fx(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace, what: str, result: msm.ImportResult) -> None:
-    if args.format == "json":
-        write_json(result.to_dict())
+    if write_document(args.format, result.to_dict()):
         return
     write_lines(
         f"imported {what} from {args.file}: {result.added:,} added, {result.updated:,} updated, "
         f"{result.unchanged:,} unchanged"
     )
+
+
+def _import_market_data(group: str, what: str, columns: str, key: str, handler: Handler) -> Command:
+    """``msm prices import`` or ``msm fx import``: one market-data file, added (or upserted) whole."""
+    return Command(
+        f"{group} import",
+        handler,
+        writes=True,
+        group_help=f"{what} for valuation",
+        help=f"add (or with --upsert replace) {what} from a file",
+        description=f"Import {what} from a CSV, JSON, Parquet or Excel file with the columns {columns}, and an "
+        "optional source. Times carry a UTC offset; currencies are ISO codes in upper case (USD). The whole file "
+        "is checked first and every bad row is reported; then all rows are written in one transaction, or none. "
+        f"A row whose key ({key}) is stored already is refused unless --upsert.",
+        options=(
+            _FILE,
+            Arg("--upsert", action="store_true", help="replace stored rows with the same key (default: refuse)"),
+            add_sheet,
+            Arg("--source", metavar="S", help="provenance recorded where the file has no source cell"),
+            add_format,
+        ),
+    )
+
+
+_GROUP_HELP = "what accounts hold (import a file, show, history)"
+COMMANDS = (
+    Command(
+        "holdings import",
+        import_holdings,
+        writes=True,
+        group_help=_GROUP_HELP,
+        help="store holdings of one or many accounts from a file",
+        description="Import holdings from a CSV, JSON, Parquet or Excel file with the columns account, asset, quantity "
+        "(units held, finite and >= 0) and an optional metadata_json, for any number of accounts, all at the time "
+        "--at. The whole file is checked first and every bad row is reported; then one holdings set per account is "
+        "written, all in one transaction, or nothing. A set that exists at that time is refused unless --overwrite, "
+        "which replaces the whole set.",
+        options=(
+            _FILE,
+            Arg("--at", required=True, metavar="TS", help="holdings time, ISO-8601 with a UTC offset"),
+            Arg("--overwrite", action="store_true", help="replace the whole set of an account that has one at --at"),
+            add_sheet,
+            Arg("--source", default="cli", metavar="S", help="provenance recorded on each set (default: cli)"),
+            add_format,
+        ),
+    ),
+    Command(
+        "holdings show",
+        show,
+        help="show an account's holdings",
+        description="Show the account's latest holdings set, or the latest at or before --as-of.",
+        options=(
+            add_account,
+            Arg("--as-of", metavar="TS", help="the latest set at or before this time (default: the latest)"),
+            formats("table", "json", "csv"),
+        ),
+    ),
+    Command(
+        "holdings history",
+        history,
+        help="list every holdings set of an account, newest first",
+        options=(add_account, add_format),
+    ),
+    _import_market_data(
+        "prices",
+        "asset prices",
+        "asset, time, price, currency (a price is in `currency` per unit)",
+        "asset, time",
+        import_prices,
+    ),
+    _import_market_data(
+        "fx", "FX rates", "base, quote, time, rate (1 base = rate quote)", "base, quote, time", import_fx
+    ),
+)

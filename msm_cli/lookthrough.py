@@ -24,15 +24,21 @@ import polars as pl
 import msm
 import msm_portfolios
 from msm.timeutil import format_utc, parse_utc
-from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, add_snapshot_choice, open_store
+from msm_cli.commands import Arg, Command
+from msm_cli.context import (
+    OUT_FILE,
+    add_snapshot_choice,
+    add_usage_error,
+    formats,
+    open_store,
+    read_chosen_snapshot,
+)
 from msm_cli.output import number, write_csv, write_json, write_lines, write_table
 
 __all__ = [
+    "COMMANDS",
     "WEIGHTS_HELP",
     "diagnostics_records",
-    "register",
-    "usage_error",
     "warn_diagnostics",
     "weights_as_of",
     "write_file",
@@ -57,38 +63,6 @@ _LINEAGE = (
     ("weights_time", "weights time"),
     *_EXPOSURES,
 )
-
-
-def register(tree: CommandTree) -> None:
-    """Declare ``msm targets expand``."""
-    p = tree.subcommand(
-        "targets",
-        "expand",
-        expand,
-        help="look-through: a snapshot's portfolio targets expanded to asset exposure",
-        description="Expand the account's latest snapshot (or the one exactly at --at, or the latest at or before "
-        "--as-of): asset targets pass through; each portfolio target becomes one row per constituent of the "
-        "portfolio's composition at the weights time, its weight and notional exposures multiplied by the "
-        "constituent weight. --net sums the rows per asset. Nothing is stored.",
-    )
-    add_snapshot_choice(p)
-    p.add_argument("--weights-as-of", default="now", metavar="now|position-set|TS", help=WEIGHTS_HELP)
-    p.add_argument("--net", action="store_true", help="one row per asset with summed exposures and n_sources")
-    add_format(p, ("table", "json", "csv", "parquet"))
-    p.add_argument("--out", metavar="F", help="write the output to this file instead of stdout (required for parquet)")
-    p.set_defaults(usage_error=usage_error(p))
-
-
-def usage_error(parser: argparse.ArgumentParser) -> Callable[[str], int]:
-    """Report a usage error the way argparse does (usage + message on stderr), returning exit code 2."""
-
-    def report(message: str) -> int:
-        """Print ``message`` as argparse prints a usage error; exit code 2."""
-        parser.print_usage(sys.stderr)
-        sys.stderr.write(f"{parser.prog}: error: {message}\n")
-        return 2
-
-    return report
 
 
 def weights_as_of(value: str) -> str:
@@ -162,14 +136,7 @@ def expand(args: argparse.Namespace) -> int | None:
         return args.usage_error("--format parquet writes a file: give --out F")
     asked = weights_as_of(args.weights_as_of)
     store = open_store(args)
-    snap = msm.read_snapshot(
-        store,
-        args.account,
-        at=args.at,
-        as_of=args.as_of,
-        allocation=args.allocation,
-        include_drafts=args.include_drafts,
-    )
+    snap = read_chosen_snapshot(store, args)
     view = msm_portfolios.look_through(store, snap, weights_as_of=asked)
     rows = view.net if args.net else view.rows
     render = partial(_render, args, snap, view, rows)
@@ -237,3 +204,24 @@ def _expansion_table(
         f"{number(snap.weight_sum, decimals=12)})",
         f"  residual      {number(1.0 - weight_sum, decimals=12)}  (1 - weight sum; unallocated, never renormalized)",
     )
+
+
+COMMANDS = (
+    Command(
+        "targets expand",
+        expand,
+        help="look-through: a snapshot's portfolio targets expanded to asset exposure",
+        description="Expand the account's latest snapshot (or the one exactly at --at, or the latest at or before "
+        "--as-of): asset targets pass through; each portfolio target becomes one row per constituent of the "
+        "portfolio's composition at the weights time, its weight and notional exposures multiplied by the "
+        "constituent weight. --net sums the rows per asset. Nothing is stored.",
+        options=(
+            add_snapshot_choice,
+            Arg("--weights-as-of", default="now", metavar="now|position-set|TS", help=WEIGHTS_HELP),
+            Arg("--net", action="store_true", help="one row per asset with summed exposures and n_sources"),
+            formats("table", "json", "csv", "parquet"),
+            OUT_FILE,
+            add_usage_error,
+        ),
+    ),
+)

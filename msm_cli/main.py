@@ -7,7 +7,7 @@ Exit codes: 0 success; 1 a domain or validation error (one
 as data, :meth:`msm.errors.MsmError.to_dict`, as one JSON line last on stderr); 2 a usage error
 (argparse). Any other exception is a bug and is left to raise.
 
-The parser is built from per-area modules, each with a ``register(tree)`` function (see
+The parser is built from per-area modules, each declaring its commands as data, ``COMMANDS`` (see
 :mod:`msm_cli.commands`); adding an area means adding its module to :data:`MODULES` and its
 commands to :data:`AREAS`. A command imports and builds only the areas that declare it, so
 ``msm targets show`` does not pay for the export or the demo (``msm --help`` builds them all).
@@ -100,7 +100,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     tree = CommandTree(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     for name in MODULES:
         if name in needed:
-            import_module(f"msm_cli.{name}").register(tree)
+            tree.add(*import_module(f"msm_cli.{name}").COMMANDS)
     return parser
 
 

@@ -216,13 +216,16 @@ def _csv_cell(value: Any) -> str:
     return cell(value)
 
 
-def write_document(fmt: str, document: Mapping[str, Any], *, rows: str, columns: Sequence[str]) -> bool:
+def write_document(
+    fmt: str, document: Mapping[str, Any], *, rows: str | None = None, columns: Sequence[str] = ()
+) -> bool:
     """Print ``document`` in a machine format, saying whether it did: ``json`` the whole document, ``csv``
-    its list ``rows`` with ``columns``; for any other format (``table``) nothing, and False."""
+    (when the command gives ``rows``) its list ``rows`` with ``columns``; for any other format (``table``)
+    nothing, and False."""
     if fmt == "json":
         write_json(document)
         return True
-    if fmt == "csv":
+    if fmt == "csv" and rows is not None:
         write_csv(document[rows], columns)
         return True
     return False

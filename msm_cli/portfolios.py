@@ -15,82 +15,26 @@ import polars as pl
 
 import msm
 import msm_portfolios
-from msm.expansion import WEIGHT_SUM_TOLERANCE
-from msm.services.registry import identity
 from msm.timeutil import format_utc
-from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, add_portfolio, add_rows_file, open_store
-from msm_cli.output import counted, number, write_document, write_json, write_lines, write_table
+from msm_cli.commands import Arg, Command
+from msm_cli.context import add_format, add_portfolio, add_rows_file, formats, open_store
+from msm_cli.output import counted, number, write_document, write_lines, write_table
 
-__all__ = ["COMPOSITION_ROW_COLUMNS", "composition_document", "register"]
-
-#: Columns of each row of a composition document (``--format json`` / ``csv``).
-COMPOSITION_ROW_COLUMNS = (
-    "portfolio_uid",
-    "portfolio",
-    "weights_time",
-    "asset_uid",
-    "asset",
-    "weight",
-    "constituent_type",
-    "constituent_portfolio_uid",
-    "constituent_portfolio",
-)
-
-
-def register(tree: CommandTree) -> None:
-    """Add ``msm portfolios weights|composition|history`` to the command tree."""
-    p = tree.subcommand(
-        "portfolios",
-        "weights",
-        weights,
-        writes=True,
-        help="store a composition (asset or nested portfolio weights from a time on) from a CSV/JSON/Parquet file",
-        description="Validate every row of the --file (columns: `asset` (unique identifier) or `asset_uid`, or "
-        "`portfolio` for a nested portfolio, one per row, and `weight`), then store the composition of portfolio ID "
-        "taking effect at --at, in one transaction. Weights are stored as given: they need not sum to 1 (the output "
-        "says when they do not) and are never renormalized. A portfolio never contains itself at any depth, at any "
-        "time, and nests at most 8 levels deep. Nothing is stored when any row is bad.",
-    )
-    add_portfolio(p)
-    p.add_argument(
-        "--at", required=True, metavar="TS", help="time the composition takes effect, ISO-8601 with a UTC offset"
-    )
-    add_rows_file(p)
-    p.add_argument(
-        "--percent",
-        action="store_true",
-        help="weights are in percent (e.g. an issuer file summing to 100): divided by 100, never renormalized",
-    )
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace the whole composition when one exists at that time"
-    )
-    add_format(p)
-
-    p = tree.subcommand(
-        "portfolios",
-        "composition",
-        composition,
-        help="show the composition in force at a time",
-        description="The portfolio's composition in force at --as-of (its latest at or before that time; default now), "
-        "with its weight sum.",
-    )
-    add_portfolio(p)
-    p.add_argument("--as-of", metavar="TS", help="the time (default: now)")
-    add_format(p, ("table", "json", "csv"))
-
-    p = tree.subcommand("portfolios", "history", history, help="list every composition of a portfolio, newest first")
-    add_portfolio(p)
-    add_format(p)
+__all__ = ["COMMANDS", "composition_document"]
 
 
 def sums_to_one(weight_sum: float) -> bool:
     """Whether a composition's weight sum is 1 within :data:`msm.expansion.WEIGHT_SUM_TOLERANCE`."""
+    from msm.expansion import WEIGHT_SUM_TOLERANCE
+
     return abs(weight_sum - 1.0) <= WEIGHT_SUM_TOLERANCE
 
 
 def composition_document(frame: pl.DataFrame) -> dict[str, Any]:
-    """``{"portfolio": {uid, unique_identifier}, "weights_time", "n_assets", "weight_sum", "sums_to_one", "rows"}``."""
+    """``{"portfolio": {uid, unique_identifier}, "weights_time", "n_assets", "weight_sum", "sums_to_one", "rows"}``.
+
+    ``rows`` have the columns of :func:`msm_portfolios.read_composition`, in its order (the ``csv`` columns too).
+    """
     first = frame.row(0, named=True)
     weight_sum = float(frame["weight"].sum())
     return {
@@ -99,7 +43,7 @@ def composition_document(frame: pl.DataFrame) -> dict[str, Any]:
         "n_assets": frame.height,
         "weight_sum": weight_sum,
         "sums_to_one": sums_to_one(weight_sum),
-        "rows": frame.select(COMPOSITION_ROW_COLUMNS).to_dicts(),
+        "rows": frame.to_dicts(),
     }
 
 
@@ -128,8 +72,9 @@ def weights(args: argparse.Namespace) -> None:
     )
     document = composition_document(frame)
     replaced = document["weights_time"] in before
-    if args.format == "json":
-        write_json({**document, "replaced": replaced, **({"weights_in_percent": True} if args.percent else {})})
+    if write_document(
+        args.format, {**document, "replaced": replaced, **({"weights_in_percent": True} if args.percent else {})}
+    ):
         return
     if args.percent:
         write_lines(
@@ -152,7 +97,7 @@ def composition(args: argparse.Namespace) -> None:
     store = open_store(args)
     frame = msm_portfolios.read_composition(store, args.portfolio, as_of=args.as_of)
     document = composition_document(frame)
-    if write_document(args.format, document, rows="rows", columns=COMPOSITION_ROW_COLUMNS):
+    if write_document(args.format, document, rows="rows", columns=frame.columns):
         return
     when = f"at {args.as_of}" if args.as_of else "now"
     _print_composition(
@@ -165,6 +110,9 @@ def composition(args: argparse.Namespace) -> None:
 # -- history -------------------------------------------------------------------------------------
 def history(args: argparse.Namespace) -> None:
     """``msm portfolios history``: every composition of a portfolio, newest first."""
+    from msm.expansion import WEIGHT_SUM_TOLERANCE
+    from msm.services.registry import identity
+
     store = open_store(args)
     portfolio = msm.get_portfolio(store, args.portfolio)
     frame = msm_portfolios.composition_history(store, portfolio["uid"])
@@ -175,8 +123,7 @@ def history(args: argparse.Namespace) -> None:
         weight_sum,
         ((weight_sum - 1.0).abs() <= WEIGHT_SUM_TOLERANCE).alias("sums_to_one"),
     ).to_dicts()
-    if args.format == "json":
-        write_json({"portfolio": identity(portfolio), "compositions": compositions})
+    if write_document(args.format, {"portfolio": identity(portfolio), "compositions": compositions}):
         return
     write_lines(
         f"portfolio {portfolio['unique_identifier']!r}: {counted(len(compositions), 'composition')}, newest first"
@@ -193,3 +140,53 @@ def history(args: argparse.Namespace) -> None:
         [("weights_time", "weights time"), ("n_assets", "assets"), ("weight_sum", "weight sum"), ("note", "note")],
         empty="(no compositions; store one with `msm portfolios weights ID --at TS --file F`)",
     )
+
+
+COMMANDS = (
+    Command(
+        "portfolios weights",
+        weights,
+        writes=True,
+        help="store a composition (asset or nested portfolio weights from a time on) from a CSV/JSON/Parquet file",
+        description="Validate every row of the --file (columns: `asset` (unique identifier) or `asset_uid`, or "
+        "`portfolio` for a nested portfolio, one per row, and `weight`), then store the composition of portfolio ID "
+        "taking effect at --at, in one transaction. Weights are stored as given: they need not sum to 1 (the output "
+        "says when they do not) and are never renormalized. A portfolio never contains itself at any depth, at any "
+        "time, and nests at most 8 levels deep. Nothing is stored when any row is bad.",
+        options=(
+            add_portfolio,
+            Arg(
+                "--at",
+                required=True,
+                metavar="TS",
+                help="time the composition takes effect, ISO-8601 with a UTC offset",
+            ),
+            add_rows_file,
+            Arg(
+                "--percent",
+                action="store_true",
+                help="weights are in percent (e.g. an issuer file summing to 100): divided by 100, never renormalized",
+            ),
+            Arg("--overwrite", action="store_true", help="replace the whole composition when one exists at that time"),
+            add_format,
+        ),
+    ),
+    Command(
+        "portfolios composition",
+        composition,
+        help="show the composition in force at a time",
+        description="The portfolio's composition in force at --as-of (its latest at or before that time; default now), "
+        "with its weight sum.",
+        options=(
+            add_portfolio,
+            Arg("--as-of", metavar="TS", help="the time (default: now)"),
+            formats("table", "json", "csv"),
+        ),
+    ),
+    Command(
+        "portfolios history",
+        history,
+        help="list every composition of a portfolio, newest first",
+        options=(add_portfolio, add_format),
+    ),
+)

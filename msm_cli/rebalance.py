@@ -23,13 +23,12 @@ import msm
 import msm_portfolios
 from msm.drift import DEFAULT_BAND_ABS
 from msm.rebalancing import ORDER_COLUMNS, REBALANCE_MODES, REBALANCE_TO
-from msm.services.rebalance import DESK_COLUMNS
-from msm_cli.commands import CommandTree
-from msm_cli.context import add_accounts_choice, add_format, bad_accounts_choice, open_store
-from msm_cli.lookthrough import usage_error, warn_diagnostics, write_file
+from msm_cli.commands import Arg, Command
+from msm_cli.context import add_accounts_choice, add_usage_error, bad_accounts_choice, formats, open_store, passed
+from msm_cli.lookthrough import warn_diagnostics, write_file
 from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
 
 def _band(text: str) -> float | None:
@@ -42,59 +41,6 @@ def _band(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"takes a number (0.05 = 5 points) or 'none', got {text!r}") from None
 
 
-def register(tree: CommandTree) -> None:
-    """Add ``msm rebalance``."""
-    p = tree.command(
-        "rebalance",
-        rebalance,
-        help="propose the orders that move accounts toward their targets",
-        description="Compute each account's drift at --as-of (default now) and propose orders: --mode full (every "
-        "asset to its target), bands (only positions in breach, to the target or to the band edge) or buy-only (no "
-        "sells; cash spent on underweight assets). Cash available = base-currency cash + sells + --cash-flow - "
-        "--cash-reserve x NAV'; buys are scaled down pro rata to it. Quantities are in units, values in each "
-        "account's base currency. Reads only: nothing is written to the database.",
-    )
-    add_accounts_choice(p)
-    p.add_argument("--mode", choices=REBALANCE_MODES, default="full", help="which positions trade (default: full)")
-    p.add_argument(
-        "--to", choices=REBALANCE_TO, default="target", help="bands mode: trade to the target or the band edge"
-    )
-    p.add_argument(
-        "--band-abs",
-        type=_band,
-        default=DEFAULT_BAND_ABS,
-        metavar="X",
-        help="absolute band on drift_abs, a fraction > 0 (default 0.05 = 5 points; 'none' to not check it)",
-    )
-    p.add_argument("--band-rel", type=_band, default=None, metavar="Y", help="relative band on drift_rel (0.2 = 20%%)")
-    p.add_argument(
-        "--cash-flow",
-        type=float,
-        default=0.0,
-        metavar="AMOUNT",
-        help="deposit (> 0) or withdrawal (< 0), in each account's base currency (default 0)",
-    )
-    p.add_argument(
-        "--cash-reserve", type=float, default=0.0, metavar="W", help="cash kept, a fraction of NAV' (default 0)"
-    )
-    p.add_argument(
-        "--min-trade",
-        type=float,
-        default=0.0,
-        metavar="VALUE",
-        help="drop orders worth less than this, in base currency (default 0)",
-    )
-    p.add_argument("--whole-units", action="store_true", help="round order quantities toward zero to whole units")
-    add_format(p, ("table", "json", "csv", "parquet"))
-    p.add_argument(
-        "--out",
-        metavar="F",
-        help="write the orders file a trading desk loads (orders that trade: account, asset, side, quantity, price, "
-        "currency, value) to F: CSV, or JSON/Parquet with --format json/parquet",
-    )
-    p.set_defaults(usage_error=usage_error(p))
-
-
 def rebalance(args: argparse.Namespace) -> int | None:
     """``msm rebalance ACCOUNT... | --all``."""
     problem = bad_accounts_choice(args)
@@ -105,16 +51,8 @@ def rebalance(args: argparse.Namespace) -> int | None:
         store,
         None if args.all else args.accounts,
         weights=msm_portfolios.duckdb_weights_source(store),
-        as_of=args.as_of,
-        mode=args.mode,
-        to=args.to,
-        band_abs=args.band_abs,
-        band_rel=args.band_rel,
-        cash_flow=args.cash_flow,
-        cash_reserve=args.cash_reserve,
-        min_trade=args.min_trade,
-        whole_units=args.whole_units,
-        include_drafts=args.include_drafts,
+        **passed(args, "as_of", "mode", "to", "band_abs", "band_rel"),  # which positions trade
+        **passed(args, "cash_flow", "cash_reserve", "min_trade", "whole_units", "include_drafts"),  # cash, orders
     )
     if args.out:
         _write_orders(args.out, args.format, result)
@@ -144,6 +82,8 @@ def _write_orders(path: str, fmt: str, result: msm.Rebalance) -> None:
 
 
 def _write_text(target: Path, fmt: str, orders: pl.DataFrame) -> None:
+    from msm.services.rebalance import DESK_COLUMNS
+
     with target.open("w", encoding="utf-8", newline="") as out:
         if fmt == "json":
             write_json({"orders": orders.to_dicts()}, out)
@@ -210,3 +150,58 @@ def _table_columns(currency: str) -> list[tuple[str, str]]:
         ("projected_weight", "projected"),
         ("reason", "reason"),
     ]
+
+
+COMMANDS = (
+    Command(
+        "rebalance",
+        rebalance,
+        help="propose the orders that move accounts toward their targets",
+        description="Compute each account's drift at --as-of (default now) and propose orders: --mode full (every "
+        "asset to its target), bands (only positions in breach, to the target or to the band edge) or buy-only (no "
+        "sells; cash spent on underweight assets). Cash available = base-currency cash + sells + --cash-flow - "
+        "--cash-reserve x NAV'; buys are scaled down pro rata to it. Quantities are in units, values in each "
+        "account's base currency. Reads only: nothing is written to the database.",
+        options=(
+            add_accounts_choice,
+            Arg("--mode", choices=REBALANCE_MODES, default="full", help="which positions trade (default: full)"),
+            Arg(
+                "--to", choices=REBALANCE_TO, default="target", help="bands mode: trade to the target or the band edge"
+            ),
+            Arg(
+                "--band-abs",
+                type=_band,
+                default=DEFAULT_BAND_ABS,
+                metavar="X",
+                help="absolute band on drift_abs, a fraction > 0 (default 0.05 = 5 points; 'none' to not check it)",
+            ),
+            Arg("--band-rel", type=_band, default=None, metavar="Y", help="relative band on drift_rel (0.2 = 20%%)"),
+            Arg(
+                "--cash-flow",
+                type=float,
+                default=0.0,
+                metavar="AMOUNT",
+                help="deposit (> 0) or withdrawal (< 0), in each account's base currency (default 0)",
+            ),
+            Arg(
+                "--cash-reserve", type=float, default=0.0, metavar="W", help="cash kept, a fraction of NAV' (default 0)"
+            ),
+            Arg(
+                "--min-trade",
+                type=float,
+                default=0.0,
+                metavar="VALUE",
+                help="drop orders worth less than this, in base currency (default 0)",
+            ),
+            Arg("--whole-units", action="store_true", help="round order quantities toward zero to whole units"),
+            formats("table", "json", "csv", "parquet"),
+            Arg(
+                "--out",
+                metavar="F",
+                help="write the orders file a trading desk loads (orders that trade: account, asset, side, quantity, "
+                "price, currency, value) to F: CSV, or JSON/Parquet with --format json/parquet",
+            ),
+            add_usage_error,
+        ),
+    ),
+)

@@ -15,60 +15,59 @@ transaction, so a refused add creates neither.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any
 
 import msm
 from msm.catalog import CATALOG, Catalog, Entity
 from msm.catalog import Field as CatalogField
-from msm.rules import is_uuid_text
-from msm.services.registry import services
-from msm_cli.commands import CommandTree
-from msm_cli.context import add_format, add_sheet, open_store
-from msm_cli.output import frame_records, write_json, write_lines, write_table
+from msm_cli.commands import Arg, Command, CommandTree
+from msm_cli.context import add_format, add_sheet, open_store, passed
+from msm_cli.output import frame_records, write_document, write_lines, write_table
 
-__all__ = ["register"]
+__all__ = ["COMMANDS", "commands", "register"]
 
 #: ``msm allocations list --account A``: the one listing with a filter (:func:`msm.list_allocations`).
-_ACCOUNT_FILTER = ("--account", "A", "only this account's allocations (unique identifier or uid)")
+_ACCOUNT_FILTER = Arg("--account", metavar="A", help="only this account's allocations (unique identifier or uid)")
+
+
+def commands(catalog: Catalog = CATALOG) -> tuple[Command, ...]:
+    """Every entity's ``add``, ``list`` and ``import`` commands, as ``catalog`` describes them."""
+    declared: list[Command] = []
+    for entity in catalog:
+        defaults = {"registry_entity": entity, "catalog": catalog}
+        if entity.add_help is not None:
+            flags = [partial(_add_argument, field=f) for f in entity.fields if f.flag is not None]
+            declared.append(
+                Command(
+                    f"{entity.command} add",
+                    add_row,
+                    writes=True,
+                    help=entity.add_help or "",
+                    description=entity.add_description,
+                    group_help=entity.command_help,
+                    options=(*flags, add_format),
+                    defaults=defaults,
+                )
+            )
+        account_filter = (_ACCOUNT_FILTER,) if entity.table == "account_target_allocation" else ()
+        declared.append(
+            Command(
+                f"{entity.command} list",
+                list_rows,
+                help=f"list {entity.title.lower()}",
+                group_help=entity.command_help,
+                options=(*account_filter, add_format),
+                defaults=defaults,
+            )
+        )
+    declared.extend(_import_command(entity, catalog) for entity in catalog)
+    return tuple(declared)
 
 
 def register(tree: CommandTree, catalog: Catalog = CATALOG) -> None:
-    """Add every entity's ``add``, ``list`` and ``import`` commands, as ``catalog`` describes them."""
-    for entity in catalog:
-        if entity.add_help is not None:
-            _add_command(tree, entity, catalog)
-        p = tree.subcommand(
-            entity.command,
-            "list",
-            list_rows,
-            help=f"list {entity.title.lower()}",
-            group_help=entity.command_help,
-        )
-        p.set_defaults(registry_entity=entity, catalog=catalog)
-        if entity.table == "account_target_allocation":
-            option, metavar, help_ = _ACCOUNT_FILTER
-            p.add_argument(option, metavar=metavar, help=help_)
-        add_format(p)
-    for entity in catalog:
-        _import_command(tree, entity, catalog)
-
-
-def _add_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None:
-    """``msm COMMAND add KEY [--flag VALUE ...]``: one argument per field that has a flag."""
-    p = tree.subcommand(
-        entity.command,
-        "add",
-        add_row,
-        writes=True,
-        help=entity.add_help or "",
-        description=entity.add_description,
-        group_help=entity.command_help,
-    )
-    p.set_defaults(registry_entity=entity, catalog=catalog)
-    for field in entity.fields:
-        if field.flag is not None:
-            _add_argument(p, field)
-    add_format(p)
+    """Add the commands of ``catalog`` (:func:`commands`) to ``tree``."""
+    tree.add(*commands(catalog))
 
 
 def _add_argument(parser: argparse.ArgumentParser, field: CatalogField) -> None:
@@ -95,13 +94,12 @@ def _add_argument(parser: argparse.ArgumentParser, field: CatalogField) -> None:
         )
 
 
-def _import_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None:
+def _import_command(entity: Entity, catalog: Catalog) -> Command:
     """``msm COMMAND import FILE``: the entity's bulk import."""
     what = entity.plural.replace("_", " ")
     columns = ", ".join(f.name + ("*" if f.required else "") for f in entity.fields)
-    p = tree.subcommand(
-        entity.command,
-        "import",
+    return Command(
+        f"{entity.command} import",
         import_file,
         writes=True,
         help=f"add (or with --upsert update) {what} from a file",
@@ -109,17 +107,26 @@ def _import_command(tree: CommandTree, entity: Entity, catalog: Catalog) -> None
         f"with the columns {columns} (* required). The whole file is checked first and every bad row is reported; then "
         "all rows are written in one transaction, or none. Empty cells are not given: a new row gets the default, an "
         "existing row (with --upsert) keeps its value.",
+        options=(
+            Arg("file", metavar="FILE", help="the file (.csv, .json, .parquet or .xlsx)"),
+            Arg("--upsert", action="store_true", help="update rows whose key exists (default: refuse them)"),
+            add_sheet,
+            Arg(
+                "--dry-run",
+                action="store_true",
+                help="check the file against the database and say what would change; write nothing",
+            ),
+            add_format,
+        ),
+        defaults={"import_name": entity.plural, "catalog": catalog},
     )
-    p.set_defaults(import_name=entity.plural, catalog=catalog)
-    p.add_argument("file", metavar="FILE", help="the file (.csv, .json, .parquet or .xlsx)")
-    p.add_argument("--upsert", action="store_true", help="update rows whose key exists (default: refuse them)")
-    add_sheet(p)
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="check the file against the database and say what would change; write nothing",
-    )
-    add_format(p)
+
+
+def _services(entity: Entity, catalog: Catalog) -> Any:
+    """The registry services of ``entity``, imported on first use (``msm --help`` does not pay for them)."""
+    from msm.services.registry import services
+
+    return services(entity, catalog)
 
 
 # -- add -----------------------------------------------------------------------------------------
@@ -128,7 +135,9 @@ def _find_or_create(store: msm.Store, target: Entity, catalog: Catalog, ref: str
 
     A uid names an existing row: a row keyed like a uid is never invented.
     """
-    found = services(target, catalog)
+    from msm.rules import is_uuid_text
+
+    found = _services(target, catalog)
     try:
         return found.get(store, ref), False
     except msm.NotFoundError:
@@ -151,9 +160,8 @@ def add_row(args: argparse.Namespace) -> None:
             row, created = _find_or_create(store, target, catalog, given) if given is not None else (None, False)
             values[field.name] = row["uid"] if row is not None else None
             made[field] = (target, row, created)
-        row = services(entity, catalog).add(store, getattr(args, entity.key), **values)
-    if args.format == "json":
-        write_json({**row, **{f.listed_as or f.ref: _made(*found) for f, found in made.items()}})
+        row = _services(entity, catalog).add(store, getattr(args, entity.key), **values)
+    if write_document(args.format, {**row, **{f.listed_as or f.ref: _made(*found) for f, found in made.items()}}):
         return
     notes = [f"created {t.label} {r[t.key]!r} (uid {r['uid']})" for t, r, c in made.values() if c and r is not None]
     write_lines(*notes, f"added {entity.label} {row[entity.key]!r} (uid {row['uid']})")
@@ -165,7 +173,7 @@ def _made(target: Entity, row: dict[str, Any] | None, created: bool) -> dict[str
 
 # -- list ----------------------------------------------------------------------------------------
 def _keys_by_uid(store: msm.Store, entity: Entity, catalog: Catalog) -> dict[str, Any]:
-    frame = services(entity, catalog).list(store)
+    frame = _services(entity, catalog).list(store)
     return dict(zip(frame["uid"].to_list(), frame[entity.key].to_list(), strict=True))
 
 
@@ -176,13 +184,12 @@ def list_rows(args: argparse.Namespace) -> None:
     if entity.table == "account_target_allocation":
         frame = msm.list_allocations(store, account=args.account)
     else:
-        frame = services(entity, catalog).list(store)
+        frame = _services(entity, catalog).list(store)
     rows = frame_records(frame)
     for field in (f for f in entity.references if f.listed_as):
         keys = _keys_by_uid(store, catalog[field.ref], catalog)
         rows = [{**r, field.listed_as: keys.get(r[field.column])} for r in rows]
-    if args.format == "json":
-        write_json({entity.command: rows})
+    if write_document(args.format, {entity.command: rows}):
         return
     headed = [f for f in entity.fields if f.heading]
     table = [{**{f.heading: _cell(f, r) for f in headed}, "uid": r["uid"]} for r in rows]
@@ -205,16 +212,9 @@ def import_file(args: argparse.Namespace) -> None:
     """``msm COMMAND import FILE``: the whole file in one transaction, or nothing."""
     store = open_store(args)
     result = msm.import_reference(
-        store,
-        args.import_name,
-        args.file,
-        upsert=args.upsert,
-        dry_run=args.dry_run,
-        sheet=args.sheet,
-        catalog=args.catalog,
+        store, args.import_name, args.file, **passed(args, "upsert", "dry_run", "sheet", "catalog")
     )
-    if args.format == "json":
-        write_json(result.to_dict())
+    if write_document(args.format, result.to_dict()):
         return
     what = args.import_name.replace("_", " ")
     counts = f"{result.added:,} added, {result.updated:,} updated, {result.unchanged:,} unchanged"
@@ -225,3 +225,6 @@ def import_file(args: argparse.Namespace) -> None:
         )
     else:
         write_lines(f"imported {what} from {args.file}: {counts}")
+
+
+COMMANDS = commands()

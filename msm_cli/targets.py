@@ -13,30 +13,30 @@ from typing import Any
 import polars as pl
 
 import msm
-from msm.io import percent_to_fraction, read_table_file
-from msm.services.registry import identity
-from msm.services.snapshots import POSITION_COLUMNS
 from msm.timeutil import format_utc
-from msm_cli.commands import CommandTree
+from msm_cli.commands import Arg, Command
 from msm_cli.context import (
+    ALLOCATION,
     add_account,
     add_format,
     add_include_drafts,
     add_rows_file,
     add_snapshot_choice,
+    formats,
     open_store,
+    passed,
+    read_chosen_snapshot,
 )
 from msm_cli.output import (
     cell,
     counted,
     number,
     write_document,
-    write_json,
     write_lines,
     write_table,
 )
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
 _EXPOSURES = (
     ("weight_notional_exposure", "weight"),
@@ -46,113 +46,6 @@ _EXPOSURES = (
 _GROUP_HELP = "account target snapshots (save from a file, show, history, diff, versions, restore, expand)"
 
 
-def register(tree: CommandTree) -> None:
-    """Declare ``msm targets save``, ``show``, ``history`` and ``diff``."""
-    p = tree.subcommand(
-        "targets",
-        "save",
-        save,
-        writes=True,
-        group_help=_GROUP_HELP,
-        help="save a snapshot from a CSV/JSON/Parquet file",
-        description="Validate every row of the --file, then write the snapshot (position set and all its rows) in one "
-        "transaction. Rows name targets by asset_uid/portfolio_uid or by unique identifier (asset/portfolio columns), "
-        "with exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity, and an "
-        "optional metadata_json object. Nothing is stored when any row is bad.",
-    )
-    add_account(p)
-    p.add_argument(
-        "--at",
-        required=True,
-        metavar="TS",
-        help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)",
-    )
-    add_rows_file(p)
-    p.add_argument(
-        "--percent",
-        action="store_true",
-        help="weight_notional_exposure is in percent (60 = 60%%): divided by 100, never renormalized",
-    )
-    p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's single active one)")
-    p.add_argument("--overwrite", action="store_true", help="replace the whole snapshot when one exists at that time")
-    p.add_argument(
-        "--draft",
-        action="store_true",
-        help="save a draft: reads leave it out until `msm targets publish` (an overwrite keeps the status)",
-    )
-    p.add_argument(
-        "--source", default="cli", metavar="S", help="provenance recorded on the position set (default: cli)"
-    )
-    add_format(p)
-
-    p = tree.subcommand(
-        "targets",
-        "show",
-        show,
-        help="show one snapshot",
-        description="Show the account's latest snapshot, the one exactly at --at, or the latest at or before --as-of "
-        "(across its active target allocations).",
-    )
-    add_snapshot_choice(p)
-    add_format(p, ("table", "json", "csv"))
-
-    p = tree.subcommand("targets", "history", history, help="list every snapshot of an account, newest first")
-    add_account(p)
-    add_include_drafts(p)
-    add_format(p)
-
-    p = tree.subcommand(
-        "targets",
-        "diff",
-        diff,
-        help="differences between two snapshots",
-        description="Compare the snapshots in force at --from and at --to (each: the latest at or before that time), "
-        "row by row: added, removed and changed targets.",
-    )
-    add_account(p)
-    p.add_argument("--from", dest="before", required=True, metavar="TS", help="the earlier time")
-    p.add_argument("--to", dest="after", required=True, metavar="TS", help="the later time")
-    p.add_argument("--allocation", metavar="ID", help="only this target allocation")
-    add_include_drafts(p)
-    add_format(p)
-    _register_versions(tree)
-
-
-def _register_versions(tree: CommandTree) -> None:
-    """Declare ``msm targets versions`` and ``msm targets restore``."""
-    p = tree.subcommand(
-        "targets",
-        "versions",
-        versions,
-        help="list the replaced versions of one snapshot (what each overwrite kept)",
-        description="List the versions an overwrite replaced of the account's snapshot exactly at --at: version 1 is "
-        "the first set of rows replaced, 2 the next, and so on (the rows in force now are not a version). Each has its "
-        "time, who replaced it, its rows and weight sum.",
-    )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
-    p.add_argument("--at", required=True, metavar="TS", help="the snapshot's time")
-    p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's active ones)")
-    add_include_drafts(p)
-    add_format(p)
-
-    p = tree.subcommand(
-        "targets",
-        "restore",
-        restore,
-        writes=True,
-        help="bring a replaced version of a snapshot back (as a new, audited overwrite)",
-        description="Write version --version of the account's snapshot at --at (see `msm targets versions`) again: "
-        "an overwrite, so the rows in force now are kept as the next version, and one `restore` event is recorded "
-        "(--as, --reason). The rows are checked against the registry as any save is.",
-    )
-    p.add_argument("account", metavar="ACCOUNT", help="account unique identifier or uid")
-    p.add_argument("--at", required=True, metavar="TS", help="the snapshot's time")
-    p.add_argument("--version", required=True, type=int, metavar="N", help="the version to bring back (1 = the first)")
-    p.add_argument("--allocation", metavar="ID", help="target allocation (default: the account's active ones)")
-    add_include_drafts(p)
-    add_format(p)
-
-
 def versions(args: argparse.Namespace) -> None:
     """``msm targets versions``: the kept versions of one snapshot, oldest first."""
     store = open_store(args)
@@ -160,8 +53,7 @@ def versions(args: argparse.Namespace) -> None:
         store, args.account, args.at, allocation=args.allocation, include_drafts=args.include_drafts
     )
     rows = [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
-    if args.format == "json":
-        write_json({"account": args.account, "at": args.at, "versions": rows})
+    if write_document(args.format, {"account": args.account, "at": args.at, "versions": rows}):
         return
     write_lines(f"account {args.account!r} at {args.at}: {len(rows)} replaced version{'s' if len(rows) != 1 else ''}")
     write_table(
@@ -181,16 +73,8 @@ def versions(args: argparse.Namespace) -> None:
 def restore(args: argparse.Namespace) -> None:
     """``msm targets restore``: one kept version written again, as an audited overwrite."""
     store = open_store(args)
-    snap = msm.restore_snapshot(
-        store,
-        args.account,
-        args.at,
-        version=args.version,
-        allocation=args.allocation,
-        include_drafts=args.include_drafts,
-    )
-    if args.format == "json":
-        write_json({**snap.to_dict(), "restored_version": args.version})
+    snap = msm.restore_snapshot(store, args.account, args.at, **passed(args, "version", "allocation", "include_drafts"))
+    if write_document(args.format, {**snap.to_dict(), "restored_version": args.version}):
         return
     write_lines(
         f"restored version {args.version} of the snapshot of account {snap.account['unique_identifier']!r} at "
@@ -204,6 +88,8 @@ def restore(args: argparse.Namespace) -> None:
 # -- save ----------------------------------------------------------------------------------------
 def save(args: argparse.Namespace) -> None:
     """``msm targets save``: one snapshot from a file, written atomically."""
+    from msm.io import percent_to_fraction, read_table_file
+
     store = open_store(args)
     rows = read_table_file(args.file, entity="import file", sheet=args.sheet)
     if args.percent:
@@ -211,17 +97,9 @@ def save(args: argparse.Namespace) -> None:
     history = msm.snapshot_history(store, args.account, include_drafts=True) if args.overwrite else None
     before = set(history["position_set_uid"].to_list()) if history is not None else set()
     snap = msm.save_snapshot(
-        store,
-        args.account,
-        args.at,
-        rows,
-        allocation=args.allocation,
-        overwrite=args.overwrite,
-        source=args.source,
-        draft=args.draft,
+        store, args.account, args.at, rows, **passed(args, "allocation", "overwrite", "source", "draft")
     )
-    if args.format == "json":
-        write_json({**snap.to_dict(), **({"weights_in_percent": True} if args.percent else {})})
+    if write_document(args.format, {**snap.to_dict(), **({"weights_in_percent": True} if args.percent else {})}):
         return
     kinds = snap.positions["target_type"].value_counts(sort=True).rows() if snap.positions.height else []
     counted = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in kinds)
@@ -258,15 +136,10 @@ def _sums(snap: msm.Snapshot) -> list[str]:
 # -- show ----------------------------------------------------------------------------------------
 def show(args: argparse.Namespace) -> None:
     """``msm targets show``: one snapshot's rows, sums and residual."""
+    from msm.services.snapshots import POSITION_COLUMNS
+
     store = open_store(args)
-    snap = msm.read_snapshot(
-        store,
-        args.account,
-        at=args.at,
-        as_of=args.as_of,
-        allocation=args.allocation,
-        include_drafts=args.include_drafts,
-    )
+    snap = read_chosen_snapshot(store, args)
     document = snap.to_dict()
     if write_document(args.format, document, rows="positions", columns=POSITION_COLUMNS):
         return
@@ -297,6 +170,8 @@ def show(args: argparse.Namespace) -> None:
 # -- history -------------------------------------------------------------------------------------
 def history(args: argparse.Namespace) -> None:
     """``msm targets history``: every snapshot of an account, newest first."""
+    from msm.services.registry import identity
+
     store = open_store(args)
     account = msm.get_account(store, args.account)
     frame = msm.snapshot_history(store, account["uid"], include_drafts=args.include_drafts)
@@ -310,8 +185,7 @@ def history(args: argparse.Namespace) -> None:
         "source",
         "status",
     ).to_dicts()
-    if args.format == "json":
-        write_json({"account": identity(account), "snapshots": snapshots})
+    if write_document(args.format, {"account": identity(account), "snapshots": snapshots}):
         return
     active = dict(zip(frame["position_set_uid"].to_list(), frame["allocation_is_active"].to_list(), strict=True))
     table = [
@@ -344,17 +218,9 @@ def history(args: argparse.Namespace) -> None:
 def diff(args: argparse.Namespace) -> None:
     """``msm targets diff``: what changed between two snapshots of an account."""
     store = open_store(args)
-    result = msm.diff_snapshots(
-        store,
-        args.account,
-        before=args.before,
-        after=args.after,
-        allocation=args.allocation,
-        include_drafts=args.include_drafts,
-    )
+    result = msm.diff_snapshots(store, args.account, **passed(args, "before", "after", "allocation", "include_drafts"))
     document = result.to_dict()
-    if args.format == "json":
-        write_json(document)
+    if write_document(args.format, document):
         return
     rows = [
         {
@@ -395,3 +261,98 @@ def _exposure_text(row: dict[str, Any], side: str, change: str) -> str:
     if change == "changed" and row["metadata_json_before"] != row["metadata_json_after"]:
         parts.append(f"metadata={cell(row['metadata_json' + side]) or 'null'}")
     return " ".join(parts)
+
+
+#: ``ACCOUNT --at TS``: the one stored snapshot whose replaced versions a command reads or restores.
+_SNAPSHOT_AT = (add_account, Arg("--at", required=True, metavar="TS", help="the snapshot's time"))
+COMMANDS = (
+    Command(
+        "targets save",
+        save,
+        writes=True,
+        group_help=_GROUP_HELP,
+        help="save a snapshot from a CSV/JSON/Parquet file",
+        description="Validate every row of the --file, then write the snapshot (position set and all its rows) in one "
+        "transaction. Rows name targets by asset_uid/portfolio_uid or by unique identifier (asset/portfolio columns), "
+        "with exactly one of weight_notional_exposure, constant_notional_exposure, single_asset_quantity, and an "
+        "optional metadata_json object. Nothing is stored when any row is bad.",
+        options=(
+            add_account,
+            Arg(
+                "--at",
+                required=True,
+                metavar="TS",
+                help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)",
+            ),
+            add_rows_file,
+            Arg(
+                "--percent",
+                action="store_true",
+                help="weight_notional_exposure is in percent (60 = 60%%): divided by 100, never renormalized",
+            ),
+            Arg("--allocation", metavar="ID", help="target allocation (default: the account's single active one)"),
+            Arg("--overwrite", action="store_true", help="replace the whole snapshot when one exists at that time"),
+            Arg(
+                "--draft",
+                action="store_true",
+                help="save a draft: reads leave it out until `msm targets publish` (an overwrite keeps the status)",
+            ),
+            Arg("--source", default="cli", metavar="S", help="provenance recorded on the position set (default: cli)"),
+            add_format,
+        ),
+    ),
+    Command(
+        "targets show",
+        show,
+        help="show one snapshot",
+        description="Show the account's latest snapshot, the one exactly at --at, or the latest at or before --as-of "
+        "(across its active target allocations).",
+        options=(add_snapshot_choice, formats("table", "json", "csv")),
+    ),
+    Command(
+        "targets history",
+        history,
+        help="list every snapshot of an account, newest first",
+        options=(add_account, add_include_drafts, add_format),
+    ),
+    Command(
+        "targets diff",
+        diff,
+        help="differences between two snapshots",
+        description="Compare the snapshots in force at --from and at --to (each: the latest at or before that time), "
+        "row by row: added, removed and changed targets.",
+        options=(
+            add_account,
+            Arg("--from", dest="before", required=True, metavar="TS", help="the earlier time"),
+            Arg("--to", dest="after", required=True, metavar="TS", help="the later time"),
+            Arg("--allocation", metavar="ID", help="only this target allocation"),
+            add_include_drafts,
+            add_format,
+        ),
+    ),
+    Command(
+        "targets versions",
+        versions,
+        help="list the replaced versions of one snapshot (what each overwrite kept)",
+        description="List the versions an overwrite replaced of the account's snapshot exactly at --at: version 1 is "
+        "the first set of rows replaced, 2 the next, and so on (the rows in force now are not a version). Each has its "
+        "time, who replaced it, its rows and weight sum.",
+        options=(*_SNAPSHOT_AT, ALLOCATION, add_include_drafts, add_format),
+    ),
+    Command(
+        "targets restore",
+        restore,
+        writes=True,
+        help="bring a replaced version of a snapshot back (as a new, audited overwrite)",
+        description="Write version --version of the account's snapshot at --at (see `msm targets versions`) again: "
+        "an overwrite, so the rows in force now are kept as the next version, and one `restore` event is recorded "
+        "(--as, --reason). The rows are checked against the registry as any save is.",
+        options=(
+            *_SNAPSHOT_AT,
+            Arg("--version", required=True, type=int, metavar="N", help="the version to bring back (1 = the first)"),
+            ALLOCATION,
+            add_include_drafts,
+            add_format,
+        ),
+    ),
+)
