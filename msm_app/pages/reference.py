@@ -24,18 +24,25 @@ def _choices(store: msm.Store, kind: str) -> list[str]:
     return msm.list_allocation_models(store)["allocation_model_name"].sort().to_list()
 
 
+def _shown(field: Field, current: object) -> object:
+    """What a field's widget shows (and returns, untouched) for the stored value ``current``."""
+    if field.kind == "bool":
+        return bool(current) if current is not None else True
+    if field.kind in ("group", "account", "model"):
+        return current
+    return "" if current is None else str(current)
+
+
 def _input(store: msm.Store, field: Field, key: str, current: object = None, *, disabled: bool = False) -> object:
     label = field.label + (" *" if field.required else "")
     if field.kind == "bool":
-        return st.checkbox(
-            label, value=bool(current) if current is not None else True, key=key, help=field.help, disabled=disabled
-        )
+        return st.checkbox(label, value=_shown(field, current), key=key, help=field.help, disabled=disabled)
     if field.kind in ("group", "account", "model"):
         options = ["—", *_choices(store, field.kind)]
         index = options.index(current) if current in options else 0
         chosen = st.selectbox(label, options, index=index, key=key, help=field.help, disabled=disabled)
         return None if chosen == "—" else chosen
-    value = "" if current is None else str(current)
+    value = _shown(field, current)
     if field.kind == "json":
         return st.text_area(label, value=value, key=key, help=field.help, height=68, disabled=disabled)
     return st.text_input(label, value=value, key=key, help=field.help, disabled=disabled)
@@ -121,7 +128,13 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
         if st.form_submit_button("Save changes"):
             try:
                 _, kwargs = form_values(entity, values)
-                changes = {f.name: kwargs[f.name] for f in entity.fields[1:] if f.editable}
+                # only the fields changed in the form (an unchanged indexed column of a referenced row would be
+                # refused by DuckDB); a field emptied is not in kwargs: it is cleared (None)
+                changes = {
+                    f.name: kwargs.get(f.name)
+                    for f in entity.fields[1:]
+                    if f.editable and values[f.name] != _shown(f, current.get(f.name))
+                }
                 entity.update(store, record["uid"], reason=reason, **changes)
             except msm.MsmError as exc:
                 ui.show_error(exc)
