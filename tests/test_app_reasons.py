@@ -224,3 +224,18 @@ def test_every_reason_box_is_the_shared_one(book: Path, monkeypatch: pytest.Monk
     assert {w.key for w in boxes} == {"builder_reason", "builder_many_reason"}
     assert {w.label for w in boxes} == {ui.REASON_LABEL}
     assert {w.proto.max_chars for w in boxes} == {msm.audit.MAX_REASON}
+
+
+def test_an_edit_writes_only_the_fields_changed_and_clears_an_emptied_one(
+    book: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = msm.Store(book)
+    msm.update_asset(store, "BTC", ticker="XBT", actor="bob")
+    at = open_page(monkeypatch, book, "reference")
+    at.selectbox(key="ref_pick_assets").set_value("BTC").run()
+    at.text_input(key="ref_edit_assets_ticker_BTC").set_value("")  # BTC is referenced by targets and compositions
+    next(b for b in at.button if b.form_id == "ref_edit_assets").click().run()
+    assert_clean(at)
+    assert msm.get_asset(store, "BTC")["ticker"] is None
+    event = msm.audit_events(store, action="update", entity_type="asset").row(0, named=True)
+    assert event["actor"] == ACTOR and '"ticker":"XBT"' in event["before_json"].replace(" ", "")
