@@ -45,7 +45,7 @@ class Entity:
     list: Callable[[msm.Store], Any]
     add: Callable[..., dict[str, Any]]
     update: Callable[..., dict[str, Any]]
-    delete: Callable[[msm.Store, str], dict[str, Any]]
+    delete: Callable[..., dict[str, Any]]  # (store, uid, *, actor=None, reason=None), as add and update take them
     columns: tuple[str, ...]  # shown in the table
     delete_warning: str = ""
 

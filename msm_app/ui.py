@@ -11,6 +11,8 @@ Rules the pages rely on:
 - :func:`guard` runs a page body: a busy file shows a message and a retry button; a domain error
   shows its message; anything else shows a short message, never a traceback. Its writes are
   audited as :func:`current_actor`.
+- Every write a page makes offers :func:`reason` beside its button and passes what was typed as
+  the service's ``reason=``, so the audit trail says why.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import streamlit as st
 
 import msm
 import msm_portfolios
-from msm.audit import acting
+from msm.audit import MAX_REASON, acting
 from msm.errors import MsmError, SnapshotExistsError, StoreBusyError, ValidationError
 from msm.io import read_table_file
 from msm_app import auth
@@ -148,6 +150,25 @@ def accounts(path: str) -> pl.DataFrame:
 
 
 # -- widgets shared by the pages -------------------------------------------------------------------------
+#: The label of every write's reason box (:func:`reason`).
+REASON_LABEL = "Reason (optional, recorded in the audit trail)"
+
+
+def reason(key: str, *, value: str | None = None, where: Any = st) -> str | None:
+    """A write's optional reason box: the text typed, stripped, or ``None`` when empty (give it as ``reason=``).
+
+    ``value`` fills the box the first time it is shown (a dialog carrying on a reason typed before).
+    """
+    text = where.text_input(
+        REASON_LABEL,
+        value=value or "",
+        key=key,
+        max_chars=MAX_REASON,
+        help="Why you make this change; the audit trail records it with the change (the Audit page shows it).",
+    )
+    return (text or "").strip() or None
+
+
 def account_picker(accounts: pl.DataFrame, *, key: str, wanted: str | None = None, where: Any = st) -> str:
     """The searchable account list (identifier — name); ``wanted`` (a link's account) is chosen first.
 

@@ -266,7 +266,9 @@ def _preview(check: msm.TargetSetCheck, at: datetime) -> None:
 
 
 def _save_row(account: str, allocation: str, at: datetime, rows: pl.DataFrame, check: msm.TargetSetCheck) -> None:
-    """**Save snapshot** / **Save as draft** (asking before a replace), **Export grid as CSV**, the confirmation."""
+    """The reason, **Save snapshot** / **Save as draft** (a replace asks first), **Export grid as CSV**, the result."""
+    reason = ui.reason("builder_reason")
+    pending = {"account": account, "allocation": allocation, "at": at, "rows": rows, "reason": reason}
     cols = st.columns([2, 2, 2, 4])
     if cols[0].button(
         "Save snapshot",
@@ -275,14 +277,14 @@ def _save_row(account: str, allocation: str, at: datetime, rows: pl.DataFrame, c
         disabled=not check.ok,
         help="Writes the whole set as one snapshot of the chosen allocation at the chosen time.",
     ):
-        _first_save({"account": account, "allocation": allocation, "at": at, "rows": rows, "draft": False})
+        _first_save({**pending, "draft": False})
     if cols[1].button(
         "Save as draft",
         key="builder_save_draft",
         disabled=not check.ok,
         help="Saves the set as a draft: reads, drift and exports leave it out until it is published (Review page).",
     ):
-        _first_save({"account": account, "allocation": allocation, "at": at, "rows": rows, "draft": True})
+        _first_save({**pending, "draft": True})
     ui.download(
         "Export grid as CSV",
         rows.write_csv(),
@@ -331,12 +333,13 @@ def _confirm_overwrite() -> None:
         "swaps the whole set for the rows in the grid; the old rows are kept as a version that the Snapshots page "
         "(or `msm targets restore`) can bring back."
     )
+    reason = ui.reason("builder_replace_reason", value=pending.get("reason"))
     left, right = st.columns(2)
     if left.button(
         "Replace it", type="primary", key="builder_confirm_replace", help="Overwrite the stored snapshot at this time"
     ):
         try:
-            _save(pending, overwrite=True)
+            _save({**pending, "reason": reason}, overwrite=True)
         except msm.MsmError as exc:  # e.g. a draft over a published snapshot: shown here, nothing was written
             ui.show_error(exc)
             return
@@ -358,6 +361,7 @@ def _save(pending: dict, *, overwrite: bool) -> None:
         overwrite=overwrite,
         source="workbench",
         draft=pending.get("draft", False),
+        reason=pending.get("reason"),
     )
     ui.after_write()
     SS.builder_saved = {
@@ -395,6 +399,7 @@ def _apply_to_many(rows: pl.DataFrame, check: msm.TargetSetCheck, at: datetime) 
             key="builder_many_overwrite",
             help="Without it, an existing snapshot at this time stops the whole save.",
         )
+        reason = ui.reason("builder_many_reason")
         if st.button(
             f"Save to {len(chosen)} account{'s' if len(chosen) != 1 else ''}",
             key="builder_many_save",
@@ -403,7 +408,7 @@ def _apply_to_many(rows: pl.DataFrame, check: msm.TargetSetCheck, at: datetime) 
         ):
             try:
                 written = msm.save_target_set_to_accounts(
-                    ui.store(), chosen, at, rows, overwrite=overwrite, source="workbench"
+                    ui.store(), chosen, at, rows, overwrite=overwrite, source="workbench", reason=reason
                 )
             except msm.MsmError as exc:  # shown here, beside the button; nothing was written
                 ui.show_error(exc)

@@ -96,8 +96,9 @@ def _import() -> None:
         f"{plan.rows:,} rows for {plan.sets.height:,} accounts pass every check; nothing is written until you import."
     )
     st.dataframe(plan.sets.select(*PREVIEW_CONFIG), hide_index=True, key="holdings_plan", column_config=PREVIEW_CONFIG)
+    reason = ui.reason("holdings_reason")
     if st.button("Import", type="primary", key="holdings_write", help=f"Write the holdings at {ui.when(at)}"):
-        done = msm.import_holdings(ui.store(), frame, at=at, overwrite=overwrite, source="app")
+        done = msm.import_holdings(ui.store(), frame, at=at, overwrite=overwrite, source="app", reason=reason)
         ui.after_write()
         st.success(f"Imported {done.rows:,} rows for {done.sets.height:,} accounts at {ui.when(at)}.")
 

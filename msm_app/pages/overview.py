@@ -3,6 +3,7 @@
 import streamlit as st
 
 import msm
+from msm.audit import acting
 from msm_app import links, ui
 from msm_examples import demo as demo_data
 
@@ -34,12 +35,13 @@ def render() -> None:
             "accounts with target snapshots, and holdings, prices and an EUR/USD rate for two of them), or start "
             "with **Reference data**."
         )
+        reason = ui.reason("overview_reason")
         if st.button(
             "Load demo data",
             type="primary",
             help="Adds the chained example of `msm demo`; running it again changes nothing.",
         ):
-            with st.spinner("Loading the demo data…"):
+            with st.spinner("Loading the demo data…"), acting(reason=reason):  # every write of the load, this reason
                 demo_data.load(store)
             ui.after_write()
             st.rerun()

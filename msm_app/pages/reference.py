@@ -24,18 +24,25 @@ def _choices(store: msm.Store, kind: str) -> list[str]:
     return msm.list_allocation_models(store)["allocation_model_name"].sort().to_list()
 
 
+def _shown(field: Field, current: object) -> object:
+    """What a field's widget shows (and returns, untouched) for the stored value ``current``."""
+    if field.kind == "bool":
+        return bool(current) if current is not None else True
+    if field.kind in ("group", "account", "model"):
+        return current
+    return "" if current is None else str(current)
+
+
 def _input(store: msm.Store, field: Field, key: str, current: object = None, *, disabled: bool = False) -> object:
     label = field.label + (" *" if field.required else "")
     if field.kind == "bool":
-        return st.checkbox(
-            label, value=bool(current) if current is not None else True, key=key, help=field.help, disabled=disabled
-        )
+        return st.checkbox(label, value=_shown(field, current), key=key, help=field.help, disabled=disabled)
     if field.kind in ("group", "account", "model"):
         options = ["—", *_choices(store, field.kind)]
         index = options.index(current) if current in options else 0
         chosen = st.selectbox(label, options, index=index, key=key, help=field.help, disabled=disabled)
         return None if chosen == "—" else chosen
-    value = "" if current is None else str(current)
+    value = _shown(field, current)
     if field.kind == "json":
         return st.text_area(label, value=value, key=key, help=field.help, height=68, disabled=disabled)
     return st.text_input(label, value=value, key=key, help=field.help, disabled=disabled)
@@ -86,10 +93,11 @@ def _add(store: msm.Store, entity: Entity) -> None:
     with st.form(f"ref_add_{entity.import_name}", clear_on_submit=False):
         st.markdown(f"**Add {entity.noun}**")
         values = {f.name: _input(store, f, f"ref_add_{entity.import_name}_{f.name}") for f in entity.fields}
+        reason = ui.reason(f"ref_add_{entity.import_name}_reason")
         if st.form_submit_button(f"Add {entity.noun}", type="primary"):
             try:
                 key, kwargs = form_values(entity, values)
-                added = entity.add(store, key, **kwargs)
+                added = entity.add(store, key, reason=reason, **kwargs)
             except msm.MsmError as exc:
                 ui.show_error(exc)
                 return
@@ -116,11 +124,18 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
             values[f.name] = _input(
                 store, f, f"ref_edit_{entity.import_name}_{f.name}_{chosen}", value, disabled=not f.editable
             )
+        reason = ui.reason(f"ref_edit_{entity.import_name}_reason")
         if st.form_submit_button("Save changes"):
             try:
                 _, kwargs = form_values(entity, values)
-                changes = {f.name: kwargs[f.name] for f in entity.fields[1:] if f.editable}
-                entity.update(store, record["uid"], **changes)
+                # only the fields changed in the form (an unchanged indexed column of a referenced row would be
+                # refused by DuckDB); a field emptied is not in kwargs: it is cleared (None)
+                changes = {
+                    f.name: kwargs.get(f.name)
+                    for f in entity.fields[1:]
+                    if f.editable and values[f.name] != _shown(f, current.get(f.name))
+                }
+                entity.update(store, record["uid"], reason=reason, **changes)
             except msm.MsmError as exc:
                 ui.show_error(exc)
                 return
@@ -134,6 +149,7 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
             key=f"ref_del_sure_{entity.import_name}",
             help="A safety catch; deleting cannot be undone.",
         )
+        reason = ui.reason(f"ref_del_{entity.import_name}_reason")
         if st.button(
             "Delete",
             key=f"ref_del_{entity.import_name}",
@@ -141,7 +157,7 @@ def _edit(store: msm.Store, entity: Entity, frame: pl.DataFrame) -> None:
             help="Refused, with counts, while other rows still reference it.",
         ):
             try:
-                entity.delete(store, record["uid"])
+                entity.delete(store, record["uid"], reason=reason)
             except msm.MsmError as exc:
                 ui.show_error(exc)
                 return
@@ -181,6 +197,7 @@ def _bulk(store: msm.Store, entity: Entity) -> None:
     cols[1].metric("To update", f"{plan.updated:,}")
     cols[2].metric("Unchanged", f"{plan.unchanged:,}")
     st.dataframe(plan.rows, hide_index=True, placeholder="—", key=f"ref_plan_{entity.import_name}")
+    reason = ui.reason(f"ref_import_{entity.import_name}_reason")
     if st.button(
         f"Import {plan.added + plan.updated:,} rows",
         type="primary",
@@ -189,7 +206,7 @@ def _bulk(store: msm.Store, entity: Entity) -> None:
         help="One transaction: every row is written, or none.",
     ):
         try:
-            done = msm.import_reference(store, entity.import_name, frame, upsert=upsert)
+            done = msm.import_reference(store, entity.import_name, frame, upsert=upsert, reason=reason)
         except msm.MsmError as exc:
             ui.show_error(exc)
             return
@@ -300,6 +317,7 @@ def _store_composition(store: msm.Store, portfolio: str) -> None:
         help="Columns `asset` (or `asset_uid`) or `portfolio` (a nested portfolio), one per row, and `weight`.",
     )
     overwrite = st.checkbox("Replace a composition stored at this exact time", key="ref_comp_overwrite")
+    reason = ui.reason("ref_comp_reason")
     if not st.button(
         "Store composition",
         type="primary",
@@ -311,7 +329,7 @@ def _store_composition(store: msm.Store, portfolio: str) -> None:
         rows = ui.read_upload(upload, entity="composition file") if upload is not None else grid
         if rows is None:
             return
-        stored = msm_portfolios.save_composition(store, portfolio, at, rows, overwrite=overwrite)
+        stored = msm_portfolios.save_composition(store, portfolio, at, rows, overwrite=overwrite, reason=reason)
     except msm.MsmError as exc:
         ui.show_error(exc)
         return

@@ -79,7 +79,7 @@ def _one_draft(row: dict) -> None:
     if changes.height:
         shown = [c for c in DIFF_CONFIG if c in changes.columns]
         st.dataframe(changes.select(shown), column_config=DIFF_CONFIG, hide_index=True, key="review_diff")
-    reason = st.text_input("Reason (recorded in the audit trail)", key="review_reason").strip() or None
+    reason = ui.reason("review_reason")
     left, right, note = st.columns([2, 2, 6])
     where = {"account": row["account"], "at": row["position_set_time"], "allocation": row["allocation"]}
     if left.button("Publish", type="primary", key="review_publish", help="Reads see the draft from then on"):

@@ -144,9 +144,9 @@ def _versions(account: str, chosen) -> None:
     )
     left, right = st.columns(2)
     version = left.selectbox("Version to restore", versions["version"].to_list(), key="snapshots_version")
-    reason = right.text_input("Reason (optional, for the audit trail)", key="snapshots_reason").strip()
+    reason = ui.reason("snapshots_reason", where=right)
     if st.button(f"Restore version {version}", key="snapshots_restore", type="primary"):
-        restored = msm.restore_snapshot(ui.store(), account, chosen, version=version, reason=reason or None)
+        restored = msm.restore_snapshot(ui.store(), account, chosen, version=version, reason=reason)
         ui.after_write()
         st.session_state["snapshots_restored"] = (
             f"Restored version {version} ({restored.positions.height} rows); the rows it replaced are kept as "
