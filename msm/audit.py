@@ -24,6 +24,7 @@ msm.errors.ValidationError: 1 problem found; nothing was stored:
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -140,7 +141,9 @@ def default_actor() -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
 def _check(actor: str | None, reason: str | None) -> None:
+    """:data:`ACTOR_RULES` on one actor and reason (a pair found good is remembered: it is checked on every write)."""
     frame = pl.DataFrame({"actor": [actor], "reason": [reason]}, schema={"actor": pl.String, "reason": pl.String})
     violations = find_violations(frame, ACTOR_RULES, row="__one")
     raise_violations(violations.with_columns(pl.lit(None, pl.Int64).alias("row")))
