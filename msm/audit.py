@@ -188,8 +188,11 @@ def _plain(value: Any) -> str:
     return format_utc(value) if isinstance(value, datetime) else str(value)
 
 
-def _json(value: Mapping[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, default=_plain, sort_keys=True)
+def _json(value: Mapping[str, Any] | str | None) -> str | None:
+    """``value`` as JSON text (text is taken as JSON already, as DuckDB's ``to_json`` wrote it)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=_plain, sort_keys=True)
 
 
 def record(
@@ -199,10 +202,13 @@ def record(
     *,
     entity_uid: str | None = None,
     account_uid: str | None = None,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
+    before: Mapping[str, Any] | str | None = None,
+    after: Mapping[str, Any] | str | None = None,
 ) -> None:
-    """Append one event on ``con``, inside the caller's transaction (the actor and reason of :func:`current`)."""
+    """Append one event on ``con``, inside the caller's transaction (the actor and reason of :func:`current`).
+
+    ``before`` / ``after`` are the row as a mapping, or as JSON text (a row's ``to_json`` read from DuckDB).
+    """
     who = current()
     con.execute(
         "INSERT INTO audit_event (uid, event_time, actor, action, entity_type, entity_uid, account_uid, reason, "
