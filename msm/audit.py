@@ -24,6 +24,7 @@ msm.errors.ValidationError: 1 problem found; nothing was stored:
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -141,7 +142,9 @@ def default_actor() -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
 def _check(actor: str | None, reason: str | None) -> None:
+    """:data:`ACTOR_RULES` on one actor and reason (a pair found good is remembered: it is checked on every write)."""
     frame = pl.DataFrame({"actor": [actor], "reason": [reason]}, schema={"actor": pl.String, "reason": pl.String})
     violations = find_violations(frame, ACTOR_RULES, row="__one")
     raise_violations(violations.with_columns(pl.lit(None, pl.Int64).alias("row")))
@@ -186,8 +189,11 @@ def _plain(value: Any) -> str:
     return format_utc(value) if isinstance(value, datetime) else str(value)
 
 
-def _json(value: Mapping[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, default=_plain, sort_keys=True)
+def _json(value: Mapping[str, Any] | str | None) -> str | None:
+    """``value`` as JSON text (text is taken as JSON already, as DuckDB's ``to_json`` wrote it)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=_plain, sort_keys=True)
 
 
 def record(
@@ -197,10 +203,13 @@ def record(
     *,
     entity_uid: str | None = None,
     account_uid: str | None = None,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
+    before: Mapping[str, Any] | str | None = None,
+    after: Mapping[str, Any] | str | None = None,
 ) -> None:
-    """Append one event on ``con``, inside the caller's transaction (the actor and reason of :func:`current`)."""
+    """Append one event on ``con``, inside the caller's transaction (the actor and reason of :func:`current`).
+
+    ``before`` / ``after`` are the row as a mapping, or as JSON text (a row's ``to_json`` read from DuckDB).
+    """
     who = current()
     con.execute(
         "INSERT INTO audit_event (uid, event_time, actor, action, entity_type, entity_uid, account_uid, reason, "

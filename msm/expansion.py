@@ -665,36 +665,41 @@ def _lay_out_compositions(
     return leaves, assets, pairs
 
 
-def _scaled(frame: pl.DataFrame, weight: pl.Series, t_idx: pl.Series) -> dict[str, pl.Series]:
+def _scaled(weight: pl.Series, t_idx: pl.Expr) -> list[pl.Expr]:
     """The three exposures of each output row: the source row's, times the constituent weight if scaled."""
-    scale = weight.fill_null(1.0)  # asset rows: x * 1.0 == x exactly
-    return {
-        c: frame[c].gather(t_idx) * scale if c in SCALED_EXPOSURES else frame[c].gather(t_idx) for c in EXPOSURE_COLUMNS
-    }
+    scale = pl.lit(weight.fill_null(1.0))  # asset rows: x * 1.0 == x exactly
+    return [
+        pl.col(c).gather(t_idx) * scale if c in SCALED_EXPOSURES else pl.col(c).gather(t_idx) for c in EXPOSURE_COLUMNS
+    ]
 
 
 def _plain(
     frame: pl.DataFrame, history: pl.DataFrame, assets: pl.DataFrame, t_idx: pl.Series, w_idx: pl.Series
 ) -> pl.DataFrame:
-    """Every output column is one gather from the (small) target, weight or asset frame."""
+    """Every output column is one gather from the (small) target, weight or asset frame.
+
+    The gathers from one frame are one ``select``, so polars runs them side by side.
+    """
     weight = history["weight"].gather(w_idx)
-    akey = history["__akey"].gather(w_idx).fill_null(frame["__akey"].gather(t_idx))
-    return pl.DataFrame(
-        {
-            "position_set_uid": frame["position_set_uid"].gather(t_idx),
-            "time_index": frame["time_index"].gather(t_idx),
-            "source_target_type": frame["target_type"].gather(t_idx),
-            "source_target_uid": frame["target_uid"].gather(t_idx),
-            "portfolio_uid": frame["portfolio_uid"].gather(t_idx),
-            "asset_uid": assets["asset_uid"].gather(akey),
-            "asset": assets["asset"].gather(akey),
-            "portfolio_weight": weight,
-            "weights_time": frame["weights_time"].gather(t_idx),
-            **_scaled(frame, weight, t_idx),
-            "path": history["path"].gather(w_idx),  # null on an asset target row (it has no path)
-            "depth": history["depth"].gather(w_idx).fill_null(0),  # 0: the target itself is the asset
-        }
+    akey = pl.lit(history["__akey"].gather(w_idx).fill_null(frame["__akey"].gather(t_idx)))
+    t, w = pl.lit(t_idx), pl.lit(w_idx)
+    by_target = frame.select(
+        pl.col("position_set_uid").gather(t),
+        pl.col("time_index").gather(t),
+        pl.col("target_type").gather(t).alias("source_target_type"),
+        pl.col("target_uid").gather(t).alias("source_target_uid"),
+        pl.col("portfolio_uid").gather(t),
+        pl.col("weights_time").gather(t),
+        *_scaled(weight, t),
     )
+    by_asset = assets.select(pl.col("asset_uid").gather(akey), pl.col("asset").gather(akey))
+    by_weight = history.select(
+        pl.col("path").gather(w),  # null on an asset target row (it has no path)
+        pl.col("depth").gather(w).fill_null(0),  # 0: the target itself is the asset
+    )
+    columns = {**by_target.to_dict(), **by_asset.to_dict(), "portfolio_weight": weight.alias("portfolio_weight")}
+    columns.update(by_weight.to_dict())
+    return pl.DataFrame([columns[c] for c in EXPANSION_COLUMNS])
 
 
 def _net(

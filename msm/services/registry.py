@@ -181,8 +181,13 @@ def _insert(store: Store, entity: Entity, record: BaseModel) -> dict[str, Any]:
     key = getattr(record, entity.key)
     try:
         with store.transaction() as con:
-            con.execute(f"INSERT INTO {quote_ident(entity.table)} ({columns}) VALUES ({marks})", values)
-            _row_events(con, entity, "add", values["uid"], None)
+            table = quote_ident(entity.table)
+            (after,) = con.execute(  # the row as stored, for its event: no second read of the table
+                f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING to_json({table})::VARCHAR", values
+            ).fetchone()
+            account = ACCOUNT_OF.get(entity.table)  # the column holding the event's account, as ``t.column``
+            account_uid = values.get(account.removeprefix("t.")) if account is not None else None
+            audit.record(con, "add", entity.name, entity_uid=values["uid"], account_uid=account_uid, after=after)
     except duckdb.ConstraintException as exc:
         if "Duplicate key" in str(exc) or "unique" in str(exc).lower():
             raise ConflictError.duplicate(entity.label, entity.key, key) from None
