@@ -12,7 +12,7 @@ import argparse
 import msm
 from msm.timeutil import format_utc
 from msm_cli.commands import Arg, Command
-from msm_cli.context import ALLOCATION, add_account, add_format, open_store
+from msm_cli.context import ALLOCATION, add_account, add_format, at_option, open_store
 from msm_cli.output import counted, number, write_document, write_lines, write_table
 
 __all__ = ["COMMANDS"]
@@ -68,11 +68,7 @@ def discard(args: argparse.Namespace) -> None:
 
 
 #: ``ACCOUNT --at TS [--allocation ID]``: the one draft a command works on.
-_DRAFT_CHOICE = (
-    add_account,
-    Arg("--at", required=True, metavar="TS", help="the draft's time, ISO-8601 with a UTC offset"),
-    ALLOCATION,
-)
+_DRAFT_CHOICE = (add_account, at_option("the draft's time, ISO-8601 with a UTC offset"), ALLOCATION)
 COMMANDS = (
     Command(
         "targets drafts",

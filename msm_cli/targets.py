@@ -22,10 +22,14 @@ from msm_cli.context import (
     add_include_drafts,
     add_rows_file,
     add_snapshot_choice,
+    at_option,
     formats,
     open_store,
+    overwrite_option,
     passed,
+    percent_option,
     read_chosen_snapshot,
+    source_option,
 )
 from msm_cli.output import (
     cell,
@@ -264,7 +268,7 @@ def _exposure_text(row: dict[str, Any], side: str, change: str) -> str:
 
 
 #: ``ACCOUNT --at TS``: the one stored snapshot whose replaced versions a command reads or restores.
-_SNAPSHOT_AT = (add_account, Arg("--at", required=True, metavar="TS", help="the snapshot's time"))
+_SNAPSHOT_AT = (add_account, at_option("the snapshot's time"))
 COMMANDS = (
     Command(
         "targets save",
@@ -278,26 +282,17 @@ COMMANDS = (
         "optional metadata_json object. Nothing is stored when any row is bad.",
         options=(
             add_account,
-            Arg(
-                "--at",
-                required=True,
-                metavar="TS",
-                help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)",
-            ),
+            at_option("snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)"),
             add_rows_file,
-            Arg(
-                "--percent",
-                action="store_true",
-                help="weight_notional_exposure is in percent (60 = 60%%): divided by 100, never renormalized",
-            ),
+            percent_option("weight_notional_exposure is in percent (60 = 60%%): divided by 100, never renormalized"),
             Arg("--allocation", metavar="ID", help="target allocation (default: the account's single active one)"),
-            Arg("--overwrite", action="store_true", help="replace the whole snapshot when one exists at that time"),
+            overwrite_option("replace the whole snapshot when one exists at that time"),
             Arg(
                 "--draft",
                 action="store_true",
                 help="save a draft: reads leave it out until `msm targets publish` (an overwrite keeps the status)",
             ),
-            Arg("--source", default="cli", metavar="S", help="provenance recorded on the position set (default: cli)"),
+            source_option("provenance recorded on the position set (default: cli)", default="cli"),
             add_format,
         ),
     ),
