@@ -13,7 +13,7 @@ import polars as pl
 
 import msm
 from msm.timeutil import format_utc
-from msm_cli.commands import Arg, Command, Handler
+from msm_cli.commands import Arg, Command, Handler, history_command
 from msm_cli.context import (
     add_account,
     add_format,
@@ -183,12 +183,7 @@ COMMANDS = (
             formats("table", "json", "csv"),
         ),
     ),
-    Command(
-        "holdings history",
-        history,
-        help="list every holdings set of an account, newest first",
-        options=(add_account, add_format),
-    ),
+    history_command("holdings", history, "holdings set of an account", add_account, add_format),
     _import_market_data(
         "prices",
         "asset prices",

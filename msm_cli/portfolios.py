@@ -16,7 +16,7 @@ import polars as pl
 import msm
 import msm_portfolios
 from msm.timeutil import format_utc
-from msm_cli.commands import Command
+from msm_cli.commands import Command, history_command
 from msm_cli.context import (
     add_format,
     add_portfolio,
@@ -186,10 +186,5 @@ COMMANDS = (
             formats("table", "json", "csv"),
         ),
     ),
-    Command(
-        "portfolios history",
-        history,
-        help="list every composition of a portfolio, newest first",
-        options=(add_portfolio, add_format),
-    ),
+    history_command("portfolios", history, "composition of a portfolio", add_portfolio, add_format),
 )

@@ -14,7 +14,7 @@ import polars as pl
 
 import msm
 from msm.timeutil import format_utc
-from msm_cli.commands import Arg, Command
+from msm_cli.commands import Arg, Command, history_command
 from msm_cli.context import (
     ALLOCATION,
     add_account,
@@ -304,12 +304,7 @@ COMMANDS = (
         "(across its active target allocations).",
         options=(add_snapshot_choice, formats("table", "json", "csv")),
     ),
-    Command(
-        "targets history",
-        history,
-        help="list every snapshot of an account, newest first",
-        options=(add_account, add_include_drafts, add_format),
-    ),
+    history_command("targets", history, "snapshot of an account", add_account, add_include_drafts, add_format),
     Command(
         "targets diff",
         diff,
