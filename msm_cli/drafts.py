@@ -29,10 +29,10 @@ def drafts(args: argparse.Namespace) -> None:
     write_table(
         [{**r, "weight_sum": round(r["weight_sum"], 12)} for r in rows],
         [
-            ("account", "account"),
+            "account",
             ("position_set_time", "time"),
-            ("allocation", "allocation"),
-            ("rows", "rows"),
+            "allocation",
+            "rows",
             ("weight_sum", "weight sum"),
             ("saved_by", "saved by"),
             ("saved_at", "saved at"),

@@ -26,7 +26,7 @@ from msm_cli.context import (
     passed,
 )
 from msm_cli.lookthrough import weights_as_of, write_output
-from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
+from msm_cli.output import Column, money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
 __all__ = ["COMMANDS"]
 
@@ -122,9 +122,9 @@ def _table_rows(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _table_columns(currency: str) -> list[tuple[str, str]]:
+def _table_columns(currency: str) -> list[Column]:
     return [
-        ("asset", "asset"),
+        "asset",
         ("asset_type", "type"),
         ("quantity", "quantity (units)"),
         ("price_text", "price"),
@@ -135,7 +135,7 @@ def _table_columns(currency: str) -> list[tuple[str, str]]:
         ("target_value", f"target ({currency})"),
         ("drift_abs", "drift"),
         ("drift_rel", "drift rel"),
-        ("breach", "breach"),
+        "breach",
     ]
 
 

@@ -73,7 +73,7 @@ def export(args: argparse.Namespace) -> int | None:
     document = result.to_dict()
     write_table(
         [{"dataset": name, **entry} for name, entry in document["datasets"].items()],
-        [("dataset", "dataset"), ("rows", "rows"), ("path", "path")],
+        ["dataset", "rows", "path"],
     )
     if args.expanded:
         write_lines(f"look-through weights as of {asked}")

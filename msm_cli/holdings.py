@@ -72,10 +72,10 @@ def show(args: argparse.Namespace) -> None:
     write_table(
         document["positions"],
         [
-            ("asset", "asset"),
-            ("name", "name"),
+            "asset",
+            "name",
             ("asset_type", "type"),
-            ("currency", "currency"),
+            "currency",
             ("quantity", "quantity (units)"),
         ],
     )
@@ -95,7 +95,7 @@ def history(args: argparse.Namespace) -> None:
     write_lines(f"account {account['unique_identifier']!r}: {counted(len(sets), 'holdings set')}")
     write_table(
         sets,
-        [("holdings_time", "time"), ("rows", "rows"), ("source", "source"), ("holdings_set_uid", "holdings set")],
+        [("holdings_time", "time"), "rows", "source", ("holdings_set_uid", "holdings set")],
         empty="(no holdings)",
     )
 

@@ -59,7 +59,7 @@ def composition_document(frame: pl.DataFrame) -> dict[str, Any]:
 
 def _print_composition(document: dict[str, Any], *heading: str) -> None:
     write_lines(*heading, "")
-    columns = [("asset", "asset"), ("weight", "weight"), ("asset_uid", "asset uid")]
+    columns = ["asset", "weight", ("asset_uid", "asset uid")]
     if any(r.get("constituent_type") == "portfolio" for r in document["rows"]):
         columns[1:1] = [("constituent_portfolio", "portfolio")]  # nested portfolios: name them beside the assets
     write_table(document["rows"], columns)
@@ -147,7 +147,7 @@ def history(args: argparse.Namespace) -> None:
             }
             for c in compositions
         ],
-        [("weights_time", "weights time"), ("n_assets", "assets"), ("weight_sum", "weight sum"), ("note", "note")],
+        [("weights_time", "weights time"), ("n_assets", "assets"), ("weight_sum", "weight sum"), "note"],
         empty="(no compositions; store one with `msm portfolios weights ID --at TS --file F`)",
     )
 

@@ -26,7 +26,7 @@ from msm.rebalancing import ORDER_COLUMNS, REBALANCE_MODES, REBALANCE_TO
 from msm_cli.commands import Arg, Command
 from msm_cli.context import add_accounts_choice, add_usage_error, bad_accounts_choice, formats, open_store, passed
 from msm_cli.lookthrough import warn_diagnostics, write_file
-from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
+from msm_cli.output import Column, money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
 __all__ = ["COMMANDS"]
 
@@ -138,17 +138,17 @@ def _table_rows(orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _table_columns(currency: str) -> list[tuple[str, str]]:
+def _table_columns(currency: str) -> list[Column]:
     return [
-        ("asset", "asset"),
-        ("side", "side"),
+        "asset",
+        "side",
         ("quantity", "quantity (units)"),
         ("price_text", "price"),
         ("value", f"value ({currency})"),
         ("current_weight", "current"),
         ("target_weight", "target"),
         ("projected_weight", "projected"),
-        ("reason", "reason"),
+        "reason",
     ]
 
 

@@ -63,12 +63,12 @@ def versions(args: argparse.Namespace) -> None:
     write_table(
         [{**r, "weight_sum": round(r["weight_sum"], 12)} for r in rows],
         [
-            ("version", "version"),
+            "version",
             ("replaced_at", "replaced at"),
             ("replaced_by", "replaced by"),
-            ("rows", "rows"),
+            "rows",
             ("weight_sum", "weight sum"),
-            ("source", "source"),
+            "source",
         ],
         empty="(no replaced versions: the snapshot was never overwritten)",
     )
@@ -206,12 +206,12 @@ def history(args: argparse.Namespace) -> None:
         table,
         [
             ("position_set_time", "time"),
-            ("allocation", "allocation"),
-            ("rows", "rows"),
+            "allocation",
+            "rows",
             ("weight_sum", "weight sum"),
-            ("residual", "residual"),
-            ("source", "source"),
-            *([("status", "status")] if args.include_drafts else []),
+            "residual",
+            "source",
+            *(["status"] if args.include_drafts else []),
             ("position_set_uid", "position set"),
         ],
         empty="(no snapshots)",
@@ -244,11 +244,11 @@ def diff(args: argparse.Namespace) -> None:
     write_table(
         rows,
         [
-            ("change", "change"),
+            "change",
             ("target_type", "type"),
             ("unique_identifier", "identifier"),
-            ("before", "before"),
-            ("after", "after"),
+            "before",
+            "after",
         ],
         empty="(no differences)",
     )
