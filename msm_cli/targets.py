@@ -40,7 +40,7 @@ from msm_cli.output import (
     write_table,
 )
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "rounded_sums", "set_records"]
 
 _EXPOSURES = (
     ("weight_notional_exposure", "weight"),
@@ -50,18 +50,28 @@ _EXPOSURES = (
 _GROUP_HELP = "account target snapshots (save from a file, show, history, diff, versions, restore, expand)"
 
 
+def set_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Stored snapshots (drafts, replaced versions) as records for JSON: ``rows`` an int, ``weight_sum`` a float."""
+    return [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
+
+
+def rounded_sums(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` with ``weight_sum`` rounded to 12 decimal places, as a table shows it."""
+    return [{**r, "weight_sum": round(r["weight_sum"], 12)} for r in records]
+
+
 def versions(args: argparse.Namespace) -> None:
     """``msm targets versions``: the kept versions of one snapshot, oldest first."""
     store = open_store(args)
     frame = msm.snapshot_versions(
         store, args.account, args.at, allocation=args.allocation, include_drafts=args.include_drafts
     )
-    rows = [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
+    rows = set_records(frame)
     if write_document(args.format, {"account": args.account, "at": args.at, "versions": rows}):
         return
     write_lines(f"account {args.account!r} at {args.at}: {len(rows)} replaced version{'s' if len(rows) != 1 else ''}")
     write_table(
-        [{**r, "weight_sum": round(r["weight_sum"], 12)} for r in rows],
+        rounded_sums(rows),
         [
             "version",
             ("replaced_at", "replaced at"),
