@@ -54,12 +54,12 @@ def show(args: argparse.Namespace) -> None:
         table,
         [
             ("event_time", "time"),
-            ("actor", "actor"),
-            ("action", "action"),
+            "actor",
+            "action",
             ("entity_type", "entity"),
-            ("what", "what"),
-            ("account", "account"),
-            ("reason", "reason"),
+            "what",
+            "account",
+            "reason",
         ],
         empty="(no events)",
     )

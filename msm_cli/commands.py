@@ -7,7 +7,8 @@ parser: an :class:`Arg` (one ``add_argument`` call, written as argparse takes it
 shared option builders of :mod:`msm_cli.context` (``add_account``, ``add_format``, ...), so an
 option that recurs is written once. Groups (``msm targets ...``, ``msm portfolios ...``) are
 created on first use and shared, so a later module can add ``msm targets expand`` or
-``msm portfolios weights`` without touching the module that created the group.
+``msm portfolios weights`` without touching the module that created the group. A command that
+several groups declare alike has a builder: :func:`history_command` (``msm targets history``, ...).
 
 A handler takes the parsed ``argparse.Namespace`` and returns an exit code (``None`` means 0).
 """
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Arg", "Command", "CommandTree", "Handler", "Option", "add_audit_options"]
+__all__ = ["Arg", "Command", "CommandTree", "Handler", "Option", "add_audit_options", "history_command"]
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 #: What a command's parser takes: a callable that adds one or more arguments (or defaults) to it.
@@ -57,6 +58,11 @@ class Command:
     writes: bool = False
     group_help: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+def history_command(group: str, handler: Handler, listed: str, *options: Option) -> Command:
+    """``msm GROUP history``: list every ``listed`` (``"snapshot of an account"``), newest first."""
+    return Command(f"{group} history", handler, help=f"list every {listed}, newest first", options=options)
 
 
 def _common() -> argparse.ArgumentParser:

@@ -2,7 +2,9 @@
 
 The shared options are :data:`msm_cli.commands.Option` values (``add_account``, ``formats("table",
 "json", "csv")``, :data:`OUT_FILE`, ...): a command's declaration lists them beside its own
-:class:`~msm_cli.commands.Arg` options, so an option that recurs is written here once.
+:class:`~msm_cli.commands.Arg` options, so an option that recurs is written here once. An option
+that recurs with its own help text in each command (``--at TS``, ``--as-of TS``, ``--overwrite``,
+``--percent``, ``--source S``) has a builder taking that text: ``at_option("the draft's time")``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ __all__ = [
     "add_rows_file",
     "add_sheet",
     "add_usage_error",
+    "as_of_option",
+    "at_option",
     "bad_accounts_choice",
     "formats",
     "migration_sets",
     "open_store",
+    "overwrite_option",
     "passed",
+    "percent_option",
     "read_chosen_snapshot",
+    "source_option",
     "usage_error",
 ]
 
@@ -148,6 +155,31 @@ def add_include_drafts(parser: argparse.ArgumentParser) -> None:
 ALLOCATION = Arg("--allocation", metavar="ID", help="target allocation (default: the account's active ones)")
 #: ``--out F``: a report written to a file (``--format parquet`` needs one).
 OUT_FILE = Arg("--out", metavar="F", help="write the output to this file instead of stdout (required for parquet)")
+
+
+def at_option(help: str) -> Arg:
+    """``--at TS`` (required): the one time a write or a read of one stored set is at."""
+    return Arg("--at", required=True, metavar="TS", help=help)
+
+
+def as_of_option(help: str) -> Arg:
+    """``--as-of TS``: a read of the latest set at or before a time."""
+    return Arg("--as-of", metavar="TS", help=help)
+
+
+def overwrite_option(help: str) -> Arg:
+    """``--overwrite``: a write replaces what is stored already (by default it is refused)."""
+    return Arg("--overwrite", action="store_true", help=help)
+
+
+def percent_option(help: str) -> Arg:
+    """``--percent``: the file's weights are in percent, divided by 100 (never renormalized)."""
+    return Arg("--percent", action="store_true", help=help)
+
+
+def source_option(help: str, *, default: str | None = None) -> Arg:
+    """``--source S``: the provenance a write records."""
+    return Arg("--source", default=default, metavar="S", help=help)
 
 
 def usage_error(parser: argparse.ArgumentParser) -> Callable[[str], int]:

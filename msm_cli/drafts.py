@@ -12,8 +12,9 @@ import argparse
 import msm
 from msm.timeutil import format_utc
 from msm_cli.commands import Arg, Command
-from msm_cli.context import ALLOCATION, add_account, add_format, open_store
+from msm_cli.context import ALLOCATION, add_account, add_format, at_option, open_store
 from msm_cli.output import counted, number, write_document, write_lines, write_table
+from msm_cli.targets import rounded_sums, set_records
 
 __all__ = ["COMMANDS"]
 
@@ -21,18 +22,17 @@ __all__ = ["COMMANDS"]
 def drafts(args: argparse.Namespace) -> None:
     """``msm targets drafts``: every draft, oldest first."""
     store = open_store(args)
-    frame = msm.list_drafts(store, args.account)
-    rows = [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
+    rows = set_records(msm.list_drafts(store, args.account))
     if write_document(args.format, {"drafts": rows}):
         return
     write_lines(f"{counted(len(rows), 'draft')}, oldest first")
     write_table(
-        [{**r, "weight_sum": round(r["weight_sum"], 12)} for r in rows],
+        rounded_sums(rows),
         [
-            ("account", "account"),
+            "account",
             ("position_set_time", "time"),
-            ("allocation", "allocation"),
-            ("rows", "rows"),
+            "allocation",
+            "rows",
             ("weight_sum", "weight sum"),
             ("saved_by", "saved by"),
             ("saved_at", "saved at"),
@@ -68,11 +68,7 @@ def discard(args: argparse.Namespace) -> None:
 
 
 #: ``ACCOUNT --at TS [--allocation ID]``: the one draft a command works on.
-_DRAFT_CHOICE = (
-    add_account,
-    Arg("--at", required=True, metavar="TS", help="the draft's time, ISO-8601 with a UTC offset"),
-    ALLOCATION,
-)
+_DRAFT_CHOICE = (add_account, at_option("the draft's time, ISO-8601 with a UTC offset"), ALLOCATION)
 COMMANDS = (
     Command(
         "targets drafts",

@@ -26,9 +26,23 @@ from msm_cli.context import (
     passed,
 )
 from msm_cli.lookthrough import weights_as_of, write_output
-from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
+from msm_cli.output import Column, money, percent, points, price_text, write_csv, write_json, write_lines, write_table
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "PRICED_COLUMNS", "WEIGHT_COLUMNS", "position_cells"]
+
+#: A position's units and price (its ``price_text``), as the drift and rebalance tables show them.
+PRICED_COLUMNS: tuple[Column, ...] = (("quantity", "quantity (units)"), ("price_text", "price"))
+#: A position's current and target weights, as the drift and rebalance tables show them.
+WEIGHT_COLUMNS: tuple[Column, ...] = (("current_weight", "current"), ("target_weight", "target"))
+
+
+def position_cells(row: dict[str, Any]) -> dict[str, str]:
+    """A position's price and weights as table cells, for :data:`PRICED_COLUMNS` and :data:`WEIGHT_COLUMNS`."""
+    return {
+        "price_text": price_text(row),
+        "current_weight": percent(row["current_weight"]),
+        "target_weight": percent(row["target_weight"]),
+    }
 
 
 def _band(text: str) -> float | None:
@@ -109,11 +123,9 @@ def _table_rows(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             **p,
-            "price_text": price_text(p),
+            **position_cells(p),
             "market_value": money(p["market_value"]),
             "target_value": money(p["target_value"]),
-            "current_weight": percent(p["current_weight"]),
-            "target_weight": percent(p["target_weight"]),
             "drift_abs": points(p["drift_abs"], signed=True),
             "drift_rel": percent(p["drift_rel"]),
             "breach": "BREACH" if p["breach"] else "",
@@ -122,20 +134,18 @@ def _table_rows(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _table_columns(currency: str) -> list[tuple[str, str]]:
+def _table_columns(currency: str) -> list[Column]:
     return [
-        ("asset", "asset"),
+        "asset",
         ("asset_type", "type"),
-        ("quantity", "quantity (units)"),
-        ("price_text", "price"),
+        *PRICED_COLUMNS,
         ("fx_rate", f"fx to {currency}"),
         ("market_value", f"value ({currency})"),
-        ("current_weight", "current"),
-        ("target_weight", "target"),
+        *WEIGHT_COLUMNS,
         ("target_value", f"target ({currency})"),
         ("drift_abs", "drift"),
         ("drift_rel", "drift rel"),
-        ("breach", "breach"),
+        "breach",
     ]
 
 

@@ -17,7 +17,7 @@ import msm
 import msm_portfolios
 from msm.timeutil import parse_utc
 from msm_cli.commands import Arg, Command
-from msm_cli.context import add_format, add_include_drafts, add_usage_error, open_store
+from msm_cli.context import add_format, add_include_drafts, add_usage_error, open_store, overwrite_option
 from msm_cli.lookthrough import WEIGHTS_HELP, diagnostics_records, warn_diagnostics, weights_as_of
 from msm_cli.output import write_json, write_lines, write_table
 
@@ -73,7 +73,7 @@ def export(args: argparse.Namespace) -> int | None:
     document = result.to_dict()
     write_table(
         [{"dataset": name, **entry} for name, entry in document["datasets"].items()],
-        [("dataset", "dataset"), ("rows", "rows"), ("path", "path")],
+        ["dataset", "rows", "path"],
     )
     if args.expanded:
         write_lines(f"look-through weights as of {asked}")
@@ -105,7 +105,7 @@ COMMANDS = (
             ),
             Arg("--drift-as-of", metavar="TS", help="with --drift: the valuation time (default: now)"),
             add_include_drafts,
-            Arg("--overwrite", action="store_true", help="replace datasets that already exist under --out"),
+            overwrite_option("replace datasets that already exist under --out"),
             Arg(
                 "--account",
                 action="append",

@@ -13,8 +13,18 @@ import polars as pl
 
 import msm
 from msm.timeutil import format_utc
-from msm_cli.commands import Arg, Command, Handler
-from msm_cli.context import add_account, add_format, add_sheet, formats, open_store
+from msm_cli.commands import Arg, Command, Handler, history_command
+from msm_cli.context import (
+    add_account,
+    add_format,
+    add_sheet,
+    as_of_option,
+    at_option,
+    formats,
+    open_store,
+    overwrite_option,
+    source_option,
+)
 from msm_cli.output import counted, write_document, write_lines, write_table
 
 __all__ = ["COMMANDS"]
@@ -62,10 +72,10 @@ def show(args: argparse.Namespace) -> None:
     write_table(
         document["positions"],
         [
-            ("asset", "asset"),
-            ("name", "name"),
+            "asset",
+            "name",
             ("asset_type", "type"),
-            ("currency", "currency"),
+            "currency",
             ("quantity", "quantity (units)"),
         ],
     )
@@ -85,7 +95,7 @@ def history(args: argparse.Namespace) -> None:
     write_lines(f"account {account['unique_identifier']!r}: {counted(len(sets), 'holdings set')}")
     write_table(
         sets,
-        [("holdings_time", "time"), ("rows", "rows"), ("source", "source"), ("holdings_set_uid", "holdings set")],
+        [("holdings_time", "time"), "rows", "source", ("holdings_set_uid", "holdings set")],
         empty="(no holdings)",
     )
 
@@ -134,7 +144,7 @@ def _import_market_data(group: str, what: str, columns: str, key: str, handler: 
             _FILE,
             Arg("--upsert", action="store_true", help="replace stored rows with the same key (default: refuse)"),
             add_sheet,
-            Arg("--source", metavar="S", help="provenance recorded where the file has no source cell"),
+            source_option("provenance recorded where the file has no source cell"),
             add_format,
         ),
     )
@@ -155,10 +165,10 @@ COMMANDS = (
         "which replaces the whole set.",
         options=(
             _FILE,
-            Arg("--at", required=True, metavar="TS", help="holdings time, ISO-8601 with a UTC offset"),
-            Arg("--overwrite", action="store_true", help="replace the whole set of an account that has one at --at"),
+            at_option("holdings time, ISO-8601 with a UTC offset"),
+            overwrite_option("replace the whole set of an account that has one at --at"),
             add_sheet,
-            Arg("--source", default="cli", metavar="S", help="provenance recorded on each set (default: cli)"),
+            source_option("provenance recorded on each set (default: cli)", default="cli"),
             add_format,
         ),
     ),
@@ -169,16 +179,11 @@ COMMANDS = (
         description="Show the account's latest holdings set, or the latest at or before --as-of.",
         options=(
             add_account,
-            Arg("--as-of", metavar="TS", help="the latest set at or before this time (default: the latest)"),
+            as_of_option("the latest set at or before this time (default: the latest)"),
             formats("table", "json", "csv"),
         ),
     ),
-    Command(
-        "holdings history",
-        history,
-        help="list every holdings set of an account, newest first",
-        options=(add_account, add_format),
-    ),
+    history_command("holdings", history, "holdings set of an account", add_account, add_format),
     _import_market_data(
         "prices",
         "asset prices",

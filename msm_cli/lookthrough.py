@@ -57,8 +57,8 @@ _EXPOSURES = (
 )
 _LINEAGE = (
     ("source_target_type", "source type"),
-    ("source", "source"),
-    ("asset", "asset"),
+    "source",
+    "asset",
     ("portfolio_weight", "portfolio weight"),
     ("weights_time", "weights time"),
     *_EXPOSURES,
@@ -189,11 +189,11 @@ def _expansion_table(
         "",
     )
     if args.net:
-        write_table(view.net.to_dicts(), [("asset", "asset"), *_EXPOSURES, ("n_sources", "sources")])
+        write_table(view.net.to_dicts(), ["asset", *_EXPOSURES, ("n_sources", "sources")])
     else:
         columns = list(_LINEAGE)
         if rows.height and (rows["depth"].max() or 0) > 1:  # nested portfolios: show each row's path
-            columns.insert(2, ("path", "path"))
+            columns.insert(2, "path")
         write_table(view.lineage.to_dicts(), columns)
     n_targets = view.targets.height
     weight_sum = float(rows["weight_notional_exposure"].sum() or 0.0)

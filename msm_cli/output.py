@@ -27,6 +27,7 @@ from msm.timeutil import format_utc
 
 __all__ = [
     "FORMATS",
+    "Column",
     "cell",
     "counted",
     "frame_records",
@@ -45,6 +46,8 @@ __all__ = [
 
 #: The formats a command may offer; each command lists the ones it supports.
 FORMATS = ("table", "json", "csv")
+#: A column of :func:`write_table`: ``(key, header)``, or the key alone where the header is the key.
+Column = str | tuple[str, str]
 
 
 def _default(value: Any) -> Any:
@@ -151,12 +154,12 @@ def cell(value: Any) -> str:
 
 def write_table(
     rows: Sequence[Mapping[str, Any]],
-    columns: Sequence[tuple[str, str]],
+    columns: Sequence[Column],
     *,
     out: TextIO | None = None,
     empty: str = "(no rows)",
 ) -> None:
-    """Print ``rows`` as an aligned text table; ``columns`` are ``(key, header)`` pairs.
+    """Print ``rows`` as an aligned text table; ``columns`` are ``(key, header)`` pairs, or keys that are their header.
 
     Numeric columns (every non-null value a number) are right-aligned, others left-aligned.
 
@@ -169,11 +172,16 @@ def write_table(
     SOL
     >>> write_table([], [("asset", "asset")], empty="(no holdings)")
     (no holdings)
+    >>> write_table(rows[:1], ["asset", ("weight", "w")])
+    asset    w
+    -----  ---
+    BTC    0.6
     """
     out = out or sys.stdout
     if not rows:
         out.write(empty + "\n")
         return
+    columns = [(column, column) if isinstance(column, str) else column for column in columns]
     headers = [header for _, header in columns]
     cells = [[cell(row.get(key)) for key, _ in columns] for row in rows]
     numeric = [

@@ -16,8 +16,18 @@ import polars as pl
 import msm
 import msm_portfolios
 from msm.timeutil import format_utc
-from msm_cli.commands import Arg, Command
-from msm_cli.context import add_format, add_portfolio, add_rows_file, formats, open_store
+from msm_cli.commands import Command, history_command
+from msm_cli.context import (
+    add_format,
+    add_portfolio,
+    add_rows_file,
+    as_of_option,
+    at_option,
+    formats,
+    open_store,
+    overwrite_option,
+    percent_option,
+)
 from msm_cli.output import counted, number, write_document, write_lines, write_table
 
 __all__ = ["COMMANDS", "composition_document"]
@@ -49,7 +59,7 @@ def composition_document(frame: pl.DataFrame) -> dict[str, Any]:
 
 def _print_composition(document: dict[str, Any], *heading: str) -> None:
     write_lines(*heading, "")
-    columns = [("asset", "asset"), ("weight", "weight"), ("asset_uid", "asset uid")]
+    columns = ["asset", "weight", ("asset_uid", "asset uid")]
     if any(r.get("constituent_type") == "portfolio" for r in document["rows"]):
         columns[1:1] = [("constituent_portfolio", "portfolio")]  # nested portfolios: name them beside the assets
     write_table(document["rows"], columns)
@@ -137,7 +147,7 @@ def history(args: argparse.Namespace) -> None:
             }
             for c in compositions
         ],
-        [("weights_time", "weights time"), ("n_assets", "assets"), ("weight_sum", "weight sum"), ("note", "note")],
+        [("weights_time", "weights time"), ("n_assets", "assets"), ("weight_sum", "weight sum"), "note"],
         empty="(no compositions; store one with `msm portfolios weights ID --at TS --file F`)",
     )
 
@@ -155,19 +165,12 @@ COMMANDS = (
         "time, and nests at most 8 levels deep. Nothing is stored when any row is bad.",
         options=(
             add_portfolio,
-            Arg(
-                "--at",
-                required=True,
-                metavar="TS",
-                help="time the composition takes effect, ISO-8601 with a UTC offset",
-            ),
+            at_option("time the composition takes effect, ISO-8601 with a UTC offset"),
             add_rows_file,
-            Arg(
-                "--percent",
-                action="store_true",
-                help="weights are in percent (e.g. an issuer file summing to 100): divided by 100, never renormalized",
+            percent_option(
+                "weights are in percent (e.g. an issuer file summing to 100): divided by 100, never renormalized"
             ),
-            Arg("--overwrite", action="store_true", help="replace the whole composition when one exists at that time"),
+            overwrite_option("replace the whole composition when one exists at that time"),
             add_format,
         ),
     ),
@@ -179,14 +182,9 @@ COMMANDS = (
         "with its weight sum.",
         options=(
             add_portfolio,
-            Arg("--as-of", metavar="TS", help="the time (default: now)"),
+            as_of_option("the time (default: now)"),
             formats("table", "json", "csv"),
         ),
     ),
-    Command(
-        "portfolios history",
-        history,
-        help="list every composition of a portfolio, newest first",
-        options=(add_portfolio, add_format),
-    ),
+    history_command("portfolios", history, "composition of a portfolio", add_portfolio, add_format),
 )

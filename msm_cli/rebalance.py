@@ -25,8 +25,9 @@ from msm.drift import DEFAULT_BAND_ABS
 from msm.rebalancing import ORDER_COLUMNS, REBALANCE_MODES, REBALANCE_TO
 from msm_cli.commands import Arg, Command
 from msm_cli.context import add_accounts_choice, add_usage_error, bad_accounts_choice, formats, open_store, passed
+from msm_cli.drift import PRICED_COLUMNS, WEIGHT_COLUMNS, position_cells
 from msm_cli.lookthrough import warn_diagnostics, write_file
-from msm_cli.output import money, percent, points, price_text, write_csv, write_json, write_lines, write_table
+from msm_cli.output import Column, money, percent, points, write_csv, write_json, write_lines, write_table
 
 __all__ = ["COMMANDS"]
 
@@ -128,27 +129,23 @@ def _table_rows(orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             **o,
-            "price_text": price_text(o),
+            **position_cells(o),
             "value": money(o["value"]),
-            "current_weight": percent(o["current_weight"]),
-            "target_weight": percent(o["target_weight"]),
             "projected_weight": percent(o["projected_weight"]),
         }
         for o in orders
     ]
 
 
-def _table_columns(currency: str) -> list[tuple[str, str]]:
+def _table_columns(currency: str) -> list[Column]:
     return [
-        ("asset", "asset"),
-        ("side", "side"),
-        ("quantity", "quantity (units)"),
-        ("price_text", "price"),
+        "asset",
+        "side",
+        *PRICED_COLUMNS,
         ("value", f"value ({currency})"),
-        ("current_weight", "current"),
-        ("target_weight", "target"),
+        *WEIGHT_COLUMNS,
         ("projected_weight", "projected"),
-        ("reason", "reason"),
+        "reason",
     ]
 
 

@@ -193,7 +193,7 @@ def list_rows(args: argparse.Namespace) -> None:
         return
     headed = [f for f in entity.fields if f.heading]
     table = [{**{f.heading: _cell(f, r) for f in headed}, "uid": r["uid"]} for r in rows]
-    columns = [(f.heading, f.heading) for f in headed] + [("uid", "uid")]
+    columns = [f.heading for f in headed] + ["uid"]
     write_table(table, columns, empty=f"(no {entity.command})")
 
 

@@ -14,7 +14,7 @@ import polars as pl
 
 import msm
 from msm.timeutil import format_utc
-from msm_cli.commands import Arg, Command
+from msm_cli.commands import Arg, Command, history_command
 from msm_cli.context import (
     ALLOCATION,
     add_account,
@@ -22,10 +22,14 @@ from msm_cli.context import (
     add_include_drafts,
     add_rows_file,
     add_snapshot_choice,
+    at_option,
     formats,
     open_store,
+    overwrite_option,
     passed,
+    percent_option,
     read_chosen_snapshot,
+    source_option,
 )
 from msm_cli.output import (
     cell,
@@ -36,7 +40,7 @@ from msm_cli.output import (
     write_table,
 )
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "rounded_sums", "set_records"]
 
 _EXPOSURES = (
     ("weight_notional_exposure", "weight"),
@@ -46,25 +50,35 @@ _EXPOSURES = (
 _GROUP_HELP = "account target snapshots (save from a file, show, history, diff, versions, restore, expand)"
 
 
+def set_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Stored snapshots (drafts, replaced versions) as records for JSON: ``rows`` an int, ``weight_sum`` a float."""
+    return [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
+
+
+def rounded_sums(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` with ``weight_sum`` rounded to 12 decimal places, as a table shows it."""
+    return [{**r, "weight_sum": round(r["weight_sum"], 12)} for r in records]
+
+
 def versions(args: argparse.Namespace) -> None:
     """``msm targets versions``: the kept versions of one snapshot, oldest first."""
     store = open_store(args)
     frame = msm.snapshot_versions(
         store, args.account, args.at, allocation=args.allocation, include_drafts=args.include_drafts
     )
-    rows = [{**r, "rows": int(r["rows"]), "weight_sum": float(r["weight_sum"])} for r in frame.to_dicts()]
+    rows = set_records(frame)
     if write_document(args.format, {"account": args.account, "at": args.at, "versions": rows}):
         return
     write_lines(f"account {args.account!r} at {args.at}: {len(rows)} replaced version{'s' if len(rows) != 1 else ''}")
     write_table(
-        [{**r, "weight_sum": round(r["weight_sum"], 12)} for r in rows],
+        rounded_sums(rows),
         [
-            ("version", "version"),
+            "version",
             ("replaced_at", "replaced at"),
             ("replaced_by", "replaced by"),
-            ("rows", "rows"),
+            "rows",
             ("weight_sum", "weight sum"),
-            ("source", "source"),
+            "source",
         ],
         empty="(no replaced versions: the snapshot was never overwritten)",
     )
@@ -202,12 +216,12 @@ def history(args: argparse.Namespace) -> None:
         table,
         [
             ("position_set_time", "time"),
-            ("allocation", "allocation"),
-            ("rows", "rows"),
+            "allocation",
+            "rows",
             ("weight_sum", "weight sum"),
-            ("residual", "residual"),
-            ("source", "source"),
-            *([("status", "status")] if args.include_drafts else []),
+            "residual",
+            "source",
+            *(["status"] if args.include_drafts else []),
             ("position_set_uid", "position set"),
         ],
         empty="(no snapshots)",
@@ -240,11 +254,11 @@ def diff(args: argparse.Namespace) -> None:
     write_table(
         rows,
         [
-            ("change", "change"),
+            "change",
             ("target_type", "type"),
             ("unique_identifier", "identifier"),
-            ("before", "before"),
-            ("after", "after"),
+            "before",
+            "after",
         ],
         empty="(no differences)",
     )
@@ -264,7 +278,7 @@ def _exposure_text(row: dict[str, Any], side: str, change: str) -> str:
 
 
 #: ``ACCOUNT --at TS``: the one stored snapshot whose replaced versions a command reads or restores.
-_SNAPSHOT_AT = (add_account, Arg("--at", required=True, metavar="TS", help="the snapshot's time"))
+_SNAPSHOT_AT = (add_account, at_option("the snapshot's time"))
 COMMANDS = (
     Command(
         "targets save",
@@ -278,26 +292,17 @@ COMMANDS = (
         "optional metadata_json object. Nothing is stored when any row is bad.",
         options=(
             add_account,
-            Arg(
-                "--at",
-                required=True,
-                metavar="TS",
-                help="snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)",
-            ),
+            at_option("snapshot time, ISO-8601 with a UTC offset (e.g. 2026-05-25T00:00:00Z)"),
             add_rows_file,
-            Arg(
-                "--percent",
-                action="store_true",
-                help="weight_notional_exposure is in percent (60 = 60%%): divided by 100, never renormalized",
-            ),
+            percent_option("weight_notional_exposure is in percent (60 = 60%%): divided by 100, never renormalized"),
             Arg("--allocation", metavar="ID", help="target allocation (default: the account's single active one)"),
-            Arg("--overwrite", action="store_true", help="replace the whole snapshot when one exists at that time"),
+            overwrite_option("replace the whole snapshot when one exists at that time"),
             Arg(
                 "--draft",
                 action="store_true",
                 help="save a draft: reads leave it out until `msm targets publish` (an overwrite keeps the status)",
             ),
-            Arg("--source", default="cli", metavar="S", help="provenance recorded on the position set (default: cli)"),
+            source_option("provenance recorded on the position set (default: cli)", default="cli"),
             add_format,
         ),
     ),
@@ -309,12 +314,7 @@ COMMANDS = (
         "(across its active target allocations).",
         options=(add_snapshot_choice, formats("table", "json", "csv")),
     ),
-    Command(
-        "targets history",
-        history,
-        help="list every snapshot of an account, newest first",
-        options=(add_account, add_include_drafts, add_format),
-    ),
+    history_command("targets", history, "snapshot of an account", add_account, add_include_drafts, add_format),
     Command(
         "targets diff",
         diff,
