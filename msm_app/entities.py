@@ -7,7 +7,7 @@ entity is one field in the catalog (plus its migration) and appears in the page'
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +89,17 @@ def page_entity(entity: catalog.Entity, entities: catalog.Catalog = catalog.CATA
 
 #: Every registry entity of :data:`msm.catalog.CATALOG`, in its order.
 ENTITIES: tuple[Entity, ...] = tuple(page_entity(e) for e in catalog.CATALOG)
+
+
+def column_headers(entity: Entity, columns: Iterable[str]) -> dict[str, str]:
+    """The Reference data table's header of each column: its form field's label, else the column's name in words.
+
+    >>> assets = next(e for e in ENTITIES if e.import_name == "assets")
+    >>> column_headers(assets, ["unique_identifier", "metadata_json", "asset_uid"])
+    {'unique_identifier': 'Unique identifier', 'metadata_json': 'Metadata (JSON object)', 'asset_uid': 'Asset uid'}
+    """
+    labels = {f.name: f.label for f in entity.fields}
+    return {c: labels.get(c, c.replace("_", " ").capitalize()) for c in columns}
 
 
 def parse_metadata(text: str | None, *, entity: str) -> dict[str, Any] | None:

@@ -663,3 +663,15 @@ def test_a_snapshot_diff_is_one_frame(demo: Path) -> None:
     assert frame["change"].to_list() == ["changed", "changed"] and frame.height == diff.changed.height
     same = msm.diff_snapshots(store, ALPHA, before=SECOND, after=SECOND).to_frame()
     assert same.height == 0 and same.columns == frame.columns
+
+
+def test_reference_tables_head_their_columns_with_the_catalogs_labels(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(monkeypatch, demo, "reference")
+    headers = [{c: v["label"] for c, v in json.loads(df.proto.columns).items() if "label" in v} for df in at.dataframe]
+    accounts = next(h for h in headers if "account_is_active" in h)
+    assert accounts["is_paper"] == "Paper account"  # a boolean column too, not only text
+    assert accounts["account_is_active"] == "Active"
+    assert accounts["metadata_json"] == "Metadata (JSON object)"
+    assert accounts["account_group_uid"] == "Account group uid"  # no form field: the name in words

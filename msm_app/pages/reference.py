@@ -8,7 +8,7 @@ import streamlit as st
 import msm
 import msm_portfolios
 from msm_app import charts, links, ui
-from msm_app.entities import ENTITIES, Entity, Field, form_values
+from msm_app.entities import ENTITIES, Entity, Field, column_headers, form_values
 
 
 def main() -> None:
@@ -66,11 +66,7 @@ def _browse(store: msm.Store, entity: Entity) -> pl.DataFrame:
         hide_index=True,
         placeholder="—",
         key=f"ref_table_{entity.import_name}",
-        column_config={
-            c: st.column_config.TextColumn(c.replace("_", " ").capitalize())
-            for c in shown.columns
-            if shown.schema[c] == pl.String
-        },
+        column_config=column_headers(entity, shown.columns),
     )
     st.caption(f"{shown.height:,} of {frame.height:,} {entity.title.lower()}")
     return frame
