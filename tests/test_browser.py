@@ -321,6 +321,37 @@ def test_build_save_overwrite_and_look_through(page, server: dict, shots: Path) 
     page.screenshot(path=str(shots / "lookthrough.png"))
 
 
+def test_drift_to_rebalance_in_the_browser(page, server: dict, shots: Path) -> None:
+    """Tutorials 9 and 10: the drift queue, one account's drift, then its orders and the orders CSV.
+
+    It runs before the tests that add accounts (a hostile name, the tutorial's gamma), so that the
+    screenshots show the demo book only.
+    """
+    _open(page, server, "drift", "Drift")
+    _assert_no_error(page)
+    main = page.locator("[data-testid='stMain']")
+    assert "Accounts by largest drift" in main.inner_text()
+    _open(page, server, "drift?account=example-account-alpha", "Drift")
+    _assert_no_error(page)
+    assert "USD" in _metric(page, "NAV")  # every figure says its currency or unit
+    assert _metric(page, "Max |drift|").endswith("pp")
+    page.wait_for_selector("[data-testid='stVegaLiteChart']")  # current and target weights
+    page.screenshot(path=str(shots / "drift.png"))
+    page.get_by_role("link", name="Rebalance this account").click()
+    page.wait_for_url("**/rebalance?account=example-account-alpha")
+    _settle(page)
+    _assert_no_error(page)
+    assert "USD" in _metric(page, "Leftover cash") and "%" in _metric(page, "Turnover")
+    assert _metric(page, "NAV") == "515,600.00 USD"  # the NAV with its currency
+    assert _metric(page, "Max |drift|").endswith("pp")  # in points, as on the Drift page
+    page.wait_for_selector("[data-testid='stDownloadButton']:has-text('Download orders CSV')")
+    page.screenshot(path=str(shots / "rebalance.png"))
+    with page.expect_download() as caught:
+        page.get_by_role("button", name=re.compile("Download orders CSV")).click()
+    header = Path(caught.value.path()).read_text().splitlines()[0]
+    assert header == "account,asset,side,quantity,price,currency,value"
+
+
 def test_html_in_a_name_is_shown_as_text(page, server: dict) -> None:
     store = msm.Store(server["db"])
     hostile = '<img src=x onerror="window.__pwned=1"> [link](javascript:window.__pwned=2)'
@@ -465,30 +496,3 @@ def test_tutorial_export_in_the_browser(page, server: dict, shots: Path) -> None
         "target_positions",
     ]
     page.wait_for_selector("[data-testid='stDownloadButton']:has-text('Download as zip')")
-
-
-def test_drift_to_rebalance_in_the_browser(page, server: dict, shots: Path) -> None:
-    """Tutorials 9 and 10: the drift queue, one account's drift, then its orders and the orders CSV."""
-    _open(page, server, "drift", "Drift")
-    _assert_no_error(page)
-    main = page.locator("[data-testid='stMain']")
-    assert "Accounts by largest drift" in main.inner_text()
-    _open(page, server, "drift?account=example-account-alpha", "Drift")
-    _assert_no_error(page)
-    assert "USD" in _metric(page, "NAV")  # every figure says its currency or unit
-    assert _metric(page, "Max |drift|").endswith("pp")
-    page.wait_for_selector("[data-testid='stVegaLiteChart']")  # current and target weights
-    page.screenshot(path=str(shots / "drift.png"))
-    page.get_by_role("link", name="Rebalance this account").click()
-    page.wait_for_url("**/rebalance?account=example-account-alpha")
-    _settle(page)
-    _assert_no_error(page)
-    assert "USD" in _metric(page, "Leftover cash") and "%" in _metric(page, "Turnover")
-    assert _metric(page, "NAV") == "515,600.00 USD"  # the NAV with its currency
-    assert _metric(page, "Max |drift|").endswith("pp")  # in points, as on the Drift page
-    page.wait_for_selector("[data-testid='stDownloadButton']:has-text('Download orders CSV')")
-    page.screenshot(path=str(shots / "rebalance.png"))
-    with page.expect_download() as caught:
-        page.get_by_role("button", name=re.compile("Download orders CSV")).click()
-    header = Path(caught.value.path()).read_text().splitlines()[0]
-    assert header == "account,asset,side,quantity,price,currency,value"
