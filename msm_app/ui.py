@@ -31,6 +31,7 @@ import streamlit as st
 import msm
 import msm_portfolios
 from msm.audit import MAX_REASON, acting
+from msm.drift import DEFAULT_BAND_ABS
 from msm.errors import MsmError, SnapshotExistsError, StoreBusyError, ValidationError
 from msm.io import read_table_file
 from msm_app import auth
@@ -235,6 +236,31 @@ def utc_datetime(day: Any, clock: Any, fallback: datetime) -> datetime:
         clock if isinstance(clock, time) else fallback.time(),
         tzinfo=UTC,
     )
+
+
+def band_inputs(abs_where: Any, rel_where: Any, *, prefix: str) -> tuple[float | None, float | None]:
+    """The absolute and relative drift bands as inputs (keys ``{prefix}band_abs``, ``{prefix}band_rel``), as fractions.
+
+    The Drift and Rebalance pages ask for them the same way: points and percent, empty for ``None`` (not checked).
+    """
+    band_abs = abs_where.number_input(
+        "Absolute band (pp)",
+        min_value=0.0,
+        max_value=100.0,
+        value=DEFAULT_BAND_ABS * 100,
+        step=0.5,
+        key=f"{prefix}band_abs",
+        help="In breach when |current − target| is more than this many percentage points (empty: not checked)",
+    )
+    band_rel = rel_where.number_input(
+        "Relative band (%)",
+        min_value=0.0,
+        value=None,
+        step=5.0,
+        key=f"{prefix}band_rel",
+        help="In breach when |drift / target| is more than this percentage (empty: not checked)",
+    )
+    return (None if band_abs is None else band_abs / 100), (None if band_rel is None else band_rel / 100)
 
 
 def table(frame: pl.DataFrame, config: dict[str, Any], *, key: str, where: Any = st) -> None:

@@ -67,6 +67,22 @@ def test_the_options_change_the_proposal_and_buy_only_never_sells(book: Path, mo
     assert any("cash_flow" in m and "a withdrawal (< 0) needs sells" in m for m in messages(at, "error"))
 
 
+def test_the_bands_are_asked_as_on_the_drift_page(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Points and percent, empty for none (as on the Drift page); a band of 0 is refused by name."""
+    at = open_page(monkeypatch, book, "rebalance", query={"account": ALPHA})
+    band_abs, band_rel = at.number_input(key="rebalance_band_abs"), at.number_input(key="rebalance_band_rel")
+    assert (band_abs.label, band_abs.value) == ("Absolute band (pp)", 5.0)
+    assert (band_rel.label, band_rel.value) == ("Relative band (%)", None)  # empty: not checked
+    drift = open_page(monkeypatch, book, "drift", query={"account": ALPHA})
+    assert [(w.label, w.value) for w in drift.number_input] == [(band_abs.label, 5.0), (band_rel.label, None)]
+    at.selectbox(key="rebalance_mode").select("Bands: only breaches").run()
+    at.number_input(key="rebalance_band_rel").set_value(10.0).run()
+    assert_clean(at)
+    assert set(table(at, "asset", "reason")["reason"]) <= {"to_target", "within_band", "cash_limited"}
+    at.number_input(key="rebalance_band_abs").set_value(0.0).run()
+    assert any("band_abs" in m and "a band must be a finite number > 0" in m for m in messages(at, "error"))
+
+
 def test_bands_to_the_edge_with_whole_units_report_their_reasons(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_page(monkeypatch, book, "rebalance", query={"account": ALPHA})
     at.selectbox(key="rebalance_mode").select("Bands: only breaches").run()

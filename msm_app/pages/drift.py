@@ -72,24 +72,9 @@ def _controls(asked_at: datetime | None) -> tuple[datetime, float | None, float 
     cols = st.columns([2, 2, 2, 2])
     day = cols[0].date_input("Valuation date (UTC)", value=now.date(), key="drift_date")
     clock = cols[1].time_input("Valuation time (UTC)", value=now.astimezone(UTC).time(), key="drift_clock", step=60)
-    band_abs = cols[2].number_input(
-        "Absolute band (pp)",
-        min_value=0.0,
-        value=5.0,
-        step=0.5,
-        key="drift_band_abs",
-        help="In breach when |current − target| is more than this many percentage points (empty: not checked)",
-    )
-    band_rel = cols[3].number_input(
-        "Relative band (%)",
-        min_value=0.0,
-        value=None,
-        step=5.0,
-        key="drift_band_rel",
-        help="In breach when |drift / target| is more than this percentage (empty: not checked)",
-    )
+    band_abs, band_rel = ui.band_inputs(cols[2], cols[3], prefix="drift_")
     at = ui.utc_datetime(day, clock, now)
-    return at, None if band_abs is None else band_abs / 100, None if band_rel is None else band_rel / 100
+    return at, band_abs, band_rel
 
 
 def _queue(result: msm.Drift, at: datetime) -> None:

@@ -14,7 +14,6 @@ import streamlit as st
 
 import msm
 import msm_portfolios
-from msm.drift import DEFAULT_BAND_ABS
 from msm_app import links, ui
 
 #: The mode choices and the service's word for each.
@@ -129,19 +128,19 @@ def _options() -> dict:
     if mode == "bands":
         edge = top[1].radio("Trade to", ["the target", "the band edge"], key="rebalance_to", horizontal=True)
         to = "edge" if edge == "the band edge" else "target"
-    band_abs = top[2].number_input(
-        "Band (points)", 0.0, 100.0, DEFAULT_BAND_ABS * 100, 0.5, key="rebalance_band", help="|drift| over this"
-    )
-    band_rel = top[3].number_input(
-        "Relative band (%)", 0.0, 1000.0, 0.0, 5.0, key="rebalance_band_rel", help="0: not checked"
-    )
+    band_abs, band_rel = ui.band_inputs(top[2], top[3], prefix="rebalance_")
     rules = st.columns(5)
     cash_flow = rules[0].number_input(
-        "Cash flow", value=0.0, step=1000.0, key="rebalance_flow", help="Deposit > 0, withdrawal < 0 (base currency)"
+        "Cash flow (base currency)", value=0.0, step=1000.0, key="rebalance_flow", help="Deposit > 0, withdrawal < 0"
     )
     reserve = rules[1].number_input("Cash reserve (%)", 0.0, 100.0, 0.0, 1.0, key="rebalance_reserve")
     min_trade = rules[2].number_input(
-        "Minimum trade", min_value=0.0, value=0.0, step=100.0, key="rebalance_min", help="In base currency"
+        "Minimum trade (base currency)",
+        min_value=0.0,
+        value=0.0,
+        step=100.0,
+        key="rebalance_min",
+        help="Orders of a smaller value are not placed",
     )
     whole = rules[3].checkbox("Whole units", key="rebalance_whole", help="Round quantities toward zero")
     as_of = rules[4].date_input(
@@ -150,8 +149,8 @@ def _options() -> dict:
     return {
         "mode": mode,
         "to": to,
-        "band_abs": band_abs / 100 if band_abs > 0 else None,
-        "band_rel": band_rel / 100 if band_rel > 0 else None,
+        "band_abs": band_abs,
+        "band_rel": band_rel,
         "cash_flow": cash_flow,
         "cash_reserve": reserve / 100,
         "min_trade": min_trade,
