@@ -8,6 +8,7 @@ page, rerun only the builder's grid fragment) is covered by tests/test_browser.p
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -524,6 +525,18 @@ _STATE_KEY = re.compile(
     r"""(?:key=|SS\.(?:get|setdefault|pop)\(|session_state\[|session_state\.(?:get|setdefault|pop)\()f?["']([A-Za-z_]+)"""
     r"""|\bSS\.(?!get\b|setdefault\b|pop\b|update\b)([a-z_]+)"""
 )
+
+
+def test_every_table_shows_an_empty_cell_as_a_dash() -> None:
+    """Each ``st.dataframe`` of the app says ``placeholder="—"`` (or goes through ``ui.table``): never "None"."""
+    bare = []
+    for path in sorted((ROOT / "msm_app").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "dataframe":
+                given = {k.arg: k.value for k in node.keywords}
+                if not (isinstance(given.get("placeholder"), ast.Constant) and given["placeholder"].value == "—"):
+                    bare.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not bare, bare
 
 
 def test_pages_hand_nothing_to_each_other_through_session_state() -> None:

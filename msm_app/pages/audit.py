@@ -67,7 +67,7 @@ def render() -> None:
         return
     shown = f"the newest {LIMIT:,}" if events.height == LIMIT else f"{events.height:,}"
     st.caption(f"{shown} event{'s' if events.height != 1 else ''}, newest first")
-    st.dataframe(events.select(*TABLE_CONFIG), column_config=TABLE_CONFIG, hide_index=True, key="audit_table")
+    ui.table(events, TABLE_CONFIG, key="audit_table")
     _one_event(events)
 
 

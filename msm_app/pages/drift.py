@@ -147,7 +147,7 @@ def _positions(positions: pl.DataFrame, currency: str) -> None:
     styled = table.to_pandas().style.apply(
         lambda row: [f"background-color: {BREACH_COLOUR}" if row["breach"] else "" for _ in row], axis=1
     )
-    st.dataframe(styled, hide_index=True, key="drift_positions", column_config=config)
+    st.dataframe(styled, hide_index=True, placeholder="—", key="drift_positions", column_config=config)
 
 
 if __name__ == "__main__":

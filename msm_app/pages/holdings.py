@@ -86,7 +86,7 @@ def _import() -> None:
     if frame is None:
         return
     at = ui.utc_datetime(day, clock, now)
-    st.dataframe(frame.head(200), hide_index=True, key="holdings_file")
+    st.dataframe(frame.head(200), hide_index=True, placeholder="—", key="holdings_file")
     try:
         plan = msm.import_holdings(ui.store(), frame, at=at, overwrite=overwrite, dry_run=True)
     except msm.MsmError as exc:
@@ -95,7 +95,7 @@ def _import() -> None:
     st.success(
         f"{plan.rows:,} rows for {plan.sets.height:,} accounts pass every check; nothing is written until you import."
     )
-    st.dataframe(plan.sets.select(*PREVIEW_CONFIG), hide_index=True, key="holdings_plan", column_config=PREVIEW_CONFIG)
+    ui.table(plan.sets, PREVIEW_CONFIG, key="holdings_plan")
     reason = ui.reason("holdings_reason")
     if st.button("Import", type="primary", key="holdings_write", help=f"Write the holdings at {ui.when(at)}"):
         done = msm.import_holdings(ui.store(), frame, at=at, overwrite=overwrite, source="app", reason=reason)

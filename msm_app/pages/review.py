@@ -53,7 +53,7 @@ def render() -> None:
         st.info("No draft waits for review. Save one from the Target set builder (**Save as draft**).")
         return
     st.caption(f"{drafts.height} draft{'s' if drafts.height != 1 else ''}, oldest first")
-    st.dataframe(drafts.select(*TABLE_CONFIG), column_config=TABLE_CONFIG, hide_index=True, key="review_table")
+    ui.table(drafts, TABLE_CONFIG, key="review_table")
     rows = drafts.to_dicts()
     index = st.selectbox("Draft", range(len(rows)), format_func=lambda i: _label(rows[i]), key="review_draft")
     _one_draft(rows[index])
@@ -77,8 +77,8 @@ def _one_draft(row: dict) -> None:
         f"{diff.unchanged} unchanged"
     )
     if changes.height:
-        shown = [c for c in DIFF_CONFIG if c in changes.columns]
-        st.dataframe(changes.select(shown), column_config=DIFF_CONFIG, hide_index=True, key="review_diff")
+        shown = {c: config for c, config in DIFF_CONFIG.items() if c in changes.columns}
+        ui.table(changes, shown, key="review_diff")
     reason = ui.reason("review_reason")
     left, right, note = st.columns([2, 2, 6])
     where = {"account": row["account"], "at": row["position_set_time"], "allocation": row["allocation"]}

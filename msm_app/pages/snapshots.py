@@ -139,9 +139,7 @@ def _versions(account: str, chosen) -> None:
         "Every overwrite keeps the rows it replaced. Restoring a version writes it again as a new overwrite, "
         "so the rows shown above are kept as the next version; the restore is recorded in the audit trail."
     )
-    st.dataframe(
-        versions.select(*VERSIONS_CONFIG), column_config=VERSIONS_CONFIG, hide_index=True, key="snapshots_versions"
-    )
+    ui.table(versions, VERSIONS_CONFIG, key="snapshots_versions")
     left, right = st.columns(2)
     version = left.selectbox("Version to restore", versions["version"].to_list(), key="snapshots_version")
     reason = ui.reason("snapshots_reason", where=right)
