@@ -54,6 +54,7 @@ __all__ = [
     "audit_events",
     "current",
     "default_actor",
+    "event_labels",
     "keep_target_rows",
     "record",
     "record_select",
@@ -290,6 +291,45 @@ def _account_uid(store: Store, con: duckdb.DuckDBPyConnection, account: str) -> 
 
 
 # -- reading ---------------------------------------------------------------------------------------
+#: The keys of an event's values that name what it is about, in order of preference.
+WHAT_KEYS = (
+    "unique_identifier",
+    "portfolio",
+    "group_name",
+    "allocation_model_name",
+    "position_set_time",
+    "holdings_time",
+)
+
+
+def event_labels(events: pl.DataFrame) -> pl.Series:
+    """``what`` each event of :func:`audit_events` is about: its row's key, else its counts, else its entity uid.
+
+    The values after the event (before it, for a delete) are read: the first of :data:`WHAT_KEYS`
+    they hold (``BTC``, ``CRYPTO-EW``, a snapshot's time), else an import's ``N added, M updated``
+    or a set's ``N rows``.
+
+    >>> event_labels(pl.DataFrame({"entity_uid": ["u1", None], "before_json": [None, None],
+    ...     "after_json": ['{"unique_identifier": "BTC"}', '{"added": 2, "updated": 0}']})).to_list()
+    ['BTC', '2 added, 0 updated']
+    """
+    side = pl.coalesce("after_json", "before_json")
+
+    def value(key: str) -> pl.Expr:
+        return side.str.json_path_match(f"$.{key}")
+
+    counts = value("added") + pl.lit(" added, ") + value("updated") + pl.lit(" updated")
+    return events.select(
+        pl.coalesce(
+            *[value(key) for key in WHAT_KEYS],
+            value("rows") + pl.lit(" rows"),
+            counts,
+            pl.col("entity_uid"),
+            pl.lit(""),
+        ).alias("what")
+    ).to_series()
+
+
 def audit_events(
     store: Store,
     *,

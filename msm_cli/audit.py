@@ -11,7 +11,7 @@ import argparse
 import json
 
 import msm
-from msm.audit import ACTIONS, ENTITY_TYPES
+from msm.audit import ACTIONS, ENTITY_TYPES, event_labels
 from msm_cli.commands import Arg, Command
 from msm_cli.context import formats, open_store, passed
 from msm_cli.output import write_csv, write_json, write_lines, write_table
@@ -49,7 +49,7 @@ def show(args: argparse.Namespace) -> None:
         write_json({"events": rows})
         return
     write_lines(f"{len(rows)} audit event{'s' if len(rows) != 1 else ''}, newest first")
-    table = [{**r, "what": _what(r)} for r in rows]
+    table = frame.with_columns(event_labels(frame)).select(*_COLUMNS, "what").to_dicts()
     write_table(
         table,
         [
@@ -63,28 +63,6 @@ def show(args: argparse.Namespace) -> None:
         ],
         empty="(no events)",
     )
-
-
-def _what(row: dict[str, object]) -> str:
-    """A short label of what an event is about: the row's key, else the summary's counts."""
-    side = row["after_json"] or row["before_json"]
-    data = json.loads(side) if isinstance(side, str) else {}
-    keys = (
-        "unique_identifier",
-        "portfolio",
-        "group_name",
-        "allocation_model_name",
-        "position_set_time",
-        "holdings_time",
-    )
-    for key in keys:
-        if data.get(key) is not None:
-            return str(data[key])
-    if "rows" in data:
-        return f"{data['rows']} rows"
-    if "added" in data:
-        return f"{data['added']} added, {data['updated']} updated"
-    return str(row["entity_uid"] or "")
 
 
 COMMANDS = (

@@ -37,6 +37,7 @@ def test_audit_page_lists_events_and_filters_by_account_actor_and_action(
     assert_clean(at)
     events = table(at, "actor", "action")
     assert events["actor"].tolist() == ["alice"] and events["action"].tolist() == ["update"]
+    assert table(at, "what")["what"].tolist() == [ALPHA]  # what the event is about, as `msm audit` names it
     assert any("the client asked" in m for m in messages(at, "markdown"))
     before, after = (j.value for j in at.json)
     assert '"account_name": "Alpha, renamed"' in after.replace('":"', '": "') or "Alpha, renamed" in after

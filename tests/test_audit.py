@@ -267,6 +267,23 @@ def test_bulk_snapshots_holdings_prices_fx_and_compositions_are_audited(store: m
     assert price["reason"] == "close" and price["after_json"]["added"] == 1
 
 
+def test_every_event_is_labelled_with_what_it_is_about(store: msm.Store) -> None:
+    """``event_labels``: the row's key, a set's time, an import's counts; a deleted row by its before-image."""
+    msm.add_asset(store, "XRP", name="Ripple")
+    msm.delete_asset(store, "XRP")
+    msm.save_snapshot(store, "alpha", "2026-03-01T00:00:00Z", _rows(0.5))
+    msm.import_prices(store, [{"asset": "BTC", "time": T0_TEXT, "price": 1, "currency": "USD"}])
+    msm_portfolios.save_composition(store, "CRYPTO-EW", T0, {"BTC": 0.6, "ETH": 0.4}, overwrite=True)
+    trail = msm.audit_events(store)
+    keys = zip(trail["entity_type"], trail["action"], strict=True)
+    labels = dict(reversed(list(zip(keys, audit.event_labels(trail), strict=True))))  # the newest of each
+    assert labels[("asset", "delete")] == "XRP"  # nothing after a delete: the row before it
+    assert labels[("position_set", "save")] == "2026-03-01T00:00:00.000000Z"
+    assert labels[("price", "import")] == "1 added, 0 updated"
+    assert labels[("composition", "overwrite")] == "CRYPTO-EW"
+    assert audit.event_labels(trail).null_count() == 0 and audit.event_labels(trail.head(0)).len() == 0
+
+
 # -- an aborted write leaves no event -------------------------------------------------------------------
 @pytest.mark.parametrize(
     "write",

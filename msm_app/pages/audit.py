@@ -11,7 +11,7 @@ import polars as pl
 import streamlit as st
 
 import msm
-from msm.audit import ACTIONS, ENTITY_TYPES
+from msm.audit import ACTIONS, ENTITY_TYPES, event_labels
 from msm_app import links, ui
 
 ALL = "(all)"
@@ -24,6 +24,7 @@ TABLE_CONFIG = {
     "actor": "Actor",
     "action": "Action",
     "entity_type": "Entity",
+    "what": st.column_config.TextColumn("What", help="Its key (an identifier, a snapshot's time) or its counts"),
     "account": "Account",
     "reason": "Reason",
     "entity_uid": "Entity uid",
@@ -65,6 +66,7 @@ def render() -> None:
     if events.height == 0:
         st.info("No change matches these filters.")
         return
+    events = events.with_columns(event_labels(events))
     shown = f"the newest {LIMIT:,}" if events.height == LIMIT else f"{events.height:,}"
     st.caption(f"{shown} event{'s' if events.height != 1 else ''}, newest first")
     ui.table(events, TABLE_CONFIG, key="audit_table")
@@ -74,7 +76,7 @@ def render() -> None:
 def _label(row: dict) -> str:
     when = row["event_time"].strftime("%Y-%m-%d %H:%M:%S")
     about = f" of {row['account']}" if row["account"] else ""
-    return f"{when} · {row['actor']} · {row['action']} {row['entity_type']}{about}"
+    return f"{when} · {row['actor']} · {row['action']} {row['entity_type']} {row['what']}{about}"
 
 
 def _one_event(events: pl.DataFrame) -> None:
