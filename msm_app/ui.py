@@ -346,6 +346,10 @@ NOTIONAL_COLUMN = st.column_config.NumberColumn(
 QUANTITY_COLUMN = st.column_config.NumberColumn(
     "Quantity", format="localized", help="single_asset_quantity: units of one asset (asset rows only)"
 )
+#: A target set's weight sum, in every table that shows one.
+WEIGHT_SUM_COLUMN = st.column_config.NumberColumn(
+    "Weight sum", format="percent", help="Sum of the weight targets (never renormalized)"
+)
 EXPOSURE_CONFIG = {
     "weight_notional_exposure": WEIGHT_COLUMN,
     "constant_notional_exposure": NOTIONAL_COLUMN,

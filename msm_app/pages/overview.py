@@ -64,9 +64,7 @@ def render() -> None:
                 "account_name": st.column_config.TextColumn("Name"),
                 "position_set_time": ui.utc_column("Snapshot time (UTC)"),
                 "rows": st.column_config.NumberColumn("Rows", format="localized"),
-                "weight_sum": st.column_config.NumberColumn(
-                    "Weight sum", format="percent", help="Sum of the weight targets (never renormalized)"
-                ),
+                "weight_sum": ui.WEIGHT_SUM_COLUMN,
                 "residual": st.column_config.NumberColumn(
                     "Residual", format="percent", help="1 − weight sum: the unallocated part"
                 ),

@@ -241,7 +241,9 @@ def _compositions(store: msm.Store, portfolios: pl.DataFrame) -> None:
                     "n_portfolios": st.column_config.NumberColumn(
                         "Portfolios", help="Constituents that are portfolios (nested; looked through to assets)"
                     ),
-                    "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
+                    "weight_sum": st.column_config.NumberColumn(
+                        "Weight sum", format="percent", help="Sum of the constituent weights (never renormalized)"
+                    ),
                 },
             )
     with right:

@@ -21,7 +21,7 @@ TABLE_CONFIG = {
     "position_set_time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "allocation": "Allocation",
     "rows": "Rows",
-    "weight_sum": st.column_config.NumberColumn("Weight sum", format="%.4f"),
+    "weight_sum": ui.WEIGHT_SUM_COLUMN,
     "saved_by": "Saved by",
     "saved_at": st.column_config.DatetimeColumn("Saved at (UTC)", format="YYYY-MM-DD HH:mm:ss"),
 }

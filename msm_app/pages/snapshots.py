@@ -70,7 +70,7 @@ def _history(account: str, history: pl.DataFrame) -> None:
             "position_set_time": ui.utc_column("Time (UTC)"),
             "allocation": st.column_config.TextColumn("Target allocation"),
             "rows": st.column_config.NumberColumn("Rows", format="localized"),
-            "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
+            "weight_sum": ui.WEIGHT_SUM_COLUMN,
             "source": st.column_config.TextColumn("Source", help="Who wrote it (workbench, a file, an example, …)"),
         },
     )
@@ -119,7 +119,7 @@ VERSIONS_CONFIG = {
     "replaced_at": st.column_config.DatetimeColumn("Replaced (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
     "replaced_by": "Replaced by",
     "rows": st.column_config.NumberColumn("Rows", format="localized"),
-    "weight_sum": st.column_config.NumberColumn("Weight sum", format="percent"),
+    "weight_sum": ui.WEIGHT_SUM_COLUMN,
     "source": "Source",
 }
 
