@@ -27,7 +27,7 @@ def book(tmp_path: Path, book_template: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def _draft(store: msm.Store, actor: str = "alice") -> None:
     rows = [{"asset": "BTC", "weight_notional_exposure": 0.9}, {"asset": "SOL", "weight_notional_exposure": 0.1}]
-    msm.save_snapshot(store, ALPHA, AT, rows, draft=True, actor=actor)
+    msm.save_snapshot(store, ALPHA, AT, rows, draft=True, actor=actor, reason="Q3 proposal")
 
 
 def test_builder_saves_a_draft_that_reads_leave_out(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,6 +58,7 @@ def test_review_lists_the_draft_with_its_diff_and_publishes_it(book: Path, monke
     assert_clean(at)
     drafts = table(at, "account", "position_set_time", "saved_by")
     assert drafts["account"].tolist() == [ALPHA] and drafts["saved_by"].tolist() == ["alice"]
+    assert table(at, "reason", "weight_sum")["reason"].tolist() == ["Q3 proposal"]  # why the author saved it
     diff = at.dataframe[1].value
     assert "SOL" in diff["unique_identifier"].tolist()
     assert any("added" in m and "changed" in m for m in messages(at, "caption"))

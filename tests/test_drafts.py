@@ -71,6 +71,14 @@ def test_save_events_say_the_status(seeded: Seeded) -> None:
     assert [e["after_json"]["status"] for e in _events(seeded.store, "save")] == ["draft", "published"]
 
 
+def test_a_draft_is_listed_with_the_reason_of_its_last_save(seeded: Seeded) -> None:
+    store = seeded.store
+    msm.save_snapshot(store, "alpha", T1, _rows(0.9), draft=True, actor="alice", reason="Q3 proposal")
+    assert msm.list_drafts(store).select("saved_by", "reason").rows() == [("alice", "Q3 proposal")]
+    msm.save_snapshot(store, "alpha", T1, _rows(0.8), draft=True, overwrite=True, actor="carol")
+    assert msm.list_drafts(store).select("saved_by", "reason").rows() == [("carol", None)]  # the last save gave none
+
+
 def test_four_eyes_refuses_every_actor_who_saved_the_draft(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     store = seeded.store
     msm.save_snapshot(store, "alpha", T1, _rows(0.5), draft=True, actor="alice")

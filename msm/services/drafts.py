@@ -204,10 +204,10 @@ def discard_draft(
 
 
 def list_drafts(store: Store, account: str | uuid.UUID | None = None) -> pl.DataFrame:
-    """Every draft (of one account, or of all), oldest first, with who saved it last and when.
+    """Every draft (of one account, or of all), oldest first, with who saved it last, when and why.
 
     Columns: ``account, allocation, position_set_time, rows, weight_sum, saved_by, saved_at,
-    source, position_set_uid``.
+    source, position_set_uid, reason`` (``reason``: the last save's, ``None`` when it gave none).
     """
     with store.connect() as con:
         account_uid = get_account(store, account)["uid"] if account is not None else None
@@ -215,14 +215,15 @@ def list_drafts(store: Store, account: str | uuid.UUID | None = None) -> pl.Data
             con,
             """
             WITH saves AS (
-                SELECT entity_uid, arg_max(actor, event_time) AS saved_by, max(event_time) AS saved_at
+                SELECT entity_uid, arg_max(actor, event_time) AS saved_by, max(event_time) AS saved_at,
+                       arg_max_null(reason, event_time) AS reason
                 FROM audit_event WHERE entity_type = 'position_set' AND list_contains($actions, action)
                 GROUP BY entity_uid
             )
             SELECT a.unique_identifier AS account, al.unique_identifier AS allocation, p.position_set_time,
                    count(t.position_set_uid) AS rows, coalesce(sum(t.weight_notional_exposure), 0.0) AS weight_sum,
                    any_value(s.saved_by) AS saved_by, any_value(s.saved_at) AS saved_at, p.source,
-                   p.uid::VARCHAR AS position_set_uid
+                   p.uid::VARCHAR AS position_set_uid, any_value(s.reason) AS reason
             FROM position_set AS p
             JOIN account_target_allocation AS al ON al.uid = p.account_target_allocation_uid
             JOIN account AS a ON a.uid = al.account_uid

@@ -24,6 +24,7 @@ TABLE_CONFIG = {
     "weight_sum": ui.WEIGHT_SUM_COLUMN,
     "saved_by": "Saved by",
     "saved_at": st.column_config.DatetimeColumn("Saved at (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "reason": st.column_config.TextColumn("Reason", help="The reason given when the draft was last saved"),
 }
 DIFF_CONFIG = ui.diff_config(kind="Type", sides=("{} (published)", "{} (draft)"))
 
