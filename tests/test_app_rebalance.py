@@ -106,6 +106,7 @@ def test_a_set_of_accounts_leaves_out_and_names_the_one_without_holdings(
     orders = table(at, "account", "asset", "side", "reason")
     assert set(orders["account"]) == {ALPHA, BETA}
     assert _metrics(at)["Accounts"] == "2"
+    assert _metrics(at)["Without a proposal"] == "1"  # the idle account, left out and named
 
 
 def test_one_account_without_holdings_is_named_not_an_error(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:

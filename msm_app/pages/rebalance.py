@@ -31,6 +31,24 @@ REASONS = {
 
 #: The accounts table's drift columns (differences of weights), shown in percentage points.
 POINTS = ("max_abs_drift_before", "max_abs_drift_after")
+#: The accounts table of a set: amounts in each account's base currency, drift in points.
+ACCOUNTS_CONFIG = {
+    "account": "Account",
+    "base_currency": "Base currency",
+    **{
+        column: st.column_config.NumberColumn(f"{label} (base currency)", format="localized")
+        for column, label in (
+            ("nav", "NAV"),
+            ("cash_before", "Cash before"),
+            ("cash_after", "Cash after"),
+            ("leftover_cash", "Leftover cash"),
+        )
+    },
+    "turnover": st.column_config.NumberColumn("Turnover", format="percent"),
+    "max_abs_drift_before": st.column_config.NumberColumn("Max |drift| before", format="%.2f pp"),
+    "max_abs_drift_after": st.column_config.NumberColumn("Max |drift| after", format="%.2f pp"),
+    "status": "Status",
+}
 
 
 def _orders_config(currency: str) -> dict:
@@ -64,7 +82,7 @@ def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
         return
     links.keep("rebalance", account=chosen[0] if len(chosen) == 1 else None)
     options = _options()
-    result = _propose(chosen, options)
+    result, left_out = _propose(chosen, options)
     if result is None:
         return
     if result.diagnostics is not None:
@@ -72,16 +90,16 @@ def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     if len(chosen) == 1:
         _one(result)
     else:
-        _many(result)
+        _many(result, left_out)
 
 
-def _propose(chosen: list[str], options: dict) -> msm.Rebalance | None:
-    """The proposal for ``chosen``; accounts drift cannot compare (no holdings, no targets) are left out and named."""
+def _propose(chosen: list[str], options: dict) -> tuple[msm.Rebalance | None, int]:
+    """The proposal for ``chosen`` and how many were left out: those drift cannot compare (each named)."""
     store = ui.store()
     weights = msm_portfolios.duckdb_weights_source(store)
     with st.spinner("Valuing the holdings and proposing orders…"):
         try:
-            return msm.rebalance(store, chosen, weights=weights, **options)
+            return msm.rebalance(store, chosen, weights=weights, **options), 0
         except msm.ValidationError as exc:
             refused = exc
     skipped = _incomparable(refused)
@@ -91,9 +109,9 @@ def _propose(chosen: list[str], options: dict) -> msm.Rebalance | None:
         st.info(f"{ui.escape_md(error.value)}: {ui.escape_md(error.rule)}")
     rest = [a for a in chosen if a not in skipped]
     if not rest:
-        return None
+        return None, len(chosen)
     with st.spinner("Proposing orders for the others…"):
-        return msm.rebalance(store, rest, weights=weights, **options)
+        return msm.rebalance(store, rest, weights=weights, **options), len(chosen) - len(rest)
 
 
 def _incomparable(exc: msm.ValidationError) -> set[str] | None:
@@ -192,27 +210,27 @@ def _one(result: msm.Rebalance) -> None:
     _download(result, f"{account['account']}-orders")
 
 
-def _many(result: msm.Rebalance) -> None:
-    """A set of accounts: one row each, every order, the weights of one of them, the download."""
+def _many(result: msm.Rebalance, left_out: int) -> None:
+    """A set of accounts: one row each, every order, the weights of one of them, the download.
+
+    ``left_out``: the accounts chosen that drift could not compare (named above); they count as
+    without a proposal.
+    """
     figures = result.accounts
     trading = result.orders.filter(pl.col("side") != "none")
     metrics = st.columns(3)
     metrics[0].metric("Accounts", f"{figures.height:,}")
     metrics[1].metric("Orders that trade", f"{trading.height:,}")
-    metrics[2].metric("Without a proposal", f"{figures.filter(pl.col('status') != 'ok').height:,}")
+    without = figures.filter(pl.col("status") != "ok").height + left_out
+    metrics[2].metric("Without a proposal", f"{without:,}", help="Left out above, or with a status other than ok")
     st.subheader("Accounts")
     st.dataframe(
         figures.with_columns(pl.col(*POINTS) * 100),  # drift in percentage points, as on the Drift page
         hide_index=True,
         placeholder="—",
         key="rebalance_accounts",
-        column_config={
-            **{c: st.column_config.NumberColumn(f"{c.replace('_', ' ')} (base ccy)", format="localized")
-               for c in ("nav", "cash_before", "cash_after", "leftover_cash")},
-            "turnover": st.column_config.NumberColumn("turnover", format="percent"),
-            **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.2f pp") for c in POINTS},
-        },
-    )  # fmt: skip
+        column_config=ACCOUNTS_CONFIG,
+    )
     shown = st.selectbox(
         "Weights of", figures.filter(pl.col("status") == "ok")["account"].to_list(), key="rebalance_of"
     )
@@ -224,7 +242,7 @@ def _many(result: msm.Rebalance) -> None:
         hide_index=True,
         placeholder="—",
         key="rebalance_orders_many",
-        column_config=_orders_config("base ccy"),
+        column_config=_orders_config("base currency"),
     )
     _download(result, "rebalance-orders")
 
