@@ -365,13 +365,13 @@ DIFF_FORMATS = {
 }
 
 
-def diff_config(*, kind: str, sides: tuple[str, str], formats: dict[str, str] = DIFF_FORMATS) -> dict[str, Any]:
+def diff_config(*, sides: tuple[str, str], formats: dict[str, str] = DIFF_FORMATS) -> dict[str, Any]:
     """The columns of a snapshot diff (``to_frame()`` of :func:`msm.diff_snapshots`, :func:`msm.diff_draft`).
 
     Each exposure has a column per side, headed ``sides`` with the exposure's name in ``{}`` (``"{} before"``);
-    an exposure in ``formats`` is a number in that format, any other plain. ``kind`` heads the target type.
+    an exposure in ``formats`` is a number in that format, any other plain.
     """
-    config: dict[str, Any] = {"change": "Change", "target_type": kind, "unique_identifier": "Target"}
+    config: dict[str, Any] = {"change": "Change", "target_type": "Kind", "unique_identifier": "Target"}
     for column, exposure in EXPOSURE_CONFIG.items():
         for suffix, side in zip(("before", "after"), sides, strict=True):
             label = side.format(exposure["label"])

@@ -26,7 +26,7 @@ TABLE_CONFIG = {
     "saved_at": st.column_config.DatetimeColumn("Saved at (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "reason": st.column_config.TextColumn("Reason", help="The reason given when the draft was last saved"),
 }
-DIFF_CONFIG = ui.diff_config(kind="Type", sides=("{} (published)", "{} (draft)"))
+DIFF_CONFIG = ui.diff_config(sides=("{} (published)", "{} (draft)"))
 
 
 def main() -> None:

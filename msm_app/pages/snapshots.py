@@ -16,7 +16,7 @@ from msm_app import charts, links, ui
 
 #: Row colours of the comparison table, by change.
 CHANGE_COLOURS = {"added": "#e6f4ea", "removed": "#fce8e6", "changed": "#fef7e0"}
-DIFF_CONFIG = ui.diff_config(kind="Kind", sides=("{} before", "{} after"))
+DIFF_CONFIG = ui.diff_config(sides=("{} before", "{} after"))
 
 #: What the page says while there is no account.
 NO_ACCOUNT = (
