@@ -399,6 +399,31 @@ def test_export_of_chosen_accounts_and_dates(demo: Path, monkeypatch: pytest.Mon
     assert set(rows["account"]) == {ALPHA} and rows["time_index"].min() == datetime(2026, 6, 1, tzinfo=UTC)
 
 
+def test_export_with_the_drift_and_the_drafts(demo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    root = tmp_path / "exports"
+    monkeypatch.setenv("MSM_EXPORT_ROOT", str(root))
+    store = msm.Store(demo)
+    rows = [{"asset": "BTC", "weight_notional_exposure": 1.0}]
+    draft = msm.save_snapshot(store, ALPHA, "2026-07-01T00:00:00Z", rows, draft=True, overwrite=True)
+    at = open_page(monkeypatch, demo, "export")
+    at.text_input(key="export_folder").set_value("plain")
+    next(b for b in at.button if b.label == "Export").click().run()
+    assert_clean(at)
+    plain = pl.read_parquet(root / "plain" / "target_positions", hive_partitioning=True)
+    assert str(draft.position_set_uid) not in set(plain["position_set_uid"])  # drafts are left out by default
+    assert not (root / "plain" / "drift").exists()
+    at.text_input(key="export_folder").set_value("full")
+    at.checkbox(key="export_drift").check()
+    at.checkbox(key="export_drafts").check()
+    next(b for b in at.button if b.label == "Export").click().run()
+    assert_clean(at)
+    full = pl.read_parquet(root / "full" / "target_positions", hive_partitioning=True)
+    assert str(draft.position_set_uid) in set(full["position_set_uid"])
+    written = {d.removeprefix("full/") for d in at.dataframe[-1].value["dataset"]}
+    assert {"drift/", "accounts/", "asset_prices/", "fx_rates/"} <= written  # this book holds nothing: no drift rows
+    assert all((root / "full" / name).is_dir() for name in written)
+
+
 def test_builder_imports_the_grid_from_a_file_and_refuses_a_bad_one(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

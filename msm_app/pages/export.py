@@ -57,7 +57,7 @@ def _root_help(root: Path) -> str:
 
 
 def _choices() -> dict:
-    """The form's choices of what to export (accounts, dates, look-through, overwrite)."""
+    """The form's choices of what to export (accounts, dates, look-through, drift, drafts, overwrite)."""
     accounts = ui.accounts(ui.db_path())["unique_identifier"].to_list()
     chosen = st.multiselect("Accounts", accounts, key="export_accounts", help="Leave empty to export every account.")
     cols = st.columns(2)
@@ -85,6 +85,17 @@ def _choices() -> dict:
         key="export_weights",
         help="now: the latest composition; position-set: each snapshot's own time.",
     )
+    drift = st.checkbox(
+        "Include the drift (drift/, now)",
+        key="export_drift",
+        help="Also writes every active account's drift valued now, with the accounts, allocations, prices and FX "
+        "rates another engine needs to recompute it (msm export --drift).",
+    )
+    drafts = st.checkbox(
+        "Include drafts",
+        key="export_drafts",
+        help="Draft snapshots are left out unless this is ticked (msm export --include-drafts).",
+    )
     overwrite = st.checkbox("Replace an export already in that folder", key="export_overwrite")
     return {
         "accounts": chosen or None,
@@ -92,6 +103,8 @@ def _choices() -> dict:
         "date_to": date_to if isinstance(date_to, date) else None,
         "expanded": expanded,
         "weights_as_of": weights,
+        "drift": drift,
+        "include_drafts": drafts,
         "overwrite": overwrite,
     }
 
