@@ -62,6 +62,21 @@ def test_overview_counts_and_latest_snapshots(demo: Path, monkeypatch: pytest.Mo
     assert latest["weight_sum"].tolist() == pytest.approx([1.0, 1.0]) and latest["residual"].abs().max() < 1e-12
 
 
+def test_overview_says_which_drafts_wait_for_review(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(monkeypatch, demo, "overview")
+    assert not any("for review" in m for m in messages(at, "info")) and "Review the drafts" not in page_links(at)
+    store = msm.Store(demo)
+    rows = [{"asset": "BTC", "weight_notional_exposure": 1.0}]
+    msm.save_snapshot(store, BETA, "2026-07-01T00:00:00Z", rows, draft=True)
+    msm.save_snapshot(store, ALPHA, "2026-08-01T00:00:00Z", rows, draft=True)
+    at = open_page(monkeypatch, demo, "overview")
+    assert_clean(at)
+    assert any(
+        f"2 drafts wait for review, the oldest: {BETA} at 2026-07-01 00:00 UTC" in m for m in messages(at, "info")
+    )
+    assert page_links(at)["Review the drafts"][0] == "review"
+
+
 def test_first_run_offers_the_demo_data_in_one_click(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "fresh.duckdb"
     at = open_page(monkeypatch, db, "overview")

@@ -49,6 +49,7 @@ def render() -> None:
 
     for col, (label, table) in zip(st.columns(len(COUNTS)), COUNTS, strict=True):
         col.metric(label, f"{by_table.get(table, 0):,}")
+    _waiting_drafts(store)
 
     st.subheader("Latest snapshot per account")
     latest = msm.latest_snapshots(store)
@@ -79,6 +80,21 @@ def render() -> None:
             column_config={"table": "Table", "rows": st.column_config.NumberColumn("Rows", format="localized")},
         )
     links.link("builder", "Build a target set")
+
+
+def _waiting_drafts(store: msm.Store) -> None:
+    """How many drafts wait for review (the oldest named), with a link to the Review page; nothing when none."""
+    drafts = msm.list_drafts(store)
+    if drafts.height == 0:
+        return
+    oldest = drafts.row(0, named=True)
+    many = drafts.height != 1
+    which = f"{ui.escape_md(oldest['account'])} at {ui.when(oldest['position_set_time'])}"
+    st.info(
+        f"{drafts.height:,} draft{'s' if many else ''} wait{'' if many else 's'} for review"
+        f"{', the oldest' if many else ''}: {which}."
+    )
+    links.link("review", "Review the drafts")
 
 
 if __name__ == "__main__":
