@@ -153,7 +153,10 @@ def _settle(page) -> None:
         " && !document.querySelector('[data-stale=\"true\"]')"  # elements of the previous run still on the page
         # an element whose code is still loading (a table, an expander, a link) is an empty container
         ' && [...document.querySelectorAll(\'[data-testid="stMain"] [data-testid="stElementContainer"]\')]'
-        ".every(c => c.querySelector('[data-testid]'))",
+        ".every(c => c.querySelector('[data-testid]'))"
+        # a table shown is drawn (its grid's canvas), not still the pale box of its loading component
+        " && [...document.querySelectorAll('[data-testid=\"stDataFrame\"]')]"
+        ".every(d => !d.checkVisibility() || d.querySelector('canvas'))",
         timeout=30_000,
     )
     page.wait_for_timeout(400)
