@@ -15,6 +15,25 @@ from msm.services.export import default_export_root, resolve_export_dir
 from msm_app import links, ui
 
 SS = st.session_state
+#: What the form adds to the export, a tick each: widget key -> (export keyword, label, help).
+TICKS = {
+    "export_expanded": (
+        "expanded",
+        "Include the look-through (target_exposure)",
+        "Also writes every snapshot expanded with the portfolio compositions.",
+    ),
+    "export_drift": (
+        "drift",
+        "Include the drift (drift/, now)",
+        "Also writes every active account's drift valued now, with the accounts, allocations, prices and FX rates "
+        "another engine needs to recompute it (msm export --drift).",
+    ),
+    "export_drafts": (
+        "include_drafts",
+        "Include drafts",
+        "Draft snapshots are left out unless this is ticked (msm export --include-drafts).",
+    ),
+}
 
 
 def main() -> None:
@@ -73,11 +92,7 @@ def _choices() -> dict:
         key="export_to",
         help="Snapshots on or before this UTC date; empty: no upper bound.",
     )
-    expanded = st.checkbox(
-        "Include the look-through (target_exposure)",
-        key="export_expanded",
-        help="Also writes every snapshot expanded with the portfolio compositions.",
-    )
+    ticked = {keyword: st.checkbox(label, key=key, help=help) for key, (keyword, label, help) in TICKS.items()}
     weights = st.radio(
         "Look-through weights as of",
         ["now", "position-set"],
@@ -85,26 +100,13 @@ def _choices() -> dict:
         key="export_weights",
         help="now: the latest composition; position-set: each snapshot's own time.",
     )
-    drift = st.checkbox(
-        "Include the drift (drift/, now)",
-        key="export_drift",
-        help="Also writes every active account's drift valued now, with the accounts, allocations, prices and FX "
-        "rates another engine needs to recompute it (msm export --drift).",
-    )
-    drafts = st.checkbox(
-        "Include drafts",
-        key="export_drafts",
-        help="Draft snapshots are left out unless this is ticked (msm export --include-drafts).",
-    )
     overwrite = st.checkbox("Replace an export already in that folder", key="export_overwrite")
     return {
         "accounts": chosen or None,
         "date_from": date_from if isinstance(date_from, date) else None,
         "date_to": date_to if isinstance(date_to, date) else None,
-        "expanded": expanded,
+        **ticked,
         "weights_as_of": weights,
-        "drift": drift,
-        "include_drafts": drafts,
         "overwrite": overwrite,
     }
 
