@@ -291,24 +291,30 @@ def composition_warnings(diagnostics: pl.DataFrame) -> None:
 def pct(value: float | None, decimals: int = 2) -> str:
     """A weight as a percentage: ``0.6`` -> ``60.00%``.
 
-    >>> pct(0.6), pct(0.123456, 4), pct(None)
-    ('60.00%', '12.3456%', '—')
+    A value that rounds to zero reads ``0.00%``, never ``-0.00%``.
+
+    >>> pct(0.6), pct(0.123456, 4), pct(-1e-9), pct(None)
+    ('60.00%', '12.3456%', '0.00%', '—')
     """
-    return "—" if value is None else f"{value * 100:,.{decimals}f}%"
+    return "—" if value is None else f"{value * 100:z,.{decimals}f}%"
 
 
 def pp(value: float | None, decimals: int = 2) -> str:
-    """A difference of weights in percentage points: ``0.1182`` -> ``11.82 pp``, ``-0.05`` -> ``-5.00 pp``."""
-    return "—" if value is None else f"{value * 100:,.{decimals}f} pp"
+    """A difference of weights in percentage points: ``0.1182`` -> ``11.82 pp``, ``-0.05`` -> ``-5.00 pp``.
+
+    >>> pp(-0.05), pp(-1e-9)
+    ('-5.00 pp', '0.00 pp')
+    """
+    return "—" if value is None else f"{value * 100:z,.{decimals}f} pp"
 
 
 def amount(value: float | None, decimals: int = 2) -> str:
     """A notional or quantity with thousands separators: ``1000000`` -> ``1,000,000.00``.
 
-    >>> amount(1000000), amount(2.5, 0), amount(None)
-    ('1,000,000.00', '2', '—')
+    >>> amount(1000000), amount(2.5, 0), amount(-1e-9), amount(None)
+    ('1,000,000.00', '2', '0.00', '—')
     """
-    return "—" if value is None else f"{value:,.{decimals}f}"
+    return "—" if value is None else f"{value:z,.{decimals}f}"
 
 
 def when(value: datetime | None) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -99,32 +100,32 @@ def counted(n: int, noun: str) -> str:
 
 
 def money(value: float | None) -> str:
-    """An amount with thousands separators and two decimals; empty for null.
+    """An amount with thousands separators and two decimals; empty for null; never ``-0.00``.
 
-    >>> money(1234567.891), money(None)
-    ('1,234,567.89', '')
+    >>> money(1234567.891), money(-1e-9), money(None)
+    ('1,234,567.89', '0.00', '')
     """
-    return "" if value is None else f"{value:,.2f}"
+    return "" if value is None else f"{value:z,.2f}"
 
 
 def percent(value: float | None) -> str:
     """A fraction as a percentage with two decimals; empty for null.
 
-    >>> percent(0.6), percent(None)
-    ('60.00%', '')
+    >>> percent(0.6), percent(-1e-9), percent(None)
+    ('60.00%', '0.00%', '')
     """
-    return "" if value is None else f"{value:.2%}"
+    return "" if value is None else f"{value:z.2%}"
 
 
 def points(value: float | None, *, signed: bool = False) -> str:
     """A difference of weights in percentage points (``signed``: with its sign, ``+`` too); empty for null.
 
-    >>> points(0.0123), points(0.0123, signed=True), points(-0.05, signed=True)
-    ('1.23 pp', '+1.23 pp', '-5.00 pp')
+    >>> points(0.0123), points(0.0123, signed=True), points(-0.05, signed=True), points(-1e-9, signed=True)
+    ('1.23 pp', '+1.23 pp', '-5.00 pp', '+0.00 pp')
     """
     if value is None:
         return ""
-    return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f} pp"
+    return f"{value * 100:+z.2f} pp" if signed else f"{value * 100:z.2f} pp"
 
 
 def price_text(row: Mapping[str, Any]) -> str:
@@ -161,7 +162,8 @@ def write_table(
 ) -> None:
     """Print ``rows`` as an aligned text table; ``columns`` are ``(key, header)`` pairs, or keys that are their header.
 
-    Numeric columns (every non-null value a number) are right-aligned, others left-aligned.
+    Numeric columns (every non-null value a number, or a number as text: ``60,000.00``, ``58.18%``,
+    ``-11.82 pp``, ``60,000 USD``) are right-aligned, others left-aligned.
 
     >>> rows = [{"asset": "BTC", "weight": 0.6}, {"asset": "ETH", "weight": 0.35}, {"asset": "SOL", "weight": None}]
     >>> write_table(rows, [("asset", "asset"), ("weight", "weight")])
@@ -176,6 +178,11 @@ def write_table(
     asset    w
     -----  ---
     BTC    0.6
+    >>> write_table([{"a": "BTC", "v": "60,000.00", "d": "-1.50 pp"}, {"a": "USD", "v": "5.00", "d": ""}], "avd")
+    a            v         d
+    ---  ---------  --------
+    BTC  60,000.00  -1.50 pp
+    USD       5.00
     """
     out = out or sys.stdout
     if not rows:
@@ -185,12 +192,8 @@ def write_table(
     headers = [header for _, header in columns]
     cells = [[cell(row.get(key)) for key, _ in columns] for row in rows]
     numeric = [
-        all(
-            isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool)
-            for row in rows
-            if row.get(key) is not None
-        )
-        and any(row.get(key) is not None for row in rows)
+        all(_is_number(row.get(key)) for row in rows if row.get(key) not in (None, ""))
+        and any(row.get(key) not in (None, "") for row in rows)
         for key, _ in columns
     ]
     widths = [max(len(headers[i]), *(len(line[i]) for line in cells)) for i in range(len(columns))]
@@ -207,6 +210,17 @@ def write_table(
     out.write("  ".join("-" * w for w in widths) + "\n")
     for line in cells:
         out.write(render(line, True) + "\n")
+
+
+#: A number as a table cell shows it: ``60,000.00``, ``58.18%``, ``-11.82 pp``, ``60,000 USD``.
+_NUMBER_TEXT = re.compile(r"[+-]?\d[\d,]*(\.\d+)?(e[+-]?\d+)?(%| pp| [A-Z]{3})?")
+
+
+def _is_number(value: Any) -> bool:
+    """A number, or a number as text (with separators, and a percent sign, ``pp`` or a currency code)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER_TEXT.fullmatch(value) is not None)
 
 
 def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *, out: TextIO | None = None) -> None:
