@@ -109,6 +109,8 @@ _LAZY = {
     "read_holdings": "msm.services.holdings",
     "import_fx_rates": "msm.services.marketdata",
     "import_prices": "msm.services.marketdata",
+    "read_fx_rates": "msm.services.marketdata",
+    "read_prices": "msm.services.marketdata",
     "open": "msm.handle",
     "TargetSetCheck": "msm.services.targetsets",
     "accounts_following_model": "msm.services.targetsets",

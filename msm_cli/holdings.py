@@ -1,4 +1,4 @@
-"""Holdings and market data: ``msm holdings import|show|history``, ``msm prices import``, ``msm fx import``.
+"""Holdings and market data: ``msm holdings import|show|history``, ``msm prices import|list``, ``msm fx import|list``.
 
 Every command goes through the core services (:mod:`msm.services.holdings`,
 :mod:`msm.services.marketdata`), the same path as the app and notebooks: the whole file is checked
@@ -12,7 +12,7 @@ import argparse
 import polars as pl
 
 import msm
-from msm.timeutil import format_utc
+from msm.timeutil import format_utc, parse_utc
 from msm_cli.commands import Arg, Command, Handler, history_command
 from msm_cli.context import (
     add_account,
@@ -25,7 +25,7 @@ from msm_cli.context import (
     overwrite_option,
     source_option,
 )
-from msm_cli.output import counted, write_document, write_lines, write_table
+from msm_cli.output import Column, counted, write_document, write_lines, write_table
 
 __all__ = ["COMMANDS"]
 
@@ -119,12 +119,65 @@ def import_fx(args: argparse.Namespace) -> None:
     )
 
 
+def list_prices(args: argparse.Namespace) -> None:
+    """``msm prices list [ASSET ...] [--as-of TS] [--history]``."""
+    from msm.services.marketdata import PRICE_LIST_COLUMNS
+
+    frame = msm.read_prices(open_store(args), args.assets or None, as_of=args.as_of, history=args.history)
+    shown: list[Column] = ["asset", "time", ("price", "price (currency per unit)"), "currency", "source"]
+    _listed(args, frame, PRICE_LIST_COLUMNS, shown, noun="prices", per="asset")
+
+
+def list_fx(args: argparse.Namespace) -> None:
+    """``msm fx list [CCY ...] [--as-of TS] [--history]``."""
+    from msm.services.marketdata import FX_LIST_COLUMNS
+
+    frame = msm.read_fx_rates(open_store(args), args.currencies or None, as_of=args.as_of, history=args.history)
+    frame = frame.with_columns(pair=pl.col("base") + "/" + pl.col("quote"))
+    shown: list[Column] = ["pair", "time", ("rate", "rate (quote per base)"), "source"]
+    _listed(args, frame, FX_LIST_COLUMNS, shown, noun="fx_rates", per="pair")
+
+
+def _listed(
+    args: argparse.Namespace, frame: pl.DataFrame, columns: tuple[str, ...], shown: list[Column], *, noun: str, per: str
+) -> None:
+    """A market-data list: JSON ``{"as_of", "history", noun: [...]}``, its rows as CSV, or a table under a headline."""
+    as_of = format_utc(parse_utc(args.as_of, field="as_of")) if args.as_of else None
+    document = {"as_of": as_of, "history": args.history, noun: frame.select(columns).to_dicts()}
+    if write_document(args.format, document, rows=noun, columns=columns):
+        return
+    label = noun.replace("fx_rates", "FX rates")
+    bound = f" at or before {as_of}" if as_of else ""
+    which = "every one stored" if args.history else f"the latest of each {per}"
+    if frame.height == 0:
+        write_lines(f"(no {label}{bound})")
+        return
+    write_lines(f"{label}: {which}{bound} ({counted(frame.height, 'row')}, {counted(frame[per].n_unique(), per)})")
+    write_table(frame.to_dicts(), shown)
+
+
 def _report(args: argparse.Namespace, what: str, result: msm.ImportResult) -> None:
     if write_document(args.format, result.to_dict()):
         return
     write_lines(
         f"imported {what} from {args.file}: {result.added:,} added, {result.updated:,} updated, "
         f"{result.unchanged:,} unchanged"
+    )
+
+
+def _list_market_data(group: str, handler: Handler, filters: Arg, description: str) -> Command:
+    """``msm prices list`` or ``msm fx list``: what is stored, the latest of each by default."""
+    return Command(
+        f"{group} list",
+        handler,
+        help=f"list the stored {'prices' if group == 'prices' else 'FX rates'} (the latest of each by default)",
+        description=description,
+        options=(
+            filters,
+            as_of_option("the latest at or before this time, ISO-8601 with a UTC offset (default: the latest)"),
+            Arg("--history", action="store_true", help="every one stored (up to --as-of), not only the latest"),
+            formats("table", "json", "csv"),
+        ),
     )
 
 
@@ -193,5 +246,20 @@ COMMANDS = (
     ),
     _import_market_data(
         "fx", "FX rates", "base, quote, time, rate (1 base = rate quote)", "base, quote, time", import_fx
+    ),
+    _list_market_data(
+        "prices",
+        list_prices,
+        Arg("assets", nargs="*", metavar="ASSET", help="only these assets (unique identifier or uid; default: all)"),
+        "List stored asset prices: the latest price of each asset, which is the one a valuation (msm drift) at "
+        "--as-of uses, or with --history every price. A price is in its currency per unit of the asset. A cash "
+        "asset takes no price (it is worth 1 of its currency) and is not listed.",
+    ),
+    _list_market_data(
+        "fx",
+        list_fx,
+        Arg("currencies", nargs="*", metavar="CCY", help="only pairs with one of these ISO codes on either side"),
+        "List stored FX rates (1 base = rate quote): the latest rate of each pair, which is the one a valuation "
+        "(msm drift) at --as-of uses, directly or inverted, or with --history every rate.",
     ),
 )

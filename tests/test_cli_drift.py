@@ -120,6 +120,29 @@ def test_prices_and_fx_import(cli: Cli, tmp_path: Path) -> None:
     assert "1 updated" in cli.ok("prices", "import", str(write_rows(tmp_path / "p.json", changed)), "--upsert").out
 
 
+def test_prices_and_fx_list(cli: Cli, tmp_path: Path) -> None:
+    later = [{"asset": "BTC", "time": AFTER, "price": 61_234.5, "currency": "USD", "source": "feed"}]
+    cli.ok("prices", "import", str(write_rows(tmp_path / "p.csv", later)))
+    rates = [{"base": "EUR", "quote": "USD", "time": DAY, "rate": 1.1}]
+    cli.ok("fx", "import", str(write_rows(tmp_path / "fx.csv", rates)))
+    table = cli.ok("prices", "list").out.splitlines()
+    assert table[0] == "prices: the latest of each asset (3 rows, 3 assets)"
+    assert table[3].split() == ["BTC", AFTER, "61234.5", "USD", "feed"]
+    assert table[3].index("61234.5") + len("61234.5") == len(table[1].split("  currency")[0])  # right-aligned
+    doc = cli.ok("prices", "list", "BTC", "--history", "--as-of", AFTER, "--format", "json").json()
+    assert doc["as_of"] == AFTER and doc["history"] is True
+    assert [(p["time"], p["price"]) for p in doc["prices"]] == [(DAY, 60_000.0), (AFTER, 61_234.5)]
+    assert set(doc["prices"][0]) == {"asset", "asset_uid", "time", "price", "currency", "source"}
+    csv = cli.ok("prices", "list", "--as-of", DAY, "--format", "csv").out.splitlines()
+    assert csv[0] == "asset,asset_uid,time,price,currency,source" and len(csv) == 4
+    fx = cli.ok("fx", "list", "USD").out.splitlines()
+    assert fx[0] == "FX rates: the latest of each pair (1 row, 1 pair)" and fx[3].split() == ["EUR/USD", DAY, "1.1"]
+    assert cli.ok("fx", "list", "--as-of", "2026-05-01T00:00:00Z").out.strip() == (
+        "(no FX rates at or before 2026-05-01T00:00:00Z)"
+    )
+    assert cli.ok("fx", "list", "--format", "json").json()["fx_rates"][0]["rate"] == 1.1
+
+
 # -- drift ---------------------------------------------------------------------------------------------------
 def test_drift_json_document(cli: Cli) -> None:
     doc = cli.ok("drift", "alpha", "--as-of", AFTER, "--format", "json").json()
@@ -305,6 +328,9 @@ BAD = [
         lambda p: ["fx", "import", _file(p, "fx.csv", [{"base": "USD", "quote": "USD", "time": AFTER, "rate": 1}])],
         r"fx rates row 1: `quote` = 'USD': must differ from base",
     ),
+    (lambda p: ["prices", "list", "BTC", "NOPE"], r"asset with unique_identifier or uid 'NOPE' does not exist"),
+    (lambda p: ["prices", "list", "--as-of", "2026-06-02"], r"prices: `as_of` = '2026-06-02': has no UTC offset"),
+    (lambda p: ["fx", "list", "usd"], r"fx rates: `currency` = 'usd': must be a three-letter upper-case ISO 4217"),
     (lambda p: ["drift", "ghost"], r"drift: 1 unknown account:\n  drift: `account` = 'ghost'"),
     (
         lambda p: ["drift", "beta", "idle", "--as-of", AFTER],

@@ -239,6 +239,68 @@ def test_bad_fx_rates_are_refused(book: Seeded, change: dict, message: str) -> N
     assert contents(book.store) == before
 
 
+# -- reading market data --------------------------------------------------------------------------------------
+def _market(store: msm.Store) -> None:
+    msm.import_prices(store, [*PRICES, {**PRICES[0], "time": T1, "price": 61000, "source": "feed"}])
+    msm.import_fx_rates(
+        store, [*FX, {**FX[0], "time": T1, "rate": 1.1}, {"base": "GBP", "quote": "JPY", "time": T0, "rate": 190}]
+    )
+
+
+def test_read_prices_gives_the_latest_of_each_asset_or_every_one(book: Seeded) -> None:
+    _market(book.store)
+    latest = msm.read_prices(book.store)
+    assert latest.columns == list(msm.services.marketdata.PRICE_LIST_COLUMNS)
+    assert latest.select("asset", "price", "currency", "source").rows() == [
+        ("BTC", 61000.0, "USD", "feed"),
+        ("ETH", 3000.0, "EUR", None),
+    ]
+    assert latest["time"].dtype == pl.Datetime("us", "UTC")
+    then = msm.read_prices(book.store, as_of=T0)
+    assert then.select("asset", "price").rows() == [("BTC", 60000.0), ("ETH", 3000.0)]
+    history = msm.read_prices(book.store, ["BTC"], history=True)
+    assert history["price"].to_list() == [60000.0, 61000.0]
+    uid = history["asset_uid"][0]
+    assert msm.read_prices(book.store, [uid], history=True, as_of=T0)["price"].to_list() == [60000.0]
+    assert msm.read_prices(book.store, as_of="2026-05-01T00:00:00Z").height == 0
+
+
+def test_read_fx_rates_gives_the_latest_of_each_pair_or_every_one(book: Seeded) -> None:
+    _market(book.store)
+    latest = msm.read_fx_rates(book.store)
+    assert latest.columns == list(msm.services.marketdata.FX_LIST_COLUMNS)
+    assert latest.select("base", "quote", "rate").rows() == [("EUR", "USD", 1.1), ("GBP", "JPY", 190.0)]
+    assert msm.read_fx_rates(book.store, ["USD"], history=True)["rate"].to_list() == [1.08, 1.1]
+    assert msm.read_fx_rates(book.store, ["JPY", "CHF"], as_of=T0)["base"].to_list() == ["GBP"]
+
+
+BAD_READS = [
+    (lambda s: msm.read_prices(s, ["BTC", "NOPE", "GONE"]), msm.NotFoundError, r"'NOPE, GONE' does not exist"),
+    (lambda s: msm.read_prices(s, as_of="2026-06-01T00:00:00"), msm.ValidationError, r"`as_of` .*no UTC offset"),
+    (lambda s: msm.read_fx_rates(s, ["eur"]), msm.ValidationError, r"`currency` = 'eur': must be a three-letter"),
+    (lambda s: msm.read_fx_rates(s, ["E1R"]), msm.ValidationError, r"`currency` = 'E1R': must be a three-letter"),
+]
+
+
+@pytest.mark.parametrize(("read", "error", "message"), BAD_READS, ids=[m for *_, m in BAD_READS])
+def test_bad_market_data_reads_are_refused(book: Seeded, read: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        read(book.store)
+
+
+def test_a_market_data_dry_run_checks_everything_and_writes_nothing(book: Seeded) -> None:
+    _market(book.store)
+    before = contents(book.store)
+    plan = msm.import_prices(
+        book.store, [{**PRICES[0], "price": 1}, {**PRICES[1], "time": T1}], upsert=True, dry_run=True
+    )
+    assert plan.dry_run and plan.to_dict() == {"added": 1, "updated": 1, "unchanged": 0}
+    assert msm.import_fx_rates(book.store, FX, dry_run=True, upsert=True).to_dict()["unchanged"] == 1
+    with pytest.raises(msm.ValidationError, match="a price of this asset at this time is stored already"):
+        msm.import_prices(book.store, PRICES, dry_run=True)
+    assert contents(book.store) == before
+
+
 def test_a_dry_run_checks_everything_and_writes_nothing(book: Seeded) -> None:
     msm.import_holdings(book.store, ROWS, at=T0)
     before = contents(book.store)

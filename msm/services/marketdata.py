@@ -4,15 +4,23 @@
 ``currency`` per unit of the asset); :func:`import_fx_rates` rows with ``base``, ``quote``,
 ``time``, ``rate`` (1 ``base`` = ``rate`` ``quote``). Both take CSV, JSON, Parquet or Excel files,
 frames or records (an optional ``source`` column records provenance), validate every row first and
-report every bad one (row, field, value, rule), then write all rows in one transaction or none.
+report every bad one (row, field, value, rule), then write all rows in one transaction or none
+(``dry_run`` checks everything against the database and returns the plan without writing).
 A row whose key (asset and time; base, quote and time) is stored already is refused unless
 ``upsert``, which replaces its values. Currencies are ISO codes as given: ``usd`` or ``US`` is
 refused, never upper-cased. A cash asset is worth 1 of its currency and takes no price.
+
+:func:`read_prices` and :func:`read_fx_rates` list what is stored: by default the latest price of
+each asset (the latest rate of each pair) at or before a time, which is what a valuation at that
+time uses; with ``history``, every one up to that time.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,7 @@ import duckdb
 import polars as pl
 
 from msm import audit
+from msm.errors import NotFoundError, RowError, ValidationError
 from msm.services.bulk import ImportResult
 from msm.services.rowfiles import (
     CURRENCY_PATTERN,
@@ -34,14 +43,28 @@ from msm.services.rowfiles import (
     time_column,
 )
 from msm.store.connection import Store, fetch, quote_ident
+from msm.timeutil import parse_utc
 from msm.validation import ROW
 
-__all__ = ["FX_COLUMNS", "PRICE_COLUMNS", "import_fx_rates", "import_prices"]
+__all__ = [
+    "FX_COLUMNS",
+    "FX_LIST_COLUMNS",
+    "PRICE_COLUMNS",
+    "PRICE_LIST_COLUMNS",
+    "import_fx_rates",
+    "import_prices",
+    "read_fx_rates",
+    "read_prices",
+]
 
 #: The columns of a price file (``source`` is optional).
 PRICE_COLUMNS = ("asset", "time", "price", "currency")
 #: The columns of an FX file (``source`` is optional): 1 ``base`` = ``rate`` ``quote``.
 FX_COLUMNS = ("base", "quote", "time", "rate")
+#: The columns of :func:`read_prices`: ``price`` is in ``currency`` per unit of the asset, at ``time``.
+PRICE_LIST_COLUMNS = ("asset", "asset_uid", "time", "price", "currency", "source")
+#: The columns of :func:`read_fx_rates`: 1 ``base`` = ``rate`` ``quote`` at ``time``.
+FX_LIST_COLUMNS = ("base", "quote", "time", "rate", "source")
 
 Source = pl.DataFrame | str | Path | Sequence[Mapping[str, Any]]
 
@@ -73,6 +96,7 @@ def import_prices(
     rows: Source,
     *,
     upsert: bool = False,
+    dry_run: bool = False,
     source: str | None = None,
     sheet: str | None = None,
     actor: str | None = None,
@@ -80,13 +104,16 @@ def import_prices(
 ) -> ImportResult:
     """Validate price rows and write them in one transaction (``upsert`` replaces stored prices at the same time).
 
-    The import is one audit event (``import``: counts, times and assets) by ``actor`` for ``reason``.
+    The import is one audit event (``import``: counts, times and assets) by ``actor`` for ``reason``;
+    ``dry_run`` checks every row against the database and returns the plan, writing nothing.
     """
     with audit.acting(actor, reason):
-        return _import_prices(store, rows, upsert=upsert, source=source, sheet=sheet)
+        return _import_prices(store, rows, upsert=upsert, dry_run=dry_run, source=source, sheet=sheet)
 
 
-def _import_prices(store: Store, rows: Source, *, upsert: bool, source: str | None, sheet: str | None) -> ImportResult:
+def _import_prices(
+    store: Store, rows: Source, *, upsert: bool, dry_run: bool, source: str | None, sheet: str | None
+) -> ImportResult:
     rules = FileRules("prices")
     frame = input_frame(rows, entity="prices", required=PRICE_COLUMNS, optional=("source",), sheet=sheet)
     frame = text_column(frame, "asset", rules, required=True)
@@ -124,7 +151,8 @@ def _import_prices(store: Store, rows: Source, *, upsert: bool, source: str | No
         frame = _existing(con, frame, "asset_price", ("asset_uid", "time_index"), ("price", "currency", "source"))
         _refuse_existing(rules, upsert, "a price of this asset at this time")
         rules.enforce(frame, summary="prices import")
-    return _write(store, frame, "prices", "asset_price", ("asset_uid", "time_index"), ("price", "currency", "source"))
+    key, values = ("asset_uid", "time_index"), ("price", "currency", "source")
+    return _write(store, frame, "prices", "asset_price", key, values, dry_run=dry_run)
 
 
 # -- FX rates -----------------------------------------------------------------------------------------
@@ -133,6 +161,7 @@ def import_fx_rates(
     rows: Source,
     *,
     upsert: bool = False,
+    dry_run: bool = False,
     source: str | None = None,
     sheet: str | None = None,
     actor: str | None = None,
@@ -140,14 +169,15 @@ def import_fx_rates(
 ) -> ImportResult:
     """Validate FX rows (1 ``base`` = ``rate`` ``quote``) and write them in one transaction.
 
-    The import is one audit event (``import``: counts, times and pairs) by ``actor`` for ``reason``.
+    The import is one audit event (``import``: counts, times and pairs) by ``actor`` for ``reason``;
+    ``dry_run`` checks every row against the database and returns the plan, writing nothing.
     """
     with audit.acting(actor, reason):
-        return _import_fx_rates(store, rows, upsert=upsert, source=source, sheet=sheet)
+        return _import_fx_rates(store, rows, upsert=upsert, dry_run=dry_run, source=source, sheet=sheet)
 
 
 def _import_fx_rates(
-    store: Store, rows: Source, *, upsert: bool, source: str | None, sheet: str | None
+    store: Store, rows: Source, *, upsert: bool, dry_run: bool, source: str | None, sheet: str | None
 ) -> ImportResult:
     rules = FileRules("fx rates")
     frame = input_frame(rows, entity="fx rates", required=FX_COLUMNS, optional=("source",), sheet=sheet)
@@ -187,7 +217,7 @@ def _import_fx_rates(
         frame = _existing(con, frame, "fx_rate", key, ("rate", "source"))
         _refuse_existing(rules, upsert, "a rate of this pair at this time")
         rules.enforce(frame, summary="fx rates import")
-    return _write(store, frame, "fx rates", "fx_rate", key, ("rate", "source"))
+    return _write(store, frame, "fx rates", "fx_rate", key, ("rate", "source"), dry_run=dry_run)
 
 
 # -- shared: stored rows, the plan, the write -----------------------------------------------------------------
@@ -253,8 +283,16 @@ def _summary(frame: pl.DataFrame) -> dict[str, Any]:
 
 
 def _write(
-    store: Store, frame: pl.DataFrame, entity: str, table: str, key: Sequence[str], values: Sequence[str]
+    store: Store,
+    frame: pl.DataFrame,
+    entity: str,
+    table: str,
+    key: Sequence[str],
+    values: Sequence[str],
+    *,
+    dry_run: bool,
 ) -> ImportResult:
+    """Write the checked rows (each one's action: add, update or unchanged) in one transaction, unless ``dry_run``."""
     changed = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"__stored_{c}")) for c in values)
     action = (
         pl.when(~pl.col("__exists"))
@@ -264,6 +302,11 @@ def _write(
         .otherwise(pl.lit("unchanged"))
     )
     frame = frame.with_columns(action.alias("__action"))
+    rows = frame.select(pl.col(ROW).alias("row"), pl.col("__action").alias("action"))
+    counts = dict(rows["action"].value_counts().iter_rows())
+    result = ImportResult(entity, counts.get("add", 0), counts.get("update", 0), counts.get("unchanged", 0), rows)
+    if dry_run:
+        return replace(result, dry_run=True)
     columns = [*key, *values]
     names = ", ".join(quote_ident(c) for c in columns)
     with store.transaction() as con:
@@ -280,6 +323,80 @@ def _write(
             con.execute(f"UPDATE {quote_ident(table)} AS t SET {sets} FROM __market_updates AS u WHERE {where}")
         if inserts.height or updates.height:
             audit.record(con, "import", "price" if table == "asset_price" else "fx_rate", after=_summary(frame))
-    rows = frame.select(pl.col(ROW).alias("row"), pl.col("__action").alias("action"))
-    counts = dict(rows["action"].value_counts().iter_rows())
-    return ImportResult(entity, counts.get("add", 0), counts.get("update", 0), counts.get("unchanged", 0), rows)
+    return result
+
+
+# -- reading ----------------------------------------------------------------------------------------------
+def read_prices(
+    store: Store,
+    assets: Sequence[str] | None = None,
+    *,
+    as_of: datetime | str | None = None,
+    history: bool = False,
+) -> pl.DataFrame:
+    """Each asset's latest stored price (at or before ``as_of`` when given); with ``history``, every one.
+
+    The latest price at or before T is the one a valuation at T uses. ``assets`` (unique identifiers
+    or uids) narrows the list; one that names no asset is a :class:`NotFoundError`. Columns
+    :data:`PRICE_LIST_COLUMNS`, sorted by asset, then time (oldest first).
+    """
+    bound = parse_utc(as_of, field="as_of", entity="prices") if as_of is not None else None
+    with store.connect() as con:
+        uids = None if assets is None else _asset_uids(con, assets)
+        return fetch(
+            con,
+            """
+            SELECT a.unique_identifier AS asset, p.asset_uid::VARCHAR AS asset_uid, p.time_index AS time, p.price,
+                   p.currency, p.source
+            FROM asset_price AS p JOIN asset AS a ON a.uid = p.asset_uid
+            WHERE ($bound IS NULL OR p.time_index <= $bound)
+              AND ($uids IS NULL OR list_contains($uids::UUID[], p.asset_uid))
+            QUALIFY $history OR p.time_index = max(p.time_index) OVER (PARTITION BY p.asset_uid)
+            ORDER BY a.unique_identifier, p.time_index
+            """,
+            {"bound": bound, "uids": uids, "history": history},
+        )
+
+
+def read_fx_rates(
+    store: Store,
+    currencies: Sequence[str] | None = None,
+    *,
+    as_of: datetime | str | None = None,
+    history: bool = False,
+) -> pl.DataFrame:
+    """Each pair's latest stored rate (at or before ``as_of`` when given); with ``history``, every one.
+
+    A pair is stored in the direction it was imported; a valuation also uses it inverted.
+    ``currencies`` (ISO codes such as ``EUR``) keeps the pairs that have one of them on either side.
+    Columns :data:`FX_LIST_COLUMNS`, sorted by base, quote, then time (oldest first).
+    """
+    bound = parse_utc(as_of, field="as_of", entity="fx rates") if as_of is not None else None
+    codes = None if currencies is None else list(currencies)
+    for code in codes or ():
+        if not isinstance(code, str) or re.fullmatch(CURRENCY_PATTERN, code) is None:
+            raise ValidationError(
+                [RowError("fx rates", None, "currency", code, CURRENCY_RULE)], summary="1 problem found"
+            )
+    with store.connect() as con:
+        return fetch(
+            con,
+            """
+            SELECT base_currency AS base, quote_currency AS quote, time_index AS time, rate, source FROM fx_rate
+            WHERE ($bound IS NULL OR time_index <= $bound)
+              AND ($codes IS NULL OR list_contains($codes, base_currency) OR list_contains($codes, quote_currency))
+            QUALIFY $history OR time_index = max(time_index) OVER (PARTITION BY base_currency, quote_currency)
+            ORDER BY base_currency, quote_currency, time_index
+            """,
+            {"bound": bound, "codes": codes, "history": history},
+        )
+
+
+def _asset_uids(con: duckdb.DuckDBPyConnection, assets: Sequence[str]) -> list[str]:
+    """The uids of ``assets`` (unique identifiers or uids); a :class:`NotFoundError` names every unknown one."""
+    given = pl.Series("asset", [str(a) for a in assets], dtype=pl.String)
+    found = lookup_keys(con, "asset", given)
+    unknown = given.filter(~given.is_in(found["key"].implode())).unique(maintain_order=True).to_list()
+    if unknown:
+        raise NotFoundError("asset", "unique_identifier or uid", ", ".join(unknown), "see `msm assets list`")
+    return found["uid"].to_list()
