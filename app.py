@@ -33,6 +33,7 @@ PAGES = {
     ],
     "Data": [
         links.page("reference"),
+        links.page("marketdata"),
         links.page("export"),
         links.page("audit"),
     ],

@@ -56,6 +56,7 @@ __all__ = [
     "go",
     "keep",
     "link",
+    "missing_market_data",
     "page",
     "read",
     "show",
@@ -201,6 +202,16 @@ PAGES: dict[str, Page] = {
             ),
         ),
         Page(
+            "marketdata",
+            "Market data",
+            ":material/currency_exchange:",
+            (AT,),
+            caption=(
+                "The asset prices and FX rates that value holdings (Drift, Rebalance): what a valuation at a time "
+                "uses, every one stored, and an import of a file of either."
+            ),
+        ),
+        Page(
             "export",
             "Export",
             ":material/download:",
@@ -322,6 +333,13 @@ def keep(name: str, **values: Any) -> None:
             if key not in wanted and key in current:
                 del st.query_params[key]
         st.query_params.update(wanted)
+
+
+def missing_market_data(exc: Any) -> None:
+    """A valuation's :class:`msm.MissingMarketDataError` (what is missing, at what time) and a link to
+    the Market data page at that time, where the prices and rates are seen and imported."""
+    ui.show_error(exc)
+    link("marketdata", "See and import prices and FX rates", at=exc.at)
 
 
 def link(name: str, label: str, *, help: str | None = None, **values: Any) -> None:

@@ -288,6 +288,11 @@ def composition_warnings(diagnostics: pl.DataFrame) -> None:
 
 
 # -- formatting ----------------------------------------------------------------------------------------
+#: How a table shows a price, a rate or a quantity: up to 10 significant digits, so that a small one
+#: (a price of 0.00001, a holding of 0.0004 BTC) never reads 0 as the default format (3 decimals) shows it.
+UNITS_FORMAT = "%.10g"
+
+
 def pct(value: float | None, decimals: int = 2) -> str:
     """A weight as a percentage: ``0.6`` -> ``60.00%``.
 

@@ -211,6 +211,7 @@ def _type_cell(page, x: float, y: float, text: str) -> None:
         ("snapshots", "Snapshots", "snapshots"),
         ("lookthrough", "Look-through", None),
         ("reference", "Reference data", "reference"),
+        ("marketdata", "Market data", "marketdata"),
         ("export", "Export", None),  # its screenshot is taken after an export (test_tutorial_export_in_the_browser)
         ("holdings", "Holdings", "holdings"),
         ("drift", "Drift", None),  # its screenshot is of one account (test_drift_to_rebalance_in_the_browser)

@@ -47,8 +47,12 @@ def _drift(path: str, at: datetime, band_abs: float | None, band_rel: float | No
 def render(accounts: pl.DataFrame, asked: dict[str, Any]) -> None:
     """The page body: the valuation time and bands, the queue of accounts, then one account."""
     at, band_abs, band_rel = _controls(asked.get("at"))
-    with st.spinner("Valuing the holdings…"):
-        result = _drift(ui.db_path(), at, band_abs, band_rel)
+    try:
+        with st.spinner("Valuing the holdings…"):
+            result = _drift(ui.db_path(), at, band_abs, band_rel)
+    except msm.MissingMarketDataError as exc:
+        links.missing_market_data(exc)
+        return
     ui.composition_warnings(result.diagnostics if result.diagnostics is not None else pl.DataFrame())
     compared = result.accounts.filter(pl.col("status") == "ok")
     if compared.height == 0:
@@ -131,8 +135,8 @@ def _positions(positions: pl.DataFrame, currency: str) -> None:
     config = {
         "asset": "Asset",
         "asset_type": "Type",
-        "quantity": st.column_config.NumberColumn("Quantity (units)", format="localized"),
-        "price": st.column_config.NumberColumn("Price", format="localized", help="In the price currency"),
+        "quantity": st.column_config.NumberColumn("Quantity (units)", format=ui.UNITS_FORMAT),
+        "price": st.column_config.NumberColumn("Price", format=ui.UNITS_FORMAT, help="In the price currency"),
         "price_currency": "Price currency",
         "fx_rate": st.column_config.NumberColumn(f"FX to {currency}", format="%.6g"),
         "market_value": st.column_config.NumberColumn(f"Value ({currency})", format="localized"),

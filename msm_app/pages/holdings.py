@@ -20,7 +20,9 @@ POSITIONS_CONFIG = {
     "name": "Name",
     "asset_type": "Type",
     "currency": st.column_config.TextColumn("Currency", help="The ISO code a cash asset is worth 1 of"),
-    "quantity": st.column_config.NumberColumn("Quantity (units)", format="localized", help="Units held (long-only)"),
+    "quantity": st.column_config.NumberColumn(
+        "Quantity (units)", format=ui.UNITS_FORMAT, help="Units held (long-only)"
+    ),
 }
 PREVIEW_CONFIG = {
     "account": "Account",

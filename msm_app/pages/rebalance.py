@@ -58,8 +58,8 @@ def _orders_config(currency: str) -> dict:
         "account": "Account",
         "asset": "Asset",
         "side": "Side",
-        "quantity": st.column_config.NumberColumn("Quantity (units)", format="%.6g"),
-        "price": st.column_config.NumberColumn("Price", format="localized"),
+        "quantity": st.column_config.NumberColumn("Quantity (units)", format=ui.UNITS_FORMAT),
+        "price": st.column_config.NumberColumn("Price", format=ui.UNITS_FORMAT),
         "price_currency": "Price currency",
         "value": st.column_config.NumberColumn(f"Value ({currency})", format="localized"),
         "current_weight": st.column_config.NumberColumn("Current", format=weight),
@@ -100,6 +100,9 @@ def _propose(chosen: list[str], options: dict) -> tuple[msm.Rebalance | None, in
     with st.spinner("Valuing the holdings and proposing orders…"):
         try:
             return msm.rebalance(store, chosen, weights=weights, **options), 0
+        except msm.MissingMarketDataError as exc:
+            links.missing_market_data(exc)
+            return None, 0
         except msm.ValidationError as exc:
             refused = exc
     skipped = _incomparable(refused)
