@@ -190,7 +190,7 @@ def write_table(
         return
     columns = [(column, column) if isinstance(column, str) else column for column in columns]
     headers = [header for _, header in columns]
-    cells = [[cell(row.get(key)) for key, _ in columns] for row in rows]
+    cells = [[_table_cell(row.get(key)) for key, _ in columns] for row in rows]
     numeric = [
         all(_is_number(row.get(key)) for row in rows if row.get(key) not in (None, ""))
         and any(row.get(key) not in (None, "") for row in rows)
@@ -210,6 +210,22 @@ def write_table(
     out.write("  ".join("-" * w for w in widths) + "\n")
     for line in cells:
         out.write(render(line, True) + "\n")
+
+
+def _table_cell(value: Any) -> str:
+    """A table cell: :func:`cell`, with thousands separators in a number (``20,000``, ``61,234.5``).
+
+    >>> [_table_cell(v) for v in (20000, 61234.5, -1234.5, 0.000123, 1e-20, "12345")]
+    ['20,000', '61,234.5', '-1,234.5', '0.000123', '1e-20', '12345']
+    """
+    text = cell(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return text
+    whole, dot, fraction = text.partition(".")
+    digits = whole.removeprefix("-")
+    if not digits.isdigit():  # 1e-20, inf, nan
+        return text
+    return f"{whole[: len(whole) - len(digits)]}{int(digits):,}{dot}{fraction}"
 
 
 #: A number as a table cell shows it: ``60,000.00``, ``58.18%``, ``-11.82 pp``, ``60,000 USD``.

@@ -127,8 +127,8 @@ def test_prices_and_fx_list(cli: Cli, tmp_path: Path) -> None:
     cli.ok("fx", "import", str(write_rows(tmp_path / "fx.csv", rates)))
     table = cli.ok("prices", "list").out.splitlines()
     assert table[0] == "prices: the latest of each asset (3 rows, 3 assets)"
-    assert table[3].split() == ["BTC", AFTER, "61234.5", "USD", "feed"]
-    assert table[3].index("61234.5") + len("61234.5") == len(table[1].split("  currency")[0])  # right-aligned
+    assert table[3].split() == ["BTC", AFTER, "61,234.5", "USD", "feed"]
+    assert table[3].index("61,234.5") + len("61,234.5") == len(table[1].split("  currency")[0])  # right-aligned
     doc = cli.ok("prices", "list", "BTC", "--history", "--as-of", AFTER, "--format", "json").json()
     assert doc["as_of"] == AFTER and doc["history"] is True
     assert [(p["time"], p["price"]) for p in doc["prices"]] == [(DAY, 60_000.0), (AFTER, 61_234.5)]
