@@ -65,6 +65,9 @@ def test_holdings_import_previews_then_writes(book: Path, monkeypatch: pytest.Mo
     at.button(key="holdings_write").click().run()
     assert_clean(at)
     assert any("Imported 2 rows for 2 accounts" in m for m in messages(at, "success"))
+    at.file_uploader(key="holdings_upload").upload("again.csv", good.encode(), "text/csv").run()
+    assert "holdings set exists at 2026-06-03" in " ".join(messages(at, "error"))
+    assert any("Tick **Replace a set that exists at that time**" in m for m in messages(at, "info"))
     assert msm.read_holdings(store, ALPHA).positions["quantity"].to_list() == [6.0]
     bad = f"account,asset,quantity\n{ALPHA},NOPE,-1\n"
     at.file_uploader(key="holdings_upload").upload("bad.csv", bad.encode(), "text/csv").run()

@@ -78,6 +78,7 @@ def test_an_import_previews_every_row_then_writes(book: Path, monkeypatch: pytes
     good = f"asset,time,price,currency\nBTC,2026-07-01T00:00:00Z,65000,USD\nSOL,{MARKET},141,EUR\n"
     at.file_uploader(key="marketdata_upload").upload("good.csv", good.encode(), "text/csv").run()
     assert "a price of this asset at this time is stored already" in " ".join(messages(at, "error"))
+    assert any("Tick **Replace values stored at the same time**" in m for m in messages(at, "info"))
     at.checkbox(key="marketdata_upsert").check().run()
     assert_clean(at)
     assert any("1 added, 1 updated, 0 unchanged. Nothing is written" in m for m in messages(at, "success"))

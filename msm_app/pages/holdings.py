@@ -93,6 +93,8 @@ def _import() -> None:
         plan = msm.import_holdings(ui.store(), frame, at=at, overwrite=overwrite, dry_run=True)
     except msm.MsmError as exc:
         ui.show_error(exc)
+        if isinstance(exc, msm.HoldingsSetExistsError):
+            st.info("Tick **Replace a set that exists at that time** to replace each such account's whole set.")
         return
     st.success(
         f"{plan.rows:,} rows for {plan.sets.height:,} accounts pass every check; nothing is written until you import."

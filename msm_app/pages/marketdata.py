@@ -113,6 +113,8 @@ def _import() -> None:
         plan = service(ui.store(), frame, upsert=upsert, dry_run=True)
     except msm.MsmError as exc:
         ui.show_error(exc)
+        if isinstance(exc, msm.ValidationError) and all(e.code == "not_stored_yet" for e in exc.errors):
+            st.info("Each of these is stored already. Tick **Replace values stored at the same time** to replace them.")
         return
     _plan(plan)
     reason = ui.reason("marketdata_reason")
