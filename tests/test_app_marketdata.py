@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from app_harness import assert_clean, build_demo, copy_db, messages, open_page, page_links, table
 
@@ -62,6 +63,8 @@ def test_a_link_at_a_time_and_every_one_stored(book: Path, monkeypatch: pytest.M
     assert table(at, "asset")["asset"].to_list() == ["BTC", "ETH", "SOL"]  # the 3 June price is after the link's time
     at.date_input(key="marketdata_date").set_value(datetime(2026, 6, 4, tzinfo=UTC).date()).run()
     assert table(at, "asset")["asset"].to_list() == ["BTC", "BTC", "ETH", "SOL"]
+    at.multiselect(key="marketdata_assets").set_value(["BTC", "SOL"]).run()
+    assert table(at, "asset")["asset"].to_list() == ["BTC", "BTC", "SOL"]
     before = open_page(monkeypatch, book, "marketdata", query={"at": "2026-05-01T00:00:00Z"})
     assert any("No price is stored at or before 2026-05-01 00:00 UTC" in m for m in messages(before, "info"))
     assert any("No rate is stored" in m for m in messages(before, "info"))
@@ -112,3 +115,13 @@ def test_drift_with_a_missing_price_links_to_market_data(book: Path, monkeypatch
         assert any("'SOL'" in m for m in messages(at, "error"))
         target, params = page_links(at)["See and import prices and FX rates"]
         assert target == "marketdata" and "at" in params
+
+
+def test_a_long_history_sends_the_newest_rows_only() -> None:
+    from msm_app.pages import marketdata
+
+    n = marketdata.LIMIT + 5
+    frame = pl.DataFrame({"asset": ["B", "A"] * (n // 2) + ["A"] * (n % 2), "time": range(n)})
+    shown = marketdata._newest(frame.sort("asset", "time"), "msm prices list")
+    assert shown.height == marketdata.LIMIT and shown["time"].min() == 5
+    assert shown["asset"].is_sorted() and marketdata._newest(frame.head(3), "msm fx list").height == 3

@@ -34,6 +34,8 @@ PLAN_CONFIG = {
     "row": st.column_config.NumberColumn("Row", help="The file's row (1 is the first row under the header)"),
     "action": st.column_config.TextColumn("Action", help="add: new; update: replaces a stored value; unchanged"),
 }
+#: How many rows a table sends to the browser at most (every one stored can be millions).
+LIMIT = 10_000
 #: What each import reads: the label, the file's columns, and the service.
 IMPORTS: dict[str, tuple[str, Callable[..., msm.ImportResult]]] = {
     "Prices": ("asset, time, price and currency (a price is in its currency per unit)", msm.import_prices),
@@ -53,14 +55,16 @@ def render() -> None:
     links.keep("marketdata", at=at)
     tab_prices, tab_fx, tab_import = st.tabs(["Prices", "FX rates", "Import a file"])
     with tab_prices:
-        prices = msm.read_prices(ui.store(), as_of=at, history=history)
+        options = ui.target_options(ui.db_path()).filter(pl.col("kind") == "asset")["unique_identifier"].to_list()
+        chosen = st.multiselect("Assets", options, key="marketdata_assets", placeholder="Every asset")
+        prices = msm.read_prices(ui.store(), chosen or None, as_of=at, history=history)
         _caption(prices, "price", "asset", at, history)
-        ui.table(prices, PRICES_CONFIG, key="marketdata_prices")
+        ui.table(_newest(prices, "msm prices list"), PRICES_CONFIG, key="marketdata_prices")
     with tab_fx:
         rates = msm.read_fx_rates(ui.store(), as_of=at, history=history)
         rates = rates.with_columns(pair=pl.col("base") + "/" + pl.col("quote"))
         _caption(rates, "rate", "pair", at, history)
-        ui.table(rates, FX_CONFIG, key="marketdata_fx")
+        ui.table(_newest(rates, "msm fx list"), FX_CONFIG, key="marketdata_fx")
     with tab_import:
         _import()
 
@@ -74,6 +78,14 @@ def _controls(asked_at: datetime | None) -> tuple[datetime, bool]:
         "Every one stored up to then", key="marketdata_history", help="Not only the latest of each asset or pair"
     )
     return ui.utc_datetime(day, clock, now), history
+
+
+def _newest(frame: pl.DataFrame, command: str) -> pl.DataFrame:
+    """At most :data:`LIMIT` rows for the browser (the newest), in the frame's order; a caption says when cut."""
+    if frame.height <= LIMIT:
+        return frame
+    st.caption(f"The table shows the newest {LIMIT:,} of them; `{command} --history` lists every one.")
+    return frame.with_row_index("__i").sort("time", "__i").tail(LIMIT).sort("__i").drop("__i")
 
 
 def _caption(frame: pl.DataFrame, noun: str, per: str, at: datetime, history: bool) -> None:
