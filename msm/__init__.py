@@ -107,6 +107,8 @@ _LAZY = {
     "holdings_history": "msm.services.holdings",
     "import_holdings": "msm.services.holdings",
     "read_holdings": "msm.services.holdings",
+    "delete_fx_rates": "msm.services.marketdata",
+    "delete_prices": "msm.services.marketdata",
     "import_fx_rates": "msm.services.marketdata",
     "import_prices": "msm.services.marketdata",
     "read_fx_rates": "msm.services.marketdata",

@@ -306,8 +306,8 @@ def event_labels(events: pl.DataFrame) -> pl.Series:
     """``what`` each event of :func:`audit_events` is about: its row's key, else its counts, else its entity uid.
 
     The values after the event (before it, for a delete) are read: the first of :data:`WHAT_KEYS`
-    they hold (``BTC``, ``CRYPTO-EW``, a snapshot's time), else an import's ``N added, M updated``
-    or a set's ``N rows``.
+    they hold (``BTC``, ``CRYPTO-EW``, a snapshot's time), else a market-data delete's ``N deleted``,
+    an import's ``N added, M updated`` or a set's ``N rows``.
 
     >>> event_labels(pl.DataFrame({"entity_uid": ["u1", None], "before_json": [None, None],
     ...     "after_json": ['{"unique_identifier": "BTC"}', '{"added": 2, "updated": 0}']})).to_list()
@@ -322,6 +322,7 @@ def event_labels(events: pl.DataFrame) -> pl.Series:
     return events.select(
         pl.coalesce(
             *[value(key) for key in WHAT_KEYS],
+            value("deleted") + pl.lit(" deleted"),
             value("rows") + pl.lit(" rows"),
             counts,
             pl.col("entity_uid"),

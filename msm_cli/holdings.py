@@ -1,4 +1,4 @@
-"""Holdings and market data: ``msm holdings import|show|history``, ``msm prices import|list``, ``msm fx import|list``.
+"""Holdings and market data: ``msm holdings import|show|history``, ``msm prices|fx import|list|delete``.
 
 Every command goes through the core services (:mod:`msm.services.holdings`,
 :mod:`msm.services.marketdata`), the same path as the app and notebooks: the whole file is checked
@@ -156,6 +156,24 @@ def _listed(
     write_table(frame.to_dicts(), shown)
 
 
+def delete_prices(args: argparse.Namespace) -> None:
+    """``msm prices delete ASSET... --at TS``."""
+    rows = [{"asset": asset, "time": args.at} for asset in args.assets]
+    _deleted(args, "price", msm.delete_prices(open_store(args), rows))
+
+
+def delete_fx(args: argparse.Namespace) -> None:
+    """``msm fx delete BASE/QUOTE... --at TS``."""
+    pairs = [pair.partition("/") for pair in args.pairs]
+    rows = [{"base": base, "quote": quote or None, "time": args.at} for base, _, quote in pairs]
+    _deleted(args, "FX rate", msm.delete_fx_rates(open_store(args), rows))
+
+
+def _deleted(args: argparse.Namespace, noun: str, n: int) -> None:
+    if not write_document(args.format, {"deleted": n}):
+        write_lines(f"deleted {counted(n, noun)} at {format_utc(parse_utc(args.at, field='at'))}")
+
+
 def _report(args: argparse.Namespace, what: str, result: msm.ImportResult) -> None:
     if write_document(args.format, result.to_dict()):
         return
@@ -178,6 +196,21 @@ def _list_market_data(group: str, handler: Handler, filters: Arg, description: s
             Arg("--history", action="store_true", help="every one stored (up to --as-of), not only the latest"),
             formats("table", "json", "csv"),
         ),
+    )
+
+
+def _delete_market_data(group: str, handler: Handler, keys: Arg, what: str) -> Command:
+    """``msm prices delete`` or ``msm fx delete``: stored values at one time, removed (the audit trail keeps them)."""
+    return Command(
+        f"{group} delete",
+        handler,
+        writes=True,
+        help=f"delete stored {what} at one time (a wrong import)",
+        description=f"Delete the stored {what} of the keys given at --at, all in one transaction, or none: a key "
+        "that names nothing stored at that time (or is given twice) is refused, naming each. The audit trail "
+        "keeps every deleted value (msm audit --action delete). Valuations at or after --at then use the "
+        "latest earlier one.",
+        options=(keys, at_option("the time of the values to delete, ISO-8601 with a UTC offset"), add_format),
     )
 
 
@@ -246,6 +279,18 @@ COMMANDS = (
     ),
     _import_market_data(
         "fx", "FX rates", "base, quote, time, rate (1 base = rate quote)", "base, quote, time", import_fx
+    ),
+    _delete_market_data(
+        "prices",
+        delete_prices,
+        Arg("assets", nargs="+", metavar="ASSET", help="the assets whose price to delete (unique identifier or uid)"),
+        "asset prices",
+    ),
+    _delete_market_data(
+        "fx",
+        delete_fx,
+        Arg("pairs", nargs="+", metavar="BASE/QUOTE", help="the pairs whose rate to delete, as stored (EUR/USD)"),
+        "FX rates",
     ),
     _list_market_data(
         "prices",

@@ -143,6 +143,18 @@ def test_prices_and_fx_list(cli: Cli, tmp_path: Path) -> None:
     assert cli.ok("fx", "list", "--format", "json").json()["fx_rates"][0]["rate"] == 1.1
 
 
+def test_prices_and_fx_delete(cli: Cli, tmp_path: Path) -> None:
+    rates = [{"base": "EUR", "quote": "USD", "time": DAY, "rate": 1.1}]
+    cli.ok("fx", "import", str(write_rows(tmp_path / "fx.csv", rates)))
+    assert cli.ok("prices", "delete", "BTC", "ETH", "--at", DAY, "--reason", "bad feed").out.strip() == (
+        f"deleted 2 prices at {DAY}"
+    )
+    assert [p["asset"] for p in cli.ok("prices", "list", "--format", "json").json()["prices"]] == ["SOL"]
+    assert cli.ok("fx", "delete", "EUR/USD", "--at", DAY, "--format", "json").json() == {"deleted": 1}
+    events = cli.ok("audit", "--action", "delete", "--format", "json").json()
+    assert [e["entity_type"] for e in events["events"]] == ["fx_rate", "price"]
+
+
 # -- drift ---------------------------------------------------------------------------------------------------
 def test_drift_json_document(cli: Cli) -> None:
     doc = cli.ok("drift", "alpha", "--as-of", AFTER, "--format", "json").json()
@@ -330,6 +342,11 @@ BAD = [
     ),
     (lambda p: ["prices", "list", "BTC", "NOPE"], r"asset with unique_identifier or uid 'NOPE' does not exist"),
     (lambda p: ["prices", "list", "--as-of", "2026-06-02"], r"prices: `as_of` = '2026-06-02': has no UTC offset"),
+    (
+        lambda p: ["prices", "delete", "BTC", "SOL", "--at", AFTER],
+        r"prices delete: 2 problems found; nothing was deleted",
+    ),
+    (lambda p: ["fx", "delete", "EURUSD", "--at", DAY], r"`base` = 'EURUSD': must be a three-letter"),
     (lambda p: ["fx", "list", "usd"], r"fx rates: `currency` = 'usd': must be a three-letter upper-case ISO 4217"),
     (lambda p: ["drift", "ghost"], r"drift: 1 unknown account:\n  drift: `account` = 'ghost'"),
     (

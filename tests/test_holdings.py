@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +300,54 @@ def test_a_market_data_dry_run_checks_everything_and_writes_nothing(book: Seeded
     with pytest.raises(msm.ValidationError, match="a price of this asset at this time is stored already"):
         msm.import_prices(book.store, PRICES, dry_run=True)
     assert contents(book.store) == before
+
+
+def test_deleting_prices_and_rates_keeps_them_in_the_audit_trail(book: Seeded) -> None:
+    _market(book.store)
+    assert msm.delete_prices(book.store, [{"asset": "BTC", "time": T1}], reason="wrong day") == 1
+    assert msm.read_prices(book.store, ["BTC"], history=True)["price"].to_list() == [60000.0]
+    keys = [{"base": "EUR", "quote": "USD", "time": t} for t in (T0, T1)]
+    assert msm.delete_fx_rates(book.store, keys) == 2
+    with pytest.raises(msm.ValidationError, match=r"fx rates delete: the columns do not fit; nothing was deleted"):
+        msm.delete_fx_rates(book.store, FX)  # a delete names its keys only
+    assert msm.read_fx_rates(book.store, ["EUR"]).height == 0
+    events = msm.audit_events(book.store, action="delete")
+    assert events["entity_type"].to_list() == ["fx_rate", "price"] and events["reason"].to_list() == [None, "wrong day"]
+    assert msm.audit.event_labels(events).to_list() == ["2 deleted", "1 deleted"]
+    (price,) = json.loads(events["before_json"][1])["rows"]
+    assert price == {"asset": "BTC", "asset_uid": price["asset_uid"], "time": T1, "price": 61000.0,
+                     "currency": "USD", "source": "feed"}  # fmt: skip
+
+
+BAD_DELETES = [
+    (
+        {"asset": "BTC", "time": "2026-01-01T00:00:00Z"},
+        r"row 2: `time` = '2026-01-01T00:00:00Z': no price of this asset",
+    ),
+    ({"asset": "NOPE", "time": T0}, r"row 2: `asset` = 'NOPE': no asset has this unique_identifier or uid"),
+    ({"asset": "BTC", "time": "2026-06-01"}, r"row 2: `time` = '2026-06-01': has no UTC offset"),
+]
+
+
+@pytest.mark.parametrize(("row", "message"), BAD_DELETES, ids=[m for _, m in BAD_DELETES])
+def test_a_bad_delete_deletes_nothing(book: Seeded, row: dict, message: str) -> None:
+    _market(book.store)
+    before = contents(book.store)
+    with pytest.raises(
+        msm.ValidationError, match=r"prices delete: 1 problem found; nothing was deleted:\n.*" + message
+    ):
+        msm.delete_prices(book.store, [{"asset": "ETH", "time": T0}, row])
+    assert contents(book.store) == before
+
+
+def test_a_delete_key_twice_or_a_rate_the_wrong_way_round_is_refused(book: Seeded) -> None:
+    _market(book.store)
+    with pytest.raises(
+        msm.ValidationError, match=r"row 2: `time` = '2026-06-01T00:00:00Z': given twice; first at row 1"
+    ):
+        msm.delete_prices(book.store, [{"asset": "BTC", "time": T0}] * 2)
+    with pytest.raises(msm.ValidationError, match=r"no rate of this pair is stored at this time"):
+        msm.delete_fx_rates(book.store, [{"base": "USD", "quote": "EUR", "time": T0}])
 
 
 def test_a_dry_run_checks_everything_and_writes_nothing(book: Seeded) -> None:

@@ -51,6 +51,8 @@ __all__ = [
     "FX_LIST_COLUMNS",
     "PRICE_COLUMNS",
     "PRICE_LIST_COLUMNS",
+    "delete_fx_rates",
+    "delete_prices",
     "import_fx_rates",
     "import_prices",
     "read_fx_rates",
@@ -324,6 +326,97 @@ def _write(
         if inserts.height or updates.height:
             audit.record(con, "import", "price" if table == "asset_price" else "fx_rate", after=_summary(frame))
     return result
+
+
+# -- deleting ---------------------------------------------------------------------------------------------
+def delete_prices(
+    store: Store, rows: Source, *, sheet: str | None = None, actor: str | None = None, reason: str | None = None
+) -> int:
+    """Delete stored prices by key: ``rows`` (a frame, file or records) with ``asset`` and ``time``.
+
+    Every key must name a stored price, once; otherwise one :class:`ValidationError` names each row
+    that does not, and nothing is deleted. All are deleted in one transaction with one audit event
+    (``delete``: the deleted prices, as they were) by ``actor`` for ``reason``. Returns how many.
+    """
+    with audit.acting(actor, reason):
+        rules = FileRules("prices delete")
+        frame = input_frame(rows, entity="prices", required=("asset", "time"), sheet=sheet, action="delete")
+        frame = text_column(frame, "asset", rules, required=True)
+        frame = time_column(frame, "time", rules).with_columns(pl.col("time").alias("time_index"))
+        key, values = ("asset_uid", "time_index"), ("price", "currency", "source")
+        with store.connect() as con:
+            assets = lookup_keys(con, "asset", frame["asset"]).rename({"key": "asset", "uid": "asset_uid"})
+            frame = frame.join(assets, on="asset", how="left", maintain_order="left")
+            frame = _existing(con, frame, "asset_price", key, values)
+        unknown = pl.col("asset").is_not_null() & pl.col("asset_uid").is_null()
+        rules.add(Rule("asset", "asset_exists", "no asset has this unique_identifier or uid", unknown))
+        _refuse_missing(rules, frame, ("asset", "time"), "price of this asset", ~unknown)
+        rules.enforce(frame, summary="prices delete", outcome="nothing was deleted")
+        deleted = frame.select("asset", "asset_uid", "time", *(pl.col(f"__stored_{c}").alias(c) for c in values))
+        return _delete(store, frame, "asset_price", key, "price", deleted)
+
+
+def delete_fx_rates(
+    store: Store, rows: Source, *, sheet: str | None = None, actor: str | None = None, reason: str | None = None
+) -> int:
+    """Delete stored FX rates by key: ``rows`` (a frame, file or records) with ``base``, ``quote`` and ``time``.
+
+    As :func:`delete_prices`: every key must name a stored rate (in the direction it was stored),
+    once, or nothing is deleted; one transaction, one audit event. Returns how many.
+    """
+    with audit.acting(actor, reason):
+        rules = FileRules("fx rates delete")
+        frame = input_frame(rows, entity="fx rates", required=("base", "quote", "time"), sheet=sheet, action="delete")
+        frame = _currency(_currency(frame, "base", rules), "quote", rules)
+        frame = time_column(frame, "time", rules).with_columns(
+            pl.col("time").alias("time_index"),
+            pl.col("base").alias("base_currency"),
+            pl.col("quote").alias("quote_currency"),
+        )
+        key, values = ("time_index", "base_currency", "quote_currency"), ("rate", "source")
+        with store.connect() as con:
+            frame = _existing(con, frame, "fx_rate", key, values)
+        _refuse_missing(rules, frame, ("base", "quote", "time"), "rate of this pair", pl.lit(True))
+        rules.enforce(frame, summary="fx rates delete", outcome="nothing was deleted")
+        deleted = frame.select("base", "quote", "time", *(pl.col(f"__stored_{c}").alias(c) for c in values))
+        return _delete(store, frame, "fx_rate", key, "fx_rate", deleted)
+
+
+def _refuse_missing(rules: FileRules, frame: pl.DataFrame, given: Sequence[str], what: str, named: pl.Expr) -> None:
+    """A key given twice, or naming nothing stored, is refused (at its ``time``)."""
+    complete = pl.all_horizontal(pl.col(c).is_not_null() for c in given)
+    first = pl.col(ROW).min().over(*given)
+    rules.add(
+        Rule(
+            "time",
+            "delete_once",
+            pl.lit("given twice; first at row ") + first.cast(pl.String),
+            complete & (pl.col(ROW) > first),
+            _shown_time(),
+        ),
+        Rule(
+            "time",
+            "stored",
+            f"no {what} is stored at this time; nothing to delete",
+            complete & named & ~pl.col("__exists"),
+            _shown_time(),
+        ),
+    )
+
+
+def _delete(
+    store: Store, frame: pl.DataFrame, table: str, key: Sequence[str], entity_type: str, deleted: pl.DataFrame
+) -> int:
+    """Delete the rows of ``table`` with ``frame``'s ``key``, in one transaction with one ``delete`` event."""
+    with store.transaction() as con:
+        con.register("__market_deleted", frame.select(*key).to_arrow())
+        try:
+            where = " AND ".join(f"t.{quote_ident(c)} = d.{quote_ident(c)}{_cast(c)}" for c in key)
+            con.execute(f"DELETE FROM {quote_ident(table)} AS t USING __market_deleted AS d WHERE {where}")
+            audit.record(con, "delete", entity_type, before={"deleted": deleted.height, "rows": deleted.to_dicts()})
+        finally:
+            con.unregister("__market_deleted")
+    return deleted.height
 
 
 # -- reading ----------------------------------------------------------------------------------------------

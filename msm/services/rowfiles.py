@@ -69,19 +69,17 @@ class FileRules:
         """Declare rules (evaluated later, over the whole frame, by :meth:`enforce`)."""
         self.rules.extend(rules)
 
-    def enforce(self, frame: pl.DataFrame, *, summary: str) -> None:
+    def enforce(self, frame: pl.DataFrame, *, summary: str, outcome: str = "nothing was stored") -> None:
         """Raise one :class:`ValidationError` with every column error and every row that breaks a rule.
 
         The rules run on the one rule engine (:func:`msm.rules.find_violations`), so each error also
-        carries its rule's name (``quantity_long_only``).
+        carries its rule's name (``quantity_long_only``); the heading ends in ``outcome``.
         """
         declared = [engine.Rule(self.entity, r.field, r.name, r.message, r.bad, r.value) for r in self.rules]
         errors = [*self.errors, *engine.violation_errors(engine.find_violations(frame, declared))]
         if errors:
             n = len(errors)
-            raise ValidationError(
-                errors, summary=f"{summary}: {n} problem{'s' if n != 1 else ''} found; nothing was stored"
-            )
+            raise ValidationError(errors, summary=f"{summary}: {n} problem{'s' if n != 1 else ''} found; {outcome}")
 
 
 def known(field: str, hint: str) -> Rule:
@@ -105,13 +103,18 @@ def input_frame(
     optional: Sequence[str] = (),
     instead: Mapping[str, str] | None = None,
     sheet: str | None = None,
+    action: str = "import",
 ) -> pl.DataFrame:
-    """The rows as a frame with a 1-based ``__row`` column; refuses unknown and missing columns, and no rows."""
+    """The rows as a frame with a 1-based ``__row`` column; refuses unknown and missing columns, and no rows.
+
+    ``action`` names what the rows are for in a refusal's heading (``prices import: ...``, ``prices delete: ...``).
+    """
     frame = read_rows(source, entity=entity, sheet=sheet)
+    outcome = "nothing was deleted" if action == "delete" else "nothing was stored"
     if frame.height == 0:
         raise ValidationError(
             [RowError(entity, None, "rows", NO_VALUE, "there are no rows; give at least one")],
-            summary=f"{entity} import: nothing to import; nothing was stored",
+            summary=f"{entity} {action}: nothing to {action}; {outcome}",
         )
     allowed = [*required, *optional]
     errors = []
@@ -123,7 +126,7 @@ def input_frame(
         RowError(entity, None, c, NO_VALUE, "column is missing (required)") for c in required if c not in frame.columns
     ]
     if errors:
-        raise ValidationError(errors, summary=f"{entity} import: the columns do not fit; nothing was stored")
+        raise ValidationError(errors, summary=f"{entity} {action}: the columns do not fit; {outcome}")
     frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in optional if c not in frame.columns)
     if ROW not in frame.columns:
         frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
