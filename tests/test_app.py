@@ -560,6 +560,7 @@ STATE_PREFIX = {
     "drift": "drift_",
     "reference": "ref_",
     "export": "export_",
+    "marketdata": "marketdata_",
 }
 _STATE_KEY = re.compile(
     r"""(?:key=|SS\.(?:get|setdefault|pop)\(|session_state\[|session_state\.(?:get|setdefault|pop)\()f?["']([A-Za-z_]+)"""

@@ -125,3 +125,26 @@ def test_a_long_history_sends_the_newest_rows_only() -> None:
     shown = marketdata._newest(frame.sort("asset", "time"), "msm prices list")
     assert shown.height == marketdata.LIMIT and shown["time"].min() == 5
     assert shown["asset"].is_sorted() and marketdata._newest(frame.head(3), "msm fx list").height == 3
+
+
+def test_deleting_a_wrong_price_and_a_rate(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = msm.Store(book)
+    at = open_page(monkeypatch, book, "marketdata")
+    picker = at.multiselect(key="marketdata_delete_prices")
+    assert picker.options == [
+        "BTC at 2026-06-03 00:00 UTC (0.00001234 USD)",
+        "ETH at 2026-06-02 00:00 UTC (3000 USD)",
+        "SOL at 2026-06-02 00:00 UTC (140 EUR)",
+    ]
+    picker.set_value(["BTC at 2026-06-03 00:00 UTC (0.00001234 USD)"]).run()
+    at.text_input(key="marketdata_delete_prices_reason").input("a test price").run()
+    at.button(key="marketdata_delete_prices_write").click().run()
+    assert_clean(at)
+    assert any("Deleted 1 price; the audit trail keeps it." in m for m in messages(at, "success"))
+    assert table(at, "asset", "price")["price"].to_list() == [60_000.0, 3_000.0, 140.0]  # the table is re-read
+    (event,) = msm.audit_events(store, action="delete").to_dicts()
+    assert event["entity_type"] == "price" and event["reason"] == "a test price"
+    at.multiselect(key="marketdata_delete_rates").set_value(["EUR/USD at 2026-06-02 00:00 UTC (1.08)"]).run()
+    at.button(key="marketdata_delete_rates_write").click().run()
+    assert_clean(at)
+    assert msm.read_fx_rates(store).height == 0

@@ -59,12 +59,18 @@ def render() -> None:
         chosen = st.multiselect("Assets", options, key="marketdata_assets", placeholder="Every asset")
         prices = msm.read_prices(ui.store(), chosen or None, as_of=at, history=history)
         _caption(prices, "price", "asset", at, history)
-        ui.table(_newest(prices, "msm prices list"), PRICES_CONFIG, key="marketdata_prices")
+        shown = _newest(prices, "msm prices list")
+        ui.table(shown, PRICES_CONFIG, key="marketdata_prices")
+        label = pl.col("asset") + " at " + _when("time") + " (" + _number("price") + " " + pl.col("currency") + ")"
+        _delete(shown, label, ("asset", "time"), msm.delete_prices, ("price", "prices"))
     with tab_fx:
         rates = msm.read_fx_rates(ui.store(), as_of=at, history=history)
         rates = rates.with_columns(pair=pl.col("base") + "/" + pl.col("quote"))
         _caption(rates, "rate", "pair", at, history)
-        ui.table(_newest(rates, "msm fx list"), FX_CONFIG, key="marketdata_fx")
+        shown = _newest(rates, "msm fx list")
+        ui.table(shown, FX_CONFIG, key="marketdata_fx")
+        label = pl.col("pair") + " at " + _when("time") + " (" + _number("rate") + ")"
+        _delete(shown, label, ("base", "quote", "time"), msm.delete_fx_rates, ("FX rate", "FX rates"))
     with tab_import:
         _import()
 
@@ -78,6 +84,46 @@ def _controls(asked_at: datetime | None) -> tuple[datetime, bool]:
         "Every one stored up to then", key="marketdata_history", help="Not only the latest of each asset or pair"
     )
     return ui.utc_datetime(day, clock, now), history
+
+
+def _when(column: str) -> pl.Expr:
+    """A UTC time as the page shows it (``2026-06-02 00:00 UTC``), for every row at once."""
+    return pl.col(column).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _number(column: str) -> pl.Expr:
+    """A number as text, exactly as stored (``3000``, ``0.00001234``), for every row at once."""
+    return pl.col(column).cast(pl.String).str.replace(r"\.0$", "")
+
+
+def _delete(
+    shown: pl.DataFrame, label: pl.Expr, keys: tuple[str, ...], service: Callable[..., int], nouns: tuple[str, str]
+) -> None:
+    """Delete some of the rows shown (a wrong import), all in one transaction, with a reason; then show the rest."""
+    one, many = nouns
+    prefix = f"marketdata_delete_{many.split()[-1].lower()}"
+    done = st.session_state.pop(f"{prefix}_done", None)
+    if done:
+        st.success(done)
+    if shown.height == 0:
+        return
+    with st.expander(f"Delete {many}"):
+        st.caption(
+            f"Corrects a wrong import: the chosen {many} are deleted in one transaction, and the audit trail keeps "
+            "them. A valuation then uses the latest earlier one."
+        )
+        labels = shown.select(label.alias("label"))["label"]
+        chosen = st.multiselect(f"{many[0].upper()}{many[1:]} to delete", labels.to_list(), key=prefix)
+        reason = ui.reason(f"{prefix}_reason")
+        n = len(chosen)
+        if st.button(f"Delete {n} {one if n == 1 else many}", key=f"{prefix}_write", disabled=not chosen):
+            deleted = service(ui.store(), shown.filter(labels.is_in(chosen)).select(*keys), reason=reason)
+            ui.after_write()
+            st.session_state[f"{prefix}_done"] = (
+                f"Deleted {deleted:,} {one if deleted == 1 else many}; the audit trail keeps "
+                f"{'it' if deleted == 1 else 'them'}."
+            )
+            st.rerun()
 
 
 def _newest(frame: pl.DataFrame, command: str) -> pl.DataFrame:
