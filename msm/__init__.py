@@ -43,6 +43,7 @@ _LAZY = {
     "CandidatePage": "msm.services.candidates",
     "search_candidates": "msm.services.candidates",
     "latest_snapshots": "msm.services.overview",
+    "market_data_summary": "msm.services.overview",
     "table_counts": "msm.services.overview",
     "add_account": "msm.services.registry",
     "add_account_group": "msm.services.registry",

@@ -148,3 +148,23 @@ def test_deleting_a_wrong_price_and_a_rate(book: Path, monkeypatch: pytest.Monke
     at.button(key="marketdata_delete_rates_write").click().run()
     assert_clean(at)
     assert msm.read_fx_rates(store).height == 0
+
+
+def test_overview_says_how_fresh_the_market_data_is(book: Path, tmp_path: Path, monkeypatch) -> None:
+    at = open_page(monkeypatch, book, "overview")
+    assert_clean(at)
+    assert any(
+        "Market data: prices of 3 assets, the latest at 2026-06-03 00:00 UTC; FX rates of 1 pair, the latest at "
+        "2026-06-02 00:00 UTC." == c.value
+        for c in at.caption
+    )
+    assert page_links(at)["See and import prices and FX rates"] == ("marketdata", {})
+    bare = build_demo(tmp_path / "bare.duckdb")  # the account example alone: no market data
+    at = open_page(monkeypatch, bare, "overview")
+    assert any(c.value.startswith("No price or FX rate is stored yet") for c in at.caption)
+    assert msm.market_data_summary(msm.Store(bare)) == {
+        "assets": 0,
+        "latest_price": None,
+        "pairs": 0,
+        "latest_rate": None,
+    }

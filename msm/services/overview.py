@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from msm.store.connection import Store, fetch, quote_ident
 
-__all__ = ["latest_snapshots", "table_counts"]
+__all__ = ["latest_snapshots", "market_data_summary", "table_counts"]
 
 
 def table_counts(store: Store) -> pl.DataFrame:
@@ -65,3 +67,22 @@ def latest_snapshots(store: Store, *, limit: int | None = None) -> pl.DataFrame:
         LIMIT ?
     """
     return store.query(sql, [limit])
+
+
+def market_data_summary(store: Store) -> dict[str, Any]:
+    """How much market data there is and how fresh: ``{"assets", "latest_price", "pairs", "latest_rate"}``.
+
+    ``assets``: assets with at least one price; ``pairs``: currency pairs with at least one rate (in
+    the direction stored); the latest times are ``None`` while there is none.
+    """
+    with store.connect() as con:
+        summary = fetch(
+            con,
+            """
+            SELECT (SELECT count(DISTINCT asset_uid) FROM asset_price) AS assets,
+                   (SELECT max(time_index) FROM asset_price) AS latest_price,
+                   (SELECT count(*) FROM (SELECT DISTINCT base_currency, quote_currency FROM fx_rate)) AS pairs,
+                   (SELECT max(time_index) FROM fx_rate) AS latest_rate
+            """,
+        )
+    return summary.row(0, named=True)

@@ -50,6 +50,7 @@ def render() -> None:
     for col, (label, table) in zip(st.columns(len(COUNTS)), COUNTS, strict=True):
         col.metric(label, f"{by_table.get(table, 0):,}")
     _waiting_drafts(store)
+    _market_data(store)
 
     st.subheader("Latest snapshot per account")
     latest = msm.latest_snapshots(store)
@@ -80,6 +81,24 @@ def render() -> None:
             column_config={"table": "Table", "rows": st.column_config.NumberColumn("Rows", format="localized")},
         )
     links.link("builder", "Build a target set")
+
+
+def _market_data(store: msm.Store) -> None:
+    """How fresh the prices and FX rates are (what Drift and Rebalance value with), with a link to Market data."""
+    found = msm.market_data_summary(store)
+    if not found["assets"] and not found["pairs"]:
+        st.caption("No price or FX rate is stored yet: Drift and Rebalance need them to value holdings.")
+    else:
+        kinds = (
+            ("prices", "asset", found["assets"], found["latest_price"]),
+            ("FX rates", "pair", found["pairs"], found["latest_rate"]),
+        )
+        parts = [
+            f"{what} of {n:,} {unit}{'s' if n != 1 else ''}" + (f", the latest at {ui.when(latest)}" if n else "")
+            for what, unit, n, latest in kinds
+        ]
+        st.caption("Market data: " + "; ".join(parts) + ".")
+    links.link("marketdata", "See and import prices and FX rates")
 
 
 def _waiting_drafts(store: msm.Store) -> None:
