@@ -159,6 +159,14 @@ def _settle(page) -> None:
         ".every(d => !d.checkVisibility() || d.querySelector('canvas'))",
         timeout=30_000,
     )
+    try:  # a frame whose component is still loading has neither the table's canvas nor a chart or image yet
+        page.wait_for_function(
+            '() => [...document.querySelectorAll(\'[data-testid="stMain"] [data-testid="stFullScreenFrame"]\')]'
+            ".every(f => !f.checkVisibility() || f.querySelector('canvas, svg, img'))",
+            timeout=5_000,
+        )
+    except playwright.TimeoutError:  # a frame of another kind: nothing more to wait for
+        pass
     page.wait_for_timeout(400)
 
 
